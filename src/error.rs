@@ -1,0 +1,76 @@
+//! The crate's single error type.
+
+use core::fmt;
+
+use crate::Backend;
+
+/// Everything that can go wrong when calling into `turbokv`.
+///
+/// Kernels never panic on caller input: a length that does not fit, a buffer
+/// that is too short or a backend that this CPU lacks comes back as one of
+/// these variants.
+///
+/// ```
+/// use turbokv::{wht, Error};
+///
+/// let mut x = [1.0f32; 3];
+/// assert_eq!(wht::fwht(&mut x), Err(Error::NotPowerOfTwo { len: 3 }));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// A transform length was not a power of two (0 included).
+    NotPowerOfTwo {
+        /// The length that was passed.
+        len: usize,
+    },
+    /// A length exceeded the largest one the operation supports.
+    TooLong {
+        /// The length that was passed.
+        len: usize,
+        /// The largest accepted length.
+        max: usize,
+    },
+    /// A buffer's length did not match what the operation needs.
+    LengthMismatch {
+        /// The length the operation needs.
+        expected: usize,
+        /// The length that was passed.
+        found: usize,
+    },
+    /// A batch was not a whole number of rows of the given length.
+    RaggedRows {
+        /// The batch's total length.
+        len: usize,
+        /// The length of one row.
+        row_len: usize,
+    },
+    /// The requested backend cannot run on this CPU (or this target).
+    BackendUnavailable(Backend),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::NotPowerOfTwo { len } => write!(f, "length {len} is not a power of two"),
+            Error::TooLong { len, max } => write!(f, "length {len} exceeds the maximum {max}"),
+            Error::LengthMismatch { expected, found } => {
+                write!(
+                    f,
+                    "buffer length {found} does not match the expected {expected}"
+                )
+            }
+            Error::RaggedRows { len, row_len } => {
+                write!(
+                    f,
+                    "batch length {len} is not a multiple of the row length {row_len}"
+                )
+            }
+            Error::BackendUnavailable(b) => {
+                write!(f, "backend {} is not available on this CPU", b.name())
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}

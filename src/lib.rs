@@ -1,0 +1,52 @@
+//! # turbokv
+//!
+//! SIMD kernels for TurboQuant-style KV-cache quantisation, for embedded and
+//! kernel-level LLM inference runtimes: `no_std`, no allocation in kernels,
+//! never a panic or undefined behaviour on caller input, and bit-exact
+//! results across CPUs where the arithmetic allows it.
+//!
+//! This release carries the foundation:
+//!
+//! - [`Backend`]: scalar, AVX2, AVX-512 and NEON, detected once per process;
+//! - [`wht`]: the in-place fast Walsh–Hadamard transform, bit-exact on every
+//!   backend, single and batched;
+//! - [`Rotation`]: the seeded orthonormal randomised Hadamard rotation;
+//! - [`rng`]: the documented generator behind every random quantity.
+//!
+//! ```
+//! use turbokv::{wht, Backend, Rotation};
+//!
+//! let mut x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+//! wht::fwht(&mut x)?;
+//! assert_eq!(x[0], 36.0);
+//!
+//! let rot = Rotation::new(8, 0x5eed)?;
+//! rot.rotate(&mut x)?;
+//! println!("rotated on {}", Backend::detect());
+//! # Ok::<(), turbokv::Error>(())
+//! ```
+//!
+//! ## Features
+//!
+//! - `std` (default): runtime detection through `std`; implies `alloc`.
+//! - `alloc`: convenience types that allocate (none yet in this release).
+//!
+//! Without `std`, x86_64 detection reads `cpuid`/`xgetbv` itself.
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod backend;
+mod error;
+pub mod rng;
+pub mod wht;
+
+pub use backend::Backend;
+pub use error::Error;
+pub use wht::Rotation;

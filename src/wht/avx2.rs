@@ -1,0 +1,96 @@
+//! AVX2 + FMA backend: 8 lanes, 3 in-register stages, groups of 8 registers.
+//!
+//! In-register stage with stride `h`: `t = x` with lanes `i` and `i ^ h`
+//! swapped, then `x·s + t` as one FMA with `s = ±1` (`+1` where bit `h` of the
+//! lane is clear). For the lower lane that is `a·1 + b = a + b`, for the upper
+//! `b·(−1) + a = a − b`: the product by ±1 is exact, so the single rounding of
+//! the FMA equals the reference's add or subtract bit for bit.
+
+use core::arch::x86_64::*;
+
+use super::simd::{self, Vector};
+use crate::{Backend, Error};
+
+#[derive(Clone, Copy)]
+struct Ymm(__m256);
+
+// SAFETY: every method uses only AVX and FMA instructions, which the trait's
+// contract makes the caller check; loads and stores are unaligned and touch
+// exactly 8 f32.
+unsafe impl Vector for Ymm {
+    const LANES: usize = 8;
+    // 8 data registers plus temporaries fit in the 16 ymm registers.
+    const GROUP_LOG2: u32 = 3;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller provides 8 readable f32 at p and AVX.
+        Ymm(unsafe { _mm256_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller provides 8 writable f32 at p and AVX.
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        Ymm(unsafe { _mm256_add_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        Ymm(unsafe { _mm256_sub_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn in_register(self) -> Self {
+        // SAFETY: AVX and FMA are available (trait contract); no memory access.
+        unsafe {
+            let x = self.0;
+            // h = 1: swap neighbours.
+            let t = _mm256_permute_ps::<0b10_11_00_01>(x);
+            let s = _mm256_setr_ps(1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0);
+            let x = _mm256_fmadd_ps(x, s, t);
+            // h = 2: swap pairs.
+            let t = _mm256_permute_ps::<0b01_00_11_10>(x);
+            let s = _mm256_setr_ps(1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0);
+            let x = _mm256_fmadd_ps(x, s, t);
+            // h = 4: swap 128-bit halves.
+            let t = _mm256_permute2f128_ps::<0x01>(x, x);
+            let s = _mm256_setr_ps(1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0);
+            Ymm(_mm256_fmadd_ps(x, s, t))
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fwht_avx2(x: &mut [f32]) {
+    // SAFETY: this function's own target features are the ISA of `Ymm`.
+    unsafe { simd::fwht::<Ymm>(x) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fwht_rows_avx2(data: &mut [f32], len: usize) {
+    // SAFETY: as in `fwht_avx2`.
+    unsafe { simd::fwht_rows::<Ymm>(data, len) }
+}
+
+/// In-place WHT (length already validated as a power of two).
+pub(super) fn fwht(x: &mut [f32]) -> Result<(), Error> {
+    Backend::Avx2.check()?;
+    // SAFETY: check() confirmed AVX2 and FMA on this CPU.
+    unsafe { fwht_avx2(x) };
+    Ok(())
+}
+
+/// WHT of every `len`-long row (`len` validated, dividing `data.len()`).
+pub(super) fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
+    Backend::Avx2.check()?;
+    // SAFETY: check() confirmed AVX2 and FMA on this CPU.
+    unsafe { fwht_rows_avx2(data, len) };
+    Ok(())
+}

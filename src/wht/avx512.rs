@@ -1,0 +1,99 @@
+//! AVX-512 backend: 16 lanes, 4 in-register stages, groups of 16 registers
+//! (of the 32 zmm).
+//!
+//! In-register stages use the FMA trick of the AVX2 backend: swap the lanes
+//! `h` apart, then `x·(±1) + t` in one exactly-rounded FMA, which equals the
+//! reference's `a + b` / `a − b` bit for bit.
+
+use core::arch::x86_64::*;
+
+use super::simd::{self, Vector};
+use crate::{Backend, Error};
+
+#[derive(Clone, Copy)]
+struct Zmm(__m512);
+
+// SAFETY: every method uses only AVX-512F instructions, which the trait's
+// contract makes the caller check; loads and stores are unaligned and touch
+// exactly 16 f32.
+unsafe impl Vector for Zmm {
+    const LANES: usize = 16;
+    const GROUP_LOG2: u32 = 4;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller provides 16 readable f32 at p and AVX-512F.
+        Zmm(unsafe { _mm512_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller provides 16 writable f32 at p and AVX-512F.
+        unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        Zmm(unsafe { _mm512_add_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        Zmm(unsafe { _mm512_sub_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn in_register(self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract); no memory access.
+        unsafe {
+            let x = self.0;
+            let (p, m) = (1.0f32, -1.0f32);
+            // h = 1: swap neighbours.
+            let t = _mm512_permute_ps::<0b10_11_00_01>(x);
+            let s = _mm512_setr_ps(p, m, p, m, p, m, p, m, p, m, p, m, p, m, p, m);
+            let x = _mm512_fmadd_ps(x, s, t);
+            // h = 2: swap pairs.
+            let t = _mm512_permute_ps::<0b01_00_11_10>(x);
+            let s = _mm512_setr_ps(p, p, m, m, p, p, m, m, p, p, m, m, p, p, m, m);
+            let x = _mm512_fmadd_ps(x, s, t);
+            // h = 4: swap neighbouring 128-bit blocks.
+            let t = _mm512_shuffle_f32x4::<0b10_11_00_01>(x, x);
+            let s = _mm512_setr_ps(p, p, p, p, m, m, m, m, p, p, p, p, m, m, m, m);
+            let x = _mm512_fmadd_ps(x, s, t);
+            // h = 8: swap 256-bit halves.
+            let t = _mm512_shuffle_f32x4::<0b01_00_11_10>(x, x);
+            let s = _mm512_setr_ps(p, p, p, p, p, p, p, p, m, m, m, m, m, m, m, m);
+            Zmm(_mm512_fmadd_ps(x, s, t))
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn fwht_avx512(x: &mut [f32]) {
+    // SAFETY: this function's own target features are the ISA of `Zmm`.
+    unsafe { simd::fwht::<Zmm>(x) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn fwht_rows_avx512(data: &mut [f32], len: usize) {
+    // SAFETY: as in `fwht_avx512`.
+    unsafe { simd::fwht_rows::<Zmm>(data, len) }
+}
+
+/// In-place WHT (length already validated as a power of two).
+pub(super) fn fwht(x: &mut [f32]) -> Result<(), Error> {
+    Backend::Avx512.check()?;
+    // SAFETY: check() confirmed the AVX-512 set (which includes F).
+    unsafe { fwht_avx512(x) };
+    Ok(())
+}
+
+/// WHT of every `len`-long row (`len` validated, dividing `data.len()`).
+pub(super) fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
+    Backend::Avx512.check()?;
+    // SAFETY: check() confirmed the AVX-512 set (which includes F).
+    unsafe { fwht_rows_avx512(data, len) };
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! One register-blocked transform, generic over a small vector trait; the
+//! AVX2, AVX-512 and NEON backends each instantiate it inside a
+//! `#[target_feature]` function.
+//!
+//! Shape (after FFHT): a first pass loads a group of `R` consecutive registers,
+//! runs the stages that stay inside one register (`h < LANES`), then the
+//! stages across the group (`h = LANES … LANES·R/2`), and stores once. Later
+//! passes load `R` registers `h` apart and run `log2 R` stages each. Long
+//! transforms go depth-first: every `BLOCK`-long chunk is finished while it
+//! sits in L1, then the remaining strides sweep the whole buffer.
+//!
+//! None of this changes the arithmetic: each element still meets the
+//! canonical butterflies (stride 1, 2, 4, … in order, `(a, b) → (a + b, a − b)`)
+//! as single IEEE operations, so the result equals the scalar reference bit for
+//! bit. Only the schedule differs, and it respects every data dependency.
+
+/// A SIMD register of `LANES` f32 with the operations the transform needs.
+///
+/// # Safety
+///
+/// Implementors use instructions of one ISA extension. Every method may be
+/// called only on a CPU that supports that extension (the backend's safe entry
+/// point checks it), and `load`/`store` need `LANES` valid f32 at the pointer.
+pub(super) unsafe trait Vector: Copy {
+    /// f32 lanes per register (a power of two).
+    const LANES: usize;
+    /// Stages run per pass across a group of registers: `log2` of the group
+    /// size (bounded by the register file).
+    const GROUP_LOG2: u32;
+    /// Loads `LANES` f32 from `p` (no alignment needed).
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores `LANES` f32 to `p` (no alignment needed).
+    unsafe fn store(self, p: *mut f32);
+    /// Lane-wise `self + other`, one rounding.
+    unsafe fn add(self, other: Self) -> Self;
+    /// Lane-wise `self - other`, one rounding.
+    unsafe fn sub(self, other: Self) -> Self;
+    /// Every stage with `h < LANES`, in order, inside this register.
+    unsafe fn in_register(self) -> Self;
+}
+
+/// Chunks longer than this (in f32) are finished one at a time, depth-first,
+/// so their stages run in L1 (16 KiB of data).
+const BLOCK: usize = 1 << 12;
+
+/// The butterflies across a group: register `j` holds elements `h` apart, so
+/// register stride `s` is element stride `s·h`.
+#[inline(always)]
+unsafe fn cross<V: Vector, const R: usize>(r: &mut [V; R]) {
+    let mut s = 1;
+    while s < R {
+        let mut j = 0;
+        while j < R {
+            if j & s == 0 {
+                let (a, b) = (r[j], r[j + s]);
+                // SAFETY: forwarded from the caller (the ISA is available).
+                unsafe {
+                    r[j] = a.add(b);
+                    r[j + s] = a.sub(b);
+                }
+            }
+            j += 1;
+        }
+        s <<= 1;
+    }
+}
+
+/// The stages with strides `h, 2h, …, h·R/2` over `n` f32 at `x`; with
+/// `first`, the in-register stages before them (then `h` must be `LANES`).
+///
+/// # Safety
+/// The ISA is available; `x` is valid for `n` f32; `h` is a multiple of
+/// `LANES` and `h·R` divides `n`.
+#[inline(always)]
+unsafe fn pass<V: Vector, const R: usize>(x: *mut f32, n: usize, h: usize, first: bool) {
+    let span = h * R;
+    let mut base = 0;
+    while base < n {
+        let mut off = 0;
+        while off < h {
+            // SAFETY: base + off + (R-1)·h + LANES <= base + span <= n, so
+            // every load and store below stays inside the caller's buffer.
+            unsafe {
+                let p = x.add(base + off);
+                let mut r: [V; R] = core::array::from_fn(|j| V::load(p.add(j * h)));
+                if first {
+                    for v in r.iter_mut() {
+                        *v = v.in_register();
+                    }
+                }
+                cross(&mut r);
+                for (j, v) in r.iter().enumerate() {
+                    v.store(p.add(j * h));
+                }
+            }
+            off += V::LANES;
+        }
+        base += span;
+    }
+}
+
+/// Runs `stages` (≤ 4) stages starting at stride `h`.
+///
+/// # Safety
+/// As [`pass`], with `R = 2^stages`.
+#[inline(always)]
+unsafe fn pass_dyn<V: Vector>(x: *mut f32, n: usize, h: usize, stages: u32, first: bool) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match stages {
+            0 => pass::<V, 1>(x, n, h, first),
+            1 => pass::<V, 2>(x, n, h, first),
+            2 => pass::<V, 4>(x, n, h, first),
+            3 => pass::<V, 8>(x, n, h, first),
+            _ => pass::<V, 16>(x, n, h, first),
+        }
+    }
+}
+
+/// The stages with strides `h … n/2`, in passes of at most `GROUP_LOG2`.
+///
+/// # Safety
+/// As [`pass`]: the ISA is available, `x` valid for `n`, `h` a power of two
+/// and a multiple of `LANES`, all stages below `h` already done.
+#[inline(always)]
+unsafe fn upper_stages<V: Vector>(x: *mut f32, n: usize, mut h: usize) {
+    while h < n {
+        let left = (n / h).trailing_zeros();
+        let stages = left.min(V::GROUP_LOG2);
+        // SAFETY: forwarded; h·2^stages divides n since both are powers of two.
+        unsafe { pass_dyn::<V>(x, n, h, stages, false) };
+        h <<= stages;
+    }
+}
+
+/// The whole transform of one chunk of at most `BLOCK` (≥ `LANES`) f32.
+///
+/// # Safety
+/// The ISA is available; `x` valid for `n`, a power of two ≥ `LANES`.
+#[inline(always)]
+unsafe fn transform_block<V: Vector>(x: *mut f32, n: usize) {
+    let regs = (n / V::LANES).trailing_zeros();
+    let stages = regs.min(V::GROUP_LOG2);
+    // SAFETY: forwarded; LANES·2^stages divides n.
+    unsafe {
+        pass_dyn::<V>(x, n, V::LANES, stages, true);
+        upper_stages::<V>(x, n, V::LANES << stages);
+    }
+}
+
+/// In-place unnormalised WHT of `x` (length a power of two).
+///
+/// # Safety
+/// The ISA behind `V` is available on this CPU.
+#[inline(always)]
+pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
+    let n = x.len();
+    if n < V::LANES {
+        // Too short for one register; the reference does the same butterflies.
+        super::scalar::fwht(x);
+        return;
+    }
+    let p = x.as_mut_ptr();
+    // SAFETY: p is valid for n f32 (it comes from the slice); n is a power of
+    // two ≥ LANES, so BLOCK-long chunks tile it exactly when n > BLOCK.
+    unsafe {
+        if n <= BLOCK {
+            transform_block::<V>(p, n);
+        } else {
+            let mut base = 0;
+            while base < n {
+                transform_block::<V>(p.add(base), BLOCK);
+                base += BLOCK;
+            }
+            upper_stages::<V>(p, n, BLOCK);
+        }
+    }
+}
+
+/// `fwht` on every `len`-long row (`len` a power of two dividing the length).
+///
+/// # Safety
+/// The ISA behind `V` is available on this CPU.
+#[inline(always)]
+pub(super) unsafe fn fwht_rows<V: Vector>(data: &mut [f32], len: usize) {
+    for row in data.chunks_exact_mut(len) {
+        // SAFETY: forwarded from the caller.
+        unsafe { fwht::<V>(row) };
+    }
+}
