@@ -1,39 +1,30 @@
-//! Criterion benches for the WHT: `wht/fwht/<backend>/<n>` for n = 16 … 65536,
-//! and `wht/fwht_rows/<backend>/<n>x<rows>` for L1-resident batches.
-//!
-//! Each iteration transforms the same buffer again. Values grow by √n per
-//! transform and reach ±∞/NaN after a few dozen iterations; on the x86_64 and
-//! aarch64 cores we target, vector adds on infinities and NaN run at full
-//! speed (only subnormals take assists), and the inputs never pass through
-//! the subnormal range, so the timing is that of finite data (checked in
-//! `examples/tour.rs`, which restores finite data before every sample).
+//! Criterion benches for the WHT, each SIMD backend beside the scalar one:
+//! `wht/fwht/<backend>/<n>` (one transform per call, L1-resident data) for
+//! n = 16 … 65536, and `wht/fwht_rows/<backend>/<n>x<rows>` (one batched call
+//! over `rows` rows). Times are per call; see `support` for how the data stay
+//! finite.
 
-use std::hint::black_box;
+mod support;
+
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use turbokv::{Backend, wht};
-
-fn data(n: usize) -> Vec<f32> {
-    let mut g = turbokv::rng::SplitMix64::new(n as u64);
-    (0..n)
-        .map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
-        .collect()
-}
+use support::Workload;
+use turbokv::Backend;
 
 fn fwht(c: &mut Criterion) {
     let mut group = c.benchmark_group("wht/fwht");
     group
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(900))
+        .measurement_time(Duration::from_millis(800))
         .sample_size(30);
     for log in 4..=16 {
         let n = 1usize << log;
         group.throughput(Throughput::Elements(n as u64));
         for backend in Backend::available() {
-            let mut x = data(n);
-            group.bench_with_input(BenchmarkId::new(backend.name(), n), &n, |b, _| {
-                b.iter(|| wht::fwht_on(backend, black_box(&mut x)))
+            let mut w = Workload::new(n, 0);
+            group.bench_function(BenchmarkId::new(backend.name(), n), |b| {
+                b.iter_custom(|iters| w.time_fwht(backend, iters))
             });
         }
     }
@@ -44,16 +35,14 @@ fn fwht_rows(c: &mut Criterion) {
     let mut group = c.benchmark_group("wht/fwht_rows");
     group
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(900))
+        .measurement_time(Duration::from_millis(800))
         .sample_size(30);
-    for (n, rows) in [(128usize, 256usize), (64, 256), (256, 64)] {
+    for (n, rows) in [(128usize, 256usize), (1024, 16)] {
         group.throughput(Throughput::Elements((n * rows) as u64));
         for backend in Backend::available() {
-            let mut x = data(n * rows);
+            let mut w = Workload::new(n, rows);
             let id = BenchmarkId::new(backend.name(), format!("{n}x{rows}"));
-            group.bench_with_input(id, &n, |b, &n| {
-                b.iter(|| wht::fwht_rows_on(backend, black_box(&mut x), n))
-            });
+            group.bench_function(id, |b| b.iter_custom(|iters| w.time_rows(backend, iters)));
         }
     }
     group.finish();

@@ -1,1 +1,129 @@
-fn main() {}
+//! A tour of turbokv on this machine: the detected backend, then a WHT timing
+//! table for every available backend (median ns per transform, ns per
+//! element, speed-up over scalar), the batched form, and the best backend's
+//! distance from the compute floor.
+//!
+//! Run with `cargo run --release --example tour` (under 20 s).
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use support::{Workload, median_ns};
+use turbokv::{Backend, Rotation, wht};
+
+/// FFHT's published figures on this class of machine (DESIGN §6), ns.
+const FFHT_NS: [(usize, f64); 7] = [
+    (64, 27.0),
+    (128, 59.0),
+    (256, 119.0),
+    (512, 243.0),
+    (1024, 528.0),
+    (2048, 1070.0),
+    (4096, 2240.0),
+];
+
+/// The core clock in GHz, from a dependent chain of `x += x >> 1`: a shift
+/// and an add of one cycle latency each on every x86_64 and aarch64 core we
+/// know, so two cycles per step whatever the frequency.
+fn clock_ghz() -> f64 {
+    let steps = 50_000_000u64;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut x = black_box(0x1234_5678_9abc_def1u64);
+        for _ in 0..steps {
+            x = x.wrapping_add(x >> 1);
+        }
+        black_box(x);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    2.0 * steps as f64 / best / 1e9
+}
+
+fn main() {
+    let started = Instant::now();
+    let best = Backend::detect();
+    let backends: Vec<Backend> = Backend::available().collect();
+    println!("turbokv tour");
+    println!("detected backend: {best}");
+    let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();
+    println!("available: {}", names.join(", "));
+
+    // A taste of the API before the numbers.
+    let rot = Rotation::new(8, 2026).expect("8 is a power of two");
+    let mut x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    rot.rotate(&mut x).expect("length matches");
+    println!("\nrotate([1..8]) with seed 2026 = {x:.3?}");
+    rot.unrotate(&mut x).expect("length matches");
+    println!("unrotate(...)                  = {x:.3?}");
+
+    let ghz = clock_ghz();
+    println!("\nclock (dependent shift-add chain): {ghz:.2} GHz");
+
+    println!("\nwht::fwht, median ns per transform (L1-resident rows, 15 samples)");
+    print!("{:>7}", "n");
+    for b in &backends {
+        print!(" {:>10} {:>7}", b.name(), "ns/el");
+    }
+    println!(" {:>8} {:>9}", "FFHT ns", "best/FFHT");
+    let sample = Duration::from_millis(4);
+    let mut at_1024 = None;
+    for log in 4..=16 {
+        let n = 1usize << log;
+        let mut w = Workload::new(n, 0);
+        print!("{n:>7}");
+        let mut scalar = None;
+        let mut fastest = f64::MAX;
+        for &b in &backends {
+            let ns = median_ns(15, sample, |iters| w.time_fwht(b, iters));
+            let ratio = scalar.map(|s: f64| s / ns);
+            scalar.get_or_insert(ns);
+            fastest = fastest.min(ns);
+            match ratio {
+                Some(r) => print!(" {ns:>10.1} {:>7.3} ({r:>4.1}x)", ns / n as f64),
+                None => print!(" {ns:>10.1} {:>7.3}", ns / n as f64),
+            }
+        }
+        if let Some(&(_, f)) = FFHT_NS.iter().find(|(m, _)| *m == n) {
+            print!(" {f:>8.0} {:>9.2}", fastest / f);
+        }
+        println!();
+        if n == 1024 {
+            at_1024 = Some(fastest);
+        }
+    }
+
+    println!("\nwht::fwht_rows, median ns per row (one batched call)");
+    for (n, rows) in [(128usize, 256usize), (1024, 16)] {
+        let mut w = Workload::new(n, rows);
+        print!("{:>7}", format!("{n}x{rows}"));
+        for &b in &backends {
+            let ns = median_ns(15, sample, |iters| w.time_rows(b, iters)) / rows as f64;
+            print!(" {:>8} {ns:>8.1}", b.name());
+        }
+        println!();
+    }
+
+    if let Some(ns) = at_1024 {
+        let lanes = match best {
+            Backend::Avx512 => 16.0,
+            Backend::Avx2 => 8.0,
+            Backend::Neon => 4.0,
+            _ => 1.0,
+        };
+        let floor = 1024.0 * 10.0 / (2.0 * lanes);
+        let cycles = ns * ghz;
+        println!(
+            "\nn = 1024 on {best}: {cycles:.0} cycles at {ghz:.2} GHz; compute floor n·log2(n)/(2·{lanes}) = {floor:.0} cycles; ratio {:.2}",
+            cycles / floor
+        );
+    }
+    let _ = black_box(wht::fwht(&mut [0.0f32; 8]));
+    println!(
+        "\ntour finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -146,7 +146,7 @@ pub fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
 /// ```
 pub fn fwht_rows_on(backend: Backend, data: &mut [f32], len: usize) -> Result<(), Error> {
     check_len(len)?;
-    if data.len() % len != 0 {
+    if !data.len().is_multiple_of(len) {
         return Err(Error::RaggedRows {
             len: data.len(),
             row_len: len,

@@ -82,7 +82,11 @@ unsafe fn pass<V: Vector, const R: usize>(x: *mut f32, n: usize, h: usize, first
             // every load and store below stays inside the caller's buffer.
             unsafe {
                 let p = x.add(base + off);
-                let mut r: [V; R] = core::array::from_fn(|j| V::load(p.add(j * h)));
+                // (array::from_fn is not always inlined, which spills the group.)
+                let mut r: [V; R] = [V::load(p); R];
+                for (j, v) in r.iter_mut().enumerate().skip(1) {
+                    *v = V::load(p.add(j * h));
+                }
                 if first {
                     for v in r.iter_mut() {
                         *v = v.in_register();
