@@ -29,7 +29,8 @@ pub struct Workload {
     pub n: usize,
     pub rows: usize,
     fresh: Vec<f32>,
-    buf: Vec<f32>,
+    store: Vec<f32>,
+    start: usize,
 }
 
 impl Workload {
@@ -37,12 +38,21 @@ impl Workload {
     pub fn new(n: usize, rows: usize) -> Workload {
         let rows = if rows == 0 { (4096 / n).max(1) } else { rows };
         let fresh = data(n * rows, n as u64);
+        // Rows start on a 64-byte boundary, as a runtime's buffers would.
+        let store = vec![0.0f32; n * rows + 16];
+        let start = store.as_ptr().align_offset(64);
         Workload {
             n,
             rows,
-            buf: fresh.clone(),
             fresh,
+            store,
+            start,
         }
+    }
+
+    fn buf(&mut self) -> &mut [f32] {
+        let len = self.n * self.rows;
+        &mut self.store[self.start..self.start + len]
     }
 
     /// Time of `iters` single transforms (`fwht_on`, one row per call).
@@ -51,16 +61,20 @@ impl Workload {
         let mut total = Duration::ZERO;
         let mut done = 0;
         while done < iters {
-            self.buf.copy_from_slice(&self.fresh);
+            let (n, rows) = (self.n, self.rows);
+            let fresh = std::mem::take(&mut self.fresh);
+            let buf = self.buf();
+            buf.copy_from_slice(&fresh);
             let count = per_restore.min(iters - done);
             let start = Instant::now();
             let mut row = 0;
             for _ in 0..count {
-                let x = &mut self.buf[row * self.n..(row + 1) * self.n];
+                let x = &mut buf[row * n..(row + 1) * n];
                 let _ = black_box(wht::fwht_on(backend, black_box(x)));
-                row = if row + 1 == self.rows { 0 } else { row + 1 };
+                row = if row + 1 == rows { 0 } else { row + 1 };
             }
             total += start.elapsed();
+            self.fresh = fresh;
             done += count;
         }
         total
@@ -71,13 +85,17 @@ impl Workload {
         let mut total = Duration::ZERO;
         let mut done = 0;
         while done < iters {
-            self.buf.copy_from_slice(&self.fresh);
+            let n = self.n;
+            let fresh = std::mem::take(&mut self.fresh);
+            let buf = self.buf();
+            buf.copy_from_slice(&fresh);
             let count = (SWEEPS as u64).min(iters - done);
             let start = Instant::now();
             for _ in 0..count {
-                let _ = black_box(wht::fwht_rows_on(backend, black_box(&mut self.buf), self.n));
+                let _ = black_box(wht::fwht_rows_on(backend, black_box(&mut *buf), n));
             }
             total += start.elapsed();
+            self.fresh = fresh;
             done += count;
         }
         total

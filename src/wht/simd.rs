@@ -43,6 +43,9 @@ pub(super) unsafe trait Vector: Copy {
 /// so their stages run in L1 (16 KiB of data).
 const BLOCK: usize = 1 << 12;
 
+/// Strides (in f32) from which a group's registers fall into one L1 set.
+const WIDE_STRIDE: usize = 1024;
+
 /// The butterflies across a group: register `j` holds elements `h` apart, so
 /// register stride `s` is element stride `s·h`.
 #[inline(always)]
@@ -130,7 +133,10 @@ unsafe fn pass_dyn<V: Vector>(x: *mut f32, n: usize, h: usize, stages: u32, firs
 unsafe fn upper_stages<V: Vector>(x: *mut f32, n: usize, mut h: usize) {
     while h < n {
         let left = (n / h).trailing_zeros();
-        let stages = left.min(V::GROUP_LOG2);
+        // Registers 4 KiB (or a multiple) apart share one L1 set; more of them
+        // than the cache has ways would evict each other mid-group.
+        let cap = if h >= WIDE_STRIDE { V::GROUP_LOG2.min(3) } else { V::GROUP_LOG2 };
+        let stages = left.min(cap);
         // SAFETY: forwarded; h·2^stages divides n since both are powers of two.
         unsafe { pass_dyn::<V>(x, n, h, stages, false) };
         h <<= stages;
