@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Turns the medians of the last `cargo bench --bench wht` run
+(target/criterion/*/new/estimates.json) into the Markdown tables of
+BENCHMARKS.md: ns per call, ns per element, speed-up over scalar, and the
+ratio to FFHT's published figures (DESIGN §6).
+Usage: python3 tools/bench_table.py [target/criterion]
+"""
+import json
+import os
+import sys
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
+ORDER = ["scalar", "avx2", "avx512", "neon"]
+FFHT = {64: 27, 128: 59, 256: 119, 512: 243, 1024: 528, 2048: 1070, 4096: 2240}
+
+
+def medians(group):
+    out = {}
+    base = os.path.join(ROOT, group)
+    if not os.path.isdir(base):
+        return out
+    for backend in os.listdir(base):
+        for size in os.listdir(os.path.join(base, backend)):
+            path = os.path.join(base, backend, size, "new", "estimates.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    out[(backend, size)] = json.load(f)["median"]["point_estimate"]
+    return out
+
+
+def table(group, elems, ffht):
+    m = medians(group)
+    backends = [b for b in ORDER if any(k[0] == b for k in m)]
+    sizes = sorted({k[1] for k in m}, key=lambda s: [int(p) for p in s.split("x")])
+    head = ["size"]
+    for b in backends:
+        head += [f"{b} ns", f"{b} ns/el"] + ([] if b == "scalar" else [f"{b} vs scalar"])
+    if ffht:
+        head += ["FFHT ns", "avx2 / FFHT", "best / FFHT"]
+    if "avx2" in backends and "avx512" in backends:
+        head += ["avx512 speed-up over avx2"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for s in sizes:
+        row = [s]
+        scalar = m.get(("scalar", s))
+        for b in backends:
+            ns = m.get((b, s))
+            if ns is None:
+                row += ["–", "–"] + ([] if b == "scalar" else ["–"])
+                continue
+            row += [f"{ns:,.1f}", f"{ns / elems(s):.3f}"]
+            if b != "scalar":
+                row.append(f"{scalar / ns:.1f}×" if scalar else "–")
+        if ffht:
+            n = int(s)
+            simd = [m[(b, s)] for b in backends if b != "scalar" and (b, s) in m]
+            if n in FFHT:
+                a2 = m.get(("avx2", s))
+                row += [str(FFHT[n]), f"{a2 / FFHT[n]:.2f}" if a2 else "–",
+                        f"{min(simd) / FFHT[n]:.2f}" if simd else "–"]
+            else:
+                row += ["", "", ""]
+        if "avx2" in backends and "avx512" in backends:
+            row.append(f"{m[('avx2', s)] / m[('avx512', s)]:.2f}×")
+        print("| " + " | ".join(row) + " |")
+
+
+print("### `wht/fwht/<backend>/<n>`: one transform per call (median ns)\n")
+table("wht_fwht", lambda s: int(s), True)
+print("\n### `wht/fwht_rows/<backend>/<n>x<rows>`: one batched call (median ns per call)\n")
+table("wht_fwht_rows", lambda s: int(s.split("x")[0]) * int(s.split("x")[1]), False)
