@@ -135,7 +135,11 @@ unsafe fn upper_stages<V: Vector>(x: *mut f32, n: usize, mut h: usize) {
         let left = (n / h).trailing_zeros();
         // Registers 4 KiB (or a multiple) apart share one L1 set; more of them
         // than the cache has ways would evict each other mid-group.
-        let cap = if h >= WIDE_STRIDE { V::GROUP_LOG2.min(3) } else { V::GROUP_LOG2 };
+        let cap = if h >= WIDE_STRIDE {
+            V::GROUP_LOG2.min(3)
+        } else {
+            V::GROUP_LOG2
+        };
         let stages = left.min(cap);
         // SAFETY: forwarded; h·2^stages divides n since both are powers of two.
         unsafe { pass_dyn::<V>(x, n, h, stages, false) };
