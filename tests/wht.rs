@@ -285,10 +285,8 @@ fn nan_and_infinity_propagate_without_panicking() {
         let mut x = [1.0f32; 64];
         x[0] = f32::INFINITY;
         wht::fwht_on(backend, &mut x).unwrap();
-        assert!(
-            x.iter()
-                .all(|v| v.is_infinite() && v.is_sign_positive() || v.is_infinite())
-        );
+        // Column 0 of H is all +1, so +∞ plus finite terms reaches every output.
+        assert!(x.iter().all(|v| *v == f32::INFINITY));
 
         let mut x = [0.0f32; 64];
         x[0] = f32::INFINITY;

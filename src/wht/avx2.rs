@@ -9,7 +9,7 @@
 use core::arch::x86_64::*;
 
 use super::simd::{self, Vector};
-use crate::{Backend, Error};
+use crate::Backend;
 
 #[derive(Clone, Copy)]
 struct Ymm(__m256);
@@ -67,30 +67,4 @@ unsafe impl Vector for Ymm {
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fwht_avx2(x: &mut [f32]) {
-    // SAFETY: this function's own target features are the ISA of `Ymm`.
-    unsafe { simd::fwht::<Ymm>(x) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn fwht_rows_avx2(data: &mut [f32], len: usize) {
-    // SAFETY: as in `fwht_avx2`.
-    unsafe { simd::fwht_rows::<Ymm>(data, len) }
-}
-
-/// In-place WHT (length already validated as a power of two).
-pub(super) fn fwht(x: &mut [f32]) -> Result<(), Error> {
-    Backend::Avx2.check()?;
-    // SAFETY: check() confirmed AVX2 and FMA on this CPU.
-    unsafe { fwht_avx2(x) };
-    Ok(())
-}
-
-/// WHT of every `len`-long row (`len` validated, dividing `data.len()`).
-pub(super) fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
-    Backend::Avx2.check()?;
-    // SAFETY: check() confirmed AVX2 and FMA on this CPU.
-    unsafe { fwht_rows_avx2(data, len) };
-    Ok(())
-}
+simd::entry_points!(Backend::Avx2, "avx2,fma", Ymm);

@@ -8,7 +8,7 @@
 use core::arch::x86_64::*;
 
 use super::simd::{self, Vector};
-use crate::{Backend, Error};
+use crate::Backend;
 
 #[derive(Clone, Copy)]
 struct Zmm(__m512);
@@ -70,30 +70,4 @@ unsafe impl Vector for Zmm {
     }
 }
 
-#[target_feature(enable = "avx512f")]
-unsafe fn fwht_avx512(x: &mut [f32]) {
-    // SAFETY: this function's own target features are the ISA of `Zmm`.
-    unsafe { simd::fwht::<Zmm>(x) }
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn fwht_rows_avx512(data: &mut [f32], len: usize) {
-    // SAFETY: as in `fwht_avx512`.
-    unsafe { simd::fwht_rows::<Zmm>(data, len) }
-}
-
-/// In-place WHT (length already validated as a power of two).
-pub(super) fn fwht(x: &mut [f32]) -> Result<(), Error> {
-    Backend::Avx512.check()?;
-    // SAFETY: check() confirmed the AVX-512 set (which includes F).
-    unsafe { fwht_avx512(x) };
-    Ok(())
-}
-
-/// WHT of every `len`-long row (`len` validated, dividing `data.len()`).
-pub(super) fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
-    Backend::Avx512.check()?;
-    // SAFETY: check() confirmed the AVX-512 set (which includes F).
-    unsafe { fwht_rows_avx512(data, len) };
-    Ok(())
-}
+simd::entry_points!(Backend::Avx512, "avx512f", Zmm);

@@ -8,7 +8,7 @@
 use core::arch::aarch64::*;
 
 use super::simd::{self, Vector};
-use crate::{Backend, Error};
+use crate::Backend;
 
 #[derive(Clone, Copy)]
 struct Q(float32x4_t);
@@ -61,30 +61,4 @@ unsafe impl Vector for Q {
     }
 }
 
-#[target_feature(enable = "neon")]
-unsafe fn fwht_neon(x: &mut [f32]) {
-    // SAFETY: this function's own target features are the ISA of `Q`.
-    unsafe { simd::fwht::<Q>(x) }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn fwht_rows_neon(data: &mut [f32], len: usize) {
-    // SAFETY: as in `fwht_neon`.
-    unsafe { simd::fwht_rows::<Q>(data, len) }
-}
-
-/// In-place WHT (length already validated as a power of two).
-pub(super) fn fwht(x: &mut [f32]) -> Result<(), Error> {
-    Backend::Neon.check()?;
-    // SAFETY: check() confirmed NEON (baseline on aarch64).
-    unsafe { fwht_neon(x) };
-    Ok(())
-}
-
-/// WHT of every `len`-long row (`len` validated, dividing `data.len()`).
-pub(super) fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
-    Backend::Neon.check()?;
-    // SAFETY: check() confirmed NEON (baseline on aarch64).
-    unsafe { fwht_rows_neon(data, len) };
-    Ok(())
-}
+simd::entry_points!(Backend::Neon, "neon", Q);

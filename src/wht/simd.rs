@@ -202,3 +202,41 @@ pub(super) unsafe fn fwht_rows<V: Vector>(data: &mut [f32], len: usize) {
         unsafe { fwht::<V>(row) };
     }
 }
+
+/// Expands, inside a backend file, to the backend's entry points: the
+/// `#[target_feature]` instantiations of [`fwht`] and [`fwht_rows`] for one
+/// vector type, and the safe `fwht` / `fwht_rows` that check the CPU first.
+macro_rules! entry_points {
+    ($backend:expr, $features:literal, $vector:ty) => {
+        #[target_feature(enable = $features)]
+        unsafe fn fwht_simd(x: &mut [f32]) {
+            // SAFETY: this function's own target features are the ISA of the
+            // vector type.
+            unsafe { super::simd::fwht::<$vector>(x) }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn fwht_rows_simd(data: &mut [f32], len: usize) {
+            // SAFETY: as in `fwht_simd`.
+            unsafe { super::simd::fwht_rows::<$vector>(data, len) }
+        }
+
+        /// In-place WHT (length already validated as a power of two).
+        pub(super) fn fwht(x: &mut [f32]) -> Result<(), crate::Error> {
+            $backend.check()?;
+            // SAFETY: check() confirmed this backend's instruction set, which
+            // includes the target features of `fwht_simd`.
+            unsafe { fwht_simd(x) };
+            Ok(())
+        }
+
+        /// WHT of every `len`-long row (`len` validated, dividing the length).
+        pub(super) fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), crate::Error> {
+            $backend.check()?;
+            // SAFETY: as in `fwht`.
+            unsafe { fwht_rows_simd(data, len) };
+            Ok(())
+        }
+    };
+}
+pub(super) use entry_points;
