@@ -50,3 +50,8 @@ pub mod wht;
 pub use backend::Backend;
 pub use error::Error;
 pub use wht::Rotation;
+
+/// The README's examples run as doc tests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
