@@ -47,6 +47,30 @@ pub enum Error {
     },
     /// The requested backend cannot run on this CPU (or this target).
     BackendUnavailable(Backend),
+    /// A code width outside `1..=8` bits.
+    InvalidBits {
+        /// The width that was passed.
+        bits: u8,
+    },
+    /// A dimension the operation does not support.
+    InvalidDim {
+        /// The dimension that was passed.
+        dim: usize,
+    },
+    /// An output or input buffer was shorter than the operation needs.
+    BufferTooShort {
+        /// The length the operation needs.
+        needed: usize,
+        /// The length that was passed.
+        found: usize,
+    },
+    /// A code index did not fit in the code width.
+    IndexOutOfRange {
+        /// The offending index.
+        index: u8,
+        /// The code width.
+        bits: u8,
+    },
 }
 
 impl fmt::Display for Error {
@@ -68,6 +92,14 @@ impl fmt::Display for Error {
             }
             Error::BackendUnavailable(b) => {
                 write!(f, "backend {} is not available on this CPU", b.name())
+            }
+            Error::InvalidBits { bits } => write!(f, "{bits} bits per code is outside 1..=8"),
+            Error::InvalidDim { dim } => write!(f, "dimension {dim} is not supported"),
+            Error::BufferTooShort { needed, found } => {
+                write!(f, "buffer of {found} is shorter than the {needed} needed")
+            }
+            Error::IndexOutOfRange { index, bits } => {
+                write!(f, "index {index} does not fit in {bits} bits")
             }
         }
     }

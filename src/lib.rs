@@ -11,7 +11,10 @@
 //! - [`wht`]: the in-place fast Walsh–Hadamard transform, bit-exact on every
 //!   backend, single and batched;
 //! - [`Rotation`]: the seeded orthonormal randomised Hadamard rotation;
-//! - [`rng`]: the documented generator behind every random quantity.
+//! - [`rng`]: the documented generator behind every random quantity;
+//! - [`Codebook`], [`codebook`] and [`pack`]: Lloyd–Max codebooks for rotated
+//!   coordinates, bit packing, and quantise / dequantise / dot kernels on
+//!   packed codes (scalar reference kernels in this release).
 //!
 //! ```
 //! use turbokv::{wht, Backend, Rotation};
@@ -39,15 +42,18 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod backend;
+pub mod codebook;
 mod error;
 pub mod rng;
 pub mod wht;
 
 pub use backend::Backend;
+pub use codebook::Codebook;
+pub use codebook::pack;
 pub use error::Error;
 pub use wht::Rotation;
 

@@ -1,0 +1,407 @@
+//! Lloyd–Max codebooks for rotated coordinates, and the kernels that quantise,
+//! pack, dequantise and score straight from packed codes.
+//!
+//! A [`Codebook`] holds `2^bits` sorted centroids and the `2^bits − 1`
+//! decision thresholds between them. [`Codebook::lloyd_max`] solves for the
+//! exact law of one coordinate of a uniform point on the sphere `S^{d−1}`
+//! (what every coordinate of a rotated unit vector follows); dims 64, 128 and
+//! 256 at 1–4 bits come from precomputed tables, so no solver runs on the hot
+//! path.
+//!
+//! # Kernels
+//!
+//! [`quantize`], [`quantize_packed`], [`dequantize`], [`dot`] and
+//! [`dot_rows`]. Codes are packed as documented in [`crate::pack`].
+//!
+//! Quantisation is `index(x) = #{j : x > thresholds[j]}`: the nearest
+//! centroid, ties (x exactly on a threshold) going to the lower index. NaN
+//! compares false with every threshold and maps to index 0; `±∞` map to the
+//! extreme indices.
+//!
+//! This release has the scalar reference kernels only; the SIMD backends of
+//! DESIGN §3 are the next step (issue 3).
+
+mod lloyd;
+pub mod pack;
+mod tables;
+
+use crate::Error;
+use lloyd::{Normal, Sphere};
+use pack::{check_bits, packed_len};
+
+/// Largest number of levels (8 bits).
+const MAX_LEVELS: usize = 256;
+
+/// What a codebook is optimal for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Law {
+    /// One coordinate of a uniform point on `S^{dim−1}`.
+    Sphere(usize),
+    /// The standard normal.
+    Normal,
+}
+
+/// A symmetric Lloyd–Max scalar quantiser with `2^bits` levels (1 ≤ bits ≤ 8).
+///
+/// A fixed-size value (no allocation): 256 centroids at most, kept in f32 for
+/// the kernels and in f64 as solved.
+///
+/// ```
+/// use turbokv::Codebook;
+///
+/// let cb = Codebook::lloyd_max(128, 2)?;
+/// let c = cb.centroids();
+/// assert_eq!(c.len(), 4);
+/// assert!(c.windows(2).all(|w| w[0] < w[1]));
+/// assert_eq!(c[0], -c[3]); // symmetric
+/// // 2 bits: within the TurboQuant bounds 4^-b ≤ D ≤ (√3·π/2)·4^-b.
+/// assert!(cb.mse() > 0.0625 && cb.mse() < 0.17);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Codebook {
+    law: Law,
+    bits: u8,
+    centroids: [f32; MAX_LEVELS],
+    thresholds: [f32; MAX_LEVELS - 1],
+    exact: [f64; MAX_LEVELS],
+    mse: f64,
+}
+
+impl Codebook {
+    /// The Lloyd–Max codebook for one coordinate of a uniform point on
+    /// `S^{dim−1}` (the exact Beta law, not its Gaussian limit).
+    ///
+    /// Dims 64, 128 and 256 with 1–4 bits come from `const` tables; anything
+    /// else runs the solver (deterministic, `libm` only, works without `std`):
+    /// from about 0.1 ms at 1 bit to tens of ms at 8 bits in release builds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBits`] unless `bits ∈ 1..=8`; [`Error::InvalidDim`]
+    /// unless `dim ∈ 2..=65536` (any dim, not only powers of two).
+    pub fn lloyd_max(dim: usize, bits: u8) -> Result<Codebook, Error> {
+        check_bits(bits)?;
+        if !(2..=65536).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
+        if let Some((half, mse)) = tables::lookup(dim, bits) {
+            return Ok(Codebook::from_half(Law::Sphere(dim), bits, half, Some(mse)));
+        }
+        Ok(Codebook::solve(Law::Sphere(dim), bits))
+    }
+
+    /// The Lloyd–Max codebook of the standard normal N(0, 1) (scale it by the
+    /// caller's σ; for rotated unit vectors σ = 1/√d).
+    ///
+    /// # Errors
+    /// [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
+    ///
+    /// ```
+    /// let cb = turbokv::Codebook::gaussian(1)?;
+    /// // ±√(2/π), the classic 1-bit result.
+    /// assert!((cb.centroids()[1] as f64 - (2.0 / core::f64::consts::PI).sqrt()).abs() < 1e-7);
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
+    pub fn gaussian(bits: u8) -> Result<Codebook, Error> {
+        check_bits(bits)?;
+        Ok(Codebook::solve(Law::Normal, bits))
+    }
+
+    /// Runs the solver (no table look-up).
+    fn solve(law: Law, bits: u8) -> Codebook {
+        let half = 1usize << (bits - 1);
+        let mut lower = [0.0f64; MAX_LEVELS / 2];
+        match law {
+            Law::Sphere(dim) => lloyd::solve(&Sphere::new(dim), half, &mut lower),
+            Law::Normal => lloyd::solve(&Normal, half, &mut lower),
+        };
+        Codebook::from_half(law, bits, &lower[..half], None)
+    }
+
+    /// Mirrors the lower half, rounds to f32, sets the thresholds and the MSE.
+    fn from_half(law: Law, bits: u8, lower: &[f64], mse: Option<f64>) -> Codebook {
+        let levels = 1usize << bits;
+        let half = levels / 2;
+        let mut cb = Codebook {
+            law,
+            bits,
+            centroids: [0.0; MAX_LEVELS],
+            thresholds: [0.0; MAX_LEVELS - 1],
+            exact: [0.0; MAX_LEVELS],
+            mse: 0.0,
+        };
+        for (i, &c) in lower.iter().enumerate().take(half) {
+            cb.exact[i] = c;
+            cb.exact[levels - 1 - i] = -c;
+        }
+        for i in 0..levels {
+            cb.centroids[i] = cb.exact[i] as f32;
+        }
+        for i in 0..levels - 1 {
+            // The midpoint of two f32 is exact in f64; round it once.
+            let mid = (cb.centroids[i] as f64 + cb.centroids[i + 1] as f64) / 2.0;
+            cb.thresholds[i] = mid as f32;
+        }
+        cb.mse = match mse {
+            Some(m) => m,
+            None => cb.integrated_mse(),
+        };
+        cb
+    }
+
+    /// The MSE of the f32 quantiser as applied, by integrating the law.
+    fn integrated_mse(&self) -> f64 {
+        let levels = self.levels();
+        let mut c = [0.0f64; MAX_LEVELS];
+        let mut t = [0.0f64; MAX_LEVELS - 1];
+        for (ci, &v) in c.iter_mut().zip(self.centroids()) {
+            *ci = v as f64;
+        }
+        for (ti, &v) in t.iter_mut().zip(self.thresholds()) {
+            *ti = v as f64;
+        }
+        let (c, t) = (&c[..levels], &t[..levels - 1]);
+        match self.law {
+            Law::Sphere(dim) => dim as f64 * lloyd::distortion(&Sphere::new(dim), c, t),
+            Law::Normal => lloyd::distortion(&Normal, c, t),
+        }
+    }
+
+    /// Bits per code.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// Number of levels, `2^bits`.
+    pub fn levels(&self) -> usize {
+        1 << self.bits
+    }
+
+    /// The dimension the codebook was solved for (`None` for [`gaussian`](Self::gaussian)).
+    pub fn dim(&self) -> Option<usize> {
+        match self.law {
+            Law::Sphere(d) => Some(d),
+            Law::Normal => None,
+        }
+    }
+
+    /// The centroids, sorted ascending, `2^bits` of them, symmetric about 0.
+    pub fn centroids(&self) -> &[f32] {
+        &self.centroids[..self.levels()]
+    }
+
+    /// The centroids as the solver computed them (f64, before rounding).
+    pub fn centroids_f64(&self) -> &[f64] {
+        &self.exact[..self.levels()]
+    }
+
+    /// The `2^bits − 1` decision thresholds: `thresholds[i]` is the midpoint
+    /// of `centroids[i]` and `centroids[i + 1]`, rounded to the nearest f32.
+    pub fn thresholds(&self) -> &[f32] {
+        &self.thresholds[..self.levels() - 1]
+    }
+
+    /// The expected squared error of quantising with this codebook,
+    /// computed by integration (no sampling): for a sphere codebook, of one
+    /// rotated unit vector, summed over its `dim` coordinates
+    /// (`dim · E[(T − Q(T))²]`); for [`gaussian`](Self::gaussian), of one
+    /// N(0, 1) value.
+    pub fn mse(&self) -> f64 {
+        self.mse
+    }
+
+    /// The index of the nearest centroid (see the module docs for ties, NaN).
+    #[inline]
+    pub fn index(&self, x: f32) -> u8 {
+        // Branch-free binary search: after it, idx = #{j : x > t[j]}.
+        let t = self.thresholds();
+        let mut idx = 0usize;
+        let mut step = self.levels() / 2;
+        while step > 0 {
+            if x > t[idx + step - 1] {
+                idx += step;
+            }
+            step /= 2;
+        }
+        idx as u8
+    }
+}
+
+fn need(needed: usize, found: usize) -> Result<(), Error> {
+    if found < needed {
+        Err(Error::BufferTooShort { needed, found })
+    } else {
+        Ok(())
+    }
+}
+
+/// Quantises every `x[j]` to the index of its nearest centroid, into
+/// `out[j]` (one index per byte, unpacked).
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `out` is shorter than `x`.
+///
+/// ```
+/// use turbokv::{codebook, Codebook};
+///
+/// let cb = Codebook::gaussian(2)?;
+/// let mut idx = [0u8; 4];
+/// codebook::quantize(&cb, &[-3.0, -0.1, 0.1, f32::NAN], &mut idx)?;
+/// assert_eq!(idx, [0, 1, 2, 0]);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+    need(x.len(), out.len())?;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = cb.index(v);
+    }
+    Ok(())
+}
+
+/// Quantises `x` and packs the indices into `out` in one pass; returns the
+/// bytes written, `packed_len(x.len(), bits)`.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `out` is shorter than that.
+///
+/// ```
+/// use turbokv::{codebook, pack, Codebook};
+///
+/// let cb = Codebook::lloyd_max(128, 4)?;
+/// let x = [0.01f32; 128];
+/// let mut packed = [0u8; 64];
+/// assert_eq!(codebook::quantize_packed(&cb, &x, &mut packed)?, pack::packed_len(128, 4));
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn quantize_packed(cb: &Codebook, x: &[f32], out: &mut [u8]) -> Result<usize, Error> {
+    let bits = cb.bits();
+    let needed = packed_len(x.len(), bits);
+    need(needed, out.len())?;
+    let b = bits as usize;
+    let mut idx = [0u8; 64];
+    for (chunk, dst) in x.chunks(64).zip(out[..needed].chunks_mut(8 * b)) {
+        for (i, &v) in idx.iter_mut().zip(chunk) {
+            *i = cb.index(v);
+        }
+        pack::pack_unchecked(bits, &idx[..chunk.len()], dst);
+    }
+    Ok(needed)
+}
+
+/// Decodes `out.len()` packed indices to their centroids.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `packed` is shorter than
+/// `packed_len(out.len(), bits)`.
+///
+/// ```
+/// use turbokv::{codebook, Codebook};
+///
+/// let cb = Codebook::gaussian(1)?;
+/// let mut out = [0.0f32; 8];
+/// codebook::dequantize(&cb, &[0b1000_0001], &mut out)?;
+/// assert_eq!(out[0], cb.centroids()[1]);
+/// assert_eq!(out[1], cb.centroids()[0]);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn dequantize(cb: &Codebook, packed: &[u8], out: &mut [f32]) -> Result<(), Error> {
+    let bits = cb.bits();
+    let needed = packed_len(out.len(), bits);
+    need(needed, packed.len())?;
+    let b = bits as usize;
+    let c = cb.centroids();
+    let mut idx = [0u8; 64];
+    for (chunk, src) in out.chunks_mut(64).zip(packed[..needed].chunks(8 * b)) {
+        let idx = &mut idx[..chunk.len()];
+        pack::unpack_unchecked(bits, src, idx);
+        for (o, &i) in chunk.iter_mut().zip(idx.iter()) {
+            *o = c[i as usize];
+        }
+    }
+    Ok(())
+}
+
+/// `Σ_j q[j] · c[idx_j]` straight from packed codes (the row is never
+/// materialised), for a row of `q.len()` codes.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `packed` is shorter than
+/// `packed_len(q.len(), bits)`.
+///
+/// ```
+/// use turbokv::{codebook, Codebook};
+///
+/// let cb = Codebook::gaussian(1)?;
+/// let c = cb.centroids()[1];
+/// // Codes 1, 0: +c and −c.
+/// let d = codebook::dot(&cb, &[2.0, 1.0], &[0b01])?;
+/// assert_eq!(d, 2.0 * c - c);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> Result<f32, Error> {
+    let needed = packed_len(q.len(), cb.bits());
+    need(needed, packed.len())?;
+    Ok(dot_unchecked(cb, q, &packed[..needed]))
+}
+
+fn dot_unchecked(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
+    let bits = cb.bits();
+    let b = bits as usize;
+    let c = cb.centroids();
+    let mut idx = [0u8; 64];
+    let mut sum = 0.0f32;
+    for (chunk, src) in q.chunks(64).zip(packed.chunks(8 * b)) {
+        let idx = &mut idx[..chunk.len()];
+        pack::unpack_unchecked(bits, src, idx);
+        for (&qj, &i) in chunk.iter().zip(idx.iter()) {
+            sum += qj * c[i as usize];
+        }
+    }
+    sum
+}
+
+/// [`dot`] of one query against many rows: row `r` is the
+/// `packed_len(q.len(), bits)` bytes at `packed_rows[r·row_stride..]`, and
+/// its score goes to `out[r]` (`out.len()` rows). The hot loop of attention
+/// scoring.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `row_stride` is shorter than one packed row
+/// or `packed_rows` does not hold `out.len()` rows.
+///
+/// ```
+/// use turbokv::{codebook, Codebook};
+///
+/// let cb = Codebook::gaussian(2)?;
+/// let rows = [0b11_10_01_00u8, 0b00_00_00_00];
+/// let mut scores = [0.0f32; 2];
+/// codebook::dot_rows(&cb, &[1.0; 4], &rows, 1, &mut scores)?;
+/// assert!(scores[0].abs() < 1e-6); // the four centroids sum to zero
+/// assert_eq!(scores[1], 4.0 * cb.centroids()[0]);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn dot_rows(
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let row = packed_len(q.len(), cb.bits());
+    need(row, row_stride)?;
+    if let Some(last) = out.len().checked_sub(1) {
+        let needed = last
+            .checked_mul(row_stride)
+            .and_then(|v| v.checked_add(row))
+            .unwrap_or(usize::MAX);
+        need(needed, packed_rows.len())?;
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        let start = r * row_stride;
+        *o = dot_unchecked(cb, q, &packed_rows[start..start + row]);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
