@@ -1,7 +1,8 @@
 //! A tour of turbokv on this machine: the detected backend, then a WHT timing
 //! table for every available backend (median ns per transform, ns per
-//! element, speed-up over scalar), the batched form, and the best backend's
-//! distance from the compute floor.
+//! element, speed-up over scalar), the batched form, the best backend's
+//! distance from the compute floor, and the d = 128 codebooks (MSE and the
+//! kernels' speed).
 //!
 //! Run with `cargo run --release --example tour` (under 20 s).
 
@@ -12,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use support::{Workload, median_ns};
-use turbokv::{Backend, Rotation, wht};
+use turbokv::{Backend, Codebook, Rotation, codebook, pack, wht};
 
 /// FFHT's published figures on this class of machine (DESIGN §6), ns.
 const FFHT_NS: [(usize, f64); 7] = [
@@ -41,6 +42,75 @@ fn clock_ghz() -> f64 {
         best = best.min(start.elapsed().as_secs_f64());
     }
     2.0 * steps as f64 / best / 1e9
+}
+
+/// Lloyd–Max codebooks for d = 128: integrated MSE against the TurboQuant
+/// bounds, and the scalar kernels' speed (SIMD kernels are not in yet).
+fn codebooks(sample: Duration) {
+    const D: usize = 128;
+    const ROWS: usize = 4096;
+    println!(
+        "\ncodebooks, d = {D} (MSE of one rotated unit vector; bounds 4^-b and (√3·π/2)·4^-b)"
+    );
+    println!(
+        "{:>4} {:>10} {:>10} {:>10} {:>12} {:>10} {:>14}",
+        "bits", "mse", "lower", "upper", "quant GB/s", "dot ns", "dot_rows ns/row"
+    );
+    let mut g = turbokv::rng::SplitMix64::new(9);
+    let scale = 1.0 / (D as f32).sqrt();
+    let rows: Vec<f32> = (0..D * ROWS)
+        .map(|_| ((g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 1.7 * scale)
+        .collect();
+    let q = &rows[..D];
+    for bits in 1..=4u8 {
+        let cb = Codebook::lloyd_max(D, bits).expect("valid codebook");
+        let len = pack::packed_len(D, bits);
+        let mut packed = vec![0u8; len * ROWS];
+        for (row, dst) in rows.chunks_exact(D).zip(packed.chunks_exact_mut(len)) {
+            codebook::quantize_packed(&cb, row, dst).expect("fits");
+        }
+        let lower = 4f64.powi(-(bits as i32));
+        let upper = 3f64.sqrt() * std::f64::consts::PI / 2.0 * lower;
+        let quant_ns = median_ns(9, sample, |iters| {
+            let start = Instant::now();
+            for i in 0..iters as usize {
+                let r = i % ROWS;
+                let _ = black_box(codebook::quantize_packed(
+                    &cb,
+                    black_box(&rows[r * D..(r + 1) * D]),
+                    &mut packed[r * len..(r + 1) * len],
+                ));
+            }
+            start.elapsed()
+        });
+        let dot_ns = median_ns(9, sample, |iters| {
+            let start = Instant::now();
+            for i in 0..iters as usize {
+                let r = i % ROWS;
+                let _ = black_box(codebook::dot(&cb, black_box(q), &packed[r * len..]));
+            }
+            start.elapsed()
+        });
+        let mut scores = vec![0.0f32; ROWS];
+        let rows_ns = median_ns(5, sample, |iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let _ = black_box(codebook::dot_rows(
+                    &cb,
+                    black_box(q),
+                    &packed,
+                    len,
+                    &mut scores,
+                ));
+            }
+            start.elapsed()
+        }) / ROWS as f64;
+        println!(
+            "{bits:>4} {:>10.6} {lower:>10.6} {upper:>10.6} {:>12.2} {dot_ns:>10.1} {rows_ns:>14.1}",
+            cb.mse(),
+            (D * 4) as f64 / quant_ns
+        );
+    }
 }
 
 fn main() {
@@ -121,7 +191,7 @@ fn main() {
             cycles / floor
         );
     }
-    let _ = black_box(wht::fwht(&mut [0.0f32; 8]));
+    codebooks(sample);
     println!(
         "\ntour finished in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -213,14 +213,19 @@ impl Codebook {
     /// The index of the nearest centroid (see the module docs for ties, NaN).
     #[inline]
     pub fn index(&self, x: f32) -> u8 {
-        // Branch-free binary search: after it, idx = #{j : x > t[j]}.
         let t = self.thresholds();
+        if self.bits <= 4 {
+            // Up to 15 independent compares: cheaper than a search whose
+            // every step waits for the one before.
+            return t.iter().map(|&th| u8::from(x > th)).sum();
+        }
+        // Binary search, arithmetic on the comparison rather than a branch
+        // (those mispredict half the time on real data): afterwards
+        // idx = #{j : x > t[j]}.
         let mut idx = 0usize;
         let mut step = self.levels() / 2;
         while step > 0 {
-            if x > t[idx + step - 1] {
-                idx += step;
-            }
+            idx += step * usize::from(x > t[idx + step - 1]);
             step /= 2;
         }
         idx as u8
