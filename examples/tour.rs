@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use support::{Workload, median_ns};
-use turbokv::{Backend, Codebook, Rotation, codebook, pack, wht};
+use turbokv::{Backend, Codebook, Rotation, codebook, pack};
 
 /// FFHT's published figures on this class of machine (DESIGN §6), ns.
 const FFHT_NS: [(usize, f64); 7] = [
