@@ -414,3 +414,117 @@ fn edge_values_quantize_as_documented() {
         }
     }
 }
+
+// ------------------------------------------------- backends against scalar
+
+fn simd_backends() -> Vec<turbokv::Backend> {
+    turbokv::Backend::available()
+        .filter(|&b| b != turbokv::Backend::Scalar)
+        .collect()
+}
+
+/// Coordinates of rotated vectors (mostly), plus the values the kernels
+/// must survive.
+fn coordinate(sigma: f32) -> impl Strategy<Value = f32> {
+    prop_oneof![
+        12 => (-3.0f32..3.0).prop_map(move |v| v * sigma),
+        1 => Just(0.0f32),
+        1 => Just(-0.0f32),
+        1 => Just(f32::NAN),
+        1 => Just(f32::INFINITY),
+        1 => Just(f32::NEG_INFINITY),
+        1 => Just(f32::MAX),
+        1 => Just(-1.0e-40f32),
+        1 => any::<f32>(),
+    ]
+}
+
+fn backend_case() -> impl Strategy<Value = (u8, usize, usize, Vec<f32>, Vec<f32>)> {
+    (1u8..=8, 0usize..300, 0usize..16).prop_flat_map(|(bits, n, offset)| {
+        (
+            Just(bits),
+            Just(n),
+            Just(offset),
+            prop::collection::vec(coordinate(0.09), n + offset),
+            prop::collection::vec(-2.0f32..2.0, n + offset),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn every_backend_matches_scalar((bits, n, offset, xs, qs) in backend_case(), rows in 0usize..4) {
+        use turbokv::Backend;
+        let cb = Codebook::lloyd_max(128, bits).unwrap();
+        let x = &xs[offset..];
+        let q = &qs[offset..];
+        let len = pack::packed_len(n, bits);
+
+        let mut idx_ref = vec![0u8; n];
+        codebook::quantize_on(Backend::Scalar, &cb, x, &mut idx_ref).unwrap();
+        let mut packed_ref = vec![0u8; len + offset];
+        codebook::quantize_packed_on(Backend::Scalar, &cb, x, &mut packed_ref[offset..]).unwrap();
+        let packed = &packed_ref[offset..];
+        let mut deq_ref = vec![0.0f32; n];
+        codebook::dequantize_on(Backend::Scalar, &cb, packed, &mut deq_ref).unwrap();
+        let dot_ref = codebook::dot_on(Backend::Scalar, &cb, q, packed).unwrap();
+        let scale: f32 = q.iter().zip(&deq_ref).map(|(a, b)| (a * b).abs()).sum();
+
+        let stride = len + 1;
+        let mut many = vec![0u8; rows * stride];
+        for r in 0..rows {
+            let shifted: Vec<f32> = x.iter().map(|v| v * (r as f32 + 0.5)).collect();
+            codebook::quantize_packed_on(Backend::Scalar, &cb, &shifted, &mut many[r * stride..]).unwrap();
+        }
+        let mut rows_ref = vec![0.0f32; rows];
+        codebook::dot_rows_on(Backend::Scalar, &cb, q, &many, stride, &mut rows_ref).unwrap();
+
+        for backend in simd_backends() {
+            let mut idx = vec![0u8; n];
+            codebook::quantize_on(backend, &cb, x, &mut idx).unwrap();
+            prop_assert_eq!(&idx, &idx_ref, "quantize on {}", backend);
+
+            let mut p = vec![0x5Au8; len + 3];
+            prop_assert_eq!(codebook::quantize_packed_on(backend, &cb, x, &mut p[3..]).unwrap(), len);
+            prop_assert_eq!(&p[3..], packed, "quantize_packed on {}", backend);
+
+            let mut deq = vec![0.0f32; n + offset];
+            codebook::dequantize_on(backend, &cb, packed, &mut deq[offset..]).unwrap();
+            let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits_of(&deq[offset..]), bits_of(&deq_ref), "dequantize on {}", backend);
+
+            let d = codebook::dot_on(backend, &cb, q, packed).unwrap();
+            prop_assert!((d - dot_ref).abs() <= 1e-5 * scale, "dot on {}: {} vs {}", backend, d, dot_ref);
+
+            let mut got = vec![0.0f32; rows];
+            codebook::dot_rows_on(backend, &cb, q, &many, stride, &mut got).unwrap();
+            for (g, w) in got.iter().zip(&rows_ref) {
+                // Σ|q|·max|c| bounds Σ|q·c| for any row.
+                let cmax = cb.centroids().iter().fold(0.0f32, |m, c| m.max(c.abs()));
+                let row_scale = q.iter().map(|v| v.abs()).sum::<f32>() * cmax + 1e-30;
+                prop_assert!((g - w).abs() <= 1e-5 * row_scale, "dot_rows on {}: {} vs {}", backend, g, w);
+            }
+        }
+    }
+}
+
+#[test]
+fn unavailable_backends_are_errors_for_codebook_kernels() {
+    let cb = Codebook::lloyd_max(64, 2).unwrap();
+    for backend in turbokv::Backend::ALL {
+        if backend.is_available() {
+            continue;
+        }
+        let unavailable = Err(Error::BackendUnavailable(backend));
+        assert_eq!(
+            codebook::quantize_on(backend, &cb, &[0.0; 8], &mut [0; 8]),
+            unavailable
+        );
+        assert_eq!(
+            codebook::dot_on(backend, &cb, &[0.0; 8], &[0; 2]),
+            unavailable.map(|_| 0.0)
+        );
+    }
+}

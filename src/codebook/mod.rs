@@ -18,14 +18,26 @@
 //! compares false with every threshold and maps to index 0; `±∞` map to the
 //! extreme indices.
 //!
-//! This release has the scalar reference kernels only; the SIMD backends of
-//! DESIGN §3 are the next step (issue 3).
+//! Every kernel runs on the detected [`Backend`] and has an `…_on` form
+//! for a chosen one. Indices and packed bytes are identical on every
+//! backend; [`dot`] and [`dot_rows`] agree with the scalar kernel within
+//! `1e-5 · Σ|q·c|` (summation order differs).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod bmi;
 mod lloyd;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod pack;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod simd;
 mod tables;
 
-use crate::Error;
+use crate::{Backend, Error};
 use lloyd::{Normal, Sphere};
 use pack::{check_bits, packed_len};
 
@@ -240,8 +252,26 @@ fn need(needed: usize, found: usize) -> Result<(), Error> {
     }
 }
 
+/// Runs the scalar expression or the named kernel of the chosen backend.
+macro_rules! on_backend {
+    ($backend:expr, $scalar:expr, $method:ident($($arg:expr),*)) => {
+        match $backend {
+            Backend::Scalar => Ok($scalar),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => avx2::Kernels::$method($($arg),*),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => avx512::Kernels::$method($($arg),*),
+            #[cfg(target_arch = "aarch64")]
+            Backend::Neon => neon::Kernels::$method($($arg),*),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::BackendUnavailable(other)),
+        }
+    };
+}
+
 /// Quantises every `x[j]` to the index of its nearest centroid, into
-/// `out[j]` (one index per byte, unpacked).
+/// `out[j]` (one index per byte, unpacked), on the detected backend.
+/// Indices are identical on every backend.
 ///
 /// # Errors
 /// [`Error::BufferTooShort`] if `out` is shorter than `x`.
@@ -256,15 +286,33 @@ fn need(needed: usize, found: usize) -> Result<(), Error> {
 /// # Ok::<(), turbokv::Error>(())
 /// ```
 pub fn quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+    quantize_on(Backend::detect(), cb, x, out)
+}
+
+/// [`quantize`] on a chosen backend.
+///
+/// # Errors
+/// As [`quantize`], plus [`Error::BackendUnavailable`].
+pub fn quantize_on(
+    backend: Backend,
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<(), Error> {
     need(x.len(), out.len())?;
+    let out = &mut out[..x.len()];
+    on_backend!(backend, scalar_quantize(cb, x, out), quantize(cb, x, out))
+}
+
+fn scalar_quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = cb.index(v);
     }
-    Ok(())
 }
 
-/// Quantises `x` and packs the indices into `out` in one pass; returns the
-/// bytes written, `packed_len(x.len(), bits)`.
+/// Quantises `x` and packs the indices into `out` in one pass, on the
+/// detected backend; returns the bytes written, `packed_len(x.len(), bits)`.
+/// The bytes are identical on every backend.
 ///
 /// # Errors
 /// [`Error::BufferTooShort`] if `out` is shorter than that.
@@ -279,21 +327,42 @@ pub fn quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
 /// # Ok::<(), turbokv::Error>(())
 /// ```
 pub fn quantize_packed(cb: &Codebook, x: &[f32], out: &mut [u8]) -> Result<usize, Error> {
-    let bits = cb.bits();
-    let needed = packed_len(x.len(), bits);
+    quantize_packed_on(Backend::detect(), cb, x, out)
+}
+
+/// [`quantize_packed`] on a chosen backend.
+///
+/// # Errors
+/// As [`quantize_packed`], plus [`Error::BackendUnavailable`].
+pub fn quantize_packed_on(
+    backend: Backend,
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<usize, Error> {
+    let needed = packed_len(x.len(), cb.bits());
     need(needed, out.len())?;
-    let b = bits as usize;
-    let mut idx = [0u8; 64];
-    for (chunk, dst) in x.chunks(64).zip(out[..needed].chunks_mut(8 * b)) {
-        for (i, &v) in idx.iter_mut().zip(chunk) {
-            *i = cb.index(v);
-        }
-        pack::pack_unchecked(bits, &idx[..chunk.len()], dst);
-    }
+    let out = &mut out[..needed];
+    on_backend!(
+        backend,
+        scalar_quantize_packed(cb, x, out),
+        quantize_packed(cb, x, out)
+    )?;
     Ok(needed)
 }
 
-/// Decodes `out.len()` packed indices to their centroids.
+fn scalar_quantize_packed(cb: &Codebook, x: &[f32], out: &mut [u8]) {
+    let bits = cb.bits();
+    let mut idx = [0u8; 64];
+    for (chunk, dst) in x.chunks(64).zip(out.chunks_mut(8 * bits as usize)) {
+        let idx = &mut idx[..chunk.len()];
+        scalar_quantize(cb, chunk, idx);
+        pack::pack_unchecked(bits, idx, dst);
+    }
+}
+
+/// Decodes `out.len()` packed indices to their centroids, on the detected
+/// backend (identical results on every backend).
 ///
 /// # Errors
 /// [`Error::BufferTooShort`] if `packed` is shorter than
@@ -310,24 +379,47 @@ pub fn quantize_packed(cb: &Codebook, x: &[f32], out: &mut [u8]) -> Result<usize
 /// # Ok::<(), turbokv::Error>(())
 /// ```
 pub fn dequantize(cb: &Codebook, packed: &[u8], out: &mut [f32]) -> Result<(), Error> {
-    let bits = cb.bits();
-    let needed = packed_len(out.len(), bits);
+    dequantize_on(Backend::detect(), cb, packed, out)
+}
+
+/// [`dequantize`] on a chosen backend.
+///
+/// # Errors
+/// As [`dequantize`], plus [`Error::BackendUnavailable`].
+pub fn dequantize_on(
+    backend: Backend,
+    cb: &Codebook,
+    packed: &[u8],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let needed = packed_len(out.len(), cb.bits());
     need(needed, packed.len())?;
-    let b = bits as usize;
+    let packed = &packed[..needed];
+    on_backend!(
+        backend,
+        scalar_dequantize(cb, packed, out),
+        dequantize(cb, packed, out)
+    )
+}
+
+fn scalar_dequantize(cb: &Codebook, packed: &[u8], out: &mut [f32]) {
+    let bits = cb.bits();
     let c = cb.centroids();
     let mut idx = [0u8; 64];
-    for (chunk, src) in out.chunks_mut(64).zip(packed[..needed].chunks(8 * b)) {
+    for (chunk, src) in out.chunks_mut(64).zip(packed.chunks(8 * bits as usize)) {
         let idx = &mut idx[..chunk.len()];
         pack::unpack_unchecked(bits, src, idx);
         for (o, &i) in chunk.iter_mut().zip(idx.iter()) {
             *o = c[i as usize];
         }
     }
-    Ok(())
 }
 
 /// `Σ_j q[j] · c[idx_j]` straight from packed codes (the row is never
-/// materialised), for a row of `q.len()` codes.
+/// materialised), for a row of `q.len()` codes, on the detected backend.
+///
+/// Backends sum in different orders: results agree with the scalar kernel
+/// within `1e-5 · Σ_j |q[j] · c[idx_j]|` (tested), not bit for bit.
 ///
 /// # Errors
 /// [`Error::BufferTooShort`] if `packed` is shorter than
@@ -344,12 +436,21 @@ pub fn dequantize(cb: &Codebook, packed: &[u8], out: &mut [f32]) -> Result<(), E
 /// # Ok::<(), turbokv::Error>(())
 /// ```
 pub fn dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> Result<f32, Error> {
-    let needed = packed_len(q.len(), cb.bits());
-    need(needed, packed.len())?;
-    Ok(dot_unchecked(cb, q, &packed[..needed]))
+    dot_on(Backend::detect(), cb, q, packed)
 }
 
-fn dot_unchecked(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
+/// [`dot`] on a chosen backend.
+///
+/// # Errors
+/// As [`dot`], plus [`Error::BackendUnavailable`].
+pub fn dot_on(backend: Backend, cb: &Codebook, q: &[f32], packed: &[u8]) -> Result<f32, Error> {
+    let needed = packed_len(q.len(), cb.bits());
+    need(needed, packed.len())?;
+    let packed = &packed[..needed];
+    on_backend!(backend, scalar_dot(cb, q, packed), dot(cb, q, packed))
+}
+
+fn scalar_dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
     let bits = cb.bits();
     let b = bits as usize;
     let c = cb.centroids();
@@ -365,10 +466,10 @@ fn dot_unchecked(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
     sum
 }
 
-/// [`dot`] of one query against many rows: row `r` is the
-/// `packed_len(q.len(), bits)` bytes at `packed_rows[r·row_stride..]`, and
-/// its score goes to `out[r]` (`out.len()` rows). The hot loop of attention
-/// scoring.
+/// [`dot`] of one query against many rows, on the detected backend: row `r`
+/// is the `packed_len(q.len(), bits)` bytes at `packed_rows[r·row_stride..]`,
+/// and its score goes to `out[r]` (`out.len()` rows). The hot loop of
+/// attention scoring.
 ///
 /// # Errors
 /// [`Error::BufferTooShort`] if `row_stride` is shorter than one packed row
@@ -392,6 +493,21 @@ pub fn dot_rows(
     row_stride: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    dot_rows_on(Backend::detect(), cb, q, packed_rows, row_stride, out)
+}
+
+/// [`dot_rows`] on a chosen backend.
+///
+/// # Errors
+/// As [`dot_rows`], plus [`Error::BackendUnavailable`].
+pub fn dot_rows_on(
+    backend: Backend,
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
     let row = packed_len(q.len(), cb.bits());
     need(row, row_stride)?;
     if let Some(last) = out.len().checked_sub(1) {
@@ -401,11 +517,25 @@ pub fn dot_rows(
             .unwrap_or(usize::MAX);
         need(needed, packed_rows.len())?;
     }
+    on_backend!(
+        backend,
+        scalar_dot_rows(cb, q, packed_rows, row_stride, out),
+        dot_rows(cb, q, packed_rows, row_stride, out)
+    )
+}
+
+fn scalar_dot_rows(
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) {
+    let row = packed_len(q.len(), cb.bits());
     for (r, o) in out.iter_mut().enumerate() {
         let start = r * row_stride;
-        *o = dot_unchecked(cb, q, &packed_rows[start..start + row]);
+        *o = scalar_dot(cb, q, &packed_rows[start..start + row]);
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,194 @@
+//! AVX2 + FMA + BMI2 codebook kernels: 8 lanes.
+//!
+//! Lookup: `vpermps` on one register for ≤ 3 bits, two and a blend on the
+//! index's bit 3 for 4 bits, a gather for 5–8 bits. Quantisation: one
+//! compare per threshold for ≤ 4 bits (the mask is −1, so subtracting it
+//! counts), a gathered binary search above. Packing: `pext`/`pdep`.
+
+use core::arch::x86_64::*;
+
+use super::bmi;
+use super::simd::{self, Lanes};
+use crate::Backend;
+
+#[derive(Clone, Copy)]
+pub(super) struct F8(__m256);
+
+pub(super) struct Lut8 {
+    lo: __m256,
+    hi: __m256,
+    ptr: *const f32,
+    bits: u8,
+}
+
+pub(super) struct Thr8 {
+    t: [__m256; 15],
+    count: usize,
+    ptr: *const f32,
+    bits: u8,
+}
+
+// SAFETY: every method uses AVX, AVX2, FMA or BMI2 instructions only, which
+// the trait's contract makes the caller check. Pointer accesses: load/store
+// touch 8 f32, widen reads 8 bytes, narrow writes 8 bytes, as documented;
+// the gathers read `centroids`/`thresholds` at indices below 2^bits (resp.
+// 2^bits − 1), inside the codebook's arrays.
+unsafe impl Lanes for F8 {
+    const LANES: usize = 8;
+    type Idx = __m256i;
+    type Lut = Lut8;
+    type Thr = Thr8;
+
+    #[inline(always)]
+    unsafe fn lut(cb: &super::Codebook) -> Lut8 {
+        let c = cb.centroids();
+        let (mut lo, mut hi) = ([0.0f32; 8], [0.0f32; 8]);
+        for (i, &v) in c.iter().take(16).enumerate() {
+            if i < 8 { lo[i] = v } else { hi[i - 8] = v }
+        }
+        // SAFETY: the loads read the two local 8-element arrays.
+        unsafe {
+            Lut8 {
+                lo: _mm256_loadu_ps(lo.as_ptr()),
+                hi: _mm256_loadu_ps(hi.as_ptr()),
+                ptr: c.as_ptr(),
+                bits: cb.bits(),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn thr(cb: &super::Codebook) -> Thr8 {
+        let t = cb.thresholds();
+        // SAFETY: AVX is available (trait contract); no memory access.
+        let mut v = [unsafe { _mm256_setzero_ps() }; 15];
+        let count = t.len().min(15);
+        for (vj, &tj) in v.iter_mut().zip(t) {
+            // SAFETY: as above.
+            *vj = unsafe { _mm256_set1_ps(tj) };
+        }
+        Thr8 {
+            t: v,
+            count,
+            ptr: t.as_ptr(),
+            bits: cb.bits(),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: 8 readable f32 at p (caller).
+        F8(unsafe { _mm256_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: 8 writable f32 at p (caller).
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F8(unsafe { _mm256_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: FMA is available (trait contract).
+        F8(unsafe { _mm256_fmadd_ps(self.0, b.0, acc.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: AVX is available (trait contract); no memory access.
+        unsafe {
+            let s = _mm_add_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u8) -> __m256i {
+        // SAFETY: 8 readable bytes at p (caller); AVX2 available.
+        unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }
+    }
+
+    #[inline(always)]
+    unsafe fn narrow(i: __m256i, p: *mut u8) {
+        // SAFETY: AVX2 available; 8 writable bytes at p (caller). Lanes are
+        // below 256, so the saturating packs keep them unchanged.
+        unsafe {
+            let w = _mm256_packs_epi32(i, i); // [i0..i3 i0..i3 | i4..i7 i4..i7] as i16
+            let b = _mm256_packus_epi16(w, w); // bytes, lanes 0..3 then 4..7 per half
+            let lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)) as u32 as u64;
+            let hi = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(b)) as u32 as u64;
+            p.cast::<[u8; 8]>()
+                .write_unaligned((lo | hi << 32).to_le_bytes());
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn lookup(lut: &Lut8, i: __m256i) -> Self {
+        // SAFETY: AVX2 available; the gather reads centroids[i] with every
+        // lane below 2^bits (caller), inside the codebook's array.
+        unsafe {
+            F8(match lut.bits {
+                1..=3 => _mm256_permutevar8x32_ps(lut.lo, i),
+                4 => {
+                    let a = _mm256_permutevar8x32_ps(lut.lo, i);
+                    let b = _mm256_permutevar8x32_ps(lut.hi, i);
+                    let high = _mm256_cmpgt_epi32(i, _mm256_set1_epi32(7));
+                    _mm256_blendv_ps(a, b, _mm256_castsi256_ps(high))
+                }
+                _ => _mm256_i32gather_ps::<4>(lut.ptr, i),
+            })
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn quantize(thr: &Thr8, x: Self) -> __m256i {
+        // SAFETY: AVX2 available; the gathers read thresholds[idx + step − 1]
+        // ≤ thresholds[2^bits − 2], inside the codebook's array.
+        unsafe {
+            if thr.bits <= 4 {
+                let mut acc = _mm256_setzero_si256();
+                for t in &thr.t[..thr.count] {
+                    let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x.0, *t));
+                    acc = _mm256_sub_epi32(acc, gt);
+                }
+                acc
+            } else {
+                let mut idx = _mm256_setzero_si256();
+                let mut step = 1i32 << (thr.bits - 1);
+                while step > 0 {
+                    let probe = _mm256_add_epi32(idx, _mm256_set1_epi32(step - 1));
+                    let t = _mm256_i32gather_ps::<4>(thr.ptr, probe);
+                    let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x.0, t));
+                    idx = _mm256_add_epi32(idx, _mm256_and_si256(gt, _mm256_set1_epi32(step)));
+                    step >>= 1;
+                }
+                idx
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn pack(bits: u8, indices: &[u8], out: &mut [u8]) {
+        // SAFETY: BMI2 available (trait contract); arguments forwarded.
+        unsafe { bmi::pack(bits, indices, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
+        // SAFETY: BMI2 available (trait contract); arguments forwarded.
+        unsafe { bmi::unpack(bits, packed, out) }
+    }
+}
+
+simd::entry_points!(Backend::Avx2, "avx2,fma,bmi1,bmi2", F8);

@@ -1,0 +1,302 @@
+//! The codebook kernels once, generic over a small lane trait; the AVX2,
+//! AVX-512 and NEON backends instantiate them inside `#[target_feature]`
+//! functions (see `entry_points!`).
+//!
+//! Shape: codes move through a 64-entry stack buffer of one index per byte.
+//! Quantisation fills it `LANES` at a time (vector compares against the
+//! thresholds) and packs it; decoding unpacks into it and then looks the
+//! centroids up `LANES` at a time from a table held in registers (or a
+//! gather for 5+ bits). Elements past the last whole vector use the scalar
+//! code, so every length and alignment is handled. Indices and packed bytes
+//! are identical to the scalar kernels'; `dot` sums in a different order
+//! (one accumulator per lane), within the documented tolerance.
+
+use super::{Codebook, pack};
+
+/// A vector of `LANES` f32 with the operations the codebook kernels need.
+///
+/// # Safety
+///
+/// Implementors use one ISA extension; every method may be called only on a
+/// CPU that has it, and the pointer methods need the stated valid memory.
+pub(super) unsafe trait Lanes: Copy {
+    /// f32 lanes per vector.
+    const LANES: usize;
+    /// The same number of i32 lanes (code indices).
+    type Idx: Copy;
+    /// Centroids prepared for [`lookup`](Self::lookup).
+    type Lut;
+    /// Thresholds prepared for [`quantize`](Self::quantize).
+    type Thr;
+
+    /// Prepares the centroid table of `cb`.
+    unsafe fn lut(cb: &Codebook) -> Self::Lut;
+    /// Prepares the thresholds of `cb`.
+    unsafe fn thr(cb: &Codebook) -> Self::Thr;
+    /// Loads `LANES` f32 from `p`.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores `LANES` f32 to `p`.
+    unsafe fn store(self, p: *mut f32);
+    /// All lanes 0.
+    unsafe fn zero() -> Self;
+    /// `acc + self·b`, lane-wise.
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self;
+    /// The sum of the lanes.
+    unsafe fn sum(self) -> f32;
+    /// `LANES` bytes at `p` (indices) widened to i32 lanes.
+    unsafe fn widen(p: *const u8) -> Self::Idx;
+    /// i32 lanes (each < 256) narrowed to `LANES` bytes at `p`.
+    unsafe fn narrow(i: Self::Idx, p: *mut u8);
+    /// `centroids[i]` per lane (every lane `< 2^bits`).
+    unsafe fn lookup(lut: &Self::Lut, i: Self::Idx) -> Self;
+    /// `#{j : x > thresholds[j]}` per lane (NaN → 0), as the scalar kernel.
+    unsafe fn quantize(thr: &Self::Thr, x: Self) -> Self::Idx;
+    /// [`pack::pack_unchecked`], possibly with faster instructions.
+    #[inline(always)]
+    unsafe fn pack(bits: u8, indices: &[u8], out: &mut [u8]) {
+        pack::pack_unchecked(bits, indices, out)
+    }
+    /// [`pack::unpack_unchecked`], possibly with faster instructions.
+    #[inline(always)]
+    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
+        pack::unpack_unchecked(bits, packed, out)
+    }
+}
+
+/// Indices of `x` into `out` (`out.len() >= x.len()`).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn quantize<V: Lanes>(cb: &Codebook, thr: &V::Thr, x: &[f32], out: &mut [u8]) {
+    let n = x.len().min(out.len());
+    let mut i = 0;
+    while i + V::LANES <= n {
+        // SAFETY: i + LANES <= n, so LANES f32 are readable at x[i] and
+        // LANES bytes writable at out[i]; the ISA is the caller's promise.
+        unsafe {
+            let v = V::load(x.as_ptr().add(i));
+            V::narrow(V::quantize(thr, v), out.as_mut_ptr().add(i));
+        }
+        i += V::LANES;
+    }
+    for (o, &v) in out[i..n].iter_mut().zip(&x[i..n]) {
+        *o = cb.index(v);
+    }
+}
+
+/// Quantise and pack (`out.len() == packed_len(x.len(), bits)`).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn quantize_packed<V: Lanes>(cb: &Codebook, x: &[f32], out: &mut [u8]) {
+    let bits = cb.bits();
+    // SAFETY: forwarded from the caller.
+    let thr = unsafe { V::thr(cb) };
+    let mut buf = [0u8; 64];
+    for (chunk, dst) in x.chunks(64).zip(out.chunks_mut(8 * bits as usize)) {
+        let idx = &mut buf[..chunk.len()];
+        // SAFETY: forwarded from the caller; `dst` is exactly the packed
+        // length of `idx` (64 indices fill 8·bits bytes; the last chunk gets
+        // the rest).
+        unsafe {
+            quantize::<V>(cb, &thr, chunk, idx);
+            V::pack(bits, idx, dst);
+        }
+    }
+}
+
+/// Centroids of `out.len()` packed codes (`packed.len() == packed_len`).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn dequantize<V: Lanes>(cb: &Codebook, packed: &[u8], out: &mut [f32]) {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    // SAFETY: forwarded from the caller.
+    let lut = unsafe { V::lut(cb) };
+    let mut buf = [0u8; 64];
+    for (chunk, src) in out.chunks_mut(64).zip(packed.chunks(8 * bits as usize)) {
+        let n = chunk.len();
+        // SAFETY: forwarded; `src` is the packed length of n indices.
+        unsafe { V::unpack(bits, src, &mut buf[..n]) };
+        let mut k = 0;
+        while k + V::LANES <= n {
+            // SAFETY: k + LANES <= n <= 64: the bytes read from `buf` and
+            // the f32 written to `chunk` are in bounds; indices < 2^bits.
+            unsafe {
+                let v = V::lookup(&lut, V::widen(buf.as_ptr().add(k)));
+                v.store(chunk.as_mut_ptr().add(k));
+            }
+            k += V::LANES;
+        }
+        for (o, &i) in chunk[k..].iter_mut().zip(&buf[k..n]) {
+            *o = c[i as usize];
+        }
+    }
+}
+
+/// `Σ q[j]·c[idx_j]` (`packed.len() == packed_len(q.len(), bits)`).
+///
+/// # Safety
+/// The ISA of `V` is available; `lut` is `V::lut(cb)`.
+#[inline(always)]
+pub(super) unsafe fn dot<V: Lanes>(cb: &Codebook, lut: &V::Lut, q: &[f32], packed: &[u8]) -> f32 {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    let mut buf = [0u8; 64];
+    // SAFETY: forwarded from the caller.
+    let mut acc = unsafe { V::zero() };
+    let mut tail = 0.0f32;
+    for (chunk, src) in q.chunks(64).zip(packed.chunks(8 * bits as usize)) {
+        let n = chunk.len();
+        // SAFETY: forwarded; `src` is the packed length of n indices.
+        unsafe { V::unpack(bits, src, &mut buf[..n]) };
+        let mut k = 0;
+        while k + V::LANES <= n {
+            // SAFETY: k + LANES <= n <= 64 keeps the reads of `buf` and
+            // `chunk` in bounds; indices < 2^bits.
+            unsafe {
+                let cv = V::lookup(lut, V::widen(buf.as_ptr().add(k)));
+                acc = V::load(chunk.as_ptr().add(k)).mul_add(cv, acc);
+            }
+            k += V::LANES;
+        }
+        for (&qj, &i) in chunk[k..].iter().zip(&buf[k..n]) {
+            tail += qj * c[i as usize];
+        }
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { acc.sum() + tail }
+}
+
+/// [`dot`] for every row (`out.len()` rows `row_stride` apart, validated).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn dot_rows<V: Lanes>(
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) {
+    let row = pack::packed_len(q.len(), cb.bits());
+    // SAFETY: forwarded from the caller.
+    let lut = unsafe { V::lut(cb) };
+    for (r, o) in out.iter_mut().enumerate() {
+        let start = r * row_stride;
+        // SAFETY: forwarded; the caller validated that every row fits.
+        *o = unsafe { dot::<V>(cb, &lut, q, &packed_rows[start..start + row]) };
+    }
+}
+
+/// Expands, inside a backend file, to the safe entry points of the codebook
+/// kernels for one lane type: each checks the backend, then calls a
+/// `#[target_feature]` instantiation of the generic kernel.
+macro_rules! entry_points {
+    ($backend:expr, $features:literal, $lanes:ty) => {
+        #[target_feature(enable = $features)]
+        unsafe fn quantize_simd(cb: &crate::codebook::Codebook, x: &[f32], out: &mut [u8]) {
+            // SAFETY: this function's target features are the ISA of the lanes.
+            unsafe {
+                let thr = <$lanes as crate::codebook::simd::Lanes>::thr(cb);
+                crate::codebook::simd::quantize::<$lanes>(cb, &thr, x, out)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn quantize_packed_simd(cb: &crate::codebook::Codebook, x: &[f32], out: &mut [u8]) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::quantize_packed::<$lanes>(cb, x, out) }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn dequantize_simd(cb: &crate::codebook::Codebook, packed: &[u8], out: &mut [f32]) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::dequantize::<$lanes>(cb, packed, out) }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn dot_simd(cb: &crate::codebook::Codebook, q: &[f32], packed: &[u8]) -> f32 {
+            // SAFETY: as in `quantize_simd`.
+            unsafe {
+                let lut = <$lanes as crate::codebook::simd::Lanes>::lut(cb);
+                crate::codebook::simd::dot::<$lanes>(cb, &lut, q, packed)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn dot_rows_simd(
+            cb: &crate::codebook::Codebook,
+            q: &[f32],
+            rows: &[u8],
+            stride: usize,
+            out: &mut [f32],
+        ) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::dot_rows::<$lanes>(cb, q, rows, stride, out) }
+        }
+
+        /// Validated arguments in, the kernel on this backend out.
+        pub(in crate::codebook) struct Kernels;
+
+        impl Kernels {
+            pub(in crate::codebook) fn quantize(
+                cb: &crate::codebook::Codebook,
+                x: &[f32],
+                out: &mut [u8],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: check() confirmed this backend's instruction set.
+                unsafe { quantize_simd(cb, x, out) };
+                Ok(())
+            }
+            pub(in crate::codebook) fn quantize_packed(
+                cb: &crate::codebook::Codebook,
+                x: &[f32],
+                out: &mut [u8],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { quantize_packed_simd(cb, x, out) };
+                Ok(())
+            }
+            pub(in crate::codebook) fn dequantize(
+                cb: &crate::codebook::Codebook,
+                packed: &[u8],
+                out: &mut [f32],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { dequantize_simd(cb, packed, out) };
+                Ok(())
+            }
+            pub(in crate::codebook) fn dot(
+                cb: &crate::codebook::Codebook,
+                q: &[f32],
+                packed: &[u8],
+            ) -> Result<f32, crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                Ok(unsafe { dot_simd(cb, q, packed) })
+            }
+            pub(in crate::codebook) fn dot_rows(
+                cb: &crate::codebook::Codebook,
+                q: &[f32],
+                rows: &[u8],
+                stride: usize,
+                out: &mut [f32],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { dot_rows_simd(cb, q, rows, stride, out) };
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use entry_points;
