@@ -1,16 +1,15 @@
-//! Criterion benches for the codebook kernels:
-//! `codebook/<op>/<backend>/b<bits>/d<dim>` for quantize_packed, dequantize,
-//! dot (one row) and dot_rows (one query against 4096 rows), and
-//! `codebook/f32dot/<backend>/d128`, a plain f32 dot product of one row, as
-//! the reference. This release has the scalar kernels only, so every id is
-//! `scalar`; the SIMD backends join them as they land.
+//! Criterion benches for the codebook kernels, every SIMD backend beside the
+//! scalar one: `codebook/<op>/<backend>/b<bits>/d<dim>` for quantize_packed,
+//! dequantize, dot (one row) and dot_rows (one query against 4096 rows), and
+//! `codebook/f32dot/<backend>/d128`, the dot of one uncompressed f32 row, as
+//! the reference.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use turbokv::rng::SplitMix64;
-use turbokv::{Codebook, codebook, pack};
+use turbokv::{Backend, Codebook, codebook, pack};
 
 const DIM: usize = 128;
 const ROWS: usize = 4096;
@@ -21,10 +20,6 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
     (0..n)
         .map(|_| ((g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 1.7 * s)
         .collect()
-}
-
-fn f32_dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn kernels(c: &mut Criterion) {
@@ -42,37 +37,51 @@ fn kernels(c: &mut Criterion) {
         for (row, dst) in rows.chunks_exact(DIM).zip(packed.chunks_exact_mut(len)) {
             codebook::quantize_packed(&cb, row, dst).expect("fits");
         }
-        let id = |op: &str| BenchmarkId::new(format!("{op}/scalar"), format!("b{bits}/d{DIM}"));
-
-        group.throughput(Throughput::Bytes((DIM * 4) as u64));
-        // Every call takes the next of the 4096 rows: the same row again and
-        // again would let the branch predictor learn it.
-        let mut out = vec![0u8; len];
-        let mut r = 0;
-        group.bench_function(id("quantize_packed"), |b| {
-            b.iter(|| {
-                r = (r + 1) % ROWS;
-                codebook::quantize_packed(&cb, black_box(&rows[r * DIM..(r + 1) * DIM]), &mut out)
-            })
-        });
-        let mut deq = vec![0.0f32; DIM];
-        group.bench_function(id("dequantize"), |b| {
-            b.iter(|| codebook::dequantize(&cb, black_box(&packed[..len]), &mut deq))
-        });
-        group.throughput(Throughput::Elements(DIM as u64));
-        group.bench_function(id("dot"), |b| {
-            b.iter(|| codebook::dot(&cb, black_box(&q), black_box(&packed[..len])))
-        });
-        group.throughput(Throughput::Elements((DIM * ROWS) as u64));
-        let mut scores = vec![0.0f32; ROWS];
-        group.bench_function(id("dot_rows"), |b| {
-            b.iter(|| codebook::dot_rows(&cb, black_box(&q), &packed, len, &mut scores))
-        });
+        for backend in Backend::available() {
+            let id = |op: &str| {
+                BenchmarkId::new(
+                    format!("{op}/{}", backend.name()),
+                    format!("b{bits}/d{DIM}"),
+                )
+            };
+            // Every call takes the next of the 4096 rows: the same row again
+            // and again would let the branch predictor learn it.
+            group.throughput(Throughput::Bytes((DIM * 4) as u64));
+            let mut out = vec![0u8; len];
+            let mut r = 0;
+            group.bench_function(id("quantize_packed"), |b| {
+                b.iter(|| {
+                    r = (r + 1) % ROWS;
+                    let x = black_box(&rows[r * DIM..(r + 1) * DIM]);
+                    codebook::quantize_packed_on(backend, &cb, x, &mut out)
+                })
+            });
+            let mut deq = vec![0.0f32; DIM];
+            group.bench_function(id("dequantize"), |b| {
+                b.iter(|| {
+                    codebook::dequantize_on(backend, &cb, black_box(&packed[..len]), &mut deq)
+                })
+            });
+            group.throughput(Throughput::Elements(DIM as u64));
+            group.bench_function(id("dot"), |b| {
+                b.iter(|| codebook::dot_on(backend, &cb, black_box(&q), black_box(&packed[..len])))
+            });
+            group.throughput(Throughput::Elements((DIM * ROWS) as u64));
+            let mut scores = vec![0.0f32; ROWS];
+            group.bench_function(id("dot_rows"), |b| {
+                b.iter(|| {
+                    codebook::dot_rows_on(backend, &cb, black_box(&q), &packed, len, &mut scores)
+                })
+            });
+        }
     }
     group.throughput(Throughput::Elements(DIM as u64));
-    group.bench_function(BenchmarkId::new("f32dot/scalar", format!("d{DIM}")), |b| {
-        b.iter(|| f32_dot(black_box(&q), black_box(&rows[..DIM])))
-    });
+    for backend in Backend::available() {
+        let id = BenchmarkId::new(format!("f32dot/{}", backend.name()), format!("d{DIM}"));
+        group.bench_function(id, |b| {
+            b.iter(|| codebook::dot_f32_on(backend, black_box(&q), black_box(&rows[..DIM])))
+        });
+    }
     group.finish();
 }
 

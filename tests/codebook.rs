@@ -498,6 +498,13 @@ proptest! {
             let d = codebook::dot_on(backend, &cb, q, packed).unwrap();
             prop_assert!((d - dot_ref).abs() <= 1e-5 * scale, "dot on {}: {} vs {}", backend, d, dot_ref);
 
+            let f = codebook::dot_f32_on(backend, q, x).unwrap();
+            let f_ref = codebook::dot_f32_on(Backend::Scalar, q, x).unwrap();
+            let f_scale: f32 = q.iter().zip(x).map(|(a, b)| (a * b).abs()).sum();
+            if f_scale.is_finite() {
+                prop_assert!((f - f_ref).abs() <= 1e-5 * f_scale, "dot_f32 on {}: {} vs {}", backend, f, f_ref);
+            }
+
             let mut got = vec![0.0f32; rows];
             codebook::dot_rows_on(backend, &cb, q, &many, stride, &mut got).unwrap();
             for (g, w) in got.iter().zip(&rows_ref) {

@@ -538,5 +538,40 @@ fn scalar_dot_rows(
     }
 }
 
+/// `Σ a[j]·b[j]` of two uncompressed f32 rows on the detected backend: the
+/// reference that [`dot`] is measured against (and a building block for
+/// attention on uncompressed data). Within `1e-5 · Σ|a·b|` of the scalar
+/// sum on every backend.
+///
+/// # Errors
+/// [`Error::LengthMismatch`] if the lengths differ.
+///
+/// ```
+/// let d = turbokv::codebook::dot_f32(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0])?;
+/// assert_eq!(d, 32.0);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn dot_f32(a: &[f32], b: &[f32]) -> Result<f32, Error> {
+    dot_f32_on(Backend::detect(), a, b)
+}
+
+/// [`dot_f32`] on a chosen backend.
+///
+/// # Errors
+/// As [`dot_f32`], plus [`Error::BackendUnavailable`].
+pub fn dot_f32_on(backend: Backend, a: &[f32], b: &[f32]) -> Result<f32, Error> {
+    if a.len() != b.len() {
+        return Err(Error::LengthMismatch {
+            expected: a.len(),
+            found: b.len(),
+        });
+    }
+    on_backend!(
+        backend,
+        a.iter().zip(b).map(|(x, y)| x * y).sum(),
+        dot_f32(a, b)
+    )
+}
+
 #[cfg(test)]
 mod tests;

@@ -194,6 +194,30 @@ pub(super) unsafe fn dot_rows<V: Lanes>(
     }
 }
 
+/// `Σ a[j]·b[j]` in f32 (`a.len() == b.len()`): the uncompressed reference.
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn dot_f32<V: Lanes>(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    // SAFETY: forwarded from the caller.
+    let (mut acc0, mut acc1) = unsafe { (V::zero(), V::zero()) };
+    let mut i = 0;
+    while i + 2 * V::LANES <= n {
+        // SAFETY: i + 2·LANES <= n keeps every load inside both slices.
+        unsafe {
+            acc0 = V::load(a.as_ptr().add(i)).mul_add(V::load(b.as_ptr().add(i)), acc0);
+            let j = i + V::LANES;
+            acc1 = V::load(a.as_ptr().add(j)).mul_add(V::load(b.as_ptr().add(j)), acc1);
+        }
+        i += 2 * V::LANES;
+    }
+    let tail: f32 = a[i..n].iter().zip(&b[i..n]).map(|(x, y)| x * y).sum();
+    // SAFETY: forwarded from the caller.
+    unsafe { acc0.sum() + acc1.sum() + tail }
+}
+
 /// Expands, inside a backend file, to the safe entry points of the codebook
 /// kernels for one lane type: each checks the backend, then calls a
 /// `#[target_feature]` instantiation of the generic kernel.
@@ -241,6 +265,12 @@ macro_rules! entry_points {
             unsafe { crate::codebook::simd::dot_rows::<$lanes>(cb, q, rows, stride, out) }
         }
 
+        #[target_feature(enable = $features)]
+        unsafe fn dot_f32_simd(a: &[f32], b: &[f32]) -> f32 {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::dot_f32::<$lanes>(a, b) }
+        }
+
         /// Validated arguments in, the kernel on this backend out.
         pub(in crate::codebook) struct Kernels;
 
@@ -283,6 +313,11 @@ macro_rules! entry_points {
                 $backend.check()?;
                 // SAFETY: as above.
                 Ok(unsafe { dot_simd(cb, q, packed) })
+            }
+            pub(in crate::codebook) fn dot_f32(a: &[f32], b: &[f32]) -> Result<f32, crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                Ok(unsafe { dot_f32_simd(a, b) })
             }
             pub(in crate::codebook) fn dot_rows(
                 cb: &crate::codebook::Codebook,
