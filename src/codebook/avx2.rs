@@ -114,6 +114,12 @@ unsafe impl Lanes for F8 {
     }
 
     #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F8(unsafe { _mm256_add_ps(a.0, b.0) })
+    }
+
+    #[inline(always)]
     unsafe fn widen(p: *const u8) -> __m256i {
         // SAFETY: 8 readable bytes at p (caller); AVX2 available.
         unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }

@@ -106,6 +106,12 @@ unsafe impl Lanes for F16 {
     }
 
     #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F16(unsafe { _mm512_add_ps(a.0, b.0) })
+    }
+
+    #[inline(always)]
     unsafe fn widen(p: *const u8) -> __m512i {
         // SAFETY: 16 readable bytes at p (caller); AVX-512F available.
         unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())) }

@@ -118,6 +118,12 @@ unsafe impl Lanes for F4 {
     }
 
     #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F4(unsafe { vaddq_f32(a.0, b.0) })
+    }
+
+    #[inline(always)]
     unsafe fn widen(p: *const u8) -> uint32x4_t {
         // SAFETY: 4 readable bytes at p (caller), read without alignment.
         unsafe {

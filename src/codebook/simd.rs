@@ -43,6 +43,8 @@ pub(super) unsafe trait Lanes: Copy {
     unsafe fn mul_add(self, b: Self, acc: Self) -> Self;
     /// The sum of the lanes.
     unsafe fn sum(self) -> f32;
+    /// `a + b`, lane-wise.
+    unsafe fn add(a: Self, b: Self) -> Self;
     /// `LANES` bytes at `p` (indices) widened to i32 lanes.
     unsafe fn widen(p: *const u8) -> Self::Idx;
     /// i32 lanes (each < 256) narrowed to `LANES` bytes at `p`.
@@ -147,20 +149,32 @@ pub(super) unsafe fn dot<V: Lanes>(cb: &Codebook, lut: &V::Lut, q: &[f32], packe
     let bits = cb.bits();
     let c = cb.centroids();
     let mut buf = [0u8; 64];
+    // Four accumulators: one would serialise on the FMA latency.
     // SAFETY: forwarded from the caller.
-    let mut acc = unsafe { V::zero() };
+    let mut acc = unsafe { [V::zero(); 4] };
     let mut tail = 0.0f32;
     for (chunk, src) in q.chunks(64).zip(packed.chunks(8 * bits as usize)) {
         let n = chunk.len();
         // SAFETY: forwarded; `src` is the packed length of n indices.
         unsafe { V::unpack(bits, src, &mut buf[..n]) };
         let mut k = 0;
+        while k + 4 * V::LANES <= n {
+            for (a, acc) in acc.iter_mut().enumerate() {
+                let at = k + a * V::LANES;
+                // SAFETY: at + LANES <= n <= 64 keeps the reads of `buf`
+                // and `chunk` in bounds; indices < 2^bits.
+                unsafe {
+                    let cv = V::lookup(lut, V::widen(buf.as_ptr().add(at)));
+                    *acc = V::load(chunk.as_ptr().add(at)).mul_add(cv, *acc);
+                }
+            }
+            k += 4 * V::LANES;
+        }
         while k + V::LANES <= n {
-            // SAFETY: k + LANES <= n <= 64 keeps the reads of `buf` and
-            // `chunk` in bounds; indices < 2^bits.
+            // SAFETY: as above.
             unsafe {
                 let cv = V::lookup(lut, V::widen(buf.as_ptr().add(k)));
-                acc = V::load(chunk.as_ptr().add(k)).mul_add(cv, acc);
+                acc[0] = V::load(chunk.as_ptr().add(k)).mul_add(cv, acc[0]);
             }
             k += V::LANES;
         }
@@ -169,7 +183,7 @@ pub(super) unsafe fn dot<V: Lanes>(cb: &Codebook, lut: &V::Lut, q: &[f32], packe
         }
     }
     // SAFETY: forwarded from the caller.
-    unsafe { acc.sum() + tail }
+    unsafe { V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3])).sum() + tail }
 }
 
 /// [`dot`] for every row (`out.len()` rows `row_stride` apart, validated).
