@@ -3,7 +3,8 @@
 //! Lookup: one `vpermps` over a 16-entry register for ≤ 4 bits, `vpermt2ps`
 //! over 32 entries for 5 bits, a gather for 6–8 bits. Quantisation: one
 //! compare into a mask register per threshold for ≤ 4 bits, a gathered
-//! binary search above. Packing: `pext`/`pdep`.
+//! binary search above. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
+//! (VBMI); packing and short tails: `pext`/`pdep`.
 
 use core::arch::x86_64::*;
 
@@ -28,7 +29,7 @@ pub(super) struct Thr16 {
     bits: u8,
 }
 
-// SAFETY: every method uses AVX-512 F/BW/DQ/VL or BMI2 instructions only,
+// SAFETY: every method uses AVX-512 F/BW/DQ/VL/VBMI or BMI2 instructions only,
 // which the trait's contract makes the caller check. Pointer accesses:
 // load/store touch 16 f32, widen reads 16 bytes, narrow writes 16 bytes; the
 // gathers read `centroids`/`thresholds` at indices below 2^bits (resp.
@@ -173,13 +174,75 @@ unsafe impl Lanes for F16 {
 
     #[inline(always)]
     unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
-        // SAFETY: BMI2 available (trait contract); arguments forwarded.
-        unsafe { bmi::unpack(bits, packed, out) }
+        if out.len() == 64 {
+            // SAFETY: VBMI available (trait contract); `packed` holds the
+            // 8·bits bytes of 64 codes and `out` 64 bytes.
+            unsafe { unpack64(bits, packed, out) }
+        } else {
+            // SAFETY: BMI2 available (trait contract); arguments forwarded.
+            unsafe { bmi::unpack(bits, packed, out) }
+        }
+    }
+}
+
+/// `PERM[b][8k + j] = k·b + j`: gathers the `b` bytes of code group `k` (8
+/// codes of `b` bits) into qword `k`.
+const PERM: [[u8; 64]; 9] = {
+    let mut t = [[0u8; 64]; 9];
+    let mut b = 1;
+    while b <= 8 {
+        let mut i = 0;
+        while i < 64 {
+            t[b][i] = ((i / 8) * b + i % 8) as u8;
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Multishift control: byte `j` of every qword selects bits `j·b …`.
+const fn shifts(b: u64) -> u64 {
+    let mut v = 0u64;
+    let mut j = 0;
+    while j < 8 {
+        v |= (j * b) << (8 * j);
+        j += 1;
+    }
+    v
+}
+
+/// 64 codes unpacked with three instructions: `vpermb` puts each group's
+/// bytes in its own qword, `vpmultishiftqb` moves every code to a byte of
+/// its own, and a mask keeps its `b` bits; one 64-byte store.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `packed.len() >= 8·bits`,
+/// `out.len() >= 64`, `bits ∈ 1..=8`.
+#[inline(always)]
+unsafe fn unpack64(bits: u8, packed: &[u8], out: &mut [u8]) {
+    let b = bits as usize;
+    let bytes: u64 = if b == 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * b)) - 1
+    };
+    // SAFETY: the masked load touches only the first 8·b ≤ packed.len()
+    // bytes (masked-off bytes are never accessed); PERM[b] is 64 bytes; the
+    // store writes out[..64].
+    unsafe {
+        let data = _mm512_maskz_loadu_epi8(bytes, packed.as_ptr().cast());
+        let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        let grouped = _mm512_permutexvar_epi8(perm, data);
+        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
+        let fields = _mm512_multishift_epi64_epi8(shift, grouped);
+        let keep = _mm512_set1_epi8(((1u16 << b) - 1) as u8 as i8);
+        _mm512_storeu_si512(out.as_mut_ptr().cast(), _mm512_and_si512(fields, keep));
     }
 }
 
 simd::entry_points!(
     Backend::Avx512,
-    "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi1,bmi2",
+    "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma,bmi1,bmi2",
     F16
 );
