@@ -85,5 +85,53 @@ fn kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels);
+/// One query against a million rows, once both the codes (64 MB at 4 bits)
+/// and the f32 rows (512 MB) exceed the last-level cache, beside a plain
+/// copy of 512 MB on one core (the bandwidth ceiling).
+fn beyond_cache(c: &mut Criterion) {
+    const BIG: usize = 1 << 20;
+    let backend = Backend::detect();
+    let mut group = c.benchmark_group("codebook");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(10);
+    let q = data(DIM, 1);
+    let rows = data(DIM * BIG, 3);
+    let bits = 4u8;
+    let cb = Codebook::lloyd_max(DIM, bits).expect("valid codebook");
+    let len = pack::packed_len(DIM, bits);
+    let mut packed = vec![0u8; len * BIG];
+    for (row, dst) in rows.chunks_exact(DIM).zip(packed.chunks_exact_mut(len)) {
+        codebook::quantize_packed(&cb, row, dst).expect("fits");
+    }
+    let mut scores = vec![0.0f32; BIG];
+    group.throughput(Throughput::Bytes(packed.len() as u64));
+    let id = BenchmarkId::new(
+        format!("dot_rows_1m/{}", backend.name()),
+        format!("b{bits}/d{DIM}"),
+    );
+    group.bench_function(id, |b| {
+        b.iter(|| codebook::dot_rows_on(backend, &cb, black_box(&q), &packed, len, &mut scores))
+    });
+    group.throughput(Throughput::Bytes((rows.len() * 4) as u64));
+    let id = BenchmarkId::new(
+        format!("f32dot_rows_1m/{}", backend.name()),
+        format!("d{DIM}"),
+    );
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            for (s, row) in scores.iter_mut().zip(rows.chunks_exact(DIM)) {
+                *s = codebook::dot_f32_on(backend, black_box(&q), row).unwrap_or(0.0);
+            }
+        })
+    });
+    let mut copy = vec![0.0f32; rows.len()];
+    group.bench_function(BenchmarkId::new("memcpy/1core", "512MB"), |b| {
+        b.iter(|| copy.copy_from_slice(black_box(&rows)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, kernels, beyond_cache);
 criterion_main!(benches);

@@ -167,6 +167,12 @@ unsafe impl Lanes for F16 {
     }
 
     #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+
+    #[inline(always)]
     unsafe fn pack(bits: u8, indices: &[u8], out: &mut [u8]) {
         // SAFETY: BMI2 available (trait contract); arguments forwarded.
         unsafe { bmi::pack(bits, indices, out) }

@@ -53,6 +53,10 @@ pub(super) unsafe trait Lanes: Copy {
     unsafe fn lookup(lut: &Self::Lut, i: Self::Idx) -> Self;
     /// `#{j : x > thresholds[j]}` per lane (NaN → 0), as the scalar kernel.
     unsafe fn quantize(thr: &Self::Thr, x: Self) -> Self::Idx;
+    /// Hints the cache to fetch the line at `p` (which may be out of bounds:
+    /// a prefetch never faults and reads nothing the program sees).
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const u8) {}
     /// [`pack::pack_unchecked`], possibly with faster instructions.
     #[inline(always)]
     unsafe fn pack(bits: u8, indices: &[u8], out: &mut [u8]) {
@@ -186,6 +190,9 @@ pub(super) unsafe fn dot<V: Lanes>(cb: &Codebook, lut: &V::Lut, q: &[f32], packe
     unsafe { V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3])).sum() + tail }
 }
 
+/// How many rows ahead `dot_rows` prefetches.
+const PREFETCH_ROWS: usize = 16;
+
 /// [`dot`] for every row (`out.len()` rows `row_stride` apart, validated).
 ///
 /// # Safety
@@ -203,8 +210,17 @@ pub(super) unsafe fn dot_rows<V: Lanes>(
     let lut = unsafe { V::lut(cb) };
     for (r, o) in out.iter_mut().enumerate() {
         let start = r * row_stride;
-        // SAFETY: forwarded; the caller validated that every row fits.
-        *o = unsafe { dot::<V>(cb, &lut, q, &packed_rows[start..start + row]) };
+        // Rows far ahead: hardware prefetchers lose the stream across the
+        // masked and gathered loads of the kernels.
+        let ahead = packed_rows
+            .as_ptr()
+            .wrapping_add(start + PREFETCH_ROWS * row_stride);
+        // SAFETY: forwarded; the caller validated that every row fits, and
+        // a prefetch of any address is harmless.
+        unsafe {
+            V::prefetch(ahead);
+            *o = dot::<V>(cb, &lut, q, &packed_rows[start..start + row]);
+        }
     }
 }
 
