@@ -45,72 +45,103 @@ fn clock_ghz() -> f64 {
 }
 
 /// Lloyd–Max codebooks for d = 128: integrated MSE against the TurboQuant
-/// bounds, and the scalar kernels' speed (SIMD kernels are not in yet).
+/// bounds, then the codebook kernels on every backend.
 fn codebooks(sample: Duration) {
     const D: usize = 128;
     const ROWS: usize = 4096;
-    println!(
-        "\ncodebooks, d = {D} (MSE of one rotated unit vector; bounds 4^-b and (√3·π/2)·4^-b)"
-    );
-    println!(
-        "{:>4} {:>10} {:>10} {:>10} {:>12} {:>10} {:>14}",
-        "bits", "mse", "lower", "upper", "quant GB/s", "dot ns", "dot_rows ns/row"
-    );
+    println!("\ncodebooks, d = {D}: MSE of one rotated unit vector, bounds 4^-b and (√3·π/2)·4^-b");
+    for bits in 1..=4u8 {
+        let cb = Codebook::lloyd_max(D, bits).expect("valid codebook");
+        let lower = 4f64.powi(-(bits as i32));
+        let upper = 3f64.sqrt() * std::f64::consts::PI / 2.0 * lower;
+        println!(
+            "  b = {bits}: mse {:.6}  (bounds {lower:.6} … {upper:.6})",
+            cb.mse()
+        );
+    }
+
     let mut g = turbokv::rng::SplitMix64::new(9);
     let scale = 1.0 / (D as f32).sqrt();
     let rows: Vec<f32> = (0..D * ROWS)
         .map(|_| ((g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 1.7 * scale)
         .collect();
     let q = &rows[..D];
-    for bits in 1..=4u8 {
+    println!(
+        "\ncodebook kernels, d = {D}, median of 9 (quantize_packed: GB/s of f32 in; dot: ns; dot_rows: ns per row of {ROWS})"
+    );
+    print!("{:>4}", "bits");
+    for b in Backend::available() {
+        print!(
+            " | {:>7} {:>6} {:>6} {:>6}",
+            b.name(),
+            "quant",
+            "dot",
+            "rows"
+        );
+    }
+    println!();
+    for bits in [2u8, 3, 4] {
         let cb = Codebook::lloyd_max(D, bits).expect("valid codebook");
         let len = pack::packed_len(D, bits);
         let mut packed = vec![0u8; len * ROWS];
         for (row, dst) in rows.chunks_exact(D).zip(packed.chunks_exact_mut(len)) {
             codebook::quantize_packed(&cb, row, dst).expect("fits");
         }
-        let lower = 4f64.powi(-(bits as i32));
-        let upper = 3f64.sqrt() * std::f64::consts::PI / 2.0 * lower;
-        let quant_ns = median_ns(9, sample, |iters| {
-            let start = Instant::now();
-            for i in 0..iters as usize {
-                let r = i % ROWS;
-                let _ = black_box(codebook::quantize_packed(
-                    &cb,
-                    black_box(&rows[r * D..(r + 1) * D]),
-                    &mut packed[r * len..(r + 1) * len],
-                ));
-            }
-            start.elapsed()
-        });
-        let dot_ns = median_ns(9, sample, |iters| {
-            let start = Instant::now();
-            for i in 0..iters as usize {
-                let r = i % ROWS;
-                let _ = black_box(codebook::dot(&cb, black_box(q), &packed[r * len..]));
-            }
-            start.elapsed()
-        });
-        let mut scores = vec![0.0f32; ROWS];
-        let rows_ns = median_ns(5, sample, |iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let _ = black_box(codebook::dot_rows(
-                    &cb,
-                    black_box(q),
-                    &packed,
-                    len,
-                    &mut scores,
-                ));
-            }
-            start.elapsed()
-        }) / ROWS as f64;
-        println!(
-            "{bits:>4} {:>10.6} {lower:>10.6} {upper:>10.6} {:>12.2} {dot_ns:>10.1} {rows_ns:>14.1}",
-            cb.mse(),
-            (D * 4) as f64 / quant_ns
-        );
+        print!("{bits:>4}");
+        for backend in Backend::available() {
+            let mut out = vec![0u8; len];
+            let quant_ns = median_ns(9, sample, |iters| {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    let x = black_box(&rows[(i % ROWS) * D..(i % ROWS + 1) * D]);
+                    let _ = black_box(codebook::quantize_packed_on(backend, &cb, x, &mut out));
+                }
+                start.elapsed()
+            });
+            let dot_ns = median_ns(9, sample, |iters| {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    let row = &packed[(i % ROWS) * len..];
+                    let _ = black_box(codebook::dot_on(backend, &cb, black_box(q), row));
+                }
+                start.elapsed()
+            });
+            let mut scores = vec![0.0f32; ROWS];
+            let rows_ns = median_ns(9, sample, |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let _ = black_box(codebook::dot_rows_on(
+                        backend,
+                        &cb,
+                        q,
+                        &packed,
+                        len,
+                        &mut scores,
+                    ));
+                }
+                start.elapsed()
+            }) / ROWS as f64;
+            print!(
+                " | {:>7} {:>6.2} {dot_ns:>6.1} {rows_ns:>6.1}",
+                "",
+                (D * 4) as f64 / quant_ns
+            );
+        }
+        println!();
     }
+    print!("f32 dot of one row (ns):");
+    for backend in Backend::available() {
+        let ns = median_ns(9, sample, |iters| {
+            let start = Instant::now();
+            for i in 0..iters as usize {
+                let row = &rows[(i % ROWS) * D..(i % ROWS + 1) * D];
+                let _ = black_box(codebook::dot_f32_on(backend, black_box(q), row));
+            }
+            start.elapsed()
+        });
+        print!(" {} {ns:.1}", backend.name());
+    }
+    println!();
 }
 
 fn main() {
