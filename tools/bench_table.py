@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns the medians of the last `cargo bench --bench wht` run
+"""Turns the medians of the last `cargo bench` runs
 (target/criterion/*/new/estimates.json) into the Markdown tables of
 BENCHMARKS.md: ns per call, ns per element, speed-up over scalar, and the
 ratio to FFHT's published figures (DESIGN §6).
@@ -66,7 +66,38 @@ def table(group, elems, ffht):
         print("| " + " | ".join(row) + " |")
 
 
+def codebook_table():
+    """codebook/<op>/<backend>/b<bits>/d<dim>: ns per call and speed-up."""
+    base = os.path.join(ROOT, "codebook")
+    if not os.path.isdir(base):
+        return
+    m = {}
+    for op_backend in os.listdir(base):
+        for sub in os.listdir(os.path.join(base, op_backend)):
+            path = os.path.join(base, op_backend, sub, "new", "estimates.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    op, _, backend = op_backend.rpartition("_")
+                    m[(op, backend, sub)] = json.load(f)["median"]["point_estimate"]
+    backends = [b for b in ORDER if any(k[1] == b for k in m)]
+    print("| op | size | " + " | ".join(f"{b} ns" for b in backends) + " | best vs scalar |")
+    print("|" + "---|" * (3 + len(backends)))
+    for op in ["quantize_packed", "dequantize", "dot", "dot_rows", "f32dot"]:
+        for size in sorted({k[2] for k in m if k[0] == op}):
+            vals = [m.get((op, b, size)) for b in backends]
+            cells = [f"{v:,.1f}" if v is not None else "–" for v in vals]
+            simd = [v for b, v in zip(backends, vals) if b != "scalar" and v is not None]
+            sc = m.get((op, "scalar", size))
+            ratio = f"{sc / min(simd):.1f}×" if sc and simd else "–"
+            print(f"| {op} | {size.replace('_', '/')} | " + " | ".join(cells) + f" | {ratio} |")
+    print()
+    for key in sorted(k for k in m if k[0].endswith("_1m") or k[0] == "memcpy"):
+        print(f"- `codebook/{key[0]}/{key[1]}/{key[2].replace('_', '/')}`: {m[key] / 1e6:,.2f} ms")
+
+
 print("### `wht/fwht/<backend>/<n>`: one transform per call (median ns)\n")
 table("wht_fwht", lambda s: int(s), True)
 print("\n### `wht/fwht_rows/<backend>/<n>x<rows>`: one batched call (median ns per call)\n")
 table("wht_fwht_rows", lambda s: int(s.split("x")[0]) * int(s.split("x")[1]), False)
+print("\n### `codebook/<op>/<backend>/b<bits>/d<dim>` (median ns per call)\n")
+codebook_table()
