@@ -535,3 +535,51 @@ fn unavailable_backends_are_errors_for_codebook_kernels() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Many rows, so that backends that score blocks of rows at once (AVX-512
+    /// at 1, 2 and 4 bits) run that path, including partial 64-byte chunks,
+    /// odd strides and a tail of single rows.
+    #[test]
+    fn dot_rows_blocks_match_scalar(
+        bits in prop::sample::select(vec![1u8, 2, 3, 4, 8]),
+        d in 1usize..300,
+        rows in 16usize..70,
+        extra in 0usize..5,
+        seed in any::<u64>(),
+    ) {
+        use turbokv::Backend;
+        let cb = Codebook::lloyd_max(d.max(2), bits).unwrap();
+        let mut g = SplitMix64::new(seed);
+        let sigma = 1.0 / (d as f64).sqrt();
+        let q: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
+        let len = pack::packed_len(d, bits);
+        let stride = len + extra;
+        let mut packed = vec![0u8; rows * stride];
+        for r in 0..rows {
+            let x: Vec<f32> = (0..d).map(|_| (normal(&mut g) * sigma) as f32).collect();
+            codebook::quantize_packed_on(Backend::Scalar, &cb, &x, &mut packed[r * stride..]).unwrap();
+        }
+        // The buffer ends exactly at the last row's codes (no slack to hide
+        // an over-read from the tests' allocator).
+        let packed = &packed[..(rows - 1) * stride + len];
+        let mut want = vec![0.0f32; rows];
+        codebook::dot_rows_on(Backend::Scalar, &cb, &q, packed, stride, &mut want).unwrap();
+        let cmax = cb.centroids().iter().fold(0.0f32, |m, c| m.max(c.abs()));
+        let bound = 1e-5 * q.iter().map(|v| v.abs()).sum::<f32>() * cmax + 1e-30;
+        for backend in simd_backends() {
+            let mut got = vec![0.0f32; rows];
+            codebook::dot_rows_on(backend, &cb, &q, packed, stride, &mut got).unwrap();
+            for (r, (g, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert!((g - w).abs() <= bound, "row {} on {}: {} vs {}", r, backend, g, w);
+            }
+            if backend == Backend::Avx512 && matches!(bits, 1 | 2 | 4) && d <= 256 {
+                let blocked = rows / 16 * 16;
+                let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits_of(&got[..blocked]), bits_of(&want[..blocked]), "blocked rows are exact");
+            }
+        }
+    }
+}

@@ -167,6 +167,19 @@ unsafe impl Lanes for F16 {
     }
 
     #[inline(always)]
+    unsafe fn dot_row_blocks(
+        cb: &super::Codebook,
+        q: &[f32],
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> usize {
+        // SAFETY: AVX-512 F/BW is available (trait contract); the arguments
+        // were validated by `dot_rows_on`.
+        unsafe { row_blocks(cb, q, rows, stride, out) }
+    }
+
+    #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
@@ -187,6 +200,175 @@ unsafe impl Lanes for F16 {
         } else {
             // SAFETY: BMI2 available (trait contract); arguments forwarded.
             unsafe { bmi::unpack(bits, packed, out) }
+        }
+    }
+}
+
+/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
+/// 64 bytes a coordinate on the stack.
+const BLOCK_MAX_DIM: usize = 256;
+
+/// Transposes 16 rows of 16 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
+    // SAFETY: AVX-512F is the caller's promise; registers only.
+    unsafe {
+        let mut t = [_mm512_setzero_si512(); 16];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        // u[4k + m], 128-bit lane L = column 4L + m of rows 4k … 4k + 3.
+        let mut u = [_mm512_setzero_si512(); 16];
+        for k in 0..4 {
+            u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        let mut o = [_mm512_setzero_si512(); 16];
+        for m in 0..4 {
+            let v = _mm512_shuffle_i32x4::<0x88>(u[m], u[4 + m]);
+            let v2 = _mm512_shuffle_i32x4::<0xDD>(u[m], u[4 + m]);
+            let w = _mm512_shuffle_i32x4::<0x88>(u[8 + m], u[12 + m]);
+            let w2 = _mm512_shuffle_i32x4::<0xDD>(u[8 + m], u[12 + m]);
+            o[m] = _mm512_shuffle_i32x4::<0x88>(v, w);
+            o[8 + m] = _mm512_shuffle_i32x4::<0xDD>(v, w);
+            o[4 + m] = _mm512_shuffle_i32x4::<0x88>(v2, w2);
+            o[12 + m] = _mm512_shuffle_i32x4::<0xDD>(v2, w2);
+        }
+        o
+    }
+}
+
+/// Sixteen rows per step, one row per lane, for 1, 2 and 4 bits and rows of
+/// at most [`BLOCK_MAX_DIM`] codes. Per query, a table of `q_j · c_v` per
+/// coordinate `j` (16 lanes); per block, the rows' codes are transposed 16
+/// dwords at a time, so that lane `r` of dword register `k` holds row `r`'s
+/// codes of `32/b` coordinates; then every coordinate costs a shift, a
+/// `vpermps` into its table and an add, for 16 rows at once. Four blocks run
+/// side by side so that four add chains overlap. Each row's sum runs over
+/// `j` in order from 0.0, adding the same rounded products as the scalar
+/// kernel, so the scores equal the scalar ones bit for bit.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the arguments are validated as by
+/// `dot_rows_on` (every row of `out` fits in `rows`).
+#[inline(always)]
+unsafe fn row_blocks(
+    cb: &super::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let bits = cb.bits() as usize;
+    let d = q.len();
+    if !matches!(bits, 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 16 {
+        return 0;
+    }
+    let c = cb.centroids();
+    // SAFETY: AVX-512 F/BW are the caller's promise; the loads read the
+    // local arrays.
+    unsafe {
+        let mut cents = [0.0f32; 16];
+        cents[..c.len()].copy_from_slice(c);
+        let cv = _mm512_loadu_ps(cents.as_ptr());
+        let mut table = [_mm512_setzero_ps(); BLOCK_MAX_DIM];
+        for (t, &qj) in table.iter_mut().zip(q) {
+            *t = _mm512_mul_ps(_mm512_set1_ps(qj), cv);
+        }
+        let table = &table[..d];
+        let blocks = out.len() / 16;
+        let mut blk = 0;
+        while blk + 4 <= blocks {
+            match bits {
+                1 => block_group::<1, 4>(table, rows, stride, blk, out),
+                2 => block_group::<2, 4>(table, rows, stride, blk, out),
+                _ => block_group::<4, 4>(table, rows, stride, blk, out),
+            }
+            blk += 4;
+        }
+        while blk < blocks {
+            match bits {
+                1 => block_group::<1, 1>(table, rows, stride, blk, out),
+                2 => block_group::<2, 1>(table, rows, stride, blk, out),
+                _ => block_group::<4, 1>(table, rows, stride, blk, out),
+            }
+            blk += 1;
+        }
+        blocks * 16
+    }
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the 16·NB rows from `16·blk0` fit in `rows`
+/// and `out`; `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn block_group<const B: usize, const NB: usize>(
+    table: &[__m512],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = table.len();
+    let row_len = super::pack::packed_len(d, B as u8);
+    let per_dword = 32 / B;
+    // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
+    // one row (masked where the row ends inside its 64-byte chunk); prefetches
+    // never fault; the stores write out[16·blk0 … 16·(blk0 + NB)).
+    unsafe {
+        let keep = _mm512_set1_epi32((1 << B) - 1);
+        let mut acc = [_mm512_setzero_ps(); NB];
+        let mut chunk = 0;
+        while chunk * 64 < row_len {
+            let bytes = (row_len - chunk * 64).min(64);
+            let mask: u64 = if bytes == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bytes) - 1
+            };
+            let mut cols = [[_mm512_setzero_si512(); 16]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [_mm512_setzero_si512(); 16];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 16 + i) * stride + chunk * 64;
+                    // The same chunk of the rows 4 blocks on, for the next step.
+                    let ahead = rows.as_ptr().wrapping_add(at + 64 * stride);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                    *ri = _mm512_maskz_loadu_epi8(mask, rows.as_ptr().add(at).cast());
+                }
+                *col = transpose16(&r);
+            }
+            let first = chunk * 64 * 8 / B;
+            'coords: for k in 0..16 {
+                for s in 0..per_dword {
+                    let j = first + k * per_dword + s;
+                    if j >= d {
+                        break 'coords;
+                    }
+                    let t = table[j];
+                    let shift = _mm512_set1_epi32((s * B) as i32);
+                    for (a, col) in acc.iter_mut().zip(&cols) {
+                        let mut codes = _mm512_srlv_epi32(col[k], shift);
+                        if B < 4 {
+                            // vpermps reads only the low 4 bits of each lane.
+                            codes = _mm512_and_si512(codes, keep);
+                        }
+                        *a = _mm512_add_ps(*a, _mm512_permutexvar_ps(codes, t));
+                    }
+                }
+            }
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 16), *a);
         }
     }
 }

@@ -53,6 +53,19 @@ pub(super) unsafe trait Lanes: Copy {
     unsafe fn lookup(lut: &Self::Lut, i: Self::Idx) -> Self;
     /// `#{j : x > thresholds[j]}` per lane (NaN → 0), as the scalar kernel.
     unsafe fn quantize(thr: &Self::Thr, x: Self) -> Self::Idx;
+    /// Scores whole blocks of rows at once where the backend has a faster
+    /// way than one row at a time; returns how many leading rows (a prefix
+    /// of `out`) it scored. Arguments as for [`dot_rows`], validated.
+    #[inline(always)]
+    unsafe fn dot_row_blocks(
+        _cb: &Codebook,
+        _q: &[f32],
+        _rows: &[u8],
+        _stride: usize,
+        _out: &mut [f32],
+    ) -> usize {
+        0
+    }
     /// Hints the cache to fetch the line at `p` (which may be out of bounds:
     /// a prefetch never faults and reads nothing the program sees).
     #[inline(always)]
@@ -207,8 +220,13 @@ pub(super) unsafe fn dot_rows<V: Lanes>(
 ) {
     let row = pack::packed_len(q.len(), cb.bits());
     // SAFETY: forwarded from the caller.
-    let lut = unsafe { V::lut(cb) };
-    for (r, o) in out.iter_mut().enumerate() {
+    let (done, lut) = unsafe {
+        (
+            V::dot_row_blocks(cb, q, packed_rows, row_stride, out),
+            V::lut(cb),
+        )
+    };
+    for (r, o) in out.iter_mut().enumerate().skip(done) {
         let start = r * row_stride;
         // Rows far ahead: hardware prefetchers lose the stream across the
         // masked and gathered loads of the kernels.
