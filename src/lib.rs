@@ -14,7 +14,7 @@
 //! - [`rng`]: the documented generator behind every random quantity;
 //! - [`Codebook`], [`codebook`] and [`pack`]: Lloyd–Max codebooks for rotated
 //!   coordinates, bit packing, and quantise / dequantise / dot kernels on
-//!   packed codes (scalar reference kernels in this release).
+//!   packed codes, on every backend.
 //!
 //! ```
 //! use turbokv::{wht, Backend, Rotation};
