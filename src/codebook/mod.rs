@@ -93,8 +93,10 @@ impl Codebook {
     /// `S^{dim−1}` (the exact Beta law, not its Gaussian limit).
     ///
     /// Dims 64, 128 and 256 with 1–4 bits come from `const` tables; anything
-    /// else runs the solver (deterministic, `libm` only, works without `std`):
-    /// from about 0.1 ms at 1 bit to tens of ms at 8 bits in release builds.
+    /// else runs the solver (deterministic, `libm` only, works without `std`;
+    /// Newton on the thresholds, then Lloyd): in release builds on this
+    /// project's machine, 5 µs at 1 bit, 0.2 ms at 4 bits and 3.6 ms at 8 bits
+    /// for dim 128, up to 17 ms at 8 bits for dim 65536.
     ///
     /// # Errors
     /// [`Error::InvalidBits`] unless `bits ∈ 1..=8`; [`Error::InvalidDim`]
