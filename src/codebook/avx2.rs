@@ -185,6 +185,19 @@ unsafe impl Lanes for F8 {
     }
 
     #[inline(always)]
+    unsafe fn dot_row_blocks(
+        cb: &super::Codebook,
+        q: &[f32],
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> usize {
+        // SAFETY: AVX2 and FMA are available (trait contract); the arguments
+        // were validated by `dot_rows_on`.
+        unsafe { row_blocks(cb, q, rows, stride, out) }
+    }
+
+    #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
@@ -200,6 +213,173 @@ unsafe impl Lanes for F8 {
     unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
         // SAFETY: BMI2 available (trait contract); arguments forwarded.
         unsafe { bmi::unpack(bits, packed, out) }
+    }
+}
+
+/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
+/// 64 bytes a coordinate on the stack.
+const BLOCK_MAX_DIM: usize = 256;
+
+/// Transposes 8 rows of 8 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let mut t = [_mm256_setzero_si256(); 8];
+        for k in 0..4 {
+            t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        // u[4k + m], 128-bit lane L = column 4L + m of rows 4k … 4k + 3.
+        let mut u = [_mm256_setzero_si256(); 8];
+        for k in 0..2 {
+            u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        let mut o = [_mm256_setzero_si256(); 8];
+        for m in 0..4 {
+            o[m] = _mm256_permute2x128_si256::<0x20>(u[m], u[4 + m]);
+            o[4 + m] = _mm256_permute2x128_si256::<0x31>(u[m], u[4 + m]);
+        }
+        o
+    }
+}
+
+/// Eight rows per step, one row per lane, for 1, 2 and 4 bits and rows of at
+/// most [`BLOCK_MAX_DIM`] codes: the AVX2 form of the AVX-512 row blocks
+/// (see there). A 4-bit code takes two `vpermps` over the low and high
+/// halves of its 16-entry table and a blend on the code's bit 3, shifted to
+/// the sign bit. Each row is summed in the scalar kernel's order, so the
+/// scores equal the scalar ones bit for bit.
+///
+/// # Safety
+/// AVX2 and FMA are available; the arguments are validated as by
+/// `dot_rows_on` (every row of `out` fits in `rows`).
+#[inline(always)]
+unsafe fn row_blocks(
+    cb: &super::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let bits = cb.bits() as usize;
+    let d = q.len();
+    if !matches!(bits, 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
+        return 0;
+    }
+    let c = cb.centroids();
+    // SAFETY: AVX2 is the caller's promise; the loads read local arrays.
+    unsafe {
+        let mut cents = [0.0f32; 16];
+        cents[..c.len()].copy_from_slice(c);
+        let lo = _mm256_loadu_ps(cents.as_ptr());
+        let hi = _mm256_loadu_ps(cents.as_ptr().add(8));
+        let mut table = [[_mm256_setzero_ps(); 2]; BLOCK_MAX_DIM];
+        for (t, &qj) in table.iter_mut().zip(q) {
+            let qv = _mm256_set1_ps(qj);
+            *t = [_mm256_mul_ps(qv, lo), _mm256_mul_ps(qv, hi)];
+        }
+        let table = &table[..d];
+        let blocks = out.len() / 8;
+        let mut blk = 0;
+        while blk + 2 <= blocks {
+            match bits {
+                1 => block_group::<1, 2>(table, rows, stride, blk, out),
+                2 => block_group::<2, 2>(table, rows, stride, blk, out),
+                _ => block_group::<4, 2>(table, rows, stride, blk, out),
+            }
+            blk += 2;
+        }
+        if blk < blocks {
+            match bits {
+                1 => block_group::<1, 1>(table, rows, stride, blk, out),
+                2 => block_group::<2, 1>(table, rows, stride, blk, out),
+                _ => block_group::<4, 1>(table, rows, stride, blk, out),
+            }
+        }
+        blocks * 8
+    }
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (8 rows each) at `B` bits.
+///
+/// # Safety
+/// AVX2 and FMA are available; the 8·NB rows from `8·blk0` fit in `rows`
+/// and `out`; `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn block_group<const B: usize, const NB: usize>(
+    table: &[[__m256; 2]],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = table.len();
+    let row_len = super::pack::packed_len(d, B as u8);
+    let per_dword = 32 / B;
+    // SAFETY: AVX2 is the caller's promise. Full 32-byte chunks are loaded in
+    // place, inside one row; a partial last chunk is copied to a local
+    // buffer first, so nothing past the row is read. Prefetches never fault;
+    // the stores write out[8·blk0 … 8·(blk0 + NB)).
+    unsafe {
+        let keep = _mm256_set1_epi32((1 << B) - 1);
+        let mut acc = [_mm256_setzero_ps(); NB];
+        let mut chunk = 0;
+        while chunk * 32 < row_len {
+            let bytes = (row_len - chunk * 32).min(32);
+            let mut cols = [[_mm256_setzero_si256(); 8]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [_mm256_setzero_si256(); 8];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 8 + i) * stride + chunk * 32;
+                    let ahead = rows.as_ptr().wrapping_add(at + 32 * stride);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                    *ri = if bytes == 32 {
+                        _mm256_loadu_si256(rows.as_ptr().add(at).cast())
+                    } else {
+                        let mut part = [0u8; 32];
+                        part[..bytes].copy_from_slice(&rows[at..at + bytes]);
+                        _mm256_loadu_si256(part.as_ptr().cast())
+                    };
+                }
+                *col = transpose8(&r);
+            }
+            let first = chunk * 32 * 8 / B;
+            'coords: for k in 0..8 {
+                for s in 0..per_dword {
+                    let j = first + k * per_dword + s;
+                    if j >= d {
+                        break 'coords;
+                    }
+                    let [t_lo, t_hi] = table[j];
+                    let down = _mm256_set1_epi32((s * B) as i32);
+                    for (a, col) in acc.iter_mut().zip(&cols) {
+                        let codes = _mm256_srlv_epi32(col[k], down);
+                        let p = if B == 4 {
+                            // vpermps reads the low 3 bits; bit 3 picks the half.
+                            let top =
+                                _mm256_sllv_epi32(col[k], _mm256_set1_epi32((28 - 4 * s) as i32));
+                            let a = _mm256_permutevar8x32_ps(t_lo, codes);
+                            let b = _mm256_permutevar8x32_ps(t_hi, codes);
+                            _mm256_blendv_ps(a, b, _mm256_castsi256_ps(top))
+                        } else {
+                            _mm256_permutevar8x32_ps(t_lo, _mm256_and_si256(codes, keep))
+                        };
+                        *a = _mm256_add_ps(*a, p);
+                    }
+                }
+            }
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 8), *a);
+        }
     }
 }
 
