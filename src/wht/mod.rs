@@ -3,7 +3,7 @@
 //! [`fwht`] computes the unnormalised transform `x ← H·x` with the Sylvester
 //! ordering (`H_1 = [1]`, `H_2n = [[H_n, H_n], [H_n, −H_n]]`), so `H·H = n·I`.
 //! For the orthonormal randomised rotation of the quantisers see
-//! [`Rotation`](crate::Rotation).
+//! [`Rotation`].
 //!
 //! # Bit-exact on every backend
 //!
