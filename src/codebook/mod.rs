@@ -101,6 +101,17 @@ impl Codebook {
     /// # Errors
     /// [`Error::InvalidBits`] unless `bits ∈ 1..=8`; [`Error::InvalidDim`]
     /// unless `dim ∈ 2..=65536` (any dim, not only powers of two).
+    ///
+    /// ```
+    /// use turbokv::Codebook;
+    ///
+    /// let table = Codebook::lloyd_max(128, 3)?; // precomputed
+    /// let solved = Codebook::lloyd_max(96, 3)?; // any dim: solved here
+    /// assert_eq!(table.levels(), 8);
+    /// // Smaller dims spread the coordinates wider (σ = 1/√d).
+    /// assert!(solved.centroids()[7] > table.centroids()[7]);
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
     pub fn lloyd_max(dim: usize, bits: u8) -> Result<Codebook, Error> {
         check_bits(bits)?;
         if !(2..=65536).contains(&dim) {
@@ -228,11 +239,27 @@ impl Codebook {
     /// rotated unit vector, summed over its `dim` coordinates
     /// (`dim · E[(T − Q(T))²]`); for [`gaussian`](Self::gaussian), of one
     /// N(0, 1) value.
+    ///
+    /// ```
+    /// let mse: Vec<f64> = (1..=4)
+    ///     .map(|b| turbokv::Codebook::lloyd_max(128, b).map(|cb| cb.mse()))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert!(mse.windows(2).all(|w| w[1] < w[0] / 3.0)); // ≈ ×1/4 a bit
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
     pub fn mse(&self) -> f64 {
         self.mse
     }
 
     /// The index of the nearest centroid (see the module docs for ties, NaN).
+    ///
+    /// ```
+    /// let cb = turbokv::Codebook::gaussian(2)?;
+    /// assert_eq!(cb.index(cb.centroids()[2]), 2);
+    /// assert_eq!(cb.index(cb.thresholds()[1]), 1); // a tie goes down
+    /// assert_eq!(cb.index(f32::NAN), 0);
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
     #[inline]
     pub fn index(&self, x: f32) -> u8 {
         let t = self.thresholds();
@@ -303,6 +330,18 @@ pub fn quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
 ///
 /// # Errors
 /// As [`quantize`], plus [`Error::BackendUnavailable`].
+///
+/// ```
+/// use turbokv::{codebook, Backend, Codebook};
+///
+/// let cb = Codebook::lloyd_max(64, 3)?;
+/// let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0) / 256.0).collect();
+/// let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+/// codebook::quantize_on(Backend::Scalar, &cb, &x, &mut a)?;
+/// codebook::quantize_on(Backend::detect(), &cb, &x, &mut b)?;
+/// assert_eq!(a, b); // identical on every backend
+/// # Ok::<(), turbokv::Error>(())
+/// ```
 pub fn quantize_on(
     backend: Backend,
     cb: &Codebook,
