@@ -64,6 +64,11 @@ pub enum Error {
         /// The length that was passed.
         found: usize,
     },
+    /// A sketch length that is not a multiple of 64 in `64..=8·dim`.
+    InvalidSketchBits {
+        /// The number of sketch bits that was passed.
+        m: usize,
+    },
     /// A code index did not fit in the code width.
     IndexOutOfRange {
         /// The offending index.
@@ -97,6 +102,9 @@ impl fmt::Display for Error {
             Error::InvalidDim { dim } => write!(f, "dimension {dim} is not supported"),
             Error::BufferTooShort { needed, found } => {
                 write!(f, "buffer of {found} is shorter than the {needed} needed")
+            }
+            Error::InvalidSketchBits { m } => {
+                write!(f, "{m} sketch bits is not a multiple of 64 in 64..=8·dim")
             }
             Error::IndexOutOfRange { index, bits } => {
                 write!(f, "index {index} does not fit in {bits} bits")

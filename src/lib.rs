@@ -48,6 +48,7 @@ extern crate std;
 mod backend;
 pub mod codebook;
 mod error;
+pub mod qjl;
 pub mod rng;
 pub mod wht;
 
