@@ -69,6 +69,8 @@ pub enum Error {
         /// The number of sketch bits that was passed.
         m: usize,
     },
+    /// Input that must be finite held a NaN or an infinity.
+    NonFinite,
     /// A code index did not fit in the code width.
     IndexOutOfRange {
         /// The offending index.
@@ -106,6 +108,7 @@ impl fmt::Display for Error {
             Error::InvalidSketchBits { m } => {
                 write!(f, "{m} sketch bits is not a multiple of 64 in 64..=8·dim")
             }
+            Error::NonFinite => write!(f, "input holds a NaN or an infinity"),
             Error::IndexOutOfRange { index, bits } => {
                 write!(f, "index {index} does not fit in {bits} bits")
             }

@@ -241,3 +241,159 @@ fn bad_input_is_an_error() {
         })
     );
 }
+
+mod bitplanes {
+    use super::*;
+    use proptest::prelude::*;
+    use turbokv::qjl::{BitPlaneQuery, Rounding};
+
+    fn case() -> impl Strategy<Value = (Vec<f32>, Vec<u8>, u8, bool, u64)> {
+        (1usize..=8, 1u8..=8, any::<bool>(), any::<u64>()).prop_flat_map(
+            |(words, bits, random, seed)| {
+                let m = 64 * words;
+                (
+                    prop::collection::vec(-50.0f32..50.0, m),
+                    prop::collection::vec(any::<u8>(), m / 8),
+                    Just(bits),
+                    Just(random),
+                    Just(seed),
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn within_the_stated_quantisation_bound((sq, signs, bits, random, seed) in case()) {
+            let m = sq.len();
+            let rounding = if random { Rounding::Randomized { seed } } else { Rounding::Nearest };
+            let mut buf = vec![0u64; BitPlaneQuery::words_needed(m, bits)];
+            let bq = BitPlaneQuery::new(&sq, bits, rounding, &mut buf).unwrap();
+            let exact = qjl::signed_sum(&sq, &signs).unwrap() as f64;
+            let got = bq.signed_sum(&signs).unwrap() as f64;
+            let per_value = if random { 1.0 } else { 0.5 };
+            let float = 2e-6 * sq.iter().map(|v| v.abs() as f64).sum::<f64>();
+            let bound = m as f64 * bq.step() as f64 * per_value + float;
+            prop_assert!((got - exact).abs() <= bound, "{} vs {} (bound {})", got, exact, bound);
+
+            // The rows form is the single form, row by row.
+            let stride = m / 8 + 3;
+            let mut rows = vec![0u8; 3 * stride];
+            for r in 0..3 {
+                for (k, b) in rows[r * stride..r * stride + m / 8].iter_mut().enumerate() {
+                    *b = signs[k].rotate_left(r as u32);
+                }
+            }
+            let mut out = [0.0f32; 3];
+            bq.signed_sum_rows(&rows, stride, &mut out).unwrap();
+            let mut f32_out = [0.0f32; 3];
+            qjl::signed_sum_rows(&sq, &rows, stride, &mut f32_out).unwrap();
+            for r in 0..3 {
+                let one = bq.signed_sum(&rows[r * stride..]).unwrap();
+                prop_assert_eq!(out[r].to_bits(), one.to_bits());
+                let one = qjl::signed_sum(&sq, &rows[r * stride..]).unwrap();
+                prop_assert_eq!(f32_out[r].to_bits(), one.to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn four_and_eight_planes_on_projected_queries() {
+        // The cases: B = 4 and 8 on real projections.
+        let sk = QjlSketcher::new(128, 128, Projection::Hadamard, 3).unwrap();
+        let (q, r) = pair(128, 11, 0.5);
+        let mut sq = vec![0.0f32; 128];
+        sk.project(&q, &mut sq).unwrap();
+        let mut signs = [0u8; 16];
+        sk.sketch(&r, &mut signs).unwrap();
+        let exact = qjl::signed_sum(&sq, &signs).unwrap();
+        for bits in [4u8, 8] {
+            let mut buf = [0u64; 16];
+            let bq = BitPlaneQuery::new(&sq, bits, Rounding::Nearest, &mut buf).unwrap();
+            let got = bq.signed_sum(&signs).unwrap();
+            let bound = 128.0 * bq.step() / 2.0 + 1e-3;
+            assert!(
+                (got - exact).abs() <= bound,
+                "B = {bits}: {got} vs {exact}, bound {bound}"
+            );
+        }
+    }
+
+    #[test]
+    fn randomized_rounding_is_unbiased() {
+        let sq: Vec<f32> = (0..64).map(|j| (j as f32 * 0.37).sin() * 3.0).collect();
+        let signs = [0x5Au8; 8];
+        let exact = qjl::signed_sum(&sq, &signs).unwrap() as f64;
+        let mut buf = [0u64; 2];
+        let n = 4000;
+        let (mut sum, mut sum2) = (0.0, 0.0);
+        for seed in 0..n {
+            let bq = BitPlaneQuery::new(&sq, 2, Rounding::Randomized { seed }, &mut buf).unwrap();
+            let e = bq.signed_sum(&signs).unwrap() as f64 - exact;
+            sum += e;
+            sum2 += e * e;
+        }
+        let mean = sum / n as f64;
+        let se = ((sum2 / n as f64 - mean * mean) / n as f64).sqrt();
+        assert!(mean.abs() <= 3.0 * se + 1e-4, "bias {mean} (SE {se})");
+    }
+
+    #[test]
+    fn bad_bitplane_input_is_an_error() {
+        let mut buf = [0u64; 16];
+        let sq = [1.0f32; 64];
+        assert_eq!(
+            BitPlaneQuery::new(&sq, 0, Rounding::Nearest, &mut buf).err(),
+            Some(Error::InvalidBits { bits: 0 })
+        );
+        assert_eq!(
+            BitPlaneQuery::new(&sq, 9, Rounding::Nearest, &mut buf).err(),
+            Some(Error::InvalidBits { bits: 9 })
+        );
+        assert_eq!(
+            BitPlaneQuery::new(&sq[..63], 4, Rounding::Nearest, &mut buf).err(),
+            Some(Error::InvalidSketchBits { m: 63 })
+        );
+        assert_eq!(
+            BitPlaneQuery::new(&sq, 4, Rounding::Nearest, &mut buf[..3]).err(),
+            Some(Error::BufferTooShort {
+                needed: 4,
+                found: 3
+            })
+        );
+        let mut bad = sq;
+        bad[7] = f32::NAN;
+        assert_eq!(
+            BitPlaneQuery::new(&bad, 4, Rounding::Nearest, &mut buf).err(),
+            Some(Error::NonFinite)
+        );
+        let bq = BitPlaneQuery::new(&sq, 4, Rounding::Nearest, &mut buf).unwrap();
+        assert_eq!(
+            bq.signed_sum(&[0; 7]),
+            Err(Error::BufferTooShort {
+                needed: 8,
+                found: 7
+            })
+        );
+        // Constant query: step 0, every level 0, still exact.
+        assert_eq!(bq.step(), 0.0);
+        assert_eq!(bq.signed_sum(&[0xFF; 8]).unwrap(), 64.0);
+        let mut out = [0.0f32; 2];
+        assert_eq!(
+            bq.signed_sum_rows(&[0; 15], 8, &mut out),
+            Err(Error::BufferTooShort {
+                needed: 16,
+                found: 15
+            })
+        );
+        assert_eq!(
+            bq.signed_sum_rows(&[0; 16], 7, &mut out),
+            Err(Error::BufferTooShort {
+                needed: 8,
+                found: 7
+            })
+        );
+    }
+}

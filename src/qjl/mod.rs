@@ -347,3 +347,260 @@ pub fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
     }
     Ok(a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum())
 }
+
+/// How [`BitPlaneQuery`] rounds the projected query to its integer levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    /// To the nearest level (ties up): error at most half a step per value.
+    Nearest,
+    /// Down or up at random, with the probability that makes the level
+    /// unbiased (`floor(x + U)`, `U` uniform in [0, 1) from
+    /// [`SplitMix64`] seeded with `seed`, the top 24 bits of one output per
+    /// value): error below one step per value, zero on average.
+    Randomized {
+        /// The generator's seed.
+        seed: u64,
+    },
+}
+
+/// A projected query `S·q` quantised to `B` bit-planes, so that
+/// `Σ_j s_j·(S·q)_j` becomes AND + popcount.
+///
+/// Value `j` is stored as `lo + step·u_j` with `u_j ∈ 0..2^B` (unsigned,
+/// offset `lo = min_j sq_j`, `step = (max − min)/(2^B − 1)`); plane `p` holds
+/// bit `p` of every `u_j`, packed like the sketches (bit `j` in word `j/64`,
+/// position `j % 64`). With `s_j ∈ {0, 1}` the sketch bits,
+/// `Σ_j (2s_j − 1)·q̂_j = 2·(lo·|s| + step·Σ_p 2^p·|s ∧ plane_p|) − Σ_j q̂_j`.
+///
+/// Against the f32 [`signed_sum`], the result differs by at most
+/// `Σ_j |sq_j − q̂_j|`, i.e. `m·step/2` with [`Rounding::Nearest`] and below
+/// `m·step` with [`Rounding::Randomized`] (plus f32 rounding of the sums).
+///
+/// The planes live in a caller buffer of `B·m/64` words (no allocation).
+///
+/// ```
+/// use turbokv::qjl::{self, BitPlaneQuery, Rounding};
+///
+/// let sq: Vec<f32> = (0..64).map(|j| (j as f32 - 31.5) / 8.0).collect();
+/// let signs = [0b1011_0110u8; 8];
+/// let mut planes = [0u64; 8];
+/// let bq = BitPlaneQuery::new(&sq, 8, Rounding::Nearest, &mut planes)?;
+/// let exact = qjl::signed_sum(&sq, &signs)?;
+/// let approx = bq.signed_sum(&signs)?;
+/// assert!((approx - exact).abs() <= 64.0 * bq.step() / 2.0 + 1e-4);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BitPlaneQuery<'a> {
+    planes: &'a [u64],
+    bits: u8,
+    m: usize,
+    lo: f32,
+    step: f32,
+    total: f32,
+}
+
+impl<'a> BitPlaneQuery<'a> {
+    /// Words of plane storage needed: `bits · m/64`.
+    pub fn words_needed(m: usize, bits: u8) -> usize {
+        bits as usize * m.div_ceil(64)
+    }
+
+    /// Quantises `sq` (`m` values, `m` a multiple of 64) to `bits` planes in
+    /// `buf`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBits`] unless `bits ∈ 1..=8`;
+    /// [`Error::InvalidSketchBits`] unless `sq.len()` is a positive multiple
+    /// of 64; [`Error::BufferTooShort`] if `buf` is shorter than
+    /// [`words_needed`](Self::words_needed); [`Error::NonFinite`] if `sq`
+    /// holds a NaN or an infinity.
+    pub fn new(
+        sq: &[f32],
+        bits: u8,
+        rounding: Rounding,
+        buf: &'a mut [u64],
+    ) -> Result<Self, Error> {
+        if !(1..=8).contains(&bits) {
+            return Err(Error::InvalidBits { bits });
+        }
+        let m = sq.len();
+        if m == 0 || !m.is_multiple_of(64) {
+            return Err(Error::InvalidSketchBits { m });
+        }
+        let words = m / 64;
+        let needed = bits as usize * words;
+        if buf.len() < needed {
+            return Err(Error::BufferTooShort {
+                needed,
+                found: buf.len(),
+            });
+        }
+        if sq.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite);
+        }
+        let lo = sq.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = sq.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let top = ((1u32 << bits) - 1) as f32;
+        let step = (hi - lo) / top;
+        let planes = &mut buf[..needed];
+        planes.fill(0);
+        let mut rng = match rounding {
+            Rounding::Randomized { seed } => Some(SplitMix64::new(seed)),
+            Rounding::Nearest => None,
+        };
+        let mut levels = 0u64;
+        for (j, &v) in sq.iter().enumerate() {
+            let x = if step > 0.0 { (v - lo) / step } else { 0.0 };
+            let nudge = match rng.as_mut() {
+                Some(g) => (g.next_u64() >> 40) as f32 * (1.0 / (1u32 << 24) as f32),
+                None => 0.5,
+            };
+            let u = libm::floorf(x + nudge).clamp(0.0, top) as u64;
+            levels += u;
+            for (p, plane) in planes.chunks_exact_mut(words).enumerate() {
+                plane[j / 64] |= ((u >> p) & 1) << (j % 64);
+            }
+        }
+        let total = (m as f64 * lo as f64 + step as f64 * levels as f64) as f32;
+        Ok(BitPlaneQuery {
+            planes,
+            bits,
+            m,
+            lo,
+            step,
+            total,
+        })
+    }
+
+    /// The number of values `m`.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// The number of planes `B`.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// The quantisation step.
+    pub fn step(&self) -> f32 {
+        self.step
+    }
+
+    /// The offset (the smallest value).
+    pub fn offset(&self) -> f32 {
+        self.lo
+    }
+
+    /// The planes: plane `p` is words `p·m/64 … (p + 1)·m/64`.
+    pub fn planes(&self) -> &[u64] {
+        self.planes
+    }
+
+    /// `Σ_j s_j·q̂_j` for one sketch (`s_j = ±1` from its bits).
+    ///
+    /// # Errors
+    /// [`Error::BufferTooShort`] if `signs` has fewer than `m/8` bytes.
+    pub fn signed_sum(&self, signs: &[u8]) -> Result<f32, Error> {
+        let bytes = self.m / 8;
+        if signs.len() < bytes {
+            return Err(Error::BufferTooShort {
+                needed: bytes,
+                found: signs.len(),
+            });
+        }
+        let (ones, weighted) = self.counts(&signs[..bytes]);
+        Ok(self.combine(ones, weighted))
+    }
+
+    /// `|s|` and `Σ_p 2^p·|s ∧ plane_p|` (integers, identical on every backend).
+    fn counts(&self, signs: &[u8]) -> (u32, u64) {
+        let words = self.m / 64;
+        let mut ones = 0u32;
+        let mut weighted = 0u64;
+        for (w, chunk) in signs.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            let s = u64::from_le_bytes(b);
+            ones += s.count_ones();
+            for p in 0..self.bits as usize {
+                weighted += ((s & self.planes[p * words + w]).count_ones() as u64) << p;
+            }
+        }
+        (ones, weighted)
+    }
+
+    fn combine(&self, ones: u32, weighted: u64) -> f32 {
+        let positive = self.lo as f64 * ones as f64 + self.step as f64 * weighted as f64;
+        (2.0 * positive - self.total as f64) as f32
+    }
+
+    /// [`signed_sum`](Self::signed_sum) of every row: row `r` is the `m/8`
+    /// bytes at `rows[r·stride..]`, its result goes to `out[r]`.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooShort`] if `stride < m/8` or `rows` does not hold
+    /// `out.len()` rows.
+    pub fn signed_sum_rows(
+        &self,
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let bytes = self.m / 8;
+        check_rows(bytes, rows.len(), stride, out.len())?;
+        for (r, o) in out.iter_mut().enumerate() {
+            let (ones, weighted) = self.counts(&rows[r * stride..r * stride + bytes]);
+            *o = self.combine(ones, weighted);
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `count` rows of `row` bytes, `stride` apart, fit in `len`.
+fn check_rows(row: usize, len: usize, stride: usize, count: usize) -> Result<(), Error> {
+    if stride < row {
+        return Err(Error::BufferTooShort {
+            needed: row,
+            found: stride,
+        });
+    }
+    if let Some(last) = count.checked_sub(1) {
+        let needed = last
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(row))
+            .unwrap_or(usize::MAX);
+        if len < needed {
+            return Err(Error::BufferTooShort { needed, found: len });
+        }
+    }
+    Ok(())
+}
+
+/// [`signed_sum`] of one query against many sketches: row `r` is the
+/// `⌈sq.len()/8⌉` bytes at `rows[r·stride..]`, its result goes to `out[r]`.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `stride` is shorter than a sketch or `rows`
+/// does not hold `out.len()` rows.
+///
+/// ```
+/// let mut out = [0.0f32; 2];
+/// turbokv::qjl::signed_sum_rows(&[1.0, 2.0], &[0b01, 0b10], 1, &mut out)?;
+/// assert_eq!(out, [-1.0, 1.0]);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn signed_sum_rows(
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let bytes = sq.len().div_ceil(8);
+    check_rows(bytes, rows.len(), stride, out.len())?;
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = signed_sum(sq, &rows[r * stride..r * stride + bytes])?;
+    }
+    Ok(())
+}
