@@ -397,3 +397,97 @@ mod bitplanes {
         );
     }
 }
+
+mod backends {
+    use super::*;
+    use proptest::prelude::*;
+    use turbokv::Backend;
+    use turbokv::qjl::{BitPlaneQuery, Rounding};
+
+    fn simd() -> Vec<Backend> {
+        Backend::available()
+            .filter(|&b| b != Backend::Scalar)
+            .collect()
+    }
+
+    fn value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            10 => -100.0f32..100.0,
+            1 => Just(0.0f32),
+            1 => Just(-0.0f32),
+            1 => Just(1.0e-40f32),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn hamming_and_signed_sums_match_scalar(
+            a in prop::collection::vec(any::<u8>(), 0..600),
+            flips in prop::collection::vec(any::<u8>(), 600),
+            sq in prop::collection::vec(value(), 0..700),
+            offset in 0usize..9,
+        ) {
+            let b: Vec<u8> = a.iter().zip(&flips).map(|(x, f)| x ^ f).collect();
+            let want = qjl::hamming_on(Backend::Scalar, &a[..], &b).unwrap();
+            let signs: Vec<u8> = flips.iter().cycle().take(sq.len().div_ceil(8) + offset).copied().collect();
+            let s = &signs[offset..];
+            let sum_want = qjl::signed_sum_on(Backend::Scalar, &sq, s).unwrap();
+            let scale: f32 = sq.iter().map(|v| v.abs()).sum();
+            for backend in simd() {
+                prop_assert_eq!(qjl::hamming_on(backend, &a, &b).unwrap(), want, "hamming on {}", backend);
+                let got = qjl::signed_sum_on(backend, &sq, s).unwrap();
+                prop_assert!((got - sum_want).abs() <= 1e-5 * scale + 1e-30, "signed_sum on {}: {} vs {}", backend, got, sum_want);
+                let rows = 3;
+                let stride = sq.len().div_ceil(8) + 1;
+                let all: Vec<u8> = flips.iter().cycle().take(rows * stride).copied().collect();
+                let (mut w, mut g) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+                qjl::signed_sum_rows_on(Backend::Scalar, &sq, &all, stride, &mut w).unwrap();
+                qjl::signed_sum_rows_on(backend, &sq, &all, stride, &mut g).unwrap();
+                for (x, y) in g.iter().zip(&w) {
+                    prop_assert!((x - y).abs() <= 1e-5 * scale + 1e-30);
+                }
+            }
+        }
+
+        #[test]
+        fn bit_planes_match_scalar_exactly(
+            words in 1usize..20,
+            bits in 1u8..=8,
+            seed in any::<u64>(),
+        ) {
+            let m = 64 * words;
+            let mut g = SplitMix64::new(seed);
+            let sq: Vec<f32> = (0..m).map(|_| normal(&mut g) as f32).collect();
+            let mut buf = vec![0u64; BitPlaneQuery::words_needed(m, bits)];
+            let bq = BitPlaneQuery::new(&sq, bits, Rounding::Nearest, &mut buf).unwrap();
+            let stride = m / 8 + 5;
+            let rows: Vec<u8> = (0..4 * stride).map(|_| g.next_u64() as u8).collect();
+            let mut want = vec![0.0f32; 4];
+            bq.signed_sum_rows_on(Backend::Scalar, &rows, stride, &mut want).unwrap();
+            for backend in simd() {
+                let mut got = vec![0.0f32; 4];
+                bq.signed_sum_rows_on(backend, &rows, stride, &mut got).unwrap();
+                let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits_of(&got), bits_of(&want), "bit-planes on {}", backend);
+                let one = bq.signed_sum_on(backend, &rows[stride..]).unwrap();
+                prop_assert_eq!(one.to_bits(), want[1].to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn unavailable_backends_are_errors() {
+        for backend in Backend::ALL {
+            if !backend.is_available() {
+                let e = Err(Error::BackendUnavailable(backend));
+                assert_eq!(qjl::hamming_on(backend, &[1], &[2]), e.map(|_: ()| 0));
+                assert_eq!(
+                    qjl::signed_sum_on(backend, &[1.0], &[1]),
+                    e.map(|_: ()| 0.0)
+                );
+            }
+        }
+    }
+}

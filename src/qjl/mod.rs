@@ -59,8 +59,32 @@
 //! # Ok::<(), turbokv::Error>(())
 //! ```
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
 use crate::rng::SplitMix64;
-use crate::{Error, Rotation, wht};
+use crate::{Backend, Error, Rotation, wht};
+
+/// Runs the scalar expression or the named kernel of the chosen backend.
+macro_rules! on_backend {
+    ($backend:expr, $scalar:expr, $method:ident($($arg:expr),*)) => {
+        match $backend {
+            Backend::Scalar => Ok($scalar),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => avx2::$method($($arg),*),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => avx512::$method($($arg),*),
+            #[cfg(target_arch = "aarch64")]
+            Backend::Neon => neon::$method($($arg),*),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::BackendUnavailable(other)),
+        }
+    };
+}
 
 /// Largest `dim` of the Hadamard projection: its transform runs in a stack
 /// buffer of this many f32 (16 KiB), so no allocation is needed.
@@ -300,7 +324,8 @@ fn flip(seed: u64, x: &mut [f32]) {
 }
 
 /// `Σ_j s_j · sq[j]` with `s_j = +1` where bit `j` of `signs` is set, else
-/// `−1` (the f32 query path).
+/// `−1` (the f32 query path), on the detected backend. Backends sum in
+/// different orders: they agree with scalar within `1e-5 · Σ_j |sq[j]|`.
 ///
 /// # Errors
 /// [`Error::BufferTooShort`] if `signs` has fewer than `⌈sq.len()/8⌉` bytes.
@@ -311,6 +336,14 @@ fn flip(seed: u64, x: &mut [f32]) {
 /// # Ok::<(), turbokv::Error>(())
 /// ```
 pub fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    signed_sum_on(Backend::detect(), sq, signs)
+}
+
+/// [`signed_sum`] on a chosen backend.
+///
+/// # Errors
+/// As [`signed_sum`], plus [`Error::BackendUnavailable`].
+pub fn signed_sum_on(backend: Backend, sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
     let needed = sq.len().div_ceil(8);
     if signs.len() < needed {
         return Err(Error::BufferTooShort {
@@ -318,6 +351,10 @@ pub fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
             found: signs.len(),
         });
     }
+    on_backend!(backend, signed_sum_scalar(sq, signs), signed_sum(sq, signs))
+}
+
+fn signed_sum_scalar(sq: &[f32], signs: &[u8]) -> f32 {
     let mut sum = 0.0f32;
     for (j, &v) in sq.iter().enumerate() {
         if (signs[j / 8] >> (j % 8)) & 1 == 1 {
@@ -326,10 +363,29 @@ pub fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
             sum -= v;
         }
     }
-    Ok(sum)
+    sum
 }
 
-/// The number of differing bits of two sketches.
+/// `(|s|, Σ_p 2^p·|s ∧ plane_p|)` over `words` 64-bit words: `signs` holds
+/// `8·words` bytes, plane `p` is `planes[p·words..(p + 1)·words]`.
+#[inline(always)]
+fn plane_counts_scalar(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
+    let mut ones = 0u32;
+    let mut weighted = 0u64;
+    for (w, chunk) in signs.chunks_exact(8).take(words).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        let s = u64::from_le_bytes(b);
+        ones += s.count_ones();
+        for p in 0..bits {
+            weighted += ((s & planes[p * words + w]).count_ones() as u64) << p;
+        }
+    }
+    (ones, weighted)
+}
+
+/// The number of differing bits of two sketches, on the detected backend
+/// (identical on every backend).
 ///
 /// # Errors
 /// [`Error::LengthMismatch`] if the lengths differ.
@@ -339,13 +395,25 @@ pub fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
 /// # Ok::<(), turbokv::Error>(())
 /// ```
 pub fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    hamming_on(Backend::detect(), a, b)
+}
+
+/// [`hamming`] on a chosen backend.
+///
+/// # Errors
+/// As [`hamming`], plus [`Error::BackendUnavailable`].
+pub fn hamming_on(backend: Backend, a: &[u8], b: &[u8]) -> Result<u32, Error> {
     if a.len() != b.len() {
         return Err(Error::LengthMismatch {
             expected: a.len(),
             found: b.len(),
         });
     }
-    Ok(a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum())
+    on_backend!(
+        backend,
+        a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum(),
+        hamming(a, b)
+    )
 }
 
 /// How [`BitPlaneQuery`] rounds the projected query to its integer levels.
@@ -503,6 +571,15 @@ impl<'a> BitPlaneQuery<'a> {
     /// # Errors
     /// [`Error::BufferTooShort`] if `signs` has fewer than `m/8` bytes.
     pub fn signed_sum(&self, signs: &[u8]) -> Result<f32, Error> {
+        self.signed_sum_on(Backend::detect(), signs)
+    }
+
+    /// [`signed_sum`](Self::signed_sum) on a chosen backend (the popcounts
+    /// are identical on every backend, so is the result).
+    ///
+    /// # Errors
+    /// As [`signed_sum`](Self::signed_sum), plus [`Error::BackendUnavailable`].
+    pub fn signed_sum_on(&self, backend: Backend, signs: &[u8]) -> Result<f32, Error> {
         let bytes = self.m / 8;
         if signs.len() < bytes {
             return Err(Error::BufferTooShort {
@@ -510,25 +587,18 @@ impl<'a> BitPlaneQuery<'a> {
                 found: signs.len(),
             });
         }
-        let (ones, weighted) = self.counts(&signs[..bytes]);
+        let (ones, weighted) = self.counts(backend, &signs[..bytes])?;
         Ok(self.combine(ones, weighted))
     }
 
     /// `|s|` and `Σ_p 2^p·|s ∧ plane_p|` (integers, identical on every backend).
-    fn counts(&self, signs: &[u8]) -> (u32, u64) {
-        let words = self.m / 64;
-        let mut ones = 0u32;
-        let mut weighted = 0u64;
-        for (w, chunk) in signs.chunks_exact(8).enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk);
-            let s = u64::from_le_bytes(b);
-            ones += s.count_ones();
-            for p in 0..self.bits as usize {
-                weighted += ((s & self.planes[p * words + w]).count_ones() as u64) << p;
-            }
-        }
-        (ones, weighted)
+    fn counts(&self, backend: Backend, signs: &[u8]) -> Result<(u32, u64), Error> {
+        let (words, bits) = (self.m / 64, self.bits as usize);
+        on_backend!(
+            backend,
+            plane_counts_scalar(signs, self.planes, words, bits),
+            plane_counts(signs, self.planes, words, bits)
+        )
     }
 
     fn combine(&self, ones: u32, weighted: u64) -> f32 {
@@ -548,10 +618,26 @@ impl<'a> BitPlaneQuery<'a> {
         stride: usize,
         out: &mut [f32],
     ) -> Result<(), Error> {
+        self.signed_sum_rows_on(Backend::detect(), rows, stride, out)
+    }
+
+    /// [`signed_sum_rows`](Self::signed_sum_rows) on a chosen backend.
+    ///
+    /// # Errors
+    /// As [`signed_sum_rows`](Self::signed_sum_rows), plus
+    /// [`Error::BackendUnavailable`].
+    pub fn signed_sum_rows_on(
+        &self,
+        backend: Backend,
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         let bytes = self.m / 8;
         check_rows(bytes, rows.len(), stride, out.len())?;
+        backend.check()?;
         for (r, o) in out.iter_mut().enumerate() {
-            let (ones, weighted) = self.counts(&rows[r * stride..r * stride + bytes]);
+            let (ones, weighted) = self.counts(backend, &rows[r * stride..r * stride + bytes])?;
             *o = self.combine(ones, weighted);
         }
         Ok(())
@@ -597,10 +683,25 @@ pub fn signed_sum_rows(
     stride: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    signed_sum_rows_on(Backend::detect(), sq, rows, stride, out)
+}
+
+/// [`signed_sum_rows`] on a chosen backend.
+///
+/// # Errors
+/// As [`signed_sum_rows`], plus [`Error::BackendUnavailable`].
+pub fn signed_sum_rows_on(
+    backend: Backend,
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
     let bytes = sq.len().div_ceil(8);
     check_rows(bytes, rows.len(), stride, out.len())?;
+    backend.check()?;
     for (r, o) in out.iter_mut().enumerate() {
-        *o = signed_sum(sq, &rows[r * stride..r * stride + bytes])?;
+        *o = signed_sum_on(backend, sq, &rows[r * stride..r * stride + bytes])?;
     }
     Ok(())
 }

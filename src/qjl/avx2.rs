@@ -1,0 +1,117 @@
+//! AVX2 (+ POPCNT) QJL kernels: Hamming by nibble-table `vpshufb` popcount
+//! and `vpsadbw` sums; sign-masked f32 sums by expanding 8 bits to 8 lane
+//! masks; bit-plane counts with the POPCNT instruction.
+
+use core::arch::x86_64::*;
+
+use crate::{Backend, Error};
+
+/// Popcount of 32 bytes, summed per 64-bit lane (nibble table).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn popcnt_lanes(v: __m256i) -> __m256i {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let table = _mm256_setr_epi8(
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
+            3, 3, 4,
+        );
+        let low = _mm256_set1_epi8(0x0F);
+        let lo = _mm256_shuffle_epi8(table, _mm256_and_si256(v, low));
+        let hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16::<4>(v), low));
+        _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256())
+    }
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    // SAFETY: AVX2 by this function's features; loads stay below n.
+    let mut total = unsafe {
+        let mut acc = _mm256_setzero_si256();
+        while i + 32 <= n {
+            let x = _mm256_loadu_si256(a.as_ptr().add(i).cast());
+            let y = _mm256_loadu_si256(b.as_ptr().add(i).cast());
+            acc = _mm256_add_epi64(acc, popcnt_lanes(_mm256_xor_si256(x, y)));
+            i += 32;
+        }
+        let mut lanes = [0u64; 4];
+        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc);
+        lanes.iter().sum::<u64>() as u32
+    };
+    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+        total += (x ^ y).count_ones();
+    }
+    total
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
+    let n = sq.len();
+    let mut j = 0;
+    // SAFETY: AVX2 by this function's features; loads read sq[j..j + 8]
+    // with j + 8 <= n, and signs[j/8] exists (the caller checked the length).
+    let mut sum = unsafe {
+        let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let sign = _mm256_set1_ps(-0.0);
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        while j + 16 <= n {
+            for (k, acc) in [&mut acc0, &mut acc1].into_iter().enumerate() {
+                let at = j + 8 * k;
+                let s = _mm256_set1_epi32(signs[at / 8] as i32);
+                let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
+                // Flip the sign where the bit is clear.
+                let flip = _mm256_andnot_ps(_mm256_castsi256_ps(set), sign);
+                let x = _mm256_xor_ps(_mm256_loadu_ps(sq.as_ptr().add(at)), flip);
+                *acc = _mm256_add_ps(*acc, x);
+            }
+            j += 16;
+        }
+        let v = _mm256_add_ps(acc0, acc1);
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    };
+    for (k, &v) in sq.iter().enumerate().skip(j) {
+        if (signs[k / 8] >> (k % 8)) & 1 == 1 {
+            sum += v
+        } else {
+            sum -= v
+        }
+    }
+    sum
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
+    super::plane_counts_scalar(signs, planes, words, bits)
+}
+
+/// Hamming distance (lengths already checked equal).
+pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    Backend::Avx2.check()?;
+    // SAFETY: check() confirmed AVX2 and POPCNT.
+    Ok(unsafe { hamming_simd(a, b) })
+}
+
+/// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
+pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    Backend::Avx2.check()?;
+    // SAFETY: check() confirmed AVX2.
+    Ok(unsafe { signed_sum_simd(sq, signs) })
+}
+
+/// Bit-plane counts, compiled with the POPCNT instruction.
+pub(super) fn plane_counts(
+    signs: &[u8],
+    planes: &[u64],
+    words: usize,
+    bits: usize,
+) -> Result<(u32, u64), Error> {
+    Backend::Avx2.check()?;
+    // SAFETY: check() confirmed POPCNT.
+    Ok(unsafe { plane_counts_simd(signs, planes, words, bits) })
+}

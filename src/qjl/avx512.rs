@@ -1,0 +1,126 @@
+//! AVX-512 QJL kernels: Hamming and bit-plane counts with VPOPCNTDQ on
+//! 64-byte blocks (masked loads for tails); sign-masked f32 sums with the
+//! sign bits as a mask register.
+
+use core::arch::x86_64::*;
+
+use crate::{Backend, Error};
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
+unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    // SAFETY: AVX-512 F/BW/VPOPCNTDQ by this function's features; full loads
+    // read a[i..i + 64] with i + 64 <= n, the masked tail only the first
+    // n − i bytes (masked-off bytes are never touched).
+    unsafe {
+        let mut acc = _mm512_setzero_si512();
+        while i + 64 <= n {
+            let x = _mm512_loadu_si512(a.as_ptr().add(i).cast());
+            let y = _mm512_loadu_si512(b.as_ptr().add(i).cast());
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+            i += 64;
+        }
+        if i < n {
+            let mask = (1u64 << (n - i)) - 1;
+            let x = _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i).cast());
+            let y = _mm512_maskz_loadu_epi8(mask, b.as_ptr().add(i).cast());
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+        }
+        _mm512_reduce_add_epi64(acc) as u32
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq")]
+unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
+    let n = sq.len();
+    let mut j = 0;
+    // SAFETY: AVX-512 F/DQ by this function's features; loads read
+    // sq[j..j + 16] with j + 16 <= n; signs[j/8 + 1] exists because the
+    // caller checked ⌈n/8⌉ bytes.
+    let mut sum = unsafe {
+        let sign = _mm512_set1_ps(-0.0);
+        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        while j + 32 <= n {
+            for (k, acc) in [&mut acc0, &mut acc1].into_iter().enumerate() {
+                let at = j + 16 * k;
+                let bits = u16::from_le_bytes([signs[at / 8], signs[at / 8 + 1]]);
+                let x = _mm512_loadu_ps(sq.as_ptr().add(at));
+                // Flip the sign where the bit is clear.
+                let x = _mm512_mask_xor_ps(x, !bits, x, sign);
+                *acc = _mm512_add_ps(*acc, x);
+            }
+            j += 32;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    };
+    for (k, &v) in sq.iter().enumerate().skip(j) {
+        if (signs[k / 8] >> (k % 8)) & 1 == 1 {
+            sum += v
+        } else {
+            sum -= v
+        }
+    }
+    sum
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
+unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
+    // SAFETY: AVX-512 F/BW/VPOPCNTDQ by this function's features. Sign
+    // words are read from `signs` (8·words bytes, checked by the caller) and
+    // plane words from `planes[p·words..(p + 1)·words]`, p < bits, with masked
+    // loads past the last whole 8-word block.
+    unsafe {
+        let mut ones = _mm512_setzero_si512();
+        let mut weighted = _mm512_setzero_si512();
+        let mut w = 0;
+        while w < words {
+            let take = (words - w).min(8);
+            let mask = if take == 8 {
+                0xFF
+            } else {
+                ((1u16 << take) - 1) as u8
+            };
+            let s = _mm512_maskz_loadu_epi64(mask, signs.as_ptr().add(8 * w).cast());
+            ones = _mm512_add_epi64(ones, _mm512_popcnt_epi64(s));
+            for p in 0..bits {
+                let plane =
+                    _mm512_maskz_loadu_epi64(mask, planes.as_ptr().add(p * words + w).cast());
+                let c = _mm512_popcnt_epi64(_mm512_and_si512(s, plane));
+                weighted =
+                    _mm512_add_epi64(weighted, _mm512_sllv_epi64(c, _mm512_set1_epi64(p as i64)));
+            }
+            w += 8;
+        }
+        (
+            _mm512_reduce_add_epi64(ones) as u32,
+            _mm512_reduce_add_epi64(weighted) as u64,
+        )
+    }
+}
+
+/// Hamming distance (lengths already checked equal).
+pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    Backend::Avx512.check()?;
+    // SAFETY: check() confirmed the AVX-512 set (VPOPCNTDQ included).
+    Ok(unsafe { hamming_simd(a, b) })
+}
+
+/// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
+pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    Backend::Avx512.check()?;
+    // SAFETY: check() confirmed the AVX-512 set.
+    Ok(unsafe { signed_sum_simd(sq, signs) })
+}
+
+/// Bit-plane counts (`signs` holds 8·words bytes, `planes` bits·words words).
+pub(super) fn plane_counts(
+    signs: &[u8],
+    planes: &[u64],
+    words: usize,
+    bits: usize,
+) -> Result<(u32, u64), Error> {
+    Backend::Avx512.check()?;
+    // SAFETY: check() confirmed the AVX-512 set (VPOPCNTDQ included).
+    Ok(unsafe { plane_counts_simd(signs, planes, words, bits) })
+}

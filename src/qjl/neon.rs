@@ -1,0 +1,89 @@
+//! NEON QJL kernels: Hamming with `cnt` on 16-byte blocks; sign-masked f32
+//! sums by testing 4 bits at a time into lane masks; bit-plane counts with
+//! `count_ones` (which is `cnt` on aarch64).
+
+use core::arch::aarch64::*;
+
+use crate::{Backend, Error};
+
+#[target_feature(enable = "neon")]
+unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    // SAFETY: NEON by this function's features; loads read 16 bytes at
+    // i with i + 16 <= n.
+    let mut total = unsafe {
+        let mut acc = vdupq_n_u32(0);
+        while i + 16 <= n {
+            let x = veorq_u8(vld1q_u8(a.as_ptr().add(i)), vld1q_u8(b.as_ptr().add(i)));
+            acc = vpadalq_u16(acc, vpaddlq_u8(vcntq_u8(x)));
+            i += 16;
+        }
+        vaddvq_u32(acc)
+    };
+    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+        total += (x ^ y).count_ones();
+    }
+    total
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
+    let n = sq.len();
+    let mut j = 0;
+    const LOW: [u32; 4] = [1, 2, 4, 8];
+    const HIGH: [u32; 4] = [16, 32, 64, 128];
+    // SAFETY: NEON by this function's features; loads read sq[j..j + 8]
+    // with j + 8 <= n and the two 4-element constants; signs[j/8] exists.
+    let mut sum = unsafe {
+        let (low, high) = (vld1q_u32(LOW.as_ptr()), vld1q_u32(HIGH.as_ptr()));
+        let sign = vdupq_n_u32(0x8000_0000);
+        let (mut acc0, mut acc1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+        while j + 8 <= n {
+            let s = vdupq_n_u32(signs[j / 8] as u32);
+            for (half, acc, lanes) in [(0, &mut acc0, low), (4, &mut acc1, high)] {
+                let set = vtstq_u32(s, lanes);
+                // Flip the sign where the bit is clear.
+                let flip = vbicq_u32(sign, set);
+                let x = vld1q_f32(sq.as_ptr().add(j + half));
+                let x = vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(x), flip));
+                *acc = vaddq_f32(*acc, x);
+            }
+            j += 8;
+        }
+        vaddvq_f32(vaddq_f32(acc0, acc1))
+    };
+    for (k, &v) in sq.iter().enumerate().skip(j) {
+        if (signs[k / 8] >> (k % 8)) & 1 == 1 {
+            sum += v
+        } else {
+            sum -= v
+        }
+    }
+    sum
+}
+
+/// Hamming distance (lengths already checked equal).
+pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    Backend::Neon.check()?;
+    // SAFETY: check() confirmed NEON.
+    Ok(unsafe { hamming_simd(a, b) })
+}
+
+/// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
+pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    Backend::Neon.check()?;
+    // SAFETY: check() confirmed NEON.
+    Ok(unsafe { signed_sum_simd(sq, signs) })
+}
+
+/// Bit-plane counts: `count_ones` is already `cnt` on aarch64.
+pub(super) fn plane_counts(
+    signs: &[u8],
+    planes: &[u64],
+    words: usize,
+    bits: usize,
+) -> Result<(u32, u64), Error> {
+    Backend::Neon.check()?;
+    Ok(super::plane_counts_scalar(signs, planes, words, bits))
+}
