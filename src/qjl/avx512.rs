@@ -4,6 +4,7 @@
 
 use core::arch::x86_64::*;
 
+use super::Planes;
 use crate::{Backend, Error};
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
@@ -113,14 +114,46 @@ pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
     Ok(unsafe { signed_sum_simd(sq, signs) })
 }
 
-/// Bit-plane counts (`signs` holds 8·words bytes, `planes` bits·words words).
-pub(super) fn plane_counts(
-    signs: &[u8],
-    planes: &[u64],
-    words: usize,
-    bits: usize,
-) -> Result<(u32, u64), Error> {
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
+unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
+    // SAFETY: this function's target features are those of
+    // `plane_counts_simd`; rows were validated by the caller.
+    super::plane_rows_with(q, rows, stride, out, |s| unsafe {
+        plane_counts_simd(s, q.planes, q.words, q.bits)
+    })
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq")]
+unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
+    // SAFETY: this function's target features are those of
+    // `signed_sum_simd`; rows were validated by the caller.
+    super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
+        signed_sum_simd(q, s)
+    })
+}
+
+/// Bit-plane sums of every row (validated).
+pub(super) fn plane_rows(
+    q: Planes<'_>,
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
     Backend::Avx512.check()?;
-    // SAFETY: check() confirmed the AVX-512 set (VPOPCNTDQ included).
-    Ok(unsafe { plane_counts_simd(signs, planes, words, bits) })
+    // SAFETY: check() confirmed this backend's instruction set.
+    unsafe { plane_rows_simd(q, rows, stride, out) };
+    Ok(())
+}
+
+/// f32 signed sums of every row (validated).
+pub(super) fn signed_sum_rows(
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    Backend::Avx512.check()?;
+    // SAFETY: check() confirmed this backend's instruction set.
+    unsafe { signed_rows_simd(sq, rows, stride, out) };
+    Ok(())
 }

@@ -357,13 +357,63 @@ pub fn signed_sum_on(backend: Backend, sq: &[f32], signs: &[u8]) -> Result<f32, 
 fn signed_sum_scalar(sq: &[f32], signs: &[u8]) -> f32 {
     let mut sum = 0.0f32;
     for (j, &v) in sq.iter().enumerate() {
-        if (signs[j / 8] >> (j % 8)) & 1 == 1 {
-            sum += v;
-        } else {
-            sum -= v;
-        }
+        // `sum − v` is `sum + (−v)` exactly: flip the sign bit where the
+        // sketch bit is clear, without a data-dependent branch.
+        let clear = !(signs[j / 8] >> (j % 8)) & 1;
+        sum += f32::from_bits(v.to_bits() ^ ((clear as u32) << 31));
     }
     sum
+}
+
+/// A bit-plane query as the kernels see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Planes<'a> {
+    planes: &'a [u64],
+    words: usize,
+    bits: usize,
+    lo: f32,
+    step: f32,
+    total: f32,
+}
+
+impl Planes<'_> {
+    /// `2·(lo·|s| + step·Σ_p 2^p·|s ∧ plane_p|) − Σ_j q̂_j`, in f64 then f32.
+    #[inline(always)]
+    fn combine(&self, ones: u32, weighted: u64) -> f32 {
+        let positive = self.lo as f64 * ones as f64 + self.step as f64 * weighted as f64;
+        (2.0 * positive - self.total as f64) as f32
+    }
+}
+
+/// Every row's bit-plane sum (rows validated), with `counts` for one row.
+#[inline(always)]
+fn plane_rows_with(
+    q: Planes<'_>,
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+    counts: impl Fn(&[u8]) -> (u32, u64),
+) {
+    let bytes = q.words * 8;
+    for (r, o) in out.iter_mut().enumerate() {
+        let (ones, weighted) = counts(&rows[r * stride..r * stride + bytes]);
+        *o = q.combine(ones, weighted);
+    }
+}
+
+/// Every row's f32 signed sum (rows validated), with `sum` for one row.
+#[inline(always)]
+fn signed_rows_with(
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+    sum: impl Fn(&[f32], &[u8]) -> f32,
+) {
+    let bytes = sq.len().div_ceil(8);
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = sum(sq, &rows[r * stride..r * stride + bytes]);
+    }
 }
 
 /// `(|s|, Σ_p 2^p·|s ∧ plane_p|)` over `words` 64-bit words: `signs` holds
@@ -587,23 +637,20 @@ impl<'a> BitPlaneQuery<'a> {
                 found: signs.len(),
             });
         }
-        let (ones, weighted) = self.counts(backend, &signs[..bytes])?;
-        Ok(self.combine(ones, weighted))
+        let mut out = [0.0f32];
+        self.signed_sum_rows_on(backend, &signs[..bytes], bytes, &mut out)?;
+        Ok(out[0])
     }
 
-    /// `|s|` and `Σ_p 2^p·|s ∧ plane_p|` (integers, identical on every backend).
-    fn counts(&self, backend: Backend, signs: &[u8]) -> Result<(u32, u64), Error> {
-        let (words, bits) = (self.m / 64, self.bits as usize);
-        on_backend!(
-            backend,
-            plane_counts_scalar(signs, self.planes, words, bits),
-            plane_counts(signs, self.planes, words, bits)
-        )
-    }
-
-    fn combine(&self, ones: u32, weighted: u64) -> f32 {
-        let positive = self.lo as f64 * ones as f64 + self.step as f64 * weighted as f64;
-        (2.0 * positive - self.total as f64) as f32
+    fn view(&self) -> Planes<'_> {
+        Planes {
+            planes: self.planes,
+            words: self.m / 64,
+            bits: self.bits as usize,
+            lo: self.lo,
+            step: self.step,
+            total: self.total,
+        }
     }
 
     /// [`signed_sum`](Self::signed_sum) of every row: row `r` is the `m/8`
@@ -635,12 +682,14 @@ impl<'a> BitPlaneQuery<'a> {
     ) -> Result<(), Error> {
         let bytes = self.m / 8;
         check_rows(bytes, rows.len(), stride, out.len())?;
-        backend.check()?;
-        for (r, o) in out.iter_mut().enumerate() {
-            let (ones, weighted) = self.counts(backend, &rows[r * stride..r * stride + bytes])?;
-            *o = self.combine(ones, weighted);
-        }
-        Ok(())
+        let q = self.view();
+        on_backend!(
+            backend,
+            plane_rows_with(q, rows, stride, out, |s| plane_counts_scalar(
+                s, q.planes, q.words, q.bits
+            )),
+            plane_rows(q, rows, stride, out)
+        )
     }
 }
 
@@ -699,9 +748,9 @@ pub fn signed_sum_rows_on(
 ) -> Result<(), Error> {
     let bytes = sq.len().div_ceil(8);
     check_rows(bytes, rows.len(), stride, out.len())?;
-    backend.check()?;
-    for (r, o) in out.iter_mut().enumerate() {
-        *o = signed_sum_on(backend, sq, &rows[r * stride..r * stride + bytes])?;
-    }
-    Ok(())
+    on_backend!(
+        backend,
+        signed_rows_with(sq, rows, stride, out, signed_sum_scalar),
+        signed_sum_rows(sq, rows, stride, out)
+    )
 }

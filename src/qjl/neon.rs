@@ -4,6 +4,7 @@
 
 use core::arch::aarch64::*;
 
+use super::Planes;
 use crate::{Backend, Error};
 
 #[target_feature(enable = "neon")]
@@ -77,13 +78,39 @@ pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
     Ok(unsafe { signed_sum_simd(sq, signs) })
 }
 
-/// Bit-plane counts: `count_ones` is already `cnt` on aarch64.
-pub(super) fn plane_counts(
-    signs: &[u8],
-    planes: &[u64],
-    words: usize,
-    bits: usize,
-) -> Result<(u32, u64), Error> {
+#[target_feature(enable = "neon")]
+unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
+    // SAFETY: this function's target feature is that of `signed_sum_simd`;
+    // rows were validated by the caller.
+    super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
+        signed_sum_simd(q, s)
+    })
+}
+
+/// Bit-plane sums of every row (validated): `count_ones` is already `cnt`
+/// on aarch64.
+pub(super) fn plane_rows(
+    q: Planes<'_>,
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
     Backend::Neon.check()?;
-    Ok(super::plane_counts_scalar(signs, planes, words, bits))
+    super::plane_rows_with(q, rows, stride, out, |s| {
+        super::plane_counts_scalar(s, q.planes, q.words, q.bits)
+    });
+    Ok(())
+}
+
+/// f32 signed sums of every row (validated).
+pub(super) fn signed_sum_rows(
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    Backend::Neon.check()?;
+    // SAFETY: check() confirmed NEON.
+    unsafe { signed_rows_simd(sq, rows, stride, out) };
+    Ok(())
 }
