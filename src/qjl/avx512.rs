@@ -114,13 +114,97 @@ pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
     Ok(unsafe { signed_sum_simd(sq, signs) })
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,popcnt")]
 unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
+    let bytes = 8 * q.words;
+    let mut done = 0;
+    if stride == bytes && matches!(q.words, 1 | 2 | 4 | 8) {
+        // SAFETY: this function's target features; rows were validated.
+        done = unsafe { packed_rows(q, rows, out) };
+    }
     // SAFETY: this function's target features are those of
     // `plane_counts_simd`; rows were validated by the caller.
-    super::plane_rows_with(q, rows, stride, out, |s| unsafe {
-        plane_counts_simd(s, q.planes, q.words, q.bits)
-    })
+    super::plane_rows_with(
+        q,
+        &rows[done * stride..],
+        stride,
+        &mut out[done..],
+        |s| unsafe { plane_counts_simd(s, q.planes, q.words, q.bits) },
+    )
+}
+
+/// Several whole sketches per zmm, for contiguous rows of 1, 2, 4 or 8
+/// words: AND and popcount against every plane at once, add the words of
+/// each row within the register, and combine in f64 — the same operations
+/// as the scalar `combine` (no FMA), so the results are bit-identical.
+/// Returns the rows done (a multiple of 8 / words).
+///
+/// # Safety
+/// AVX-512 F/BW/DQ/VL/VPOPCNTDQ are available; `rows` holds `out.len()`
+/// contiguous rows of `8·words` bytes; `words` is 1, 2, 4 or 8.
+#[inline(always)]
+unsafe fn packed_rows(q: Planes<'_>, rows: &[u8], out: &mut [f32]) -> usize {
+    let w = q.words;
+    let per = 8 / w; // rows per register
+    let chunks = out.len() / per;
+    // SAFETY: the caller's promises. Loads read 64 bytes at c·64 with
+    // (c + 1)·per <= out.len() rows of 8·w bytes, i.e. inside `rows`; the
+    // masked stores write `per` floats at out[c·per..].
+    unsafe {
+        let mut planes = [_mm512_setzero_si512(); 8];
+        for (p, plane) in planes.iter_mut().enumerate().take(q.bits) {
+            let mut lanes = [0u64; 8];
+            for (k, lane) in lanes.iter_mut().enumerate() {
+                *lane = q.planes[p * w + k % w];
+            }
+            *plane = _mm512_loadu_si512(lanes.as_ptr().cast());
+        }
+        let lo = _mm512_set1_pd(q.lo as f64);
+        let step = _mm512_set1_pd(q.step as f64);
+        let two = _mm512_set1_pd(2.0);
+        let total = _mm512_set1_pd(q.total as f64);
+        let firsts: u8 = match w {
+            1 => 0xFF,
+            2 => 0x55,
+            4 => 0x11,
+            _ => 0x01,
+        };
+        let keep = ((1u16 << per) - 1) as u8;
+        for c in 0..chunks {
+            let s = _mm512_loadu_si512(rows.as_ptr().add(64 * c).cast());
+            let mut ones = _mm512_popcnt_epi64(s);
+            let mut weighted = _mm512_setzero_si512();
+            for (p, plane) in planes.iter().enumerate().take(q.bits) {
+                let count = _mm512_popcnt_epi64(_mm512_and_si512(s, *plane));
+                weighted = _mm512_add_epi64(
+                    weighted,
+                    _mm512_sllv_epi64(count, _mm512_set1_epi64(p as i64)),
+                );
+            }
+            // Sum the words of each row into its first lane.
+            if w >= 2 {
+                ones = _mm512_add_epi64(ones, _mm512_shuffle_epi32::<0x4E>(ones));
+                weighted = _mm512_add_epi64(weighted, _mm512_shuffle_epi32::<0x4E>(weighted));
+            }
+            if w >= 4 {
+                ones = _mm512_add_epi64(ones, _mm512_permutex_epi64::<0x4E>(ones));
+                weighted = _mm512_add_epi64(weighted, _mm512_permutex_epi64::<0x4E>(weighted));
+            }
+            if w >= 8 {
+                ones = _mm512_add_epi64(ones, _mm512_shuffle_i64x2::<0x4E>(ones, ones));
+                weighted =
+                    _mm512_add_epi64(weighted, _mm512_shuffle_i64x2::<0x4E>(weighted, weighted));
+            }
+            let positive = _mm512_add_pd(
+                _mm512_mul_pd(lo, _mm512_cvtepu64_pd(ones)),
+                _mm512_mul_pd(step, _mm512_cvtepu64_pd(weighted)),
+            );
+            let value = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_mul_pd(two, positive), total));
+            let packed = _mm256_maskz_compress_ps(firsts, value);
+            _mm256_mask_storeu_ps(out.as_mut_ptr().add(c * per), keep, packed);
+        }
+        chunks * per
+    }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq")]

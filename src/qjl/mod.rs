@@ -217,7 +217,7 @@ impl QjlSketcher {
     }
 
     /// Calls `sink(j, (S·x)_j)` for every row `j` in order.
-    fn for_each_projection(&self, x: &[f32], mut sink: impl FnMut(usize, f32)) {
+    fn for_each_projection(&self, backend: Backend, x: &[f32], mut sink: impl FnMut(usize, f32)) {
         match self.projection {
             Projection::Gaussian => {
                 for j in 0..self.m {
@@ -239,8 +239,9 @@ impl QjlSketcher {
                     buf.copy_from_slice(x);
                     // Signs of a Rotation, the WHT, no 1/√d scale: ±1 rows.
                     flip(self.seed.wrapping_add(block), buf);
-                    // Length checked at construction: a power of two ≤ 4096.
-                    let _ = wht::fwht(buf);
+                    // Length checked at construction (a power of two ≤ 4096)
+                    // and the backend by the caller: this cannot fail.
+                    let _ = wht::fwht_on(backend, buf);
                     for &v in buf.iter().take(self.m - j) {
                         sink(j, v);
                         j += 1;
@@ -257,14 +258,24 @@ impl QjlSketcher {
     /// [`Error::LengthMismatch`] unless `x.len() == dim`;
     /// [`Error::BufferTooShort`] if `out.len() < m`.
     pub fn project(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.project_on(Backend::detect(), x, out)
+    }
+
+    /// [`project`](Self::project) with the Hadamard transform on a chosen
+    /// backend (bit-identical results on every backend).
+    ///
+    /// # Errors
+    /// As [`project`](Self::project), plus [`Error::BackendUnavailable`].
+    pub fn project_on(&self, backend: Backend, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_input(x)?;
+        backend.check()?;
         if out.len() < self.m {
             return Err(Error::BufferTooShort {
                 needed: self.m,
                 found: out.len(),
             });
         }
-        self.for_each_projection(x, |j, v| out[j] = v);
+        self.for_each_projection(backend, x, |j, v| out[j] = v);
         Ok(())
     }
 
@@ -275,7 +286,17 @@ impl QjlSketcher {
     /// [`Error::LengthMismatch`] unless `r.len() == dim`;
     /// [`Error::BufferTooShort`] if `out.len() < m/8`.
     pub fn sketch(&self, r: &[f32], out: &mut [u8]) -> Result<f32, Error> {
+        self.sketch_on(Backend::detect(), r, out)
+    }
+
+    /// [`sketch`](Self::sketch) with the Hadamard transform on a chosen
+    /// backend (the sketch bytes are identical on every backend).
+    ///
+    /// # Errors
+    /// As [`sketch`](Self::sketch), plus [`Error::BackendUnavailable`].
+    pub fn sketch_on(&self, backend: Backend, r: &[f32], out: &mut [u8]) -> Result<f32, Error> {
         self.check_input(r)?;
+        backend.check()?;
         let bytes = self.sketch_bytes();
         if out.len() < bytes {
             return Err(Error::BufferTooShort {
@@ -285,7 +306,7 @@ impl QjlSketcher {
         }
         let out = &mut out[..bytes];
         out.fill(0);
-        self.for_each_projection(r, |j, v| {
+        self.for_each_projection(backend, r, |j, v| {
             if v > 0.0 {
                 out[j / 8] |= 1 << (j % 8);
             }
