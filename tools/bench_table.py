@@ -95,9 +95,37 @@ def codebook_table():
         print(f"- `codebook/{key[0]}/{key[1]}/{key[2].replace('_', '/')}`: {m[key] / 1e6:,.2f} ms")
 
 
+def qjl_table():
+    """qjl/<op>/<backend>/m<bits>: ns per call and speed-up over scalar."""
+    base = os.path.join(ROOT, "qjl")
+    if not os.path.isdir(base):
+        return
+    m = {}
+    for op_backend in os.listdir(base):
+        for sub in os.listdir(os.path.join(base, op_backend)):
+            path = os.path.join(base, op_backend, sub, "new", "estimates.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    op, _, backend = op_backend.rpartition("_")
+                    m[(op, backend, sub)] = json.load(f)["median"]["point_estimate"]
+    backends = [b for b in ORDER if any(k[1] == b for k in m)]
+    print("| op | size | " + " | ".join(f"{b} ns" for b in backends) + " | best vs scalar |")
+    print("|" + "---|" * (3 + len(backends)))
+    for op in ["signed_sum_rows", "bitplanes_rows", "hamming", "sketch_gaussian", "sketch_hadamard"]:
+        for size in sorted({k[2] for k in m if k[0] == op}, key=lambda v: int(v[1:])):
+            vals = [m.get((op, b, size)) for b in backends]
+            cells = [f"{v:,.1f}" if v is not None else "–" for v in vals]
+            simd = [v for b, v in zip(backends, vals) if b != "scalar" and v is not None]
+            sc = m.get((op, "scalar", size))
+            ratio = f"{sc / min(simd):.1f}×" if sc and simd else "–"
+            print(f"| {op} | {size} | " + " | ".join(cells) + f" | {ratio} |")
+
+
 print("### `wht/fwht/<backend>/<n>`: one transform per call (median ns)\n")
 table("wht_fwht", lambda s: int(s), True)
 print("\n### `wht/fwht_rows/<backend>/<n>x<rows>`: one batched call (median ns per call)\n")
 table("wht_fwht_rows", lambda s: int(s.split("x")[0]) * int(s.split("x")[1]), False)
 print("\n### `codebook/<op>/<backend>/b<bits>/d<dim>` (median ns per call)\n")
 codebook_table()
+print("\n### `qjl/<op>/<backend>/m<bits>` (median ns per call)\n")
+qjl_table()
