@@ -1,8 +1,8 @@
 //! A tour of turbokv on this machine: the detected backend, then a WHT timing
 //! table for every available backend (median ns per transform, ns per
 //! element, speed-up over scalar), the batched form, the best backend's
-//! distance from the compute floor, and the d = 128 codebooks (MSE and the
-//! kernels' speed).
+//! distance from the compute floor, the d = 128 codebooks (MSE and the
+//! kernels' speed) and the QJL sketches (estimates and kernels' speed).
 //!
 //! Run with `cargo run --release --example tour` (under 20 s).
 
@@ -13,6 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use support::{Workload, median_ns};
+use turbokv::qjl::{self, BitPlaneQuery, Projection, QjlSketcher, Rounding};
 use turbokv::{Backend, Codebook, Rotation, codebook, pack};
 
 /// FFHT's published figures on this class of machine (DESIGN §6), ns.
@@ -144,6 +145,82 @@ fn codebooks(sample: Duration) {
     println!();
 }
 
+/// QJL sketches, d = m = 128: the estimate against the exact inner
+/// product, then the kernels on every backend.
+fn sketches(sample: Duration) {
+    const M: usize = 128;
+    const ROWS: usize = 4096;
+    let mut g = turbokv::rng::SplitMix64::new(5);
+    let mut uniform = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+            .collect()
+    };
+    let r = uniform(M);
+    let q: Vec<f32> = r.iter().zip(uniform(M)).map(|(a, b)| a + 0.5 * b).collect();
+    let exact: f32 = q.iter().zip(&r).map(|(a, b)| a * b).sum();
+    println!("\nQJL, d = m = {M}: ⟨q, r⟩ = {exact:.3}");
+    for projection in [Projection::Gaussian, Projection::Hadamard] {
+        let sk = QjlSketcher::new(M, M, projection, 1).expect("valid sketcher");
+        let mut bits = [0u8; M / 8];
+        let gamma = sk.sketch(&r, &mut bits).expect("sizes match");
+        let mut sq = [0.0f32; M];
+        sk.project(&q, &mut sq).expect("sizes match");
+        let est = sk.estimate(&sq, &bits, gamma).expect("sizes match");
+        println!(
+            "  {projection:?}: estimate {est:.3} from {} bytes of signs",
+            M / 8
+        );
+    }
+
+    let sq = uniform(M);
+    let rows: Vec<u8> = uniform(ROWS * M / 8)
+        .iter()
+        .map(|v| (v * 1e6) as i64 as u8)
+        .collect();
+    let mut planes = [0u64; 8];
+    let bq = BitPlaneQuery::new(&sq, 4, Rounding::Nearest, &mut planes).expect("valid query");
+    let mut out = vec![0.0f32; ROWS];
+    println!(
+        "QJL kernels, m = {M}, ns per row of {ROWS} (median of 9): f32 signed sum | 4 bit-planes | hamming of 1024 bits (ns)"
+    );
+    let (a, b) = (&rows[..128], &rows[128..256]);
+    for backend in Backend::available() {
+        let f32_ns = median_ns(9, sample, |iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let _ = black_box(qjl::signed_sum_rows_on(
+                    backend,
+                    black_box(&sq),
+                    &rows,
+                    M / 8,
+                    &mut out,
+                ));
+            }
+            start.elapsed()
+        }) / ROWS as f64;
+        let planes_ns = median_ns(9, sample, |iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let _ =
+                    black_box(bq.signed_sum_rows_on(backend, black_box(&rows), M / 8, &mut out));
+            }
+            start.elapsed()
+        }) / ROWS as f64;
+        let hamming_ns = median_ns(9, sample, |iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let _ = black_box(qjl::hamming_on(backend, black_box(a), black_box(b)));
+            }
+            start.elapsed()
+        });
+        println!(
+            "  {:>7}: {f32_ns:>7.2} | {planes_ns:>7.2} | {hamming_ns:>6.1}",
+            backend.name()
+        );
+    }
+}
+
 fn main() {
     let started = Instant::now();
     let best = Backend::detect();
@@ -223,6 +300,7 @@ fn main() {
         );
     }
     codebooks(sample);
+    sketches(sample);
     println!(
         "\ntour finished in {:.1} s",
         started.elapsed().as_secs_f64()
