@@ -12,6 +12,10 @@ x[i] = (float)(1.0 / (i + 1)) for the given dimension and seed.
 With --fnv it prints instead the 64-bit FNV-1a hash of those bits, each
 taken as 4 little-endian bytes, for dimensions too long to paste.
 Usage: python3 tools/rotation_reference.py DIM SEED [--fnv]
+
+With --qjl-hadamard DIM M SEED it prints, in hex, the sign bytes of the
+Hadamard QJL sketch of x[i] = (float)(1/(i+1) − 0.3).
+Usage: python3 tools/rotation_reference.py --qjl-hadamard DIM M SEED
 """
 import struct
 import sys
@@ -57,7 +61,43 @@ def rotate(x, seed):
     return [f32(v * scale) for v in x]
 
 
+def qjl_hadamard_sketch(x, m, seed):
+    """Sign bits of the Hadamard QJL projection (turbokv::qjl docs): block b
+    is the WHT of D_b·x (no scale), D_b the signs of seed + b; bit j = 1 iff
+    (S·x)_j > 0, bit j of byte j // 8 at position j % 8."""
+    d = len(x)
+    out = bytearray(m // 8)
+    j, b = 0, 0
+    while j < m:
+        gen = splitmix64((seed + b) & M)
+        y = list(x)
+        for w in range(0, d, 64):
+            word = next(gen)
+            for k in range(min(64, d - w)):
+                if (word >> k) & 1:
+                    y[w + k] = -y[w + k]
+        h = 1
+        while h < d:
+            for i in range(0, d, 2 * h):
+                for t in range(i, i + h):
+                    a, c = y[t], y[t + h]
+                    y[t], y[t + h] = f32(a + c), f32(a - c)
+            h *= 2
+        for v in y[: m - j]:
+            if v > 0:
+                out[j // 8] |= 1 << (j % 8)
+            j += 1
+        b += 1
+    return bytes(out)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--qjl-hadamard":
+        # x[i] = (float)(1/(i+1) - 0.3)
+        dim, m, seed = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4], 0)
+        x = [f32(1.0 / (i + 1) - 0.3) for i in range(dim)]
+        print(qjl_hadamard_sketch(x, m, seed).hex())
+        sys.exit(0)
     dim, seed = int(sys.argv[1]), int(sys.argv[2], 0)
     x = [f32(1.0 / (i + 1)) for i in range(dim)]
     out = rotate(x, seed)
