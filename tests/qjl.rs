@@ -559,3 +559,34 @@ fn hadamard_sketches_match_the_independent_reference() {
         }
     }
 }
+
+/// The derived bound of the module docs: for `q = r`, the Hadamard
+/// estimator's mean over seeds is `√(π/2)·E|Σ_i ε_i r_i|/‖r‖ · ‖r‖²`, and by
+/// the Khintchine inequality with Szarek's optimal constant `1/√2` that
+/// ratio lies in `[√π/2, √(π/2)] = [0.886, 1.253]`, whatever `r` is.
+#[test]
+fn hadamard_mean_ratio_stays_within_the_khintchine_bound() {
+    let (dim, m, trials) = (64, 64, 1500);
+    let lower = std::f64::consts::PI.sqrt() / 2.0;
+    let upper = std::f64::consts::FRAC_PI_2.sqrt();
+    for k in [1usize, 2, 3, 4, 8, 64] {
+        let mut g = SplitMix64::new(k as u64 + 100);
+        let r: Vec<f32> = (0..dim)
+            .map(|i| {
+                if i < k {
+                    (1.0 + 0.5 * normal(&mut g)) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let rr = dot(&r, &r);
+        let (mean, var) = estimates(dim, m, Projection::Hadamard, &r, &r, trials);
+        let se = (var.max(0.0) / trials as f64).sqrt() / rr;
+        let ratio = mean / rr;
+        assert!(
+            ratio >= lower - 3.0 * se - 1e-4 && ratio <= upper + 3.0 * se + 1e-4,
+            "k = {k}: ratio {ratio} (SE {se}) outside [{lower}, {upper}]"
+        );
+    }
+}
