@@ -163,6 +163,23 @@ impl QjlSketcher {
         })
     }
 
+    /// A sketcher with the default `m = dim` sign bits.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new) with `m = dim` (so `dim` must be a multiple of
+    /// 64).
+    ///
+    /// ```
+    /// use turbokv::qjl::{Projection, QjlSketcher};
+    ///
+    /// let sk = QjlSketcher::with_default_m(128, Projection::Hadamard, 9)?;
+    /// assert_eq!(sk.m(), 128);
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
+    pub fn with_default_m(dim: usize, projection: Projection, seed: u64) -> Result<Self, Error> {
+        QjlSketcher::new(dim, dim, projection, seed)
+    }
+
     /// The residual dimension `d`.
     pub fn dim(&self) -> usize {
         self.dim
@@ -785,4 +802,37 @@ pub fn signed_sum_rows_on(
         signed_rows_with(sq, rows, stride, out, signed_sum_scalar),
         signed_sum_rows(sq, rows, stride, out)
     )
+}
+
+/// `Σ_j s_j·q̂_j` from the bit-planes of `query` and one sketch: the same as
+/// [`BitPlaneQuery::signed_sum`], as a free function.
+///
+/// # Errors
+/// As [`BitPlaneQuery::signed_sum`].
+///
+/// ```
+/// use turbokv::qjl::{self, BitPlaneQuery, Rounding};
+///
+/// let sq = [0.5f32; 64];
+/// let mut planes = [0u64; 4];
+/// let bq = BitPlaneQuery::new(&sq, 4, Rounding::Nearest, &mut planes)?;
+/// assert_eq!(qjl::signed_sum_bitplanes(&bq, &[0xFF; 8])?, 32.0);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn signed_sum_bitplanes(query: &BitPlaneQuery<'_>, signs: &[u8]) -> Result<f32, Error> {
+    query.signed_sum(signs)
+}
+
+/// [`signed_sum_bitplanes`] of every row (see
+/// [`BitPlaneQuery::signed_sum_rows`]).
+///
+/// # Errors
+/// As [`BitPlaneQuery::signed_sum_rows`].
+pub fn signed_sum_bitplanes_rows(
+    query: &BitPlaneQuery<'_>,
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    query.signed_sum_rows(rows, stride, out)
 }
