@@ -14,7 +14,9 @@
 //! - [`rng`]: the documented generator behind every random quantity;
 //! - [`Codebook`], [`codebook`] and [`pack`]: Lloyd–Max codebooks for rotated
 //!   coordinates, bit packing, and quantise / dequantise / dot kernels on
-//!   packed codes, on every backend.
+//!   packed codes, on every backend;
+//! - [`qjl`]: 1-bit QJL sketches (Gaussian or Hadamard projection), the
+//!   inner-product estimator, and popcount / signed-sum kernels.
 //!
 //! ```
 //! use turbokv::{wht, Backend, Rotation};
