@@ -108,6 +108,26 @@ impl core::fmt::Display for Backend {
     }
 }
 
+/// Runs the scalar expression, or the named function of the chosen
+/// backend's module (`avx2`, `avx512`, `neon` beside the call site), or
+/// returns [`Error::BackendUnavailable`](crate::Error::BackendUnavailable).
+macro_rules! on_backend {
+    ($backend:expr, $scalar:expr, $($path:ident)::+ ($($arg:expr),*)) => {
+        match $backend {
+            $crate::Backend::Scalar => Ok($scalar),
+            #[cfg(target_arch = "x86_64")]
+            $crate::Backend::Avx2 => avx2::$($path)::+($($arg),*),
+            #[cfg(target_arch = "x86_64")]
+            $crate::Backend::Avx512 => avx512::$($path)::+($($arg),*),
+            #[cfg(target_arch = "aarch64")]
+            $crate::Backend::Neon => neon::$($path)::+($($arg),*),
+            #[allow(unreachable_patterns)]
+            other => Err($crate::Error::BackendUnavailable(other)),
+        }
+    };
+}
+pub(crate) use on_backend;
+
 const UNKNOWN: u8 = 0xFF;
 static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
 

@@ -66,12 +66,12 @@ def table(group, elems, ffht):
         print("| " + " | ".join(row) + " |")
 
 
-def codebook_table():
-    """codebook/<op>/<backend>/b<bits>/d<dim>: ns per call and speed-up."""
-    base = os.path.join(ROOT, "codebook")
-    if not os.path.isdir(base):
-        return
+def op_medians(group):
+    """{(op, backend, size): median ns} of target/criterion/<group>/<op>_<backend>/<size>."""
+    base = os.path.join(ROOT, group)
     m = {}
+    if not os.path.isdir(base):
+        return m
     for op_backend in os.listdir(base):
         for sub in os.listdir(os.path.join(base, op_backend)):
             path = os.path.join(base, op_backend, sub, "new", "estimates.json")
@@ -79,46 +79,41 @@ def codebook_table():
                 with open(path) as f:
                     op, _, backend = op_backend.rpartition("_")
                     m[(op, backend, sub)] = json.load(f)["median"]["point_estimate"]
+    return m
+
+
+def op_table(m, ops, size_key):
+    """One row per op and size: ns per backend and the best SIMD speed-up."""
     backends = [b for b in ORDER if any(k[1] == b for k in m)]
     print("| op | size | " + " | ".join(f"{b} ns" for b in backends) + " | best vs scalar |")
     print("|" + "---|" * (3 + len(backends)))
-    for op in ["quantize_packed", "dequantize", "dot", "dot_rows", "f32dot"]:
-        for size in sorted({k[2] for k in m if k[0] == op}):
+    for op in ops:
+        for size in sorted({k[2] for k in m if k[0] == op}, key=size_key):
             vals = [m.get((op, b, size)) for b in backends]
             cells = [f"{v:,.1f}" if v is not None else "–" for v in vals]
             simd = [v for b, v in zip(backends, vals) if b != "scalar" and v is not None]
             sc = m.get((op, "scalar", size))
             ratio = f"{sc / min(simd):.1f}×" if sc and simd else "–"
             print(f"| {op} | {size.replace('_', '/')} | " + " | ".join(cells) + f" | {ratio} |")
+
+
+def codebook_table():
+    """codebook/<op>/<backend>/b<bits>/d<dim>, then the past-the-cache runs."""
+    m = op_medians("codebook")
+    if not m:
+        return
+    op_table(m, ["quantize_packed", "dequantize", "dot", "dot_rows", "f32dot"], str)
     print()
     for key in sorted(k for k in m if k[0].endswith("_1m") or k[0] == "memcpy"):
         print(f"- `codebook/{key[0]}/{key[1]}/{key[2].replace('_', '/')}`: {m[key] / 1e6:,.2f} ms")
 
 
 def qjl_table():
-    """qjl/<op>/<backend>/m<bits>: ns per call and speed-up over scalar."""
-    base = os.path.join(ROOT, "qjl")
-    if not os.path.isdir(base):
-        return
-    m = {}
-    for op_backend in os.listdir(base):
-        for sub in os.listdir(os.path.join(base, op_backend)):
-            path = os.path.join(base, op_backend, sub, "new", "estimates.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    op, _, backend = op_backend.rpartition("_")
-                    m[(op, backend, sub)] = json.load(f)["median"]["point_estimate"]
-    backends = [b for b in ORDER if any(k[1] == b for k in m)]
-    print("| op | size | " + " | ".join(f"{b} ns" for b in backends) + " | best vs scalar |")
-    print("|" + "---|" * (3 + len(backends)))
-    for op in ["signed_sum_rows", "bitplanes_rows", "hamming", "sketch_gaussian", "sketch_hadamard"]:
-        for size in sorted({k[2] for k in m if k[0] == op}, key=lambda v: int(v[1:])):
-            vals = [m.get((op, b, size)) for b in backends]
-            cells = [f"{v:,.1f}" if v is not None else "–" for v in vals]
-            simd = [v for b, v in zip(backends, vals) if b != "scalar" and v is not None]
-            sc = m.get((op, "scalar", size))
-            ratio = f"{sc / min(simd):.1f}×" if sc and simd else "–"
-            print(f"| {op} | {size} | " + " | ".join(cells) + f" | {ratio} |")
+    """qjl/<op>/<backend>/m<bits>."""
+    m = op_medians("qjl")
+    if m:
+        ops = ["signed_sum_rows", "bitplanes_rows", "hamming", "sketch_gaussian", "sketch_hadamard"]
+        op_table(m, ops, lambda v: int(v[1:]))
 
 
 print("### `wht/fwht/<backend>/<n>`: one transform per call (median ns)\n")

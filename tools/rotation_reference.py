@@ -41,22 +41,34 @@ def splitmix64(seed):
         yield z ^ (z >> 31)
 
 
-def rotate(x, seed):
-    d = len(x)
+def flip_signs(x, seed):
+    """x times the sign diagonal of seed: bit i % 64 of output i // 64."""
     gen = splitmix64(seed)
     x = list(x)
-    for w in range(0, d, 64):
+    for w in range(0, len(x), 64):
         word = next(gen)
-        for j in range(min(64, d - w)):
+        for j in range(min(64, len(x) - w)):
             if (word >> j) & 1:
                 x[w + j] = -x[w + j]
-    h = 1
+    return x
+
+
+def wht(x):
+    """The canonical-order WHT in binary32: strides 1, 2, 4, ..."""
+    x = list(x)
+    d, h = len(x), 1
     while h < d:
         for i in range(0, d, 2 * h):
             for j in range(i, i + h):
                 a, b = x[j], x[j + h]
                 x[j], x[j + h] = f32(a + b), f32(a - b)
         h *= 2
+    return x
+
+
+def rotate(x, seed):
+    d = len(x)
+    x = wht(flip_signs(x, seed))
     scale = f32(1.0 / d**0.5)
     return [f32(v * scale) for v in x]
 
@@ -65,25 +77,10 @@ def qjl_hadamard_sketch(x, m, seed):
     """Sign bits of the Hadamard QJL projection (turbokv::qjl docs): block b
     is the WHT of D_b·x (no scale), D_b the signs of seed + b; bit j = 1 iff
     (S·x)_j > 0, bit j of byte j // 8 at position j % 8."""
-    d = len(x)
     out = bytearray(m // 8)
     j, b = 0, 0
     while j < m:
-        gen = splitmix64((seed + b) & M)
-        y = list(x)
-        for w in range(0, d, 64):
-            word = next(gen)
-            for k in range(min(64, d - w)):
-                if (word >> k) & 1:
-                    y[w + k] = -y[w + k]
-        h = 1
-        while h < d:
-            for i in range(0, d, 2 * h):
-                for t in range(i, i + h):
-                    a, c = y[t], y[t + h]
-                    y[t], y[t + h] = f32(a + c), f32(a - c)
-            h *= 2
-        for v in y[: m - j]:
+        for v in wht(flip_signs(x, (seed + b) & M))[: m - j]:
             if v > 0:
                 out[j // 8] |= 1 << (j % 8)
             j += 1

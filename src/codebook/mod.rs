@@ -289,22 +289,7 @@ fn need(needed: usize, found: usize) -> Result<(), Error> {
     }
 }
 
-/// Runs the scalar expression or the named kernel of the chosen backend.
-macro_rules! on_backend {
-    ($backend:expr, $scalar:expr, $method:ident($($arg:expr),*)) => {
-        match $backend {
-            Backend::Scalar => Ok($scalar),
-            #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => avx2::Kernels::$method($($arg),*),
-            #[cfg(target_arch = "x86_64")]
-            Backend::Avx512 => avx512::Kernels::$method($($arg),*),
-            #[cfg(target_arch = "aarch64")]
-            Backend::Neon => neon::Kernels::$method($($arg),*),
-            #[allow(unreachable_patterns)]
-            other => Err(Error::BackendUnavailable(other)),
-        }
-    };
-}
+use crate::backend::on_backend;
 
 /// Quantises every `x[j]` to the index of its nearest centroid, into
 /// `out[j]` (one index per byte, unpacked), on the detected backend.
@@ -350,7 +335,11 @@ pub fn quantize_on(
 ) -> Result<(), Error> {
     need(x.len(), out.len())?;
     let out = &mut out[..x.len()];
-    on_backend!(backend, scalar_quantize(cb, x, out), quantize(cb, x, out))
+    on_backend!(
+        backend,
+        scalar_quantize(cb, x, out),
+        Kernels::quantize(cb, x, out)
+    )
 }
 
 fn scalar_quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) {
@@ -395,7 +384,7 @@ pub fn quantize_packed_on(
     on_backend!(
         backend,
         scalar_quantize_packed(cb, x, out),
-        quantize_packed(cb, x, out)
+        Kernels::quantize_packed(cb, x, out)
     )?;
     Ok(needed)
 }
@@ -447,7 +436,7 @@ pub fn dequantize_on(
     on_backend!(
         backend,
         scalar_dequantize(cb, packed, out),
-        dequantize(cb, packed, out)
+        Kernels::dequantize(cb, packed, out)
     )
 }
 
@@ -496,7 +485,11 @@ pub fn dot_on(backend: Backend, cb: &Codebook, q: &[f32], packed: &[u8]) -> Resu
     let needed = packed_len(q.len(), cb.bits());
     need(needed, packed.len())?;
     let packed = &packed[..needed];
-    on_backend!(backend, scalar_dot(cb, q, packed), dot(cb, q, packed))
+    on_backend!(
+        backend,
+        scalar_dot(cb, q, packed),
+        Kernels::dot(cb, q, packed)
+    )
 }
 
 fn scalar_dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
@@ -569,7 +562,7 @@ pub fn dot_rows_on(
     on_backend!(
         backend,
         scalar_dot_rows(cb, q, packed_rows, row_stride, out),
-        dot_rows(cb, q, packed_rows, row_stride, out)
+        Kernels::dot_rows(cb, q, packed_rows, row_stride, out)
     )
 }
 
@@ -618,7 +611,7 @@ pub fn dot_f32_on(backend: Backend, a: &[f32], b: &[f32]) -> Result<f32, Error> 
     on_backend!(
         backend,
         a.iter().zip(b).map(|(x, y)| x * y).sum(),
-        dot_f32(a, b)
+        Kernels::dot_f32(a, b)
     )
 }
 

@@ -80,22 +80,7 @@ mod neon;
 use crate::rng::SplitMix64;
 use crate::{Backend, Error, Rotation, wht};
 
-/// Runs the scalar expression or the named kernel of the chosen backend.
-macro_rules! on_backend {
-    ($backend:expr, $scalar:expr, $method:ident($($arg:expr),*)) => {
-        match $backend {
-            Backend::Scalar => Ok($scalar),
-            #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => avx2::$method($($arg),*),
-            #[cfg(target_arch = "x86_64")]
-            Backend::Avx512 => avx512::$method($($arg),*),
-            #[cfg(target_arch = "aarch64")]
-            Backend::Neon => neon::$method($($arg),*),
-            #[allow(unreachable_patterns)]
-            other => Err(Error::BackendUnavailable(other)),
-        }
-    };
-}
+use crate::backend::on_backend;
 
 /// Largest `dim` of the Hadamard projection: its transform runs in a stack
 /// buffer of this many f32 (16 KiB), so no allocation is needed.
