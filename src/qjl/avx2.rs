@@ -1,6 +1,7 @@
 //! AVX2 (+ POPCNT) QJL kernels: Hamming by nibble-table `vpshufb` popcount
-//! and `vpsadbw` sums; sign-masked f32 sums by expanding 8 bits to 8 lane
-//! masks; bit-plane counts with the POPCNT instruction.
+//! and `vpsadbw` sums, for sketches and bit-planes alike (a last odd word
+//! uses the POPCNT instruction); sign-masked f32 sums by expanding 8 bits to
+//! 8 lane masks.
 
 use core::arch::x86_64::*;
 
@@ -86,9 +87,79 @@ unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
     sum
 }
 
+/// Popcount of 16 bytes, summed per 64-bit lane (nibble table).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn popcnt_lanes128(v: __m128i) -> __m128i {
+    // SAFETY: AVX2 (so SSSE3) is the caller's promise; registers only.
+    unsafe {
+        let table = _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+        let low = _mm_set1_epi8(0x0F);
+        let lo = _mm_shuffle_epi8(table, _mm_and_si128(v, low));
+        let hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16::<4>(v), low));
+        _mm_sad_epu8(_mm_add_epi8(lo, hi), _mm_setzero_si128())
+    }
+}
+
+/// `(|s|, Σ_p 2^p·|s ∧ plane_p|)` with nibble-table popcounts: four words
+/// per ymm, then two per xmm, then the POPCNT instruction for a last word.
 #[target_feature(enable = "avx2,popcnt")]
 unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
-    super::plane_counts_scalar(signs, planes, words, bits)
+    let mut w = 0;
+    // SAFETY: AVX2 by this function's features. Sign loads read
+    // signs[8w..8w + 32] (resp. + 16) with w + 4 <= words (resp. + 2), and
+    // the caller passes 8·words bytes; plane loads read
+    // planes[p·words + w..][..4] (resp. 2) inside plane p.
+    let (mut ones, mut weighted) = unsafe {
+        let (mut ones, mut weighted) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        while w + 4 <= words {
+            let s = _mm256_loadu_si256(signs.as_ptr().add(8 * w).cast());
+            ones = _mm256_add_epi64(ones, popcnt_lanes(s));
+            for p in 0..bits {
+                let plane = _mm256_loadu_si256(planes.as_ptr().add(p * words + w).cast());
+                let c = popcnt_lanes(_mm256_and_si256(s, plane));
+                weighted =
+                    _mm256_add_epi64(weighted, _mm256_sllv_epi64(c, _mm256_set1_epi64x(p as i64)));
+            }
+            w += 4;
+        }
+        let mut ones2 = _mm_add_epi64(
+            _mm256_castsi256_si128(ones),
+            _mm256_extracti128_si256::<1>(ones),
+        );
+        let mut weighted2 = _mm_add_epi64(
+            _mm256_castsi256_si128(weighted),
+            _mm256_extracti128_si256::<1>(weighted),
+        );
+        while w + 2 <= words {
+            let s = _mm_loadu_si128(signs.as_ptr().add(8 * w).cast());
+            ones2 = _mm_add_epi64(ones2, popcnt_lanes128(s));
+            for p in 0..bits {
+                let plane = _mm_loadu_si128(planes.as_ptr().add(p * words + w).cast());
+                let c = popcnt_lanes128(_mm_and_si128(s, plane));
+                weighted2 = _mm_add_epi64(weighted2, _mm_sllv_epi64(c, _mm_set1_epi64x(p as i64)));
+            }
+            w += 2;
+        }
+        let mut o = [0u64; 2];
+        let mut t = [0u64; 2];
+        _mm_storeu_si128(o.as_mut_ptr().cast(), ones2);
+        _mm_storeu_si128(t.as_mut_ptr().cast(), weighted2);
+        ((o[0] + o[1]) as u32, t[0] + t[1])
+    };
+    if w < words {
+        // The last odd word; plane p's copy sits at planes[p·words + w].
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&signs[8 * w..8 * w + 8]);
+        let s = u64::from_le_bytes(b);
+        ones += s.count_ones();
+        for p in 0..bits {
+            weighted += ((s & planes[p * words + w]).count_ones() as u64) << p;
+        }
+    }
+    (ones, weighted)
 }
 
 /// Hamming distance (lengths already checked equal).
