@@ -117,3 +117,23 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// Checks that `count` rows of `row` bytes, `stride` apart, fit in `len`.
+pub(crate) fn check_rows(row: usize, len: usize, stride: usize, count: usize) -> Result<(), Error> {
+    if stride < row {
+        return Err(Error::BufferTooShort {
+            needed: row,
+            found: stride,
+        });
+    }
+    if let Some(last) = count.checked_sub(1) {
+        let needed = last
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(row))
+            .unwrap_or(usize::MAX);
+        if len < needed {
+            return Err(Error::BufferTooShort { needed, found: len });
+        }
+    }
+    Ok(())
+}

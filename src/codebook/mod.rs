@@ -45,6 +45,8 @@ pub mod pack;
 mod simd;
 mod tables;
 
+use crate::backend::on_backend;
+use crate::error::check_rows;
 use crate::{Backend, Error};
 use lloyd::{Normal, Sphere};
 use pack::{check_bits, packed_len};
@@ -288,8 +290,6 @@ fn need(needed: usize, found: usize) -> Result<(), Error> {
         Ok(())
     }
 }
-
-use crate::backend::on_backend;
 
 /// Quantises every `x[j]` to the index of its nearest centroid, into
 /// `out[j]` (one index per byte, unpacked), on the detected backend.
@@ -551,14 +551,7 @@ pub fn dot_rows_on(
     out: &mut [f32],
 ) -> Result<(), Error> {
     let row = packed_len(q.len(), cb.bits());
-    need(row, row_stride)?;
-    if let Some(last) = out.len().checked_sub(1) {
-        let needed = last
-            .checked_mul(row_stride)
-            .and_then(|v| v.checked_add(row))
-            .unwrap_or(usize::MAX);
-        need(needed, packed_rows.len())?;
-    }
+    check_rows(row, packed_rows.len(), row_stride, out.len())?;
     on_backend!(
         backend,
         scalar_dot_rows(cb, q, packed_rows, row_stride, out),

@@ -6,7 +6,7 @@
 use core::arch::x86_64::*;
 
 use super::Planes;
-use crate::{Backend, Error};
+use crate::Backend;
 
 /// Popcount of 32 bytes, summed per 64-bit lane (nibble table).
 ///
@@ -162,20 +162,6 @@ unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: us
     (ones, weighted)
 }
 
-/// Hamming distance (lengths already checked equal).
-pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
-    Backend::Avx2.check()?;
-    // SAFETY: check() confirmed AVX2 and POPCNT.
-    Ok(unsafe { hamming_simd(a, b) })
-}
-
-/// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
-pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
-    Backend::Avx2.check()?;
-    // SAFETY: check() confirmed AVX2.
-    Ok(unsafe { signed_sum_simd(sq, signs) })
-}
-
 #[target_feature(enable = "avx2,popcnt")]
 unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
     // SAFETY: this function's target features are those of
@@ -194,28 +180,4 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
     })
 }
 
-/// Bit-plane sums of every row (validated).
-pub(super) fn plane_rows(
-    q: Planes<'_>,
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> Result<(), Error> {
-    Backend::Avx2.check()?;
-    // SAFETY: check() confirmed this backend's instruction set.
-    unsafe { plane_rows_simd(q, rows, stride, out) };
-    Ok(())
-}
-
-/// f32 signed sums of every row (validated).
-pub(super) fn signed_sum_rows(
-    sq: &[f32],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> Result<(), Error> {
-    Backend::Avx2.check()?;
-    // SAFETY: check() confirmed this backend's instruction set.
-    unsafe { signed_rows_simd(sq, rows, stride, out) };
-    Ok(())
-}
+entry_points!(Backend::Avx2);

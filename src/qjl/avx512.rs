@@ -5,7 +5,7 @@
 use core::arch::x86_64::*;
 
 use super::Planes;
-use crate::{Backend, Error};
+use crate::Backend;
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
 unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
@@ -98,20 +98,6 @@ unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: us
             _mm512_reduce_add_epi64(weighted) as u64,
         )
     }
-}
-
-/// Hamming distance (lengths already checked equal).
-pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
-    Backend::Avx512.check()?;
-    // SAFETY: check() confirmed the AVX-512 set (VPOPCNTDQ included).
-    Ok(unsafe { hamming_simd(a, b) })
-}
-
-/// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
-pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
-    Backend::Avx512.check()?;
-    // SAFETY: check() confirmed the AVX-512 set.
-    Ok(unsafe { signed_sum_simd(sq, signs) })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,popcnt")]
@@ -216,28 +202,4 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
     })
 }
 
-/// Bit-plane sums of every row (validated).
-pub(super) fn plane_rows(
-    q: Planes<'_>,
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> Result<(), Error> {
-    Backend::Avx512.check()?;
-    // SAFETY: check() confirmed this backend's instruction set.
-    unsafe { plane_rows_simd(q, rows, stride, out) };
-    Ok(())
-}
-
-/// f32 signed sums of every row (validated).
-pub(super) fn signed_sum_rows(
-    sq: &[f32],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> Result<(), Error> {
-    Backend::Avx512.check()?;
-    // SAFETY: check() confirmed this backend's instruction set.
-    unsafe { signed_rows_simd(sq, rows, stride, out) };
-    Ok(())
-}
+entry_points!(Backend::Avx512);

@@ -70,6 +70,53 @@
 //! # Ok::<(), turbokv::Error>(())
 //! ```
 
+/// Expands, inside a backend file, to the safe entry points of its QJL
+/// kernels: each checks the backend, then calls the `*_simd` function of
+/// the same name (`#[target_feature]` functions of that file).
+macro_rules! entry_points {
+    ($backend:expr) => {
+        /// Hamming distance (lengths already checked equal).
+        pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, crate::Error> {
+            $backend.check()?;
+            // SAFETY: check() confirmed this backend's instruction set.
+            Ok(unsafe { hamming_simd(a, b) })
+        }
+
+        /// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
+        pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, crate::Error> {
+            $backend.check()?;
+            // SAFETY: check() confirmed this backend's instruction set.
+            Ok(unsafe { signed_sum_simd(sq, signs) })
+        }
+
+        /// Bit-plane sums of every row (validated).
+        pub(super) fn plane_rows(
+            q: super::Planes<'_>,
+            rows: &[u8],
+            stride: usize,
+            out: &mut [f32],
+        ) -> Result<(), crate::Error> {
+            $backend.check()?;
+            // SAFETY: check() confirmed this backend's instruction set.
+            unsafe { plane_rows_simd(q, rows, stride, out) };
+            Ok(())
+        }
+
+        /// f32 signed sums of every row (validated).
+        pub(super) fn signed_sum_rows(
+            sq: &[f32],
+            rows: &[u8],
+            stride: usize,
+            out: &mut [f32],
+        ) -> Result<(), crate::Error> {
+            $backend.check()?;
+            // SAFETY: check() confirmed this backend's instruction set.
+            unsafe { signed_rows_simd(sq, rows, stride, out) };
+            Ok(())
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -77,10 +124,10 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
+use crate::backend::on_backend;
+use crate::error::check_rows;
 use crate::rng::SplitMix64;
 use crate::{Backend, Error, Rotation, wht};
-
-use crate::backend::on_backend;
 
 /// Largest `dim` of the Hadamard projection: its transform runs in a stack
 /// buffer of this many f32 (16 KiB), so no allocation is needed.
@@ -725,26 +772,6 @@ impl<'a> BitPlaneQuery<'a> {
             plane_rows(q, rows, stride, out)
         )
     }
-}
-
-/// Checks that `count` rows of `row` bytes, `stride` apart, fit in `len`.
-fn check_rows(row: usize, len: usize, stride: usize, count: usize) -> Result<(), Error> {
-    if stride < row {
-        return Err(Error::BufferTooShort {
-            needed: row,
-            found: stride,
-        });
-    }
-    if let Some(last) = count.checked_sub(1) {
-        let needed = last
-            .checked_mul(stride)
-            .and_then(|v| v.checked_add(row))
-            .unwrap_or(usize::MAX);
-        if len < needed {
-            return Err(Error::BufferTooShort { needed, found: len });
-        }
-    }
-    Ok(())
 }
 
 /// [`signed_sum`] of one query against many sketches: row `r` is the

@@ -5,7 +5,7 @@
 use core::arch::aarch64::*;
 
 use super::Planes;
-use crate::{Backend, Error};
+use crate::Backend;
 
 #[target_feature(enable = "neon")]
 unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
@@ -64,20 +64,6 @@ unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
     sum
 }
 
-/// Hamming distance (lengths already checked equal).
-pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
-    Backend::Neon.check()?;
-    // SAFETY: check() confirmed NEON.
-    Ok(unsafe { hamming_simd(a, b) })
-}
-
-/// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
-pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
-    Backend::Neon.check()?;
-    // SAFETY: check() confirmed NEON.
-    Ok(unsafe { signed_sum_simd(sq, signs) })
-}
-
 #[target_feature(enable = "neon")]
 unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
     // SAFETY: this function's target feature is that of `signed_sum_simd`;
@@ -87,30 +73,12 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
     })
 }
 
-/// Bit-plane sums of every row (validated): `count_ones` is already `cnt`
-/// on aarch64.
-pub(super) fn plane_rows(
-    q: Planes<'_>,
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> Result<(), Error> {
-    Backend::Neon.check()?;
+#[target_feature(enable = "neon")]
+unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
+    // `count_ones` is already `cnt` on aarch64.
     super::plane_rows_with(q, rows, stride, out, |s| {
         super::plane_counts_scalar(s, q.planes, q.words, q.bits)
-    });
-    Ok(())
+    })
 }
 
-/// f32 signed sums of every row (validated).
-pub(super) fn signed_sum_rows(
-    sq: &[f32],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> Result<(), Error> {
-    Backend::Neon.check()?;
-    // SAFETY: check() confirmed NEON.
-    unsafe { signed_rows_simd(sq, rows, stride, out) };
-    Ok(())
-}
+entry_points!(Backend::Neon);
