@@ -73,6 +73,7 @@
 /// Expands, inside a backend file, to the safe entry points of its QJL
 /// kernels: each checks the backend, then calls the `*_simd` function of
 /// the same name (`#[target_feature]` functions of that file).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! entry_points {
     ($backend:expr) => {
         /// Hamming distance (lengths already checked equal).
