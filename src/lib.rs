@@ -16,7 +16,8 @@
 //!   coordinates, bit packing, and quantise / dequantise / dot kernels on
 //!   packed codes, on every backend;
 //! - [`qjl`]: 1-bit QJL sketches (Gaussian or Hadamard projection), the
-//!   inner-product estimator, and popcount / signed-sum kernels.
+//!   inner-product estimator, and popcount / signed-sum kernels;
+//! - [`quant`]: the MSE, prod and baseline vector quantisers.
 //!
 //! ```
 //! use turbokv::{wht, Backend, Rotation};
@@ -51,6 +52,7 @@ mod backend;
 pub mod codebook;
 mod error;
 pub mod qjl;
+pub mod quant;
 pub mod rng;
 pub mod wht;
 

@@ -1,0 +1,465 @@
+//! Vector quantisers: TurboQuant_mse ([`MseQuantizer`]), TurboQuant_prod
+//! ([`ProdQuantizer`]) and the paper's KV baseline ([`BaselineQuantizer`]).
+//!
+//! Each turns one vector of `dim` f32 (or `half::f16` / `half::bf16`) into a
+//! fixed number of bytes, [`encoded_len`](MseQuantizer::encoded_len), and
+//! back. Side information is counted: [`bits_per_coordinate`](MseQuantizer::bits_per_coordinate)
+//! is the whole encoding, norms included.
+//!
+//! # Encodings (little-endian, no padding)
+//!
+//! | quantiser | fields, in order |
+//! | --- | --- |
+//! | `MseQuantizer` | `‖x‖` (f16 or f32), `b`-bit codes of the rotated unit vector |
+//! | `ProdQuantizer` | `‖x‖`, `γ = ‖r‖` (f16 or f32), `(b−1)`-bit codes, `m` sign bits of the residual `r` |
+//! | `BaselineQuantizer` | `‖x‖`, `b`-bit codes of the raw unit vector |
+//!
+//! Codes are packed as in [`crate::pack`], sign bits as in [`crate::qjl`].
+//! The MSE and prod quantisers work in the rotated domain of a
+//! [`Rotation`] seeded with `seed` (the prod quantiser's projection uses
+//! `seed + 1`, so the two are independent); the residual is taken there,
+//! which changes no inner product (the rotation is orthogonal).
+//!
+//! # Edge cases
+//!
+//! - A zero vector encodes as norm 0 (and γ = 0, all sign bits 0); its codes
+//!   are those of the zero vector, and it decodes to exact zeros.
+//! - NaN or ±∞ anywhere in the input is [`Error::NonFinite`], and so is a
+//!   norm above the largest f16 (65504) when norms are stored in f16.
+//!
+//! Dimensions: the rotating quantisers need a power of two from 8 (prod) or
+//! 2 (MSE) up to [`MAX_DIM`], the baseline any dim from 2 to 65536.
+//!
+//! ```
+//! use turbokv::quant::MseQuantizer;
+//!
+//! let q = MseQuantizer::new(128, 4, 7)?;
+//! let x: Vec<f32> = (0..128).map(|i| ((i * 29 % 17) as f32 - 8.0) / 8.0).collect();
+//! let mut code = vec![0u8; q.encoded_len()];
+//! q.encode(&x, &mut code)?;
+//! let mut back = vec![0.0f32; 128];
+//! q.decode(&code, &mut back)?;
+//! let err: f32 = x.iter().zip(&back).map(|(a, b)| (a - b) * (a - b)).sum();
+//! let norm2: f32 = x.iter().map(|a| a * a).sum();
+//! assert!(err / norm2 < 0.03); // MSE ≈ 0.0093 at 4 bits
+//! assert!((q.bits_per_coordinate() - (4.0 + 16.0 / 128.0)).abs() < 1e-9);
+//! # Ok::<(), turbokv::Error>(())
+//! ```
+
+use half::{bf16, f16};
+
+use crate::codebook::{self, Codebook, pack};
+use crate::qjl::{Projection, QjlSketcher};
+use crate::{Error, Rotation};
+
+/// Largest dim of the rotating quantisers: their rotated copy of the input
+/// lives in a stack buffer of this many f32 (16 KiB), so nothing allocates.
+pub const MAX_DIM: usize = 4096;
+
+/// How norms are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NormPrecision {
+    /// IEEE binary16, 2 bytes (the default): relative error ≤ 2^-11.
+    #[default]
+    F16,
+    /// IEEE binary32, 4 bytes.
+    F32,
+}
+
+impl NormPrecision {
+    /// Bytes of one stored norm.
+    pub const fn bytes(self) -> usize {
+        match self {
+            NormPrecision::F16 => 2,
+            NormPrecision::F32 => 4,
+        }
+    }
+
+    /// Stores `v` (finite, ≥ 0) and returns the value a decoder will read.
+    fn store(self, v: f32, out: &mut [u8]) -> Result<f32, Error> {
+        match self {
+            NormPrecision::F16 => {
+                let h = f16::from_f32(v);
+                if !h.is_finite() {
+                    return Err(Error::NonFinite);
+                }
+                out[..2].copy_from_slice(&h.to_le_bytes());
+                Ok(h.to_f32())
+            }
+            NormPrecision::F32 => {
+                out[..4].copy_from_slice(&v.to_le_bytes());
+                Ok(v)
+            }
+        }
+    }
+
+    /// Reads a stored norm (never fails: any bit pattern is some value).
+    fn load(self, code: &[u8]) -> f32 {
+        match self {
+            NormPrecision::F16 => f16::from_le_bytes([code[0], code[1]]).to_f32(),
+            NormPrecision::F32 => f32::from_le_bytes([code[0], code[1], code[2], code[3]]),
+        }
+    }
+}
+
+/// `‖x‖₂` in f64, or `NonFinite`.
+fn norm(x: &[f32]) -> Result<f64, Error> {
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(Error::NonFinite);
+    }
+    Ok(libm::sqrt(x.iter().map(|&v| v as f64 * v as f64).sum()))
+}
+
+fn check_len(expected: usize, found: usize) -> Result<(), Error> {
+    if expected != found {
+        Err(Error::LengthMismatch { expected, found })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_room(needed: usize, found: usize) -> Result<(), Error> {
+    if found < needed {
+        Err(Error::BufferTooShort { needed, found })
+    } else {
+        Ok(())
+    }
+}
+
+/// `y = x/‖x‖` into `y` (zeros for a zero vector).
+fn unit(x: &[f32], n: f64, y: &mut [f32]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = if n > 0.0 { (v as f64 / n) as f32 } else { 0.0 };
+    }
+}
+
+/// Converts half-precision input to f32 in a stack buffer, then runs `f`.
+fn widen<T: Copy>(
+    x: &[T],
+    to: impl Fn(T) -> f32,
+    f: impl FnOnce(&[f32]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if x.len() > 65536 {
+        return Err(Error::InvalidDim { dim: x.len() });
+    }
+    let mut buf = [0.0f32; MAX_DIM];
+    if x.len() <= MAX_DIM {
+        for (o, &v) in buf.iter_mut().zip(x) {
+            *o = to(v);
+        }
+        f(&buf[..x.len()])
+    } else {
+        Err(Error::InvalidDim { dim: x.len() })
+    }
+}
+
+/// Implements the half-precision entry points over `encode`.
+macro_rules! half_inputs {
+    () => {
+        /// [`encode`](Self::encode) of `half::f16` input.
+        ///
+        /// # Errors
+        /// As [`encode`](Self::encode).
+        pub fn encode_f16(&self, x: &[f16], out: &mut [u8]) -> Result<(), Error> {
+            widen(x, f16::to_f32, |x| self.encode(x, out))
+        }
+
+        /// [`encode`](Self::encode) of `half::bf16` input.
+        ///
+        /// # Errors
+        /// As [`encode`](Self::encode).
+        pub fn encode_bf16(&self, x: &[bf16], out: &mut [u8]) -> Result<(), Error> {
+            widen(x, bf16::to_f32, |x| self.encode(x, out))
+        }
+
+        /// Bits of the whole encoding per coordinate, side information
+        /// included.
+        pub fn bits_per_coordinate(&self) -> f64 {
+            (self.encoded_len() * 8) as f64 / self.dim as f64
+        }
+
+        /// The vector dimension.
+        pub fn dim(&self) -> usize {
+            self.dim
+        }
+
+        /// How norms are stored.
+        pub fn norm_precision(&self) -> NormPrecision {
+            self.norm
+        }
+
+        /// The same quantiser with norms stored as `precision`.
+        pub fn with_norm_precision(mut self, precision: NormPrecision) -> Self {
+            self.norm = precision;
+            self
+        }
+    };
+}
+
+/// TurboQuant_mse: norm, seeded rotation, `b`-bit Lloyd–Max codes.
+#[derive(Clone, Debug)]
+pub struct MseQuantizer {
+    dim: usize,
+    rotation: Rotation,
+    codebook: Codebook,
+    norm: NormPrecision,
+}
+
+impl MseQuantizer {
+    /// A `bits`-bit quantiser of `dim`-dimensional vectors, rotation seeded
+    /// with `seed`, norms in f16.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] unless `dim` is a power of two in
+    /// `2..=`[`MAX_DIM`]; [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
+    pub fn new(dim: usize, bits: u8, seed: u64) -> Result<Self, Error> {
+        if !dim.is_power_of_two() || !(2..=MAX_DIM).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
+        Ok(MseQuantizer {
+            dim,
+            rotation: Rotation::new(dim, seed)?,
+            codebook: Codebook::lloyd_max(dim, bits)?,
+            norm: NormPrecision::F16,
+        })
+    }
+
+    /// The codebook of the rotated coordinates.
+    pub fn codebook(&self) -> &Codebook {
+        &self.codebook
+    }
+
+    /// The rotation.
+    pub fn rotation(&self) -> &Rotation {
+        &self.rotation
+    }
+
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        self.norm.bytes() + pack::packed_len(self.dim, self.codebook.bits())
+    }
+
+    /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
+    /// [`Error::NonFinite`] (see the module docs).
+    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        check_len(self.dim, x.len())?;
+        check_room(self.encoded_len(), out.len())?;
+        let n = norm(x)?;
+        let nb = self.norm.bytes();
+        self.norm.store(n as f32, out)?;
+        let mut buf = [0.0f32; MAX_DIM];
+        let y = &mut buf[..self.dim];
+        unit(x, n, y);
+        self.rotation.rotate(y)?;
+        codebook::quantize_packed(&self.codebook, y, &mut out[nb..])?;
+        Ok(())
+    }
+
+    /// Decodes `code` into `out` (`dim` values).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `out.len() == dim`;
+    /// [`Error::BufferTooShort`] if `code` is shorter than `encoded_len()`.
+    pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        check_len(self.dim, out.len())?;
+        check_room(self.encoded_len(), code.len())?;
+        let nb = self.norm.bytes();
+        let n = self.norm.load(code);
+        codebook::dequantize(&self.codebook, &code[nb..], out)?;
+        self.rotation.unrotate(out)?;
+        for v in out.iter_mut() {
+            *v *= n;
+        }
+        Ok(())
+    }
+
+    half_inputs!();
+}
+
+/// TurboQuant_prod: `(b−1)`-bit MSE codes plus a 1-bit QJL sketch of the
+/// residual and its norm, for inner products that are unbiased (Gaussian
+/// projection) or nearly so (Hadamard, see [`crate::qjl`]).
+#[derive(Clone, Debug)]
+pub struct ProdQuantizer {
+    dim: usize,
+    mse: MseQuantizer,
+    sketcher: QjlSketcher,
+    norm: NormPrecision,
+}
+
+impl ProdQuantizer {
+    /// A `bits`-bit quantiser (`bits − 1` for the codes, one sign bit per
+    /// coordinate, `m = max(64, dim)` signs), rotation seeded with `seed`,
+    /// projection with `seed + 1`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] unless `dim` is a power of two in
+    /// `8..=`[`MAX_DIM`]; [`Error::InvalidBits`] unless `bits ∈ 2..=8`.
+    pub fn new(dim: usize, bits: u8, seed: u64, projection: Projection) -> Result<Self, Error> {
+        if !(2..=8).contains(&bits) {
+            return Err(Error::InvalidBits { bits });
+        }
+        if !dim.is_power_of_two() || !(8..=MAX_DIM).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
+        Ok(ProdQuantizer {
+            dim,
+            mse: MseQuantizer::new(dim, bits - 1, seed)?,
+            sketcher: QjlSketcher::new(dim, dim.max(64), projection, seed.wrapping_add(1))?,
+            norm: NormPrecision::F16,
+        })
+    }
+
+    /// The MSE stage (its codebook has `bits − 1` bits).
+    pub fn mse(&self) -> &MseQuantizer {
+        &self.mse
+    }
+
+    /// The residual's sketcher.
+    pub fn sketcher(&self) -> &QjlSketcher {
+        &self.sketcher
+    }
+
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        2 * self.norm.bytes()
+            + pack::packed_len(self.dim, self.mse.codebook.bits())
+            + self.sketcher.sketch_bytes()
+    }
+
+    /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
+    /// [`Error::NonFinite`] (see the module docs).
+    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        check_len(self.dim, x.len())?;
+        check_room(self.encoded_len(), out.len())?;
+        let n = norm(x)?;
+        let nb = self.norm.bytes();
+        let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
+        let stored = self.norm.store(n as f32, out)?;
+        let mut buf = [0.0f32; MAX_DIM];
+        let y = &mut buf[..self.dim];
+        unit(x, n, y);
+        self.mse.rotation.rotate(y)?;
+        let (head, rest) = out.split_at_mut(2 * nb);
+        codebook::quantize_packed(&self.mse.codebook, y, &mut rest[..codes])?;
+        // Residual in the rotated domain, at the decoder's scale.
+        let mut back = [0.0f32; MAX_DIM];
+        let yhat = &mut back[..self.dim];
+        codebook::dequantize(&self.mse.codebook, &rest[..codes], yhat)?;
+        for (r, &h) in y.iter_mut().zip(yhat.iter()) {
+            *r = *r * n as f32 - h * stored;
+        }
+        let gamma = self.sketcher.sketch(y, &mut rest[codes..])?;
+        self.norm.store(gamma, &mut head[nb..])?;
+        Ok(())
+    }
+
+    /// Decodes `code` into `out` (`dim` values): MSE reconstruction plus the
+    /// sketch's reconstruction of the residual.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `out.len() == dim`;
+    /// [`Error::BufferTooShort`] if `code` is shorter than `encoded_len()`.
+    pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        check_len(self.dim, out.len())?;
+        check_room(self.encoded_len(), code.len())?;
+        let nb = self.norm.bytes();
+        let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
+        let n = self.norm.load(code);
+        let gamma = self.norm.load(&code[nb..]);
+        let rest = &code[2 * nb..];
+        codebook::dequantize(&self.mse.codebook, &rest[..codes], out)?;
+        let mut buf = [0.0f32; MAX_DIM];
+        let r = &mut buf[..self.dim];
+        self.sketcher.reconstruct(&rest[codes..], gamma, r)?;
+        for (o, &rv) in out.iter_mut().zip(r.iter()) {
+            *o = *o * n + rv;
+        }
+        self.mse.rotation.unrotate(out)?;
+        Ok(())
+    }
+
+    half_inputs!();
+}
+
+/// The paper's KV baseline: norm plus a `b`-bit Lloyd–Max codebook (the
+/// sphere law of `dim`) applied to the raw normalised coordinates, with no
+/// rotation. It matches [`MseQuantizer`] when the input is already isotropic
+/// (a Gaussian vector's coordinates follow the sphere law), and degrades when
+/// the energy sits in a few coordinates, which the rotation would spread.
+#[derive(Clone, Debug)]
+pub struct BaselineQuantizer {
+    dim: usize,
+    codebook: Codebook,
+    norm: NormPrecision,
+}
+
+impl BaselineQuantizer {
+    /// A `bits`-bit baseline quantiser of `dim`-dimensional vectors.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] unless `dim ∈ 2..=65536`;
+    /// [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
+    pub fn new(dim: usize, bits: u8) -> Result<Self, Error> {
+        Ok(BaselineQuantizer {
+            dim,
+            codebook: Codebook::lloyd_max(dim, bits)?,
+            norm: NormPrecision::F16,
+        })
+    }
+
+    /// The codebook.
+    pub fn codebook(&self) -> &Codebook {
+        &self.codebook
+    }
+
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        self.norm.bytes() + pack::packed_len(self.dim, self.codebook.bits())
+    }
+
+    /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
+    /// [`Error::NonFinite`] (see the module docs).
+    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        check_len(self.dim, x.len())?;
+        check_room(self.encoded_len(), out.len())?;
+        let n = norm(x)?;
+        let nb = self.norm.bytes();
+        self.norm.store(n as f32, out)?;
+        let bits = self.codebook.bits() as usize;
+        let mut y = [0.0f32; 64];
+        for (chunk, dst) in x.chunks(64).zip(out[nb..].chunks_mut(8 * bits)) {
+            let y = &mut y[..chunk.len()];
+            unit(chunk, n, y);
+            codebook::quantize_packed(&self.codebook, y, dst)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes `code` into `out` (`dim` values).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `out.len() == dim`;
+    /// [`Error::BufferTooShort`] if `code` is shorter than `encoded_len()`.
+    pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        check_len(self.dim, out.len())?;
+        check_room(self.encoded_len(), code.len())?;
+        let n = self.norm.load(code);
+        codebook::dequantize(&self.codebook, &code[self.norm.bytes()..], out)?;
+        for v in out.iter_mut() {
+            *v *= n;
+        }
+        Ok(())
+    }
+
+    half_inputs!();
+}
