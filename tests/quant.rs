@@ -287,3 +287,62 @@ fn bad_arguments_are_errors() {
         })
     );
 }
+
+#[test]
+fn schemes_hand_out_the_documented_quantizers() {
+    use turbokv::quant::{Quantizer, Scheme};
+    for n in 2..=8u8 {
+        let (k, v) = Scheme::Kv
+            .quantizers(n, 128, 1, Projection::Hadamard)
+            .unwrap();
+        assert!(matches!(
+            (&k, &v),
+            (Quantizer::Baseline(_), Quantizer::Baseline(_))
+        ));
+        let (k, v) = Scheme::Kqv
+            .quantizers(n, 128, 1, Projection::Hadamard)
+            .unwrap();
+        assert!(matches!((&k, &v), (Quantizer::Mse(_), Quantizer::Prod(_))));
+        let (k, v) = Scheme::Qkqv
+            .quantizers(n, 128, 1, Projection::Gaussian)
+            .unwrap();
+        assert!(matches!((&k, &v), (Quantizer::Prod(_), Quantizer::Prod(_))));
+        // A fair budget: the same payload bits, n per coordinate.
+        for scheme in Scheme::ALL {
+            let (k, v) = scheme.quantizers(n, 128, 1, Projection::Hadamard).unwrap();
+            for q in [&k, &v] {
+                let side = q.bits_per_coordinate() - n as f64;
+                assert!(
+                    side > 0.0 && side <= 32.0 / 128.0,
+                    "{scheme:?} n{n}: {side}"
+                );
+            }
+            // And they round-trip through the wrapper.
+            let mut g = SplitMix64::new(n as u64);
+            let x = gaussian(128, &mut g, 1.0);
+            let mut code = vec![0u8; k.encoded_len()];
+            let mut back = vec![0.0f32; 128];
+            k.encode(&x, &mut code).unwrap();
+            k.decode(&code, &mut back).unwrap();
+            let rel = x
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                .sum::<f64>()
+                / dot(&x, &x);
+            assert!(rel < 0.5, "{scheme:?} n{n}: {rel}");
+        }
+    }
+    for n in [0u8, 1, 9] {
+        assert_eq!(
+            Scheme::Kqv
+                .quantizers(n, 128, 1, Projection::Hadamard)
+                .err(),
+            Some(Error::InvalidBits { bits: n })
+        );
+    }
+    assert_eq!(
+        Scheme::Kqv.quantizers(4, 96, 1, Projection::Hadamard).err(),
+        Some(Error::InvalidDim { dim: 96 })
+    );
+}

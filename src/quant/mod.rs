@@ -463,3 +463,136 @@ impl BaselineQuantizer {
 
     half_inputs!();
 }
+
+/// Any of the three quantisers, as a scheme hands them out.
+#[derive(Clone, Debug)]
+pub enum Quantizer {
+    /// TurboQuant_mse.
+    Mse(MseQuantizer),
+    /// TurboQuant_prod.
+    Prod(ProdQuantizer),
+    /// The KV baseline.
+    Baseline(BaselineQuantizer),
+}
+
+impl Quantizer {
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Quantizer::Mse(q) => q.encoded_len(),
+            Quantizer::Prod(q) => q.encoded_len(),
+            Quantizer::Baseline(q) => q.encoded_len(),
+        }
+    }
+
+    /// Bits of the whole encoding per coordinate, side information included.
+    pub fn bits_per_coordinate(&self) -> f64 {
+        match self {
+            Quantizer::Mse(q) => q.bits_per_coordinate(),
+            Quantizer::Prod(q) => q.bits_per_coordinate(),
+            Quantizer::Baseline(q) => q.bits_per_coordinate(),
+        }
+    }
+
+    /// Encodes `x`; see the quantiser's own `encode`.
+    ///
+    /// # Errors
+    /// As the quantiser's `encode`.
+    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        match self {
+            Quantizer::Mse(q) => q.encode(x, out),
+            Quantizer::Prod(q) => q.encode(x, out),
+            Quantizer::Baseline(q) => q.encode(x, out),
+        }
+    }
+
+    /// Decodes `code`; see the quantiser's own `decode`.
+    ///
+    /// # Errors
+    /// As the quantiser's `decode`.
+    pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        match self {
+            Quantizer::Mse(q) => q.decode(code, out),
+            Quantizer::Prod(q) => q.decode(code, out),
+            Quantizer::Baseline(q) => q.decode(code, out),
+        }
+    }
+}
+
+/// The three schemes of the paper under a budget of `n` bits per coordinate
+/// (DESIGN §2):
+///
+/// | scheme | K | V |
+/// | --- | --- | --- |
+/// | `Kv` | `n`-bit baseline | `n`-bit baseline |
+/// | `Kqv` | `n`-bit MSE | `n`-bit prod (`n − 1` MSE + 1 QJL) |
+/// | `Qkqv` | `n`-bit prod | `n`-bit prod |
+///
+/// ```
+/// use turbokv::qjl::Projection;
+/// use turbokv::quant::{Quantizer, Scheme};
+///
+/// let (k, v) = Scheme::Kqv.quantizers(4, 128, 7, Projection::Hadamard)?;
+/// assert!(matches!(k, Quantizer::Mse(_)) && matches!(v, Quantizer::Prod(_)));
+/// // Payload 4 bits + side information (one f16 norm; two for prod).
+/// assert_eq!(k.bits_per_coordinate(), 4.0 + 16.0 / 128.0);
+/// assert_eq!(v.bits_per_coordinate(), 4.0 + 32.0 / 128.0);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Scalar MSE baseline on K and V, no rotation.
+    Kv,
+    /// Rotation + MSE on K, TurboQuant_prod on V.
+    Kqv,
+    /// TurboQuant_prod on K and V.
+    Qkqv,
+}
+
+impl Scheme {
+    /// Every scheme.
+    pub const ALL: [Scheme; 3] = [Scheme::Kv, Scheme::Kqv, Scheme::Qkqv];
+
+    /// The K and V quantisers under a budget of `n` bits, for `dim`, with
+    /// rotations seeded from `seed` (K with `seed`, V with `seed + 2`, so
+    /// that K's and V's rotations and projections are independent).
+    ///
+    /// # Errors
+    /// [`Error::InvalidBits`] unless `n ∈ 2..=8`; the quantisers' own errors
+    /// for `dim`.
+    pub fn quantizers(
+        self,
+        n: u8,
+        dim: usize,
+        seed: u64,
+        projection: Projection,
+    ) -> Result<(Quantizer, Quantizer), Error> {
+        if !(2..=8).contains(&n) {
+            return Err(Error::InvalidBits { bits: n });
+        }
+        let v_seed = seed.wrapping_add(2);
+        Ok(match self {
+            Scheme::Kv => (
+                Quantizer::Baseline(BaselineQuantizer::new(dim, n)?),
+                Quantizer::Baseline(BaselineQuantizer::new(dim, n)?),
+            ),
+            Scheme::Kqv => (
+                Quantizer::Mse(MseQuantizer::new(dim, n, seed)?),
+                Quantizer::Prod(ProdQuantizer::new(dim, n, v_seed, projection)?),
+            ),
+            Scheme::Qkqv => (
+                Quantizer::Prod(ProdQuantizer::new(dim, n, seed, projection)?),
+                Quantizer::Prod(ProdQuantizer::new(dim, n, v_seed, projection)?),
+            ),
+        })
+    }
+
+    /// A short lowercase name (`"kv"`, `"kqv"`, `"qkqv"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheme::Kv => "kv",
+            Scheme::Kqv => "kqv",
+            Scheme::Qkqv => "qkqv",
+        }
+    }
+}
