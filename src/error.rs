@@ -71,6 +71,13 @@ pub enum Error {
     },
     /// Input that must be finite held a NaN or an infinity.
     NonFinite,
+    /// Bytes that claim to be a cache are not a valid one.
+    CorruptCache(&'static str),
+    /// A cache is full.
+    CacheFull {
+        /// Its capacity in tokens.
+        capacity: usize,
+    },
     /// A code index did not fit in the code width.
     IndexOutOfRange {
         /// The offending index.
@@ -109,6 +116,8 @@ impl fmt::Display for Error {
                 write!(f, "{m} sketch bits is not a multiple of 64 in 64..=8·dim")
             }
             Error::NonFinite => write!(f, "input holds a NaN or an infinity"),
+            Error::CorruptCache(why) => write!(f, "not a valid turbokv cache: {why}"),
+            Error::CacheFull { capacity } => write!(f, "cache is full ({capacity} tokens)"),
             Error::IndexOutOfRange { index, bits } => {
                 write!(f, "index {index} does not fit in {bits} bits")
             }

@@ -60,6 +60,7 @@ pub use backend::Backend;
 pub use codebook::Codebook;
 pub use codebook::pack;
 pub use error::Error;
+pub use quant::KvCache;
 pub use wht::Rotation;
 
 /// The README's examples run as doc tests too.

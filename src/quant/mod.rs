@@ -46,6 +46,9 @@
 //! # Ok::<(), turbokv::Error>(())
 //! ```
 
+mod cache;
+
+pub use cache::{CacheConfig, CacheHeader, HEADER_BYTES, KvCache, MAGIC, VERSION};
 use half::{bf16, f16};
 
 use crate::codebook::{self, Codebook, pack};

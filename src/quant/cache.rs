@@ -1,0 +1,414 @@
+//! The compressed KV cache: a fixed-capacity byte buffer with a header.
+//!
+//! # Layout (little-endian)
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 0–7 | magic `b"TURBOKV\0"` |
+//! | 8–11 | version (u32, currently 1) |
+//! | 12 | scheme: 0 `Kv`, 1 `Kqv`, 2 `Qkqv` |
+//! | 13 | budget `n` (bits per coordinate, 2–8) |
+//! | 14 | projection: 0 Gaussian, 1 Hadamard |
+//! | 15 | norms: 0 f16, 1 f32 |
+//! | 16–19 | heads (u32) |
+//! | 20–23 | dim (u32) |
+//! | 24–27 | capacity in tokens (u32) |
+//! | 28–31 | tokens stored (u32) |
+//! | 32–35 | bytes of one encoded key (u32) |
+//! | 36–39 | bytes of one encoded value (u32) |
+//! | 40–47 | seed (u64) |
+//! | 48–63 | reserved, zero |
+//! | 64– | keys: head-major, `[head][token][key bytes]`, `heads·capacity` slots |
+//! | then | values: `[head][token][value bytes]`, `heads·capacity` slots |
+//!
+//! Keys of one head are contiguous rows `key bytes` apart, so scoring runs
+//! over them with the row kernels. The header is a [`bytemuck::Pod`]
+//! [`CacheHeader`]; nothing in the buffer needs alignment.
+//!
+//! [`KvCache::from_bytes`] accepts untrusted bytes: it checks every header
+//! field against the others and against the buffer's length and returns
+//! [`Error::CorruptCache`] (with the reason) on anything inconsistent, so no
+//! later access can fall outside the buffer.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{NormPrecision, Quantizer, Scheme};
+use crate::Error;
+use crate::qjl::Projection;
+
+/// The magic bytes at the start of every cache.
+pub const MAGIC: [u8; 8] = *b"TURBOKV\0";
+/// The layout version this crate writes and reads.
+pub const VERSION: u32 = 1;
+/// Bytes of the header.
+pub const HEADER_BYTES: usize = 64;
+
+/// The cache header, exactly as stored (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct CacheHeader {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`VERSION`], little-endian.
+    pub version: u32,
+    /// Scheme code.
+    pub scheme: u8,
+    /// Budget `n`.
+    pub budget: u8,
+    /// Projection code.
+    pub projection: u8,
+    /// Norm precision code.
+    pub norm: u8,
+    /// Heads, little-endian.
+    pub heads: u32,
+    /// Dim, little-endian.
+    pub dim: u32,
+    /// Capacity in tokens, little-endian.
+    pub capacity: u32,
+    /// Tokens stored, little-endian.
+    pub len: u32,
+    /// Bytes of one encoded key, little-endian.
+    pub key_bytes: u32,
+    /// Bytes of one encoded value, little-endian.
+    pub value_bytes: u32,
+    /// Seed, little-endian.
+    pub seed: u64,
+    /// Zero.
+    pub reserved: [u8; 16],
+}
+
+/// What a cache holds and how it is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Bits per coordinate, 2–8.
+    pub budget: u8,
+    /// KV heads.
+    pub heads: usize,
+    /// Head dimension.
+    pub dim: usize,
+    /// Capacity in tokens.
+    pub capacity: usize,
+    /// Seed of the rotations and projections.
+    pub seed: u64,
+    /// QJL projection of the prod quantisers.
+    pub projection: Projection,
+    /// How norms are stored.
+    pub norm: NormPrecision,
+}
+
+impl CacheConfig {
+    fn quantizers(&self) -> Result<(Quantizer, Quantizer), Error> {
+        let (k, v) = self
+            .scheme
+            .quantizers(self.budget, self.dim, self.seed, self.projection)?;
+        Ok((with_norm(k, self.norm), with_norm(v, self.norm)))
+    }
+
+    /// Bytes a cache with this configuration takes, header included.
+    ///
+    /// # Errors
+    /// The quantisers' errors for `budget` and `dim`; [`Error::InvalidDim`]
+    /// for zero heads; [`Error::CorruptCache`] if the size overflows.
+    pub fn bytes_needed(&self) -> Result<usize, Error> {
+        if self.heads == 0 {
+            return Err(Error::InvalidDim { dim: 0 });
+        }
+        let (k, v) = self.quantizers()?;
+        region_end(self.heads, self.capacity, k.encoded_len(), v.encoded_len())
+            .ok_or(Error::CorruptCache("size overflows"))
+    }
+}
+
+fn with_norm(q: Quantizer, norm: NormPrecision) -> Quantizer {
+    match q {
+        Quantizer::Mse(q) => Quantizer::Mse(q.with_norm_precision(norm)),
+        Quantizer::Prod(q) => Quantizer::Prod(q.with_norm_precision(norm)),
+        Quantizer::Baseline(q) => Quantizer::Baseline(q.with_norm_precision(norm)),
+    }
+}
+
+/// `64 + heads·capacity·(k + v)`, if it fits in usize (and in u32 fields).
+fn region_end(heads: usize, capacity: usize, k: usize, v: usize) -> Option<usize> {
+    if heads > u32::MAX as usize || capacity > u32::MAX as usize {
+        return None;
+    }
+    heads
+        .checked_mul(capacity)?
+        .checked_mul(k.checked_add(v)?)?
+        .checked_add(HEADER_BYTES)
+}
+
+/// A compressed KV cache in a byte buffer: `&mut [u8]` (no allocation),
+/// `&[u8]` (read-only, e.g. a file mapped from disk) or, with `alloc`, an
+/// owned `Vec<u8>`.
+///
+/// ```
+/// use turbokv::qjl::Projection;
+/// use turbokv::quant::{CacheConfig, KvCache, NormPrecision, Scheme};
+///
+/// let config = CacheConfig {
+///     scheme: Scheme::Kqv, budget: 4, heads: 2, dim: 64, capacity: 8, seed: 1,
+///     projection: Projection::Hadamard, norm: NormPrecision::F16,
+/// };
+/// let mut buf = vec![0u8; config.bytes_needed()?];
+/// let mut cache = KvCache::new(config, &mut buf[..])?;
+/// cache.push(&[0.25; 128], &[-0.5; 128])?;
+/// assert_eq!(cache.len(), 1);
+/// // Saved bytes come back as the same cache; anything else is an error.
+/// let again = KvCache::from_bytes(&buf[..])?;
+/// assert_eq!(again.len(), 1);
+/// assert!(KvCache::from_bytes(&buf[..100]).is_err());
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub struct KvCache<B> {
+    buf: B,
+    config: CacheConfig,
+    len: usize,
+    k: Quantizer,
+    v: Quantizer,
+}
+
+impl<B: AsRef<[u8]>> KvCache<B> {
+    /// Reads a cache from untrusted bytes, checking every header field.
+    ///
+    /// # Errors
+    /// [`Error::CorruptCache`] naming the first inconsistency found.
+    pub fn from_bytes(buf: B) -> Result<Self, Error> {
+        let bytes = buf.as_ref();
+        if bytes.len() < HEADER_BYTES {
+            return Err(Error::CorruptCache("shorter than the header"));
+        }
+        let h: CacheHeader = bytemuck::pod_read_unaligned(&bytes[..HEADER_BYTES]);
+        if h.magic != MAGIC {
+            return Err(Error::CorruptCache("bad magic"));
+        }
+        if u32::from_le(h.version) != VERSION {
+            return Err(Error::CorruptCache("unsupported version"));
+        }
+        if h.reserved != [0; 16] {
+            return Err(Error::CorruptCache("reserved bytes are not zero"));
+        }
+        let scheme = match h.scheme {
+            0 => Scheme::Kv,
+            1 => Scheme::Kqv,
+            2 => Scheme::Qkqv,
+            _ => return Err(Error::CorruptCache("unknown scheme")),
+        };
+        let projection = match h.projection {
+            0 => Projection::Gaussian,
+            1 => Projection::Hadamard,
+            _ => return Err(Error::CorruptCache("unknown projection")),
+        };
+        let norm = match h.norm {
+            0 => NormPrecision::F16,
+            1 => NormPrecision::F32,
+            _ => return Err(Error::CorruptCache("unknown norm precision")),
+        };
+        let config = CacheConfig {
+            scheme,
+            budget: h.budget,
+            heads: u32::from_le(h.heads) as usize,
+            dim: u32::from_le(h.dim) as usize,
+            capacity: u32::from_le(h.capacity) as usize,
+            seed: u64::from_le(h.seed),
+            projection,
+            norm,
+        };
+        if config.heads == 0 {
+            return Err(Error::CorruptCache("zero heads"));
+        }
+        let (k, v) = config
+            .quantizers()
+            .map_err(|_| Error::CorruptCache("budget or dim not supported"))?;
+        if u32::from_le(h.key_bytes) as usize != k.encoded_len()
+            || u32::from_le(h.value_bytes) as usize != v.encoded_len()
+        {
+            return Err(Error::CorruptCache("code sizes do not match the scheme"));
+        }
+        let len = u32::from_le(h.len) as usize;
+        if len > config.capacity {
+            return Err(Error::CorruptCache("more tokens than capacity"));
+        }
+        match region_end(
+            config.heads,
+            config.capacity,
+            k.encoded_len(),
+            v.encoded_len(),
+        ) {
+            Some(end) if end <= bytes.len() => {}
+            _ => return Err(Error::CorruptCache("buffer shorter than its capacity")),
+        }
+        Ok(KvCache {
+            buf,
+            config,
+            len,
+            k,
+            v,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// Tokens stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no token is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Capacity in tokens.
+    pub fn capacity(&self) -> usize {
+        self.config.capacity
+    }
+
+    /// Bytes one token takes (keys and values of every head).
+    pub fn bytes_per_token(&self) -> usize {
+        self.config.heads * (self.k.encoded_len() + self.v.encoded_len())
+    }
+
+    /// The K quantiser.
+    pub fn key_quantizer(&self) -> &Quantizer {
+        &self.k
+    }
+
+    /// The V quantiser.
+    pub fn value_quantizer(&self) -> &Quantizer {
+        &self.v
+    }
+
+    /// The header as stored.
+    pub fn header(&self) -> CacheHeader {
+        bytemuck::pod_read_unaligned(&self.buf.as_ref()[..HEADER_BYTES])
+    }
+
+    fn values_start(&self) -> usize {
+        HEADER_BYTES + self.config.heads * self.config.capacity * self.k.encoded_len()
+    }
+
+    /// The keys of `head`, `len()` rows of `key_quantizer().encoded_len()`
+    /// bytes; `None` if `head` is out of range.
+    pub fn keys(&self, head: usize) -> Option<&[u8]> {
+        if head >= self.config.heads {
+            return None;
+        }
+        let row = self.k.encoded_len();
+        let start = HEADER_BYTES + head * self.config.capacity * row;
+        self.buf.as_ref().get(start..start + self.len * row)
+    }
+
+    /// The values of `head`, `len()` rows; `None` if `head` is out of range.
+    pub fn values(&self, head: usize) -> Option<&[u8]> {
+        if head >= self.config.heads {
+            return None;
+        }
+        let row = self.v.encoded_len();
+        let start = self.values_start() + head * self.config.capacity * row;
+        self.buf.as_ref().get(start..start + self.len * row)
+    }
+
+    /// The bytes in use (the whole buffer up to the end of the value region).
+    pub fn as_bytes(&self) -> &[u8] {
+        let end =
+            self.values_start() + self.config.heads * self.config.capacity * self.v.encoded_len();
+        &self.buf.as_ref()[..end]
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
+    /// An empty cache in `buf` (at least `config.bytes_needed()` bytes).
+    ///
+    /// # Errors
+    /// As [`CacheConfig::bytes_needed`]; [`Error::BufferTooShort`].
+    pub fn new(config: CacheConfig, mut buf: B) -> Result<Self, Error> {
+        let needed = config.bytes_needed()?;
+        let found = buf.as_ref().len();
+        if found < needed {
+            return Err(Error::BufferTooShort { needed, found });
+        }
+        let (k, v) = config.quantizers()?;
+        let header = CacheHeader {
+            magic: MAGIC,
+            version: VERSION.to_le(),
+            scheme: match config.scheme {
+                Scheme::Kv => 0,
+                Scheme::Kqv => 1,
+                Scheme::Qkqv => 2,
+            },
+            budget: config.budget,
+            projection: match config.projection {
+                Projection::Gaussian => 0,
+                Projection::Hadamard => 1,
+            },
+            norm: match config.norm {
+                NormPrecision::F16 => 0,
+                NormPrecision::F32 => 1,
+            },
+            heads: (config.heads as u32).to_le(),
+            dim: (config.dim as u32).to_le(),
+            capacity: (config.capacity as u32).to_le(),
+            len: 0,
+            key_bytes: (k.encoded_len() as u32).to_le(),
+            value_bytes: (v.encoded_len() as u32).to_le(),
+            seed: config.seed.to_le(),
+            reserved: [0; 16],
+        };
+        buf.as_mut()[..HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
+        Ok(KvCache {
+            buf,
+            config,
+            len: 0,
+            k,
+            v,
+        })
+    }
+
+    /// Appends one token: `k` and `v` hold `heads·dim` values, head-major.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for wrong lengths; [`Error::CacheFull`];
+    /// the quantisers' errors (NaN, ∞). On error nothing is stored.
+    pub fn push(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        let (heads, dim) = (self.config.heads, self.config.dim);
+        for x in [k, v] {
+            if x.len() != heads * dim {
+                return Err(Error::LengthMismatch {
+                    expected: heads * dim,
+                    found: x.len(),
+                });
+            }
+            if x.iter().any(|a| !a.is_finite()) {
+                return Err(Error::NonFinite);
+            }
+        }
+        if self.len == self.config.capacity {
+            return Err(Error::CacheFull {
+                capacity: self.config.capacity,
+            });
+        }
+        let (kb, vb) = (self.k.encoded_len(), self.v.encoded_len());
+        let values = self.values_start();
+        let cap = self.config.capacity;
+        let t = self.len;
+        for h in 0..heads {
+            let ks = HEADER_BYTES + (h * cap + t) * kb;
+            let vs = values + (h * cap + t) * vb;
+            let buf = self.buf.as_mut();
+            self.k
+                .encode(&k[h * dim..(h + 1) * dim], &mut buf[ks..ks + kb])?;
+            self.v
+                .encode(&v[h * dim..(h + 1) * dim], &mut buf[vs..vs + vb])?;
+        }
+        self.len += 1;
+        let len = (self.len as u32).to_le_bytes();
+        self.buf.as_mut()[28..32].copy_from_slice(&len);
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The compressed KV cache: invariants, round trips through bytes, and
+//! hostile bytes.
+
+use proptest::prelude::*;
+use turbokv::Error;
+use turbokv::qjl::Projection;
+use turbokv::quant::{CacheConfig, HEADER_BYTES, KvCache, NormPrecision, Scheme};
+
+fn config(scheme: Scheme, budget: u8, heads: usize, dim: usize, capacity: usize) -> CacheConfig {
+    CacheConfig {
+        scheme,
+        budget,
+        heads,
+        dim,
+        capacity,
+        seed: 42,
+        projection: Projection::Hadamard,
+        norm: NormPrecision::F16,
+    }
+}
+
+fn token(heads: usize, dim: usize, t: usize, salt: f32) -> Vec<f32> {
+    (0..heads * dim)
+        .map(|i| (((i * 31 + t * 7) % 23) as f32 - 11.0) * 0.1 + salt)
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn push_len_capacity_invariants(
+        scheme in prop::sample::select(Scheme::ALL.to_vec()),
+        budget in 2u8..=6,
+        heads in 1usize..4,
+        dim in prop::sample::select(vec![8usize, 16, 64]),
+        capacity in 0usize..6,
+        pushes in 0usize..8,
+    ) {
+        let cfg = config(scheme, budget, heads, dim, capacity);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+        for t in 0..pushes {
+            let r = cache.push(&token(heads, dim, t, 0.0), &token(heads, dim, t, 1.0));
+            if t < capacity {
+                prop_assert!(r.is_ok());
+            } else {
+                prop_assert_eq!(r, Err(Error::CacheFull { capacity }));
+            }
+            prop_assert_eq!(cache.len(), (t + 1).min(capacity));
+            prop_assert!(cache.len() <= cache.capacity());
+        }
+        let k_row = cache.key_quantizer().encoded_len();
+        let v_row = cache.value_quantizer().encoded_len();
+        prop_assert_eq!(cache.bytes_per_token(), heads * (k_row + v_row));
+        for h in 0..heads {
+            prop_assert_eq!(cache.keys(h).unwrap().len(), cache.len() * k_row);
+            prop_assert_eq!(cache.values(h).unwrap().len(), cache.len() * v_row);
+        }
+        prop_assert!(cache.keys(heads).is_none());
+        // The bytes read back as the same cache, token for token.
+        let len = cache.len();
+        let again = KvCache::from_bytes(&buf[..]).unwrap();
+        prop_assert_eq!(again.len(), len);
+        prop_assert_eq!(again.config(), &cfg);
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic(
+        flips in prop::collection::vec((0usize..400, 0u8..8), 0..6),
+        cut in 0usize..420,
+        garbage in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let cfg = config(Scheme::Qkqv, 3, 2, 16, 3);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        {
+            let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+            cache.push(&token(2, 16, 0, 0.0), &token(2, 16, 0, 1.0)).unwrap();
+        }
+        let mut bad = buf.clone();
+        for &(at, bit) in &flips {
+            if at < bad.len() {
+                bad[at] ^= 1 << bit;
+            }
+        }
+        let bad = &bad[..cut.min(bad.len())];
+        // Accepted or not, nothing panics and every accessor stays in bounds.
+        if let Ok(c) = KvCache::from_bytes(bad) {
+            prop_assert!(c.len() <= c.capacity());
+            prop_assert!(c.as_bytes().len() <= bad.len());
+            for h in 0..c.config().heads {
+                prop_assert!(c.keys(h).is_some() && c.values(h).is_some());
+            }
+        }
+        let _ = KvCache::from_bytes(&garbage[..]);
+        let mut with_magic = garbage.clone();
+        if with_magic.len() >= 8 {
+            with_magic[..8].copy_from_slice(b"TURBOKV\0");
+        }
+        let _ = KvCache::from_bytes(&with_magic[..]);
+    }
+}
+
+#[test]
+fn from_bytes_names_what_is_wrong() {
+    let cfg = config(Scheme::Kqv, 4, 1, 64, 2);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    KvCache::new(cfg, &mut buf[..]).unwrap();
+    let check = |mutate: &dyn Fn(&mut Vec<u8>), want: &str| {
+        let mut b = buf.clone();
+        mutate(&mut b);
+        match KvCache::from_bytes(&b[..]) {
+            Err(Error::CorruptCache(why)) => assert_eq!(why, want),
+            Err(e) => panic!("{want}: got {e}"),
+            Ok(_) => panic!("{want}: accepted"),
+        }
+    };
+    check(&|b| b[0] = b'X', "bad magic");
+    check(&|b| b[8] = 2, "unsupported version");
+    check(&|b| b[12] = 3, "unknown scheme");
+    check(&|b| b[13] = 9, "budget or dim not supported");
+    check(&|b| b[14] = 2, "unknown projection");
+    check(&|b| b[15] = 2, "unknown norm precision");
+    check(
+        &|b| b[16..20].copy_from_slice(&0u32.to_le_bytes()),
+        "zero heads",
+    );
+    check(
+        &|b| b[20..24].copy_from_slice(&96u32.to_le_bytes()),
+        "budget or dim not supported",
+    );
+    check(
+        &|b| b[28..32].copy_from_slice(&3u32.to_le_bytes()),
+        "more tokens than capacity",
+    );
+    check(&|b| b[32] ^= 1, "code sizes do not match the scheme");
+    check(
+        &|b| b[24..28].copy_from_slice(&u32::MAX.to_le_bytes()),
+        "buffer shorter than its capacity",
+    );
+    check(&|b| b[50] = 1, "reserved bytes are not zero");
+    check(&|b| b.truncate(HEADER_BYTES - 1), "shorter than the header");
+    check(
+        &|b| b.truncate(b.len() - 1),
+        "buffer shorter than its capacity",
+    );
+}
+
+#[test]
+fn cache_codes_decode_to_the_pushed_vectors() {
+    for scheme in Scheme::ALL {
+        let cfg = config(scheme, 6, 2, 64, 4);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+        let (k, v) = (token(2, 64, 3, 0.2), token(2, 64, 5, -0.3));
+        cache.push(&k, &v).unwrap();
+        let mut back = vec![0.0f32; 64];
+        for h in 0..2 {
+            cache
+                .key_quantizer()
+                .decode(cache.keys(h).unwrap(), &mut back)
+                .unwrap();
+            let x = &k[h * 64..(h + 1) * 64];
+            let err: f32 = x.iter().zip(&back).map(|(a, b)| (a - b) * (a - b)).sum();
+            let n2: f32 = x.iter().map(|a| a * a).sum();
+            assert!(err / n2 < 0.05, "{scheme:?} head {h}: {}", err / n2);
+        }
+    }
+}
+
+#[test]
+fn bad_pushes_store_nothing() {
+    let cfg = config(Scheme::Kv, 3, 1, 8, 2);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+    assert_eq!(
+        cache.push(&[0.0; 7], &[0.0; 8]),
+        Err(Error::LengthMismatch {
+            expected: 8,
+            found: 7
+        })
+    );
+    let mut nan = [0.5f32; 8];
+    nan[3] = f32::NAN;
+    assert_eq!(cache.push(&[0.5; 8], &nan), Err(Error::NonFinite));
+    assert_eq!(cache.len(), 0);
+    assert_eq!(
+        KvCache::new(cfg, &mut buf[..10]).err(),
+        Some(Error::BufferTooShort {
+            needed: cfg.bytes_needed().unwrap(),
+            found: 10
+        })
+    );
+}
