@@ -17,7 +17,9 @@
 //!   packed codes, on every backend;
 //! - [`qjl`]: 1-bit QJL sketches (Gaussian or Hadamard projection), the
 //!   inner-product estimator, and popcount / signed-sum kernels;
-//! - [`quant`]: the MSE, prod and baseline vector quantisers.
+//! - [`quant`]: the MSE, prod and baseline vector quantisers, the schemes
+//!   and the compressed [`KvCache`];
+//! - [`attention`]: attention decode straight on the compressed cache.
 //!
 //! ```
 //! use turbokv::{wht, Backend, Rotation};
@@ -48,6 +50,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod attention;
 mod backend;
 pub mod codebook;
 mod error;

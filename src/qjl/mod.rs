@@ -413,21 +413,70 @@ impl QjlSketcher {
                 found: out.len(),
             });
         }
-        let out = &mut out[..self.dim];
-        out.fill(0.0);
+        let c = self.scale() * gamma;
         let sign = |j: usize| {
             if (signs[j / 8] >> (j % 8)) & 1 == 1 {
-                1.0f32
+                c
             } else {
-                -1.0
+                -c
             }
         };
+        self.transpose_with(Backend::detect(), sign, &mut out[..self.dim]);
+        Ok(())
+    }
+
+    /// `out = Sᵀ·y` for `m` real weights `y` (`dim` values): the adjoint of
+    /// [`project`](Self::project). Attention sums `Σ_t p_t·γ_t·s_t` over
+    /// tokens in the sketch domain and maps it back once with this.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `y.len() == m`;
+    /// [`Error::BufferTooShort`] if `out.len() < dim`;
+    /// [`Error::BackendUnavailable`].
+    ///
+    /// ```
+    /// use turbokv::qjl::{Projection, QjlSketcher};
+    /// use turbokv::Backend;
+    ///
+    /// // ⟨S·x, y⟩ = ⟨x, Sᵀ·y⟩.
+    /// let sk = QjlSketcher::new(8, 64, Projection::Gaussian, 2)?;
+    /// let x = [0.5f32, -1.0, 2.0, 0.0, 1.0, 0.25, -0.5, 1.5];
+    /// let y: Vec<f32> = (0..64).map(|j| (j % 5) as f32 - 2.0).collect();
+    /// let (mut sx, mut sty) = ([0.0f32; 64], [0.0f32; 8]);
+    /// sk.project(&x, &mut sx)?;
+    /// sk.transpose_on(Backend::detect(), &y, &mut sty)?;
+    /// let a: f32 = sx.iter().zip(&y).map(|(p, q)| p * q).sum();
+    /// let b: f32 = x.iter().zip(&sty).map(|(p, q)| p * q).sum();
+    /// assert!((a - b).abs() < 1e-3 * a.abs().max(1.0));
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
+    pub fn transpose_on(&self, backend: Backend, y: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        if y.len() != self.m {
+            return Err(Error::LengthMismatch {
+                expected: self.m,
+                found: y.len(),
+            });
+        }
+        if out.len() < self.dim {
+            return Err(Error::BufferTooShort {
+                needed: self.dim,
+                found: out.len(),
+            });
+        }
+        backend.check()?;
+        self.transpose_with(backend, |j| y[j], &mut out[..self.dim]);
+        Ok(())
+    }
+
+    /// `out = Σ_j weight(j)·S_j` (rows of `S`).
+    fn transpose_with(&self, backend: Backend, weight: impl Fn(usize) -> f32, out: &mut [f32]) {
+        out.fill(0.0);
         match self.projection {
             Projection::Gaussian => {
                 for j in 0..self.m {
-                    let s = sign(j);
+                    let w = weight(j);
                     for (i, o) in out.iter_mut().enumerate() {
-                        *o += s * self.gaussian_entry(j, i);
+                        *o += w * self.gaussian_entry(j, i);
                     }
                 }
             }
@@ -439,11 +488,13 @@ impl QjlSketcher {
                 let mut j = 0;
                 while j < self.m {
                     for v in buf.iter_mut() {
-                        *v = if j < self.m { sign(j) } else { 0.0 };
+                        *v = if j < self.m { weight(j) } else { 0.0 };
                         j += 1;
                     }
-                    // Sᵀ of block b is D_b·H (H is symmetric).
-                    let _ = wht::fwht(buf);
+                    // Sᵀ of block b is D_b·H (H is symmetric); the length
+                    // was checked at construction and the backend by the
+                    // caller, so the transform cannot fail.
+                    let _ = wht::fwht_on(backend, buf);
                     flip(self.seed.wrapping_add(block), buf);
                     for (o, &v) in out.iter_mut().zip(buf.iter()) {
                         *o += v;
@@ -452,11 +503,6 @@ impl QjlSketcher {
                 }
             }
         }
-        let c = self.scale() * gamma;
-        for o in out.iter_mut() {
-            *o *= c;
-        }
-        Ok(())
     }
 
     /// `√(π/2)/m · γ · Σ_j sq_j · s_j`: the estimate of `⟨q, r⟩` from the

@@ -97,7 +97,7 @@ impl NormPrecision {
     }
 
     /// Reads a stored norm (never fails: any bit pattern is some value).
-    fn load(self, code: &[u8]) -> f32 {
+    pub(crate) fn load(self, code: &[u8]) -> f32 {
         match self {
             NormPrecision::F16 => f16::from_le_bytes([code[0], code[1]]).to_f32(),
             NormPrecision::F32 => f32::from_le_bytes([code[0], code[1], code[2], code[3]]),
@@ -324,6 +324,11 @@ impl ProdQuantizer {
     /// The residual's sketcher.
     pub fn sketcher(&self) -> &QjlSketcher {
         &self.sketcher
+    }
+
+    /// The rotation (the MSE stage's).
+    pub fn rotation(&self) -> &Rotation {
+        &self.mse.rotation
     }
 
     /// Bytes of one encoded vector.
