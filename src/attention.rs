@@ -276,11 +276,9 @@ fn values<B: AsRef<[u8]>>(
                 let w = p * norm.load(&r[nb..]);
                 let signs = &r[2 * nb + codes..];
                 for (j, a) in acc.iter_mut().enumerate() {
-                    *a += if (signs[j / 8] >> (j % 8)) & 1 == 1 {
-                        w
-                    } else {
-                        -w
-                    };
+                    // +w where the bit is set, −w where clear, without a branch.
+                    let clear = !(signs[j / 8] >> (j % 8)) & 1;
+                    *a += f32::from_bits(w.to_bits() ^ ((clear as u32) << 31));
                 }
             }
             sk.transpose_on(backend, acc, tmp)?;
