@@ -60,7 +60,7 @@ fn sketch_bits(q: &Quantizer) -> usize {
 pub fn scratch_len<B: AsRef<[u8]>>(cache: &KvCache<B>) -> usize {
     let d = cache.config().dim;
     let m = sketch_bits(cache.key_quantizer()).max(sketch_bits(cache.value_quantizer()));
-    2 * cache.len() + 3 * d + 2 * m
+    3 * cache.len() + 3 * d + 2 * m
 }
 
 /// Attention of the query head(s) `q` over KV head `head`, on the detected
@@ -255,14 +255,12 @@ fn values<B: AsRef<[u8]>>(
         Quantizer::Prod(p) => (p.mse().codebook(), 2 * nb),
     };
     let codes = codebook::pack::packed_len(d, cb.bits());
-    for (i, &p) in probs.iter().enumerate() {
-        let r = &vals[i * row..(i + 1) * row];
-        codebook::dequantize_on(backend, cb, &r[codes_at..codes_at + codes], tmp)?;
-        let w = p * norm.load(r);
-        for (o, &v) in out.iter_mut().zip(tmp.iter()) {
-            *o += w * v;
-        }
+    // Weights p_t·‖v_t‖, then one pass over the value codes.
+    let (weights, rest) = rest.split_at_mut(probs.len());
+    for (i, (w, &p)) in weights.iter_mut().zip(probs).enumerate() {
+        *w = p * norm.load(&vals[i * row..]);
     }
+    codebook::accumulate_rows_on(backend, cb, &vals[codes_at..], row, weights, out)?;
     match vq {
         Quantizer::Baseline(_) => {}
         Quantizer::Mse(m) => m.rotation().unrotate_on(backend, out)?,
@@ -271,16 +269,10 @@ fn values<B: AsRef<[u8]>>(
             let m = sk.m();
             let acc = &mut rest[..m];
             acc.fill(0.0);
-            for (i, &p) in probs.iter().enumerate() {
-                let r = &vals[i * row..(i + 1) * row];
-                let w = p * norm.load(&r[nb..]);
-                let signs = &r[2 * nb + codes..];
-                for (j, a) in acc.iter_mut().enumerate() {
-                    // +w where the bit is set, −w where clear, without a branch.
-                    let clear = !(signs[j / 8] >> (j % 8)) & 1;
-                    *a += f32::from_bits(w.to_bits() ^ ((clear as u32) << 31));
-                }
+            for (i, (w, &p)) in weights.iter_mut().zip(probs).enumerate() {
+                *w = p * norm.load(&vals[i * row + nb..]);
             }
+            qjl::accumulate_signs_rows_on(backend, &vals[2 * nb + codes..], row, weights, acc)?;
             sk.transpose_on(backend, acc, tmp)?;
             let c = sk.scale();
             for (o, &v) in out.iter_mut().zip(tmp.iter()) {

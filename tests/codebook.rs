@@ -588,3 +588,47 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn accumulate_rows_matches_scalar_and_dequantize(
+        bits in 1u8..=8,
+        d in 1usize..200,
+        rows in 0usize..12,
+        gap in 0usize..3,
+        seed in any::<u64>(),
+    ) {
+        use turbokv::Backend;
+        let cb = Codebook::lloyd_max(d.max(2), bits).unwrap();
+        let mut g = SplitMix64::new(seed);
+        let len = pack::packed_len(d, bits);
+        let stride = len + gap;
+        let mut packed = vec![0u8; rows * stride];
+        for r in 0..rows {
+            let x: Vec<f32> = (0..d).map(|_| (normal(&mut g) * 0.1) as f32).collect();
+            codebook::quantize_packed_on(Backend::Scalar, &cb, &x, &mut packed[r * stride..]).unwrap();
+        }
+        let packed = &packed[..if rows == 0 { 0 } else { (rows - 1) * stride + len }];
+        let w: Vec<f32> = (0..rows).map(|_| normal(&mut g) as f32).collect();
+        // The reference, from dequantize in f64.
+        let mut want = vec![0.0f64; d];
+        let mut row = vec![0.0f32; d];
+        for r in 0..rows {
+            codebook::dequantize_on(Backend::Scalar, &cb, &packed[r * stride..], &mut row).unwrap();
+            for (o, &v) in want.iter_mut().zip(&row) {
+                *o += w[r] as f64 * v as f64;
+            }
+        }
+        let cmax = cb.centroids().iter().fold(0.0f32, |m, c| m.max(c.abs())) as f64;
+        let bound = 1e-5 * w.iter().map(|v| v.abs() as f64).sum::<f64>() * cmax + 1e-30;
+        for backend in Backend::available() {
+            let mut got = vec![0.0f32; d];
+            codebook::accumulate_rows_on(backend, &cb, packed, stride, &w, &mut got).unwrap();
+            for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+                prop_assert!((*a as f64 - b).abs() <= bound, "coord {} on {}: {} vs {}", j, backend, a, b);
+            }
+        }
+    }
+}

@@ -590,3 +590,38 @@ fn hadamard_mean_ratio_stays_within_the_khintchine_bound() {
         );
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn accumulate_signs_matches_scalar(
+        m in 1usize..300,
+        rows in 0usize..10,
+        gap in 0usize..3,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let stride = m.div_ceil(8) + gap;
+        let mut g = SplitMix64::new(seed);
+        let len = if rows == 0 { 0 } else { (rows - 1) * stride + m.div_ceil(8) };
+        let bytes: Vec<u8> = (0..len).map(|_| g.next_u64() as u8).collect();
+        let w: Vec<f32> = (0..rows).map(|_| normal(&mut g) as f32).collect();
+        let mut want = vec![0.25f32; m];
+        qjl::accumulate_signs_rows_on(turbokv::Backend::Scalar, &bytes, stride, &w, &mut want).unwrap();
+        // Against the definition, in f64.
+        for (j, &x) in want.iter().enumerate() {
+            let exact: f64 = 0.25 + (0..rows)
+                .map(|r| if (bytes[r * stride + j / 8] >> (j % 8)) & 1 == 1 { w[r] as f64 } else { -(w[r] as f64) })
+                .sum::<f64>();
+            proptest::prop_assert!((x as f64 - exact).abs() <= 1e-5 * (1.0 + w.iter().map(|v| v.abs() as f64).sum::<f64>()));
+        }
+        let bound = 1e-5 * (1.0 + w.iter().map(|v| v.abs()).sum::<f32>());
+        for backend in turbokv::Backend::available() {
+            let mut got = vec![0.25f32; m];
+            qjl::accumulate_signs_rows_on(backend, &bytes, stride, &w, &mut got).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                proptest::prop_assert!((a - b).abs() <= bound, "{} on {}", a, backend);
+            }
+        }
+    }
+}

@@ -94,6 +94,12 @@ unsafe impl Lanes for F8 {
     }
 
     #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F8(unsafe { _mm256_set1_ps(v) })
+    }
+
+    #[inline(always)]
     unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
         // SAFETY: FMA is available (trait contract).
         F8(unsafe { _mm256_fmadd_ps(self.0, b.0, acc.0) })

@@ -95,6 +95,12 @@ unsafe impl Lanes for F16 {
     }
 
     #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F16(unsafe { _mm512_set1_ps(v) })
+    }
+
+    #[inline(always)]
     unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
         // SAFETY: AVX-512F is available (trait contract).
         F16(unsafe { _mm512_fmadd_ps(self.0, b.0, acc.0) })

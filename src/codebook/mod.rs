@@ -573,6 +573,82 @@ fn scalar_dot_rows(
     }
 }
 
+/// `out[j] += Σ_r weights[r] · c[idx_{r,j}]`: many packed rows (`out.len()`
+/// codes each, row `r` at `packed_rows[r·row_stride..]`) dequantised,
+/// weighted and summed into `out` in one pass, on the detected backend —
+/// the value side of attention, `Σ_t p_t·v̂_t`, without materialising a row.
+/// Backends sum in different orders: within `1e-5 · Σ_r |w_r| · max|c|` per
+/// coordinate of the scalar result.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `row_stride` is shorter than one packed row
+/// or `packed_rows` does not hold `weights.len()` rows.
+///
+/// ```
+/// use turbokv::{codebook, Codebook};
+///
+/// let cb = Codebook::gaussian(1)?;
+/// let c = cb.centroids()[1];
+/// let mut out = [0.0f32; 2];
+/// // Row 0 = codes (1, 0), row 1 = codes (1, 1).
+/// codebook::accumulate_rows(&cb, &[0b01, 0b11], 1, &[0.5, 2.0], &mut out)?;
+/// assert_eq!(out, [2.5 * c, 1.5 * c]);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn accumulate_rows(
+    cb: &Codebook,
+    packed_rows: &[u8],
+    row_stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    accumulate_rows_on(Backend::detect(), cb, packed_rows, row_stride, weights, out)
+}
+
+/// [`accumulate_rows`] on a chosen backend.
+///
+/// # Errors
+/// As [`accumulate_rows`], plus [`Error::BackendUnavailable`].
+pub fn accumulate_rows_on(
+    backend: Backend,
+    cb: &Codebook,
+    packed_rows: &[u8],
+    row_stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let row = packed_len(out.len(), cb.bits());
+    check_rows(row, packed_rows.len(), row_stride, weights.len())?;
+    on_backend!(
+        backend,
+        scalar_accumulate_rows(cb, packed_rows, row_stride, weights, out),
+        Kernels::accumulate_rows(cb, packed_rows, row_stride, weights, out)
+    )
+}
+
+fn scalar_accumulate_rows(
+    cb: &Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    let row_len = packed_len(out.len(), bits);
+    let mut idx = [0u8; 64];
+    for (r, &w) in weights.iter().enumerate() {
+        let row = &rows[r * stride..r * stride + row_len];
+        for (chunk, src) in out.chunks_mut(64).zip(row.chunks(8 * bits as usize)) {
+            let idx = &mut idx[..chunk.len()];
+            pack::unpack_unchecked(bits, src, idx);
+            for (o, &i) in chunk.iter_mut().zip(idx.iter()) {
+                *o += w * c[i as usize];
+            }
+        }
+    }
+}
+
 /// `Σ a[j]·b[j]` of two uncompressed f32 rows on the detected backend: the
 /// reference that [`dot`] is measured against (and a building block for
 /// attention on uncompressed data). Within `1e-5 · Σ|a·b|` of the scalar

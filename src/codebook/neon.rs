@@ -106,6 +106,12 @@ unsafe impl Lanes for F4 {
     }
 
     #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F4(unsafe { vdupq_n_f32(v) })
+    }
+
+    #[inline(always)]
     unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
         // SAFETY: NEON is available (trait contract).
         F4(unsafe { vfmaq_f32(acc.0, self.0, b.0) })

@@ -39,6 +39,8 @@ pub(super) unsafe trait Lanes: Copy {
     unsafe fn store(self, p: *mut f32);
     /// All lanes 0.
     unsafe fn zero() -> Self;
+    /// All lanes `v`.
+    unsafe fn splat(v: f32) -> Self;
     /// `acc + self·b`, lane-wise.
     unsafe fn mul_add(self, b: Self, acc: Self) -> Self;
     /// The sum of the lanes.
@@ -153,6 +155,51 @@ pub(super) unsafe fn dequantize<V: Lanes>(cb: &Codebook, packed: &[u8], out: &mu
         }
         for (o, &i) in chunk[k..].iter_mut().zip(&buf[k..n]) {
             *o = c[i as usize];
+        }
+    }
+}
+
+/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` over rows `stride` apart
+/// (validated: every row's `packed_len(out.len(), bits)` bytes fit).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn accumulate_rows<V: Lanes>(
+    cb: &Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    let row_len = pack::packed_len(out.len(), bits);
+    // SAFETY: forwarded from the caller.
+    let lut = unsafe { V::lut(cb) };
+    let mut buf = [0u8; 64];
+    for (r, &w) in weights.iter().enumerate() {
+        let row = &rows[r * stride..r * stride + row_len];
+        // SAFETY: forwarded from the caller.
+        let wv = unsafe { V::splat(w) };
+        for (chunk, src) in out.chunks_mut(64).zip(row.chunks(8 * bits as usize)) {
+            let n = chunk.len();
+            // SAFETY: forwarded; `src` is the packed length of n indices.
+            unsafe { V::unpack(bits, src, &mut buf[..n]) };
+            let mut k = 0;
+            while k + V::LANES <= n {
+                // SAFETY: k + LANES <= n <= 64 keeps the reads of `buf` and
+                // the read and write of `chunk` in bounds.
+                unsafe {
+                    let cv = V::lookup(&lut, V::widen(buf.as_ptr().add(k)));
+                    let at = chunk.as_mut_ptr().add(k);
+                    cv.mul_add(wv, V::load(at)).store(at);
+                }
+                k += V::LANES;
+            }
+            for (o, &i) in chunk[k..].iter_mut().zip(&buf[k..n]) {
+                *o += w * c[i as usize];
+            }
         }
     }
 }
@@ -314,6 +361,20 @@ macro_rules! entry_points {
         }
 
         #[target_feature(enable = $features)]
+        unsafe fn accumulate_rows_simd(
+            cb: &crate::codebook::Codebook,
+            rows: &[u8],
+            stride: usize,
+            weights: &[f32],
+            out: &mut [f32],
+        ) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe {
+                crate::codebook::simd::accumulate_rows::<$lanes>(cb, rows, stride, weights, out)
+            }
+        }
+
+        #[target_feature(enable = $features)]
         unsafe fn dot_f32_simd(a: &[f32], b: &[f32]) -> f32 {
             // SAFETY: as in `quantize_simd`.
             unsafe { crate::codebook::simd::dot_f32::<$lanes>(a, b) }
@@ -361,6 +422,18 @@ macro_rules! entry_points {
                 $backend.check()?;
                 // SAFETY: as above.
                 Ok(unsafe { dot_simd(cb, q, packed) })
+            }
+            pub(in crate::codebook) fn accumulate_rows(
+                cb: &crate::codebook::Codebook,
+                rows: &[u8],
+                stride: usize,
+                weights: &[f32],
+                out: &mut [f32],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { accumulate_rows_simd(cb, rows, stride, weights, out) };
+                Ok(())
             }
             pub(in crate::codebook) fn dot_f32(a: &[f32], b: &[f32]) -> Result<f32, crate::Error> {
                 $backend.check()?;

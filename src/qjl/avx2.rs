@@ -180,4 +180,28 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
     })
 }
 
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+    let m = acc.len();
+    for (r, &w) in weights.iter().enumerate() {
+        let signs = &rows[r * stride..];
+        let mut j = 0;
+        // SAFETY: AVX2 by this function's features; acc[j..j + 8] with
+        // j + 8 <= m; signs[j/8] exists (the caller checked ⌈m/8⌉ bytes).
+        unsafe {
+            let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+            let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
+            while j + 8 <= m {
+                let s = _mm256_set1_epi32(signs[j / 8] as i32);
+                let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
+                let add = _mm256_blendv_ps(minus, plus, _mm256_castsi256_ps(set));
+                let at = acc.as_mut_ptr().add(j);
+                _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), add));
+                j += 8;
+            }
+        }
+        super::accumulate_signs_tail(signs, w, acc, j);
+    }
+}
+
 entry_points!(Backend::Avx2);

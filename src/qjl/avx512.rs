@@ -202,4 +202,26 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
     })
 }
 
+#[target_feature(enable = "avx512f,avx512bw,avx512dq")]
+unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+    let m = acc.len();
+    for (r, &w) in weights.iter().enumerate() {
+        let signs = &rows[r * stride..];
+        let mut j = 0;
+        // SAFETY: AVX-512 F by this function's features; acc[j..j + 16] with
+        // j + 16 <= m; signs[j/8 + 1] exists (the caller checked ⌈m/8⌉ bytes).
+        unsafe {
+            let (plus, minus) = (_mm512_set1_ps(w), _mm512_set1_ps(-w));
+            while j + 16 <= m {
+                let bits = u16::from_le_bytes([signs[j / 8], signs[j / 8 + 1]]);
+                let at = acc.as_mut_ptr().add(j);
+                let add = _mm512_mask_blend_ps(bits, minus, plus);
+                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), add));
+                j += 16;
+            }
+        }
+        super::accumulate_signs_tail(signs, w, acc, j);
+    }
+}
+
 entry_points!(Backend::Avx512);

@@ -103,6 +103,19 @@ macro_rules! entry_points {
             Ok(())
         }
 
+        /// `acc[j] += Σ_r ±weights[r]` (validated).
+        pub(super) fn accumulate_signs(
+            rows: &[u8],
+            stride: usize,
+            weights: &[f32],
+            acc: &mut [f32],
+        ) -> Result<(), crate::Error> {
+            $backend.check()?;
+            // SAFETY: check() confirmed this backend's instruction set.
+            unsafe { accumulate_signs_simd(rows, stride, weights, acc) };
+            Ok(())
+        }
+
         /// f32 signed sums of every row (validated).
         pub(super) fn signed_sum_rows(
             sq: &[f32],
@@ -977,4 +990,66 @@ pub fn signed_sum_bitplanes_rows(
     out: &mut [f32],
 ) -> Result<(), Error> {
     query.signed_sum_rows(rows, stride, out)
+}
+
+/// `acc[j] += Σ_r s_{r,j}·weights[r]` with `s = ±1` from the sign bits of
+/// row `r` (`⌈acc.len()/8⌉` bytes at `rows[r·stride..]`): the adjoint of
+/// [`signed_sum_rows`], used by attention to sum values in the sketch domain.
+/// Backends sum in different orders: within `1e-5 · Σ_r |w_r|` of scalar.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `stride` is shorter than a sketch or `rows`
+/// does not hold `weights.len()` rows.
+///
+/// ```
+/// let mut acc = [0.0f32; 2];
+/// turbokv::qjl::accumulate_signs_rows(&[0b01, 0b11], 1, &[1.0, 0.5], &mut acc)?;
+/// assert_eq!(acc, [1.5, -0.5]);
+/// # Ok::<(), turbokv::Error>(())
+/// ```
+pub fn accumulate_signs_rows(
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+) -> Result<(), Error> {
+    accumulate_signs_rows_on(Backend::detect(), rows, stride, weights, acc)
+}
+
+/// [`accumulate_signs_rows`] on a chosen backend.
+///
+/// # Errors
+/// As [`accumulate_signs_rows`], plus [`Error::BackendUnavailable`].
+pub fn accumulate_signs_rows_on(
+    backend: Backend,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+) -> Result<(), Error> {
+    check_rows(acc.len().div_ceil(8), rows.len(), stride, weights.len())?;
+    on_backend!(
+        backend,
+        accumulate_signs_scalar(rows, stride, weights, acc),
+        accumulate_signs(rows, stride, weights, acc)
+    )
+}
+
+fn accumulate_signs_scalar(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+    for (r, &w) in weights.iter().enumerate() {
+        let signs = &rows[r * stride..];
+        for (j, a) in acc.iter_mut().enumerate() {
+            let clear = !(signs[j / 8] >> (j % 8)) & 1;
+            *a += f32::from_bits(w.to_bits() ^ ((clear as u32) << 31));
+        }
+    }
+}
+
+/// The tail of a row past the last whole vector, shared by the backends.
+#[inline(always)]
+fn accumulate_signs_tail(signs: &[u8], w: f32, acc: &mut [f32], from: usize) {
+    for (j, a) in acc.iter_mut().enumerate().skip(from) {
+        let clear = !(signs[j / 8] >> (j % 8)) & 1;
+        *a += f32::from_bits(w.to_bits() ^ ((clear as u32) << 31));
+    }
 }

@@ -81,4 +81,31 @@ unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [
     })
 }
 
+#[target_feature(enable = "neon")]
+unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+    const LOW: [u32; 4] = [1, 2, 4, 8];
+    const HIGH: [u32; 4] = [16, 32, 64, 128];
+    let m = acc.len();
+    for (r, &w) in weights.iter().enumerate() {
+        let signs = &rows[r * stride..];
+        let mut j = 0;
+        // SAFETY: NEON by this function's features; acc[j..j + 8] with
+        // j + 8 <= m and the two 4-element constants; signs[j/8] exists.
+        unsafe {
+            let (low, high) = (vld1q_u32(LOW.as_ptr()), vld1q_u32(HIGH.as_ptr()));
+            let (plus, minus) = (vdupq_n_f32(w), vdupq_n_f32(-w));
+            while j + 8 <= m {
+                let s = vdupq_n_u32(signs[j / 8] as u32);
+                for (half, lanes) in [(0, low), (4, high)] {
+                    let add = vbslq_f32(vtstq_u32(s, lanes), plus, minus);
+                    let at = acc.as_mut_ptr().add(j + half);
+                    vst1q_f32(at, vaddq_f32(vld1q_f32(at), add));
+                }
+                j += 8;
+            }
+        }
+        super::accumulate_signs_tail(signs, w, acc, j);
+    }
+}
+
 entry_points!(Backend::Neon);
