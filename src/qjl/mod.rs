@@ -1046,6 +1046,7 @@ fn accumulate_signs_scalar(rows: &[u8], stride: usize, weights: &[f32], acc: &mu
 }
 
 /// The tail of a row past the last whole vector, shared by the backends.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 fn accumulate_signs_tail(signs: &[u8], w: f32, acc: &mut [f32], from: usize) {
     for (j, a) in acc.iter_mut().enumerate().skip(from) {
