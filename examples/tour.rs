@@ -2,7 +2,9 @@
 //! table for every available backend (median ns per transform, ns per
 //! element, speed-up over scalar), the batched form, the best backend's
 //! distance from the compute floor, the d = 128 codebooks (MSE and the
-//! kernels' speed) and the QJL sketches (estimates and kernels' speed).
+//! kernels' speed), the QJL sketches (estimates and kernels' speed) and the
+//! compressed KV cache in every scheme (bits, encode and attention time,
+//! error against f32 attention).
 //!
 //! Run with `cargo run --release --example tour` (under 20 s).
 
@@ -13,7 +15,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use support::{Workload, median_ns};
+use turbokv::attention::{attend, scratch_len};
 use turbokv::qjl::{self, BitPlaneQuery, Projection, QjlSketcher, Rounding};
+use turbokv::quant::{CacheConfig, KvCache, NormPrecision, Scheme};
 use turbokv::{Backend, Codebook, Rotation, codebook, pack};
 
 /// FFHT's published figures on this class of machine (DESIGN §6), ns.
@@ -221,6 +225,101 @@ fn sketches(sample: Duration) {
     }
 }
 
+/// 4096 tokens × 8 heads × d 128 in each scheme at n = 2 … 6: bits per
+/// coordinate, encode time, attention time and error against f32 attention.
+fn caches() {
+    const T: usize = 4096;
+    const H: usize = 8;
+    const D: usize = 128;
+    let mut g = turbokv::rng::SplitMix64::new(11);
+    let mut normal = || {
+        let u1 = ((g.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let u2 = (g.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    };
+    let keys: Vec<f32> = (0..T * H * D).map(|_| normal()).collect();
+    let vals: Vec<f32> = (0..T * H * D).map(|_| normal()).collect();
+    let q: Vec<f32> = (0..H * D).map(|_| 2.0 * normal()).collect();
+    // f32 attention per head, the reference.
+    let mut reference = vec![0.0f64; H * D];
+    for h in 0..H {
+        let qh = &q[h * D..(h + 1) * D];
+        let scores: Vec<f64> = (0..T)
+            .map(|t| {
+                let k = &keys[(t * H + h) * D..(t * H + h + 1) * D];
+                qh.iter().zip(k).map(|(a, b)| (a * b) as f64).sum::<f64>() / (D as f64).sqrt()
+            })
+            .collect();
+        let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        for (t, w) in e.iter().enumerate() {
+            let v = &vals[(t * H + h) * D..(t * H + h + 1) * D];
+            for (o, &x) in reference[h * D..(h + 1) * D].iter_mut().zip(v) {
+                *o += w / sum * x as f64;
+            }
+        }
+    }
+    println!(
+        "\ncompressed KV cache: {T} tokens × {H} heads × d {D}, one query per head (Hadamard QJL, f16 norms)"
+    );
+    println!(
+        "{:>6} {:>3} {:>9} {:>12} {:>14} {:>14}",
+        "scheme", "n", "bits/coord", "encode ms", "attention ms", "rel. error"
+    );
+    for scheme in Scheme::ALL {
+        for n in 2..=6u8 {
+            let cfg = CacheConfig {
+                scheme,
+                budget: n,
+                heads: H,
+                dim: D,
+                capacity: T,
+                seed: 21,
+                projection: Projection::Hadamard,
+                norm: NormPrecision::F16,
+            };
+            let mut buf = vec![0u8; cfg.bytes_needed().expect("valid config")];
+            let mut cache = KvCache::new(cfg, &mut buf[..]).expect("fits");
+            let start = Instant::now();
+            for t in 0..T {
+                let at = t * H * D;
+                cache
+                    .push(&keys[at..at + H * D], &vals[at..at + H * D])
+                    .expect("room");
+            }
+            let encode = start.elapsed().as_secs_f64() * 1e3;
+            // K and V together: 2·H·D coordinates a token.
+            let bits = (cache.bytes_per_token() * 8) as f64 / (2 * H * D) as f64;
+            let mut scratch = vec![0.0f32; scratch_len(&cache)];
+            let mut out = vec![0.0f32; H * D];
+            let start = Instant::now();
+            for h in 0..H {
+                attend(
+                    &cache,
+                    h,
+                    &q[h * D..(h + 1) * D],
+                    &mut out[h * D..(h + 1) * D],
+                    &mut scratch,
+                )
+                .expect("valid query");
+            }
+            let attention = start.elapsed().as_secs_f64() * 1e3;
+            let num: f64 = out
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| (*a as f64 - b).powi(2))
+                .sum();
+            let den: f64 = reference.iter().map(|b| b * b).sum();
+            println!(
+                "{:>6} {n:>3} {bits:>9.3} {encode:>12.1} {attention:>14.2} {:>14.4}",
+                scheme.name(),
+                (num / den).sqrt()
+            );
+        }
+    }
+}
+
 fn main() {
     let started = Instant::now();
     let best = Backend::detect();
@@ -301,6 +400,7 @@ fn main() {
     }
     codebooks(sample);
     sketches(sample);
+    caches();
     println!(
         "\ntour finished in {:.1} s",
         started.elapsed().as_secs_f64()
