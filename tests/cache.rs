@@ -192,3 +192,33 @@ fn bad_pushes_store_nothing() {
         })
     );
 }
+
+#[test]
+fn a_cache_written_on_one_backend_is_byte_identical_on_every_other() {
+    use turbokv::Backend;
+    for scheme in Scheme::ALL {
+        for projection in [Projection::Hadamard, Projection::Gaussian] {
+            let cfg = CacheConfig {
+                projection,
+                ..config(scheme, 4, 2, 64, 5)
+            };
+            let write = |backend: Backend| {
+                let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+                let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+                for t in 0..5 {
+                    cache
+                        .push_on(backend, &token(2, 64, t, 0.1), &token(2, 64, t + 9, -0.2))
+                        .unwrap();
+                }
+                buf
+            };
+            let want = write(Backend::Scalar);
+            for backend in Backend::available() {
+                assert!(
+                    write(backend) == want,
+                    "{scheme:?} {projection:?} on {backend}"
+                );
+            }
+        }
+    }
+}

@@ -33,8 +33,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{NormPrecision, Quantizer, Scheme};
-use crate::Error;
 use crate::qjl::Projection;
+use crate::{Backend, Error};
 
 /// The magic bytes at the start of every cache.
 pub const MAGIC: [u8; 8] = *b"TURBOKV\0";
@@ -376,6 +376,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// [`Error::LengthMismatch`] for wrong lengths; [`Error::CacheFull`];
     /// the quantisers' errors (NaN, ∞). On error nothing is stored.
     pub fn push(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        self.push_on(Backend::detect(), k, v)
+    }
+
+    /// [`push`](Self::push) on a chosen backend: the stored bytes are the
+    /// same on every backend, so a cache written on one machine reads the
+    /// same on any other.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push), plus [`Error::BackendUnavailable`].
+    pub fn push_on(&mut self, backend: Backend, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        backend.check()?;
         let (heads, dim) = (self.config.heads, self.config.dim);
         for x in [k, v] {
             if x.len() != heads * dim {

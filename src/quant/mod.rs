@@ -53,7 +53,7 @@ use half::{bf16, f16};
 
 use crate::codebook::{self, Codebook, pack};
 use crate::qjl::{Projection, QjlSketcher};
-use crate::{Error, Rotation};
+use crate::{Backend, Error, Rotation};
 
 /// Largest dim of the rotating quantisers: their rotated copy of the input
 /// lives in a stack buffer of this many f32 (16 KiB), so nothing allocates.
@@ -248,16 +248,26 @@ impl MseQuantizer {
     /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
     /// [`Error::NonFinite`] (see the module docs).
     pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.encode_on(Backend::detect(), x, out)
+    }
+
+    /// [`encode`](Self::encode) on a chosen backend (identical bytes on
+    /// every backend).
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
         check_len(self.dim, x.len())?;
         check_room(self.encoded_len(), out.len())?;
+        backend.check()?;
         let n = norm(x)?;
         let nb = self.norm.bytes();
         self.norm.store(n as f32, out)?;
         let mut buf = [0.0f32; MAX_DIM];
         let y = &mut buf[..self.dim];
         unit(x, n, y);
-        self.rotation.rotate(y)?;
-        codebook::quantize_packed(&self.codebook, y, &mut out[nb..])?;
+        self.rotation.rotate_on(backend, y)?;
+        codebook::quantize_packed_on(backend, &self.codebook, y, &mut out[nb..])?;
         Ok(())
     }
 
@@ -344,8 +354,18 @@ impl ProdQuantizer {
     /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
     /// [`Error::NonFinite`] (see the module docs).
     pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.encode_on(Backend::detect(), x, out)
+    }
+
+    /// [`encode`](Self::encode) on a chosen backend (identical bytes on
+    /// every backend).
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
         check_len(self.dim, x.len())?;
         check_room(self.encoded_len(), out.len())?;
+        backend.check()?;
         let n = norm(x)?;
         let nb = self.norm.bytes();
         let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
@@ -353,17 +373,17 @@ impl ProdQuantizer {
         let mut buf = [0.0f32; MAX_DIM];
         let y = &mut buf[..self.dim];
         unit(x, n, y);
-        self.mse.rotation.rotate(y)?;
+        self.mse.rotation.rotate_on(backend, y)?;
         let (head, rest) = out.split_at_mut(2 * nb);
-        codebook::quantize_packed(&self.mse.codebook, y, &mut rest[..codes])?;
+        codebook::quantize_packed_on(backend, &self.mse.codebook, y, &mut rest[..codes])?;
         // Residual in the rotated domain, at the decoder's scale.
         let mut back = [0.0f32; MAX_DIM];
         let yhat = &mut back[..self.dim];
-        codebook::dequantize(&self.mse.codebook, &rest[..codes], yhat)?;
+        codebook::dequantize_on(backend, &self.mse.codebook, &rest[..codes], yhat)?;
         for (r, &h) in y.iter_mut().zip(yhat.iter()) {
             *r = *r * n as f32 - h * stored;
         }
-        let gamma = self.sketcher.sketch(y, &mut rest[codes..])?;
+        let gamma = self.sketcher.sketch_on(backend, y, &mut rest[codes..])?;
         self.norm.store(gamma, &mut head[nb..])?;
         Ok(())
     }
@@ -438,8 +458,18 @@ impl BaselineQuantizer {
     /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
     /// [`Error::NonFinite`] (see the module docs).
     pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.encode_on(Backend::detect(), x, out)
+    }
+
+    /// [`encode`](Self::encode) on a chosen backend (identical bytes on
+    /// every backend).
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
         check_len(self.dim, x.len())?;
         check_room(self.encoded_len(), out.len())?;
+        backend.check()?;
         let n = norm(x)?;
         let nb = self.norm.bytes();
         self.norm.store(n as f32, out)?;
@@ -448,7 +478,7 @@ impl BaselineQuantizer {
         for (chunk, dst) in x.chunks(64).zip(out[nb..].chunks_mut(8 * bits)) {
             let y = &mut y[..chunk.len()];
             unit(chunk, n, y);
-            codebook::quantize_packed(&self.codebook, y, dst)?;
+            codebook::quantize_packed_on(backend, &self.codebook, y, dst)?;
         }
         Ok(())
     }
@@ -507,10 +537,18 @@ impl Quantizer {
     /// # Errors
     /// As the quantiser's `encode`.
     pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.encode_on(Backend::detect(), x, out)
+    }
+
+    /// Encodes `x` on a chosen backend (identical bytes on every backend).
+    ///
+    /// # Errors
+    /// As the quantiser's `encode_on`.
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
         match self {
-            Quantizer::Mse(q) => q.encode(x, out),
-            Quantizer::Prod(q) => q.encode(x, out),
-            Quantizer::Baseline(q) => q.encode(x, out),
+            Quantizer::Mse(q) => q.encode_on(backend, x, out),
+            Quantizer::Prod(q) => q.encode_on(backend, x, out),
+            Quantizer::Baseline(q) => q.encode_on(backend, x, out),
         }
     }
 
