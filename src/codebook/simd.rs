@@ -175,31 +175,45 @@ pub(super) unsafe fn accumulate_rows<V: Lanes>(
     let bits = cb.bits();
     let c = cb.centroids();
     let row_len = pack::packed_len(out.len(), bits);
+    let chunk_bytes = 8 * bits as usize;
     // SAFETY: forwarded from the caller.
     let lut = unsafe { V::lut(cb) };
     let mut buf = [0u8; 64];
-    for (r, &w) in weights.iter().enumerate() {
-        let row = &rows[r * stride..r * stride + row_len];
-        // SAFETY: forwarded from the caller.
-        let wv = unsafe { V::splat(w) };
-        for (chunk, src) in out.chunks_mut(64).zip(row.chunks(8 * bits as usize)) {
-            let n = chunk.len();
-            // SAFETY: forwarded; `src` is the packed length of n indices.
-            unsafe { V::unpack(bits, src, &mut buf[..n]) };
-            let mut k = 0;
-            while k + V::LANES <= n {
-                // SAFETY: k + LANES <= n <= 64 keeps the reads of `buf` and
-                // the read and write of `chunk` in bounds.
-                unsafe {
-                    let cv = V::lookup(&lut, V::widen(buf.as_ptr().add(k)));
-                    let at = chunk.as_mut_ptr().add(k);
-                    cv.mul_add(wv, V::load(at)).store(at);
+    // Coordinates 64 at a time, every row for each: the partial sums stay in
+    // registers instead of going through memory once per row (which would
+    // chain every row's FMA behind the previous row's store).
+    for (ci, chunk) in out.chunks_mut(64).enumerate() {
+        let n = chunk.len();
+        let whole = n / V::LANES;
+        // SAFETY: forwarded; loads read chunk[k·LANES..][..LANES] < n.
+        let mut acc = [unsafe { V::zero() }; 16];
+        for (k, a) in acc.iter_mut().enumerate().take(whole) {
+            // SAFETY: as above.
+            *a = unsafe { V::load(chunk.as_ptr().add(k * V::LANES)) };
+        }
+        for (r, &w) in weights.iter().enumerate() {
+            let row = &rows[r * stride..r * stride + row_len];
+            let src = &row[ci * chunk_bytes..(ci * chunk_bytes + chunk_bytes).min(row_len)];
+            // SAFETY: forwarded; `src` is the packed length of n indices, and
+            // widen reads buf[k·LANES..][..LANES] with (k + 1)·LANES <= n.
+            unsafe {
+                V::unpack(bits, src, &mut buf[..n]);
+                let wv = V::splat(w);
+                for (k, a) in acc.iter_mut().enumerate().take(whole) {
+                    let cv = V::lookup(&lut, V::widen(buf.as_ptr().add(k * V::LANES)));
+                    *a = cv.mul_add(wv, *a);
                 }
-                k += V::LANES;
             }
-            for (o, &i) in chunk[k..].iter_mut().zip(&buf[k..n]) {
+            for (o, &i) in chunk[whole * V::LANES..]
+                .iter_mut()
+                .zip(&buf[whole * V::LANES..n])
+            {
                 *o += w * c[i as usize];
             }
+        }
+        for (k, a) in acc.iter().enumerate().take(whole) {
+            // SAFETY: as for the loads.
+            unsafe { a.store(chunk.as_mut_ptr().add(k * V::LANES)) };
         }
     }
 }

@@ -205,22 +205,34 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
 #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
 unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
     let m = acc.len();
-    for (r, &w) in weights.iter().enumerate() {
-        let signs = &rows[r * stride..];
-        let mut j = 0;
-        // SAFETY: AVX-512 F by this function's features; acc[j..j + 16] with
-        // j + 16 <= m; signs[j/8 + 1] exists (the caller checked ⌈m/8⌉ bytes).
+    // 256 sums at a time stay in 16 registers while every row is added.
+    let mut base = 0;
+    while base + 16 <= m {
+        let count = ((m - base) / 16).min(16);
+        // SAFETY: AVX-512 F by this function's features; acc[base..base +
+        // 16·count] lies inside acc; each row's bytes base/8 .. base/8 +
+        // 2·count lie inside its ⌈m/8⌉ bytes (checked by the caller).
         unsafe {
-            let (plus, minus) = (_mm512_set1_ps(w), _mm512_set1_ps(-w));
-            while j + 16 <= m {
-                let bits = u16::from_le_bytes([signs[j / 8], signs[j / 8 + 1]]);
-                let at = acc.as_mut_ptr().add(j);
-                let add = _mm512_mask_blend_ps(bits, minus, plus);
-                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), add));
-                j += 16;
+            let mut sums = [_mm512_setzero_ps(); 16];
+            for (k, s) in sums.iter_mut().enumerate().take(count) {
+                *s = _mm512_loadu_ps(acc.as_ptr().add(base + 16 * k));
+            }
+            for (r, &w) in weights.iter().enumerate() {
+                let signs = &rows[r * stride + base / 8..];
+                let (plus, minus) = (_mm512_set1_ps(w), _mm512_set1_ps(-w));
+                for (k, s) in sums.iter_mut().enumerate().take(count) {
+                    let bits = u16::from_le_bytes([signs[2 * k], signs[2 * k + 1]]);
+                    *s = _mm512_add_ps(*s, _mm512_mask_blend_ps(bits, minus, plus));
+                }
+            }
+            for (k, s) in sums.iter().enumerate().take(count) {
+                _mm512_storeu_ps(acc.as_mut_ptr().add(base + 16 * k), *s);
             }
         }
-        super::accumulate_signs_tail(signs, w, acc, j);
+        base += 16 * count;
+    }
+    for (r, &w) in weights.iter().enumerate() {
+        super::accumulate_signs_tail(&rows[r * stride..], w, acc, base);
     }
 }
 
