@@ -146,3 +146,12 @@ pub(crate) fn check_rows(row: usize, len: usize, stride: usize, count: usize) ->
     }
     Ok(())
 }
+
+/// [`Error::BufferTooShort`] unless `found >= needed`.
+pub(crate) fn need(needed: usize, found: usize) -> Result<(), Error> {
+    if found < needed {
+        Err(Error::BufferTooShort { needed, found })
+    } else {
+        Ok(())
+    }
+}

@@ -46,7 +46,7 @@ mod simd;
 mod tables;
 
 use crate::backend::on_backend;
-use crate::error::check_rows;
+use crate::error::{check_rows, need};
 use crate::{Backend, Error};
 use lloyd::{Normal, Sphere};
 use pack::{check_bits, packed_len};
@@ -280,14 +280,6 @@ impl Codebook {
             step /= 2;
         }
         idx as u8
-    }
-}
-
-fn need(needed: usize, found: usize) -> Result<(), Error> {
-    if found < needed {
-        Err(Error::BufferTooShort { needed, found })
-    } else {
-        Ok(())
     }
 }
 

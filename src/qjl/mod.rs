@@ -537,13 +537,10 @@ impl QjlSketcher {
 
 /// Multiplies `x` by the sign diagonal of `Rotation::new(x.len(), seed)`.
 fn flip(seed: u64, x: &mut [f32]) {
-    // The rotation is only used for its documented signs.
+    // The rotation is only used for its documented signs (64 per generator
+    // call); `x.len()` is a power of two ≤ 4096, checked at construction.
     if let Ok(rot) = Rotation::new(x.len(), seed) {
-        for (i, v) in x.iter_mut().enumerate() {
-            if rot.sign(i) == Some(-1.0) {
-                *v = -*v;
-            }
-        }
+        rot.flip_signs(x);
     }
 }
 

@@ -52,6 +52,7 @@ pub use cache::{CacheConfig, CacheHeader, HEADER_BYTES, KvCache, MAGIC, VERSION}
 use half::{bf16, f16};
 
 use crate::codebook::{self, Codebook, pack};
+use crate::error::need;
 use crate::qjl::{Projection, QjlSketcher};
 use crate::{Backend, Error, Rotation};
 
@@ -121,12 +122,22 @@ fn check_len(expected: usize, found: usize) -> Result<(), Error> {
     }
 }
 
-fn check_room(needed: usize, found: usize) -> Result<(), Error> {
-    if found < needed {
-        Err(Error::BufferTooShort { needed, found })
-    } else {
-        Ok(())
-    }
+/// The checks every `encode_on` starts with, then the norm stored at the
+/// start of `out`: returns `‖x‖` (f64) and the value a decoder will read.
+fn start_encode(
+    dim: usize,
+    encoded_len: usize,
+    precision: NormPrecision,
+    backend: Backend,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<(f64, f32), Error> {
+    check_len(dim, x.len())?;
+    need(encoded_len, out.len())?;
+    backend.check()?;
+    let n = norm(x)?;
+    let stored = precision.store(n as f32, out)?;
+    Ok((n, stored))
 }
 
 /// `y = x/‖x‖` into `y` (zeros for a zero vector).
@@ -142,23 +153,30 @@ fn widen<T: Copy>(
     to: impl Fn(T) -> f32,
     f: impl FnOnce(&[f32]) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    if x.len() > 65536 {
+    if x.len() > MAX_DIM {
         return Err(Error::InvalidDim { dim: x.len() });
     }
     let mut buf = [0.0f32; MAX_DIM];
-    if x.len() <= MAX_DIM {
-        for (o, &v) in buf.iter_mut().zip(x) {
-            *o = to(v);
-        }
-        f(&buf[..x.len()])
-    } else {
-        Err(Error::InvalidDim { dim: x.len() })
+    for (o, &v) in buf.iter_mut().zip(x) {
+        *o = to(v);
     }
+    f(&buf[..x.len()])
 }
 
-/// Implements the half-precision entry points over `encode`.
+/// Implements `encode` and the half-precision entry points over `encode_on`,
+/// and the accessors every quantiser shares.
 macro_rules! half_inputs {
     () => {
+        /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes) on
+        /// the detected backend.
+        ///
+        /// # Errors
+        /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
+        /// [`Error::NonFinite`] (see the module docs).
+        pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+            self.encode_on(Backend::detect(), x, out)
+        }
+
         /// [`encode`](Self::encode) of `half::f16` input.
         ///
         /// # Errors
@@ -242,27 +260,14 @@ impl MseQuantizer {
         self.norm.bytes() + pack::packed_len(self.dim, self.codebook.bits())
     }
 
-    /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes).
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
-    /// [`Error::NonFinite`] (see the module docs).
-    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        self.encode_on(Backend::detect(), x, out)
-    }
-
     /// [`encode`](Self::encode) on a chosen backend (identical bytes on
     /// every backend).
     ///
     /// # Errors
     /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
     pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        check_len(self.dim, x.len())?;
-        check_room(self.encoded_len(), out.len())?;
-        backend.check()?;
-        let n = norm(x)?;
+        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
         let nb = self.norm.bytes();
-        self.norm.store(n as f32, out)?;
         let mut buf = [0.0f32; MAX_DIM];
         let y = &mut buf[..self.dim];
         unit(x, n, y);
@@ -278,7 +283,7 @@ impl MseQuantizer {
     /// [`Error::BufferTooShort`] if `code` is shorter than `encoded_len()`.
     pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
         check_len(self.dim, out.len())?;
-        check_room(self.encoded_len(), code.len())?;
+        need(self.encoded_len(), code.len())?;
         let nb = self.norm.bytes();
         let n = self.norm.load(code);
         codebook::dequantize(&self.codebook, &code[nb..], out)?;
@@ -348,28 +353,15 @@ impl ProdQuantizer {
             + self.sketcher.sketch_bytes()
     }
 
-    /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes).
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
-    /// [`Error::NonFinite`] (see the module docs).
-    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        self.encode_on(Backend::detect(), x, out)
-    }
-
     /// [`encode`](Self::encode) on a chosen backend (identical bytes on
     /// every backend).
     ///
     /// # Errors
     /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
     pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        check_len(self.dim, x.len())?;
-        check_room(self.encoded_len(), out.len())?;
-        backend.check()?;
-        let n = norm(x)?;
+        let (n, stored) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
         let nb = self.norm.bytes();
         let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
-        let stored = self.norm.store(n as f32, out)?;
         let mut buf = [0.0f32; MAX_DIM];
         let y = &mut buf[..self.dim];
         unit(x, n, y);
@@ -396,7 +388,7 @@ impl ProdQuantizer {
     /// [`Error::BufferTooShort`] if `code` is shorter than `encoded_len()`.
     pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
         check_len(self.dim, out.len())?;
-        check_room(self.encoded_len(), code.len())?;
+        need(self.encoded_len(), code.len())?;
         let nb = self.norm.bytes();
         let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
         let n = self.norm.load(code);
@@ -452,27 +444,14 @@ impl BaselineQuantizer {
         self.norm.bytes() + pack::packed_len(self.dim, self.codebook.bits())
     }
 
-    /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes).
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
-    /// [`Error::NonFinite`] (see the module docs).
-    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        self.encode_on(Backend::detect(), x, out)
-    }
-
     /// [`encode`](Self::encode) on a chosen backend (identical bytes on
     /// every backend).
     ///
     /// # Errors
     /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
     pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        check_len(self.dim, x.len())?;
-        check_room(self.encoded_len(), out.len())?;
-        backend.check()?;
-        let n = norm(x)?;
+        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
         let nb = self.norm.bytes();
-        self.norm.store(n as f32, out)?;
         let bits = self.codebook.bits() as usize;
         let mut y = [0.0f32; 64];
         for (chunk, dst) in x.chunks(64).zip(out[nb..].chunks_mut(8 * bits)) {
@@ -490,7 +469,7 @@ impl BaselineQuantizer {
     /// [`Error::BufferTooShort`] if `code` is shorter than `encoded_len()`.
     pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
         check_len(self.dim, out.len())?;
-        check_room(self.encoded_len(), code.len())?;
+        need(self.encoded_len(), code.len())?;
         let n = self.norm.load(code);
         codebook::dequantize(&self.codebook, &code[self.norm.bytes()..], out)?;
         for v in out.iter_mut() {

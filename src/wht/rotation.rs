@@ -148,7 +148,7 @@ impl Rotation {
     }
 
     /// Multiplies `x` by `D`: flipping the IEEE sign bit is exact negation.
-    fn flip_signs(&self, x: &mut [f32]) {
+    pub(crate) fn flip_signs(&self, x: &mut [f32]) {
         let mut rng = SplitMix64::new(self.seed);
         for chunk in x.chunks_mut(64) {
             let bits = rng.next_u64();
