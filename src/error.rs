@@ -64,7 +64,8 @@ pub enum Error {
         /// The length that was passed.
         found: usize,
     },
-    /// A sketch length that is not a multiple of 64 in `64..=8·dim`.
+    /// A sketch length that is not supported: sketchers take a multiple of
+    /// 8 in `8..=8·dim`, bit-plane queries a positive multiple of 64.
     InvalidSketchBits {
         /// The number of sketch bits that was passed.
         m: usize,
@@ -85,6 +86,9 @@ pub enum Error {
         /// The code width.
         bits: u8,
     },
+    /// A statistical or configuration parameter out of its range (an empty
+    /// sample, a confidence level outside (0, 1), zero resamples, …).
+    InvalidParameter(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -113,7 +117,7 @@ impl fmt::Display for Error {
                 write!(f, "buffer of {found} is shorter than the {needed} needed")
             }
             Error::InvalidSketchBits { m } => {
-                write!(f, "{m} sketch bits is not a multiple of 64 in 64..=8·dim")
+                write!(f, "{m} sketch bits is not a supported sketch length")
             }
             Error::NonFinite => write!(f, "input holds a NaN or an infinity"),
             Error::CorruptCache(why) => write!(f, "not a valid turbokv cache: {why}"),
@@ -121,6 +125,7 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { index, bits } => {
                 write!(f, "index {index} does not fit in {bits} bits")
             }
+            Error::InvalidParameter(why) => write!(f, "invalid parameter: {why}"),
         }
     }
 }

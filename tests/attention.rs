@@ -77,6 +77,7 @@ fn fused_attention_equals_attention_over_decoded_cache() {
             (3u8, Projection::Hadamard, 64usize),
             (4, Projection::Gaussian, 32),
             (2, Projection::Hadamard, 128),
+            (5, Projection::Hadamard, 16),
         ] {
             let cfg = CacheConfig {
                 scheme,

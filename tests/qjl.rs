@@ -173,11 +173,15 @@ fn hadamard_estimator_bias_and_variance() {
 
 #[test]
 fn bad_input_is_an_error() {
-    for m in [0usize, 32, 100, 65, 8 * 64 + 64] {
+    for m in [0usize, 33, 100, 65, 8 * 64 + 8] {
         assert_eq!(
             QjlSketcher::new(64, m, Projection::Gaussian, 1),
             Err(Error::InvalidSketchBits { m })
         );
+    }
+    // Whole bytes are enough: small heads sketch into m = d bits.
+    for m in [8usize, 32, 200, 8 * 64] {
+        assert!(QjlSketcher::new(64, m, Projection::Gaussian, 1).is_ok());
     }
     for dim in [0usize, 3, 96, 8192] {
         assert_eq!(

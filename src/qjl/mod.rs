@@ -53,7 +53,8 @@
 //!   bounded.
 //!   Hadamard needs `d` a power of two, at most [`HADAMARD_MAX_DIM`].
 //!
-//! `m` must be a multiple of 64, from 64 to `8·d`.
+//! `m` must be a multiple of 8 (whole bytes), from 8 to `8·d`; the bit-plane
+//! kernels ([`BitPlaneQuery`]) need a multiple of 64.
 //!
 //! ```
 //! use turbokv::qjl::{Projection, QjlSketcher};
@@ -174,7 +175,7 @@ impl QjlSketcher {
     /// # Errors
     /// [`Error::InvalidDim`] if `dim` is 0 or, for Hadamard, not a power of
     /// two in `1..=`[`HADAMARD_MAX_DIM`]; [`Error::InvalidSketchBits`] unless
-    /// `m` is a multiple of 64 in `64..=8·dim`.
+    /// `m` is a multiple of 8 in `8..=8·dim`.
     ///
     /// ```
     /// use turbokv::qjl::{Projection, QjlSketcher};
@@ -198,7 +199,7 @@ impl QjlSketcher {
         if !dim_ok {
             return Err(Error::InvalidDim { dim });
         }
-        if m == 0 || !m.is_multiple_of(64) || m > dim.saturating_mul(8) {
+        if m == 0 || !m.is_multiple_of(8) || m > dim.saturating_mul(8) {
             return Err(Error::InvalidSketchBits { m });
         }
         Ok(QjlSketcher {
@@ -213,7 +214,7 @@ impl QjlSketcher {
     ///
     /// # Errors
     /// As [`new`](Self::new) with `m = dim` (so `dim` must be a multiple of
-    /// 64).
+    /// 8).
     ///
     /// ```
     /// use turbokv::qjl::{Projection, QjlSketcher};

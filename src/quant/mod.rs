@@ -310,7 +310,7 @@ pub struct ProdQuantizer {
 
 impl ProdQuantizer {
     /// A `bits`-bit quantiser (`bits − 1` for the codes, one sign bit per
-    /// coordinate, `m = max(64, dim)` signs), rotation seeded with `seed`,
+    /// coordinate: `m = dim` signs), rotation seeded with `seed`,
     /// projection with `seed + 1`.
     ///
     /// # Errors
@@ -326,7 +326,7 @@ impl ProdQuantizer {
         Ok(ProdQuantizer {
             dim,
             mse: MseQuantizer::new(dim, bits - 1, seed)?,
-            sketcher: QjlSketcher::new(dim, dim.max(64), projection, seed.wrapping_add(1))?,
+            sketcher: QjlSketcher::with_default_m(dim, projection, seed.wrapping_add(1))?,
             norm: NormPrecision::F16,
         })
     }
