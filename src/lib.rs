@@ -19,7 +19,9 @@
 //!   inner-product estimator, and popcount / signed-sum kernels;
 //! - [`quant`]: the MSE, prod and baseline vector quantisers, the schemes
 //!   and the compressed [`KvCache`];
-//! - [`attention`]: attention decode straight on the compressed cache.
+//! - [`attention`]: attention decode straight on the compressed cache;
+//! - [`metrics`]: attention KL, geometric errors, the 6D error vector,
+//!   Mann–Whitney U and bootstrap intervals, and seeded synthetic heads.
 //!
 //! ```
 //! use turbokv::{wht, Backend, Rotation};
@@ -37,7 +39,8 @@
 //! ## Features
 //!
 //! - `std` (default): runtime detection through `std`; implies `alloc`.
-//! - `alloc`: convenience types that allocate (none yet in this release).
+//! - `alloc`: what allocates: the owning [`KvCache`], `metrics::bootstrap_ci`
+//!   and `metrics::mann_whitney` (whose `_in` twin takes caller scratch).
 //!
 //! Without `std`, x86_64 detection reads `cpuid`/`xgetbv` itself.
 #![no_std]
@@ -54,6 +57,7 @@ pub mod attention;
 mod backend;
 pub mod codebook;
 mod error;
+pub mod metrics;
 pub mod qjl;
 pub mod quant;
 pub mod rng;
