@@ -5,9 +5,10 @@ use proptest::prelude::*;
 use turbokv::Error;
 use turbokv::metrics::synth::{MAX_OUTLIERS, Role, Synthetic, Tail};
 use turbokv::metrics::{
-    ErrorVector, Geometric, Statistic, bootstrap_ci, kl_attention, mann_whitney, mann_whitney_in,
-    median,
+    ErrorVector, Geometric, MannWhitney, kl_attention, mann_whitney_in, median,
 };
+#[cfg(feature = "alloc")]
+use turbokv::metrics::{Statistic, bootstrap_ci};
 use turbokv::rng::SplitMix64;
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -144,12 +145,21 @@ fn six_d_distance_is_the_norm_of_the_scaled_components() {
 
 // ---------------------------------------------------------------- Mann–Whitney
 
+/// The test on scratch from the test harness (the crate's allocating
+/// `mann_whitney` is the same call and needs `alloc`).
+fn mw(a: &[f64], b: &[f64]) -> Result<MannWhitney, Error> {
+    let t = mann_whitney_in(a, b, &mut vec![0.0; a.len() + b.len()]);
+    #[cfg(feature = "alloc")]
+    assert_eq!(t, turbokv::metrics::mann_whitney(a, b));
+    t
+}
+
 #[test]
 fn mann_whitney_worked_by_hand() {
     // a = {1, 2, 4}, b = {3, 5, 6}: ranks of a 1, 2, 4, R = 7, U = 7 − 6 = 1;
     // σ² = 3·3/12·7 = 5.25, Z = (1 − 4.5)/√5.25 = −1.52753,
     // p = 2·(1 − Φ(1.52753)) = 0.12663, r = Z/√6 = −0.62361.
-    let t = mann_whitney(&[1.0, 2.0, 4.0], &[3.0, 5.0, 6.0]).unwrap();
+    let t = mw(&[1.0, 2.0, 4.0], &[3.0, 5.0, 6.0]).unwrap();
     assert_eq!(t.u, 1.0);
     assert!(close(t.z, -1.52753, 1e-5), "{}", t.z);
     assert!(close(t.p_value, 0.12663, 1e-5), "{}", t.p_value);
@@ -159,7 +169,7 @@ fn mann_whitney_worked_by_hand() {
     // midranks 1, 3, 3, 3, 5.5, 5.5, 7; R_a = 12.5, U = 12.5 − 10 = 2.5.
     // Ties t = 3 and t = 2: Σ(t³ − t) = 30; σ² = 4·3/12·(8 − 30/42) =
     // 7.285714; Z = (2.5 − 6)/2.699206 = −1.296677; r = Z/√7 = −0.490098.
-    let t = mann_whitney(&[1.0, 2.0, 2.0, 3.0], &[2.0, 3.0, 4.0]).unwrap();
+    let t = mw(&[1.0, 2.0, 2.0, 3.0], &[2.0, 3.0, 4.0]).unwrap();
     assert_eq!(t.u, 2.5);
     assert!(close(t.z, -1.296677, 1e-6), "{}", t.z);
     assert!(close(t.effect_size, -0.490098, 1e-6));
@@ -167,20 +177,17 @@ fn mann_whitney_worked_by_hand() {
     assert!(close(t.p_value, 0.194738, 1e-5), "{}", t.p_value);
 
     // Every value tied: no evidence either way.
-    let t = mann_whitney(&[5.0; 4], &[5.0; 3]).unwrap();
+    let t = mw(&[5.0; 4], &[5.0; 3]).unwrap();
     assert_eq!((t.u, t.z, t.p_value), (6.0, 0.0, 1.0));
     // ±0 are one value.
-    let t = mann_whitney(&[0.0, 1.0], &[-0.0, 1.0]).unwrap();
+    let t = mw(&[0.0, 1.0], &[-0.0, 1.0]).unwrap();
     assert_eq!(t.z, 0.0);
 }
 
 #[test]
 fn mann_whitney_bad_input() {
-    assert!(matches!(
-        mann_whitney(&[], &[1.0]),
-        Err(Error::InvalidParameter(_))
-    ));
-    assert_eq!(mann_whitney(&[f64::NAN], &[1.0]), Err(Error::NonFinite));
+    assert!(matches!(mw(&[], &[1.0]), Err(Error::InvalidParameter(_))));
+    assert_eq!(mw(&[f64::NAN], &[1.0]), Err(Error::NonFinite));
     assert_eq!(
         mann_whitney_in(&[1.0, 2.0], &[3.0], &mut [0.0; 2]),
         Err(Error::BufferTooShort {
@@ -235,8 +242,8 @@ proptest! {
         // Small integer ranges force plenty of ties.
         let a: Vec<f64> = a.iter().map(|&v| v as f64 * scale).collect();
         let b: Vec<f64> = b.iter().map(|&v| v as f64 * scale).collect();
-        let ab = mann_whitney(&a, &b).unwrap();
-        let ba = mann_whitney(&b, &a).unwrap();
+        let ab = mw(&a, &b).unwrap();
+        let ba = mw(&b, &a).unwrap();
         let (u, z) = naive_mann_whitney(&a, &b);
         prop_assert_eq!(ab.u, u);
         prop_assert!(close(ab.z, z, 1e-9 * (1.0 + z.abs())), "{} vs {}", ab.z, z);
@@ -260,6 +267,7 @@ fn median_cases() {
     assert_eq!(median(&mut [1.0, f64::NAN]), Err(Error::NonFinite));
 }
 
+#[cfg(feature = "alloc")]
 fn normals(seed: u64, n: usize, mean: f64) -> Vec<f64> {
     let mut g = SplitMix64::new(seed);
     (0..n)
@@ -271,6 +279,7 @@ fn normals(seed: u64, n: usize, mean: f64) -> Vec<f64> {
         .collect()
 }
 
+#[cfg(feature = "alloc")]
 #[test]
 fn bootstrap_covers_the_true_median_at_its_level() {
     // 200 seeded experiments: the 90% interval of the median of 101 normal
@@ -291,6 +300,7 @@ fn bootstrap_covers_the_true_median_at_its_level() {
     assert!((0.80..=0.97).contains(&rate), "coverage {rate}");
 }
 
+#[cfg(feature = "alloc")]
 #[test]
 fn bootstrap_ratio_of_medians_and_mean() {
     let a = normals(5, 400, 20.0);
@@ -308,6 +318,7 @@ fn bootstrap_ratio_of_medians_and_mean() {
     );
 }
 
+#[cfg(feature = "alloc")]
 #[test]
 fn bootstrap_bad_input() {
     let x = [1.0, 2.0];
@@ -331,6 +342,7 @@ fn bootstrap_bad_input() {
     );
 }
 
+#[cfg(feature = "alloc")]
 proptest! {
     #[test]
     fn bootstrap_interval_contains_the_statistic(
