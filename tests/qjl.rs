@@ -3,7 +3,7 @@
 
 use turbokv::qjl::{self, Projection, QjlSketcher};
 use turbokv::rng::SplitMix64;
-use turbokv::{Error, Rotation};
+use turbokv::{Backend, Error, Rotation};
 
 fn normal(g: &mut SplitMix64) -> f64 {
     let u1 = ((g.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
@@ -80,6 +80,33 @@ fn gaussian_entries_are_standard_normal() {
     // SE of the mean 1/128, of the variance √(2/n) ≈ 0.011.
     assert!(mean.abs() < 4.0 / 128.0, "mean {mean}");
     assert!((var - 1.0).abs() < 0.05, "variance {var}");
+}
+
+#[test]
+fn gaussian_projection_and_adjoint_use_exactly_the_documented_entries() {
+    // Odd dims make Box–Muller pairs straddle rows.
+    for (dim, m) in [(7usize, 56usize), (33, 64), (64, 128)] {
+        let sk = QjlSketcher::new(dim, m, Projection::Gaussian, 5).unwrap();
+        let x: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let y: Vec<f32> = (0..m).map(|j| (j as f32 * 0.11).cos()).collect();
+        let (mut sx, mut sty) = (vec![0.0f32; m], vec![0.0f32; dim]);
+        sk.project(&x, &mut sx).unwrap();
+        sk.transpose_on(Backend::Scalar, &y, &mut sty).unwrap();
+        for (j, &v) in sx.iter().enumerate() {
+            let mut acc = 0.0f32;
+            for (i, &xi) in x.iter().enumerate() {
+                acc += sk.gaussian_entry(j, i) * xi;
+            }
+            assert_eq!(v.to_bits(), acc.to_bits(), "d{dim} m{m} row {j}");
+        }
+        let mut want = vec![0.0f32; dim];
+        for (j, &w) in y.iter().enumerate() {
+            for (i, o) in want.iter_mut().enumerate() {
+                *o += w * sk.gaussian_entry(j, i);
+            }
+        }
+        assert_eq!(sty, want, "d{dim} m{m}");
+    }
 }
 
 /// Mean and variance of the estimate of ⟨q, r⟩ over `trials` seeds.

@@ -144,6 +144,22 @@ use crate::error::check_rows;
 use crate::rng::SplitMix64;
 use crate::{Backend, Error, Rotation, wht};
 
+/// The Gaussian pair `p` of the projection seeded with `seed` (entries
+/// `2p` and `2p + 1` of `S` in row-major order): Box–Muller on the words
+/// `2p` and `2p + 1` of SplitMix64, in f64, rounded to f32.
+fn box_muller(seed: u64, p: u64) -> (f32, f32) {
+    let u = SplitMix64::word_at(seed, 2 * p);
+    let v = SplitMix64::word_at(seed, 2 * p + 1);
+    let u1 = ((u >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+    let u2 = (v >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    let rho = libm::sqrt(-2.0 * libm::log(u1));
+    let angle = 2.0 * core::f64::consts::PI * u2;
+    (
+        (rho * libm::cos(angle)) as f32,
+        (rho * libm::sin(angle)) as f32,
+    )
+}
+
 /// Largest `dim` of the Hadamard projection: its transform runs in a stack
 /// buffer of this many f32 (16 KiB), so no allocation is needed.
 pub const HADAMARD_MAX_DIM: usize = 4096;
@@ -266,19 +282,21 @@ impl QjlSketcher {
     /// ```
     pub fn gaussian_entry(&self, row: usize, col: usize) -> f32 {
         let e = row as u64 * self.dim as u64 + col as u64;
-        let p = e / 2;
-        let u = SplitMix64::word_at(self.seed, 2 * p);
-        let v = SplitMix64::word_at(self.seed, 2 * p + 1);
-        let u1 = ((u >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
-        let u2 = (v >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        let rho = libm::sqrt(-2.0 * libm::log(u1));
-        let angle = 2.0 * core::f64::consts::PI * u2;
-        let z = if e.is_multiple_of(2) {
-            rho * libm::cos(angle)
-        } else {
-            rho * libm::sin(angle)
-        };
-        z as f32
+        let (z0, z1) = box_muller(self.seed, e / 2);
+        if e.is_multiple_of(2) { z0 } else { z1 }
+    }
+
+    /// Every entry of the Gaussian `S`, row by row (each Box–Muller pair
+    /// computed once): the same values as [`gaussian_entry`](Self::gaussian_entry).
+    fn gaussian_entries(&self) -> impl Iterator<Item = f32> {
+        let seed = self.seed;
+        let total = self.m as u64 * self.dim as u64;
+        (0..total.div_ceil(2))
+            .flat_map(move |p| {
+                let (z0, z1) = box_muller(seed, p);
+                [z0, z1]
+            })
+            .take(total as usize)
     }
 
     fn check_input(&self, x: &[f32]) -> Result<(), Error> {
@@ -295,11 +313,11 @@ impl QjlSketcher {
     fn for_each_projection(&self, backend: Backend, x: &[f32], mut sink: impl FnMut(usize, f32)) {
         match self.projection {
             Projection::Gaussian => {
+                let mut entries = self.gaussian_entries();
                 for j in 0..self.m {
-                    // Pairs share their Box–Muller draw: walk the row in order.
                     let mut acc = 0.0f32;
-                    for (i, &xi) in x.iter().enumerate() {
-                        acc += self.gaussian_entry(j, i) * xi;
+                    for (&xi, s) in x.iter().zip(entries.by_ref()) {
+                        acc += s * xi;
                     }
                     sink(j, acc);
                 }
@@ -487,10 +505,11 @@ impl QjlSketcher {
         out.fill(0.0);
         match self.projection {
             Projection::Gaussian => {
+                let mut entries = self.gaussian_entries();
                 for j in 0..self.m {
                     let w = weight(j);
-                    for (i, o) in out.iter_mut().enumerate() {
-                        *o += w * self.gaussian_entry(j, i);
+                    for (o, s) in out.iter_mut().zip(entries.by_ref()) {
+                        *o += w * s;
                     }
                 }
             }
