@@ -91,6 +91,15 @@ proptest! {
             for h in 0..c.config().heads {
                 prop_assert!(c.keys(h).is_some() && c.values(h).is_some());
             }
+            // Whatever was accepted attends to finite outputs.
+            let d = c.config().dim;
+            let mut out = vec![0.0f32; d];
+            let mut scratch = vec![0.0f32; turbokv::attention::scratch_len(&c)];
+            let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.3).sin()).collect();
+            match turbokv::attention::attend(&c, 0, &q, &mut out, &mut scratch) {
+                Ok(()) => prop_assert!(out.iter().all(|v| v.is_finite()), "{:?}", out),
+                Err(e) => prop_assert!(c.is_empty(), "{}", e),
+            }
         }
         let _ = KvCache::from_bytes(&garbage[..]);
         let mut with_magic = garbage.clone();
@@ -144,6 +153,58 @@ fn from_bytes_names_what_is_wrong() {
         &|b| b.truncate(b.len() - 1),
         "buffer shorter than its capacity",
     );
+}
+
+#[test]
+fn from_bytes_rejects_norms_no_encoder_writes() {
+    for (norm, nan, neg) in [
+        (NormPrecision::F16, vec![0x00u8, 0x7E], vec![0x00u8, 0xBC]),
+        (
+            NormPrecision::F32,
+            f32::INFINITY.to_le_bytes().to_vec(),
+            (-1.0f32).to_le_bytes().to_vec(),
+        ),
+    ] {
+        let cfg = CacheConfig {
+            norm,
+            ..config(Scheme::Qkqv, 3, 2, 16, 3)
+        };
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let (k_row, v_row) = {
+            let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+            cache
+                .push(&token(2, 16, 0, 0.0), &token(2, 16, 0, 1.0))
+                .unwrap();
+            (
+                cache.key_quantizer().encoded_len(),
+                cache.value_quantizer().encoded_len(),
+            )
+        };
+        assert!(KvCache::from_bytes(&buf[..]).is_ok());
+        let nb = norm.bytes();
+        // Head 1's key norm, head 0's value residual norm (the second one).
+        let key1 = HEADER_BYTES + cfg.capacity * k_row;
+        let val0 = HEADER_BYTES + 2 * cfg.capacity * k_row + nb;
+        for at in [HEADER_BYTES, key1, val0] {
+            for bad in [&nan, &neg] {
+                let mut b = buf.clone();
+                b[at..at + nb].copy_from_slice(bad);
+                assert_eq!(
+                    KvCache::from_bytes(&b[..]).err(),
+                    Some(Error::CorruptCache(
+                        "a stored norm is negative or not finite"
+                    )),
+                    "{norm:?} at {at}"
+                );
+            }
+        }
+        // Slots past `len` are not in use and not read.
+        let mut b = buf.clone();
+        let unused = HEADER_BYTES + k_row;
+        b[unused..unused + nb].copy_from_slice(&nan);
+        assert!(KvCache::from_bytes(&b[..]).is_ok());
+        let _ = v_row;
+    }
 }
 
 #[test]

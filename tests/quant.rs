@@ -228,6 +228,30 @@ fn half_inputs_encode_like_their_f32_values() {
 
 #[test]
 fn bad_arguments_are_errors() {
+    // A finite vector whose norm overflows the stored precision is an error
+    // in f16 (above 65504) and in f32 (above f32::MAX), never a stored ∞.
+    let big = [3.0e38f32; 8];
+    let mid = [1.0e5f32; 8];
+    let mut code = [0u8; 64];
+    for precision in [NormPrecision::F16, NormPrecision::F32] {
+        let mse = MseQuantizer::new(8, 3, 1)
+            .unwrap()
+            .with_norm_precision(precision);
+        let prod = ProdQuantizer::new(8, 3, 1, Projection::Hadamard)
+            .unwrap()
+            .with_norm_precision(precision);
+        let base = BaselineQuantizer::new(8, 3)
+            .unwrap()
+            .with_norm_precision(precision);
+        assert_eq!(mse.encode(&big, &mut code), Err(Error::NonFinite));
+        assert_eq!(prod.encode(&big, &mut code), Err(Error::NonFinite));
+        assert_eq!(base.encode(&big, &mut code), Err(Error::NonFinite));
+        let mid_result = mse.encode(&mid, &mut code);
+        match precision {
+            NormPrecision::F16 => assert_eq!(mid_result, Err(Error::NonFinite)),
+            NormPrecision::F32 => assert_eq!(mid_result, Ok(())),
+        }
+    }
     assert_eq!(
         MseQuantizer::new(96, 3, 0).err(),
         Some(Error::InvalidDim { dim: 96 })

@@ -171,7 +171,9 @@ pub struct KvCache<B> {
 }
 
 impl<B: AsRef<[u8]>> KvCache<B> {
-    /// Reads a cache from untrusted bytes, checking every header field.
+    /// Reads a cache from untrusted bytes, checking every header field and
+    /// the stored norms of every token in use (O(heads · len)); packed
+    /// indices need no check, since every bit pattern is a valid index.
     ///
     /// # Errors
     /// [`Error::CorruptCache`] naming the first inconsistency found.
@@ -240,13 +242,30 @@ impl<B: AsRef<[u8]>> KvCache<B> {
             Some(end) if end <= bytes.len() => {}
             _ => return Err(Error::CorruptCache("buffer shorter than its capacity")),
         }
-        Ok(KvCache {
+        let cache = KvCache {
             buf,
             config,
             len,
             k,
             v,
-        })
+        };
+        // Every packed index is valid; the stored norms are the one payload
+        // field an encoder could not have written (NaN, ±∞, negative).
+        for head in 0..cache.config.heads {
+            for (rows, q) in [(cache.keys(head), &cache.k), (cache.values(head), &cache.v)] {
+                let rows = rows.ok_or(Error::CorruptCache("head out of range"))?;
+                let ok = rows
+                    .chunks_exact(q.encoded_len())
+                    .take(len)
+                    .all(|code| q.side_info_is_valid(code));
+                if !ok {
+                    return Err(Error::CorruptCache(
+                        "a stored norm is negative or not finite",
+                    ));
+                }
+            }
+        }
+        Ok(cache)
     }
 
     /// The configuration.

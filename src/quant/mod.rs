@@ -91,6 +91,10 @@ impl NormPrecision {
                 Ok(h.to_f32())
             }
             NormPrecision::F32 => {
+                // A finite f64 norm can still round to +∞ in f32.
+                if !v.is_finite() {
+                    return Err(Error::NonFinite);
+                }
                 out[..4].copy_from_slice(&v.to_le_bytes());
                 Ok(v)
             }
@@ -529,6 +533,24 @@ impl Quantizer {
             Quantizer::Prod(q) => q.encode_on(backend, x, out),
             Quantizer::Baseline(q) => q.encode_on(backend, x, out),
         }
+    }
+
+    /// Whether the side information of `code` (its stored norms: one, or
+    /// two for prod) is what an encoder can write: finite and not negative.
+    /// Every packed index is valid, so this is the whole check a reader of
+    /// untrusted codes needs before decoding; `false` if `code` is short.
+    pub fn side_info_is_valid(&self, code: &[u8]) -> bool {
+        let (precision, count) = match self {
+            Quantizer::Mse(q) => (q.norm, 1),
+            Quantizer::Prod(q) => (q.norm, 2),
+            Quantizer::Baseline(q) => (q.norm, 1),
+        };
+        let nb = precision.bytes();
+        code.len() >= self.encoded_len()
+            && (0..count).all(|i| {
+                let v = precision.load(&code[i * nb..]);
+                v.is_finite() && v >= 0.0
+            })
     }
 
     /// Decodes `code`; see the quantiser's own `decode`.
