@@ -70,7 +70,8 @@ pub fn scratch_len<B: AsRef<[u8]>>(cache: &KvCache<B>) -> usize {
 /// [`Error::InvalidDim`] if `head` is out of range; [`Error::LengthMismatch`]
 /// unless `q.len()` is a positive multiple of `dim` equal to `out.len()`;
 /// [`Error::BufferTooShort`] if `scratch` is shorter than [`scratch_len`];
-/// [`Error::NonFinite`] for a NaN or ∞ in `q`.
+/// [`Error::NonFinite`] for a NaN or ∞ in `q`, or a score that overflows
+/// f32 (a query of norm near `f32::MAX / quant::MAX_NORM`).
 pub fn attend<B: AsRef<[u8]>>(
     cache: &KvCache<B>,
     head: usize,
@@ -216,6 +217,10 @@ fn probabilities<B: AsRef<[u8]>>(
         for (i, (pr, &e)) in probs.iter_mut().zip(extra.iter()).enumerate() {
             *pr += c * norm.load(&keys[i * row + nb..]) * e;
         }
+    }
+    // A finite query against finite norms can still overflow a score.
+    if !probs.iter().all(|s| s.is_finite()) {
+        return Err(Error::NonFinite);
     }
     // Stable softmax of the scaled scores.
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;

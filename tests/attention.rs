@@ -118,6 +118,37 @@ fn fused_attention_equals_attention_over_decoded_cache() {
 }
 
 #[test]
+fn overflowing_scores_are_an_error_not_nan() {
+    let cfg = CacheConfig {
+        scheme: Scheme::Qkqv,
+        budget: 3,
+        heads: 1,
+        dim: 16,
+        capacity: 2,
+        seed: 1,
+        projection: Projection::Hadamard,
+        norm: NormPrecision::F32,
+    };
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+    let big: Vec<f32> = (0..16).map(|i| if i % 2 == 0 { 1e29 } else { -2e29 }).collect();
+    cache.push(&big, &big).unwrap();
+    let mut scratch = vec![0.0f32; 1000];
+    let mut out = [0.0f32; 16];
+    for b in Backend::available() {
+        // Moderate queries: finite outputs of the size of the values.
+        attend_on(b, &cache, 0, &[1e-3; 16], &mut out, &mut scratch).unwrap();
+        assert!(out.iter().all(|v| v.is_finite()), "{b}: {out:?}");
+        // A finite query whose scores overflow f32.
+        assert_eq!(
+            attend_on(b, &cache, 0, &[1e12; 16], &mut out, &mut scratch),
+            Err(Error::NonFinite),
+            "{b}"
+        );
+    }
+}
+
+#[test]
 fn attention_bad_input_and_empty_cache() {
     let cfg = CacheConfig {
         scheme: Scheme::Kqv,

@@ -164,6 +164,11 @@ fn from_bytes_rejects_norms_no_encoder_writes() {
             f32::INFINITY.to_le_bytes().to_vec(),
             (-1.0f32).to_le_bytes().to_vec(),
         ),
+        (
+            NormPrecision::F32,
+            (2.0 * turbokv::quant::MAX_NORM).to_le_bytes().to_vec(),
+            f32::NAN.to_le_bytes().to_vec(),
+        ),
     ] {
         let cfg = CacheConfig {
             norm,
@@ -192,7 +197,7 @@ fn from_bytes_rejects_norms_no_encoder_writes() {
                 assert_eq!(
                     KvCache::from_bytes(&b[..]).err(),
                     Some(Error::CorruptCache(
-                        "a stored norm is negative or not finite"
+                        "a stored norm is negative, not finite or above MAX_NORM"
                     )),
                     "{norm:?} at {at}"
                 );

@@ -227,11 +227,58 @@ fn half_inputs_encode_like_their_f32_values() {
 }
 
 #[test]
+fn norms_up_to_max_norm_decode_to_finite_values() {
+    // Regression (fuzz, encode_decode): an f32-norm encoding of a vector of
+    // norm ~1e37 used to decode to NaN (the inverse transform overflowed).
+    // Norms are now capped at MAX_NORM, and the largest allowed decode finitely.
+    for dim in [8usize, 128, 1024] {
+        let big = turbokv::quant::MAX_NORM / (dim as f32).sqrt() * 0.999;
+        let x: Vec<f32> = (0..dim)
+            .map(|i| if i % 3 == 0 { -big } else { big })
+            .collect();
+        for (name, q) in [
+            (
+                "mse",
+                turbokv::quant::Quantizer::Mse(
+                    MseQuantizer::new(dim, 4, 3)
+                        .unwrap()
+                        .with_norm_precision(NormPrecision::F32),
+                ),
+            ),
+            (
+                "prod",
+                turbokv::quant::Quantizer::Prod(
+                    ProdQuantizer::new(dim, 4, 3, Projection::Hadamard)
+                        .unwrap()
+                        .with_norm_precision(NormPrecision::F32),
+                ),
+            ),
+            (
+                "base",
+                turbokv::quant::Quantizer::Baseline(
+                    BaselineQuantizer::new(dim, 4)
+                        .unwrap()
+                        .with_norm_precision(NormPrecision::F32),
+                ),
+            ),
+        ] {
+            let mut code = vec![0u8; q.encoded_len()];
+            q.encode(&x, &mut code).unwrap();
+            let mut out = vec![0.0f32; dim];
+            q.decode(&code, &mut out).unwrap();
+            assert!(out.iter().all(|v| v.is_finite()), "{name} d{dim}");
+        }
+    }
+}
+
+#[test]
 fn bad_arguments_are_errors() {
     // A finite vector whose norm overflows the stored precision is an error
     // in f16 (above 65504) and in f32 (above f32::MAX), never a stored ∞.
     let big = [3.0e38f32; 8];
     let mid = [1.0e5f32; 8];
+    // Finite, representable, but above MAX_NORM (2^100) once normed.
+    let huge = [1.0e30f32; 8];
     let mut code = [0u8; 64];
     for precision in [NormPrecision::F16, NormPrecision::F32] {
         let mse = MseQuantizer::new(8, 3, 1)
@@ -246,6 +293,7 @@ fn bad_arguments_are_errors() {
         assert_eq!(mse.encode(&big, &mut code), Err(Error::NonFinite));
         assert_eq!(prod.encode(&big, &mut code), Err(Error::NonFinite));
         assert_eq!(base.encode(&big, &mut code), Err(Error::NonFinite));
+        assert_eq!(mse.encode(&huge, &mut code), Err(Error::NonFinite));
         let mid_result = mse.encode(&mid, &mut code);
         match precision {
             NormPrecision::F16 => assert_eq!(mid_result, Err(Error::NonFinite)),

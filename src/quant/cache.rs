@@ -260,7 +260,7 @@ impl<B: AsRef<[u8]>> KvCache<B> {
                     .all(|code| q.side_info_is_valid(code));
                 if !ok {
                     return Err(Error::CorruptCache(
-                        "a stored norm is negative or not finite",
+                        "a stored norm is negative, not finite or above MAX_NORM",
                     ));
                 }
             }

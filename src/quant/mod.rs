@@ -25,7 +25,9 @@
 //! - A zero vector encodes as norm 0 (and γ = 0, all sign bits 0); its codes
 //!   are those of the zero vector, and it decodes to exact zeros.
 //! - NaN or ±∞ anywhere in the input is [`Error::NonFinite`], and so is a
-//!   norm above the largest f16 (65504) when norms are stored in f16.
+//!   norm above the largest f16 (65504) when norms are stored in f16, or
+//!   above [`MAX_NORM`] (2^100) in f32: decoding and attention sum up to
+//!   `√d` such magnitudes in f32, which must not overflow.
 //!
 //! Dimensions: the rotating quantisers need a power of two from 8 (prod) or
 //! 2 (MSE) up to [`MAX_DIM`], the baseline any dim from 2 to 65536.
@@ -60,6 +62,12 @@ use crate::{Backend, Error, Rotation};
 /// lives in a stack buffer of this many f32 (16 KiB), so nothing allocates.
 pub const MAX_DIM: usize = 4096;
 
+/// The largest norm (and residual norm) an f32-norm encoding stores:
+/// 2^100 ≈ 1.27e30, far above any activation, far enough below `f32::MAX`
+/// that decoding (a transform summing up to `√d` scaled terms) and attention
+/// stay finite. Readers of untrusted codes reject anything larger.
+pub const MAX_NORM: f32 = 1.2676506e30;
+
 /// How norms are stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum NormPrecision {
@@ -91,8 +99,8 @@ impl NormPrecision {
                 Ok(h.to_f32())
             }
             NormPrecision::F32 => {
-                // A finite f64 norm can still round to +∞ in f32.
-                if !v.is_finite() {
+                // Also catches a finite f64 norm that rounds to +∞ in f32.
+                if !(v <= MAX_NORM) {
                     return Err(Error::NonFinite);
                 }
                 out[..4].copy_from_slice(&v.to_le_bytes());
@@ -207,6 +215,12 @@ macro_rules! half_inputs {
         pub fn dim(&self) -> usize {
             self.dim
         }
+
+        /// The largest norm (and residual norm) an f32-norm encoding stores:
+        /// 2^100 ≈ 1.27e30, far above any activation, far enough below `f32::MAX`
+        /// that decoding (a transform summing up to `√d` scaled terms) and attention
+        /// stay finite. Readers of untrusted codes reject anything larger.
+        pub const MAX_NORM: f32 = 1.2676506e30;
 
         /// How norms are stored.
         pub fn norm_precision(&self) -> NormPrecision {
@@ -536,7 +550,7 @@ impl Quantizer {
     }
 
     /// Whether the side information of `code` (its stored norms: one, or
-    /// two for prod) is what an encoder can write: finite and not negative.
+    /// two for prod) is what an encoder can write: in `0..=`[`MAX_NORM`].
     /// Every packed index is valid, so this is the whole check a reader of
     /// untrusted codes needs before decoding; `false` if `code` is short.
     pub fn side_info_is_valid(&self, code: &[u8]) -> bool {
@@ -549,7 +563,7 @@ impl Quantizer {
         code.len() >= self.encoded_len()
             && (0..count).all(|i| {
                 let v = precision.load(&code[i * nb..]);
-                v.is_finite() && v >= 0.0
+                (0.0..=MAX_NORM).contains(&v)
             })
     }
 

@@ -1,0 +1,71 @@
+//! Arbitrary bytes into `KvCache::from_bytes`; attention on whatever is
+//! accepted must succeed with finite outputs (or fail cleanly on an empty
+//! cache), on every backend, with the same result.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use turbokv::KvCache;
+use turbokv::attention;
+use turbokv_fuzz::backends;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(cache) = KvCache::from_bytes(data) else {
+        return;
+    };
+    assert!(cache.len() <= cache.capacity());
+    assert!(cache.as_bytes().len() <= data.len());
+    let cfg = *cache.config();
+    let d = cfg.dim;
+    let mut scratch = vec![0.0f32; attention::scratch_len(&cache)];
+    // Two query heads sharing each KV head (GQA), a fixed smooth query.
+    let q: Vec<f32> = (0..2 * d)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0)
+        .collect();
+    let qn = q[..d].iter().map(|v| v * v).sum::<f32>().sqrt();
+    for head in 0..cfg.heads.min(4) {
+        let keys = cache.keys(head).expect("head in range");
+        let values = cache.values(head).expect("head in range");
+        // Backends reassociate the score sums (within 1e-5 of Σ|terms|);
+        // softmax turns a logit error δ into a relative weight error of
+        // e^{2δ} − 1, so outputs are compared only while the logits stay
+        // moderate: |q|·|k̂|/√d ≤ 20 for every key, with a margin of 8 for
+        // cancellation and the sketch terms. Larger logits may legitimately
+        // differ across backends; they must still be finite.
+        let (kq, vq) = (cache.key_quantizer(), cache.value_quantizer());
+        let mut buf = vec![0.0f32; d];
+        let mut logit_bound = 0.0f32;
+        let mut v_max = 0.0f32;
+        for code in keys.chunks_exact(kq.encoded_len()) {
+            kq.decode(code, &mut buf).unwrap();
+            let kn = buf.iter().map(|v| v * v).sum::<f32>().sqrt();
+            logit_bound = logit_bound.max(8.0 * qn * kn / (d as f32).sqrt());
+        }
+        for code in values.chunks_exact(vq.encoded_len()) {
+            vq.decode(code, &mut buf).unwrap();
+            v_max = buf.iter().fold(v_max, |m, v| m.max(v.abs()));
+        }
+        let comparable = logit_bound <= 20.0;
+        let mut first: Option<Vec<f32>> = None;
+        for b in backends() {
+            let mut out = vec![0.0f32; 2 * d];
+            match attention::attend_on(b, &cache, head, &q, &mut out, &mut scratch) {
+                Ok(()) => {
+                    assert!(out.iter().all(|v| v.is_finite()), "{b}: {out:?}");
+                    if let Some(f) = &first {
+                        if comparable {
+                            for (a, c) in f.iter().zip(&out) {
+                                assert!(
+                                    (a - c).abs() <= 1e-3 * v_max.max(1e-30),
+                                    "{b}: {a} vs {c}"
+                                );
+                            }
+                        }
+                    } else {
+                        first = Some(out);
+                    }
+                }
+                Err(e) => assert!(cache.is_empty(), "{b}: {e}"),
+            }
+        }
+    }
+});
