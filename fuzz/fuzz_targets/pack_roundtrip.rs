@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if !(1..=8).contains(&bits) {
         let mut out = vec![0u8; 64];
         assert!(pack::pack(bits, &indices, &mut out).is_err());
-        assert!(pack::unpack(bits, &out, &mut vec![0u8; 4]).is_err());
+        assert!(pack::unpack(bits, &out, &mut [0u8; 4]).is_err());
         return;
     }
     assert_eq!(len, (n * bits as usize).div_ceil(8));

@@ -100,7 +100,7 @@ impl NormPrecision {
             }
             NormPrecision::F32 => {
                 // Also catches a finite f64 norm that rounds to +∞ in f32.
-                if !(v <= MAX_NORM) {
+                if !(0.0..=MAX_NORM).contains(&v) {
                     return Err(Error::NonFinite);
                 }
                 out[..4].copy_from_slice(&v.to_le_bytes());
