@@ -131,7 +131,9 @@ fn overflowing_scores_are_an_error_not_nan() {
     };
     let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
     let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
-    let big: Vec<f32> = (0..16).map(|i| if i % 2 == 0 { 1e29 } else { -2e29 }).collect();
+    let big: Vec<f32> = (0..16)
+        .map(|i| if i % 2 == 0 { 1e29 } else { -2e29 })
+        .collect();
     cache.push(&big, &big).unwrap();
     let mut scratch = vec![0.0f32; 1000];
     let mut out = [0.0f32; 16];
