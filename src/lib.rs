@@ -39,6 +39,7 @@
 //! ## Features
 //!
 //! - `std` (default): runtime detection through `std`; implies `alloc`.
+//! - `capi`: the C ABI (module `capi`, declared in `include/turbokv.h`).
 //! - `alloc`: what allocates: the owning [`KvCache`], `metrics::bootstrap_ci`
 //!   and `metrics::mann_whitney` (whose `_in` twin takes caller scratch).
 //!
@@ -71,6 +72,8 @@ extern crate std;
 
 pub mod attention;
 mod backend;
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod codebook;
 mod error;
 pub mod metrics;
