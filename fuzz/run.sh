@@ -13,7 +13,7 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     echo "=== $t: ${secs} s"
     cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
+        -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
         grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec|#[0-9]+ +DONE)|ERROR|panicked|SUMMARY" || true
     if ls "artifacts/$t"/crash-* >/dev/null 2>&1 || ls "artifacts/$t"/oom-* >/dev/null 2>&1; then
         echo "finding in $t: $(ls artifacts/$t)"

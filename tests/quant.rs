@@ -328,6 +328,20 @@ fn bad_arguments_are_errors() {
         BaselineQuantizer::new(1, 3).err(),
         Some(Error::InvalidDim { dim: 1 })
     );
+    // Regression (fuzz, encode_decode): a baseline wider than MAX_DIM encoded
+    // f32 input but refused the same vector in f16; every quantiser now
+    // stops at MAX_DIM.
+    assert_eq!(
+        BaselineQuantizer::new(MAX_DIM + 1, 3).err(),
+        Some(Error::InvalidDim { dim: MAX_DIM + 1 })
+    );
+    let wide = BaselineQuantizer::new(MAX_DIM, 2).unwrap();
+    let x16 = vec![f16::from_f32(0.5); MAX_DIM];
+    let x32 = vec![0.5f32; MAX_DIM];
+    let (mut a, mut b) = (vec![0u8; wide.encoded_len()], vec![0u8; wide.encoded_len()]);
+    wide.encode_f16(&x16, &mut a).unwrap();
+    wide.encode(&x32, &mut b).unwrap();
+    assert_eq!(a, b);
     let m = MseQuantizer::new(64, 3, 0).unwrap();
     let x = [0.1f32; 64];
     assert_eq!(

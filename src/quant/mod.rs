@@ -30,7 +30,7 @@
 //!   `√d` such magnitudes in f32, which must not overflow.
 //!
 //! Dimensions: the rotating quantisers need a power of two from 8 (prod) or
-//! 2 (MSE) up to [`MAX_DIM`], the baseline any dim from 2 to 65536.
+//! 2 (MSE) up to [`MAX_DIM`], the baseline any dim from 2 to [`MAX_DIM`].
 //!
 //! ```
 //! use turbokv::quant::MseQuantizer;
@@ -58,8 +58,9 @@ use crate::error::need;
 use crate::qjl::{Projection, QjlSketcher};
 use crate::{Backend, Error, Rotation};
 
-/// Largest dim of the rotating quantisers: their rotated copy of the input
-/// lives in a stack buffer of this many f32 (16 KiB), so nothing allocates.
+/// Largest dim of every quantiser: the rotated (or widened f16/bf16) copy of
+/// the input lives in a stack buffer of this many f32 (16 KiB), so nothing
+/// allocates.
 pub const MAX_DIM: usize = 4096;
 
 /// The largest norm (and residual norm) an f32-norm encoding stores:
@@ -110,12 +111,29 @@ impl NormPrecision {
     }
 
     /// Reads a stored norm (never fails: any bit pattern is some value).
+    #[inline]
     pub(crate) fn load(self, code: &[u8]) -> f32 {
         match self {
-            NormPrecision::F16 => f16::from_le_bytes([code[0], code[1]]).to_f32(),
+            NormPrecision::F16 => f16_bits_to_f32(u16::from_le_bytes([code[0], code[1]])),
             NormPrecision::F32 => f32::from_le_bytes([code[0], code[1], code[2], code[3]]),
         }
     }
+}
+
+/// IEEE binary16 bits to f32, exactly (what `half::f16::to_f32` returns for
+/// every non-NaN value; NaNs stay NaN). Branch-free, so that the attention
+/// loops that read one stored norm per token inline and vectorise it rather
+/// than call out per value: the exponent and mantissa move into f32
+/// position and a multiplication by 2^112 rebiases the exponent, which is
+/// exact for normals and turns subnormals into the right normals.
+#[inline]
+pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let em = (h as u32) & 0x7fff;
+    let finite = f32::from_bits(em << 13) * f32::from_bits(0x7780_0000);
+    let special = f32::from_bits((em << 13) | 0x7f80_0000);
+    let v = if em >= 0x7c00 { special } else { finite };
+    f32::from_bits(v.to_bits() | sign)
 }
 
 /// `‖x‖₂` in f64, or `NonFinite`.
@@ -442,9 +460,13 @@ impl BaselineQuantizer {
     /// A `bits`-bit baseline quantiser of `dim`-dimensional vectors.
     ///
     /// # Errors
-    /// [`Error::InvalidDim`] unless `dim ∈ 2..=65536`;
-    /// [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
+    /// [`Error::InvalidDim`] unless `dim ∈ 2..=`[`MAX_DIM`] (any dim, not
+    /// only powers of two); [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
     pub fn new(dim: usize, bits: u8) -> Result<Self, Error> {
+        // The f16/bf16 entry points widen into a MAX_DIM stack buffer.
+        if !(2..=MAX_DIM).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
         Ok(BaselineQuantizer {
             dim,
             codebook: Codebook::lloyd_max(dim, bits)?,
@@ -654,6 +676,22 @@ impl Scheme {
             Scheme::Kv => "kv",
             Scheme::Kqv => "kqv",
             Scheme::Qkqv => "qkqv",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn f16_conversion_matches_half_on_every_value() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h).to_f32();
+            let got = super::f16_bits_to_f32(h);
+            if want.is_nan() {
+                assert!(got.is_nan(), "{h:#06x}");
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "{h:#06x}");
+            }
         }
     }
 }
