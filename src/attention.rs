@@ -202,8 +202,8 @@ fn probabilities<B: AsRef<[u8]>>(
             codebook::dot_rows_on(backend, cb, qr, &keys[2 * nb..], row, probs)?;
         }
     }
-    for (i, pr) in probs.iter_mut().enumerate() {
-        *pr *= norm.load(&keys[i * row..]);
+    for (pr, code) in probs.iter_mut().zip(keys.chunks_exact(row)) {
+        *pr *= norm.load(code);
     }
     if let Quantizer::Prod(p) = kq {
         let sk = p.sketcher();
@@ -214,8 +214,12 @@ fn probabilities<B: AsRef<[u8]>>(
         let signs = 2 * nb + codebook::pack::packed_len(d, p.mse().codebook().bits());
         qjl::signed_sum_rows_on(backend, sq, &keys[signs..], row, extra)?;
         let c = sk.scale();
-        for (i, (pr, &e)) in probs.iter_mut().zip(extra.iter()).enumerate() {
-            *pr += c * norm.load(&keys[i * row + nb..]) * e;
+        for ((pr, &e), code) in probs
+            .iter_mut()
+            .zip(extra.iter())
+            .zip(keys.chunks_exact(row))
+        {
+            *pr += c * norm.load(&code[nb..]) * e;
         }
     }
     // A finite query against finite norms can still overflow a score.
@@ -225,16 +229,43 @@ fn probabilities<B: AsRef<[u8]>>(
     // Stable softmax of the scaled scores.
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;
     let max = probs.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s * inv));
-    let mut sum = 0.0f64;
     for pr in probs.iter_mut() {
-        *pr = libm::expf(*pr * inv - max);
-        sum += *pr as f64;
+        *pr = exp_nonpositive(*pr * inv - max);
     }
+    let sum: f64 = probs.iter().map(|&p| p as f64).sum();
     let norm_sum = (1.0 / sum) as f32;
     for pr in probs.iter_mut() {
         *pr *= norm_sum;
     }
     Ok(())
+}
+
+/// `e^x` for `x ≤ 0` within 2e-7 relative (tested against `libm::exp`),
+/// without a call, so that the softmax loop vectorises: `e^x = 2^n · e^t`
+/// with `n` the integer nearest `x·log2 e` (rounded by the 1.5·2^23 trick),
+/// `t = x − n·ln 2` reduced in two exact steps (Cody–Waite: `ln 2` split so
+/// that `n·LN2_HI` is exact), `|t| ≤ 0.35`, and `e^t` from its Taylor
+/// series to degree 7 (truncation below 6e-9). Arguments under −87 (where
+/// `e^x` leaves the normal range) are clamped there: about 1.6e-38, nothing
+/// next to the softmax maximum's `e^0 = 1` in the normalising sum.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4; // 0x3f31_8000: 9 significant bits
+    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 − LN2_HI
+    const ROUND: f32 = 12_582_912.0; // 1.5·2^23
+    let x = x.max(-87.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = (x - n * LN2_HI) - n * LN2_LO;
+    // e^t = Σ t^k/k!, k ≤ 7, by Horner.
+    let p = 1.0
+        + t * (1.0
+            + t * (0.5
+                + t * (1.0 / 6.0
+                    + t * (1.0 / 24.0
+                        + t * (1.0 / 120.0 + t * (1.0 / 720.0 + t * (1.0 / 5040.0)))))));
+    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    p * scale
 }
 
 /// `Σ_t probs[t]·v̂_t` into `out`, in the rotated and sketch domains.
@@ -262,8 +293,8 @@ fn values<B: AsRef<[u8]>>(
     let codes = codebook::pack::packed_len(d, cb.bits());
     // Weights p_t·‖v_t‖, then one pass over the value codes.
     let (weights, rest) = rest.split_at_mut(probs.len());
-    for (i, (w, &p)) in weights.iter_mut().zip(probs).enumerate() {
-        *w = p * norm.load(&vals[i * row..]);
+    for ((w, &p), code) in weights.iter_mut().zip(probs).zip(vals.chunks_exact(row)) {
+        *w = p * norm.load(code);
     }
     codebook::accumulate_rows_on(backend, cb, &vals[codes_at..], row, weights, out)?;
     match vq {
@@ -274,8 +305,8 @@ fn values<B: AsRef<[u8]>>(
             let m = sk.m();
             let acc = &mut rest[..m];
             acc.fill(0.0);
-            for (i, (w, &p)) in weights.iter_mut().zip(probs).enumerate() {
-                *w = p * norm.load(&vals[i * row + nb..]);
+            for ((w, &p), code) in weights.iter_mut().zip(probs).zip(vals.chunks_exact(row)) {
+                *w = p * norm.load(&code[nb..]);
             }
             qjl::accumulate_signs_rows_on(backend, &vals[2 * nb + codes..], row, weights, acc)?;
             sk.transpose_on(backend, acc, tmp)?;
@@ -287,4 +318,23 @@ fn values<B: AsRef<[u8]>>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exp_nonpositive_is_within_2e_7_of_expf() {
+        let mut worst = 0.0f64;
+        for i in 0..=1_000_000u32 {
+            let x = -87.0 * i as f32 / 1_000_000.0;
+            let want = libm::exp(x as f64);
+            let got = super::exp_nonpositive(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 2e-7, "worst relative error {worst}");
+        assert_eq!(super::exp_nonpositive(0.0), 1.0);
+        assert_eq!(super::exp_nonpositive(-0.0), 1.0);
+        let tiny = super::exp_nonpositive(-1000.0);
+        assert!(tiny > 0.0 && tiny < 2e-38, "{tiny}");
+    }
 }

@@ -111,7 +111,7 @@ impl NormPrecision {
     }
 
     /// Reads a stored norm (never fails: any bit pattern is some value).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn load(self, code: &[u8]) -> f32 {
         match self {
             NormPrecision::F16 => f16_bits_to_f32(u16::from_le_bytes([code[0], code[1]])),
