@@ -222,17 +222,34 @@ fn probabilities<B: AsRef<[u8]>>(
             *pr += c * norm.load(&code[nb..]) * e;
         }
     }
+    // Stable softmax of the scaled scores. The reductions keep LANES
+    // independent partial results so that they vectorise instead of
+    // waiting on one dependency chain per token.
+    const LANES: usize = 16;
+    let inv = (1.0 / libm::sqrt(d as f64)) as f32;
+    let mut top = [f32::NEG_INFINITY; LANES];
     // A finite query against finite norms can still overflow a score.
-    if !probs.iter().all(|s| s.is_finite()) {
+    let mut bad = [false; LANES];
+    for chunk in probs.chunks(LANES) {
+        for ((m, b), &s) in top.iter_mut().zip(bad.iter_mut()).zip(chunk) {
+            *b |= !s.is_finite();
+            *m = m.max(s * inv);
+        }
+    }
+    if bad.iter().any(|&b| b) {
         return Err(Error::NonFinite);
     }
-    // Stable softmax of the scaled scores.
-    let inv = (1.0 / libm::sqrt(d as f64)) as f32;
-    let max = probs.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s * inv));
+    let max = top.iter().fold(f32::NEG_INFINITY, |a, &m| a.max(m));
     for pr in probs.iter_mut() {
         *pr = exp_nonpositive(*pr * inv - max);
     }
-    let sum: f64 = probs.iter().map(|&p| p as f64).sum();
+    let mut parts = [0.0f64; LANES];
+    for chunk in probs.chunks(LANES) {
+        for (a, &p) in parts.iter_mut().zip(chunk) {
+            *a += p as f64;
+        }
+    }
+    let sum: f64 = parts.iter().sum();
     let norm_sum = (1.0 / sum) as f32;
     for pr in probs.iter_mut() {
         *pr *= norm_sum;
@@ -291,10 +308,20 @@ fn values<B: AsRef<[u8]>>(
         Quantizer::Prod(p) => (p.mse().codebook(), 2 * nb),
     };
     let codes = codebook::pack::packed_len(d, cb.bits());
-    // Weights p_t·‖v_t‖, then one pass over the value codes.
+    // Weights p_t·‖v_t‖ (and p_t·γ_t for prod, read in the same pass over
+    // the rows), then one pass over the value codes.
     let (weights, rest) = rest.split_at_mut(probs.len());
-    for ((w, &p), code) in weights.iter_mut().zip(probs).zip(vals.chunks_exact(row)) {
-        *w = p * norm.load(code);
+    let (residual_weights, rest) = rest.split_at_mut(probs.len());
+    if let Quantizer::Prod(_) = vq {
+        let pairs = weights.iter_mut().zip(residual_weights.iter_mut());
+        for (((w, r), &p), code) in pairs.zip(probs).zip(vals.chunks_exact(row)) {
+            *w = p * norm.load(code);
+            *r = p * norm.load(&code[nb..]);
+        }
+    } else {
+        for ((w, &p), code) in weights.iter_mut().zip(probs).zip(vals.chunks_exact(row)) {
+            *w = p * norm.load(code);
+        }
     }
     codebook::accumulate_rows_on(backend, cb, &vals[codes_at..], row, weights, out)?;
     match vq {
@@ -305,10 +332,8 @@ fn values<B: AsRef<[u8]>>(
             let m = sk.m();
             let acc = &mut rest[..m];
             acc.fill(0.0);
-            for ((w, &p), code) in weights.iter_mut().zip(probs).zip(vals.chunks_exact(row)) {
-                *w = p * norm.load(&code[nb..]);
-            }
-            qjl::accumulate_signs_rows_on(backend, &vals[2 * nb + codes..], row, weights, acc)?;
+            let signs = &vals[2 * nb + codes..];
+            qjl::accumulate_signs_rows_on(backend, signs, row, residual_weights, acc)?;
             sk.transpose_on(backend, acc, tmp)?;
             let c = sk.scale();
             for (o, &v) in out.iter_mut().zip(tmp.iter()) {
