@@ -19,7 +19,7 @@ for t in "${targets[@]}"; do
     log="$(mktemp)"
     status=0
     cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" -rss_limit_mb=4096 \
+        -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=4096 \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec)|ERROR|panicked|SUMMARY|Test unit written" "$log" || true
     rm -f "$log"

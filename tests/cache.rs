@@ -156,6 +156,21 @@ fn from_bytes_names_what_is_wrong() {
 }
 
 #[test]
+fn empty_cache_with_u32_max_heads_opens_without_a_pass_per_head() {
+    // Regression (fuzz, cache_from_bytes, seeded CI run): capacity 0 makes
+    // any head count fit in the header alone; from_bytes used to scan every
+    // head's (empty) norms, 2^32 iterations for 64 bytes of input.
+    let cfg = config(Scheme::Kqv, 4, 1, 64, 0);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    KvCache::new(cfg, &mut buf[..]).unwrap();
+    buf[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    let cache = KvCache::from_bytes(&buf[..]).unwrap();
+    assert_eq!((cache.len(), cache.capacity()), (0, 0));
+    assert_eq!(cache.config().heads, u32::MAX as usize);
+    assert!(cache.keys(u32::MAX as usize - 1).unwrap().is_empty());
+}
+
+#[test]
 fn from_bytes_rejects_norms_no_encoder_writes() {
     for (norm, nan, neg) in [
         (NormPrecision::F16, vec![0x00u8, 0x7E], vec![0x00u8, 0xBC]),

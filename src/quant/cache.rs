@@ -250,8 +250,11 @@ impl<B: AsRef<[u8]>> KvCache<B> {
             v,
         };
         // Every packed index is valid; the stored norms are the one payload
-        // field an encoder could not have written (NaN, ±∞, negative).
-        for head in 0..cache.config.heads {
+        // field an encoder could not have written (NaN, ±∞, negative). With
+        // no token there is nothing to check, and the loop must not run:
+        // a capacity of 0 lets `heads` reach u32::MAX in a 64-byte buffer.
+        let heads = if len == 0 { 0 } else { cache.config.heads };
+        for head in 0..heads {
             for (rows, q) in [(cache.keys(head), &cache.k), (cache.values(head), &cache.v)] {
                 let rows = rows.ok_or(Error::CorruptCache("head out of range"))?;
                 let ok = rows
