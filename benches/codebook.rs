@@ -1,6 +1,7 @@
 //! Criterion benches for the codebook kernels, every SIMD backend beside the
 //! scalar one: `codebook/<op>/<backend>/b<bits>/d<dim>` for quantize_packed,
-//! dequantize, dot (one row) and dot_rows (one query against 4096 rows), and
+//! dequantize, dot (one row), dot_rows (one query against 4096 rows) and
+//! accumulate_rows (4096 weighted rows summed, the value side of attention), and
 //! `codebook/f32dot/<backend>/d128`, the dot of one uncompressed f32 row, as
 //! the reference.
 
@@ -30,6 +31,7 @@ fn kernels(c: &mut Criterion) {
         .sample_size(30);
     let q = data(DIM, 1);
     let rows = data(DIM * ROWS, 2);
+    let q_rows = data(ROWS, 3);
     for bits in [2u8, 3, 4] {
         let cb = Codebook::lloyd_max(DIM, bits).expect("valid codebook");
         let len = pack::packed_len(DIM, bits);
@@ -71,6 +73,20 @@ fn kernels(c: &mut Criterion) {
             group.bench_function(id("dot_rows"), |b| {
                 b.iter(|| {
                     codebook::dot_rows_on(backend, &cb, black_box(&q), &packed, len, &mut scores)
+                })
+            });
+            // The value side of attention: Σ_r w_r·c[idx_r] over 4096 rows.
+            let mut sums = vec![0.0f32; DIM];
+            group.bench_function(id("accumulate_rows"), |b| {
+                b.iter(|| {
+                    codebook::accumulate_rows_on(
+                        backend,
+                        &cb,
+                        &packed,
+                        len,
+                        black_box(&q_rows),
+                        &mut sums,
+                    )
                 })
             });
         }

@@ -1,6 +1,7 @@
 //! Criterion benches for the QJL kernels, every SIMD backend beside the
 //! scalar one: `qjl/<op>/<backend>/m<bits>` for `signed_sum_rows` and
-//! `bitplanes_rows` (B = 4, one query against 4096 sketches) and `hamming`
+//! `bitplanes_rows` (B = 4, one query against 4096 sketches),
+//! `accumulate_signs_rows` (4096 weighted sketches summed) and `hamming`
 //! (one pair, m = 128, 256, 1024), plus `sketch_gaussian` and
 //! `sketch_hadamard` of one vector with d = m (the Hadamard one runs its WHT
 //! on the detected backend; the Gaussian one generates its rows on the fly).
@@ -39,6 +40,7 @@ fn kernels(c: &mut Criterion) {
         let mut planes = vec![0u64; BitPlaneQuery::words_needed(m, 4)];
         let bq = BitPlaneQuery::new(&sq, 4, Rounding::Nearest, &mut planes).expect("valid query");
         let mut out = vec![0.0f32; ROWS];
+        let weights = floats(ROWS, 4);
         group.throughput(Throughput::Elements(ROWS as u64));
         for backend in Backend::available() {
             let id =
@@ -48,6 +50,19 @@ fn kernels(c: &mut Criterion) {
             });
             group.bench_function(id("bitplanes_rows"), |b| {
                 b.iter(|| bq.signed_sum_rows_on(backend, black_box(&rows), m / 8, &mut out))
+            });
+            // The value side of prod attention: Σ_r w_r·s_r over 4096 sketches.
+            let mut acc = vec![0.0f32; m];
+            group.bench_function(id("accumulate_signs_rows"), |b| {
+                b.iter(|| {
+                    qjl::accumulate_signs_rows_on(
+                        backend,
+                        &rows,
+                        m / 8,
+                        black_box(&weights),
+                        &mut acc,
+                    )
+                })
             });
         }
         let x = floats(m, 3);

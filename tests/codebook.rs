@@ -632,3 +632,49 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Rows of whole vectors at 1–4 bits (the shapes the AVX-512 register
+    /// path takes, up to 256 coordinates and past its 64-byte limit), added
+    /// onto a non-zero `out`, from unaligned rows: every backend against
+    /// the scalar kernel.
+    #[test]
+    fn accumulate_rows_in_whole_vectors_matches_scalar(
+        bits in 1u8..=4,
+        vectors in 1usize..=16,
+        rows in 0usize..40,
+        gap in 0usize..3,
+        offset in 0usize..64,
+        seed in any::<u64>(),
+    ) {
+        use turbokv::Backend;
+        let d = 16 * vectors;
+        let cb = Codebook::lloyd_max(d, bits).unwrap();
+        let mut g = SplitMix64::new(seed);
+        let len = pack::packed_len(d, bits);
+        let stride = len + gap;
+        let mut storage = vec![0u8; offset + rows * stride];
+        let packed_all = &mut storage[offset..];
+        for r in 0..rows {
+            let x: Vec<f32> = (0..d).map(|_| (normal(&mut g) * 0.1) as f32).collect();
+            codebook::quantize_packed_on(Backend::Scalar, &cb, &x, &mut packed_all[r * stride..]).unwrap();
+        }
+        let packed = &packed_all[..if rows == 0 { 0 } else { (rows - 1) * stride + len }];
+        let w: Vec<f32> = (0..rows).map(|_| normal(&mut g) as f32).collect();
+        let start: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
+        let mut want = start.clone();
+        codebook::accumulate_rows_on(Backend::Scalar, &cb, packed, stride, &w, &mut want).unwrap();
+        let cmax = cb.centroids().iter().fold(0.0f32, |m, c| m.max(c.abs()));
+        let scale = w.iter().map(|v| v.abs()).sum::<f32>() * cmax
+            + start.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for backend in Backend::available() {
+            let mut got = start.clone();
+            codebook::accumulate_rows_on(backend, &cb, packed, stride, &w, &mut got).unwrap();
+            for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+                prop_assert!((a - b).abs() <= 1e-5 * scale, "coord {} on {}: {} vs {}", j, backend, a, b);
+            }
+        }
+    }
+}

@@ -186,6 +186,19 @@ unsafe impl Lanes for F16 {
     }
 
     #[inline(always)]
+    unsafe fn accumulate_rows_whole(
+        cb: &super::Codebook,
+        rows: &[u8],
+        stride: usize,
+        weights: &[f32],
+        out: &mut [f32],
+    ) -> bool {
+        // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); the
+        // arguments were validated by `accumulate_rows_on`.
+        unsafe { accumulate_whole(cb, rows, stride, weights, out) }
+    }
+
+    #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
@@ -377,6 +390,106 @@ unsafe fn block_group<const B: usize, const NB: usize>(
             _mm512_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 16), *a);
         }
     }
+}
+
+/// `SPREAD[k]`: byte `4i` takes byte `16k + i` (`i < 16`), so that dword
+/// `i` of the result has code `16k + i` of 64 unpacked codes in its low
+/// byte (the other bytes are don't-cares for `vpermps`).
+const SPREAD: [[u8; 64]; 4] = {
+    let mut t = [[0u8; 64]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let mut i = 0;
+        while i < 16 {
+            t[k][4 * i] = (16 * k + i) as u8;
+            i += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// [`accumulate_rows`](super::simd::accumulate_rows) for rows of at most
+/// 64 packed bytes and 16–256 coordinates in whole vectors, at 1–4 bits,
+/// with no trip through memory: each row is one masked load; each 64 codes
+/// are unpacked in a register (`vpermb` + `vpmultishiftqb`, as in
+/// [`unpack64`], without the mask: the table repeats with period 2^bits,
+/// so the bits above a code do not change what `vpermps` picks); each 16
+/// codes are spread to dwords with one `vpermb`, looked up with `vpermps`
+/// and added with one FMA per row, in row order, as the generic kernel.
+/// Returns false (touching nothing) for other shapes.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; the arguments are validated as by
+/// `accumulate_rows_on` (each weight's row of packed bytes fits in `rows`).
+#[inline(always)]
+unsafe fn accumulate_whole(
+    cb: &super::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let b = cb.bits() as usize;
+    let d = out.len();
+    let row_len = super::pack::packed_len(d, b as u8);
+    if b > 4 || d == 0 || !d.is_multiple_of(16) || d > 256 || row_len > 64 {
+        return false;
+    }
+    let groups = d / 16;
+    let c = cb.centroids();
+    let mut table = [0.0f32; 16];
+    for (v, t) in table.iter_mut().enumerate() {
+        *t = c[v % c.len()];
+    }
+    let load_mask: u64 = if row_len == 64 {
+        u64::MAX
+    } else {
+        (1u64 << row_len) - 1
+    };
+    // SAFETY: the ISA is the caller's promise. Loads: the local tables, the
+    // accumulators from out[..d], and each row's first row_len bytes
+    // (masked: bytes past them are not accessed), which fit in `rows` for
+    // every weight (validated). Stores: out[..d].
+    unsafe {
+        let lut = _mm512_loadu_ps(table.as_ptr());
+        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
+        let base = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
+        let mut perm = [base; 4];
+        for (ch, p) in perm.iter_mut().enumerate() {
+            *p = _mm512_add_epi8(base, _mm512_set1_epi8((8 * b * ch) as i8));
+        }
+        let mut spread = [_mm512_setzero_si512(); 4];
+        for (s, t) in spread.iter_mut().zip(&SPREAD) {
+            *s = _mm512_loadu_si512(t.as_ptr().cast());
+        }
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for (g, a) in acc.iter_mut().enumerate().take(groups) {
+            *a = _mm512_loadu_ps(out.as_ptr().add(16 * g));
+        }
+        let mut row = rows.as_ptr();
+        for &w in weights {
+            let data = _mm512_maskz_loadu_epi8(load_mask, row.cast());
+            let wv = _mm512_set1_ps(w);
+            for (ch, p) in perm.iter().enumerate().take(groups.div_ceil(4)) {
+                let codes = _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(*p, data));
+                for (k, s) in spread.iter().enumerate() {
+                    let g = 4 * ch + k;
+                    if g < groups {
+                        let idx = _mm512_permutexvar_epi8(*s, codes);
+                        let cv = _mm512_permutexvar_ps(idx, lut);
+                        acc[g] = _mm512_fmadd_ps(cv, wv, acc[g]);
+                    }
+                }
+            }
+            row = row.wrapping_add(stride);
+        }
+        for (g, a) in acc.iter().enumerate().take(groups) {
+            _mm512_storeu_ps(out.as_mut_ptr().add(16 * g), *a);
+        }
+    }
+    true
 }
 
 /// `PERM[b][8k + j] = k·b + j`: gathers the `b` bytes of code group `k` (8

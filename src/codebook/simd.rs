@@ -68,6 +68,19 @@ pub(super) unsafe trait Lanes: Copy {
     ) -> usize {
         0
     }
+    /// Does all of [`accumulate_rows`] where the backend has a faster way
+    /// for this shape of rows; returns whether it did (else nothing is
+    /// touched). Arguments as for [`accumulate_rows`], validated.
+    #[inline(always)]
+    unsafe fn accumulate_rows_whole(
+        _cb: &Codebook,
+        _rows: &[u8],
+        _stride: usize,
+        _weights: &[f32],
+        _out: &mut [f32],
+    ) -> bool {
+        false
+    }
     /// Hints the cache to fetch the line at `p` (which may be out of bounds:
     /// a prefetch never faults and reads nothing the program sees).
     #[inline(always)]
@@ -172,49 +185,99 @@ pub(super) unsafe fn accumulate_rows<V: Lanes>(
     weights: &[f32],
     out: &mut [f32],
 ) {
-    let bits = cb.bits();
-    let c = cb.centroids();
-    let row_len = pack::packed_len(out.len(), bits);
-    let chunk_bytes = 8 * bits as usize;
+    // SAFETY: forwarded from the caller.
+    if unsafe { V::accumulate_rows_whole(cb, rows, stride, weights, out) } {
+        return;
+    }
+    if weights.is_empty() {
+        return;
+    }
+    let row_len = pack::packed_len(out.len(), cb.bits());
+    let chunk_bytes = 8 * cb.bits() as usize;
     // SAFETY: forwarded from the caller.
     let lut = unsafe { V::lut(cb) };
-    let mut buf = [0u8; 64];
     // Coordinates 64 at a time, every row for each: the partial sums stay in
     // registers instead of going through memory once per row (which would
     // chain every row's FMA behind the previous row's store).
     for (ci, chunk) in out.chunks_mut(64).enumerate() {
-        let n = chunk.len();
-        let whole = n / V::LANES;
-        // SAFETY: forwarded; loads read chunk[k·LANES..][..LANES] < n.
-        let mut acc = [unsafe { V::zero() }; 16];
-        for (k, a) in acc.iter_mut().enumerate().take(whole) {
-            // SAFETY: as above.
-            *a = unsafe { V::load(chunk.as_ptr().add(k * V::LANES)) };
-        }
-        for (r, &w) in weights.iter().enumerate() {
-            let row = &rows[r * stride..r * stride + row_len];
-            let src = &row[ci * chunk_bytes..(ci * chunk_bytes + chunk_bytes).min(row_len)];
-            // SAFETY: forwarded; `src` is the packed length of n indices, and
-            // widen reads buf[k·LANES..][..LANES] with (k + 1)·LANES <= n.
-            unsafe {
-                V::unpack(bits, src, &mut buf[..n]);
-                let wv = V::splat(w);
-                for (k, a) in acc.iter_mut().enumerate().take(whole) {
-                    let cv = V::lookup(&lut, V::widen(buf.as_ptr().add(k * V::LANES)));
-                    *a = cv.mul_add(wv, *a);
-                }
+        let first = ci * chunk_bytes;
+        let bytes = chunk_bytes.min(row_len - first);
+        // A constant count of whole vectors for full chunks, so that the
+        // sums are registers, not an array indexed at run time.
+        let whole = if chunk.len() == 64 {
+            64 / V::LANES
+        } else {
+            chunk.len() / V::LANES
+        };
+        // SAFETY: forwarded; `whole · LANES <= chunk.len()`, and each row's
+        // bytes first .. first + bytes lie inside its packed length (with at
+        // least one row, `first < row_len <= rows.len()`).
+        unsafe {
+            accumulate_chunk::<V>(
+                cb,
+                &lut,
+                &rows[first..],
+                stride,
+                bytes,
+                weights,
+                chunk,
+                whole,
+            )
+        };
+    }
+}
+
+/// One chunk of at most 64 coordinates of [`accumulate_rows`]: `whole`
+/// vectors in registers, the rest with scalar code.
+///
+/// # Safety
+/// The ISA of `V` is available; `lut` is `V::lut(cb)`; `whole · LANES <=
+/// out.len() <= 64`; row `r` (one per weight) has the `bytes` packed bytes
+/// of `out.len()` codes at `rows[r·stride..]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn accumulate_chunk<V: Lanes>(
+    cb: &Codebook,
+    lut: &V::Lut,
+    rows: &[u8],
+    stride: usize,
+    bytes: usize,
+    weights: &[f32],
+    out: &mut [f32],
+    whole: usize,
+) {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    let n = out.len();
+    let mut buf = [0u8; 64];
+    // SAFETY: forwarded; loads read out[k·LANES..][..LANES] < n.
+    let mut acc = [unsafe { V::zero() }; 16];
+    for (k, a) in acc.iter_mut().enumerate().take(whole) {
+        // SAFETY: as above.
+        *a = unsafe { V::load(out.as_ptr().add(k * V::LANES)) };
+    }
+    for (r, &w) in weights.iter().enumerate() {
+        let src = &rows[r * stride..r * stride + bytes];
+        // SAFETY: forwarded; `src` is the packed length of n indices, and
+        // widen reads buf[k·LANES..][..LANES] with (k + 1)·LANES <= n.
+        unsafe {
+            V::unpack(bits, src, &mut buf[..n]);
+            let wv = V::splat(w);
+            for (k, a) in acc.iter_mut().enumerate().take(whole) {
+                let cv = V::lookup(lut, V::widen(buf.as_ptr().add(k * V::LANES)));
+                *a = cv.mul_add(wv, *a);
             }
-            for (o, &i) in chunk[whole * V::LANES..]
-                .iter_mut()
-                .zip(&buf[whole * V::LANES..n])
-            {
-                *o += w * c[i as usize];
-            }
         }
-        for (k, a) in acc.iter().enumerate().take(whole) {
-            // SAFETY: as for the loads.
-            unsafe { a.store(chunk.as_mut_ptr().add(k * V::LANES)) };
+        for (o, &i) in out[whole * V::LANES..]
+            .iter_mut()
+            .zip(&buf[whole * V::LANES..n])
+        {
+            *o += w * c[i as usize];
         }
+    }
+    for (k, a) in acc.iter().enumerate().take(whole) {
+        // SAFETY: as for the loads.
+        unsafe { a.store(out.as_mut_ptr().add(k * V::LANES)) };
     }
 }
 

@@ -205,34 +205,71 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
 #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
 unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
     let m = acc.len();
-    // 256 sums at a time stay in 16 registers while every row is added.
+    // Up to 256 sums at a time stay in registers while every row is added:
+    // register counts are constants, so that the sums are not spilled to
+    // the stack (a dynamic count would index an array in memory).
     let mut base = 0;
-    while base + 16 <= m {
-        let count = ((m - base) / 16).min(16);
-        // SAFETY: AVX-512 F by this function's features; acc[base..base +
-        // 16·count] lies inside acc; each row's bytes base/8 .. base/8 +
-        // 2·count lie inside its ⌈m/8⌉ bytes (checked by the caller).
-        unsafe {
-            let mut sums = [_mm512_setzero_ps(); 16];
-            for (k, s) in sums.iter_mut().enumerate().take(count) {
-                *s = _mm512_loadu_ps(acc.as_ptr().add(base + 16 * k));
-            }
-            for (r, &w) in weights.iter().enumerate() {
-                let signs = &rows[r * stride + base / 8..];
-                let (plus, minus) = (_mm512_set1_ps(w), _mm512_set1_ps(-w));
-                for (k, s) in sums.iter_mut().enumerate().take(count) {
-                    let bits = u16::from_le_bytes([signs[2 * k], signs[2 * k + 1]]);
-                    *s = _mm512_add_ps(*s, _mm512_mask_blend_ps(bits, minus, plus));
+    // SAFETY (every call): AVX-512 F by this function's features; the sums
+    // acc[base .. base + 16·N] lie inside acc (the branch checks it), and
+    // each row's bytes base/8 .. base/8 + 2·N lie inside its ⌈m/8⌉ bytes
+    // (checked by the caller).
+    while base + 256 <= m {
+        unsafe { sign_group::<16>(rows, stride, weights, acc, base) };
+        base += 256;
+    }
+    for n in [8, 4, 2, 1] {
+        if base + 16 * n <= m {
+            unsafe {
+                match n {
+                    8 => sign_group::<8>(rows, stride, weights, acc, base),
+                    4 => sign_group::<4>(rows, stride, weights, acc, base),
+                    2 => sign_group::<2>(rows, stride, weights, acc, base),
+                    _ => sign_group::<1>(rows, stride, weights, acc, base),
                 }
             }
-            for (k, s) in sums.iter().enumerate().take(count) {
-                _mm512_storeu_ps(acc.as_mut_ptr().add(base + 16 * k), *s);
-            }
+            base += 16 * n;
         }
-        base += 16 * count;
     }
     for (r, &w) in weights.iter().enumerate() {
         super::accumulate_signs_tail(&rows[r * stride..], w, acc, base);
+    }
+}
+
+/// Adds `±w` of every row to the `16·N` sums from `acc[base]`, `N`
+/// registers held across all rows.
+///
+/// # Safety
+/// AVX-512 F is available; `base + 16·N <= acc.len()`; every row's first
+/// `⌈acc.len()/8⌉` bytes fit in `rows` (`stride` apart, one per weight).
+#[inline(always)]
+unsafe fn sign_group<const N: usize>(
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+    base: usize,
+) {
+    // SAFETY: the caller's promises cover every load and store below; the
+    // sign loads read 2 bytes at base/8 + 2k < base/8 + 2·N of each row.
+    unsafe {
+        let mut sums = [_mm512_setzero_ps(); N];
+        for (k, s) in sums.iter_mut().enumerate() {
+            *s = _mm512_loadu_ps(acc.as_ptr().add(base + 16 * k));
+        }
+        // Each row's 16-bit groups go straight from memory into mask
+        // registers (no bounds checks, no shifts in general registers).
+        let mut signs = rows.as_ptr().add(base / 8);
+        for &w in weights {
+            let (plus, minus) = (_mm512_set1_ps(w), _mm512_set1_ps(-w));
+            for (k, s) in sums.iter_mut().enumerate() {
+                let bits = core::ptr::read_unaligned(signs.add(2 * k).cast::<u16>());
+                *s = _mm512_add_ps(*s, _mm512_mask_blend_ps(bits, minus, plus));
+            }
+            signs = signs.wrapping_add(stride);
+        }
+        for (k, s) in sums.iter().enumerate() {
+            _mm512_storeu_ps(acc.as_mut_ptr().add(base + 16 * k), *s);
+        }
     }
 }
 
