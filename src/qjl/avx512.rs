@@ -209,16 +209,17 @@ unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc
     // register counts are constants, so that the sums are not spilled to
     // the stack (a dynamic count would index an array in memory).
     let mut base = 0;
-    // SAFETY (every call): AVX-512 F by this function's features; the sums
-    // acc[base .. base + 16·N] lie inside acc (the branch checks it), and
-    // each row's bytes base/8 .. base/8 + 2·N lie inside its ⌈m/8⌉ bytes
-    // (checked by the caller).
     while base + 256 <= m {
+        // SAFETY: AVX-512 F by this function's features; the sums acc[base
+        // .. base + 16·N] lie inside acc (the loop condition), and each
+        // row's bytes base/8 .. base/8 + 2·N lie inside its ⌈m/8⌉ bytes
+        // (checked by the caller).
         unsafe { sign_group::<16>(rows, stride, weights, acc, base) };
         base += 256;
     }
     for n in [8, 4, 2, 1] {
         if base + 16 * n <= m {
+            // SAFETY: as above, with the condition of this branch.
             unsafe {
                 match n {
                     8 => sign_group::<8>(rows, stride, weights, acc, base),
