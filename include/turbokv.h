@@ -220,6 +220,12 @@ turbokv_status turbokv_cache_push(turbokv_cache *cache, const float *k, size_t k
  * turbokv_attend needs (may be NULL). */
 turbokv_status turbokv_cache_info(const turbokv_cache *cache, size_t *len, size_t *capacity,
                                   size_t *scratch);
+/* Copies the encoding of token `token`'s key (side 0) or value (side 1)
+ * of KV head `head` into out[0..out_len] (at least the quantiser's encoded
+ * length), ready for turbokv_decode: the cache stores each field of the
+ * encodings (norms, codes, signs) in a region of its own. */
+turbokv_status turbokv_cache_token(const turbokv_cache *cache, uint32_t side, size_t head,
+                                   size_t token, uint8_t *out, size_t out_len);
 /* softmax(q K^T / sqrt(dim)) V over KV head `head`, straight on the
  * compressed cache; q holds one or more query heads of dim floats (grouped-
  * query attention), out the same number. Equals attention over the decoded

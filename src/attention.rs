@@ -44,7 +44,7 @@
 //! ```
 
 use crate::codebook;
-use crate::quant::{KvCache, Quantizer};
+use crate::quant::{KvCache, NormPrecision, Quantizer, f16_bits_to_f32};
 use crate::{Backend, Error, qjl};
 
 /// Sketch bits of a prod quantiser, else 0.
@@ -60,7 +60,7 @@ fn sketch_bits(q: &Quantizer) -> usize {
 pub fn scratch_len<B: AsRef<[u8]>>(cache: &KvCache<B>) -> usize {
     let d = cache.config().dim;
     let m = sketch_bits(cache.key_quantizer()).max(sketch_bits(cache.value_quantizer()));
-    3 * cache.len() + 3 * d + 2 * m
+    2 * cache.len() + d + m
 }
 
 /// Attention of the query head(s) `q` over KV head `head`, on the detected
@@ -104,8 +104,8 @@ pub fn attend_on<B: AsRef<[u8]>>(
             continue;
         }
         let (probs, work) = scratch.split_at_mut(t);
-        probabilities(backend, cache, head, qh, probs, work)?;
-        values(backend, cache, head, probs, oh, work)?;
+        let sum = exponentials(backend, cache, head, qh, probs, work)?;
+        values(backend, cache, head, probs, (1.0 / sum) as f32, oh, work)?;
     }
     Ok(())
 }
@@ -137,7 +137,11 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
     if cache.is_empty() {
         return Ok(());
     }
-    probabilities(backend, cache, head, q, probs, scratch)
+    let inv_sum = (1.0 / exponentials(backend, cache, head, q, probs, scratch)?) as f32;
+    for p in probs.iter_mut() {
+        *p *= inv_sum;
+    }
+    Ok(())
 }
 
 fn check<B: AsRef<[u8]>>(
@@ -170,78 +174,76 @@ fn check<B: AsRef<[u8]>>(
     Ok(())
 }
 
-/// Scores of every key, then the stable softmax, into `probs`.
-fn probabilities<B: AsRef<[u8]>>(
+/// Scores of every key, then `e^(s − max)` of each into `probs`; returns
+/// their sum (the softmax's normaliser, in f64).
+fn exponentials<B: AsRef<[u8]>>(
     backend: Backend,
     cache: &KvCache<B>,
     head: usize,
     q: &[f32],
     probs: &mut [f32],
     work: &mut [f32],
-) -> Result<(), Error> {
+) -> Result<f64, Error> {
     let d = q.len();
     let t = probs.len();
-    let keys = cache.keys(head).ok_or(Error::InvalidDim { dim: head })?;
+    let keys = cache
+        .key_fields(head)
+        .ok_or(Error::InvalidDim { dim: head })?;
     let kq = cache.key_quantizer();
-    let row = kq.encoded_len();
+    let [_, _, row, sketch] = kq.fields();
     let norm = cache.config().norm;
-    let nb = norm.bytes();
     let (qr, rest) = work.split_at_mut(d);
     qr.copy_from_slice(q);
-    match kq {
-        Quantizer::Baseline(b) => {
-            codebook::dot_rows_on(backend, b.codebook(), qr, &keys[nb..], row, probs)?;
-        }
+    let cb = match kq {
+        Quantizer::Baseline(b) => b.codebook(),
         Quantizer::Mse(m) => {
             m.rotation().rotate_on(backend, qr)?;
-            codebook::dot_rows_on(backend, m.codebook(), qr, &keys[nb..], row, probs)?;
+            m.codebook()
         }
         Quantizer::Prod(p) => {
             p.rotation().rotate_on(backend, qr)?;
-            let cb = p.mse().codebook();
-            codebook::dot_rows_on(backend, cb, qr, &keys[2 * nb..], row, probs)?;
+            p.mse().codebook()
         }
-    }
-    for (pr, code) in probs.iter_mut().zip(keys.chunks_exact(row)) {
-        *pr *= norm.load(code);
-    }
+    };
+    codebook::dot_rows_on(backend, cb, qr, keys.codes, row, probs)?;
+    let inv = (1.0 / libm::sqrt(d as f64)) as f32;
     if let Quantizer::Prod(p) = kq {
         let sk = p.sketcher();
-        let m = sk.m();
-        let (sq, rest) = rest.split_at_mut(m);
+        let (sq, rest) = rest.split_at_mut(sk.m());
         let extra = &mut rest[..t];
         sk.project_on(backend, qr, sq)?;
-        let signs = 2 * nb + codebook::pack::packed_len(d, p.mse().codebook().bits());
-        qjl::signed_sum_rows_on(backend, sq, &keys[signs..], row, extra)?;
+        qjl::signed_sum_rows_on(backend, sq, keys.signs, sketch, extra)?;
+        per_norm(norm, probs, keys.norms, |p, n| *p *= n);
+        // The sketch term γ·c·⟨S·q, s⟩, with the residual norms in place of
+        // the raw sums.
         let c = sk.scale();
-        for ((pr, &e), code) in probs
-            .iter_mut()
-            .zip(extra.iter())
-            .zip(keys.chunks_exact(row))
-        {
-            *pr += c * norm.load(&code[nb..]) * e;
+        per_norm(norm, extra, keys.residual_norms, |e, g| *e *= c * g);
+        for (p, &e) in probs.iter_mut().zip(extra.iter()) {
+            *p = (*p + e) * inv;
         }
+    } else {
+        per_norm(norm, probs, keys.norms, |p, n| *p = *p * n * inv);
     }
-    // Stable softmax of the scaled scores. The reductions keep LANES
-    // independent partial results so that they vectorise instead of
-    // waiting on one dependency chain per token.
+    // The reductions keep LANES independent partial results so that they
+    // vectorise instead of waiting on one dependency chain per token.
     const LANES: usize = 16;
-    let inv = (1.0 / libm::sqrt(d as f64)) as f32;
     let mut top = [f32::NEG_INFINITY; LANES];
     // A finite query against finite norms can still overflow a score.
     let mut bad = [false; LANES];
     for chunk in probs.chunks(LANES) {
         for ((m, b), &s) in top.iter_mut().zip(bad.iter_mut()).zip(chunk) {
             *b |= !s.is_finite();
-            *m = m.max(s * inv);
+            *m = m.max(s);
         }
     }
     if bad.iter().any(|&b| b) {
         return Err(Error::NonFinite);
     }
     let max = top.iter().fold(f32::NEG_INFINITY, |a, &m| a.max(m));
-    for pr in probs.iter_mut() {
-        *pr = exp_nonpositive(*pr * inv - max);
+    // Two loops: with the f64 sum in the same loop, the exponentials would
+    // vectorise only as wide as two f64 lanes.
+    for p in probs.iter_mut() {
+        *p = exp_nonpositive(*p - max);
     }
     let mut parts = [0.0f64; LANES];
     for chunk in probs.chunks(LANES) {
@@ -249,12 +251,31 @@ fn probabilities<B: AsRef<[u8]>>(
             *a += p as f64;
         }
     }
-    let sum: f64 = parts.iter().sum();
-    let norm_sum = (1.0 / sum) as f32;
-    for pr in probs.iter_mut() {
-        *pr *= norm_sum;
+    Ok(parts.iter().sum())
+}
+
+/// `f(&mut values[t], norm t)` over the norms stored contiguously in
+/// `stored`, with the precision fixed outside the loop so that it
+/// vectorises.
+#[inline(always)]
+fn per_norm(
+    norm: NormPrecision,
+    values: &mut [f32],
+    stored: &[u8],
+    mut f: impl FnMut(&mut f32, f32),
+) {
+    match norm {
+        NormPrecision::F16 => {
+            for (v, n) in values.iter_mut().zip(stored.chunks_exact(2)) {
+                f(v, f16_bits_to_f32(u16::from_le_bytes([n[0], n[1]])));
+            }
+        }
+        NormPrecision::F32 => {
+            for (v, n) in values.iter_mut().zip(stored.chunks_exact(4)) {
+                f(v, f32::from_le_bytes([n[0], n[1], n[2], n[3]]));
+            }
+        }
     }
-    Ok(())
 }
 
 /// `e^x` for `x ≤ 0` within 2e-7 relative (tested against `libm::exp`),
@@ -272,7 +293,8 @@ fn exp_nonpositive(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 − LN2_HI
     const ROUND: f32 = 12_582_912.0; // 1.5·2^23
     let x = x.max(-87.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x * LOG2E + ROUND;
+    let n = r - ROUND;
     let t = (x - n * LN2_HI) - n * LN2_LO;
     // e^t = Σ t^k/k!, k ≤ 7, by Horner.
     let p = 1.0
@@ -281,59 +303,55 @@ fn exp_nonpositive(x: f32) -> f32 {
                 + t * (1.0 / 6.0
                     + t * (1.0 / 24.0
                         + t * (1.0 / 120.0 + t * (1.0 / 720.0 + t * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    // r = 1.5·2^23 + n exactly (its ulp is 1), so its low bits are n: 2^n
+    // from integer operations only (an `as i32` cast would not vectorise).
+    let scale = f32::from_bits(r.to_bits().wrapping_sub(0x4b40_0000 - 127) << 23);
     p * scale
 }
 
-/// `Σ_t probs[t]·v̂_t` into `out`, in the rotated and sketch domains.
+/// `Σ_t e[t]·inv_sum·v̂_t` into `out` (`e` from [`exponentials`]), in the
+/// rotated and sketch domains.
 fn values<B: AsRef<[u8]>>(
     backend: Backend,
     cache: &KvCache<B>,
     head: usize,
-    probs: &[f32],
+    e: &[f32],
+    inv_sum: f32,
     out: &mut [f32],
     work: &mut [f32],
 ) -> Result<(), Error> {
     let d = out.len();
-    let vals = cache.values(head).ok_or(Error::InvalidDim { dim: head })?;
+    let t = e.len();
+    let vals = cache
+        .value_fields(head)
+        .ok_or(Error::InvalidDim { dim: head })?;
     let vq = cache.value_quantizer();
-    let row = vq.encoded_len();
+    let [_, _, row, sketch] = vq.fields();
     let norm = cache.config().norm;
-    let nb = norm.bytes();
     let (tmp, rest) = work.split_at_mut(d);
+    let (weights, rest) = rest.split_at_mut(t);
     out.fill(0.0);
-    let (cb, codes_at) = match vq {
-        Quantizer::Baseline(b) => (b.codebook(), nb),
-        Quantizer::Mse(m) => (m.codebook(), nb),
-        Quantizer::Prod(p) => (p.mse().codebook(), 2 * nb),
+    let cb = match vq {
+        Quantizer::Baseline(b) => b.codebook(),
+        Quantizer::Mse(m) => m.codebook(),
+        Quantizer::Prod(p) => p.mse().codebook(),
     };
-    let codes = codebook::pack::packed_len(d, cb.bits());
-    // Weights p_t·‖v_t‖ (and p_t·γ_t for prod, read in the same pass over
-    // the rows), then one pass over the value codes.
-    let (weights, rest) = rest.split_at_mut(probs.len());
-    let (residual_weights, rest) = rest.split_at_mut(probs.len());
-    if let Quantizer::Prod(_) = vq {
-        let pairs = weights.iter_mut().zip(residual_weights.iter_mut());
-        for (((w, r), &p), code) in pairs.zip(probs).zip(vals.chunks_exact(row)) {
-            *w = p * norm.load(code);
-            *r = p * norm.load(&code[nb..]);
-        }
-    } else {
-        for ((w, &p), code) in weights.iter_mut().zip(probs).zip(vals.chunks_exact(row)) {
-            *w = p * norm.load(code);
-        }
-    }
-    codebook::accumulate_rows_on(backend, cb, &vals[codes_at..], row, weights, out)?;
+    // Weights p_t·‖v_t‖ with p_t = e_t·inv_sum (then p_t·γ_t for prod).
+    weights.copy_from_slice(e);
+    per_norm(norm, weights, vals.norms, |w, n| *w = *w * inv_sum * n);
+    codebook::accumulate_rows_on(backend, cb, vals.codes, row, weights, out)?;
     match vq {
         Quantizer::Baseline(_) => {}
         Quantizer::Mse(m) => m.rotation().unrotate_on(backend, out)?,
         Quantizer::Prod(p) => {
             let sk = p.sketcher();
-            let m = sk.m();
-            let acc = &mut rest[..m];
+            let acc = &mut rest[..sk.m()];
             acc.fill(0.0);
-            let signs = &vals[2 * nb + codes..];
-            qjl::accumulate_signs_rows_on(backend, signs, row, residual_weights, acc)?;
+            weights.copy_from_slice(e);
+            per_norm(norm, weights, vals.residual_norms, |w, g| {
+                *w = *w * inv_sum * g
+            });
+            qjl::accumulate_signs_rows_on(backend, vals.signs, sketch, weights, acc)?;
             sk.transpose_on(backend, acc, tmp)?;
             let c = sk.scale();
             for (o, &v) in out.iter_mut().zip(tmp.iter()) {

@@ -1013,6 +1013,38 @@ pub unsafe extern "C" fn turbokv_cache_info(
     })
 }
 
+/// Copies the encoding of token `token`'s key (`side` 0) or value
+/// (`side` 1) of KV head `head` into `out[0..out_len]`: the quantiser's encoded
+/// length, ready for [`turbokv_decode`]. The cache stores each field of
+/// the encodings in its own region, so this is how a C caller reads one.
+///
+/// # Safety
+/// `cache` was created or opened; `out` is valid for `out_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn turbokv_cache_token(
+    cache: *const turbokv_cache,
+    side: u32,
+    head: usize,
+    token: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let (c, out) = unsafe {
+            (
+                load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
+                slice_mut(out, out_len)?,
+            )
+        };
+        match side {
+            0 => c.key(head, token, out).st(),
+            1 => c.value(head, token, out).st(),
+            _ => Err(Error::InvalidParameter("side is 0 (keys) or 1 (values)")).st(),
+        }
+    })
+}
+
 /// Attention of the query head(s) `q[0..q_len]` (a multiple of `dim`:
 /// grouped-query heads sharing KV head `head`) over the cache, into
 /// `out[0..q_len]`, using `scratch[0..scratch_len]`.

@@ -35,14 +35,14 @@ fn filled(cfg: CacheConfig, tokens: usize, seed: u64) -> (Vec<u8>, Vec<Vec<f32>>
 fn slow(cache: &KvCache<&[u8]>, head: usize, q: &[f32]) -> (Vec<f64>, Vec<f64>) {
     let d = cache.config().dim;
     let (kq, vq) = (cache.key_quantizer(), cache.value_quantizer());
-    let (kr, vr) = (kq.encoded_len(), vq.encoded_len());
-    let keys = cache.keys(head).unwrap();
-    let vals = cache.values(head).unwrap();
+    let mut kc = vec![0u8; kq.encoded_len()];
+    let mut vc = vec![0u8; vq.encoded_len()];
     let mut k = vec![0.0f32; d];
     let mut v = vec![0.0f32; d];
     let scores: Vec<f64> = (0..cache.len())
         .map(|t| {
-            kq.decode(&keys[t * kr..(t + 1) * kr], &mut k).unwrap();
+            cache.key(head, t, &mut kc).unwrap();
+            kq.decode(&kc, &mut k).unwrap();
             q.iter()
                 .zip(&k)
                 .map(|(a, b)| *a as f64 * *b as f64)
@@ -56,7 +56,8 @@ fn slow(cache: &KvCache<&[u8]>, head: usize, q: &[f32]) -> (Vec<f64>, Vec<f64>) 
     let p: Vec<f64> = e.iter().map(|x| x / sum).collect();
     let mut out = vec![0.0f64; d];
     for (t, &pt) in p.iter().enumerate() {
-        vq.decode(&vals[t * vr..(t + 1) * vr], &mut v).unwrap();
+        cache.value(head, t, &mut vc).unwrap();
+        vq.decode(&vc, &mut v).unwrap();
         for (o, &x) in out.iter_mut().zip(&v) {
             *o += pt * x as f64;
         }

@@ -54,10 +54,22 @@ proptest! {
         let v_row = cache.value_quantizer().encoded_len();
         prop_assert_eq!(cache.bytes_per_token(), heads * (k_row + v_row));
         for h in 0..heads {
-            prop_assert_eq!(cache.keys(h).unwrap().len(), cache.len() * k_row);
-            prop_assert_eq!(cache.values(h).unwrap().len(), cache.len() * v_row);
+            for (fields, q) in [
+                (cache.key_fields(h).unwrap(), cache.key_quantizer()),
+                (cache.value_fields(h).unwrap(), cache.value_quantizer()),
+            ] {
+                let lens = [fields.norms, fields.residual_norms, fields.codes, fields.signs].map(<[u8]>::len);
+                prop_assert_eq!(lens, q.fields().map(|f| f * cache.len()));
+            }
         }
-        prop_assert!(cache.keys(heads).is_none());
+        prop_assert!(cache.key_fields(heads).is_none());
+        prop_assert!(cache.value_fields(heads).is_none());
+        let mut code = vec![0u8; k_row];
+        prop_assert!(cache.key(0, cache.len(), &mut code).is_err());
+        prop_assert!(cache.key(heads, 0, &mut code).is_err());
+        if !cache.is_empty() {
+            prop_assert!(cache.key(0, 0, &mut code[..k_row - 1]).is_err());
+        }
         // The bytes read back as the same cache, token for token.
         let len = cache.len();
         let again = KvCache::from_bytes(&buf[..]).unwrap();
@@ -89,7 +101,7 @@ proptest! {
             prop_assert!(c.len() <= c.capacity());
             prop_assert!(c.as_bytes().len() <= bad.len());
             for h in 0..c.config().heads {
-                prop_assert!(c.keys(h).is_some() && c.values(h).is_some());
+                prop_assert!(c.key_fields(h).is_some() && c.value_fields(h).is_some());
             }
             // Whatever was accepted attends to finite outputs.
             let d = c.config().dim;
@@ -125,7 +137,9 @@ fn from_bytes_names_what_is_wrong() {
         }
     };
     check(&|b| b[0] = b'X', "bad magic");
-    check(&|b| b[8] = 2, "unsupported version");
+    // Version 1 (whole encodings per token) is a different layout.
+    check(&|b| b[8] = 1, "unsupported version");
+    check(&|b| b[8] = 3, "unsupported version");
     check(&|b| b[12] = 3, "unknown scheme");
     check(&|b| b[13] = 9, "budget or dim not supported");
     check(&|b| b[14] = 2, "unknown projection");
@@ -167,7 +181,13 @@ fn empty_cache_with_u32_max_heads_opens_without_a_pass_per_head() {
     let cache = KvCache::from_bytes(&buf[..]).unwrap();
     assert_eq!((cache.len(), cache.capacity()), (0, 0));
     assert_eq!(cache.config().heads, u32::MAX as usize);
-    assert!(cache.keys(u32::MAX as usize - 1).unwrap().is_empty());
+    assert!(
+        cache
+            .key_fields(u32::MAX as usize - 1)
+            .unwrap()
+            .codes
+            .is_empty()
+    );
 }
 
 #[test]
@@ -190,21 +210,26 @@ fn from_bytes_rejects_norms_no_encoder_writes() {
             ..config(Scheme::Qkqv, 3, 2, 16, 3)
         };
         let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
-        let (k_row, v_row) = {
+        let (k_fields, v_fields) = {
             let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
             cache
                 .push(&token(2, 16, 0, 0.0), &token(2, 16, 0, 1.0))
                 .unwrap();
             (
-                cache.key_quantizer().encoded_len(),
-                cache.value_quantizer().encoded_len(),
+                cache.key_quantizer().fields(),
+                cache.value_quantizer().fields(),
             )
         };
         assert!(KvCache::from_bytes(&buf[..]).is_ok());
         let nb = norm.bytes();
-        // Head 1's key norm, head 0's value residual norm (the second one).
-        let key1 = HEADER_BYTES + cfg.capacity * k_row;
-        let val0 = HEADER_BYTES + 2 * cfg.capacity * k_row + nb;
+        // The documented layout: regions of capacity × field bytes, each
+        // padded to 64, head by head, keys then values.
+        let region = |f: usize| (cfg.capacity * f).div_ceil(64) * 64;
+        let k_bytes: usize = k_fields.iter().map(|&f| region(f)).sum();
+        let head = k_bytes + v_fields.iter().map(|&f| region(f)).sum::<usize>();
+        // Head 1's key norm, head 0's value residual norm (its second field).
+        let key1 = HEADER_BYTES + head;
+        let val0 = HEADER_BYTES + k_bytes + region(v_fields[0]);
         for at in [HEADER_BYTES, key1, val0] {
             for bad in [&nan, &neg] {
                 let mut b = buf.clone();
@@ -220,10 +245,9 @@ fn from_bytes_rejects_norms_no_encoder_writes() {
         }
         // Slots past `len` are not in use and not read.
         let mut b = buf.clone();
-        let unused = HEADER_BYTES + k_row;
+        let unused = HEADER_BYTES + nb;
         b[unused..unused + nb].copy_from_slice(&nan);
         assert!(KvCache::from_bytes(&b[..]).is_ok());
-        let _ = v_row;
     }
 }
 
@@ -236,11 +260,10 @@ fn cache_codes_decode_to_the_pushed_vectors() {
         let (k, v) = (token(2, 64, 3, 0.2), token(2, 64, 5, -0.3));
         cache.push(&k, &v).unwrap();
         let mut back = vec![0.0f32; 64];
+        let mut code = vec![0u8; cache.key_quantizer().encoded_len()];
         for h in 0..2 {
-            cache
-                .key_quantizer()
-                .decode(cache.keys(h).unwrap(), &mut back)
-                .unwrap();
+            cache.key(h, 0, &mut code).unwrap();
+            cache.key_quantizer().decode(&code, &mut back).unwrap();
             let x = &k[h * 64..(h + 1) * 64];
             let err: f32 = x.iter().zip(&back).map(|(a, b)| (a - b) * (a - b)).sum();
             let n2: f32 = x.iter().map(|a| a * a).sum();

@@ -257,13 +257,16 @@ static void test_quantizers(void) {
 }
 
 /* Attention over the decoded keys and values, in double. */
-static void slow_attention(const turbokv_quantizer *kq, const turbokv_quantizer *vq,
-                           const uint8_t *buf, size_t key_off, size_t val_off, size_t klen,
-                           size_t vlen, int ntok, const float *q, double *out) {
+static void slow_attention(const turbokv_cache *cache, const turbokv_quantizer *kq,
+                           const turbokv_quantizer *vq, size_t head, size_t klen, size_t vlen,
+                           int ntok, const float *q, double *out) {
     double s[CAPACITY], m = -INFINITY, z = 0;
     float kd[DIM], vd[DIM];
+    uint8_t code[1024];
+    CHECK(klen <= sizeof code && vlen <= sizeof code);
     for (int t = 0; t < ntok; t++) {
-        turbokv_decode(kq, buf + key_off + (size_t)t * klen, klen, kd, DIM);
+        OK(turbokv_cache_token(cache, 0, head, (size_t)t, code, klen));
+        OK(turbokv_decode(kq, code, klen, kd, DIM));
         double dot = 0;
         for (int j = 0; j < DIM; j++) dot += (double)q[j] * kd[j];
         s[t] = dot / sqrt((double)DIM);
@@ -273,10 +276,15 @@ static void slow_attention(const turbokv_quantizer *kq, const turbokv_quantizer 
     for (int t = 0; t < ntok; t++) {
         double p = exp(s[t] - m);
         z += p;
-        turbokv_decode(vq, buf + val_off + (size_t)t * vlen, vlen, vd, DIM);
+        OK(turbokv_cache_token(cache, 1, head, (size_t)t, code, vlen));
+        OK(turbokv_decode(vq, code, vlen, vd, DIM));
         for (int j = 0; j < DIM; j++) out[j] += p * vd[j];
     }
     for (int j = 0; j < DIM; j++) out[j] /= z;
+    /* Out of range: no such token, no such side, too short a buffer. */
+    CHECK(turbokv_cache_token(cache, 0, head, (size_t)ntok, code, klen) != TURBOKV_OK);
+    CHECK(turbokv_cache_token(cache, 2, head, 0, code, klen) != TURBOKV_OK);
+    CHECK(turbokv_cache_token(cache, 0, head, 0, code, klen - 1) != TURBOKV_OK);
 }
 
 static void test_cache(void) {
@@ -313,12 +321,9 @@ static void test_cache(void) {
     size_t klen = 0, vlen = 0;
     OK(turbokv_quantizer_info(&kq, &klen, NULL));
     OK(turbokv_quantizer_info(&vq, &vlen, NULL));
-    size_t header = 64;
-    size_t key_off = header + 1 * CAPACITY * klen;
-    size_t val_off = header + HEADS * CAPACITY * klen + 1 * CAPACITY * vlen;
     for (int g = 0; g < 2; g++) {
         double want[DIM], scale = 0;
-        slow_attention(&kq, &vq, buf, key_off, val_off, klen, vlen, TOKENS, q + g * DIM, want);
+        slow_attention(&cache, &kq, &vq, 1, klen, vlen, TOKENS, q + g * DIM, want);
         for (int j = 0; j < DIM; j++) scale = fmax(scale, fabs(want[j]));
         for (int j = 0; j < DIM; j++) CHECK(fabs(out[g * DIM + j] - want[j]) <= 1e-4 * scale);
     }

@@ -237,7 +237,11 @@ unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc
 }
 
 /// Adds `±w` of every row to the `16·N` sums from `acc[base]`, `N`
-/// registers held across all rows.
+/// registers held across all rows. `Σ ±w = 2·Σ_{bit set} w − Σ w`: one
+/// masked add per 16 signs and row (the set bits straight from memory into
+/// a mask register), and the total `Σ w` once at the end. This sums in
+/// another order than the scalar kernel; the difference is bounded by a
+/// few ulps of `Σ |w|`, which the tests allow.
 ///
 /// # Safety
 /// AVX-512 F is available; `base + 16·N <= acc.len()`; every row's first
@@ -253,23 +257,22 @@ unsafe fn sign_group<const N: usize>(
     // SAFETY: the caller's promises cover every load and store below; the
     // sign loads read 2 bytes at base/8 + 2k < base/8 + 2·N of each row.
     unsafe {
-        let mut sums = [_mm512_setzero_ps(); N];
-        for (k, s) in sums.iter_mut().enumerate() {
-            *s = _mm512_loadu_ps(acc.as_ptr().add(base + 16 * k));
-        }
-        // Each row's 16-bit groups go straight from memory into mask
-        // registers (no bounds checks, no shifts in general registers).
+        let mut set = [_mm512_setzero_ps(); N];
+        let mut total = _mm512_setzero_ps();
         let mut signs = rows.as_ptr().add(base / 8);
         for &w in weights {
-            let (plus, minus) = (_mm512_set1_ps(w), _mm512_set1_ps(-w));
-            for (k, s) in sums.iter_mut().enumerate() {
+            let wv = _mm512_set1_ps(w);
+            total = _mm512_add_ps(total, wv);
+            for (k, s) in set.iter_mut().enumerate() {
                 let bits = core::ptr::read_unaligned(signs.add(2 * k).cast::<u16>());
-                *s = _mm512_add_ps(*s, _mm512_mask_blend_ps(bits, minus, plus));
+                *s = _mm512_mask_add_ps(*s, bits, *s, wv);
             }
             signs = signs.wrapping_add(stride);
         }
-        for (k, s) in sums.iter().enumerate() {
-            _mm512_storeu_ps(acc.as_mut_ptr().add(base + 16 * k), *s);
+        for (k, s) in set.iter().enumerate() {
+            let at = acc.as_mut_ptr().add(base + 16 * k);
+            let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
+            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
         }
     }
 }

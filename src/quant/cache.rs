@@ -5,7 +5,7 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 0–7 | magic `b"TURBOKV\0"` |
-//! | 8–11 | version (u32, currently 1) |
+//! | 8–11 | version (u32, currently 2; 1 stored each token's encoding whole) |
 //! | 12 | scheme: 0 `Kv`, 1 `Kqv`, 2 `Qkqv` |
 //! | 13 | budget `n` (bits per coordinate, 2–8) |
 //! | 14 | projection: 0 Gaussian, 1 Hadamard |
@@ -18,12 +18,31 @@
 //! | 36–39 | bytes of one encoded value (u32) |
 //! | 40–47 | seed (u64) |
 //! | 48–63 | reserved, zero |
-//! | 64– | keys: head-major, `[head][token][key bytes]`, `heads·capacity` slots |
-//! | then | values: `[head][token][value bytes]`, `heads·capacity` slots |
+//! | 64– | the field regions, below |
 //!
-//! Keys of one head are contiguous rows `key bytes` apart, so scoring runs
-//! over them with the row kernels. The header is a [`bytemuck::Pod`]
-//! [`CacheHeader`]; nothing in the buffer needs alignment.
+//! Each encoded vector is the concatenation of its fields
+//! ([`Quantizer::fields`]): the stored norm, the residual norm (prod only),
+//! the packed codes, the sign sketch (prod only). The cache stores every
+//! field of one head's keys (or values) for all `capacity` tokens in one
+//! region, token `t` at `t · field bytes`; each region is padded to a
+//! multiple of 64 bytes, and the regions follow each other head by head,
+//! keys before values, fields in the order above (an absent field has no
+//! region). So every region starts 64-byte aligned when the buffer does,
+//! the norms of a head are one contiguous array, and the codes are rows
+//! `field bytes` apart with nothing between them, which the row kernels
+//! stream through ([`KvCache::key_fields`], [`KvCache::value_fields`]).
+//! The header is a [`bytemuck::Pod`] [`CacheHeader`]; nothing in the
+//! buffer needs alignment.
+//!
+//! ```text
+//! Kqv, budget 4, d = 128, f16 norms, capacity 1000, one head:
+//! 64      K norms     1000 × 2 B  → 2048 B (padded)
+//! 2112    K codes     1000 × 64 B → 64000 B
+//! 66112   V norms     1000 × 2 B  → 2048 B
+//! 68160   V γ         1000 × 2 B  → 2048 B
+//! 70208   V codes     1000 × 48 B → 48000 B
+//! 118208  V signs     1000 × 16 B → 16000 B   (end 134208)
+//! ```
 //!
 //! [`KvCache::from_bytes`] accepts untrusted bytes: it checks every header
 //! field against the others and against the buffer's length and returns
@@ -32,14 +51,19 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{NormPrecision, Quantizer, Scheme};
+use super::{MAX_DIM, NormPrecision, Quantizer, Scheme};
 use crate::qjl::Projection;
 use crate::{Backend, Error};
+
+/// The longest encoding of any quantiser a cache holds: two f32 norms, 8-bit
+/// codes and an 8·dim-bit sketch at [`MAX_DIM`] (`push` builds one on the
+/// stack).
+const MAX_ENCODED: usize = 8 + MAX_DIM + MAX_DIM;
 
 /// The magic bytes at the start of every cache.
 pub const MAGIC: [u8; 8] = *b"TURBOKV\0";
 /// The layout version this crate writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes of the header.
 pub const HEADER_BYTES: usize = 64;
 
@@ -116,8 +140,7 @@ impl CacheConfig {
             return Err(Error::InvalidDim { dim: 0 });
         }
         let (k, v) = self.quantizers()?;
-        region_end(self.heads, self.capacity, k.encoded_len(), v.encoded_len())
-            .ok_or(Error::CorruptCache("size overflows"))
+        region_end(self.heads, self.capacity, &k, &v).ok_or(Error::CorruptCache("size overflows"))
     }
 }
 
@@ -129,15 +152,45 @@ fn with_norm(q: Quantizer, norm: NormPrecision) -> Quantizer {
     }
 }
 
-/// `64 + heads·capacity·(k + v)`, if it fits in usize (and in u32 fields).
-fn region_end(heads: usize, capacity: usize, k: usize, v: usize) -> Option<usize> {
+/// `x` rounded up to a multiple of 64, if it fits.
+fn pad64(x: usize) -> Option<usize> {
+    Some(x.checked_add(63)? / 64 * 64)
+}
+
+/// Bytes of one head's regions (keys and values), if they fit.
+fn head_bytes(capacity: usize, k: &Quantizer, v: &Quantizer) -> Option<usize> {
+    k.fields()
+        .into_iter()
+        .chain(v.fields())
+        .try_fold(0usize, |sum, f| {
+            sum.checked_add(pad64(capacity.checked_mul(f)?)?)
+        })
+}
+
+/// The end of the last region, `64 + heads · head_bytes`, if it fits in
+/// usize (and the counts in their u32 fields).
+fn region_end(heads: usize, capacity: usize, k: &Quantizer, v: &Quantizer) -> Option<usize> {
     if heads > u32::MAX as usize || capacity > u32::MAX as usize {
         return None;
     }
     heads
-        .checked_mul(capacity)?
-        .checked_mul(k.checked_add(v)?)?
+        .checked_mul(head_bytes(capacity, k, v)?)?
         .checked_add(HEADER_BYTES)
+}
+
+/// The stored fields of one head's keys or values, each `len()` tokens of
+/// that field, contiguous (see the module docs and [`Quantizer::fields`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields<'a> {
+    /// The stored norms `‖x‖` ([`NormPrecision::bytes`] each).
+    pub norms: &'a [u8],
+    /// The residual norms `γ` of prod vectors (empty for the others).
+    pub residual_norms: &'a [u8],
+    /// The packed codes, `packed_len(dim, bits)` bytes each.
+    pub codes: &'a [u8],
+    /// The sign sketches of prod vectors, `m/8` bytes each (empty for the
+    /// others).
+    pub signs: &'a [u8],
 }
 
 /// A compressed KV cache in a byte buffer: `&mut [u8]` (no allocation),
@@ -233,12 +286,7 @@ impl<B: AsRef<[u8]>> KvCache<B> {
         if len > config.capacity {
             return Err(Error::CorruptCache("more tokens than capacity"));
         }
-        match region_end(
-            config.heads,
-            config.capacity,
-            k.encoded_len(),
-            v.encoded_len(),
-        ) {
+        match region_end(config.heads, config.capacity, &k, &v) {
             Some(end) if end <= bytes.len() => {}
             _ => return Err(Error::CorruptCache("buffer shorter than its capacity")),
         }
@@ -254,13 +302,13 @@ impl<B: AsRef<[u8]>> KvCache<B> {
         // no token there is nothing to check, and the loop must not run:
         // a capacity of 0 lets `heads` reach u32::MAX in a 64-byte buffer.
         let heads = if len == 0 { 0 } else { cache.config.heads };
+        let nb = norm.bytes();
         for head in 0..heads {
-            for (rows, q) in [(cache.keys(head), &cache.k), (cache.values(head), &cache.v)] {
-                let rows = rows.ok_or(Error::CorruptCache("head out of range"))?;
-                let ok = rows
-                    .chunks_exact(q.encoded_len())
-                    .take(len)
-                    .all(|code| q.side_info_is_valid(code));
+            for fields in [cache.key_fields(head), cache.value_fields(head)] {
+                let f = fields.ok_or(Error::CorruptCache("head out of range"))?;
+                let ok = [f.norms, f.residual_norms]
+                    .iter()
+                    .all(|stored| stored.chunks_exact(nb).all(|n| norm.is_valid(n)));
                 if !ok {
                     return Err(Error::CorruptCache(
                         "a stored norm is negative, not finite or above MAX_NORM",
@@ -311,35 +359,123 @@ impl<B: AsRef<[u8]>> KvCache<B> {
         bytemuck::pod_read_unaligned(&self.buf.as_ref()[..HEADER_BYTES])
     }
 
-    fn values_start(&self) -> usize {
-        HEADER_BYTES + self.config.heads * self.config.capacity * self.k.encoded_len()
+    /// Where each field region of `head`'s keys (`side` 0) or values
+    /// (`side` 1) starts, with the field's bytes per token: offsets into
+    /// the buffer, valid once `new`/`from_bytes` checked the layout.
+    fn regions(&self, head: usize, side: usize) -> [(usize, usize); 4] {
+        let cap = self.config.capacity;
+        // `new` and `from_bytes` checked that the whole layout fits in
+        // usize, so none of this arithmetic can overflow.
+        let mut at = HEADER_BYTES + head * head_bytes(cap, &self.k, &self.v).unwrap_or(0);
+        let mut out = [(0, 0); 4];
+        for (s, q) in [&self.k, &self.v].into_iter().enumerate() {
+            for (o, f) in out.iter_mut().zip(q.fields()) {
+                if s == side {
+                    *o = (at, f);
+                }
+                at += (cap * f).div_ceil(64) * 64;
+            }
+        }
+        out
     }
 
-    /// The keys of `head`, `len()` rows of `key_quantizer().encoded_len()`
-    /// bytes; `None` if `head` is out of range.
-    pub fn keys(&self, head: usize) -> Option<&[u8]> {
+    fn fields(&self, head: usize, side: usize) -> Option<Fields<'_>> {
         if head >= self.config.heads {
             return None;
         }
-        let row = self.k.encoded_len();
-        let start = HEADER_BYTES + head * self.config.capacity * row;
-        self.buf.as_ref().get(start..start + self.len * row)
+        let buf = self.buf.as_ref();
+        let [n, r, c, s] = self
+            .regions(head, side)
+            .map(|(at, f)| buf.get(at..at + self.len * f));
+        Some(Fields {
+            norms: n?,
+            residual_norms: r?,
+            codes: c?,
+            signs: s?,
+        })
     }
 
-    /// The values of `head`, `len()` rows; `None` if `head` is out of range.
-    pub fn values(&self, head: usize) -> Option<&[u8]> {
-        if head >= self.config.heads {
-            return None;
+    /// The stored fields of `head`'s keys; `None` if `head` is out of range.
+    ///
+    /// ```
+    /// use turbokv::qjl::Projection;
+    /// use turbokv::quant::{CacheConfig, KvCache, NormPrecision, Scheme};
+    ///
+    /// let config = CacheConfig {
+    ///     scheme: Scheme::Kqv, budget: 4, heads: 1, dim: 128, capacity: 1000, seed: 1,
+    ///     projection: Projection::Hadamard, norm: NormPrecision::F16,
+    /// };
+    /// // The worked example of the module docs.
+    /// assert_eq!(config.bytes_needed()?, 134_208);
+    /// let mut cache = KvCache::new(config, vec![0u8; 134_208])?;
+    /// cache.push(&[0.5; 128], &[1.0; 128])?;
+    /// let keys = cache.key_fields(0).unwrap();
+    /// assert_eq!((keys.norms.len(), keys.codes.len(), keys.signs.len()), (2, 64, 0));
+    /// let values = cache.value_fields(0).unwrap();
+    /// assert_eq!((values.residual_norms.len(), values.codes.len(), values.signs.len()), (2, 48, 16));
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
+    pub fn key_fields(&self, head: usize) -> Option<Fields<'_>> {
+        self.fields(head, 0)
+    }
+
+    /// The stored fields of `head`'s values; `None` if `head` is out of
+    /// range.
+    pub fn value_fields(&self, head: usize) -> Option<Fields<'_>> {
+        self.fields(head, 1)
+    }
+
+    /// Copies the encoding of token `token`'s key of `head` into `out` (the
+    /// key quantiser's `encoded_len()` bytes, ready for its `decode`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] if `head` or `token` is out of range;
+    /// [`Error::BufferTooShort`] if `out` is.
+    pub fn key(&self, head: usize, token: usize, out: &mut [u8]) -> Result<(), Error> {
+        self.gather(head, 0, token, out)
+    }
+
+    /// [`key`](Self::key) for the value of `token`.
+    ///
+    /// # Errors
+    /// As [`key`](Self::key).
+    pub fn value(&self, head: usize, token: usize, out: &mut [u8]) -> Result<(), Error> {
+        self.gather(head, 1, token, out)
+    }
+
+    fn gather(&self, head: usize, side: usize, token: usize, out: &mut [u8]) -> Result<(), Error> {
+        let fields = self
+            .fields(head, side)
+            .ok_or(Error::InvalidDim { dim: head })?;
+        if token >= self.len {
+            return Err(Error::InvalidDim { dim: token });
         }
-        let row = self.v.encoded_len();
-        let start = self.values_start() + head * self.config.capacity * row;
-        self.buf.as_ref().get(start..start + self.len * row)
+        let q = if side == 0 { &self.k } else { &self.v };
+        let needed = q.encoded_len();
+        if out.len() < needed {
+            return Err(Error::BufferTooShort {
+                needed,
+                found: out.len(),
+            });
+        }
+        let stored = [
+            fields.norms,
+            fields.residual_norms,
+            fields.codes,
+            fields.signs,
+        ];
+        let mut at = 0;
+        for (region, f) in stored.into_iter().zip(q.fields()) {
+            out[at..at + f].copy_from_slice(&region[token * f..(token + 1) * f]);
+            at += f;
+        }
+        Ok(())
     }
 
-    /// The bytes in use (the whole buffer up to the end of the value region).
+    /// The bytes in use (the whole buffer up to the end of the last region).
     pub fn as_bytes(&self) -> &[u8] {
-        let end =
-            self.values_start() + self.config.heads * self.config.capacity * self.v.encoded_len();
+        let end = region_end(self.config.heads, self.config.capacity, &self.k, &self.v)
+            .unwrap_or(HEADER_BYTES);
         &self.buf.as_ref()[..end]
     }
 }
@@ -426,18 +562,26 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 capacity: self.config.capacity,
             });
         }
-        let (kb, vb) = (self.k.encoded_len(), self.v.encoded_len());
-        let values = self.values_start();
-        let cap = self.config.capacity;
+        // Each head's encoding is made whole on the stack, then its fields
+        // go to their regions.
+        let mut code = [0u8; MAX_ENCODED];
         let t = self.len;
         for h in 0..heads {
-            let ks = HEADER_BYTES + (h * cap + t) * kb;
-            let vs = values + (h * cap + t) * vb;
-            let buf = self.buf.as_mut();
-            self.k
-                .encode(&k[h * dim..(h + 1) * dim], &mut buf[ks..ks + kb])?;
-            self.v
-                .encode(&v[h * dim..(h + 1) * dim], &mut buf[vs..vs + vb])?;
+            for (side, x) in [k, v].into_iter().enumerate() {
+                let q = if side == 0 { &self.k } else { &self.v };
+                let code = code
+                    .get_mut(..q.encoded_len())
+                    .ok_or(Error::InvalidParameter("encoding longer than MAX_ENCODED"))?;
+                q.encode_on(backend, &x[h * dim..(h + 1) * dim], code)?;
+                let regions = self.regions(h, side);
+                let buf = self.buf.as_mut();
+                let mut at = 0;
+                for (start, f) in regions {
+                    let slot = start + t * f;
+                    buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
+                    at += f;
+                }
+            }
         }
         self.len += 1;
         let len = (self.len as u32).to_le_bytes();

@@ -50,7 +50,7 @@
 
 mod cache;
 
-pub use cache::{CacheConfig, CacheHeader, HEADER_BYTES, KvCache, MAGIC, VERSION};
+pub use cache::{CacheConfig, CacheHeader, Fields, HEADER_BYTES, KvCache, MAGIC, VERSION};
 use half::{bf16, f16};
 
 use crate::codebook::{self, Codebook, pack};
@@ -117,6 +117,13 @@ impl NormPrecision {
             NormPrecision::F16 => f16_bits_to_f32(u16::from_le_bytes([code[0], code[1]])),
             NormPrecision::F32 => f32::from_le_bytes([code[0], code[1], code[2], code[3]]),
         }
+    }
+
+    /// Whether the norm stored at the start of `code` is one an encoder can
+    /// write: finite, not negative, at most [`MAX_NORM`].
+    #[inline]
+    pub(crate) fn is_valid(self, code: &[u8]) -> bool {
+        (0.0..=MAX_NORM).contains(&self.load(code))
     }
 }
 
@@ -573,6 +580,45 @@ impl Quantizer {
 
     /// Whether the side information of `code` (its stored norms: one, or
     /// two for prod) is what an encoder can write: in `0..=`[`MAX_NORM`].
+    /// Bytes of the fields an encoding is the concatenation of, in order:
+    /// the stored norm, the residual norm `γ` (prod only, else 0), the
+    /// packed codes, the sign sketch (prod only, else 0). They sum to
+    /// [`encoded_len`](Self::encoded_len); the cache stores each field of
+    /// all tokens contiguously.
+    ///
+    /// ```
+    /// use turbokv::qjl::Projection;
+    /// use turbokv::quant::{ProdQuantizer, Quantizer};
+    ///
+    /// let q = Quantizer::Prod(ProdQuantizer::new(128, 4, 1, Projection::Hadamard)?);
+    /// // f16 norms, 128 codes of 3 bits, 128 sign bits.
+    /// assert_eq!(q.fields(), [2, 2, 48, 16]);
+    /// assert_eq!(q.fields().iter().sum::<usize>(), q.encoded_len());
+    /// # Ok::<(), turbokv::Error>(())
+    /// ```
+    pub fn fields(&self) -> [usize; 4] {
+        match self {
+            Quantizer::Mse(q) => [
+                q.norm.bytes(),
+                0,
+                pack::packed_len(q.dim, q.codebook.bits()),
+                0,
+            ],
+            Quantizer::Prod(q) => [
+                q.norm.bytes(),
+                q.norm.bytes(),
+                pack::packed_len(q.dim, q.mse.codebook.bits()),
+                q.sketcher.sketch_bytes(),
+            ],
+            Quantizer::Baseline(q) => [
+                q.norm.bytes(),
+                0,
+                pack::packed_len(q.dim, q.codebook.bits()),
+                0,
+            ],
+        }
+    }
+
     /// Every packed index is valid, so this is the whole check a reader of
     /// untrusted codes needs before decoding; `false` if `code` is short.
     pub fn side_info_is_valid(&self, code: &[u8]) -> bool {
@@ -582,11 +628,7 @@ impl Quantizer {
             Quantizer::Baseline(q) => (q.norm, 1),
         };
         let nb = precision.bytes();
-        code.len() >= self.encoded_len()
-            && (0..count).all(|i| {
-                let v = precision.load(&code[i * nb..]);
-                (0.0..=MAX_NORM).contains(&v)
-            })
+        code.len() >= self.encoded_len() && (0..count).all(|i| precision.is_valid(&code[i * nb..]))
     }
 
     /// Decodes `code`; see the quantiser's own `decode`.
