@@ -44,8 +44,14 @@
 //! ```
 
 use crate::codebook;
-use crate::quant::{KvCache, NormPrecision, Quantizer, f16_bits_to_f32};
+use crate::quant::{KvCache, Quantizer};
 use crate::{Backend, Error, qjl};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod rows;
 
 /// Sketch bits of a prod quantiser, else 0.
 fn sketch_bits(q: &Quantizer) -> usize {
@@ -207,106 +213,23 @@ fn exponentials<B: AsRef<[u8]>>(
     };
     codebook::dot_rows_on(backend, cb, qr, keys.codes, row, probs)?;
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;
+    let k = rows::kernels(backend);
     if let Quantizer::Prod(p) = kq {
         let sk = p.sketcher();
         let (sq, rest) = rest.split_at_mut(sk.m());
         let extra = &mut rest[..t];
         sk.project_on(backend, qr, sq)?;
         qjl::signed_sum_rows_on(backend, sq, keys.signs, sketch, extra)?;
-        per_norm(norm, probs, keys.norms, |p, n| *p *= n);
-        // The sketch term γ·c·⟨S·q, s⟩, with the residual norms in place of
-        // the raw sums.
-        let c = sk.scale();
-        per_norm(norm, extra, keys.residual_norms, |e, g| *e *= c * g);
-        for (p, &e) in probs.iter_mut().zip(extra.iter()) {
-            *p = (*p + e) * inv;
-        }
+        (k.mul_norms)(norm, probs, keys.norms, 1.0);
+        // The sketch term c·γ·⟨S·q, s⟩ from the raw sums.
+        (k.mul_norms)(norm, extra, keys.residual_norms, sk.scale());
+        (k.add_scaled)(probs, extra, inv);
     } else {
-        per_norm(norm, probs, keys.norms, |p, n| *p = *p * n * inv);
+        (k.mul_norms)(norm, probs, keys.norms, inv);
     }
-    // The reductions keep LANES independent partial results so that they
-    // vectorise instead of waiting on one dependency chain per token.
-    const LANES: usize = 16;
-    let mut top = [f32::NEG_INFINITY; LANES];
     // A finite query against finite norms can still overflow a score.
-    let mut bad = [false; LANES];
-    for chunk in probs.chunks(LANES) {
-        for ((m, b), &s) in top.iter_mut().zip(bad.iter_mut()).zip(chunk) {
-            *b |= !s.is_finite();
-            *m = m.max(s);
-        }
-    }
-    if bad.iter().any(|&b| b) {
-        return Err(Error::NonFinite);
-    }
-    let max = top.iter().fold(f32::NEG_INFINITY, |a, &m| a.max(m));
-    // Two loops: with the f64 sum in the same loop, the exponentials would
-    // vectorise only as wide as two f64 lanes.
-    for p in probs.iter_mut() {
-        *p = exp_nonpositive(*p - max);
-    }
-    let mut parts = [0.0f64; LANES];
-    for chunk in probs.chunks(LANES) {
-        for (a, &p) in parts.iter_mut().zip(chunk) {
-            *a += p as f64;
-        }
-    }
-    Ok(parts.iter().sum())
-}
-
-/// `f(&mut values[t], norm t)` over the norms stored contiguously in
-/// `stored`, with the precision fixed outside the loop so that it
-/// vectorises.
-#[inline(always)]
-fn per_norm(
-    norm: NormPrecision,
-    values: &mut [f32],
-    stored: &[u8],
-    mut f: impl FnMut(&mut f32, f32),
-) {
-    match norm {
-        NormPrecision::F16 => {
-            for (v, n) in values.iter_mut().zip(stored.chunks_exact(2)) {
-                f(v, f16_bits_to_f32(u16::from_le_bytes([n[0], n[1]])));
-            }
-        }
-        NormPrecision::F32 => {
-            for (v, n) in values.iter_mut().zip(stored.chunks_exact(4)) {
-                f(v, f32::from_le_bytes([n[0], n[1], n[2], n[3]]));
-            }
-        }
-    }
-}
-
-/// `e^x` for `x ≤ 0` within 2e-7 relative (tested against `libm::exp`),
-/// without a call, so that the softmax loop vectorises: `e^x = 2^n · e^t`
-/// with `n` the integer nearest `x·log2 e` (rounded by the 1.5·2^23 trick),
-/// `t = x − n·ln 2` reduced in two exact steps (Cody–Waite: `ln 2` split so
-/// that `n·LN2_HI` is exact), `|t| ≤ 0.35`, and `e^t` from its Taylor
-/// series to degree 7 (truncation below 6e-9). Arguments under −87 (where
-/// `e^x` leaves the normal range) are clamped there: about 1.6e-38, nothing
-/// next to the softmax maximum's `e^0 = 1` in the normalising sum.
-#[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4; // 0x3f31_8000: 9 significant bits
-    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 − LN2_HI
-    const ROUND: f32 = 12_582_912.0; // 1.5·2^23
-    let x = x.max(-87.0);
-    let r = x * LOG2E + ROUND;
-    let n = r - ROUND;
-    let t = (x - n * LN2_HI) - n * LN2_LO;
-    // e^t = Σ t^k/k!, k ≤ 7, by Horner.
-    let p = 1.0
-        + t * (1.0
-            + t * (0.5
-                + t * (1.0 / 6.0
-                    + t * (1.0 / 24.0
-                        + t * (1.0 / 120.0 + t * (1.0 / 720.0 + t * (1.0 / 5040.0)))))));
-    // r = 1.5·2^23 + n exactly (its ulp is 1), so its low bits are n: 2^n
-    // from integer operations only (an `as i32` cast would not vectorise).
-    let scale = f32::from_bits(r.to_bits().wrapping_sub(0x4b40_0000 - 127) << 23);
-    p * scale
+    let max = (k.max_finite)(probs).ok_or(Error::NonFinite)?;
+    Ok((k.exp_sum)(probs, max))
 }
 
 /// `Σ_t e[t]·inv_sum·v̂_t` into `out` (`e` from [`exponentials`]), in the
@@ -337,8 +260,9 @@ fn values<B: AsRef<[u8]>>(
         Quantizer::Prod(p) => p.mse().codebook(),
     };
     // Weights p_t·‖v_t‖ with p_t = e_t·inv_sum (then p_t·γ_t for prod).
+    let k = rows::kernels(backend);
     weights.copy_from_slice(e);
-    per_norm(norm, weights, vals.norms, |w, n| *w = *w * inv_sum * n);
+    (k.mul_norms)(norm, weights, vals.norms, inv_sum);
     codebook::accumulate_rows_on(backend, cb, vals.codes, row, weights, out)?;
     match vq {
         Quantizer::Baseline(_) => {}
@@ -348,9 +272,7 @@ fn values<B: AsRef<[u8]>>(
             let acc = &mut rest[..sk.m()];
             acc.fill(0.0);
             weights.copy_from_slice(e);
-            per_norm(norm, weights, vals.residual_norms, |w, g| {
-                *w = *w * inv_sum * g
-            });
+            (k.mul_norms)(norm, weights, vals.residual_norms, inv_sum);
             qjl::accumulate_signs_rows_on(backend, vals.signs, sketch, weights, acc)?;
             sk.transpose_on(backend, acc, tmp)?;
             let c = sk.scale();
@@ -371,13 +293,13 @@ mod tests {
         for i in 0..=1_000_000u32 {
             let x = -87.0 * i as f32 / 1_000_000.0;
             let want = libm::exp(x as f64);
-            let got = super::exp_nonpositive(x) as f64;
+            let got = super::rows::exp_nonpositive(x) as f64;
             worst = worst.max(((got - want) / want).abs());
         }
         assert!(worst < 2e-7, "worst relative error {worst}");
-        assert_eq!(super::exp_nonpositive(0.0), 1.0);
-        assert_eq!(super::exp_nonpositive(-0.0), 1.0);
-        let tiny = super::exp_nonpositive(-1000.0);
+        assert_eq!(super::rows::exp_nonpositive(0.0), 1.0);
+        assert_eq!(super::rows::exp_nonpositive(-0.0), 1.0);
+        let tiny = super::rows::exp_nonpositive(-1000.0);
         assert!(tiny > 0.0 && tiny < 2e-38, "{tiny}");
     }
 }

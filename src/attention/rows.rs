@@ -1,0 +1,314 @@
+//! The per-token loops of attention around the row kernels: norms
+//! applied, the softmax's maximum and exponentials. One plain-Rust source
+//! ([`generic`]), compiled once per backend: as it is for the scalar and
+//! NEON backends (NEON is baseline on aarch64, so the compiler already
+//! vectorises it), and inside `#[target_feature]` functions for AVX2 and
+//! AVX-512 (`instantiate!`), where the compiler vectorises it 8 and 16
+//! lanes wide. The source fixes every operation and its order (Rust never
+//! fuses a multiply and an add on its own), so every backend returns the
+//! same bits; the tests below check it.
+
+use crate::Backend;
+use crate::quant::{NormPrecision, f16_bits_to_f32};
+
+/// The loops for one backend.
+pub(super) struct Kernels {
+    /// `values[t] ← values[t]·n_t·c`, `n_t` the t-th norm stored
+    /// contiguously in `stored`.
+    pub mul_norms: fn(NormPrecision, &mut [f32], &[u8], f32),
+    /// `a[t] ← (a[t] + b[t])·c`.
+    pub add_scaled: fn(&mut [f32], &[f32], f32),
+    /// The largest value, `None` if any value is NaN or ±∞.
+    pub max_finite: fn(&[f32]) -> Option<f32>,
+    /// `values[t] ← e^(values[t] − max)` (`values[t] ≤ max`); returns their
+    /// sum in f64.
+    pub exp_sum: fn(&mut [f32], f32) -> f64,
+}
+
+/// The loops compiled for `backend` (each runs the baseline build where
+/// `backend` is not available).
+pub(super) fn kernels(backend: Backend) -> Kernels {
+    match backend {
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => super::avx512::KERNELS,
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => super::avx2::KERNELS,
+        _ => GENERIC,
+    }
+}
+
+/// The loops as compiled for the target's baseline.
+pub(super) const GENERIC: Kernels = Kernels {
+    mul_norms: generic::mul_norms,
+    add_scaled: generic::add_scaled,
+    max_finite: generic::max_finite,
+    exp_sum: generic::exp_sum,
+};
+
+/// Independent partial results in the reductions: they vectorise instead of
+/// waiting on one dependency chain per token, and fix the order of the sum
+/// for every backend.
+const LANES: usize = 16;
+
+/// The one source of the loops.
+pub(super) mod generic {
+    use super::{LANES, NormPrecision, exp_nonpositive, f16_bits_to_f32};
+
+    /// See [`Kernels::mul_norms`](super::Kernels).
+    #[inline(always)]
+    pub(crate) fn mul_norms(norm: NormPrecision, values: &mut [f32], stored: &[u8], c: f32) {
+        match norm {
+            NormPrecision::F16 => {
+                for (v, n) in values.iter_mut().zip(stored.chunks_exact(2)) {
+                    *v = *v * f16_bits_to_f32(u16::from_le_bytes([n[0], n[1]])) * c;
+                }
+            }
+            NormPrecision::F32 => {
+                for (v, n) in values.iter_mut().zip(stored.chunks_exact(4)) {
+                    *v = *v * f32::from_le_bytes([n[0], n[1], n[2], n[3]]) * c;
+                }
+            }
+        }
+    }
+
+    /// See [`Kernels::add_scaled`](super::Kernels).
+    #[inline(always)]
+    pub(crate) fn add_scaled(a: &mut [f32], b: &[f32], c: f32) {
+        for (x, &y) in a.iter_mut().zip(b) {
+            *x = (*x + y) * c;
+        }
+    }
+
+    /// See [`Kernels::max_finite`](super::Kernels).
+    #[inline(always)]
+    pub(crate) fn max_finite(values: &[f32]) -> Option<f32> {
+        let mut top = [f32::NEG_INFINITY; LANES];
+        let mut bad = [false; LANES];
+        for chunk in values.chunks(LANES) {
+            for ((m, b), &s) in top.iter_mut().zip(bad.iter_mut()).zip(chunk) {
+                *b |= !s.is_finite();
+                *m = m.max(s);
+            }
+        }
+        if bad.iter().any(|&b| b) {
+            return None;
+        }
+        Some(top.iter().fold(f32::NEG_INFINITY, |a, &m| a.max(m)))
+    }
+
+    /// See [`Kernels::exp_sum`](super::Kernels).
+    #[inline(always)]
+    pub(crate) fn exp_sum(values: &mut [f32], max: f32) -> f64 {
+        // Two loops: with the f64 sum in the same loop, the exponentials
+        // would vectorise only as wide as the f64 lanes.
+        for p in values.iter_mut() {
+            *p = exp_nonpositive(*p - max);
+        }
+        let mut parts = [0.0f64; LANES];
+        for chunk in values.chunks(LANES) {
+            for (a, &p) in parts.iter_mut().zip(chunk) {
+                *a += p as f64;
+            }
+        }
+        parts.iter().sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+/// Defines `KERNELS`: the [`generic`] loops compiled with `$features`, each
+/// behind a safe wrapper that runs them only where `$backend` is available
+/// (and the baseline build elsewhere).
+macro_rules! instantiate {
+    ($backend:expr, $features:literal) => {
+        use crate::Backend;
+        use crate::attention::rows::{Kernels, generic};
+        use crate::quant::NormPrecision;
+
+        /// The loops for this backend.
+        pub(in crate::attention) const KERNELS: Kernels = Kernels {
+            mul_norms,
+            add_scaled,
+            max_finite,
+            exp_sum,
+        };
+
+        #[target_feature(enable = $features)]
+        fn mul_norms_simd(norm: NormPrecision, values: &mut [f32], stored: &[u8], c: f32) {
+            generic::mul_norms(norm, values, stored, c)
+        }
+
+        fn mul_norms(norm: NormPrecision, values: &mut [f32], stored: &[u8], c: f32) {
+            if $backend.is_available() {
+                // SAFETY: the backend's instruction set was just confirmed.
+                unsafe { mul_norms_simd(norm, values, stored, c) }
+            } else {
+                generic::mul_norms(norm, values, stored, c)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        fn add_scaled_simd(a: &mut [f32], b: &[f32], c: f32) {
+            generic::add_scaled(a, b, c)
+        }
+
+        fn add_scaled(a: &mut [f32], b: &[f32], c: f32) {
+            if $backend.is_available() {
+                // SAFETY: the backend's instruction set was just confirmed.
+                unsafe { add_scaled_simd(a, b, c) }
+            } else {
+                generic::add_scaled(a, b, c)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        fn max_finite_simd(values: &[f32]) -> Option<f32> {
+            generic::max_finite(values)
+        }
+
+        fn max_finite(values: &[f32]) -> Option<f32> {
+            if $backend.is_available() {
+                // SAFETY: the backend's instruction set was just confirmed.
+                unsafe { max_finite_simd(values) }
+            } else {
+                generic::max_finite(values)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        fn exp_sum_simd(values: &mut [f32], max: f32) -> f64 {
+            generic::exp_sum(values, max)
+        }
+
+        fn exp_sum(values: &mut [f32], max: f32) -> f64 {
+            if $backend.is_available() {
+                // SAFETY: the backend's instruction set was just confirmed.
+                unsafe { exp_sum_simd(values, max) }
+            } else {
+                generic::exp_sum(values, max)
+            }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(super) use instantiate;
+
+/// `e^x` for `x ≤ 0` within 2e-7 relative (tested against `libm::exp`),
+/// without a call, so that the softmax loop vectorises: `e^x = 2^n · e^t`
+/// with `n` the integer nearest `x·log2 e` (rounded by the 1.5·2^23 trick),
+/// `t = x − n·ln 2` reduced in two exact steps (Cody–Waite: `ln 2` split so
+/// that `n·LN2_HI` is exact), `|t| ≤ 0.35`, and `e^t` from its Taylor
+/// series to degree 7 (truncation below 6e-9). Arguments under −87 (where
+/// `e^x` leaves the normal range) are clamped there: about 1.6e-38, nothing
+/// next to the softmax maximum's `e^0 = 1` in the normalising sum.
+#[inline(always)]
+pub(super) fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4; // 0x3f31_8000: 9 significant bits
+    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 − LN2_HI
+    const ROUND: f32 = 12_582_912.0; // 1.5·2^23
+    let x = x.max(-87.0);
+    let r = x * LOG2E + ROUND;
+    let n = r - ROUND;
+    let t = (x - n * LN2_HI) - n * LN2_LO;
+    // e^t = Σ t^k/k!, k ≤ 7, by Horner.
+    let p = 1.0
+        + t * (1.0
+            + t * (0.5
+                + t * (1.0 / 6.0
+                    + t * (1.0 / 24.0
+                        + t * (1.0 / 120.0 + t * (1.0 / 720.0 + t * (1.0 / 5040.0)))))));
+    // r = 1.5·2^23 + n exactly (its ulp is 1), so its low bits are n: 2^n
+    // from integer operations only (an `as i32` cast would not vectorise).
+    let scale = f32::from_bits(r.to_bits().wrapping_sub(0x4b40_0000 - 127) << 23);
+    p * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use std::vec::Vec;
+
+    /// Every backend's loops return the same bits as the baseline build, on
+    /// random lengths (tails of every size) and values with edge cases
+    /// mixed in: ±0, subnormal and large norms, NaN and ±∞ scores.
+    #[test]
+    fn every_backend_matches_the_baseline_bit_for_bit() {
+        let mut g = SplitMix64::new(11);
+        let lens: &[usize] = if cfg!(miri) {
+            &[0, 1, 17, 40]
+        } else {
+            &[0, 1, 2, 15, 16, 17, 31, 33, 100, 257, 1000]
+        };
+        let specials = [
+            0.0f32,
+            -0.0,
+            1e-40,
+            6.0e4,
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            -80.0,
+        ];
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for &n in lens {
+            for trial in 0..4 {
+                let mut v: Vec<f32> = (0..n)
+                    .map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 20) as f32 - 8.0)
+                    .collect();
+                if trial % 2 == 1 && n > 0 {
+                    let at = (g.next_u64() % n as u64) as usize;
+                    v[at] = specials[(g.next_u64() % specials.len() as u64) as usize];
+                }
+                // f16 norms with subnormals mixed in; f32 norms with zeros.
+                let f16: Vec<u8> = (0..n)
+                    .flat_map(|i| {
+                        let h = if i % 7 == 3 {
+                            1u16
+                        } else {
+                            (g.next_u64() & 0x7bff) as u16
+                        };
+                        h.to_le_bytes()
+                    })
+                    .collect();
+                let f32s: Vec<u8> = (0..n)
+                    .flat_map(|i| {
+                        let x = if i % 5 == 1 {
+                            0.0f32
+                        } else {
+                            (g.next_u64() >> 40) as f32 * 1e-3
+                        };
+                        x.to_le_bytes()
+                    })
+                    .collect();
+                for backend in Backend::available() {
+                    let k = kernels(backend);
+                    for (norm, stored) in [(NormPrecision::F16, &f16), (NormPrecision::F32, &f32s)]
+                    {
+                        let (mut a, mut b) = (v.clone(), v.clone());
+                        (GENERIC.mul_norms)(norm, &mut a, stored, 0.37);
+                        (k.mul_norms)(norm, &mut b, stored, 0.37);
+                        assert_eq!(bits(&a), bits(&b), "mul_norms on {backend}, n = {n}");
+                    }
+                    let w: Vec<f32> = v.iter().rev().cloned().collect();
+                    let (mut a, mut b) = (v.clone(), v.clone());
+                    (GENERIC.add_scaled)(&mut a, &w, 0.125);
+                    (k.add_scaled)(&mut b, &w, 0.125);
+                    assert_eq!(bits(&a), bits(&b), "add_scaled on {backend}, n = {n}");
+                    let m = (GENERIC.max_finite)(&v);
+                    assert_eq!(m.map(f32::to_bits), (k.max_finite)(&v).map(f32::to_bits));
+                    assert_eq!(m.is_some(), v.iter().all(|x| x.is_finite()));
+                    let Some(m) = m else { continue };
+                    assert!(v.iter().all(|&x| x <= m) && (n == 0 || v.contains(&m)));
+                    let (mut a, mut b) = (v.clone(), v.clone());
+                    let (sa, sb) = ((GENERIC.exp_sum)(&mut a, m), (k.exp_sum)(&mut b, m));
+                    assert_eq!(sa.to_bits(), sb.to_bits(), "exp_sum on {backend}, n = {n}");
+                    assert_eq!(bits(&a), bits(&b));
+                    // And the sum is right, against libm in f64.
+                    let want: f64 = v.iter().map(|&x| libm::exp((x - m) as f64)).sum();
+                    assert!((sa - want).abs() <= 1e-6 * want.max(1.0), "{sa} vs {want}");
+                }
+            }
+        }
+    }
+}
