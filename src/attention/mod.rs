@@ -66,7 +66,7 @@ fn sketch_bits(q: &Quantizer) -> usize {
 pub fn scratch_len<B: AsRef<[u8]>>(cache: &KvCache<B>) -> usize {
     let d = cache.config().dim;
     let m = sketch_bits(cache.key_quantizer()).max(sketch_bits(cache.value_quantizer()));
-    2 * cache.len() + d + m
+    3 * cache.len() + d + m
 }
 
 /// Attention of the query head(s) `q` over KV head `head`, on the detected
@@ -259,21 +259,35 @@ fn values<B: AsRef<[u8]>>(
         Quantizer::Mse(m) => m.codebook(),
         Quantizer::Prod(p) => p.mse().codebook(),
     };
-    // Weights p_t·‖v_t‖ with p_t = e_t·inv_sum (then p_t·γ_t for prod).
+    // Weights p_t·‖v_t‖ with p_t = e_t·inv_sum (and p_t·γ_t for prod).
     let k = rows::kernels(backend);
     weights.copy_from_slice(e);
     (k.mul_norms)(norm, weights, vals.norms, inv_sum);
-    codebook::accumulate_rows_on(backend, cb, vals.codes, row, weights, out)?;
     match vq {
-        Quantizer::Baseline(_) => {}
-        Quantizer::Mse(m) => m.rotation().unrotate_on(backend, out)?,
+        Quantizer::Baseline(_) => {
+            codebook::accumulate_rows_on(backend, cb, vals.codes, row, weights, out)?
+        }
+        Quantizer::Mse(m) => {
+            codebook::accumulate_rows_on(backend, cb, vals.codes, row, weights, out)?;
+            m.rotation().unrotate_on(backend, out)?;
+        }
         Quantizer::Prod(p) => {
             let sk = p.sketcher();
+            let (residual_weights, rest) = rest.split_at_mut(t);
             let acc = &mut rest[..sk.m()];
             acc.fill(0.0);
-            weights.copy_from_slice(e);
-            (k.mul_norms)(norm, weights, vals.residual_norms, inv_sum);
-            qjl::accumulate_signs_rows_on(backend, vals.signs, sketch, weights, acc)?;
+            residual_weights.copy_from_slice(e);
+            (k.mul_norms)(norm, residual_weights, vals.residual_norms, inv_sum);
+            // Codes and signs of the same tokens in one pass.
+            let rows = codebook::SignedRows {
+                codes: vals.codes,
+                code_stride: row,
+                weights,
+                signs: vals.signs,
+                sign_stride: sketch,
+                sign_weights: residual_weights,
+            };
+            codebook::accumulate_rows_and_signs_on(backend, cb, &rows, out, acc)?;
             sk.transpose_on(backend, acc, tmp)?;
             let c = sk.scale();
             for (o, &v) in out.iter_mut().zip(tmp.iter()) {

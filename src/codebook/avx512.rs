@@ -344,6 +344,9 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     // never fault; the stores write out[16·blk0 … 16·(blk0 + NB)).
     unsafe {
         let keep = _mm512_set1_epi32((1 << B) - 1);
+        // Opaque to the compiler, which would otherwise turn the FMAs by
+        // 1.0 below back into adds.
+        let one = _mm512_set1_ps(core::hint::black_box(1.0));
         let mut acc = [_mm512_setzero_ps(); NB];
         let mut chunk = 0;
         while chunk * 64 < row_len {
@@ -367,20 +370,34 @@ unsafe fn block_group<const B: usize, const NB: usize>(
             }
             let first = chunk * 64 * 8 / B;
             'coords: for k in 0..16 {
+                // The k-th dword of every block's rows, shifted down by B
+                // bits per coordinate (the lowest code needs no shift).
+                let mut x = [_mm512_setzero_si512(); NB];
+                for (x, col) in x.iter_mut().zip(&cols) {
+                    *x = col[k];
+                }
                 for s in 0..per_dword {
                     let j = first + k * per_dword + s;
                     if j >= d {
                         break 'coords;
                     }
                     let t = table[j];
-                    let shift = _mm512_set1_epi32((s * B) as i32);
-                    for (a, col) in acc.iter_mut().zip(&cols) {
-                        let mut codes = _mm512_srlv_epi32(col[k], shift);
+                    for (a, x) in acc.iter_mut().zip(x.iter_mut()) {
+                        let mut codes = *x;
                         if B < 4 {
                             // vpermps reads only the low 4 bits of each lane.
                             codes = _mm512_and_si512(codes, keep);
                         }
-                        *a = _mm512_add_ps(*a, _mm512_permutexvar_ps(codes, t));
+                        // An FMA by 1.0 adds exactly as `vaddps` does, but on
+                        // the FMA pipes: on Zen 4 adds share a pipe with the
+                        // shifts (8 shifts, 8 lookups and 8 adds take 16.3
+                        // cycles, with FMAs in place of the adds 12.5).
+                        *a = _mm512_fmadd_ps(_mm512_permutexvar_ps(codes, t), one, *a);
+                        *x = match B {
+                            1 => _mm512_srli_epi32::<1>(*x),
+                            2 => _mm512_srli_epi32::<2>(*x),
+                            _ => _mm512_srli_epi32::<4>(*x),
+                        };
                     }
                 }
             }
@@ -392,32 +409,143 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     }
 }
 
-/// `SPREAD[k]`: byte `4i` takes byte `16k + i` (`i < 16`), so that dword
-/// `i` of the result has code `16k + i` of 64 unpacked codes in its low
-/// byte (the other bytes are don't-cares for `vpermps`).
-const SPREAD: [[u8; 64]; 4] = {
-    let mut t = [[0u8; 64]; 4];
-    let mut k = 0;
-    while k < 4 {
-        let mut i = 0;
-        while i < 16 {
-            t[k][4 * i] = (16 * k + i) as u8;
-            i += 1;
+/// The value codes of one row, looked up and added with weight `w` into
+/// `acc`, where `acc[4·ch + s]` lane `i` holds coordinate `64·ch + 4·i + s`.
+/// Each 64 codes are unpacked in a register (`vpermb` + `vpmultishiftqb`,
+/// as in [`unpack64`], without the mask: the table repeats with period
+/// 2^bits, so the bits above a code do not change what `vpermps` picks);
+/// then `vpermps` looks up the codes in the low byte of every dword, and
+/// again after shifting the register right by 8, 16 and 24 bits. So the
+/// accumulators are in a permuted order (undone once per call by
+/// [`load_permuted`]/[`store_permuted`]), and each 16 codes cost a lookup
+/// and at most a shift (which Zen 4 runs beside the shuffles), not a
+/// second shuffle to spread them to dwords.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `row` has the `8·b·C ≤ 64` packed
+/// bytes of `64·C` codes under `k.load_mask`.
+#[inline(always)]
+unsafe fn add_row<const C: usize>(
+    row: *const u8,
+    k: &RowConstants<C>,
+    wv: __m512,
+    acc: &mut [[__m512; 4]; C],
+) {
+    // SAFETY: the caller's promises; the masked load reads the row's bytes
+    // only.
+    unsafe {
+        let data = _mm512_maskz_loadu_epi8(k.load_mask, row.cast());
+        for (p, a) in k.perm.iter().zip(acc.iter_mut()) {
+            let codes = _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(*p, data));
+            let idx = [
+                codes,
+                _mm512_srli_epi32::<8>(codes),
+                _mm512_srli_epi32::<16>(codes),
+                _mm512_srli_epi32::<24>(codes),
+            ];
+            for (s, i) in a.iter_mut().zip(idx) {
+                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, k.lut), wv, *s);
+            }
         }
-        k += 1;
     }
-    t
-};
+}
+
+/// `out[..64·C]` into [`add_row`]'s permuted order.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4]; C] {
+    let mut buf = [0.0f32; 64];
+    // SAFETY: AVX-512F (caller); the loads read the local buffer.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 4]; C];
+        for (ch, a) in acc.iter_mut().enumerate() {
+            for (i, b) in buf.iter_mut().enumerate() {
+                // Lane i of register s holds coordinate 4i + s.
+                *b = out[64 * ch + 4 * (i % 16) + i / 16];
+            }
+            for (s, r) in a.iter_mut().enumerate() {
+                *r = _mm512_loadu_ps(buf.as_ptr().add(16 * s));
+            }
+        }
+        acc
+    }
+}
+
+/// [`load_permuted`] undone: the accumulators back into `out[..64·C]`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn store_permuted<const C: usize>(acc: &[[__m512; 4]; C], out: &mut [f32]) {
+    let mut buf = [0.0f32; 64];
+    for (ch, a) in acc.iter().enumerate() {
+        for (s, r) in a.iter().enumerate() {
+            // SAFETY: AVX-512F (caller); the store writes the local buffer.
+            unsafe { _mm512_storeu_ps(buf.as_mut_ptr().add(16 * s), *r) };
+        }
+        for (i, b) in buf.iter().enumerate() {
+            out[64 * ch + 4 * (i % 16) + i / 16] = *b;
+        }
+    }
+}
+
+/// The per-call constants of [`add_row`] for `b`-bit codes.
+struct RowConstants<const C: usize> {
+    /// The bytes of one row (`8·b·C`).
+    load_mask: u64,
+    /// The centroids, repeated with period 2^b.
+    lut: __m512,
+    /// The multishift control.
+    shift: __m512i,
+    /// One `vpermb` control per chunk of 64 codes.
+    perm: [__m512i; C],
+}
+
+/// [`RowConstants`] of `cb` for rows of `64·C` codes.
+///
+/// # Safety
+/// AVX-512F is available; `cb.bits() ∈ 1..=4`.
+#[inline(always)]
+unsafe fn row_constants<const C: usize>(cb: &super::Codebook) -> RowConstants<C> {
+    let b = cb.bits() as usize;
+    let c = cb.centroids();
+    let mut table = [0.0f32; 16];
+    for (v, t) in table.iter_mut().enumerate() {
+        *t = c[v % c.len()];
+    }
+    // SAFETY: AVX-512F (caller); the loads read the local table and PERM.
+    unsafe {
+        let base = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
+        let mut perm = [base; C];
+        for (ch, p) in perm.iter_mut().enumerate() {
+            *p = _mm512_add_epi8(base, _mm512_set1_epi8((8 * b * ch) as i8));
+        }
+        RowConstants {
+            load_mask: byte_mask(super::pack::packed_len(64 * C, b as u8)),
+            lut: _mm512_loadu_ps(table.as_ptr()),
+            shift: _mm512_set1_epi64(shifts(b as u64) as i64),
+            perm,
+        }
+    }
+}
+
+/// The mask of a row's `len ≤ 64` bytes.
+fn byte_mask(len: usize) -> u64 {
+    if len >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    }
+}
 
 /// [`accumulate_rows`](super::simd::accumulate_rows) for rows of at most
-/// 64 packed bytes and 16–256 coordinates in whole vectors, at 1–4 bits,
-/// with no trip through memory: each row is one masked load; each 64 codes
-/// are unpacked in a register (`vpermb` + `vpmultishiftqb`, as in
-/// [`unpack64`], without the mask: the table repeats with period 2^bits,
-/// so the bits above a code do not change what `vpermps` picks); each 16
-/// codes are spread to dwords with one `vpermb`, looked up with `vpermps`
-/// and added with one FMA per row, in row order, as the generic kernel.
-/// Returns false (touching nothing) for other shapes.
+/// 64 packed bytes and 64, 128, 192 or 256 coordinates at 1–4 bits, with
+/// no trip through memory ([`add_row`]): one FMA per 16 codes and row, in
+/// row order, as the generic kernel. Returns false (touching nothing) for
+/// other shapes.
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI are available; the arguments are validated as by
@@ -433,63 +561,121 @@ unsafe fn accumulate_whole(
     let b = cb.bits() as usize;
     let d = out.len();
     let row_len = super::pack::packed_len(d, b as u8);
-    if b > 4 || d == 0 || !d.is_multiple_of(16) || d > 256 || row_len > 64 {
+    if b > 4 || d == 0 || !d.is_multiple_of(64) || row_len > 64 {
         return false;
     }
-    let groups = d / 16;
-    let c = cb.centroids();
-    let mut table = [0.0f32; 16];
-    for (v, t) in table.iter_mut().enumerate() {
-        *t = c[v % c.len()];
-    }
-    let load_mask: u64 = if row_len == 64 {
-        u64::MAX
-    } else {
-        (1u64 << row_len) - 1
-    };
-    // SAFETY: the ISA is the caller's promise. Loads: the local tables, the
-    // accumulators from out[..d], and each row's first row_len bytes
-    // (masked: bytes past them are not accessed), which fit in `rows` for
-    // every weight (validated). Stores: out[..d].
+    // SAFETY: forwarded; d = 64·C with C ≤ 4 (row_len ≤ 64 at b ≥ 1).
     unsafe {
-        let lut = _mm512_loadu_ps(table.as_ptr());
-        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
-        let base = _mm512_loadu_si512(PERM[b].as_ptr().cast());
-        // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
-        let mut perm = [base; 4];
-        for (ch, p) in perm.iter_mut().enumerate() {
-            *p = _mm512_add_epi8(base, _mm512_set1_epi8((8 * b * ch) as i8));
-        }
-        let mut spread = [_mm512_setzero_si512(); 4];
-        for (s, t) in spread.iter_mut().zip(&SPREAD) {
-            *s = _mm512_loadu_si512(t.as_ptr().cast());
-        }
-        let mut acc = [_mm512_setzero_ps(); 16];
-        for (g, a) in acc.iter_mut().enumerate().take(groups) {
-            *a = _mm512_loadu_ps(out.as_ptr().add(16 * g));
-        }
-        let mut row = rows.as_ptr();
-        for &w in weights {
-            let data = _mm512_maskz_loadu_epi8(load_mask, row.cast());
-            let wv = _mm512_set1_ps(w);
-            for (ch, p) in perm.iter().enumerate().take(groups.div_ceil(4)) {
-                let codes = _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(*p, data));
-                for (k, s) in spread.iter().enumerate() {
-                    let g = 4 * ch + k;
-                    if g < groups {
-                        let idx = _mm512_permutexvar_epi8(*s, codes);
-                        let cv = _mm512_permutexvar_ps(idx, lut);
-                        acc[g] = _mm512_fmadd_ps(cv, wv, acc[g]);
-                    }
-                }
-            }
-            row = row.wrapping_add(stride);
-        }
-        for (g, a) in acc.iter().enumerate().take(groups) {
-            _mm512_storeu_ps(out.as_mut_ptr().add(16 * g), *a);
+        match d / 64 {
+            1 => accumulate_chunks::<1>(cb, rows, stride, weights, out),
+            2 => accumulate_chunks::<2>(cb, rows, stride, weights, out),
+            3 => accumulate_chunks::<3>(cb, rows, stride, weights, out),
+            _ => accumulate_chunks::<4>(cb, rows, stride, weights, out),
         }
     }
     true
+}
+
+/// [`accumulate_whole`] for `64·C` coordinates.
+///
+/// # Safety
+/// As [`accumulate_whole`], with `out.len() == 64·C` and rows of at most 64
+/// packed bytes.
+#[inline(always)]
+unsafe fn accumulate_chunks<const C: usize>(
+    cb: &super::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded; every row read lies in the validated rows.
+    unsafe {
+        let k = row_constants::<C>(cb);
+        let mut acc = load_permuted::<C>(out);
+        let mut row = rows.as_ptr();
+        for &w in weights {
+            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut acc);
+            row = row.wrapping_add(stride);
+        }
+        store_permuted::<C>(&acc, out);
+    }
+}
+
+/// [`super::accumulate_rows_and_signs_on`] on AVX-512: both sums in one
+/// pass over the tokens. The value codes' lookups are shuffle-bound, the
+/// sign sums add- and mask-bound, so in one loop the second runs in the
+/// shadow of the first (measured on Zen 4: 20 shuffles, 8 FMAs, 8 mask
+/// loads and 9 adds take the 20 cycles of the shuffles alone). Each part
+/// does exactly the operations of its own kernel, in the same order
+/// ([`accumulate_whole`] and the AVX-512 `accumulate_signs_rows`), so the
+/// results are theirs bit for bit. Returns `Ok(false)`, touching nothing,
+/// for shapes other than `d = m ∈ {64, 128}` at 1–4 bits.
+///
+/// # Errors
+/// [`crate::Error::BackendUnavailable`] without AVX-512.
+pub(super) fn accumulate_rows_and_signs(
+    cb: &super::Codebook,
+    rows: &super::SignedRows<'_>,
+    out: &mut [f32],
+    acc: &mut [f32],
+) -> Result<bool, crate::Error> {
+    Backend::Avx512.check()?;
+    // SAFETY: check() confirmed AVX-512 (F/BW/VBMI); the caller validated
+    // both sets of rows for as many tokens as weights; the shapes match the
+    // instantiations.
+    unsafe {
+        match (cb.bits(), out.len(), acc.len()) {
+            (1..=4, 64, 64) => fused_simd::<1, 4>(cb, rows, out, acc),
+            (1..=4, 128, 128) => fused_simd::<2, 8>(cb, rows, out, acc),
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// [`accumulate_rows_and_signs`] for `64·C` coordinates and `16·N` signs.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `out.len() == 64·C`, `acc.len() ==
+/// 16·N`, rows of at most 64 packed bytes; row `t` of the codes (and of the
+/// signs) fits in `rows.codes` (`rows.signs`) for every `t <
+/// rows.weights.len() == rows.sign_weights.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma")]
+unsafe fn fused_simd<const C: usize, const N: usize>(
+    cb: &super::Codebook,
+    rows: &super::SignedRows<'_>,
+    out: &mut [f32],
+    acc: &mut [f32],
+) {
+    // SAFETY: the ISA is the caller's promise. Loads: out[..64·C],
+    // acc[..16·N], each token's code row (masked, [`add_row`]) and its
+    // first 2·N sign bytes, all inside the validated rows. Stores:
+    // out[..64·C], acc[..16·N].
+    unsafe {
+        let k = row_constants::<C>(cb);
+        let mut sums = load_permuted::<C>(out);
+        let mut set = [_mm512_setzero_ps(); N];
+        let mut total = _mm512_setzero_ps();
+        let (mut row, mut sg) = (rows.codes.as_ptr(), rows.signs.as_ptr());
+        for (&w, &r) in rows.weights.iter().zip(rows.sign_weights) {
+            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut sums);
+            let rv = _mm512_set1_ps(r);
+            total = _mm512_add_ps(total, rv);
+            for (k, s) in set.iter_mut().enumerate() {
+                let bits = core::ptr::read_unaligned(sg.add(2 * k).cast::<u16>());
+                *s = _mm512_mask_add_ps(*s, bits, *s, rv);
+            }
+            row = row.wrapping_add(rows.code_stride);
+            sg = sg.wrapping_add(rows.sign_stride);
+        }
+        store_permuted::<C>(&sums, out);
+        for (k, s) in set.iter().enumerate() {
+            let at = acc.as_mut_ptr().add(16 * k);
+            let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
+            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
+        }
+    }
 }
 
 /// `PERM[b][8k + j] = k·b + j`: gathers the `b` bytes of code group `k` (8

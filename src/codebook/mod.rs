@@ -618,6 +618,63 @@ pub fn accumulate_rows_on(
     )
 }
 
+/// Codes and sign sketches of the same tokens with a weight each: the value
+/// side of attention on prod values (see [`accumulate_rows_and_signs_on`]).
+pub(crate) struct SignedRows<'a> {
+    /// Packed codes, row `t` at `t·code_stride`.
+    pub codes: &'a [u8],
+    /// Bytes from one row of codes to the next.
+    pub code_stride: usize,
+    /// The weight of each row's codes.
+    pub weights: &'a [f32],
+    /// Sign sketches, row `t` at `t·sign_stride`.
+    pub signs: &'a [u8],
+    /// Bytes from one sketch to the next.
+    pub sign_stride: usize,
+    /// The weight of each row's signs (as many as `weights`).
+    pub sign_weights: &'a [f32],
+}
+
+/// [`accumulate_rows_on`]`(cb, codes, code_stride, weights, out)` and
+/// [`crate::qjl::accumulate_signs_rows_on`]`(signs, sign_stride,
+/// sign_weights, acc)` over the same tokens. AVX-512 runs both in one pass
+/// for `d = m ∈ {64, 128}` (the sign sums then cost almost nothing, see
+/// `avx512`), with the same results as the two kernels bit for bit; every
+/// other case calls the two kernels one after the other.
+///
+/// # Errors
+/// As the two kernels; [`Error::LengthMismatch`] unless both kinds of rows
+/// have as many weights.
+pub(crate) fn accumulate_rows_and_signs_on(
+    backend: Backend,
+    cb: &Codebook,
+    rows: &SignedRows<'_>,
+    out: &mut [f32],
+    acc: &mut [f32],
+) -> Result<(), Error> {
+    let r = rows;
+    if r.weights.len() != r.sign_weights.len() {
+        return Err(Error::LengthMismatch {
+            expected: r.weights.len(),
+            found: r.sign_weights.len(),
+        });
+    }
+    let row = packed_len(out.len(), cb.bits());
+    check_rows(row, r.codes.len(), r.code_stride, r.weights.len())?;
+    check_rows(
+        acc.len().div_ceil(8),
+        r.signs.len(),
+        r.sign_stride,
+        r.sign_weights.len(),
+    )?;
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Avx512 && avx512::accumulate_rows_and_signs(cb, r, out, acc)? {
+        return Ok(());
+    }
+    accumulate_rows_on(backend, cb, r.codes, r.code_stride, r.weights, out)?;
+    crate::qjl::accumulate_signs_rows_on(backend, r.signs, r.sign_stride, r.sign_weights, acc)
+}
+
 fn scalar_accumulate_rows(
     cb: &Codebook,
     rows: &[u8],
