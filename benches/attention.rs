@@ -2,7 +2,10 @@
 //! KV head, d = 128: `attention/<scheme>/n<bits>/<backend>/t<tokens>` on the
 //! compressed cache, beside `attention/f32/<backend>/t<tokens>` and
 //! `attention/f16/<backend>/t<tokens>` over the same tokens uncompressed, and
-//! `attention/memcpy/1core/t<tokens>` copying the compressed cache's bytes.
+//! `attention/memcpy/1core/t<tokens>` copying the compressed cache's bytes;
+//! then `attention/kqv/n4/<backend>/t65536h8`, one query against each of 8
+//! KV heads of a cache larger than the LLC, beside
+//! `attention/memcpy/1core/512MB`, a copy from memory to memory.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -151,5 +154,63 @@ fn attention(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, attention);
+/// The same decode past the last-level cache: one query against each of 8
+/// KV heads of 65536 tokens (a 70 MB KQV n = 4 cache; the LLC holds 32 MB),
+/// so every head's codes come from memory, beside a plain copy of 512 MB
+/// (`attention/memcpy/1core/512MB`): the memory bandwidth one core reaches.
+fn past_the_cache(c: &mut Criterion) {
+    const TOKENS: usize = 65536;
+    const HEADS: usize = 8;
+    let mut group = c.benchmark_group("attention");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    let best = Backend::detect();
+    let cfg = CacheConfig {
+        scheme: Scheme::Kqv,
+        budget: 4,
+        heads: HEADS,
+        dim: D,
+        capacity: TOKENS,
+        seed: 5,
+        projection: Projection::Hadamard,
+        norm: NormPrecision::F16,
+    };
+    let mut buf = vec![0u8; cfg.bytes_needed().expect("valid config")];
+    let mut cache = KvCache::new(cfg, &mut buf[..]).expect("fits");
+    let (k, v) = (data(HEADS * D * 64, 1), data(HEADS * D * 64, 2));
+    for t in 0..TOKENS {
+        // 64 distinct tokens, repeated: the codes differ per head anyway.
+        let at = (t % 64) * HEADS * D;
+        cache
+            .push(&k[at..at + HEADS * D], &v[at..at + HEADS * D])
+            .expect("room");
+    }
+    let q = data(D, 3);
+    let mut out = vec![0.0f32; D];
+    let mut scratch = vec![0.0f32; scratch_len(&cache)];
+    group.throughput(Throughput::Bytes(cache.as_bytes().len() as u64));
+    let id = BenchmarkId::new(
+        format!("kqv/n4/{}", best.name()),
+        format!("t{TOKENS}h{HEADS}"),
+    );
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            for head in 0..HEADS {
+                attend_on(best, &cache, head, black_box(&q), &mut out, &mut scratch)
+                    .expect("valid");
+            }
+        })
+    });
+    let from = vec![1u8; 512 << 20];
+    let mut to = vec![0u8; 512 << 20];
+    group.throughput(Throughput::Bytes(from.len() as u64));
+    group.bench_function(BenchmarkId::new("memcpy/1core", "512MB"), |b| {
+        b.iter(|| to.copy_from_slice(black_box(&from)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, attention, past_the_cache);
 criterion_main!(benches);

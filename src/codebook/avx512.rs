@@ -361,9 +361,12 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 let mut r = [_mm512_setzero_si512(); 16];
                 for (i, ri) in r.iter_mut().enumerate() {
                     let at = ((blk0 + nb) * 16 + i) * stride + chunk * 64;
-                    // The same chunk of the rows 4 blocks on, for the next step.
-                    let ahead = rows.as_ptr().wrapping_add(at + 64 * stride);
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                    // The same chunk of the rows 8 blocks on, into L2: past
+                    // the last-level cache the hardware prefetchers alone
+                    // leave the loop waiting on memory (1M rows: 8.5 ms,
+                    // with this 6.0–6.4 ms; 4 blocks on or into L1 is slower).
+                    let ahead = rows.as_ptr().wrapping_add(at + 128 * stride);
+                    _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
                     *ri = _mm512_maskz_loadu_epi8(mask, rows.as_ptr().add(at).cast());
                 }
                 *col = transpose16(&r);
