@@ -3,7 +3,8 @@
 (target/criterion/*/new/estimates.json) into the Markdown tables of
 BENCHMARKS.md: ns per call, ns per element, speed-up over scalar, and the
 ratio to FFHT's published figures (DESIGN §6).
-Usage: python3 tools/bench_table.py [target/criterion]
+Usage: python3 tools/bench_table.py [target/criterion [attention]]
+(with `attention`, only the attention table)
 """
 import json
 import os
@@ -102,7 +103,7 @@ def codebook_table():
     m = op_medians("codebook")
     if not m:
         return
-    op_table(m, ["quantize_packed", "dequantize", "dot", "dot_rows", "f32dot"], str)
+    op_table(m, ["quantize_packed", "dequantize", "dot", "dot_rows", "accumulate_rows", "f32dot"], str)
     print()
     for key in sorted(k for k in m if k[0].endswith("_1m") or k[0] == "memcpy"):
         print(f"- `codebook/{key[0]}/{key[1]}/{key[2].replace('_', '/')}`: {m[key] / 1e6:,.2f} ms")
@@ -112,9 +113,34 @@ def qjl_table():
     """qjl/<op>/<backend>/m<bits>."""
     m = op_medians("qjl")
     if m:
-        ops = ["signed_sum_rows", "bitplanes_rows", "hamming", "sketch_gaussian", "sketch_hadamard"]
+        ops = ["signed_sum_rows", "bitplanes_rows", "accumulate_signs_rows", "hamming",
+               "sketch_gaussian", "sketch_hadamard"]
         op_table(m, ops, lambda v: int(v[1:]))
 
+
+def attention_table():
+    """attention/<id>/<size>: median µs per call, one row per id."""
+    base = os.path.join(ROOT, "attention")
+    if not os.path.isdir(base):
+        return
+    rows = {}
+    for ident in os.listdir(base):
+        for size in os.listdir(os.path.join(base, ident)):
+            path = os.path.join(base, ident, size, "new", "estimates.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    rows.setdefault(ident, {})[size] = json.load(f)["median"]["point_estimate"]
+    sizes = sorted({s for r in rows.values() for s in r})
+    print("| id | " + " | ".join(f"{s} µs" for s in sizes) + " |")
+    print("|" + "---|" * (1 + len(sizes)))
+    for ident in sorted(rows):
+        cells = [f"{rows[ident][s] / 1e3:,.1f}" if s in rows[ident] else "" for s in sizes]
+        print(f"| `attention/{ident.replace('_', '/')}/…` | " + " | ".join(cells) + " |")
+
+
+if len(sys.argv) > 2 and sys.argv[2] == "attention":
+    attention_table()
+    sys.exit(0)
 
 print("### `wht/fwht/<backend>/<n>`: one transform per call (median ns)\n")
 table("wht_fwht", lambda s: int(s), True)
