@@ -564,10 +564,12 @@ unsafe fn accumulate_whole(
     let b = cb.bits() as usize;
     let d = out.len();
     let row_len = super::pack::packed_len(d, b as u8);
-    if b > 4 || d == 0 || !d.is_multiple_of(64) || row_len > 64 {
+    // Up to 4 chunks of 64 codes (16 registers of sums); at 1 or 2 bits a
+    // row of 64 bytes holds more codes than that.
+    if b > 4 || d == 0 || !d.is_multiple_of(64) || d > 256 || row_len > 64 {
         return false;
     }
-    // SAFETY: forwarded; d = 64·C with C ≤ 4 (row_len ≤ 64 at b ≥ 1).
+    // SAFETY: forwarded; d = 64·C with C ≤ 4.
     unsafe {
         match d / 64 {
             1 => accumulate_chunks::<1>(cb, rows, stride, weights, out),
@@ -613,7 +615,8 @@ unsafe fn accumulate_chunks<const C: usize>(
 /// does exactly the operations of its own kernel, in the same order
 /// ([`accumulate_whole`] and the AVX-512 `accumulate_signs_rows`), so the
 /// results are theirs bit for bit. Returns `Ok(false)`, touching nothing,
-/// for shapes other than `d = m ∈ {64, 128}` at 1–4 bits.
+/// for shapes other than `d = m ∈ {64, 128}` at 1–4 bits and for sign
+/// weights that are not finite or sum to 1e37 or more.
 ///
 /// # Errors
 /// [`crate::Error::BackendUnavailable`] without AVX-512.
@@ -624,6 +627,11 @@ pub(super) fn accumulate_rows_and_signs(
     acc: &mut [f32],
 ) -> Result<bool, crate::Error> {
     Backend::Avx512.check()?;
+    // The sign sums as the AVX-512 sign kernel does them (2·Σset − Σw) only
+    // for weights where that cannot overflow or meet ∞ − ∞.
+    if !crate::qjl::weights_bounded(rows.sign_weights) {
+        return Ok(false);
+    }
     // SAFETY: check() confirmed AVX-512 (F/BW/VBMI); the caller validated
     // both sets of rows for as many tokens as weights; the shapes match the
     // instantiations.

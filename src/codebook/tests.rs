@@ -134,6 +134,28 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
                     assert!((x - y).abs() <= 1e-5 * scale, "{backend}: {x} vs {y}");
                 }
             }
+            // A sign weight of ±∞ (never from attention) takes the two
+            // kernels, which keep it ±∞ rather than ∞ − ∞.
+            let mut r_inf = r.clone();
+            r_inf[tokens / 2] = f32::INFINITY;
+            let rows_inf = SignedRows {
+                sign_weights: &r_inf,
+                ..rows
+            };
+            for backend in Backend::available() {
+                let (mut out, mut acc) = (out0.clone(), acc0.clone());
+                accumulate_rows_and_signs_on(backend, &cb, &rows_inf, &mut out, &mut acc).unwrap();
+                let mut want = acc0.clone();
+                crate::qjl::accumulate_signs_rows_on(
+                    Backend::Scalar,
+                    &signs,
+                    sign_stride,
+                    &r_inf,
+                    &mut want,
+                )
+                .unwrap();
+                assert_eq!(bits_of(&acc), bits_of(&want), "{backend}: ±∞ weight");
+            }
             // Mismatched weights are refused.
             let short = SignedRows {
                 sign_weights: &r[1..],

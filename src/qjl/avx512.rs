@@ -204,6 +204,13 @@ unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f3
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
 unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+    // `sign_group` sums 2·Σset − Σw, which would turn a ±∞ weight into NaN
+    // and could overflow where Σ ±w does not: such weights take the
+    // reference kernel.
+    if !super::weights_bounded(weights) {
+        super::accumulate_signs_scalar(rows, stride, weights, acc);
+        return;
+    }
     let m = acc.len();
     // Up to 256 sums at a time stay in registers while every row is added:
     // register counts are constants, so that the sums are not spilled to

@@ -1052,7 +1052,28 @@ pub fn accumulate_signs_rows_on(
     )
 }
 
-fn accumulate_signs_scalar(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+#[cfg(target_arch = "x86_64")]
+/// Whether `Σ|w|` is below 1e37 (so finite, and no NaN among the weights):
+/// then kernels may sum `Σ ±w` as `2·Σ_{bit set} w − Σ w` without an
+/// overflow the direct sum would not have, and without turning a ±∞ weight
+/// into ∞ − ∞. Sixteen partial sums, so that it vectorises.
+#[inline(always)]
+pub(crate) fn weights_bounded(weights: &[f32]) -> bool {
+    let mut parts = [0.0f32; 16];
+    for chunk in weights.chunks(16) {
+        for (p, &w) in parts.iter_mut().zip(chunk) {
+            *p += w.abs();
+        }
+    }
+    parts.iter().sum::<f32>() < 1e37
+}
+
+pub(crate) fn accumulate_signs_scalar(
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+) {
     for (r, &w) in weights.iter().enumerate() {
         let signs = &rows[r * stride..];
         for (j, a) in acc.iter_mut().enumerate() {
