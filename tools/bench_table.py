@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Turns the medians of the last `cargo bench` runs
 (target/criterion/*/new/estimates.json) into the Markdown tables of
-BENCHMARKS.md: ns per call, ns per element, speed-up over scalar, and the
-ratio to FFHT's published figures (DESIGN §6).
+BENCHMARKS.md: ns per call, ns per element and speed-up over scalar, all
+from one run on this machine (no figure from elsewhere).
 Usage: python3 tools/bench_table.py [target/criterion [attention]]
 (with `attention`, only the attention table)
 """
@@ -12,7 +12,6 @@ import sys
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
 ORDER = ["scalar", "avx2", "avx512", "neon"]
-FFHT = {64: 27, 128: 59, 256: 119, 512: 243, 1024: 528, 2048: 1070, 4096: 2240}
 
 
 def medians(group):
@@ -29,15 +28,13 @@ def medians(group):
     return out
 
 
-def table(group, elems, ffht):
+def table(group, elems):
     m = medians(group)
     backends = [b for b in ORDER if any(k[0] == b for k in m)]
     sizes = sorted({k[1] for k in m}, key=lambda s: [int(p) for p in s.split("x")])
     head = ["size"]
     for b in backends:
         head += [f"{b} ns", f"{b} ns/el"] + ([] if b == "scalar" else [f"{b} vs scalar"])
-    if ffht:
-        head += ["FFHT ns", "avx2 / FFHT", "best / FFHT"]
     if "avx2" in backends and "avx512" in backends:
         head += ["avx512 speed-up over avx2"]
     print("| " + " | ".join(head) + " |")
@@ -53,15 +50,6 @@ def table(group, elems, ffht):
             row += [f"{ns:,.1f}", f"{ns / elems(s):.3f}"]
             if b != "scalar":
                 row.append(f"{scalar / ns:.1f}×" if scalar else "–")
-        if ffht:
-            n = int(s)
-            simd = [m[(b, s)] for b in backends if b != "scalar" and (b, s) in m]
-            if n in FFHT:
-                a2 = m.get(("avx2", s))
-                row += [str(FFHT[n]), f"{a2 / FFHT[n]:.2f}" if a2 else "–",
-                        f"{min(simd) / FFHT[n]:.2f}" if simd else "–"]
-            else:
-                row += ["", "", ""]
         if "avx2" in backends and "avx512" in backends:
             row.append(f"{m[('avx2', s)] / m[('avx512', s)]:.2f}×")
         print("| " + " | ".join(row) + " |")
@@ -143,9 +131,9 @@ if len(sys.argv) > 2 and sys.argv[2] == "attention":
     sys.exit(0)
 
 print("### `wht/fwht/<backend>/<n>`: one transform per call (median ns)\n")
-table("wht_fwht", lambda s: int(s), True)
+table("wht_fwht", lambda s: int(s))
 print("\n### `wht/fwht_rows/<backend>/<n>x<rows>`: one batched call (median ns per call)\n")
-table("wht_fwht_rows", lambda s: int(s.split("x")[0]) * int(s.split("x")[1]), False)
+table("wht_fwht_rows", lambda s: int(s.split("x")[0]) * int(s.split("x")[1]))
 print("\n### `codebook/<op>/<backend>/b<bits>/d<dim>` (median ns per call)\n")
 codebook_table()
 print("\n### `qjl/<op>/<backend>/m<bits>` (median ns per call)\n")

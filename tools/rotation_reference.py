@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference for turbokv's Rotation, written from its documented
+"""Independent reference for tqkv's Rotation, written from its documented
 definition only (no code shared with the crate): SplitMix64 signs, the
 canonical-order WHT in IEEE binary32, then the f32 scale 1/sqrt(d).
 
@@ -74,7 +74,7 @@ def rotate(x, seed):
 
 
 def qjl_hadamard_sketch(x, m, seed):
-    """Sign bits of the Hadamard QJL projection (turbokv::qjl docs): block b
+    """Sign bits of the Hadamard QJL projection (tqkv::qjl docs): block b
     is the WHT of D_b·x (no scale), D_b the signs of seed + b; bit j = 1 iff
     (S·x)_j > 0, bit j of byte j // 8 at position j % 8."""
     out = bytearray(m // 8)

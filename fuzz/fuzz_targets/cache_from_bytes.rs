@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use turbokv::KvCache;
-use turbokv::attention;
-use turbokv_fuzz::backends;
+use tqkv::KvCache;
+use tqkv::attention;
+use tqkv_fuzz::backends;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(cache) = KvCache::from_bytes(data) else {

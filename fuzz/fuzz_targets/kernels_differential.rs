@@ -6,9 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use turbokv::qjl::{self, BitPlaneQuery, Rounding};
-use turbokv::{Backend, codebook, pack, wht};
-use turbokv_fuzz::{Input, backends, check_sum, codebooks, same_float};
+use tqkv::qjl::{self, BitPlaneQuery, Rounding};
+use tqkv::{Backend, codebook, pack, wht};
+use tqkv_fuzz::{Input, backends, check_sum, codebooks, same_float};
 
 /// `n` floats, hostile or small as a flag byte says.
 fn floats(inp: &mut Input, n: usize) -> Vec<f32> {
@@ -81,14 +81,18 @@ fn codebook_case(inp: &mut Input) {
     let row = pack::packed_len(n, bits);
     match op {
         0 => {
-            // quantise: identical indices.
+            // quantise: identical indices, or the same refusal of
+            // non-finite input on every backend.
             let x = floats(inp, n);
             let mut want = vec![0u8; n];
-            codebook::quantize_on(Backend::Scalar, cb, &x, &mut want).unwrap();
+            let status = codebook::quantize_on(Backend::Scalar, cb, &x, &mut want);
+            assert_eq!(status.is_err(), x.iter().any(|v| !v.is_finite()));
             for b in backends() {
                 let mut got = shifted(&vec![0u8; n], off);
-                codebook::quantize_on(b, cb, &x, &mut got[off..]).unwrap();
-                assert_eq!(&got[off..], &want[..], "{b}");
+                assert_eq!(codebook::quantize_on(b, cb, &x, &mut got[off..]), status, "{b}");
+                if status.is_ok() {
+                    assert_eq!(&got[off..], &want[..], "{b}");
+                }
             }
         }
         1 => {
@@ -102,7 +106,18 @@ fn codebook_case(inp: &mut Input) {
             }
             let mut idx = vec![0u8; n];
             let mut want = vec![0.0f32; rows];
-            codebook::dot_rows_on(Backend::Scalar, cb, &q, &packed, stride, &mut want).unwrap();
+            let status = codebook::dot_rows_on(Backend::Scalar, cb, &q, &packed, stride, &mut want);
+            if status.is_err() {
+                // Non-finite queries are refused alike everywhere.
+                assert!(q.iter().any(|v| !v.is_finite()));
+                for b in backends() {
+                    let p = shifted(&packed, off);
+                    let mut got = vec![0.0f32; rows];
+                    assert_eq!(codebook::dot_rows_on(b, cb, &q, &p[off..], stride, &mut got), status);
+                    assert_eq!(codebook::dot_on(b, cb, &q, &p[off..]).err(), status.err());
+                }
+                return;
+            }
             for b in backends() {
                 let p = shifted(&packed, off);
                 let mut got = vec![0.0f32; rows];

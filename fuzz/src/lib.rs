@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use turbokv::{Backend, Codebook};
+use tqkv::{Backend, Codebook};
 
 /// Consumes fuzz input; past the end it yields zeros.
 pub struct Input<'a> {

@@ -4,9 +4,9 @@
 
 use std::fs;
 
-use turbokv::KvCache;
-use turbokv::qjl::Projection;
-use turbokv::quant::{CacheConfig, NormPrecision, Scheme};
+use tqkv::KvCache;
+use tqkv::qjl::Projection;
+use tqkv::quant::{CacheConfig, NormPrecision, Scheme};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = format!("seeds/{target}");
@@ -15,21 +15,15 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn main() {
-    for (i, scheme) in Scheme::ALL.into_iter().enumerate() {
+    for (i, scheme) in Scheme::ALL.iter().copied().enumerate() {
         for (budget, dim, projection, norm) in [
             (3u8, 16usize, Projection::Hadamard, NormPrecision::F16),
             (4, 64, Projection::Gaussian, NormPrecision::F32),
         ] {
-            let cfg = CacheConfig {
-                scheme,
-                budget,
-                heads: 2,
-                dim,
-                capacity: 4,
-                seed: 7 + i as u64,
-                projection,
-                norm,
-            };
+            let cfg = CacheConfig::new(scheme, budget, 2, dim, 4)
+.with_seed(7 + i as u64)
+.with_projection(projection)
+.with_norm(norm);
             let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
             {
                 let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();

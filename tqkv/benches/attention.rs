@@ -1,0 +1,197 @@
+//! Criterion benches for attention decode: one query against T tokens of one
+//! KV head, d = 128: `attention/<scheme>/n<bits>/<backend>/t<tokens>` on the
+//! compressed cache, beside `attention/f32/<backend>/t<tokens>` and
+//! `attention/f16/<backend>/t<tokens>` over the same tokens uncompressed, and
+//! `attention/memcpy/1core/t<tokens>` copying the compressed cache's bytes;
+//! then `attention/kqv/n4/<backend>/t65536h8`, one query against each of 8
+//! KV heads of a cache larger than the LLC, beside
+//! `attention/memcpy/1core/512MB`, a copy from memory to memory.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use tqkv::attention::{attend_on, scratch_len};
+use tqkv::quant::{CacheConfig, KvCache, Scheme};
+use tqkv::rng::SplitMix64;
+use tqkv::{Backend, codebook};
+
+const D: usize = 128;
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut g = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+        .collect()
+}
+
+/// softmax(q·Kᵀ/√d)·V over f32 rows, with the crate's f32 dot.
+fn f32_attention(
+    backend: Backend,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let inv = 1.0 / (D as f32).sqrt();
+    for (s, row) in scores.iter_mut().zip(k.chunks_exact(D)) {
+        *s = codebook::dot_f32_on(backend, q, row).unwrap_or(0.0) * inv;
+    }
+    softmax(scores);
+    out.fill(0.0);
+    for (&p, row) in scores.iter().zip(v.chunks_exact(D)) {
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o += p * x;
+        }
+    }
+}
+
+/// The same over f16 rows, widened one row at a time.
+fn f16_attention(
+    backend: Backend,
+    q: &[f32],
+    k: &[f16],
+    v: &[f16],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let inv = 1.0 / (D as f32).sqrt();
+    let mut row32 = [0.0f32; D];
+    for (s, row) in scores.iter_mut().zip(k.chunks_exact(D)) {
+        row.convert_to_f32_slice(&mut row32);
+        *s = codebook::dot_f32_on(backend, q, &row32).unwrap_or(0.0) * inv;
+    }
+    softmax(scores);
+    out.fill(0.0);
+    for (&p, row) in scores.iter().zip(v.chunks_exact(D)) {
+        row.convert_to_f32_slice(&mut row32);
+        for (o, &x) in out.iter_mut().zip(&row32) {
+            *o += p * x;
+        }
+    }
+}
+
+fn softmax(s: &mut [f32]) {
+    let max = s.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for x in s.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in s.iter_mut() {
+        *x /= sum;
+    }
+}
+
+fn attention(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attention");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(15);
+    let best = Backend::detect();
+    for tokens in [4096usize, 65536] {
+        let k = data(tokens * D, 1);
+        let v = data(tokens * D, 2);
+        let q = data(D, 3);
+        let mut scores = vec![0.0f32; tokens];
+        let mut out = vec![0.0f32; D];
+        group.throughput(Throughput::Elements(tokens as u64));
+        group.bench_function(
+            BenchmarkId::new(format!("f32/{}", best.name()), format!("t{tokens}")),
+            |b| b.iter(|| f32_attention(best, black_box(&q), &k, &v, &mut scores, &mut out)),
+        );
+        let k16: Vec<f16> = k.iter().map(|&x| f16::from_f32(x)).collect();
+        let v16: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+        group.bench_function(
+            BenchmarkId::new(format!("f16/{}", best.name()), format!("t{tokens}")),
+            |b| b.iter(|| f16_attention(best, black_box(&q), &k16, &v16, &mut scores, &mut out)),
+        );
+        for &scheme in Scheme::ALL {
+            for bits in [3u8, 4] {
+                let cfg = CacheConfig::new(scheme, bits, 1, D, tokens).with_seed(5);
+                let mut buf = vec![0u8; cfg.bytes_needed().expect("valid config")];
+                let mut cache = KvCache::new(cfg, &mut buf[..]).expect("fits");
+                for t in 0..tokens {
+                    cache
+                        .push(&k[t * D..(t + 1) * D], &v[t * D..(t + 1) * D])
+                        .expect("room");
+                }
+                let mut scratch = vec![0.0f32; scratch_len(&cache)];
+                let id = BenchmarkId::new(
+                    format!("{}/n{bits}/{}", scheme.name(), best.name()),
+                    format!("t{tokens}"),
+                );
+                group.bench_function(id, |b| {
+                    b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch))
+                });
+                if scheme == Scheme::Kqv && bits == 4 {
+                    let bytes = cache.as_bytes().to_vec();
+                    let mut copy = vec![0u8; bytes.len()];
+                    group.throughput(Throughput::Bytes(bytes.len() as u64));
+                    group.bench_function(
+                        BenchmarkId::new("memcpy/1core", format!("t{tokens}")),
+                        |b| b.iter(|| copy.copy_from_slice(black_box(&bytes))),
+                    );
+                    group.throughput(Throughput::Elements(tokens as u64));
+                }
+            }
+        }
+    }
+    group.finish();
+}
+
+/// The same decode past the last-level cache: one query against each of 8
+/// KV heads of 65536 tokens (a 70 MB KQV n = 4 cache; the LLC holds 32 MB),
+/// so every head's codes come from memory, beside a plain copy of 512 MB
+/// (`attention/memcpy/1core/512MB`): the memory bandwidth one core reaches.
+fn past_the_cache(c: &mut Criterion) {
+    const TOKENS: usize = 65536;
+    const HEADS: usize = 8;
+    let mut group = c.benchmark_group("attention");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    let best = Backend::detect();
+    let cfg = CacheConfig::new(Scheme::Kqv, 4, HEADS, D, TOKENS).with_seed(5);
+    let mut buf = vec![0u8; cfg.bytes_needed().expect("valid config")];
+    let mut cache = KvCache::new(cfg, &mut buf[..]).expect("fits");
+    let (k, v) = (data(HEADS * D * 64, 1), data(HEADS * D * 64, 2));
+    for t in 0..TOKENS {
+        // 64 distinct tokens, repeated: the codes differ per head anyway.
+        let at = (t % 64) * HEADS * D;
+        cache
+            .push(&k[at..at + HEADS * D], &v[at..at + HEADS * D])
+            .expect("room");
+    }
+    let q = data(D, 3);
+    let mut out = vec![0.0f32; D];
+    let mut scratch = vec![0.0f32; scratch_len(&cache)];
+    group.throughput(Throughput::Bytes(cache.as_bytes().len() as u64));
+    let id = BenchmarkId::new(
+        format!("kqv/n4/{}", best.name()),
+        format!("t{TOKENS}h{HEADS}"),
+    );
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            for head in 0..HEADS {
+                attend_on(best, &cache, head, black_box(&q), &mut out, &mut scratch)
+                    .expect("valid");
+            }
+        })
+    });
+    let from = vec![1u8; 512 << 20];
+    let mut to = vec![0u8; 512 << 20];
+    group.throughput(Throughput::Bytes(from.len() as u64));
+    group.bench_function(BenchmarkId::new("memcpy/1core", "512MB"), |b| {
+        b.iter(|| to.copy_from_slice(black_box(&from)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, attention, past_the_cache);
+criterion_main!(benches);

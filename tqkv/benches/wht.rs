@@ -1,0 +1,52 @@
+//! Criterion benches for the WHT, each SIMD backend beside the scalar one:
+//! `wht/fwht/<backend>/<n>` (one transform per call, L1-resident data) for
+//! n = 16 … 65536, and `wht/fwht_rows/<backend>/<n>x<rows>` (one batched call
+//! over `rows` rows). Times are per call; see `support` for how the data stay
+//! finite.
+
+mod support;
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use support::Workload;
+use tqkv::Backend;
+
+fn fwht(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wht/fwht");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(800))
+        .sample_size(30);
+    for log in 4..=16 {
+        let n = 1usize << log;
+        group.throughput(Throughput::Elements(n as u64));
+        for backend in Backend::available() {
+            let mut w = Workload::new(n, 0);
+            group.bench_function(BenchmarkId::new(backend.name(), n), |b| {
+                b.iter_custom(|iters| w.time_fwht(backend, iters))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn fwht_rows(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wht/fwht_rows");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(800))
+        .sample_size(30);
+    for (n, rows) in [(128usize, 256usize), (1024, 16)] {
+        group.throughput(Throughput::Elements((n * rows) as u64));
+        for backend in Backend::available() {
+            let mut w = Workload::new(n, rows);
+            let id = BenchmarkId::new(backend.name(), format!("{n}x{rows}"));
+            group.bench_function(id, |b| b.iter_custom(|iters| w.time_rows(backend, iters)));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fwht, fwht_rows);
+criterion_main!(benches);

@@ -1,0 +1,244 @@
+/*
+ * tqkv.h — C interface of tqkv: KV-cache quantisation and attention
+ * on the compressed cache (Walsh–Hadamard rotation, Lloyd–Max codebooks,
+ * QJL sketches).
+ *
+ * C99. Build the library with
+ *     cargo rustc --release --features capi --crate-type staticlib
+ * (target/release/libtqkv.a; or --crate-type cdylib for libtqkv.so)
+ * and link with -ltqkv -lpthread -ldl -lm.
+ *
+ * Conventions:
+ * - Every function that can fail returns a tqkv_status: TQKV_OK (0)
+ *   or a code that tqkv_status_str() describes. No function aborts,
+ *   panics or allocates; every output goes to caller memory whose length is
+ *   passed and checked.
+ * - Pointer arguments must be valid for the lengths given, and outputs must
+ *   not overlap inputs. A NULL pointer with length 0 is an empty array; a
+ *   NULL pointer otherwise is TQKV_NULL_POINTER. Every pointer must be
+ *   aligned for its element type (else TQKV_MISALIGNED), and no array may
+ *   span more than PTRDIFF_MAX bytes (else TQKV_TOO_LONG): both are checked
+ *   before the library touches the memory.
+ * - tqkv_codebook, tqkv_quantizer and tqkv_cache are opaque
+ *   objects of fixed size in caller memory (stack, static or heap), filled
+ *   by their init functions; their sizes belong to this ABI version. Using
+ *   one that was never initialised is TQKV_INVALID_HANDLE (the library
+ *   checks a tag; it cannot detect every corruption of the object).
+ * - A cache's bytes live in a separate caller buffer, in the documented
+ *   layout of the Rust crate (header, then keys, then values). The buffer
+ *   must outlive the tqkv_cache handle, and the caller must not write it
+ *   while the handle is in use. Saved bytes can be reopened with
+ *   tqkv_cache_open, which validates every field of untrusted bytes.
+ * - Objects are safe to read from several threads at once (e.g. attention
+ *   over different heads); pushing to a cache needs exclusive access.
+ */
+#ifndef TQKV_H
+#define TQKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TQKV_VERSION_MAJOR 0
+#define TQKV_VERSION_MINOR 2
+#define TQKV_VERSION_PATCH 0
+#define TQKV_VERSION "0.2.0"
+
+/* ---------------------------------------------------------------- status */
+
+typedef int32_t tqkv_status;
+
+enum {
+    TQKV_OK = 0,
+    TQKV_NOT_POWER_OF_TWO = 1,   /* a transform length is not 2^k */
+    TQKV_TOO_LONG = 2,           /* a length exceeds the maximum */
+    TQKV_LENGTH_MISMATCH = 3,    /* a buffer length does not match */
+    TQKV_RAGGED_ROWS = 4,        /* a batch is not whole rows */
+    TQKV_BACKEND_UNAVAILABLE = 5,/* that backend cannot run here */
+    TQKV_INVALID_BITS = 6,       /* bits outside 1..8, budget outside 2..8 */
+    TQKV_INVALID_DIM = 7,        /* unsupported dimension or head index */
+    TQKV_BUFFER_TOO_SHORT = 8,   /* an output or input buffer is short */
+    TQKV_INVALID_SKETCH_BITS = 9,/* unsupported QJL sketch length */
+    TQKV_NON_FINITE = 10,        /* NaN/inf input, or a norm that overflows */
+    TQKV_CORRUPT_CACHE = 11,     /* bytes that are not a valid cache */
+    TQKV_CACHE_FULL = 12,        /* no room for another token */
+    TQKV_INDEX_OUT_OF_RANGE = 13,/* a code index does not fit its width */
+    TQKV_INVALID_PARAMETER = 14, /* unknown enum value, reserved field set */
+    TQKV_NULL_POINTER = 15,      /* a required pointer is NULL */
+    TQKV_INVALID_HANDLE = 16,    /* an object that was not initialised */
+    TQKV_INTERNAL = 17,          /* a bug in tqkv (never input) */
+    TQKV_MISALIGNED = 18         /* a pointer not aligned for its element type */
+};
+
+/* A static description of a status code. */
+const char *tqkv_status_str(tqkv_status status);
+
+/* The library version, "MAJOR.MINOR.PATCH" (equals TQKV_VERSION). */
+const char *tqkv_version(void);
+
+/* ---------------------------------------------------------------- backends */
+
+enum {
+    TQKV_BACKEND_SCALAR = 0,
+    TQKV_BACKEND_AVX2 = 1,
+    TQKV_BACKEND_AVX512 = 2,
+    TQKV_BACKEND_NEON = 3
+};
+
+/* The best backend of this CPU (detected once, cached). */
+int32_t tqkv_backend_detect(void);
+/* 1 if the backend can run on this CPU, else 0. */
+int32_t tqkv_backend_is_available(int32_t backend);
+/* "scalar", "avx2", "avx512", "neon", or NULL for an unknown value. */
+const char *tqkv_backend_name(int32_t backend);
+
+/* ---------------------------------------------------------------- WHT, rotation */
+
+/* x <- H x, the unnormalised Walsh-Hadamard transform (Sylvester order),
+ * n a power of two in 1..2^20. Bit-identical on every backend. */
+tqkv_status tqkv_fwht(float *x, size_t n);
+/* The same on a chosen backend. */
+tqkv_status tqkv_fwht_on(int32_t backend, float *x, size_t n);
+/* The transform of each len-long row of x[0..total]. */
+tqkv_status tqkv_fwht_rows(float *x, size_t total, size_t len);
+
+/* x <- H D x / sqrt(dim), the seeded orthonormal rotation (signs from
+ * SplitMix64, see the crate docs), and its inverse. */
+tqkv_status tqkv_rotate(float *x, size_t dim, uint64_t seed);
+tqkv_status tqkv_unrotate(float *x, size_t dim, uint64_t seed);
+
+/* ---------------------------------------------------------------- packing, codebooks */
+
+/* Bytes of n codes of `bits` bits: ceil(n * bits / 8). */
+size_t tqkv_packed_len(size_t n, uint8_t bits);
+/* LSB-first bit stream: code i occupies bits i*b .. i*b+b-1. */
+tqkv_status tqkv_pack(uint8_t bits, const uint8_t *indices, size_t n,
+                            uint8_t *out, size_t out_len);
+tqkv_status tqkv_unpack(uint8_t bits, const uint8_t *packed, size_t packed_len,
+                              uint8_t *out, size_t n);
+
+#define TQKV_CODEBOOK_WORDS 520
+typedef struct tqkv_codebook {
+    uint64_t opaque[TQKV_CODEBOOK_WORDS];
+} tqkv_codebook;
+
+/* The Lloyd-Max codebook of one coordinate of a rotated unit vector of
+ * dimension dim (2..65536), bits 1..8 (dims 64/128/256 at 1..4 bits come
+ * from tables; others are solved, which takes milliseconds). */
+tqkv_status tqkv_codebook_lloyd_max(tqkv_codebook *cb, size_t dim, uint8_t bits);
+/* The N(0,1) Lloyd-Max codebook, bits 1..8. */
+tqkv_status tqkv_codebook_gaussian(tqkv_codebook *cb, uint8_t bits);
+/* Centroids (sorted) into out[0..cap], their number into *count, and the
+ * integrated MSE of one rotated unit vector into *mse (may be NULL). */
+tqkv_status tqkv_codebook_centroids(const tqkv_codebook *cb, float *out, size_t cap,
+                                          size_t *count, double *mse);
+
+/* Nearest-centroid indices (ties to the lower index). */
+tqkv_status tqkv_quantize(const tqkv_codebook *cb, const float *x, size_t n,
+                                uint8_t *indices);
+/* Quantise and pack in one pass: out_len >= tqkv_packed_len(n, bits). */
+tqkv_status tqkv_quantize_packed(const tqkv_codebook *cb, const float *x, size_t n,
+                                       uint8_t *out, size_t out_len);
+/* Centroids of n packed codes. */
+tqkv_status tqkv_dequantize(const tqkv_codebook *cb, const uint8_t *packed,
+                                  size_t packed_len, float *out, size_t n);
+/* *result = sum_j q[j] * c[idx_j] straight from packed codes (within
+ * 1e-5 relative of the scalar sum on every backend). */
+tqkv_status tqkv_dot(const tqkv_codebook *cb, const float *q, size_t n,
+                           const uint8_t *packed, size_t packed_len, float *result);
+/* The same for nrows rows `stride` bytes apart, into out[0..nrows]. */
+tqkv_status tqkv_dot_rows(const tqkv_codebook *cb, const float *q, size_t n,
+                                const uint8_t *rows, size_t rows_len, size_t stride,
+                                float *out, size_t nrows);
+
+/* ---------------------------------------------------------------- quantisers */
+
+enum { TQKV_NORM_F16 = 0, TQKV_NORM_F32 = 1 };
+enum { TQKV_PROJECTION_GAUSSIAN = 0, TQKV_PROJECTION_HADAMARD = 1 };
+enum { TQKV_SCHEME_KV = 0, TQKV_SCHEME_KQV = 1, TQKV_SCHEME_QKQV = 2 };
+
+#define TQKV_QUANTIZER_WORDS 536
+typedef struct tqkv_quantizer {
+    uint64_t opaque[TQKV_QUANTIZER_WORDS];
+} tqkv_quantizer;
+
+/* TurboQuant_mse: norm + rotation + bits-bit Lloyd-Max codes (dim a power
+ * of two in 2..4096, bits 1..8). */
+tqkv_status tqkv_quantizer_mse(tqkv_quantizer *qz, size_t dim, uint8_t bits,
+                                     uint64_t seed, uint32_t norm);
+/* TurboQuant_prod: (bits-1)-bit MSE + 1-bit QJL sketch of the residual
+ * (dim a power of two in 8..4096, bits 2..8). */
+tqkv_status tqkv_quantizer_prod(tqkv_quantizer *qz, size_t dim, uint8_t bits,
+                                      uint64_t seed, uint32_t projection, uint32_t norm);
+/* The paper's KV baseline: norm + Lloyd-Max codes, no rotation. */
+tqkv_status tqkv_quantizer_baseline(tqkv_quantizer *qz, size_t dim, uint8_t bits,
+                                          uint32_t norm);
+/* A scheme's K and V quantisers under a budget of n bits (2..8). */
+tqkv_status tqkv_scheme_quantizers(uint32_t scheme, uint8_t n, size_t dim, uint64_t seed,
+                                         uint32_t projection, tqkv_quantizer *k,
+                                         tqkv_quantizer *v);
+/* Bytes of one encoding (*len) and bits per coordinate spent, side
+ * information included (*bits, may be NULL). */
+tqkv_status tqkv_quantizer_info(const tqkv_quantizer *qz, size_t *len, double *bits);
+/* Encode x[0..n] (n = dim) into out[0..out_len]; identical bytes on every
+ * backend. A zero vector encodes; NaN/inf is TQKV_NON_FINITE. */
+tqkv_status tqkv_encode(const tqkv_quantizer *qz, const float *x, size_t n,
+                              uint8_t *out, size_t out_len);
+/* Decode code[0..code_len] into out[0..n]. */
+tqkv_status tqkv_decode(const tqkv_quantizer *qz, const uint8_t *code, size_t code_len,
+                              float *out, size_t n);
+
+/* ---------------------------------------------------------------- cache, attention */
+
+typedef struct tqkv_cache_config {
+    uint32_t scheme;     /* TQKV_SCHEME_* */
+    uint32_t budget;     /* n, 2..8 */
+    uint32_t heads;      /* KV heads */
+    uint32_t dim;        /* head dimension */
+    uint32_t capacity;   /* tokens */
+    uint32_t projection; /* TQKV_PROJECTION_* */
+    uint32_t norm;       /* TQKV_NORM_* */
+    uint32_t reserved;   /* must be 0 */
+    uint64_t seed;       /* rotations and projections */
+} tqkv_cache_config;
+
+#define TQKV_CACHE_WORDS 1080
+typedef struct tqkv_cache {
+    uint64_t opaque[TQKV_CACHE_WORDS];
+} tqkv_cache;
+
+/* Bytes of the buffer a cache of `config` needs. */
+tqkv_status tqkv_cache_bytes_needed(const tqkv_cache_config *config, size_t *bytes);
+/* A new empty cache in buf[0..len] (writes its header). */
+tqkv_status tqkv_cache_create(tqkv_cache *cache, const tqkv_cache_config *config,
+                                    uint8_t *buf, size_t len);
+/* Reopens saved bytes, validating every field (TQKV_CORRUPT_CACHE). */
+tqkv_status tqkv_cache_open(tqkv_cache *cache, uint8_t *buf, size_t len);
+/* Appends one token: k and v hold heads*dim floats each (head-major). */
+tqkv_status tqkv_cache_push(tqkv_cache *cache, const float *k, size_t k_len,
+                                  const float *v, size_t v_len);
+/* Tokens stored, capacity (may be NULL), and the scratch floats that
+ * tqkv_attend needs (may be NULL). */
+tqkv_status tqkv_cache_info(const tqkv_cache *cache, size_t *len, size_t *capacity,
+                                  size_t *scratch);
+/* Copies the encoding of token `token`'s key (side 0) or value (side 1)
+ * of KV head `head` into out[0..out_len] (at least the quantiser's encoded
+ * length), ready for tqkv_decode: the cache stores each field of the
+ * encodings (norms, codes, signs) in a region of its own. */
+tqkv_status tqkv_cache_token(const tqkv_cache *cache, uint32_t side, size_t head,
+                                   size_t token, uint8_t *out, size_t out_len);
+/* softmax(q K^T / sqrt(dim)) V over KV head `head`, straight on the
+ * compressed cache; q holds one or more query heads of dim floats (grouped-
+ * query attention), out the same number. Equals attention over the decoded
+ * cache within 1e-4 relative. */
+tqkv_status tqkv_attend(const tqkv_cache *cache, size_t head, const float *q,
+                              size_t q_len, float *out, float *scratch, size_t scratch_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TQKV_H */

@@ -1,0 +1,314 @@
+//! Which SIMD instruction set the kernels run on, detected once per process.
+//!
+//! Detection runs the first time it is needed and is cached in an atomic (no
+//! locks; a race only means two threads compute the same answer). On x86_64
+//! with the `std` feature it uses `is_x86_feature_detected!`; without `std` it
+//! reads `cpuid` and `xgetbv` itself, checking that the OS saves the ymm/zmm
+//! state and not only the CPUID bits. NEON is baseline on aarch64.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// A kernel implementation: portable scalar code or one SIMD instruction set.
+///
+/// ```
+/// use tqkv::Backend;
+///
+/// let best = Backend::detect();
+/// assert!(best.is_available());
+/// assert!(Backend::Scalar.is_available());
+/// assert!(Backend::available().any(|b| b == best));
+/// println!("running on {}", best.name());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Plain Rust, the reference every other backend is tested against.
+    Scalar,
+    /// x86_64 with AVX2, FMA, BMI2, POPCNT and F16C (Haswell and later).
+    Avx2,
+    /// x86_64 with the Ice Lake AVX-512 set: F, CD, BW, DQ, VL, VBMI, VBMI2,
+    /// VNNI, BITALG and VPOPCNTDQ (plus everything [`Backend::Avx2`] needs).
+    Avx512,
+    /// aarch64 Advanced SIMD (baseline on every aarch64 CPU).
+    Neon,
+}
+
+impl Backend {
+    /// Every backend the crate knows, from the most portable to the widest.
+    pub const ALL: &'static [Backend] = &[
+        Backend::Scalar,
+        Backend::Avx2,
+        Backend::Avx512,
+        Backend::Neon,
+    ];
+
+    /// The best backend available on this CPU (cached after the first call).
+    #[inline]
+    pub fn detect() -> Backend {
+        match DETECTED.load(Ordering::Relaxed) {
+            UNKNOWN => {
+                let best = detect_uncached();
+                DETECTED.store(best as u8, Ordering::Relaxed);
+                best
+            }
+            code => Backend::from_code(code),
+        }
+    }
+
+    /// Whether this backend can run on this CPU.
+    #[inline]
+    pub fn is_available(self) -> bool {
+        match self {
+            Backend::Scalar => true,
+            Backend::Avx2 => matches!(Backend::detect(), Backend::Avx2 | Backend::Avx512),
+            Backend::Avx512 => Backend::detect() == Backend::Avx512,
+            Backend::Neon => Backend::detect() == Backend::Neon,
+        }
+    }
+
+    /// Every backend available on this CPU, scalar first.
+    pub fn available() -> impl Iterator<Item = Backend> + Clone {
+        Backend::ALL.iter().copied().filter(|b| b.is_available())
+    }
+
+    /// A short lowercase name (`"scalar"`, `"avx2"`, `"avx512"`, `"neon"`), as
+    /// used in benchmark ids.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512",
+            Backend::Neon => "neon",
+        }
+    }
+
+    /// `Ok(self)` if the backend can run here, else [`Error::BackendUnavailable`](crate::Error::BackendUnavailable).
+    #[inline]
+    pub(crate) fn check(self) -> Result<Backend, crate::Error> {
+        if self.is_available() {
+            Ok(self)
+        } else {
+            Err(crate::Error::BackendUnavailable(self))
+        }
+    }
+
+    fn from_code(code: u8) -> Backend {
+        match code {
+            1 => Backend::Avx2,
+            2 => Backend::Avx512,
+            3 => Backend::Neon,
+            _ => Backend::Scalar,
+        }
+    }
+}
+
+impl core::fmt::Display for Backend {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Runs the scalar expression, or the named function of the chosen
+/// backend's module (`avx2`, `avx512`, `neon` beside the call site), or
+/// returns [`Error::BackendUnavailable`](crate::Error::BackendUnavailable).
+macro_rules! on_backend {
+    ($backend:expr, $scalar:expr, $($path:ident)::+ ($($arg:expr),*)) => {
+        match $backend {
+            $crate::Backend::Scalar => Ok($scalar),
+            #[cfg(target_arch = "x86_64")]
+            $crate::Backend::Avx2 => avx2::$($path)::+($($arg),*),
+            #[cfg(target_arch = "x86_64")]
+            $crate::Backend::Avx512 => avx512::$($path)::+($($arg),*),
+            #[cfg(target_arch = "aarch64")]
+            $crate::Backend::Neon => neon::$($path)::+($($arg),*),
+            #[allow(unreachable_patterns)]
+            other => Err($crate::Error::BackendUnavailable(other)),
+        }
+    };
+}
+pub(crate) use on_backend;
+
+const UNKNOWN: u8 = 0xFF;
+static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+#[cfg(target_arch = "aarch64")]
+fn detect_uncached() -> Backend {
+    Backend::Neon
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_uncached() -> Backend {
+    #[cfg(feature = "std")]
+    let f = x86::features_std();
+    #[cfg(not(feature = "std"))]
+    let f = x86::features_cpuid();
+    f.best()
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn detect_uncached() -> Backend {
+    Backend::Scalar
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    //! x86_64 feature detection, by `std` and by hand.
+    use super::Backend;
+
+    /// The two feature sets the crate cares about.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) struct Features {
+        /// AVX2 + FMA + BMI2 + POPCNT + F16C, with OS support for ymm state.
+        pub avx2: bool,
+        /// The Ice Lake AVX-512 set, with OS support for zmm and mask state.
+        pub avx512: bool,
+    }
+
+    impl Features {
+        pub(crate) fn best(self) -> Backend {
+            if self.avx2 && self.avx512 {
+                Backend::Avx512
+            } else if self.avx2 {
+                Backend::Avx2
+            } else {
+                Backend::Scalar
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    pub(crate) fn features_std() -> Features {
+        use std::is_x86_feature_detected as has;
+        // Miri cannot run F16C conversions (which `half` emits when the
+        // f16c target feature is on) and no kernel needs them yet, so Miri
+        // checks the AVX2 kernels built without f16c.
+        let f16c = cfg!(miri) || has!("f16c");
+        let avx2 =
+            has!("avx2") && has!("fma") && has!("bmi1") && has!("bmi2") && has!("popcnt") && f16c;
+        let avx512 = has!("avx512f")
+            && has!("avx512cd")
+            && has!("avx512bw")
+            && has!("avx512dq")
+            && has!("avx512vl")
+            && has!("avx512vbmi")
+            && has!("avx512vbmi2")
+            && has!("avx512vnni")
+            && has!("avx512bitalg")
+            && has!("avx512vpopcntdq");
+        Features { avx2, avx512 }
+    }
+
+    /// Reads `cpuid` and `xgetbv` directly (the `no_std` path; also compiled
+    /// with `std` so tests can compare it with `is_x86_feature_detected!`).
+    #[cfg_attr(feature = "std", allow(dead_code))]
+    pub(crate) fn features_cpuid() -> Features {
+        use core::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
+
+        const NONE: Features = Features {
+            avx2: false,
+            avx512: false,
+        };
+        let bit = |reg: u32, n: u32| reg & (1 << n) != 0;
+
+        // Miri cannot execute cpuid or xgetbv: under Miri the crate runs its
+        // scalar paths, which are what Miri is there to check (as
+        // `is_x86_feature_detected!` reports no extension under Miri either).
+        if cfg!(miri) {
+            return NONE;
+        }
+        // `cpuid` is a safe function since Rust 1.91 (every x86_64 CPU has
+        // the instruction); the block keeps the crate building on its MSRV.
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86_64 CPU and only reads registers.
+        let (max_leaf, l1, l7) = unsafe { (__cpuid(0).eax, __cpuid(1), __cpuid_count(7, 0)) };
+        if max_leaf < 7 {
+            return NONE;
+        }
+        // The OS must have enabled XSAVE before xgetbv may run at all.
+        if !(bit(l1.ecx, 27) && bit(l1.ecx, 28)) {
+            return NONE;
+        }
+        // SAFETY: CPUID.1:ECX.OSXSAVE (bit 27) is set, so XGETBV is supported
+        // and enabled by the OS; register 0 (XCR0) always exists.
+        let xcr0 = unsafe { _xgetbv(0) };
+        // XCR0 bits 1 and 2: the OS saves xmm and ymm state.
+        let os_ymm = xcr0 & 0b110 == 0b110;
+        // Bits 5, 6, 7: opmask, upper halves of zmm0-15, and zmm16-31.
+        let os_zmm = os_ymm && xcr0 & 0b1110_0000 == 0b1110_0000;
+
+        let avx2 = os_ymm
+            && bit(l1.ecx, 12) // FMA
+            && bit(l1.ecx, 23) // POPCNT
+            && bit(l1.ecx, 29) // F16C
+            && bit(l7.ebx, 3) // BMI1
+            && bit(l7.ebx, 5) // AVX2
+            && bit(l7.ebx, 8); // BMI2
+        let avx512 = os_zmm
+            && bit(l7.ebx, 16) // AVX512F
+            && bit(l7.ebx, 17) // AVX512DQ
+            && bit(l7.ebx, 28) // AVX512CD
+            && bit(l7.ebx, 30) // AVX512BW
+            && bit(l7.ebx, 31) // AVX512VL
+            && bit(l7.ecx, 1) // AVX512_VBMI
+            && bit(l7.ecx, 6) // AVX512_VBMI2
+            && bit(l7.ecx, 11) // AVX512_VNNI
+            && bit(l7.ecx, 12) // AVX512_BITALG
+            && bit(l7.ecx, 14); // AVX512_VPOPCNTDQ
+        Features { avx2, avx512 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_is_stable_and_available() {
+        let a = Backend::detect();
+        let b = Backend::detect();
+        assert_eq!(a, b);
+        assert!(a.is_available());
+        assert!(Backend::available().any(|x| x == a));
+        assert_eq!(Backend::available().next(), Some(Backend::Scalar));
+    }
+
+    #[test]
+    fn detected_backend_is_the_widest_available() {
+        let best = Backend::detect();
+        assert_eq!(Backend::available().max(), Some(best));
+    }
+
+    #[test]
+    fn names_are_distinct() {
+        for &a in Backend::ALL {
+            for &b in Backend::ALL {
+                assert_eq!(a == b, a.name() == b.name());
+            }
+        }
+    }
+
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    #[test]
+    fn cpuid_detection_agrees_with_std() {
+        assert_eq!(x86::features_cpuid(), x86::features_std());
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn neon_is_baseline_on_aarch64() {
+        assert_eq!(Backend::detect(), Backend::Neon);
+        assert!(!Backend::Avx2.is_available());
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn detection_from_many_threads_agrees() {
+        let handles: std::vec::Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(Backend::detect))
+            .collect();
+        let first = Backend::detect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), first);
+        }
+    }
+}

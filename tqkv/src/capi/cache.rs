@@ -1,0 +1,216 @@
+//! The compressed cache and attention.
+
+use super::*;
+
+/// What a cache holds (the C mirror of `CacheConfig`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tqkv_cache_config {
+    /// 0 KV, 1 KQV, 2 QKQV.
+    pub scheme: u32,
+    /// Budget n in bits per coordinate, 2..=8.
+    pub budget: u32,
+    /// KV heads.
+    pub heads: u32,
+    /// Head dimension.
+    pub dim: u32,
+    /// Tokens the buffer holds.
+    pub capacity: u32,
+    /// QJL projection: 0 Gaussian, 1 Hadamard.
+    pub projection: u32,
+    /// Norm precision: 0 f16, 1 f32.
+    pub norm: u32,
+    /// Padding, must be 0.
+    pub reserved: u32,
+    /// Seed of the rotations and projections.
+    pub seed: u64,
+}
+
+fn config_of(c: &tqkv_cache_config) -> Result<CacheConfig, Status> {
+    if c.reserved != 0 {
+        return Err(TQKV_INVALID_PARAMETER);
+    }
+    Ok(CacheConfig {
+        scheme: scheme_of(c.scheme)?,
+        budget: u8::try_from(c.budget).map_err(|_| TQKV_INVALID_BITS)?,
+        heads: c.heads as usize,
+        dim: c.dim as usize,
+        capacity: c.capacity as usize,
+        seed: c.seed,
+        projection: projection_of(c.projection)?,
+        norm: norm_of(c.norm)?,
+    })
+}
+
+/// Bytes a cache of `config` needs.
+///
+/// # Safety
+/// The pointers are valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_cache_bytes_needed(
+    config: *const tqkv_cache_config,
+    bytes: *mut usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let c = unsafe { get(config) }?;
+        let n = config_of(c)?.bytes_needed().st()?;
+        // SAFETY: the caller's contract (header).
+        unsafe { put(bytes, n) }
+    })
+}
+
+/// A new empty cache in `buf[0..len]`, its handle in `cache`.
+///
+/// # Safety
+/// `buf` is valid for `len` bytes and, with `cache`, outlives every use of
+/// the handle; the caller does not write `buf` while the handle is in use.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_cache_create(
+    cache: *mut tqkv_cache,
+    config: *const tqkv_cache_config,
+    buf: *mut u8,
+    len: usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let c = unsafe { get(config) }?;
+        let kv = KvCache::new(config_of(c)?, raw(buf, len)?).st()?;
+        // SAFETY: the caller's contract (header).
+        unsafe { store(cache, TAG_CACHE, kv) }
+    })
+}
+
+/// Opens a cache saved in `buf[0..len]` (untrusted bytes: every field is
+/// validated), its handle in `cache`; tokens can be pushed after.
+///
+/// # Safety
+/// As [`tqkv_cache_create`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_cache_open(
+    cache: *mut tqkv_cache,
+    buf: *mut u8,
+    len: usize,
+) -> Status {
+    run(|| {
+        let kv = KvCache::from_bytes(raw(buf, len)?).st()?;
+        // SAFETY: the caller's contract (header).
+        unsafe { store(cache, TAG_CACHE, kv) }
+    })
+}
+
+/// Appends one token: `k` and `v` hold `heads·dim` floats each.
+///
+/// # Safety
+/// `cache` was created or opened; the pointers are valid for their lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_cache_push(
+    cache: *mut tqkv_cache,
+    k: *const f32,
+    k_len: usize,
+    v: *const f32,
+    v_len: usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let (c, k, v) = unsafe {
+            (
+                load_mut::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
+                slice(k, k_len)?,
+                slice(v, v_len)?,
+            )
+        };
+        c.push(k, v).st()
+    })
+}
+
+/// Tokens stored (`*len`), capacity (`*capacity`, may be NULL) and the
+/// scratch floats [`tqkv_attend`] needs (`*scratch`, may be NULL).
+///
+/// # Safety
+/// `cache` was created or opened; the pointers are valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_cache_info(
+    cache: *const tqkv_cache,
+    len: *mut usize,
+    capacity: *mut usize,
+    scratch: *mut usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let c: &KvCache<RawBuf> = unsafe { load(cache, TAG_CACHE) }?;
+        // SAFETY: the caller's contract (header).
+        unsafe { put(len, c.len()) }?;
+        if !capacity.is_null() {
+            // SAFETY: non-null, the caller's contract.
+            unsafe { put(capacity, c.capacity()) }?;
+        }
+        if !scratch.is_null() {
+            // SAFETY: non-null, the caller's contract.
+            unsafe { put(scratch, attention::scratch_len(c)) }?;
+        }
+        Ok(())
+    })
+}
+
+/// Copies the encoding of token `token`'s key (`side` 0) or value
+/// (`side` 1) of KV head `head` into `out[0..out_len]`: the quantiser's encoded
+/// length, ready for [`tqkv_decode`]. The cache stores each field of
+/// the encodings in its own region, so this is how a C caller reads one.
+///
+/// # Safety
+/// `cache` was created or opened; `out` is valid for `out_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_cache_token(
+    cache: *const tqkv_cache,
+    side: u32,
+    head: usize,
+    token: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let (c, out) = unsafe {
+            (
+                load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
+                slice_mut(out, out_len)?,
+            )
+        };
+        match side {
+            0 => c.key(head, token, out).st(),
+            1 => c.value(head, token, out).st(),
+            _ => Err(Error::InvalidParameter("side is 0 (keys) or 1 (values)")).st(),
+        }
+    })
+}
+
+/// Attention of the query head(s) `q[0..q_len]` (a multiple of `dim`:
+/// grouped-query heads sharing KV head `head`) over the cache, into
+/// `out[0..q_len]`, using `scratch[0..scratch_len]`.
+///
+/// # Safety
+/// `cache` was created or opened; the pointers are valid for their lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_attend(
+    cache: *const tqkv_cache,
+    head: usize,
+    q: *const f32,
+    q_len: usize,
+    out: *mut f32,
+    scratch: *mut f32,
+    scratch_len: usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let (c, q, o, s) = unsafe {
+            (
+                load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
+                slice(q, q_len)?,
+                slice_mut(out, q_len)?,
+                slice_mut(scratch, scratch_len)?,
+            )
+        };
+        attention::attend(c, head, q, o, s).st()
+    })
+}

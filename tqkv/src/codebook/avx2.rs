@@ -1,0 +1,394 @@
+//! AVX2 + FMA + BMI2 codebook kernels: 8 lanes.
+//!
+//! Lookup: `vpermps` on one register for ≤ 3 bits, two and a blend on the
+//! index's bit 3 for 4 bits, a gather for 5–8 bits. Quantisation: one
+//! compare per threshold for ≤ 4 bits (the mask is −1, so subtracting it
+//! counts), a gathered binary search above. Packing: `pext`/`pdep`.
+
+use core::arch::x86_64::*;
+
+use super::bmi;
+use super::simd::{self, Lanes};
+use crate::Backend;
+
+#[derive(Clone, Copy)]
+pub(super) struct F8(__m256);
+
+pub(super) struct Lut8 {
+    lo: __m256,
+    hi: __m256,
+    ptr: *const f32,
+    bits: u8,
+}
+
+pub(super) struct Thr8 {
+    t: [__m256; 15],
+    count: usize,
+    ptr: *const f32,
+    bits: u8,
+}
+
+// SAFETY: every method uses AVX, AVX2, FMA or BMI2 instructions only, which
+// the trait's contract makes the caller check. Pointer accesses: load/store
+// touch 8 f32, widen reads 8 bytes, narrow writes 8 bytes, as documented;
+// the gathers read `centroids`/`thresholds` at indices below 2^bits (resp.
+// 2^bits − 1), inside the codebook's arrays.
+unsafe impl Lanes for F8 {
+    const LANES: usize = 8;
+    type Idx = __m256i;
+    type Lut = Lut8;
+    type Thr = Thr8;
+
+    #[inline(always)]
+    unsafe fn lut(cb: &super::Codebook) -> Lut8 {
+        let c = cb.centroids();
+        let (mut lo, mut hi) = ([0.0f32; 8], [0.0f32; 8]);
+        for (i, &v) in c.iter().take(16).enumerate() {
+            if i < 8 { lo[i] = v } else { hi[i - 8] = v }
+        }
+        // SAFETY: the loads read the two local 8-element arrays.
+        unsafe {
+            Lut8 {
+                lo: _mm256_loadu_ps(lo.as_ptr()),
+                hi: _mm256_loadu_ps(hi.as_ptr()),
+                ptr: c.as_ptr(),
+                bits: cb.bits(),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn thr(cb: &super::Codebook) -> Thr8 {
+        let t = cb.thresholds();
+        // SAFETY: AVX is available (trait contract); no memory access.
+        let mut v = [unsafe { _mm256_setzero_ps() }; 15];
+        let count = t.len().min(15);
+        for (vj, &tj) in v.iter_mut().zip(t) {
+            // SAFETY: as above.
+            *vj = unsafe { _mm256_set1_ps(tj) };
+        }
+        Thr8 {
+            t: v,
+            count,
+            ptr: t.as_ptr(),
+            bits: cb.bits(),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: 8 readable f32 at p (caller).
+        F8(unsafe { _mm256_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: 8 writable f32 at p (caller).
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F8(unsafe { _mm256_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F8(unsafe { _mm256_set1_ps(v) })
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: FMA is available (trait contract).
+        F8(unsafe { _mm256_fmadd_ps(self.0, b.0, acc.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: AVX is available (trait contract); no memory access.
+        unsafe {
+            let s = _mm_add_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F8(unsafe { _mm256_add_ps(a.0, b.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u8) -> __m256i {
+        // SAFETY: 8 readable bytes at p (caller); AVX2 available.
+        unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }
+    }
+
+    #[inline(always)]
+    unsafe fn narrow(i: __m256i, p: *mut u8) {
+        // SAFETY: AVX2 available; 8 writable bytes at p (caller). Lanes are
+        // below 256, so the saturating packs keep them unchanged.
+        unsafe {
+            let w = _mm256_packs_epi32(i, i); // [i0..i3 i0..i3 | i4..i7 i4..i7] as i16
+            let b = _mm256_packus_epi16(w, w); // bytes, lanes 0..3 then 4..7 per half
+            let lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)) as u32 as u64;
+            let hi = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(b)) as u32 as u64;
+            p.cast::<[u8; 8]>()
+                .write_unaligned((lo | hi << 32).to_le_bytes());
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn lookup(lut: &Lut8, i: __m256i) -> Self {
+        // SAFETY: AVX2 available; the gather reads centroids[i] with every
+        // lane below 2^bits (caller), inside the codebook's array.
+        unsafe {
+            F8(match lut.bits {
+                1..=3 => _mm256_permutevar8x32_ps(lut.lo, i),
+                4 => {
+                    let a = _mm256_permutevar8x32_ps(lut.lo, i);
+                    let b = _mm256_permutevar8x32_ps(lut.hi, i);
+                    let high = _mm256_cmpgt_epi32(i, _mm256_set1_epi32(7));
+                    _mm256_blendv_ps(a, b, _mm256_castsi256_ps(high))
+                }
+                _ => _mm256_i32gather_ps::<4>(lut.ptr, i),
+            })
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn quantize(thr: &Thr8, x: Self) -> __m256i {
+        // SAFETY: AVX2 available; the gathers read thresholds[idx + step − 1]
+        // ≤ thresholds[2^bits − 2], inside the codebook's array.
+        unsafe {
+            if thr.bits <= 4 {
+                let mut acc = _mm256_setzero_si256();
+                for t in &thr.t[..thr.count] {
+                    let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x.0, *t));
+                    acc = _mm256_sub_epi32(acc, gt);
+                }
+                acc
+            } else {
+                let mut idx = _mm256_setzero_si256();
+                let mut step = 1i32 << (thr.bits - 1);
+                while step > 0 {
+                    let probe = _mm256_add_epi32(idx, _mm256_set1_epi32(step - 1));
+                    let t = _mm256_i32gather_ps::<4>(thr.ptr, probe);
+                    let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x.0, t));
+                    idx = _mm256_add_epi32(idx, _mm256_and_si256(gt, _mm256_set1_epi32(step)));
+                    step >>= 1;
+                }
+                idx
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot_row_blocks(
+        cb: &super::Codebook,
+        q: &[f32],
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> usize {
+        // SAFETY: AVX2 and FMA are available (trait contract); the arguments
+        // were validated by `dot_rows_on`.
+        unsafe { row_blocks(cb, q, rows, stride, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+
+    #[inline(always)]
+    unsafe fn pack(bits: u8, indices: &[u8], out: &mut [u8]) {
+        // SAFETY: BMI2 available (trait contract); arguments forwarded.
+        unsafe { bmi::pack(bits, indices, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
+        // SAFETY: BMI2 available (trait contract); arguments forwarded.
+        unsafe { bmi::unpack(bits, packed, out) }
+    }
+}
+
+/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
+/// 64 bytes a coordinate on the stack.
+const BLOCK_MAX_DIM: usize = 256;
+
+/// Transposes 8 rows of 8 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let mut t = [_mm256_setzero_si256(); 8];
+        for k in 0..4 {
+            t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        // u[4k + m], 128-bit lane L = column 4L + m of rows 4k … 4k + 3.
+        let mut u = [_mm256_setzero_si256(); 8];
+        for k in 0..2 {
+            u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        let mut o = [_mm256_setzero_si256(); 8];
+        for m in 0..4 {
+            o[m] = _mm256_permute2x128_si256::<0x20>(u[m], u[4 + m]);
+            o[4 + m] = _mm256_permute2x128_si256::<0x31>(u[m], u[4 + m]);
+        }
+        o
+    }
+}
+
+/// Eight rows per step, one row per lane, for 1, 2 and 4 bits and rows of at
+/// most [`BLOCK_MAX_DIM`] codes: the AVX2 form of the AVX-512 row blocks
+/// (see there). A 4-bit code takes two `vpermps` over the low and high
+/// halves of its 16-entry table and a blend on the code's bit 3, shifted to
+/// the sign bit. Each row is summed in the scalar kernel's order, so the
+/// scores equal the scalar ones bit for bit.
+///
+/// # Safety
+/// AVX2 and FMA are available; the arguments are validated as by
+/// `dot_rows_on` (every row of `out` fits in `rows`).
+#[inline(always)]
+unsafe fn row_blocks(
+    cb: &super::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let bits = cb.bits() as usize;
+    let d = q.len();
+    if !matches!(bits, 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
+        return 0;
+    }
+    let c = cb.centroids();
+    // SAFETY: AVX2 is the caller's promise; the loads read local arrays.
+    unsafe {
+        let mut cents = [0.0f32; 16];
+        cents[..c.len()].copy_from_slice(c);
+        let lo = _mm256_loadu_ps(cents.as_ptr());
+        let hi = _mm256_loadu_ps(cents.as_ptr().add(8));
+        let mut table = [[_mm256_setzero_ps(); 2]; BLOCK_MAX_DIM];
+        for (t, &qj) in table.iter_mut().zip(q) {
+            let qv = _mm256_set1_ps(qj);
+            *t = [_mm256_mul_ps(qv, lo), _mm256_mul_ps(qv, hi)];
+        }
+        let table = &table[..d];
+        let blocks = out.len() / 8;
+        let mut blk = 0;
+        while blk + 2 <= blocks {
+            match bits {
+                1 => block_group::<1, 2>(table, rows, stride, blk, out),
+                2 => block_group::<2, 2>(table, rows, stride, blk, out),
+                _ => block_group::<4, 2>(table, rows, stride, blk, out),
+            }
+            blk += 2;
+        }
+        if blk < blocks {
+            match bits {
+                1 => block_group::<1, 1>(table, rows, stride, blk, out),
+                2 => block_group::<2, 1>(table, rows, stride, blk, out),
+                _ => block_group::<4, 1>(table, rows, stride, blk, out),
+            }
+        }
+        blocks * 8
+    }
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (8 rows each) at `B` bits.
+///
+/// # Safety
+/// AVX2 and FMA are available; the 8·NB rows from `8·blk0` fit in `rows`
+/// and `out`; `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn block_group<const B: usize, const NB: usize>(
+    table: &[[__m256; 2]],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = table.len();
+    let row_len = super::pack::packed_len(d, B as u8);
+    let per_dword = 32 / B;
+    // SAFETY: AVX2 is the caller's promise. Full 32-byte chunks are loaded in
+    // place, inside one row; a partial last chunk is copied to a local
+    // buffer first, so nothing past the row is read. Prefetches never fault;
+    // the stores write out[8·blk0 … 8·(blk0 + NB)).
+    unsafe {
+        let keep = _mm256_set1_epi32((1 << B) - 1);
+        let mut acc = [_mm256_setzero_ps(); NB];
+        let mut chunk = 0;
+        while chunk * 32 < row_len {
+            let bytes = (row_len - chunk * 32).min(32);
+            let mut cols = [[_mm256_setzero_si256(); 8]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [_mm256_setzero_si256(); 8];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 8 + i) * stride + chunk * 32;
+                    let ahead = rows
+                        .as_ptr()
+                        .wrapping_add(at.saturating_add(stride.saturating_mul(32)));
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                    *ri = if bytes == 32 {
+                        _mm256_loadu_si256(rows.as_ptr().add(at).cast())
+                    } else {
+                        let mut part = [0u8; 32];
+                        part[..bytes].copy_from_slice(&rows[at..at + bytes]);
+                        _mm256_loadu_si256(part.as_ptr().cast())
+                    };
+                }
+                *col = transpose8(&r);
+            }
+            let first = chunk * 32 * 8 / B;
+            'coords: for k in 0..8 {
+                for s in 0..per_dword {
+                    let j = first + k * per_dword + s;
+                    if j >= d {
+                        break 'coords;
+                    }
+                    let [t_lo, t_hi] = table[j];
+                    let down = _mm256_set1_epi32((s * B) as i32);
+                    for (a, col) in acc.iter_mut().zip(&cols) {
+                        let codes = _mm256_srlv_epi32(col[k], down);
+                        let p = if B == 4 {
+                            // vpermps reads the low 3 bits; bit 3 picks the half.
+                            let top =
+                                _mm256_sllv_epi32(col[k], _mm256_set1_epi32((28 - 4 * s) as i32));
+                            let a = _mm256_permutevar8x32_ps(t_lo, codes);
+                            let b = _mm256_permutevar8x32_ps(t_hi, codes);
+                            _mm256_blendv_ps(a, b, _mm256_castsi256_ps(top))
+                        } else {
+                            _mm256_permutevar8x32_ps(t_lo, _mm256_and_si256(codes, keep))
+                        };
+                        *a = _mm256_add_ps(*a, p);
+                    }
+                }
+            }
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 8), *a);
+        }
+    }
+}
+
+simd::entry_points!(Backend::Avx2, "avx2,fma,bmi1,bmi2", F8);

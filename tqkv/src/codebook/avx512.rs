@@ -1,0 +1,754 @@
+//! AVX-512 codebook kernels: 16 lanes.
+//!
+//! Lookup: one `vpermps` over a 16-entry register for ≤ 4 bits, `vpermt2ps`
+//! over 32 entries for 5 bits, a gather for 6–8 bits. Quantisation: one
+//! compare into a mask register per threshold for ≤ 4 bits, a gathered
+//! binary search above. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
+//! (VBMI); packing and short tails: `pext`/`pdep`.
+
+use core::arch::x86_64::*;
+
+use super::bmi;
+use super::simd::{self, Lanes};
+use crate::Backend;
+
+#[derive(Clone, Copy)]
+pub(super) struct F16(__m512);
+
+pub(super) struct Lut16 {
+    lo: __m512,
+    hi: __m512,
+    ptr: *const f32,
+    bits: u8,
+}
+
+pub(super) struct Thr16 {
+    t: [__m512; 15],
+    count: usize,
+    ptr: *const f32,
+    bits: u8,
+}
+
+// SAFETY: every method uses AVX-512 F/BW/DQ/VL/VBMI or BMI2 instructions only,
+// which the trait's contract makes the caller check. Pointer accesses:
+// load/store touch 16 f32, widen reads 16 bytes, narrow writes 16 bytes; the
+// gathers read `centroids`/`thresholds` at indices below 2^bits (resp.
+// 2^bits − 1), inside the codebook's arrays.
+unsafe impl Lanes for F16 {
+    const LANES: usize = 16;
+    type Idx = __m512i;
+    type Lut = Lut16;
+    type Thr = Thr16;
+
+    #[inline(always)]
+    unsafe fn lut(cb: &super::Codebook) -> Lut16 {
+        let c = cb.centroids();
+        let mut table = [0.0f32; 32];
+        for (t, &v) in table.iter_mut().zip(c) {
+            *t = v;
+        }
+        // SAFETY: the loads read the local 32-element array.
+        unsafe {
+            Lut16 {
+                lo: _mm512_loadu_ps(table.as_ptr()),
+                hi: _mm512_loadu_ps(table.as_ptr().add(16)),
+                ptr: c.as_ptr(),
+                bits: cb.bits(),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn thr(cb: &super::Codebook) -> Thr16 {
+        let t = cb.thresholds();
+        // SAFETY: AVX-512F is available (trait contract); no memory access.
+        let mut v = [unsafe { _mm512_setzero_ps() }; 15];
+        let count = t.len().min(15);
+        for (vj, &tj) in v.iter_mut().zip(t) {
+            // SAFETY: as above.
+            *vj = unsafe { _mm512_set1_ps(tj) };
+        }
+        Thr16 {
+            t: v,
+            count,
+            ptr: t.as_ptr(),
+            bits: cb.bits(),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: 16 readable f32 at p (caller).
+        F16(unsafe { _mm512_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: 16 writable f32 at p (caller).
+        unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F16(unsafe { _mm512_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F16(unsafe { _mm512_set1_ps(v) })
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F16(unsafe { _mm512_fmadd_ps(self.0, b.0, acc.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: AVX-512F is available (trait contract).
+        unsafe { _mm512_reduce_add_ps(self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F16(unsafe { _mm512_add_ps(a.0, b.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn widen(p: *const u8) -> __m512i {
+        // SAFETY: 16 readable bytes at p (caller); AVX-512F available.
+        unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())) }
+    }
+
+    #[inline(always)]
+    unsafe fn narrow(i: __m512i, p: *mut u8) {
+        // SAFETY: 16 writable bytes at p (caller); lanes are below 256, so
+        // truncation keeps them.
+        unsafe { _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(i)) }
+    }
+
+    #[inline(always)]
+    unsafe fn lookup(lut: &Lut16, i: __m512i) -> Self {
+        // SAFETY: AVX-512F available; the gather reads centroids[i] with
+        // every lane below 2^bits (caller), inside the codebook's array.
+        unsafe {
+            F16(match lut.bits {
+                1..=4 => _mm512_permutexvar_ps(i, lut.lo),
+                5 => _mm512_permutex2var_ps(lut.lo, i, lut.hi),
+                _ => _mm512_i32gather_ps::<4>(i, lut.ptr),
+            })
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn quantize(thr: &Thr16, x: Self) -> __m512i {
+        // SAFETY: AVX-512F available; the gathers read thresholds[idx +
+        // step − 1] ≤ thresholds[2^bits − 2], inside the codebook's array.
+        unsafe {
+            let one = _mm512_set1_epi32(1);
+            if thr.bits <= 4 {
+                let mut acc = _mm512_setzero_si512();
+                for t in &thr.t[..thr.count] {
+                    let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, *t);
+                    acc = _mm512_mask_add_epi32(acc, gt, acc, one);
+                }
+                acc
+            } else {
+                let mut idx = _mm512_setzero_si512();
+                let mut step = 1i32 << (thr.bits - 1);
+                while step > 0 {
+                    let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+                    let t = _mm512_i32gather_ps::<4>(probe, thr.ptr);
+                    let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, t);
+                    idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+                    step >>= 1;
+                }
+                idx
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot_row_blocks(
+        cb: &super::Codebook,
+        q: &[f32],
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> usize {
+        // SAFETY: AVX-512 F/BW is available (trait contract); the arguments
+        // were validated by `dot_rows_on`.
+        unsafe { row_blocks(cb, q, rows, stride, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate_rows_whole(
+        cb: &super::Codebook,
+        rows: &[u8],
+        stride: usize,
+        weights: &[f32],
+        out: &mut [f32],
+    ) -> bool {
+        // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); the
+        // arguments were validated by `accumulate_rows_on`.
+        unsafe { accumulate_whole(cb, rows, stride, weights, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+
+    #[inline(always)]
+    unsafe fn pack(bits: u8, indices: &[u8], out: &mut [u8]) {
+        // SAFETY: BMI2 available (trait contract); arguments forwarded.
+        unsafe { bmi::pack(bits, indices, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
+        if out.len() == 64 {
+            // SAFETY: VBMI available (trait contract); `packed` holds the
+            // 8·bits bytes of 64 codes and `out` 64 bytes.
+            unsafe { unpack64(bits, packed, out) }
+        } else {
+            // SAFETY: BMI2 available (trait contract); arguments forwarded.
+            unsafe { bmi::unpack(bits, packed, out) }
+        }
+    }
+}
+
+/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
+/// 64 bytes a coordinate on the stack.
+const BLOCK_MAX_DIM: usize = 256;
+
+/// Transposes 16 rows of 16 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
+    // SAFETY: AVX-512F is the caller's promise; registers only.
+    unsafe {
+        let mut t = [_mm512_setzero_si512(); 16];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        // u[4k + m], 128-bit lane L = column 4L + m of rows 4k … 4k + 3.
+        let mut u = [_mm512_setzero_si512(); 16];
+        for k in 0..4 {
+            u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        let mut o = [_mm512_setzero_si512(); 16];
+        for m in 0..4 {
+            let v = _mm512_shuffle_i32x4::<0x88>(u[m], u[4 + m]);
+            let v2 = _mm512_shuffle_i32x4::<0xDD>(u[m], u[4 + m]);
+            let w = _mm512_shuffle_i32x4::<0x88>(u[8 + m], u[12 + m]);
+            let w2 = _mm512_shuffle_i32x4::<0xDD>(u[8 + m], u[12 + m]);
+            o[m] = _mm512_shuffle_i32x4::<0x88>(v, w);
+            o[8 + m] = _mm512_shuffle_i32x4::<0xDD>(v, w);
+            o[4 + m] = _mm512_shuffle_i32x4::<0x88>(v2, w2);
+            o[12 + m] = _mm512_shuffle_i32x4::<0xDD>(v2, w2);
+        }
+        o
+    }
+}
+
+/// Sixteen rows per step, one row per lane, for 1, 2 and 4 bits and rows of
+/// at most [`BLOCK_MAX_DIM`] codes. Per query, a table of `q_j · c_v` per
+/// coordinate `j` (16 lanes); per block, the rows' codes are transposed 16
+/// dwords at a time, so that lane `r` of dword register `k` holds row `r`'s
+/// codes of `32/b` coordinates; then every coordinate costs a shift, a
+/// `vpermps` into its table and an add, for 16 rows at once. Four blocks run
+/// side by side so that four add chains overlap. Each row's sum runs over
+/// `j` in order from 0.0, adding the same rounded products as the scalar
+/// kernel, so the scores equal the scalar ones bit for bit.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the arguments are validated as by
+/// `dot_rows_on` (every row of `out` fits in `rows`).
+#[inline(always)]
+unsafe fn row_blocks(
+    cb: &super::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let bits = cb.bits() as usize;
+    let d = q.len();
+    if !matches!(bits, 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 16 {
+        return 0;
+    }
+    let c = cb.centroids();
+    // SAFETY: AVX-512 F/BW are the caller's promise; the loads read the
+    // local arrays.
+    unsafe {
+        let mut cents = [0.0f32; 16];
+        cents[..c.len()].copy_from_slice(c);
+        let cv = _mm512_loadu_ps(cents.as_ptr());
+        let mut table = [_mm512_setzero_ps(); BLOCK_MAX_DIM];
+        for (t, &qj) in table.iter_mut().zip(q) {
+            *t = _mm512_mul_ps(_mm512_set1_ps(qj), cv);
+        }
+        let table = &table[..d];
+        let blocks = out.len() / 16;
+        let mut blk = 0;
+        while blk + 4 <= blocks {
+            match bits {
+                1 => block_group::<1, 4>(table, rows, stride, blk, out),
+                2 => block_group::<2, 4>(table, rows, stride, blk, out),
+                _ => block_group::<4, 4>(table, rows, stride, blk, out),
+            }
+            blk += 4;
+        }
+        while blk < blocks {
+            match bits {
+                1 => block_group::<1, 1>(table, rows, stride, blk, out),
+                2 => block_group::<2, 1>(table, rows, stride, blk, out),
+                _ => block_group::<4, 1>(table, rows, stride, blk, out),
+            }
+            blk += 1;
+        }
+        blocks * 16
+    }
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the 16·NB rows from `16·blk0` fit in `rows`
+/// and `out`; `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn block_group<const B: usize, const NB: usize>(
+    table: &[__m512],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = table.len();
+    let row_len = super::pack::packed_len(d, B as u8);
+    let per_dword = 32 / B;
+    // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
+    // one row (masked where the row ends inside its 64-byte chunk); prefetches
+    // never fault; the stores write out[16·blk0 … 16·(blk0 + NB)).
+    unsafe {
+        let keep = _mm512_set1_epi32((1 << B) - 1);
+        // Opaque to the compiler, which would otherwise turn the FMAs by
+        // 1.0 below back into adds.
+        let one = _mm512_set1_ps(core::hint::black_box(1.0));
+        let mut acc = [_mm512_setzero_ps(); NB];
+        let mut chunk = 0;
+        while chunk * 64 < row_len {
+            let bytes = (row_len - chunk * 64).min(64);
+            let mask: u64 = if bytes == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bytes) - 1
+            };
+            let mut cols = [[_mm512_setzero_si512(); 16]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [_mm512_setzero_si512(); 16];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 16 + i) * stride + chunk * 64;
+                    // The same chunk of the rows 8 blocks on, into L2: past
+                    // the last-level cache the hardware prefetchers alone
+                    // leave the loop waiting on memory (1M rows: 8.5 ms,
+                    // with this 6.0–6.4 ms; 4 blocks on or into L1 is slower).
+                    let ahead = rows
+                        .as_ptr()
+                        .wrapping_add(at.saturating_add(stride.saturating_mul(128)));
+                    _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
+                    *ri = _mm512_maskz_loadu_epi8(mask, rows.as_ptr().add(at).cast());
+                }
+                *col = transpose16(&r);
+            }
+            let first = chunk * 64 * 8 / B;
+            'coords: for k in 0..16 {
+                // The k-th dword of every block's rows, shifted down by B
+                // bits per coordinate (the lowest code needs no shift).
+                let mut x = [_mm512_setzero_si512(); NB];
+                for (x, col) in x.iter_mut().zip(&cols) {
+                    *x = col[k];
+                }
+                for s in 0..per_dword {
+                    let j = first + k * per_dword + s;
+                    if j >= d {
+                        break 'coords;
+                    }
+                    let t = table[j];
+                    for (a, x) in acc.iter_mut().zip(x.iter_mut()) {
+                        let mut codes = *x;
+                        if B < 4 {
+                            // vpermps reads only the low 4 bits of each lane.
+                            codes = _mm512_and_si512(codes, keep);
+                        }
+                        // An FMA by 1.0 adds exactly as `vaddps` does, but on
+                        // the FMA pipes: on Zen 4 adds share a pipe with the
+                        // shifts (8 shifts, 8 lookups and 8 adds take 16.3
+                        // cycles, with FMAs in place of the adds 12.5).
+                        *a = _mm512_fmadd_ps(_mm512_permutexvar_ps(codes, t), one, *a);
+                        *x = match B {
+                            1 => _mm512_srli_epi32::<1>(*x),
+                            2 => _mm512_srli_epi32::<2>(*x),
+                            _ => _mm512_srli_epi32::<4>(*x),
+                        };
+                    }
+                }
+            }
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 16), *a);
+        }
+    }
+}
+
+/// The value codes of one row, looked up and added with weight `w` into
+/// `acc`, where `acc[4·ch + s]` lane `i` holds coordinate `64·ch + 4·i + s`.
+/// Each 64 codes are unpacked in a register (`vpermb` + `vpmultishiftqb`,
+/// as in [`unpack64`], without the mask: the table repeats with period
+/// 2^bits, so the bits above a code do not change what `vpermps` picks);
+/// then `vpermps` looks up the codes in the low byte of every dword, and
+/// again after shifting the register right by 8, 16 and 24 bits. So the
+/// accumulators are in a permuted order (undone once per call by
+/// [`load_permuted`]/[`store_permuted`]), and each 16 codes cost a lookup
+/// and at most a shift (which Zen 4 runs beside the shuffles), not a
+/// second shuffle to spread them to dwords.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `row` has the `8·b·C ≤ 64` packed
+/// bytes of `64·C` codes under `k.load_mask`.
+#[inline(always)]
+unsafe fn add_row<const C: usize>(
+    row: *const u8,
+    k: &RowConstants<C>,
+    wv: __m512,
+    acc: &mut [[__m512; 4]; C],
+) {
+    // SAFETY: the caller's promises; the masked load reads the row's bytes
+    // only.
+    unsafe {
+        let data = _mm512_maskz_loadu_epi8(k.load_mask, row.cast());
+        for (p, a) in k.perm.iter().zip(acc.iter_mut()) {
+            let codes = _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(*p, data));
+            let idx = [
+                codes,
+                _mm512_srli_epi32::<8>(codes),
+                _mm512_srli_epi32::<16>(codes),
+                _mm512_srli_epi32::<24>(codes),
+            ];
+            for (s, i) in a.iter_mut().zip(idx) {
+                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, k.lut), wv, *s);
+            }
+        }
+    }
+}
+
+/// `out[..64·C]` into [`add_row`]'s permuted order.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4]; C] {
+    let mut buf = [0.0f32; 64];
+    // SAFETY: AVX-512F (caller); the loads read the local buffer.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 4]; C];
+        for (ch, a) in acc.iter_mut().enumerate() {
+            for (i, b) in buf.iter_mut().enumerate() {
+                // Lane i of register s holds coordinate 4i + s.
+                *b = out[64 * ch + 4 * (i % 16) + i / 16];
+            }
+            for (s, r) in a.iter_mut().enumerate() {
+                *r = _mm512_loadu_ps(buf.as_ptr().add(16 * s));
+            }
+        }
+        acc
+    }
+}
+
+/// [`load_permuted`] undone: the accumulators back into `out[..64·C]`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn store_permuted<const C: usize>(acc: &[[__m512; 4]; C], out: &mut [f32]) {
+    let mut buf = [0.0f32; 64];
+    for (ch, a) in acc.iter().enumerate() {
+        for (s, r) in a.iter().enumerate() {
+            // SAFETY: AVX-512F (caller); the store writes the local buffer.
+            unsafe { _mm512_storeu_ps(buf.as_mut_ptr().add(16 * s), *r) };
+        }
+        for (i, b) in buf.iter().enumerate() {
+            out[64 * ch + 4 * (i % 16) + i / 16] = *b;
+        }
+    }
+}
+
+/// The per-call constants of [`add_row`] for `b`-bit codes.
+struct RowConstants<const C: usize> {
+    /// The bytes of one row (`8·b·C`).
+    load_mask: u64,
+    /// The centroids, repeated with period 2^b.
+    lut: __m512,
+    /// The multishift control.
+    shift: __m512i,
+    /// One `vpermb` control per chunk of 64 codes.
+    perm: [__m512i; C],
+}
+
+/// [`RowConstants`] of `cb` for rows of `64·C` codes.
+///
+/// # Safety
+/// AVX-512F is available; `cb.bits() ∈ 1..=4`.
+#[inline(always)]
+unsafe fn row_constants<const C: usize>(cb: &super::Codebook) -> RowConstants<C> {
+    let b = cb.bits() as usize;
+    let c = cb.centroids();
+    let mut table = [0.0f32; 16];
+    for (v, t) in table.iter_mut().enumerate() {
+        *t = c[v % c.len()];
+    }
+    // SAFETY: AVX-512F (caller); the loads read the local table and PERM.
+    unsafe {
+        let base = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
+        let mut perm = [base; C];
+        for (ch, p) in perm.iter_mut().enumerate() {
+            *p = _mm512_add_epi8(base, _mm512_set1_epi8((8 * b * ch) as i8));
+        }
+        RowConstants {
+            load_mask: byte_mask(super::pack::packed_len(64 * C, b as u8)),
+            lut: _mm512_loadu_ps(table.as_ptr()),
+            shift: _mm512_set1_epi64(shifts(b as u64) as i64),
+            perm,
+        }
+    }
+}
+
+/// The mask of a row's `len ≤ 64` bytes.
+fn byte_mask(len: usize) -> u64 {
+    if len >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    }
+}
+
+/// [`accumulate_rows`](super::simd::accumulate_rows) for rows of at most
+/// 64 packed bytes and 64, 128, 192 or 256 coordinates at 1–4 bits, with
+/// no trip through memory ([`add_row`]): one FMA per 16 codes and row, in
+/// row order, as the generic kernel. Returns false (touching nothing) for
+/// other shapes.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; the arguments are validated as by
+/// `accumulate_rows_on` (each weight's row of packed bytes fits in `rows`).
+#[inline(always)]
+unsafe fn accumulate_whole(
+    cb: &super::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let b = cb.bits() as usize;
+    let d = out.len();
+    let row_len = super::pack::packed_len(d, b as u8);
+    // Up to 4 chunks of 64 codes (16 registers of sums); at 1 or 2 bits a
+    // row of 64 bytes holds more codes than that.
+    if b > 4 || d == 0 || !d.is_multiple_of(64) || d > 256 || row_len > 64 {
+        return false;
+    }
+    // SAFETY: forwarded; d = 64·C with C ≤ 4.
+    unsafe {
+        match d / 64 {
+            1 => accumulate_chunks::<1>(cb, rows, stride, weights, out),
+            2 => accumulate_chunks::<2>(cb, rows, stride, weights, out),
+            3 => accumulate_chunks::<3>(cb, rows, stride, weights, out),
+            _ => accumulate_chunks::<4>(cb, rows, stride, weights, out),
+        }
+    }
+    true
+}
+
+/// [`accumulate_whole`] for `64·C` coordinates.
+///
+/// # Safety
+/// As [`accumulate_whole`], with `out.len() == 64·C` and rows of at most 64
+/// packed bytes.
+#[inline(always)]
+unsafe fn accumulate_chunks<const C: usize>(
+    cb: &super::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded; every row read lies in the validated rows.
+    unsafe {
+        let k = row_constants::<C>(cb);
+        let mut acc = load_permuted::<C>(out);
+        let mut row = rows.as_ptr();
+        for &w in weights {
+            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut acc);
+            row = row.wrapping_add(stride);
+        }
+        store_permuted::<C>(&acc, out);
+    }
+}
+
+/// [`super::accumulate_rows_and_signs_on`] on AVX-512: both sums in one
+/// pass over the tokens. The value codes' lookups are shuffle-bound, the
+/// sign sums add- and mask-bound, so in one loop the second runs in the
+/// shadow of the first (measured on Zen 4: 20 shuffles, 8 FMAs, 8 mask
+/// loads and 9 adds take the 20 cycles of the shuffles alone). Each part
+/// does exactly the operations of its own kernel, in the same order
+/// ([`accumulate_whole`] and the AVX-512 `accumulate_signs_rows`), so the
+/// results are theirs bit for bit. Returns `Ok(false)`, touching nothing,
+/// for shapes other than `d = m ∈ {64, 128}` at 1–4 bits and for sign
+/// weights that are not finite or sum to 1e37 or more.
+///
+/// # Errors
+/// [`crate::Error::BackendUnavailable`] without AVX-512.
+pub(super) fn accumulate_rows_and_signs(
+    cb: &super::Codebook,
+    rows: &super::SignedRows<'_>,
+    out: &mut [f32],
+    acc: &mut [f32],
+) -> Result<bool, crate::Error> {
+    Backend::Avx512.check()?;
+    // The sign sums as the AVX-512 sign kernel does them (2·Σset − Σw) only
+    // for weights where that cannot overflow or meet ∞ − ∞.
+    if !crate::qjl::weights_bounded(rows.sign_weights) {
+        return Ok(false);
+    }
+    // SAFETY: check() confirmed AVX-512 (F/BW/VBMI); the caller validated
+    // both sets of rows for as many tokens as weights; the shapes match the
+    // instantiations.
+    unsafe {
+        match (cb.bits(), out.len(), acc.len()) {
+            (1..=4, 64, 64) => fused_simd::<1, 4>(cb, rows, out, acc),
+            (1..=4, 128, 128) => fused_simd::<2, 8>(cb, rows, out, acc),
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// [`accumulate_rows_and_signs`] for `64·C` coordinates and `16·N` signs.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `out.len() == 64·C`, `acc.len() ==
+/// 16·N`, rows of at most 64 packed bytes; row `t` of the codes (and of the
+/// signs) fits in `rows.codes` (`rows.signs`) for every `t <
+/// rows.weights.len() == rows.sign_weights.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma")]
+unsafe fn fused_simd<const C: usize, const N: usize>(
+    cb: &super::Codebook,
+    rows: &super::SignedRows<'_>,
+    out: &mut [f32],
+    acc: &mut [f32],
+) {
+    // SAFETY: the ISA is the caller's promise. Loads: out[..64·C],
+    // acc[..16·N], each token's code row (masked, [`add_row`]) and its
+    // first 2·N sign bytes, all inside the validated rows. Stores:
+    // out[..64·C], acc[..16·N].
+    unsafe {
+        let k = row_constants::<C>(cb);
+        let mut sums = load_permuted::<C>(out);
+        let mut set = [_mm512_setzero_ps(); N];
+        let mut total = _mm512_setzero_ps();
+        let (mut row, mut sg) = (rows.codes.as_ptr(), rows.signs.as_ptr());
+        for (&w, &r) in rows.weights.iter().zip(rows.sign_weights) {
+            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut sums);
+            let rv = _mm512_set1_ps(r);
+            total = _mm512_add_ps(total, rv);
+            for (k, s) in set.iter_mut().enumerate() {
+                let bits = core::ptr::read_unaligned(sg.add(2 * k).cast::<u16>());
+                *s = _mm512_mask_add_ps(*s, bits, *s, rv);
+            }
+            row = row.wrapping_add(rows.code_stride);
+            sg = sg.wrapping_add(rows.sign_stride);
+        }
+        store_permuted::<C>(&sums, out);
+        for (k, s) in set.iter().enumerate() {
+            let at = acc.as_mut_ptr().add(16 * k);
+            let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
+            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
+        }
+    }
+}
+
+/// `PERM[b][8k + j] = k·b + j`: gathers the `b` bytes of code group `k` (8
+/// codes of `b` bits) into qword `k`.
+const PERM: [[u8; 64]; 9] = {
+    let mut t = [[0u8; 64]; 9];
+    let mut b = 1;
+    while b <= 8 {
+        let mut i = 0;
+        while i < 64 {
+            t[b][i] = ((i / 8) * b + i % 8) as u8;
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Multishift control: byte `j` of every qword selects bits `j·b …`.
+const fn shifts(b: u64) -> u64 {
+    let mut v = 0u64;
+    let mut j = 0;
+    while j < 8 {
+        v |= (j * b) << (8 * j);
+        j += 1;
+    }
+    v
+}
+
+/// 64 codes unpacked with three instructions: `vpermb` puts each group's
+/// bytes in its own qword, `vpmultishiftqb` moves every code to a byte of
+/// its own, and a mask keeps its `b` bits; one 64-byte store.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `packed.len() >= 8·bits`,
+/// `out.len() >= 64`, `bits ∈ 1..=8`.
+#[inline(always)]
+unsafe fn unpack64(bits: u8, packed: &[u8], out: &mut [u8]) {
+    let b = bits as usize;
+    let bytes: u64 = if b == 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * b)) - 1
+    };
+    // SAFETY: the masked load touches only the first 8·b ≤ packed.len()
+    // bytes (masked-off bytes are never accessed); PERM[b] is 64 bytes; the
+    // store writes out[..64].
+    unsafe {
+        let data = _mm512_maskz_loadu_epi8(bytes, packed.as_ptr().cast());
+        let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        let grouped = _mm512_permutexvar_epi8(perm, data);
+        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
+        let fields = _mm512_multishift_epi64_epi8(shift, grouped);
+        let keep = _mm512_set1_epi8(((1u16 << b) - 1) as u8 as i8);
+        _mm512_storeu_si512(out.as_mut_ptr().cast(), _mm512_and_si512(fields, keep));
+    }
+}
+
+simd::entry_points!(
+    Backend::Avx512,
+    "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma,bmi1,bmi2",
+    F16
+);

@@ -1,0 +1,535 @@
+//! The codebook kernels once, generic over a small lane trait; the AVX2,
+//! AVX-512 and NEON backends instantiate them inside `#[target_feature]`
+//! functions (see `entry_points!`).
+//!
+//! Shape: codes move through a 64-entry stack buffer of one index per byte.
+//! Quantisation fills it `LANES` at a time (vector compares against the
+//! thresholds) and packs it; decoding unpacks into it and then looks the
+//! centroids up `LANES` at a time from a table held in registers (or a
+//! gather for 5+ bits). Elements past the last whole vector use the scalar
+//! code, so every length and alignment is handled. Indices and packed bytes
+//! are identical to the scalar kernels'; `dot` sums in a different order
+//! (one accumulator per lane), within the documented tolerance.
+
+use super::{Codebook, pack};
+
+/// A vector of `LANES` f32 with the operations the codebook kernels need.
+///
+/// # Safety
+///
+/// Implementors use one ISA extension; every method may be called only on a
+/// CPU that has it, and the pointer methods need the stated valid memory.
+pub(super) unsafe trait Lanes: Copy {
+    /// f32 lanes per vector.
+    const LANES: usize;
+    /// The same number of i32 lanes (code indices).
+    type Idx: Copy;
+    /// Centroids prepared for [`lookup`](Self::lookup).
+    type Lut;
+    /// Thresholds prepared for [`quantize`](Self::quantize).
+    type Thr;
+
+    /// Prepares the centroid table of `cb`.
+    unsafe fn lut(cb: &Codebook) -> Self::Lut;
+    /// Prepares the thresholds of `cb`.
+    unsafe fn thr(cb: &Codebook) -> Self::Thr;
+    /// Loads `LANES` f32 from `p`.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores `LANES` f32 to `p`.
+    unsafe fn store(self, p: *mut f32);
+    /// All lanes 0.
+    unsafe fn zero() -> Self;
+    /// All lanes `v`.
+    unsafe fn splat(v: f32) -> Self;
+    /// `acc + self·b`, lane-wise.
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self;
+    /// The sum of the lanes.
+    unsafe fn sum(self) -> f32;
+    /// `a + b`, lane-wise.
+    unsafe fn add(a: Self, b: Self) -> Self;
+    /// `LANES` bytes at `p` (indices) widened to i32 lanes.
+    unsafe fn widen(p: *const u8) -> Self::Idx;
+    /// i32 lanes (each < 256) narrowed to `LANES` bytes at `p`.
+    unsafe fn narrow(i: Self::Idx, p: *mut u8);
+    /// `centroids[i]` per lane (every lane `< 2^bits`).
+    unsafe fn lookup(lut: &Self::Lut, i: Self::Idx) -> Self;
+    /// `#{j : x > thresholds[j]}` per lane (NaN → 0), as the scalar kernel.
+    unsafe fn quantize(thr: &Self::Thr, x: Self) -> Self::Idx;
+    /// Scores whole blocks of rows at once where the backend has a faster
+    /// way than one row at a time; returns how many leading rows (a prefix
+    /// of `out`) it scored. Arguments as for [`dot_rows`], validated.
+    #[inline(always)]
+    unsafe fn dot_row_blocks(
+        _cb: &Codebook,
+        _q: &[f32],
+        _rows: &[u8],
+        _stride: usize,
+        _out: &mut [f32],
+    ) -> usize {
+        0
+    }
+    /// Does all of [`accumulate_rows`] where the backend has a faster way
+    /// for this shape of rows; returns whether it did (else nothing is
+    /// touched). Arguments as for [`accumulate_rows`], validated.
+    #[inline(always)]
+    unsafe fn accumulate_rows_whole(
+        _cb: &Codebook,
+        _rows: &[u8],
+        _stride: usize,
+        _weights: &[f32],
+        _out: &mut [f32],
+    ) -> bool {
+        false
+    }
+    /// Hints the cache to fetch the line at `p` (which may be out of bounds:
+    /// a prefetch never faults and reads nothing the program sees).
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const u8) {}
+    /// [`pack::pack_unchecked`], possibly with faster instructions.
+    #[inline(always)]
+    unsafe fn pack(bits: u8, indices: &[u8], out: &mut [u8]) {
+        pack::pack_unchecked(bits, indices, out)
+    }
+    /// [`pack::unpack_unchecked`], possibly with faster instructions.
+    #[inline(always)]
+    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
+        pack::unpack_unchecked(bits, packed, out)
+    }
+}
+
+/// Indices of `x` into `out` (`out.len() >= x.len()`).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn quantize<V: Lanes>(cb: &Codebook, thr: &V::Thr, x: &[f32], out: &mut [u8]) {
+    let n = x.len().min(out.len());
+    let mut i = 0;
+    while i + V::LANES <= n {
+        // SAFETY: i + LANES <= n, so LANES f32 are readable at x[i] and
+        // LANES bytes writable at out[i]; the ISA is the caller's promise.
+        unsafe {
+            let v = V::load(x.as_ptr().add(i));
+            V::narrow(V::quantize(thr, v), out.as_mut_ptr().add(i));
+        }
+        i += V::LANES;
+    }
+    for (o, &v) in out[i..n].iter_mut().zip(&x[i..n]) {
+        *o = cb.index(v);
+    }
+}
+
+/// Quantise and pack (`out.len() == packed_len(x.len(), bits)`).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn quantize_packed<V: Lanes>(cb: &Codebook, x: &[f32], out: &mut [u8]) {
+    let bits = cb.bits();
+    // SAFETY: forwarded from the caller.
+    let thr = unsafe { V::thr(cb) };
+    let mut buf = [0u8; 64];
+    for (chunk, dst) in x.chunks(64).zip(out.chunks_mut(8 * bits as usize)) {
+        let idx = &mut buf[..chunk.len()];
+        // SAFETY: forwarded from the caller; `dst` is exactly the packed
+        // length of `idx` (64 indices fill 8·bits bytes; the last chunk gets
+        // the rest).
+        unsafe {
+            quantize::<V>(cb, &thr, chunk, idx);
+            V::pack(bits, idx, dst);
+        }
+    }
+}
+
+/// Centroids of `out.len()` packed codes (`packed.len() == packed_len`).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn dequantize<V: Lanes>(cb: &Codebook, packed: &[u8], out: &mut [f32]) {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    // SAFETY: forwarded from the caller.
+    let lut = unsafe { V::lut(cb) };
+    let mut buf = [0u8; 64];
+    for (chunk, src) in out.chunks_mut(64).zip(packed.chunks(8 * bits as usize)) {
+        let n = chunk.len();
+        // SAFETY: forwarded; `src` is the packed length of n indices.
+        unsafe { V::unpack(bits, src, &mut buf[..n]) };
+        let mut k = 0;
+        while k + V::LANES <= n {
+            // SAFETY: k + LANES <= n <= 64: the bytes read from `buf` and
+            // the f32 written to `chunk` are in bounds; indices < 2^bits.
+            unsafe {
+                let v = V::lookup(&lut, V::widen(buf.as_ptr().add(k)));
+                v.store(chunk.as_mut_ptr().add(k));
+            }
+            k += V::LANES;
+        }
+        for (o, &i) in chunk[k..].iter_mut().zip(&buf[k..n]) {
+            *o = c[i as usize];
+        }
+    }
+}
+
+/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` over rows `stride` apart
+/// (validated: every row's `packed_len(out.len(), bits)` bytes fit).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn accumulate_rows<V: Lanes>(
+    cb: &Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    if unsafe { V::accumulate_rows_whole(cb, rows, stride, weights, out) } {
+        return;
+    }
+    if weights.is_empty() {
+        return;
+    }
+    let row_len = pack::packed_len(out.len(), cb.bits());
+    let chunk_bytes = 8 * cb.bits() as usize;
+    // SAFETY: forwarded from the caller.
+    let lut = unsafe { V::lut(cb) };
+    // Coordinates 64 at a time, every row for each: the partial sums stay in
+    // registers instead of going through memory once per row (which would
+    // chain every row's FMA behind the previous row's store).
+    for (ci, chunk) in out.chunks_mut(64).enumerate() {
+        let first = ci * chunk_bytes;
+        let bytes = chunk_bytes.min(row_len - first);
+        // A constant count of whole vectors for full chunks, so that the
+        // sums are registers, not an array indexed at run time.
+        let whole = if chunk.len() == 64 {
+            64 / V::LANES
+        } else {
+            chunk.len() / V::LANES
+        };
+        // SAFETY: forwarded; `whole · LANES <= chunk.len()`, and each row's
+        // bytes first .. first + bytes lie inside its packed length (with at
+        // least one row, `first < row_len <= rows.len()`).
+        unsafe {
+            accumulate_chunk::<V>(
+                cb,
+                &lut,
+                &rows[first..],
+                stride,
+                bytes,
+                weights,
+                chunk,
+                whole,
+            )
+        };
+    }
+}
+
+/// One chunk of at most 64 coordinates of [`accumulate_rows`]: `whole`
+/// vectors in registers, the rest with scalar code.
+///
+/// # Safety
+/// The ISA of `V` is available; `lut` is `V::lut(cb)`; `whole · LANES <=
+/// out.len() <= 64`; row `r` (one per weight) has the `bytes` packed bytes
+/// of `out.len()` codes at `rows[r·stride..]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn accumulate_chunk<V: Lanes>(
+    cb: &Codebook,
+    lut: &V::Lut,
+    rows: &[u8],
+    stride: usize,
+    bytes: usize,
+    weights: &[f32],
+    out: &mut [f32],
+    whole: usize,
+) {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    let n = out.len();
+    let mut buf = [0u8; 64];
+    // SAFETY: forwarded; loads read out[k·LANES..][..LANES] < n.
+    let mut acc = [unsafe { V::zero() }; 16];
+    for (k, a) in acc.iter_mut().enumerate().take(whole) {
+        // SAFETY: as above.
+        *a = unsafe { V::load(out.as_ptr().add(k * V::LANES)) };
+    }
+    for (r, &w) in weights.iter().enumerate() {
+        let src = &rows[r * stride..r * stride + bytes];
+        // SAFETY: forwarded; `src` is the packed length of n indices, and
+        // widen reads buf[k·LANES..][..LANES] with (k + 1)·LANES <= n.
+        unsafe {
+            V::unpack(bits, src, &mut buf[..n]);
+            let wv = V::splat(w);
+            for (k, a) in acc.iter_mut().enumerate().take(whole) {
+                let cv = V::lookup(lut, V::widen(buf.as_ptr().add(k * V::LANES)));
+                *a = cv.mul_add(wv, *a);
+            }
+        }
+        for (o, &i) in out[whole * V::LANES..]
+            .iter_mut()
+            .zip(&buf[whole * V::LANES..n])
+        {
+            *o += w * c[i as usize];
+        }
+    }
+    for (k, a) in acc.iter().enumerate().take(whole) {
+        // SAFETY: as for the loads.
+        unsafe { a.store(out.as_mut_ptr().add(k * V::LANES)) };
+    }
+}
+
+/// `Σ q[j]·c[idx_j]` (`packed.len() == packed_len(q.len(), bits)`).
+///
+/// # Safety
+/// The ISA of `V` is available; `lut` is `V::lut(cb)`.
+#[inline(always)]
+pub(super) unsafe fn dot<V: Lanes>(cb: &Codebook, lut: &V::Lut, q: &[f32], packed: &[u8]) -> f32 {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    let mut buf = [0u8; 64];
+    // Four accumulators: one would serialise on the FMA latency.
+    // SAFETY: forwarded from the caller.
+    let mut acc = unsafe { [V::zero(); 4] };
+    let mut tail = 0.0f32;
+    for (chunk, src) in q.chunks(64).zip(packed.chunks(8 * bits as usize)) {
+        let n = chunk.len();
+        // SAFETY: forwarded; `src` is the packed length of n indices.
+        unsafe { V::unpack(bits, src, &mut buf[..n]) };
+        let mut k = 0;
+        while k + 4 * V::LANES <= n {
+            for (a, acc) in acc.iter_mut().enumerate() {
+                let at = k + a * V::LANES;
+                // SAFETY: at + LANES <= n <= 64 keeps the reads of `buf`
+                // and `chunk` in bounds; indices < 2^bits.
+                unsafe {
+                    let cv = V::lookup(lut, V::widen(buf.as_ptr().add(at)));
+                    *acc = V::load(chunk.as_ptr().add(at)).mul_add(cv, *acc);
+                }
+            }
+            k += 4 * V::LANES;
+        }
+        while k + V::LANES <= n {
+            // SAFETY: as above.
+            unsafe {
+                let cv = V::lookup(lut, V::widen(buf.as_ptr().add(k)));
+                acc[0] = V::load(chunk.as_ptr().add(k)).mul_add(cv, acc[0]);
+            }
+            k += V::LANES;
+        }
+        for (&qj, &i) in chunk[k..].iter().zip(&buf[k..n]) {
+            tail += qj * c[i as usize];
+        }
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3])).sum() + tail }
+}
+
+/// How many rows ahead `dot_rows` prefetches.
+const PREFETCH_ROWS: usize = 16;
+
+/// [`dot`] for every row (`out.len()` rows `row_stride` apart, validated).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn dot_rows<V: Lanes>(
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) {
+    let row = pack::packed_len(q.len(), cb.bits());
+    // SAFETY: forwarded from the caller.
+    let (done, lut) = unsafe {
+        (
+            V::dot_row_blocks(cb, q, packed_rows, row_stride, out),
+            V::lut(cb),
+        )
+    };
+    for (r, o) in out.iter_mut().enumerate().skip(done) {
+        let start = r * row_stride;
+        // Rows far ahead: hardware prefetchers lose the stream across the
+        // masked and gathered loads of the kernels.
+        let ahead = packed_rows
+            .as_ptr()
+            .wrapping_add(start.saturating_add(PREFETCH_ROWS.saturating_mul(row_stride)));
+        // SAFETY: forwarded; the caller validated that every row fits, and
+        // a prefetch of any address is harmless.
+        unsafe {
+            V::prefetch(ahead);
+            *o = dot::<V>(cb, &lut, q, &packed_rows[start..start + row]);
+        }
+    }
+}
+
+/// `Σ a[j]·b[j]` in f32 (`a.len() == b.len()`): the uncompressed reference.
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn dot_f32<V: Lanes>(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    // SAFETY: forwarded from the caller.
+    let (mut acc0, mut acc1) = unsafe { (V::zero(), V::zero()) };
+    let mut i = 0;
+    while i + 2 * V::LANES <= n {
+        // SAFETY: i + 2·LANES <= n keeps every load inside both slices.
+        unsafe {
+            acc0 = V::load(a.as_ptr().add(i)).mul_add(V::load(b.as_ptr().add(i)), acc0);
+            let j = i + V::LANES;
+            acc1 = V::load(a.as_ptr().add(j)).mul_add(V::load(b.as_ptr().add(j)), acc1);
+        }
+        i += 2 * V::LANES;
+    }
+    let tail: f32 = a[i..n].iter().zip(&b[i..n]).map(|(x, y)| x * y).sum();
+    // SAFETY: forwarded from the caller.
+    unsafe { acc0.sum() + acc1.sum() + tail }
+}
+
+/// Expands, inside a backend file, to the safe entry points of the codebook
+/// kernels for one lane type: each checks the backend, then calls a
+/// `#[target_feature]` instantiation of the generic kernel.
+macro_rules! entry_points {
+    ($backend:expr, $features:literal, $lanes:ty) => {
+        #[target_feature(enable = $features)]
+        unsafe fn quantize_simd(cb: &crate::codebook::Codebook, x: &[f32], out: &mut [u8]) {
+            // SAFETY: this function's target features are the ISA of the lanes.
+            unsafe {
+                let thr = <$lanes as crate::codebook::simd::Lanes>::thr(cb);
+                crate::codebook::simd::quantize::<$lanes>(cb, &thr, x, out)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn quantize_packed_simd(cb: &crate::codebook::Codebook, x: &[f32], out: &mut [u8]) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::quantize_packed::<$lanes>(cb, x, out) }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn dequantize_simd(cb: &crate::codebook::Codebook, packed: &[u8], out: &mut [f32]) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::dequantize::<$lanes>(cb, packed, out) }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn dot_simd(cb: &crate::codebook::Codebook, q: &[f32], packed: &[u8]) -> f32 {
+            // SAFETY: as in `quantize_simd`.
+            unsafe {
+                let lut = <$lanes as crate::codebook::simd::Lanes>::lut(cb);
+                crate::codebook::simd::dot::<$lanes>(cb, &lut, q, packed)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn dot_rows_simd(
+            cb: &crate::codebook::Codebook,
+            q: &[f32],
+            rows: &[u8],
+            stride: usize,
+            out: &mut [f32],
+        ) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::dot_rows::<$lanes>(cb, q, rows, stride, out) }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn accumulate_rows_simd(
+            cb: &crate::codebook::Codebook,
+            rows: &[u8],
+            stride: usize,
+            weights: &[f32],
+            out: &mut [f32],
+        ) {
+            // SAFETY: as in `quantize_simd`.
+            unsafe {
+                crate::codebook::simd::accumulate_rows::<$lanes>(cb, rows, stride, weights, out)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn dot_f32_simd(a: &[f32], b: &[f32]) -> f32 {
+            // SAFETY: as in `quantize_simd`.
+            unsafe { crate::codebook::simd::dot_f32::<$lanes>(a, b) }
+        }
+
+        /// Validated arguments in, the kernel on this backend out.
+        pub(in crate::codebook) struct Kernels;
+
+        impl Kernels {
+            pub(in crate::codebook) fn quantize(
+                cb: &crate::codebook::Codebook,
+                x: &[f32],
+                out: &mut [u8],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: check() confirmed this backend's instruction set.
+                unsafe { quantize_simd(cb, x, out) };
+                Ok(())
+            }
+            pub(in crate::codebook) fn quantize_packed(
+                cb: &crate::codebook::Codebook,
+                x: &[f32],
+                out: &mut [u8],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { quantize_packed_simd(cb, x, out) };
+                Ok(())
+            }
+            pub(in crate::codebook) fn dequantize(
+                cb: &crate::codebook::Codebook,
+                packed: &[u8],
+                out: &mut [f32],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { dequantize_simd(cb, packed, out) };
+                Ok(())
+            }
+            pub(in crate::codebook) fn dot(
+                cb: &crate::codebook::Codebook,
+                q: &[f32],
+                packed: &[u8],
+            ) -> Result<f32, crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                Ok(unsafe { dot_simd(cb, q, packed) })
+            }
+            pub(in crate::codebook) fn accumulate_rows(
+                cb: &crate::codebook::Codebook,
+                rows: &[u8],
+                stride: usize,
+                weights: &[f32],
+                out: &mut [f32],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { accumulate_rows_simd(cb, rows, stride, weights, out) };
+                Ok(())
+            }
+            pub(in crate::codebook) fn dot_f32(a: &[f32], b: &[f32]) -> Result<f32, crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                Ok(unsafe { dot_f32_simd(a, b) })
+            }
+            pub(in crate::codebook) fn dot_rows(
+                cb: &crate::codebook::Codebook,
+                q: &[f32],
+                rows: &[u8],
+                stride: usize,
+                out: &mut [f32],
+            ) -> Result<(), crate::Error> {
+                $backend.check()?;
+                // SAFETY: as above.
+                unsafe { dot_rows_simd(cb, q, rows, stride, out) };
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use entry_points;

@@ -1,0 +1,655 @@
+//! The compressed KV cache: a fixed-capacity byte buffer with a header.
+//!
+//! # Layout (little-endian)
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 0–7 | magic `b"TQKV\0\0\0\0"` |
+//! | 8–11 | version (u32, currently 3) |
+//! | 12 | scheme: 0 `Kv`, 1 `Kqv`, 2 `Qkqv` |
+//! | 13 | budget `n` (bits per coordinate, 2–8) |
+//! | 14 | projection: 0 Gaussian, 1 Hadamard |
+//! | 15 | norms: 0 f16, 1 f32 |
+//! | 16–19 | heads (u32) |
+//! | 20–23 | dim (u32) |
+//! | 24–27 | capacity in tokens (u32) |
+//! | 28–31 | tokens stored (u32) |
+//! | 32–35 | bytes of one encoded key (u32) |
+//! | 36–39 | bytes of one encoded value (u32) |
+//! | 40–47 | seed (u64) |
+//! | 48–63 | reserved, zero |
+//! | 64– | the field regions, below |
+//!
+//! Each encoded vector is the concatenation of its fields
+//! ([`Quantizer::fields`]): the stored norm, the residual norm (prod only),
+//! the packed codes, the sign sketch (prod only). The cache stores every
+//! field of one head's keys (or values) for all `capacity` tokens in one
+//! region, token `t` at `t · field bytes`; each region is padded to a
+//! multiple of 64 bytes, and the regions follow each other head by head,
+//! keys before values, fields in the order above (an absent field has no
+//! region). So every region starts 64-byte aligned when the buffer does,
+//! the norms of a head are one contiguous array, and the codes are rows
+//! `field bytes` apart with nothing between them, which the row kernels
+//! stream through ([`KvCache::key_fields`], [`KvCache::value_fields`]).
+//! The header is a [`bytemuck::Pod`] [`CacheHeader`]; nothing in the
+//! buffer needs alignment.
+//!
+//! ```text
+//! Kqv, budget 4, d = 128, f16 norms, capacity 1000, one head:
+//! 64      K norms     1000 × 2 B  → 2048 B (padded)
+//! 2112    K codes     1000 × 64 B → 64000 B
+//! 66112   V norms     1000 × 2 B  → 2048 B
+//! 68160   V γ         1000 × 2 B  → 2048 B
+//! 70208   V codes     1000 × 48 B → 48000 B
+//! 118208  V signs     1000 × 16 B → 16000 B   (end 134208)
+//! ```
+//!
+//! [`KvCache::from_bytes`] accepts untrusted bytes: it checks every header
+//! field against the others and against the buffer's length and returns
+//! [`Error::CorruptCache`] (with the reason) on anything inconsistent, so no
+//! later access can fall outside the buffer.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{MAX_DIM, NormPrecision, Quantizer, Scheme};
+use crate::qjl::Projection;
+use crate::{Backend, Error};
+
+/// The longest encoding of any quantiser a cache holds: two f32 norms, 8-bit
+/// codes and an 8·dim-bit sketch at [`MAX_DIM`] (`push` builds one on the
+/// stack).
+const MAX_ENCODED: usize = 8 + MAX_DIM + MAX_DIM;
+
+/// The magic bytes at the start of every cache.
+pub const MAGIC: [u8; 8] = *b"TQKV\0\0\0\0";
+/// The layout version this crate writes and reads. Version 3 is version 2
+/// (the per-field regions) under the `tqkv` magic; the crate's earlier name
+/// wrote versions 1 and 2 under the magic `b"TURBOKV\0"`, which is refused.
+pub const VERSION: u32 = 3;
+/// The magic of caches written under the crate's first name, `turbokv`
+/// (layout versions 1 and 2). [`KvCache::from_bytes`] refuses them with a
+/// message saying so: re-encode the keys and values with this crate.
+const LEGACY_MAGIC: [u8; 8] = *b"TURBOKV\0";
+/// Bytes of the header.
+pub const HEADER_BYTES: usize = 64;
+
+/// The cache header, exactly as stored (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct CacheHeader {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`VERSION`], little-endian.
+    pub version: u32,
+    /// Scheme code.
+    pub scheme: u8,
+    /// Budget `n`.
+    pub budget: u8,
+    /// Projection code.
+    pub projection: u8,
+    /// Norm precision code.
+    pub norm: u8,
+    /// Heads, little-endian.
+    pub heads: u32,
+    /// Dim, little-endian.
+    pub dim: u32,
+    /// Capacity in tokens, little-endian.
+    pub capacity: u32,
+    /// Tokens stored, little-endian.
+    pub len: u32,
+    /// Bytes of one encoded key, little-endian.
+    pub key_bytes: u32,
+    /// Bytes of one encoded value, little-endian.
+    pub value_bytes: u32,
+    /// Seed, little-endian.
+    pub seed: u64,
+    /// Zero.
+    pub reserved: [u8; 16],
+}
+
+/// What a cache holds and how it is encoded.
+///
+/// Built with [`CacheConfig::new`] and the `with_…` methods (fields may be
+/// added, so the struct cannot be written as a literal outside the crate);
+/// its fields are public to read.
+///
+/// ```
+/// use tqkv::quant::{CacheConfig, Scheme};
+///
+/// let c = CacheConfig::new(Scheme::Kqv, 4, 8, 128, 4096).with_seed(7);
+/// assert_eq!((c.heads, c.dim, c.seed), (8, 128, 7));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Bits per coordinate, 2–8.
+    pub budget: u8,
+    /// KV heads.
+    pub heads: usize,
+    /// Head dimension.
+    pub dim: usize,
+    /// Capacity in tokens.
+    pub capacity: usize,
+    /// Seed of the rotations and projections.
+    pub seed: u64,
+    /// QJL projection of the prod quantisers.
+    pub projection: Projection,
+    /// How norms are stored.
+    pub norm: NormPrecision,
+}
+
+impl CacheConfig {
+    /// A configuration of `heads` KV heads of dimension `dim`, `capacity`
+    /// tokens, `scheme` at `budget` bits per coordinate; seed 0, the
+    /// Hadamard QJL projection and f16 norms until changed.
+    pub const fn new(
+        scheme: Scheme,
+        budget: u8,
+        heads: usize,
+        dim: usize,
+        capacity: usize,
+    ) -> CacheConfig {
+        CacheConfig {
+            scheme,
+            budget,
+            heads,
+            dim,
+            capacity,
+            seed: 0,
+            projection: Projection::Hadamard,
+            norm: NormPrecision::F16,
+        }
+    }
+
+    /// The same configuration with the rotations and projections seeded by
+    /// `seed`.
+    #[must_use]
+    pub const fn with_seed(mut self, seed: u64) -> CacheConfig {
+        self.seed = seed;
+        self
+    }
+
+    /// The same configuration with `projection` for the prod quantisers.
+    #[must_use]
+    pub const fn with_projection(mut self, projection: Projection) -> CacheConfig {
+        self.projection = projection;
+        self
+    }
+
+    /// The same configuration with norms stored as `norm`.
+    #[must_use]
+    pub const fn with_norm(mut self, norm: NormPrecision) -> CacheConfig {
+        self.norm = norm;
+        self
+    }
+
+    fn quantizers(&self) -> Result<(Quantizer, Quantizer), Error> {
+        let (k, v) = self
+            .scheme
+            .quantizers(self.budget, self.dim, self.seed, self.projection)?;
+        Ok((with_norm(k, self.norm), with_norm(v, self.norm)))
+    }
+
+    /// Bytes a cache with this configuration takes, header included.
+    ///
+    /// # Errors
+    /// The quantisers' errors for `budget` and `dim`;
+    /// [`Error::InvalidParameter`] for zero heads; [`Error::SizeOverflow`]
+    /// if the size does not fit in `usize`.
+    pub fn bytes_needed(&self) -> Result<usize, Error> {
+        if self.heads == 0 {
+            return Err(Error::InvalidParameter("a cache needs at least one head"));
+        }
+        let (k, v) = self.quantizers()?;
+        region_end(self.heads, self.capacity, &k, &v).ok_or(Error::SizeOverflow)
+    }
+}
+
+fn with_norm(q: Quantizer, norm: NormPrecision) -> Quantizer {
+    match q {
+        Quantizer::Mse(q) => Quantizer::Mse(q.with_norm_precision(norm)),
+        Quantizer::Prod(q) => Quantizer::Prod(q.with_norm_precision(norm)),
+        Quantizer::Baseline(q) => Quantizer::Baseline(q.with_norm_precision(norm)),
+    }
+}
+
+/// `x` rounded up to a multiple of 64, if it fits.
+fn pad64(x: usize) -> Option<usize> {
+    Some(x.checked_add(63)? / 64 * 64)
+}
+
+/// Bytes of one head's regions (keys and values), if they fit.
+fn head_bytes(capacity: usize, k: &Quantizer, v: &Quantizer) -> Option<usize> {
+    k.fields()
+        .into_iter()
+        .chain(v.fields())
+        .try_fold(0usize, |sum, f| {
+            sum.checked_add(pad64(capacity.checked_mul(f)?)?)
+        })
+}
+
+/// The end of the last region, `64 + heads · head_bytes`, if it fits in
+/// usize (and the counts in their u32 fields).
+fn region_end(heads: usize, capacity: usize, k: &Quantizer, v: &Quantizer) -> Option<usize> {
+    if heads > u32::MAX as usize || capacity > u32::MAX as usize {
+        return None;
+    }
+    heads
+        .checked_mul(head_bytes(capacity, k, v)?)?
+        .checked_add(HEADER_BYTES)
+}
+
+/// The stored fields of one head's keys or values, each `len()` tokens of
+/// that field, contiguous (see the module docs and [`Quantizer::fields`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields<'a> {
+    /// The stored norms `‖x‖` ([`NormPrecision::bytes`] each).
+    pub norms: &'a [u8],
+    /// The residual norms `γ` of prod vectors (empty for the others).
+    pub residual_norms: &'a [u8],
+    /// The packed codes, `packed_len(dim, bits)` bytes each.
+    pub codes: &'a [u8],
+    /// The sign sketches of prod vectors, `m/8` bytes each (empty for the
+    /// others).
+    pub signs: &'a [u8],
+}
+
+/// A compressed KV cache in a byte buffer: `&mut [u8]` (no allocation),
+/// `&[u8]` (read-only, e.g. a file mapped from disk) or, with `alloc`, an
+/// owned `Vec<u8>`.
+///
+/// ```
+/// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+///
+/// let config = CacheConfig::new(Scheme::Kqv, 4, 2, 64, 8).with_seed(1);
+/// let mut buf = vec![0u8; config.bytes_needed()?];
+/// let mut cache = KvCache::new(config, &mut buf[..])?;
+/// cache.push(&[0.25; 128], &[-0.5; 128])?;
+/// assert_eq!(cache.len(), 1);
+/// // Saved bytes come back as the same cache; anything else is an error.
+/// let again = KvCache::from_bytes(&buf[..])?;
+/// assert_eq!(again.len(), 1);
+/// assert!(KvCache::from_bytes(&buf[..100]).is_err());
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub struct KvCache<B> {
+    buf: B,
+    config: CacheConfig,
+    len: usize,
+    k: Quantizer,
+    v: Quantizer,
+}
+
+impl<B: AsRef<[u8]>> KvCache<B> {
+    /// Reads a cache from untrusted bytes, checking every header field and
+    /// the stored norms of every token in use (O(heads · len)); packed
+    /// indices need no check, since every bit pattern is a valid index.
+    ///
+    /// # Errors
+    /// [`Error::CorruptCache`] naming the first inconsistency found.
+    pub fn from_bytes(buf: B) -> Result<Self, Error> {
+        let bytes = buf.as_ref();
+        if bytes.len() < HEADER_BYTES {
+            return Err(Error::CorruptCache("shorter than the header"));
+        }
+        let h: CacheHeader = bytemuck::pod_read_unaligned(&bytes[..HEADER_BYTES]);
+        if h.magic == LEGACY_MAGIC {
+            return Err(Error::CorruptCache(
+                "a cache written by turbokv (format 1 or 2), before the rename to tqkv: re-encode it with this version",
+            ));
+        }
+        if h.magic != MAGIC {
+            return Err(Error::CorruptCache("bad magic (not a tqkv cache)"));
+        }
+        if u32::from_le(h.version) != VERSION {
+            return Err(Error::CorruptCache(
+                "unsupported layout version (this build reads version 3 only)",
+            ));
+        }
+        if h.reserved != [0; 16] {
+            return Err(Error::CorruptCache("reserved bytes are not zero"));
+        }
+        let scheme = match h.scheme {
+            0 => Scheme::Kv,
+            1 => Scheme::Kqv,
+            2 => Scheme::Qkqv,
+            _ => return Err(Error::CorruptCache("unknown scheme")),
+        };
+        let projection = match h.projection {
+            0 => Projection::Gaussian,
+            1 => Projection::Hadamard,
+            _ => return Err(Error::CorruptCache("unknown projection")),
+        };
+        let norm = match h.norm {
+            0 => NormPrecision::F16,
+            1 => NormPrecision::F32,
+            _ => return Err(Error::CorruptCache("unknown norm precision")),
+        };
+        let config = CacheConfig {
+            scheme,
+            budget: h.budget,
+            heads: u32::from_le(h.heads) as usize,
+            dim: u32::from_le(h.dim) as usize,
+            capacity: u32::from_le(h.capacity) as usize,
+            seed: u64::from_le(h.seed),
+            projection,
+            norm,
+        };
+        if config.heads == 0 {
+            return Err(Error::CorruptCache("zero heads"));
+        }
+        let (k, v) = config
+            .quantizers()
+            .map_err(|_| Error::CorruptCache("budget or dim not supported"))?;
+        if u32::from_le(h.key_bytes) as usize != k.encoded_len()
+            || u32::from_le(h.value_bytes) as usize != v.encoded_len()
+        {
+            return Err(Error::CorruptCache("code sizes do not match the scheme"));
+        }
+        let len = u32::from_le(h.len) as usize;
+        if len > config.capacity {
+            return Err(Error::CorruptCache("more tokens than capacity"));
+        }
+        match region_end(config.heads, config.capacity, &k, &v) {
+            Some(end) if end <= bytes.len() => {}
+            _ => return Err(Error::CorruptCache("buffer shorter than its capacity")),
+        }
+        let cache = KvCache {
+            buf,
+            config,
+            len,
+            k,
+            v,
+        };
+        // Every packed index is valid; the stored norms are the one payload
+        // field an encoder could not have written (NaN, ±∞, negative). With
+        // no token there is nothing to check, and the loop must not run:
+        // a capacity of 0 lets `heads` reach u32::MAX in a 64-byte buffer.
+        let heads = if len == 0 { 0 } else { cache.config.heads };
+        let nb = norm.bytes();
+        for head in 0..heads {
+            for fields in [cache.key_fields(head), cache.value_fields(head)] {
+                let f = fields.ok_or(Error::CorruptCache("head out of range"))?;
+                let ok = [f.norms, f.residual_norms]
+                    .iter()
+                    .all(|stored| stored.chunks_exact(nb).all(|n| norm.is_valid(n)));
+                if !ok {
+                    return Err(Error::CorruptCache(
+                        "a stored norm is negative, not finite or above MAX_NORM",
+                    ));
+                }
+            }
+        }
+        Ok(cache)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// Tokens stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no token is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Capacity in tokens.
+    pub fn capacity(&self) -> usize {
+        self.config.capacity
+    }
+
+    /// Bytes one token takes (keys and values of every head).
+    pub fn bytes_per_token(&self) -> usize {
+        self.config.heads * (self.k.encoded_len() + self.v.encoded_len())
+    }
+
+    /// The K quantiser.
+    pub fn key_quantizer(&self) -> &Quantizer {
+        &self.k
+    }
+
+    /// The V quantiser.
+    pub fn value_quantizer(&self) -> &Quantizer {
+        &self.v
+    }
+
+    /// The header as stored.
+    pub fn header(&self) -> CacheHeader {
+        bytemuck::pod_read_unaligned(&self.buf.as_ref()[..HEADER_BYTES])
+    }
+
+    /// Where each field region of `head`'s keys (`side` 0) or values
+    /// (`side` 1) starts, with the field's bytes per token: offsets into
+    /// the buffer, valid once `new`/`from_bytes` checked the layout.
+    fn regions(&self, head: usize, side: usize) -> [(usize, usize); 4] {
+        let cap = self.config.capacity;
+        // `new` and `from_bytes` checked that the whole layout fits in
+        // usize, so none of this arithmetic can overflow.
+        let mut at = HEADER_BYTES + head * head_bytes(cap, &self.k, &self.v).unwrap_or(0);
+        let mut out = [(0, 0); 4];
+        for (s, q) in [&self.k, &self.v].into_iter().enumerate() {
+            for (o, f) in out.iter_mut().zip(q.fields()) {
+                if s == side {
+                    *o = (at, f);
+                }
+                at += (cap * f).div_ceil(64) * 64;
+            }
+        }
+        out
+    }
+
+    fn fields(&self, head: usize, side: usize) -> Option<Fields<'_>> {
+        if head >= self.config.heads {
+            return None;
+        }
+        let buf = self.buf.as_ref();
+        let [n, r, c, s] = self
+            .regions(head, side)
+            .map(|(at, f)| buf.get(at..at + self.len * f));
+        Some(Fields {
+            norms: n?,
+            residual_norms: r?,
+            codes: c?,
+            signs: s?,
+        })
+    }
+
+    /// The stored fields of `head`'s keys; `None` if `head` is out of range.
+    ///
+    /// ```
+    /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+    ///
+    /// let config = CacheConfig::new(Scheme::Kqv, 4, 1, 128, 1000).with_seed(1);
+    /// // The worked example of the module docs.
+    /// assert_eq!(config.bytes_needed()?, 134_208);
+    /// let mut cache = KvCache::new(config, vec![0u8; 134_208])?;
+    /// cache.push(&[0.5; 128], &[1.0; 128])?;
+    /// let keys = cache.key_fields(0).unwrap();
+    /// assert_eq!((keys.norms.len(), keys.codes.len(), keys.signs.len()), (2, 64, 0));
+    /// let values = cache.value_fields(0).unwrap();
+    /// assert_eq!((values.residual_norms.len(), values.codes.len(), values.signs.len()), (2, 48, 16));
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    pub fn key_fields(&self, head: usize) -> Option<Fields<'_>> {
+        self.fields(head, 0)
+    }
+
+    /// The stored fields of `head`'s values; `None` if `head` is out of
+    /// range.
+    pub fn value_fields(&self, head: usize) -> Option<Fields<'_>> {
+        self.fields(head, 1)
+    }
+
+    /// Copies the encoding of token `token`'s key of `head` into `out` (the
+    /// key quantiser's `encoded_len()` bytes, ready for its `decode`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidHead`] or [`Error::InvalidToken`] if `head` or `token` is out of range;
+    /// [`Error::BufferTooShort`] if `out` is.
+    pub fn key(&self, head: usize, token: usize, out: &mut [u8]) -> Result<(), Error> {
+        self.gather(head, 0, token, out)
+    }
+
+    /// [`key`](Self::key) for the value of `token`.
+    ///
+    /// # Errors
+    /// As [`key`](Self::key).
+    pub fn value(&self, head: usize, token: usize, out: &mut [u8]) -> Result<(), Error> {
+        self.gather(head, 1, token, out)
+    }
+
+    fn gather(&self, head: usize, side: usize, token: usize, out: &mut [u8]) -> Result<(), Error> {
+        let fields = self.fields(head, side).ok_or(Error::InvalidHead {
+            head,
+            heads: self.config.heads,
+        })?;
+        if token >= self.len {
+            return Err(Error::InvalidToken {
+                token,
+                len: self.len,
+            });
+        }
+        let q = if side == 0 { &self.k } else { &self.v };
+        let needed = q.encoded_len();
+        if out.len() < needed {
+            return Err(Error::BufferTooShort {
+                needed,
+                found: out.len(),
+            });
+        }
+        let stored = [
+            fields.norms,
+            fields.residual_norms,
+            fields.codes,
+            fields.signs,
+        ];
+        let mut at = 0;
+        for (region, f) in stored.into_iter().zip(q.fields()) {
+            out[at..at + f].copy_from_slice(&region[token * f..(token + 1) * f]);
+            at += f;
+        }
+        Ok(())
+    }
+
+    /// The bytes in use (the whole buffer up to the end of the last region).
+    pub fn as_bytes(&self) -> &[u8] {
+        let end = region_end(self.config.heads, self.config.capacity, &self.k, &self.v)
+            .unwrap_or(HEADER_BYTES);
+        &self.buf.as_ref()[..end]
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
+    /// An empty cache in `buf` (at least `config.bytes_needed()` bytes).
+    ///
+    /// # Errors
+    /// As [`CacheConfig::bytes_needed`]; [`Error::BufferTooShort`].
+    pub fn new(config: CacheConfig, mut buf: B) -> Result<Self, Error> {
+        let needed = config.bytes_needed()?;
+        let found = buf.as_ref().len();
+        if found < needed {
+            return Err(Error::BufferTooShort { needed, found });
+        }
+        let (k, v) = config.quantizers()?;
+        let header = CacheHeader {
+            magic: MAGIC,
+            version: VERSION.to_le(),
+            scheme: match config.scheme {
+                Scheme::Kv => 0,
+                Scheme::Kqv => 1,
+                Scheme::Qkqv => 2,
+            },
+            budget: config.budget,
+            projection: match config.projection {
+                Projection::Gaussian => 0,
+                Projection::Hadamard => 1,
+            },
+            norm: match config.norm {
+                NormPrecision::F16 => 0,
+                NormPrecision::F32 => 1,
+            },
+            heads: (config.heads as u32).to_le(),
+            dim: (config.dim as u32).to_le(),
+            capacity: (config.capacity as u32).to_le(),
+            len: 0,
+            key_bytes: (k.encoded_len() as u32).to_le(),
+            value_bytes: (v.encoded_len() as u32).to_le(),
+            seed: config.seed.to_le(),
+            reserved: [0; 16],
+        };
+        buf.as_mut()[..HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
+        Ok(KvCache {
+            buf,
+            config,
+            len: 0,
+            k,
+            v,
+        })
+    }
+
+    /// Appends one token: `k` and `v` hold `heads·dim` values, head-major.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for wrong lengths; [`Error::CacheFull`];
+    /// the quantisers' errors (NaN, ∞). On error nothing is stored.
+    pub fn push(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        self.push_on(Backend::detect(), k, v)
+    }
+
+    /// [`push`](Self::push) on a chosen backend: the stored bytes are the
+    /// same on every backend, so a cache written on one machine reads the
+    /// same on any other.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push), plus [`Error::BackendUnavailable`].
+    pub fn push_on(&mut self, backend: Backend, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        backend.check()?;
+        let (heads, dim) = (self.config.heads, self.config.dim);
+        for x in [k, v] {
+            if x.len() != heads * dim {
+                return Err(Error::LengthMismatch {
+                    expected: heads * dim,
+                    found: x.len(),
+                });
+            }
+            crate::error::finite(x)?;
+        }
+        if self.len == self.config.capacity {
+            return Err(Error::CacheFull {
+                capacity: self.config.capacity,
+            });
+        }
+        // Each head's encoding is made whole on the stack, then its fields
+        // go to their regions.
+        let mut code = [0u8; MAX_ENCODED];
+        let t = self.len;
+        for h in 0..heads {
+            for (side, x) in [k, v].into_iter().enumerate() {
+                let q = if side == 0 { &self.k } else { &self.v };
+                let code = code
+                    .get_mut(..q.encoded_len())
+                    .ok_or(Error::InvalidParameter("encoding longer than MAX_ENCODED"))?;
+                q.encode_on(backend, &x[h * dim..(h + 1) * dim], code)?;
+                let regions = self.regions(h, side);
+                let buf = self.buf.as_mut();
+                let mut at = 0;
+                for (start, f) in regions {
+                    let slot = start + t * f;
+                    buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
+                    at += f;
+                }
+            }
+        }
+        self.len += 1;
+        let len = (self.len as u32).to_le_bytes();
+        self.buf.as_mut()[28..32].copy_from_slice(&len);
+        Ok(())
+    }
+}

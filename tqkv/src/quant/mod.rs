@@ -1,0 +1,795 @@
+//! Vector quantisers: TurboQuant_mse ([`MseQuantizer`]), TurboQuant_prod
+//! ([`ProdQuantizer`]) and the paper's KV baseline ([`BaselineQuantizer`]).
+//!
+//! Each turns one vector of `dim` f32 (or `half::f16` / `half::bf16`) into a
+//! fixed number of bytes, [`encoded_len`](MseQuantizer::encoded_len), and
+//! back. Side information is counted: [`bits_per_coordinate`](MseQuantizer::bits_per_coordinate)
+//! is the whole encoding, norms included.
+//!
+//! # Encodings (little-endian, no padding)
+//!
+//! | quantiser | fields, in order |
+//! | --- | --- |
+//! | `MseQuantizer` | `‖x‖` (f16 or f32), `b`-bit codes of the rotated unit vector |
+//! | `ProdQuantizer` | `‖x‖`, `γ = ‖r‖` (f16 or f32), `(b−1)`-bit codes, `m` sign bits of the residual `r` |
+//! | `BaselineQuantizer` | `‖x‖`, `b`-bit codes of the raw unit vector |
+//!
+//! Codes are packed as in [`crate::pack`], sign bits as in [`crate::qjl`].
+//! The MSE and prod quantisers work in the rotated domain of a
+//! [`Rotation`] seeded with `seed` (the prod quantiser's projection uses
+//! `seed + 1`, so the two are independent); the residual is taken there,
+//! which changes no inner product (the rotation is orthogonal).
+//!
+//! # Edge cases
+//!
+//! - A zero vector encodes as norm 0 (and γ = 0, all sign bits 0); its codes
+//!   are those of the zero vector, and it decodes to exact zeros.
+//! - NaN or ±∞ anywhere in the input is [`Error::NonFinite`], and so is a
+//!   norm above the largest f16 (65504) when norms are stored in f16, or
+//!   above [`MAX_NORM`] (2^100) in f32: decoding and attention sum up to
+//!   `√d` such magnitudes in f32, which must not overflow.
+//! - A stored norm that no encoder writes (NaN, ±∞, negative, above
+//!   [`MAX_NORM`]) is [`Error::InvalidNorm`] in `decode`, and makes
+//!   [`KvCache::from_bytes`] refuse the cache: readers never turn corrupt
+//!   side information into non-finite output.
+//!
+//! Dimensions: the rotating quantisers need a power of two from 8 (prod) or
+//! 2 (MSE) up to [`MAX_DIM`], the baseline any dim from 2 to [`MAX_DIM`].
+//!
+//! ```
+//! use tqkv::quant::MseQuantizer;
+//!
+//! let q = MseQuantizer::new(128, 4, 7)?;
+//! let x: Vec<f32> = (0..128).map(|i| ((i * 29 % 17) as f32 - 8.0) / 8.0).collect();
+//! let mut code = vec![0u8; q.encoded_len()];
+//! q.encode(&x, &mut code)?;
+//! let mut back = vec![0.0f32; 128];
+//! q.decode(&code, &mut back)?;
+//! let err: f32 = x.iter().zip(&back).map(|(a, b)| (a - b) * (a - b)).sum();
+//! let norm2: f32 = x.iter().map(|a| a * a).sum();
+//! assert!(err / norm2 < 0.03); // MSE ≈ 0.0093 at 4 bits
+//! assert!((q.bits_per_coordinate() - (4.0 + 16.0 / 128.0)).abs() < 1e-9);
+//! # Ok::<(), tqkv::Error>(())
+//! ```
+
+mod cache;
+
+pub use cache::{CacheConfig, CacheHeader, Fields, HEADER_BYTES, KvCache, MAGIC, VERSION};
+use half::{bf16, f16};
+
+use crate::codebook::{self, Codebook, pack};
+use crate::error::need;
+use crate::qjl::{Projection, QjlSketcher};
+use crate::{Backend, Error, Rotation};
+
+/// Largest dim of every quantiser: the rotated (or widened f16/bf16) copy of
+/// the input lives in a stack buffer of this many f32 (16 KiB), so nothing
+/// allocates.
+pub const MAX_DIM: usize = 4096;
+
+/// The largest norm (and residual norm) an f32-norm encoding stores:
+/// 2^100 ≈ 1.27e30, far above any activation, far enough below `f32::MAX`
+/// that decoding (a transform summing up to `√d` scaled terms) and attention
+/// stay finite. Readers of untrusted codes reject anything larger.
+pub const MAX_NORM: f32 = 1.2676506e30;
+
+/// How norms are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NormPrecision {
+    /// IEEE binary16, 2 bytes (the default): relative error ≤ 2^-11.
+    #[default]
+    F16,
+    /// IEEE binary32, 4 bytes.
+    F32,
+}
+
+impl NormPrecision {
+    /// Bytes of one stored norm.
+    pub const fn bytes(self) -> usize {
+        match self {
+            NormPrecision::F16 => 2,
+            NormPrecision::F32 => 4,
+        }
+    }
+
+    /// Stores `v` (finite, ≥ 0) and returns the value a decoder will read.
+    fn store(self, v: f32, out: &mut [u8]) -> Result<f32, Error> {
+        match self {
+            NormPrecision::F16 => {
+                let h = f16::from_f32(v);
+                if !h.is_finite() {
+                    return Err(Error::NonFinite);
+                }
+                out[..2].copy_from_slice(&h.to_le_bytes());
+                Ok(h.to_f32())
+            }
+            NormPrecision::F32 => {
+                // Also catches a finite f64 norm that rounds to +∞ in f32.
+                if !(0.0..=MAX_NORM).contains(&v) {
+                    return Err(Error::NonFinite);
+                }
+                out[..4].copy_from_slice(&v.to_le_bytes());
+                Ok(v)
+            }
+        }
+    }
+
+    /// Reads a stored norm (never fails: any bit pattern is some value).
+    #[inline(always)]
+    pub(crate) fn load(self, code: &[u8]) -> f32 {
+        match self {
+            NormPrecision::F16 => f16_bits_to_f32(u16::from_le_bytes([code[0], code[1]])),
+            NormPrecision::F32 => f32::from_le_bytes([code[0], code[1], code[2], code[3]]),
+        }
+    }
+
+    /// Whether the norm stored at the start of `code` is one an encoder can
+    /// write: finite, not negative, at most [`MAX_NORM`].
+    #[inline]
+    pub(crate) fn is_valid(self, code: &[u8]) -> bool {
+        (0.0..=MAX_NORM).contains(&self.load(code))
+    }
+
+    /// The stored norm at the start of `code`, or [`Error::InvalidNorm`] if
+    /// no encoder could have written it (the rule every reader follows:
+    /// `decode`, `from_bytes` and, through them, attention).
+    #[inline]
+    fn load_checked(self, code: &[u8]) -> Result<f32, Error> {
+        let v = self.load(code);
+        if (0.0..=MAX_NORM).contains(&v) {
+            Ok(v)
+        } else {
+            Err(Error::InvalidNorm)
+        }
+    }
+}
+
+/// IEEE binary16 bits to f32, exactly (what `half::f16::to_f32` returns for
+/// every non-NaN value; NaNs stay NaN). Branch-free, so that the attention
+/// loops that read one stored norm per token inline and vectorise it rather
+/// than call out per value: the exponent and mantissa move into f32
+/// position and a multiplication by 2^112 rebiases the exponent, which is
+/// exact for normals and turns subnormals into the right normals.
+#[inline]
+pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let em = (h as u32) & 0x7fff;
+    let finite = f32::from_bits(em << 13) * f32::from_bits(0x7780_0000);
+    let special = f32::from_bits((em << 13) | 0x7f80_0000);
+    let v = if em >= 0x7c00 { special } else { finite };
+    f32::from_bits(v.to_bits() | sign)
+}
+
+/// `‖x‖₂` in f64, or `NonFinite`.
+fn norm(x: &[f32]) -> Result<f64, Error> {
+    crate::error::finite(x)?;
+    Ok(libm::sqrt(x.iter().map(|&v| v as f64 * v as f64).sum()))
+}
+
+fn check_len(expected: usize, found: usize) -> Result<(), Error> {
+    if expected != found {
+        Err(Error::LengthMismatch { expected, found })
+    } else {
+        Ok(())
+    }
+}
+
+/// The checks every `encode_on` starts with, then the norm stored at the
+/// start of `out`: returns `‖x‖` (f64) and the value a decoder will read.
+fn start_encode(
+    dim: usize,
+    encoded_len: usize,
+    precision: NormPrecision,
+    backend: Backend,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<(f64, f32), Error> {
+    check_len(dim, x.len())?;
+    need(encoded_len, out.len())?;
+    backend.check()?;
+    let n = norm(x)?;
+    let stored = precision.store(n as f32, out)?;
+    Ok((n, stored))
+}
+
+/// `y = x/‖x‖` into `y` (zeros for a zero vector).
+fn unit(x: &[f32], n: f64, y: &mut [f32]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = if n > 0.0 { (v as f64 / n) as f32 } else { 0.0 };
+    }
+}
+
+/// Converts half-precision input to f32 in a stack buffer, then runs `f`.
+fn widen<T: Copy>(
+    x: &[T],
+    to: impl Fn(T) -> f32,
+    f: impl FnOnce(&[f32]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if x.len() > MAX_DIM {
+        return Err(Error::InvalidDim { dim: x.len() });
+    }
+    let mut buf = [0.0f32; MAX_DIM];
+    for (o, &v) in buf.iter_mut().zip(x) {
+        *o = to(v);
+    }
+    f(&buf[..x.len()])
+}
+
+/// Implements `encode` and the half-precision entry points over `encode_on`,
+/// and the accessors every quantiser shares.
+macro_rules! half_inputs {
+    () => {
+        /// Encodes `x` (`dim` values) into `out` (`encoded_len()` bytes) on
+        /// the detected backend.
+        ///
+        /// # Errors
+        /// [`Error::LengthMismatch`], [`Error::BufferTooShort`],
+        /// [`Error::NonFinite`] (see the module docs).
+        pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+            self.encode_on(Backend::detect(), x, out)
+        }
+
+        /// [`encode`](Self::encode) of `half::f16` input.
+        ///
+        /// # Errors
+        /// As [`encode`](Self::encode).
+        pub fn encode_f16(&self, x: &[f16], out: &mut [u8]) -> Result<(), Error> {
+            self.encode_f16_on(Backend::detect(), x, out)
+        }
+
+        /// [`encode_f16`](Self::encode_f16) on a chosen backend.
+        ///
+        /// # Errors
+        /// As [`encode_on`](Self::encode_on).
+        pub fn encode_f16_on(
+            &self,
+            backend: Backend,
+            x: &[f16],
+            out: &mut [u8],
+        ) -> Result<(), Error> {
+            widen(x, f16::to_f32, |x| self.encode_on(backend, x, out))
+        }
+
+        /// [`encode`](Self::encode) of `half::bf16` input.
+        ///
+        /// # Errors
+        /// As [`encode`](Self::encode).
+        pub fn encode_bf16(&self, x: &[bf16], out: &mut [u8]) -> Result<(), Error> {
+            self.encode_bf16_on(Backend::detect(), x, out)
+        }
+
+        /// [`encode_bf16`](Self::encode_bf16) on a chosen backend.
+        ///
+        /// # Errors
+        /// As [`encode_on`](Self::encode_on).
+        pub fn encode_bf16_on(
+            &self,
+            backend: Backend,
+            x: &[bf16],
+            out: &mut [u8],
+        ) -> Result<(), Error> {
+            widen(x, bf16::to_f32, |x| self.encode_on(backend, x, out))
+        }
+
+        /// Decodes `code` into `out` (`dim` values) on the detected backend.
+        ///
+        /// # Errors
+        /// [`Error::LengthMismatch`] unless `out.len() == dim`;
+        /// [`Error::BufferTooShort`] if `code` is shorter than
+        /// `encoded_len()`; [`Error::InvalidNorm`] if a stored norm is NaN,
+        /// infinite, negative or above [`MAX_NORM`] (no encoder writes one).
+        pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+            self.decode_on(Backend::detect(), code, out)
+        }
+
+        /// Bits of the whole encoding per coordinate, side information
+        /// included.
+        pub fn bits_per_coordinate(&self) -> f64 {
+            (self.encoded_len() * 8) as f64 / self.dim as f64
+        }
+
+        /// The vector dimension.
+        pub fn dim(&self) -> usize {
+            self.dim
+        }
+
+        /// How norms are stored.
+        pub fn norm_precision(&self) -> NormPrecision {
+            self.norm
+        }
+
+        /// The same quantiser with norms stored as `precision`.
+        pub fn with_norm_precision(mut self, precision: NormPrecision) -> Self {
+            self.norm = precision;
+            self
+        }
+    };
+}
+
+/// TurboQuant_mse: norm, seeded rotation, `b`-bit Lloyd–Max codes.
+#[derive(Clone, Debug)]
+pub struct MseQuantizer {
+    dim: usize,
+    rotation: Rotation,
+    codebook: Codebook,
+    norm: NormPrecision,
+}
+
+impl MseQuantizer {
+    /// A `bits`-bit quantiser of `dim`-dimensional vectors, rotation seeded
+    /// with `seed`, norms in f16.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] unless `dim` is a power of two in
+    /// `2..=`[`MAX_DIM`]; [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
+    pub fn new(dim: usize, bits: u8, seed: u64) -> Result<Self, Error> {
+        if !dim.is_power_of_two() || !(2..=MAX_DIM).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
+        Ok(MseQuantizer {
+            dim,
+            rotation: Rotation::new(dim, seed)?,
+            codebook: Codebook::lloyd_max(dim, bits)?,
+            norm: NormPrecision::F16,
+        })
+    }
+
+    /// The codebook of the rotated coordinates.
+    pub fn codebook(&self) -> &Codebook {
+        &self.codebook
+    }
+
+    /// The rotation.
+    pub fn rotation(&self) -> &Rotation {
+        &self.rotation
+    }
+
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        self.norm.bytes() + pack::packed_len(self.dim, self.codebook.bits())
+    }
+
+    /// [`encode`](Self::encode) on a chosen backend (identical bytes on
+    /// every backend).
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
+        let nb = self.norm.bytes();
+        let mut buf = [0.0f32; MAX_DIM];
+        let y = &mut buf[..self.dim];
+        unit(x, n, y);
+        self.rotation.rotate_on(backend, y)?;
+        codebook::quantize_packed_on(backend, &self.codebook, y, &mut out[nb..])?;
+        Ok(())
+    }
+
+    /// [`decode`](Self::decode) on a chosen backend.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode), plus [`Error::BackendUnavailable`].
+    pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        check_len(self.dim, out.len())?;
+        need(self.encoded_len(), code.len())?;
+        let nb = self.norm.bytes();
+        let n = self.norm.load_checked(code)?;
+        codebook::dequantize_on(backend, &self.codebook, &code[nb..], out)?;
+        self.rotation.unrotate_on(backend, out)?;
+        for v in out.iter_mut() {
+            *v *= n;
+        }
+        Ok(())
+    }
+
+    half_inputs!();
+}
+
+/// TurboQuant_prod: `(b−1)`-bit MSE codes plus a 1-bit QJL sketch of the
+/// residual and its norm, for inner products that are unbiased (Gaussian
+/// projection) or nearly so (Hadamard, see [`crate::qjl`]).
+#[derive(Clone, Debug)]
+pub struct ProdQuantizer {
+    dim: usize,
+    mse: MseQuantizer,
+    sketcher: QjlSketcher,
+    norm: NormPrecision,
+}
+
+impl ProdQuantizer {
+    /// A `bits`-bit quantiser (`bits − 1` for the codes, one sign bit per
+    /// coordinate: `m = dim` signs), rotation seeded with `seed`,
+    /// projection with `seed + 1`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] unless `dim` is a power of two in
+    /// `8..=`[`MAX_DIM`]; [`Error::InvalidBits`] unless `bits ∈ 2..=8`.
+    pub fn new(dim: usize, bits: u8, seed: u64, projection: Projection) -> Result<Self, Error> {
+        if !(2..=8).contains(&bits) {
+            return Err(Error::InvalidBits { bits });
+        }
+        if !dim.is_power_of_two() || !(8..=MAX_DIM).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
+        Ok(ProdQuantizer {
+            dim,
+            mse: MseQuantizer::new(dim, bits - 1, seed)?,
+            sketcher: QjlSketcher::with_default_m(dim, projection, seed.wrapping_add(1))?,
+            norm: NormPrecision::F16,
+        })
+    }
+
+    /// The MSE stage (its codebook has `bits − 1` bits).
+    pub fn mse(&self) -> &MseQuantizer {
+        &self.mse
+    }
+
+    /// The residual's sketcher.
+    pub fn sketcher(&self) -> &QjlSketcher {
+        &self.sketcher
+    }
+
+    /// The rotation (the MSE stage's).
+    pub fn rotation(&self) -> &Rotation {
+        &self.mse.rotation
+    }
+
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        2 * self.norm.bytes()
+            + pack::packed_len(self.dim, self.mse.codebook.bits())
+            + self.sketcher.sketch_bytes()
+    }
+
+    /// [`encode`](Self::encode) on a chosen backend (identical bytes on
+    /// every backend).
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        let (n, stored) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
+        let nb = self.norm.bytes();
+        let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
+        let mut buf = [0.0f32; MAX_DIM];
+        let y = &mut buf[..self.dim];
+        unit(x, n, y);
+        self.mse.rotation.rotate_on(backend, y)?;
+        let (head, rest) = out.split_at_mut(2 * nb);
+        codebook::quantize_packed_on(backend, &self.mse.codebook, y, &mut rest[..codes])?;
+        // Residual in the rotated domain, at the decoder's scale.
+        let mut back = [0.0f32; MAX_DIM];
+        let yhat = &mut back[..self.dim];
+        codebook::dequantize_on(backend, &self.mse.codebook, &rest[..codes], yhat)?;
+        for (r, &h) in y.iter_mut().zip(yhat.iter()) {
+            *r = *r * n as f32 - h * stored;
+        }
+        let gamma = self.sketcher.sketch_on(backend, y, &mut rest[codes..])?;
+        self.norm.store(gamma, &mut head[nb..])?;
+        Ok(())
+    }
+
+    /// [`decode`](Self::decode) on a chosen backend: the MSE reconstruction
+    /// plus the sketch's reconstruction of the residual.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode), plus [`Error::BackendUnavailable`].
+    pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        check_len(self.dim, out.len())?;
+        need(self.encoded_len(), code.len())?;
+        let nb = self.norm.bytes();
+        let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
+        let n = self.norm.load_checked(code)?;
+        let gamma = self.norm.load_checked(&code[nb..])?;
+        let rest = &code[2 * nb..];
+        codebook::dequantize_on(backend, &self.mse.codebook, &rest[..codes], out)?;
+        let mut buf = [0.0f32; MAX_DIM];
+        let r = &mut buf[..self.dim];
+        self.sketcher
+            .reconstruct_on(backend, &rest[codes..], gamma, r)?;
+        for (o, &rv) in out.iter_mut().zip(r.iter()) {
+            *o = *o * n + rv;
+        }
+        self.mse.rotation.unrotate_on(backend, out)?;
+        Ok(())
+    }
+
+    half_inputs!();
+}
+
+/// The paper's KV baseline: norm plus a `b`-bit Lloyd–Max codebook (the
+/// sphere law of `dim`) applied to the raw normalised coordinates, with no
+/// rotation. It matches [`MseQuantizer`] when the input is already isotropic
+/// (a Gaussian vector's coordinates follow the sphere law), and degrades when
+/// the energy sits in a few coordinates, which the rotation would spread.
+#[derive(Clone, Debug)]
+pub struct BaselineQuantizer {
+    dim: usize,
+    codebook: Codebook,
+    norm: NormPrecision,
+}
+
+impl BaselineQuantizer {
+    /// A `bits`-bit baseline quantiser of `dim`-dimensional vectors.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] unless `dim ∈ 2..=`[`MAX_DIM`] (any dim, not
+    /// only powers of two); [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
+    pub fn new(dim: usize, bits: u8) -> Result<Self, Error> {
+        // The f16/bf16 entry points widen into a MAX_DIM stack buffer.
+        if !(2..=MAX_DIM).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
+        Ok(BaselineQuantizer {
+            dim,
+            codebook: Codebook::lloyd_max(dim, bits)?,
+            norm: NormPrecision::F16,
+        })
+    }
+
+    /// The codebook.
+    pub fn codebook(&self) -> &Codebook {
+        &self.codebook
+    }
+
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        self.norm.bytes() + pack::packed_len(self.dim, self.codebook.bits())
+    }
+
+    /// [`encode`](Self::encode) on a chosen backend (identical bytes on
+    /// every backend).
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
+        let nb = self.norm.bytes();
+        let bits = self.codebook.bits() as usize;
+        let mut y = [0.0f32; 64];
+        for (chunk, dst) in x.chunks(64).zip(out[nb..].chunks_mut(8 * bits)) {
+            let y = &mut y[..chunk.len()];
+            unit(chunk, n, y);
+            codebook::quantize_packed_on(backend, &self.codebook, y, dst)?;
+        }
+        Ok(())
+    }
+
+    /// [`decode`](Self::decode) on a chosen backend.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode), plus [`Error::BackendUnavailable`].
+    pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        check_len(self.dim, out.len())?;
+        need(self.encoded_len(), code.len())?;
+        let n = self.norm.load_checked(code)?;
+        codebook::dequantize_on(backend, &self.codebook, &code[self.norm.bytes()..], out)?;
+        for v in out.iter_mut() {
+            *v *= n;
+        }
+        Ok(())
+    }
+
+    half_inputs!();
+}
+
+/// Any of the three quantisers, as a scheme hands them out.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Quantizer {
+    /// TurboQuant_mse.
+    Mse(MseQuantizer),
+    /// TurboQuant_prod.
+    Prod(ProdQuantizer),
+    /// The KV baseline.
+    Baseline(BaselineQuantizer),
+}
+
+impl Quantizer {
+    /// Bytes of one encoded vector.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Quantizer::Mse(q) => q.encoded_len(),
+            Quantizer::Prod(q) => q.encoded_len(),
+            Quantizer::Baseline(q) => q.encoded_len(),
+        }
+    }
+
+    /// Bits of the whole encoding per coordinate, side information included.
+    pub fn bits_per_coordinate(&self) -> f64 {
+        match self {
+            Quantizer::Mse(q) => q.bits_per_coordinate(),
+            Quantizer::Prod(q) => q.bits_per_coordinate(),
+            Quantizer::Baseline(q) => q.bits_per_coordinate(),
+        }
+    }
+
+    /// Encodes `x`; see the quantiser's own `encode`.
+    ///
+    /// # Errors
+    /// As the quantiser's `encode`.
+    pub fn encode(&self, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.encode_on(Backend::detect(), x, out)
+    }
+
+    /// Encodes `x` on a chosen backend (identical bytes on every backend).
+    ///
+    /// # Errors
+    /// As the quantiser's `encode_on`.
+    pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        match self {
+            Quantizer::Mse(q) => q.encode_on(backend, x, out),
+            Quantizer::Prod(q) => q.encode_on(backend, x, out),
+            Quantizer::Baseline(q) => q.encode_on(backend, x, out),
+        }
+    }
+
+    /// Whether the side information of `code` (its stored norms: one, or
+    /// two for prod) is what an encoder can write: in `0..=`[`MAX_NORM`].
+    /// Bytes of the fields an encoding is the concatenation of, in order:
+    /// the stored norm, the residual norm `γ` (prod only, else 0), the
+    /// packed codes, the sign sketch (prod only, else 0). They sum to
+    /// [`encoded_len`](Self::encoded_len); the cache stores each field of
+    /// all tokens contiguously.
+    ///
+    /// ```
+    /// use tqkv::qjl::Projection;
+    /// use tqkv::quant::{ProdQuantizer, Quantizer};
+    ///
+    /// let q = Quantizer::Prod(ProdQuantizer::new(128, 4, 1, Projection::Hadamard)?);
+    /// // f16 norms, 128 codes of 3 bits, 128 sign bits.
+    /// assert_eq!(q.fields(), [2, 2, 48, 16]);
+    /// assert_eq!(q.fields().iter().sum::<usize>(), q.encoded_len());
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    pub fn fields(&self) -> [usize; 4] {
+        match self {
+            Quantizer::Mse(q) => [
+                q.norm.bytes(),
+                0,
+                pack::packed_len(q.dim, q.codebook.bits()),
+                0,
+            ],
+            Quantizer::Prod(q) => [
+                q.norm.bytes(),
+                q.norm.bytes(),
+                pack::packed_len(q.dim, q.mse.codebook.bits()),
+                q.sketcher.sketch_bytes(),
+            ],
+            Quantizer::Baseline(q) => [
+                q.norm.bytes(),
+                0,
+                pack::packed_len(q.dim, q.codebook.bits()),
+                0,
+            ],
+        }
+    }
+
+    /// Every packed index is valid, so this is the whole check a reader of
+    /// untrusted codes needs before decoding; `false` if `code` is short.
+    pub fn side_info_is_valid(&self, code: &[u8]) -> bool {
+        let (precision, count) = match self {
+            Quantizer::Mse(q) => (q.norm, 1),
+            Quantizer::Prod(q) => (q.norm, 2),
+            Quantizer::Baseline(q) => (q.norm, 1),
+        };
+        let nb = precision.bytes();
+        code.len() >= self.encoded_len() && (0..count).all(|i| precision.is_valid(&code[i * nb..]))
+    }
+
+    /// Decodes `code` on the detected backend; see the quantiser's own
+    /// `decode`.
+    ///
+    /// # Errors
+    /// As the quantiser's `decode`.
+    pub fn decode(&self, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        self.decode_on(Backend::detect(), code, out)
+    }
+
+    /// [`decode`](Self::decode) on a chosen backend.
+    ///
+    /// # Errors
+    /// As the quantiser's `decode_on`.
+    pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        match self {
+            Quantizer::Mse(q) => q.decode_on(backend, code, out),
+            Quantizer::Prod(q) => q.decode_on(backend, code, out),
+            Quantizer::Baseline(q) => q.decode_on(backend, code, out),
+        }
+    }
+}
+
+/// The three schemes of the paper under a budget of `n` bits per coordinate
+/// (`ARCHITECTURE.md`, "The schemes"):
+///
+/// | scheme | K | V |
+/// | --- | --- | --- |
+/// | `Kv` | `n`-bit baseline | `n`-bit baseline |
+/// | `Kqv` | `n`-bit MSE | `n`-bit prod (`n − 1` MSE + 1 QJL) |
+/// | `Qkqv` | `n`-bit prod | `n`-bit prod |
+///
+/// ```
+/// use tqkv::qjl::Projection;
+/// use tqkv::quant::{Quantizer, Scheme};
+///
+/// let (k, v) = Scheme::Kqv.quantizers(4, 128, 7, Projection::Hadamard)?;
+/// assert!(matches!(k, Quantizer::Mse(_)) && matches!(v, Quantizer::Prod(_)));
+/// // Payload 4 bits + side information (one f16 norm; two for prod).
+/// assert_eq!(k.bits_per_coordinate(), 4.0 + 16.0 / 128.0);
+/// assert_eq!(v.bits_per_coordinate(), 4.0 + 32.0 / 128.0);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Scalar MSE baseline on K and V, no rotation.
+    Kv,
+    /// Rotation + MSE on K, TurboQuant_prod on V.
+    Kqv,
+    /// TurboQuant_prod on K and V.
+    Qkqv,
+}
+
+impl Scheme {
+    /// Every scheme.
+    pub const ALL: &'static [Scheme] = &[Scheme::Kv, Scheme::Kqv, Scheme::Qkqv];
+
+    /// The K and V quantisers under a budget of `n` bits, for `dim`, with
+    /// rotations seeded from `seed` (K with `seed`, V with `seed + 2`, so
+    /// that K's and V's rotations and projections are independent).
+    ///
+    /// # Errors
+    /// [`Error::InvalidBits`] unless `n ∈ 2..=8`; the quantisers' own errors
+    /// for `dim`.
+    pub fn quantizers(
+        self,
+        n: u8,
+        dim: usize,
+        seed: u64,
+        projection: Projection,
+    ) -> Result<(Quantizer, Quantizer), Error> {
+        if !(2..=8).contains(&n) {
+            return Err(Error::InvalidBits { bits: n });
+        }
+        let v_seed = seed.wrapping_add(2);
+        Ok(match self {
+            Scheme::Kv => (
+                Quantizer::Baseline(BaselineQuantizer::new(dim, n)?),
+                Quantizer::Baseline(BaselineQuantizer::new(dim, n)?),
+            ),
+            Scheme::Kqv => (
+                Quantizer::Mse(MseQuantizer::new(dim, n, seed)?),
+                Quantizer::Prod(ProdQuantizer::new(dim, n, v_seed, projection)?),
+            ),
+            Scheme::Qkqv => (
+                Quantizer::Prod(ProdQuantizer::new(dim, n, seed, projection)?),
+                Quantizer::Prod(ProdQuantizer::new(dim, n, v_seed, projection)?),
+            ),
+        })
+    }
+
+    /// A short lowercase name (`"kv"`, `"kqv"`, `"qkqv"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheme::Kv => "kv",
+            Scheme::Kqv => "kqv",
+            Scheme::Qkqv => "qkqv",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn f16_conversion_matches_half_on_every_value() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h).to_f32();
+            let got = super::f16_bits_to_f32(h);
+            if want.is_nan() {
+                assert!(got.is_nan(), "{h:#06x}");
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "{h:#06x}");
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The fast Walsh–Hadamard transform (WHT), in place, on every backend.
+//!
+//! [`fwht`] computes the unnormalised transform `x ← H·x` with the Sylvester
+//! ordering (`H_1 = [1]`, `H_2n = [[H_n, H_n], [H_n, −H_n]]`), so `H·H = n·I`.
+//! For the orthonormal randomised rotation of the quantisers see
+//! [`Rotation`].
+//!
+//! # Bit-exact on every backend
+//!
+//! Every backend performs the same butterflies in the same order: stages of
+//! stride `h = 1, 2, 4, …, n/2`, each mapping `(a, b)` at `(i, i + h)` to
+//! `(a + b, a − b)` with one IEEE rounding each. Register tiling, depth-first
+//! blocking and the FMA form `x·(±1) + y` (exact product, one rounding) change
+//! the schedule, not the arithmetic, so the scalar, AVX2, AVX-512 and NEON
+//! results are identical bit for bit for every finite input. NaN and
+//! infinities propagate by IEEE rules (`∞ − ∞` is NaN); which NaN payload comes
+//! out may differ between backends, that it is NaN does not.
+//!
+//! # Lengths
+//!
+//! Lengths are powers of two from 1 to [`MAX_LEN`] (2^20). Anything else —
+//! 0 included — is an [`Error`], never a panic.
+//!
+//! ```
+//! use tqkv::wht;
+//!
+//! let mut x = [1.0f32, 0.0, 0.0, 0.0];
+//! wht::fwht(&mut x)?;
+//! assert_eq!(x, [1.0; 4]);
+//! wht::fwht(&mut x)?; // H·H = n·I
+//! assert_eq!(x, [4.0, 0.0, 0.0, 0.0]);
+//! # Ok::<(), tqkv::Error>(())
+//! ```
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod rotation;
+mod scalar;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod simd;
+
+pub use rotation::Rotation;
+
+use crate::{Backend, Error};
+
+/// The longest transform accepted: 2^20 f32 (4 MiB).
+pub const MAX_LEN: usize = 1 << 20;
+
+/// Checks that `len` is a power of two in `1..=MAX_LEN`.
+pub(crate) fn check_len(len: usize) -> Result<(), Error> {
+    if !len.is_power_of_two() {
+        Err(Error::NotPowerOfTwo { len })
+    } else if len > MAX_LEN {
+        Err(Error::TooLong { len, max: MAX_LEN })
+    } else {
+        Ok(())
+    }
+}
+
+/// In-place unnormalised WHT `x ← H·x` on the detected backend.
+///
+/// # Errors
+/// [`Error::NotPowerOfTwo`] if `x.len()` is not a power of two (0 included),
+/// [`Error::TooLong`] above [`MAX_LEN`]. On error `x` is untouched.
+///
+/// ```
+/// let mut x = [1.0f32, 2.0, 3.0, 4.0];
+/// tqkv::wht::fwht(&mut x)?;
+/// assert_eq!(x, [10.0, -2.0, -4.0, 0.0]);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+#[inline]
+pub fn fwht(x: &mut [f32]) -> Result<(), Error> {
+    fwht_on(Backend::detect(), x)
+}
+
+/// [`fwht`] on a chosen backend.
+///
+/// # Errors
+/// As [`fwht`], plus [`Error::BackendUnavailable`] if `backend` cannot run on
+/// this CPU.
+///
+/// ```
+/// use tqkv::{wht, Backend};
+///
+/// let mut a = [3.0f32, -1.0, 0.5, 2.0, 8.0, 0.0, -4.0, 1.0];
+/// let mut b = a;
+/// wht::fwht_on(Backend::Scalar, &mut a)?;
+/// wht::fwht_on(Backend::detect(), &mut b)?;
+/// assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits));
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub fn fwht_on(backend: Backend, x: &mut [f32]) -> Result<(), Error> {
+    check_len(x.len())?;
+    match backend {
+        Backend::Scalar => {
+            scalar::fwht(x);
+            Ok(())
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => avx2::fwht(x),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => avx512::fwht(x),
+        #[cfg(target_arch = "aarch64")]
+        Backend::Neon => neon::fwht(x),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::BackendUnavailable(other)),
+    }
+}
+
+/// In-place WHT of every `len`-long row of `data`, on the detected backend:
+/// the batched form for many heads or tokens of one dimension.
+///
+/// # Errors
+/// `len` must be valid for [`fwht`]; [`Error::RaggedRows`] if `data.len()` is
+/// not a multiple of `len`. An empty `data` is fine (no rows). On error
+/// `data` is untouched.
+///
+/// ```
+/// let mut rows = [1.0f32, 0.0, 0.0, 1.0];
+/// tqkv::wht::fwht_rows(&mut rows, 2)?;
+/// assert_eq!(rows, [1.0, 1.0, 1.0, -1.0]);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+#[inline]
+pub fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
+    fwht_rows_on(Backend::detect(), data, len)
+}
+
+/// [`fwht_rows`] on a chosen backend.
+///
+/// # Errors
+/// As [`fwht_rows`], plus [`Error::BackendUnavailable`].
+///
+/// ```
+/// use tqkv::{wht, Backend};
+///
+/// let mut rows = [0.5f32; 64];
+/// wht::fwht_rows_on(Backend::Scalar, &mut rows, 16)?;
+/// assert_eq!(rows[0], 8.0);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub fn fwht_rows_on(backend: Backend, data: &mut [f32], len: usize) -> Result<(), Error> {
+    check_len(len)?;
+    if !data.len().is_multiple_of(len) {
+        return Err(Error::RaggedRows {
+            len: data.len(),
+            row_len: len,
+        });
+    }
+    match backend {
+        Backend::Scalar => {
+            scalar::fwht_rows(data, len);
+            Ok(())
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => avx2::fwht_rows(data, len),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => avx512::fwht_rows(data, len),
+        #[cfg(target_arch = "aarch64")]
+        Backend::Neon => neon::fwht_rows(data, len),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::BackendUnavailable(other)),
+    }
+}

@@ -1,0 +1,322 @@
+//! The compressed KV cache: invariants, round trips through bytes, and
+//! hostile bytes.
+
+use proptest::prelude::*;
+use tqkv::Error;
+use tqkv::qjl::Projection;
+use tqkv::quant::{CacheConfig, HEADER_BYTES, KvCache, NormPrecision, Scheme};
+
+fn config(scheme: Scheme, budget: u8, heads: usize, dim: usize, capacity: usize) -> CacheConfig {
+    CacheConfig::new(scheme, budget, heads, dim, capacity).with_seed(42)
+}
+
+fn token(heads: usize, dim: usize, t: usize, salt: f32) -> Vec<f32> {
+    (0..heads * dim)
+        .map(|i| (((i * 31 + t * 7) % 23) as f32 - 11.0) * 0.1 + salt)
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn push_len_capacity_invariants(
+        scheme in prop::sample::select(Scheme::ALL.to_vec()),
+        budget in 2u8..=6,
+        heads in 1usize..4,
+        dim in prop::sample::select(vec![8usize, 16, 64]),
+        capacity in 0usize..6,
+        pushes in 0usize..8,
+    ) {
+        let cfg = config(scheme, budget, heads, dim, capacity);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+        for t in 0..pushes {
+            let r = cache.push(&token(heads, dim, t, 0.0), &token(heads, dim, t, 1.0));
+            if t < capacity {
+                prop_assert!(r.is_ok());
+            } else {
+                prop_assert_eq!(r, Err(Error::CacheFull { capacity }));
+            }
+            prop_assert_eq!(cache.len(), (t + 1).min(capacity));
+            prop_assert!(cache.len() <= cache.capacity());
+        }
+        let k_row = cache.key_quantizer().encoded_len();
+        let v_row = cache.value_quantizer().encoded_len();
+        prop_assert_eq!(cache.bytes_per_token(), heads * (k_row + v_row));
+        for h in 0..heads {
+            for (fields, q) in [
+                (cache.key_fields(h).unwrap(), cache.key_quantizer()),
+                (cache.value_fields(h).unwrap(), cache.value_quantizer()),
+            ] {
+                let lens = [fields.norms, fields.residual_norms, fields.codes, fields.signs].map(<[u8]>::len);
+                prop_assert_eq!(lens, q.fields().map(|f| f * cache.len()));
+            }
+        }
+        prop_assert!(cache.key_fields(heads).is_none());
+        prop_assert!(cache.value_fields(heads).is_none());
+        let mut code = vec![0u8; k_row];
+        prop_assert!(cache.key(0, cache.len(), &mut code).is_err());
+        prop_assert!(cache.key(heads, 0, &mut code).is_err());
+        if !cache.is_empty() {
+            prop_assert!(cache.key(0, 0, &mut code[..k_row - 1]).is_err());
+        }
+        // The bytes read back as the same cache, token for token.
+        let len = cache.len();
+        let again = KvCache::from_bytes(&buf[..]).unwrap();
+        prop_assert_eq!(again.len(), len);
+        prop_assert_eq!(again.config(), &cfg);
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic(
+        flips in prop::collection::vec((0usize..400, 0u8..8), 0..6),
+        cut in 0usize..420,
+        garbage in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let cfg = config(Scheme::Qkqv, 3, 2, 16, 3);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        {
+            let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+            cache.push(&token(2, 16, 0, 0.0), &token(2, 16, 0, 1.0)).unwrap();
+        }
+        let mut bad = buf.clone();
+        for &(at, bit) in &flips {
+            if at < bad.len() {
+                bad[at] ^= 1 << bit;
+            }
+        }
+        let bad = &bad[..cut.min(bad.len())];
+        // Accepted or not, nothing panics and every accessor stays in bounds.
+        if let Ok(c) = KvCache::from_bytes(bad) {
+            prop_assert!(c.len() <= c.capacity());
+            prop_assert!(c.as_bytes().len() <= bad.len());
+            for h in 0..c.config().heads {
+                prop_assert!(c.key_fields(h).is_some() && c.value_fields(h).is_some());
+            }
+            // Whatever was accepted attends to finite outputs.
+            let d = c.config().dim;
+            let mut out = vec![0.0f32; d];
+            let mut scratch = vec![0.0f32; tqkv::attention::scratch_len(&c)];
+            let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.3).sin()).collect();
+            match tqkv::attention::attend(&c, 0, &q, &mut out, &mut scratch) {
+                Ok(()) => prop_assert!(out.iter().all(|v| v.is_finite()), "{:?}", out),
+                Err(e) => prop_assert!(c.is_empty(), "{}", e),
+            }
+        }
+        let _ = KvCache::from_bytes(&garbage[..]);
+        let mut with_magic = garbage.clone();
+        if with_magic.len() >= 8 {
+            with_magic[..8].copy_from_slice(&tqkv::quant::MAGIC);
+        }
+        let _ = KvCache::from_bytes(&with_magic[..]);
+    }
+}
+
+#[test]
+fn from_bytes_names_what_is_wrong() {
+    let cfg = config(Scheme::Kqv, 4, 1, 64, 2);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    KvCache::new(cfg, &mut buf[..]).unwrap();
+    let check = |mutate: &dyn Fn(&mut Vec<u8>), want: &str| {
+        let mut b = buf.clone();
+        mutate(&mut b);
+        match KvCache::from_bytes(&b[..]) {
+            Err(Error::CorruptCache(why)) => assert_eq!(why, want),
+            Err(e) => panic!("{want}: got {e}"),
+            Ok(_) => panic!("{want}: accepted"),
+        }
+    };
+    check(&|b| b[0] = b'X', "bad magic (not a tqkv cache)");
+    // A cache written under the crate's first name, whatever its version.
+    check(
+        &|b| b[..8].copy_from_slice(b"TURBOKV\0"),
+        "a cache written by turbokv (format 1 or 2), before the rename to tqkv: re-encode it with this version",
+    );
+    // Versions 1 and 2 are earlier layouts, 4 a later one.
+    for version in [1u8, 2, 4] {
+        check(
+            &|b| b[8] = version,
+            "unsupported layout version (this build reads version 3 only)",
+        );
+    }
+    check(&|b| b[12] = 3, "unknown scheme");
+    check(&|b| b[13] = 9, "budget or dim not supported");
+    check(&|b| b[14] = 2, "unknown projection");
+    check(&|b| b[15] = 2, "unknown norm precision");
+    check(
+        &|b| b[16..20].copy_from_slice(&0u32.to_le_bytes()),
+        "zero heads",
+    );
+    check(
+        &|b| b[20..24].copy_from_slice(&96u32.to_le_bytes()),
+        "budget or dim not supported",
+    );
+    check(
+        &|b| b[28..32].copy_from_slice(&3u32.to_le_bytes()),
+        "more tokens than capacity",
+    );
+    check(&|b| b[32] ^= 1, "code sizes do not match the scheme");
+    check(
+        &|b| b[24..28].copy_from_slice(&u32::MAX.to_le_bytes()),
+        "buffer shorter than its capacity",
+    );
+    check(&|b| b[50] = 1, "reserved bytes are not zero");
+    check(&|b| b.truncate(HEADER_BYTES - 1), "shorter than the header");
+    check(
+        &|b| b.truncate(b.len() - 1),
+        "buffer shorter than its capacity",
+    );
+}
+
+#[test]
+fn empty_cache_with_u32_max_heads_opens_without_a_pass_per_head() {
+    // Regression (fuzz, cache_from_bytes, seeded CI run): capacity 0 makes
+    // any head count fit in the header alone; from_bytes used to scan every
+    // head's (empty) norms, 2^32 iterations for 64 bytes of input.
+    let cfg = config(Scheme::Kqv, 4, 1, 64, 0);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    KvCache::new(cfg, &mut buf[..]).unwrap();
+    buf[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    let cache = KvCache::from_bytes(&buf[..]).unwrap();
+    assert_eq!((cache.len(), cache.capacity()), (0, 0));
+    assert_eq!(cache.config().heads, u32::MAX as usize);
+    assert!(
+        cache
+            .key_fields(u32::MAX as usize - 1)
+            .unwrap()
+            .codes
+            .is_empty()
+    );
+}
+
+#[test]
+fn from_bytes_rejects_norms_no_encoder_writes() {
+    for (norm, nan, neg) in [
+        (NormPrecision::F16, vec![0x00u8, 0x7E], vec![0x00u8, 0xBC]),
+        (
+            NormPrecision::F32,
+            f32::INFINITY.to_le_bytes().to_vec(),
+            (-1.0f32).to_le_bytes().to_vec(),
+        ),
+        (
+            NormPrecision::F32,
+            (2.0 * tqkv::quant::MAX_NORM).to_le_bytes().to_vec(),
+            f32::NAN.to_le_bytes().to_vec(),
+        ),
+    ] {
+        let cfg = config(Scheme::Qkqv, 3, 2, 16, 3).with_norm(norm);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let (k_fields, v_fields) = {
+            let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+            cache
+                .push(&token(2, 16, 0, 0.0), &token(2, 16, 0, 1.0))
+                .unwrap();
+            (
+                cache.key_quantizer().fields(),
+                cache.value_quantizer().fields(),
+            )
+        };
+        assert!(KvCache::from_bytes(&buf[..]).is_ok());
+        let nb = norm.bytes();
+        // The documented layout: regions of capacity × field bytes, each
+        // padded to 64, head by head, keys then values.
+        let region = |f: usize| (cfg.capacity * f).div_ceil(64) * 64;
+        let k_bytes: usize = k_fields.iter().map(|&f| region(f)).sum();
+        let head = k_bytes + v_fields.iter().map(|&f| region(f)).sum::<usize>();
+        // Head 1's key norm, head 0's value residual norm (its second field).
+        let key1 = HEADER_BYTES + head;
+        let val0 = HEADER_BYTES + k_bytes + region(v_fields[0]);
+        for at in [HEADER_BYTES, key1, val0] {
+            for bad in [&nan, &neg] {
+                let mut b = buf.clone();
+                b[at..at + nb].copy_from_slice(bad);
+                assert_eq!(
+                    KvCache::from_bytes(&b[..]).err(),
+                    Some(Error::CorruptCache(
+                        "a stored norm is negative, not finite or above MAX_NORM"
+                    )),
+                    "{norm:?} at {at}"
+                );
+            }
+        }
+        // Slots past `len` are not in use and not read.
+        let mut b = buf.clone();
+        let unused = HEADER_BYTES + nb;
+        b[unused..unused + nb].copy_from_slice(&nan);
+        assert!(KvCache::from_bytes(&b[..]).is_ok());
+    }
+}
+
+#[test]
+fn cache_codes_decode_to_the_pushed_vectors() {
+    for &scheme in Scheme::ALL {
+        let cfg = config(scheme, 6, 2, 64, 4);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+        let (k, v) = (token(2, 64, 3, 0.2), token(2, 64, 5, -0.3));
+        cache.push(&k, &v).unwrap();
+        let mut back = vec![0.0f32; 64];
+        let mut code = vec![0u8; cache.key_quantizer().encoded_len()];
+        for h in 0..2 {
+            cache.key(h, 0, &mut code).unwrap();
+            cache.key_quantizer().decode(&code, &mut back).unwrap();
+            let x = &k[h * 64..(h + 1) * 64];
+            let err: f32 = x.iter().zip(&back).map(|(a, b)| (a - b) * (a - b)).sum();
+            let n2: f32 = x.iter().map(|a| a * a).sum();
+            assert!(err / n2 < 0.05, "{scheme:?} head {h}: {}", err / n2);
+        }
+    }
+}
+
+#[test]
+fn bad_pushes_store_nothing() {
+    let cfg = config(Scheme::Kv, 3, 1, 8, 2);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+    assert_eq!(
+        cache.push(&[0.0; 7], &[0.0; 8]),
+        Err(Error::LengthMismatch {
+            expected: 8,
+            found: 7
+        })
+    );
+    let mut nan = [0.5f32; 8];
+    nan[3] = f32::NAN;
+    assert_eq!(cache.push(&[0.5; 8], &nan), Err(Error::NonFinite));
+    assert_eq!(cache.len(), 0);
+    assert_eq!(
+        KvCache::new(cfg, &mut buf[..10]).err(),
+        Some(Error::BufferTooShort {
+            needed: cfg.bytes_needed().unwrap(),
+            found: 10
+        })
+    );
+}
+
+#[test]
+fn a_cache_written_on_one_backend_is_byte_identical_on_every_other() {
+    use tqkv::Backend;
+    for &scheme in Scheme::ALL {
+        for projection in [Projection::Hadamard, Projection::Gaussian] {
+            let cfg = config(scheme, 4, 2, 64, 5).with_projection(projection);
+            let write = |backend: Backend| {
+                let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+                let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+                for t in 0..5 {
+                    cache
+                        .push_on(backend, &token(2, 64, t, 0.1), &token(2, 64, t + 9, -0.2))
+                        .unwrap();
+                }
+                buf
+            };
+            let want = write(Backend::Scalar);
+            for backend in Backend::available() {
+                assert!(
+                    write(backend) == want,
+                    "{scheme:?} {projection:?} on {backend}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Every public entry point on small inputs, fast enough to run under Miri
+//! (`.ci/run` runs this file with `cargo +nightly miri test`, once plain and
+//! once with the AVX2 target features enabled so that Miri also checks the
+//! AVX2 kernels' unsafe code): the packing internals, `from_bytes` on valid,
+//! truncated and corrupted bytes, and each kernel family on every available
+//! backend, with results checked against plain formulas.
+
+use tqkv::attention;
+use tqkv::qjl::{self, BitPlaneQuery, Projection, QjlSketcher, Rounding};
+use tqkv::quant::{CacheConfig, HEADER_BYTES, KvCache, Quantizer, Scheme};
+use tqkv::{Backend, Codebook, Error, Rotation, codebook, pack, wht};
+
+#[test]
+fn pack_unpack_every_width_and_tail() {
+    for bits in 1..=8u8 {
+        for n in [0usize, 1, 7, 8, 9, 31, 33] {
+            let idx: Vec<u8> = (0..n).map(|i| ((i * 5 + 3) % (1 << bits)) as u8).collect();
+            let len = pack::packed_len(n, bits);
+            assert_eq!(len, (n * bits as usize).div_ceil(8));
+            // One spare byte that must stay untouched.
+            let mut buf = vec![0xA5u8; len + 1];
+            assert_eq!(pack::pack(bits, &idx, &mut buf).unwrap(), len);
+            assert_eq!(buf[len], 0xA5);
+            let mut back = vec![0u8; n];
+            pack::unpack(bits, &buf[..len], &mut back).unwrap();
+            assert_eq!(back, idx, "bits {bits} n {n}");
+            // The bit stream is LSB-first: index i at bits i·b … i·b + b.
+            for (i, &v) in idx.iter().enumerate() {
+                let mut got = 0u16;
+                for k in 0..bits as usize {
+                    let at = i * bits as usize + k;
+                    got |= (((buf[at / 8] >> (at % 8)) & 1) as u16) << k;
+                }
+                assert_eq!(got, v as u16);
+            }
+            if len > 0 {
+                assert!(pack::unpack(bits, &buf[..len - 1], &mut back).is_err());
+            }
+        }
+    }
+    assert!(pack::pack(3, &[8], &mut [0u8; 1]).is_err());
+}
+
+#[test]
+fn codebook_kernels_on_every_backend() {
+    let cb = Codebook::lloyd_max(64, 3).unwrap();
+    let c = cb.centroids();
+    for b in Backend::available() {
+        codebook_kernels_on(b, &cb, c);
+    }
+}
+
+fn codebook_kernels_on(b: Backend, cb: &Codebook, c: &[f32]) {
+    let x: Vec<f32> = (0..19).map(|i| (i as f32 - 9.0) / 40.0).collect();
+    let mut idx = vec![0u8; 19];
+    codebook::quantize_on(b, cb, &x, &mut idx).unwrap();
+    for (&v, &i) in x.iter().zip(&idx) {
+        let best = (0..c.len())
+            .min_by(|&p, &q| (v - c[p]).abs().total_cmp(&(v - c[q]).abs()))
+            .unwrap();
+        assert!((v - c[i as usize]).abs() <= (v - c[best]).abs());
+    }
+    let row = pack::packed_len(19, 3);
+    let mut packed = vec![0u8; 3 * row];
+    codebook::quantize_packed_on(b, cb, &x, &mut packed[..row]).unwrap();
+    let mut deq = vec![0.0f32; 19];
+    codebook::dequantize_on(b, cb, &packed[..row], &mut deq).unwrap();
+    for (&d, &i) in deq.iter().zip(&idx) {
+        assert_eq!(d, c[i as usize]);
+    }
+    let q: Vec<f32> = (0..19).map(|i| 1.0 + i as f32 / 8.0).collect();
+    let want: f32 = q.iter().zip(&deq).map(|(a, b)| a * b).sum();
+    let got = codebook::dot_on(b, cb, &q, &packed[..row]).unwrap();
+    assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0));
+    // Three rows: the first repeated, an all-zero row, and again.
+    let first = packed[..row].to_vec();
+    packed[2 * row..].copy_from_slice(&first);
+    let mut scores = [0.0f32; 3];
+    codebook::dot_rows_on(b, cb, &q, &packed, row, &mut scores).unwrap();
+    assert_eq!(scores[0], got);
+    assert_eq!(scores[2], got);
+    let mut acc = vec![0.0f32; 19];
+    codebook::accumulate_rows_on(b, cb, &packed, row, &[1.0, 0.0, 2.0], &mut acc).unwrap();
+    for (a, &d) in acc.iter().zip(&deq) {
+        assert!((a - 3.0 * d).abs() < 1e-6);
+    }
+    assert_eq!(
+        codebook::dot_f32_on(b, &[1.0, 2.0], &[3.0, 4.0]).unwrap(),
+        11.0
+    );
+    assert!(codebook::dot_on(b, cb, &q, &packed[..row - 1]).is_err());
+}
+
+#[test]
+fn wht_rotation_and_qjl_on_every_backend() {
+    for b in Backend::available() {
+        wht_rotation_and_qjl_on(b);
+    }
+}
+
+fn wht_rotation_and_qjl_on(b: Backend) {
+    let mut x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    wht::fwht_on(b, &mut x).unwrap();
+    assert_eq!(x, [36.0, -4.0, -8.0, 0.0, -16.0, 0.0, 0.0, 0.0]);
+    let mut rows = [1.0f32, 1.0, 1.0, -1.0];
+    wht::fwht_rows_on(b, &mut rows, 2).unwrap();
+    assert_eq!(rows, [2.0, 0.0, 0.0, 2.0]);
+    assert_eq!(
+        wht::fwht_on(b, &mut [0.0; 3]),
+        Err(Error::NotPowerOfTwo { len: 3 })
+    );
+
+    let rot = Rotation::new(16, 3).unwrap();
+    let v: Vec<f32> = (0..16).map(|i| i as f32 - 7.5).collect();
+    let mut y = v.clone();
+    rot.rotate_on(b, &mut y).unwrap();
+    rot.unrotate(&mut y).unwrap();
+    assert!(y.iter().zip(&v).all(|(a, b)| (a - b).abs() < 1e-5));
+
+    for projection in [Projection::Hadamard, Projection::Gaussian] {
+        let sk = QjlSketcher::new(16, 16, projection, 4).unwrap();
+        let r: Vec<f32> = (0..16).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+        let mut signs = [0u8; 2];
+        let gamma = sk.sketch_on(b, &r, &mut signs).unwrap();
+        assert!((gamma - r.iter().map(|v| v * v).sum::<f32>().sqrt()).abs() < 1e-5);
+        let mut sq = [0.0f32; 16];
+        sk.project_on(b, &r, &mut sq).unwrap();
+        // The sign bits are the signs of S·r.
+        for (j, &p) in sq.iter().enumerate() {
+            assert_eq!((signs[j / 8] >> (j % 8)) & 1 == 1, p > 0.0);
+        }
+        let est = sk.estimate(&sq, &signs, gamma).unwrap();
+        assert!(est.is_finite() && est > 0.0, "⟨r, r⟩ estimate {est}");
+        let mut back = [0.0f32; 16];
+        sk.reconstruct(&signs, gamma, &mut back).unwrap();
+        assert!(back.iter().all(|v| v.is_finite()));
+    }
+    let sq: Vec<f32> = (0..64).map(|j| (j % 9) as f32 - 4.0).collect();
+    let signs: Vec<u8> = (0..8).map(|i| (i * 37) as u8).collect();
+    let exact = qjl::signed_sum_on(b, &sq, &signs).unwrap();
+    let mut words = vec![0u64; BitPlaneQuery::words_needed(64, 8)];
+    let query = BitPlaneQuery::new(&sq, 8, Rounding::Nearest, &mut words).unwrap();
+    let planes = query.signed_sum_on(b, &signs).unwrap();
+    // Nearest rounding: at most half a step per value.
+    let bound = 64.0 * query.step() / 2.0;
+    assert!(
+        (planes - exact).abs() <= bound * 1.0001,
+        "{planes} vs {exact}"
+    );
+    assert_eq!(
+        qjl::hamming_on(b, &signs, &[0u8; 8]).unwrap(),
+        signs.iter().map(|b| b.count_ones()).sum::<u32>()
+    );
+}
+
+#[test]
+fn quantisers_cache_and_attention() {
+    for &scheme in Scheme::ALL {
+        let cfg = CacheConfig::new(scheme, 3, 2, 16, 3).with_seed(5);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        {
+            let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+            for t in 0..2 {
+                let k: Vec<f32> = (0..32).map(|i| ((i + t) % 7) as f32 - 3.0).collect();
+                let v: Vec<f32> = (0..32).map(|i| ((i * 3 + t) % 5) as f32).collect();
+                cache.push_on(Backend::detect(), &k, &v).unwrap();
+            }
+        }
+        let cache = KvCache::from_bytes(&buf[..]).unwrap();
+        assert_eq!(cache.len(), 2);
+        let q = [0.25f32; 16];
+        let mut out = [0.0f32; 16];
+        let mut scratch = vec![0.0f32; attention::scratch_len(&cache)];
+        let mut first = None;
+        for b in Backend::available() {
+            attention::attend_on(b, &cache, 1, &q, &mut out, &mut scratch).unwrap();
+            assert!(out.iter().all(|v| v.is_finite()));
+            let f = *first.get_or_insert(out);
+            assert!(f.iter().zip(&out).all(|(a, c)| (a - c).abs() < 1e-4), "{b}");
+        }
+        // Truncated and corrupted bytes are errors, never reads out of bounds.
+        for cut in [0, 10, HEADER_BYTES - 1, HEADER_BYTES, buf.len() - 1] {
+            assert!(
+                KvCache::from_bytes(&buf[..cut]).is_err(),
+                "{scheme:?} cut {cut}"
+            );
+        }
+        let mut bad = buf.clone();
+        bad[HEADER_BYTES + 1] = 0x7E; // first key norm: f16 NaN
+        assert!(KvCache::from_bytes(&bad[..]).is_err());
+        // The quantisers straight: decode(encode(x)) is close to x.
+        let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin()).collect();
+        for q in [cache.key_quantizer(), cache.value_quantizer()] {
+            let mut code = vec![0u8; q.encoded_len()];
+            q.encode_on(Backend::detect(), &x, &mut code).unwrap();
+            let mut y = vec![0.0f32; 16];
+            q.decode(&code, &mut y).unwrap();
+            let err: f32 = x.iter().zip(&y).map(|(a, b)| (a - b) * (a - b)).sum();
+            let norm: f32 = x.iter().map(|a| a * a).sum();
+            let relative_l2 = (err / norm).sqrt();
+            assert!(relative_l2 < 0.9, "{scheme:?} {relative_l2}");
+            assert!(matches!(
+                q,
+                Quantizer::Mse(_) | Quantizer::Prod(_) | Quantizer::Baseline(_)
+            ));
+        }
+    }
+}
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Backend>();
+    both::<Codebook>();
+    both::<Rotation>();
+    both::<QjlSketcher>();
+    both::<Quantizer>();
+    both::<tqkv::quant::MseQuantizer>();
+    both::<tqkv::quant::ProdQuantizer>();
+    both::<tqkv::quant::BaselineQuantizer>();
+    both::<CacheConfig>();
+    both::<KvCache<Vec<u8>>>();
+    both::<KvCache<&[u8]>>();
+    both::<KvCache<&mut [u8]>>();
+    both::<Error>();
+    // A cache is read from several threads at once (attention per head).
+    let cfg = CacheConfig::new(Scheme::Kqv, 4, 2, 16, 2).with_seed(1);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    KvCache::new(cfg, &mut buf[..])
+        .unwrap()
+        .push(&[0.5; 32], &[1.0; 32])
+        .unwrap();
+    let cache = KvCache::from_bytes(&buf[..]).unwrap();
+    // One token: attention returns its decoded value.
+    let vq = cache.value_quantizer();
+    let mut want = [[0.0f32; 16]; 2];
+    let mut code = vec![0u8; vq.encoded_len()];
+    for (head, w) in want.iter_mut().enumerate() {
+        cache.value(head, 0, &mut code).unwrap();
+        vq.decode(&code, w).unwrap();
+    }
+    std::thread::scope(|s| {
+        for head in 0..2 {
+            let cache = &cache;
+            let want = want[head];
+            s.spawn(move || {
+                let mut out = [0.0f32; 16];
+                let mut scratch = vec![0.0f32; attention::scratch_len(cache)];
+                attention::attend(cache, head, &[0.1; 16], &mut out, &mut scratch).unwrap();
+                for (o, w) in out.iter().zip(&want) {
+                    assert!((o - w).abs() <= 1e-4 * w.abs().max(1.0), "{o} vs {w}");
+                }
+            });
+        }
+    });
+}
+
+/// One row and a stride near `usize::MAX / 16`: nothing computed from the
+/// caller's sizes may overflow (the row kernels prefetch rows ahead by
+/// `stride`; a debug build, as under Miri, checks every multiplication).
+#[test]
+fn dot_rows_with_a_huge_stride_and_one_row() {
+    let cb = Codebook::lloyd_max(16, 4).unwrap();
+    let q = [0.25f32; 16];
+    let row = [0x5Au8; 8];
+    for backend in Backend::available() {
+        for stride in [1usize << 60, usize::MAX / 3, usize::MAX] {
+            let mut out = [0.0f32; 1];
+            tqkv::codebook::dot_rows_on(backend, &cb, &q, &row, stride, &mut out).unwrap();
+            let one = tqkv::codebook::dot_on(Backend::Scalar, &cb, &q, &row).unwrap();
+            assert!((out[0] - one).abs() <= 1e-6, "{backend} {stride}");
+        }
+    }
+}
