@@ -82,11 +82,14 @@ impl Backend {
         }
     }
 
-    /// `Ok(self)` if the backend can run here, else [`Error::BackendUnavailable`](crate::Error::BackendUnavailable).
+    /// The proof that this backend can run here, or
+    /// [`Error::BackendUnavailable`](crate::Error::BackendUnavailable): the
+    /// one availability check of a call (every public `…_on` function makes
+    /// it first; everything below takes the [`Checked`] token).
     #[inline]
-    pub(crate) fn check(self) -> Result<Backend, crate::Error> {
+    pub(crate) fn check(self) -> Result<Checked, crate::Error> {
         if self.is_available() {
-            Ok(self)
+            Ok(Checked(self))
         } else {
             Err(crate::Error::BackendUnavailable(self))
         }
@@ -108,25 +111,102 @@ impl core::fmt::Display for Backend {
     }
 }
 
-/// Runs the scalar expression, or the named function of the chosen
-/// backend's module (`avx2`, `avx512`, `neon` beside the call site), or
-/// returns [`Error::BackendUnavailable`](crate::Error::BackendUnavailable).
+/// A backend this CPU runs: only [`Backend::check`] makes one, so holding
+/// it proves that the backend's
+/// target features are available, and the dispatch ([`on_backend!`]) calls
+/// the `#[target_feature]` kernels without checking again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Checked(Backend);
+
+impl Checked {
+    /// The backend.
+    #[inline]
+    pub(crate) fn backend(self) -> Backend {
+        self.0
+    }
+}
+
+/// The one dispatch of the crate: `on_backend!(checked, scalar, kernel(args))`
+/// evaluates the scalar expression on [`Backend::Scalar`], else calls
+/// `kernel` of the backend's module beside the call site (`avx2`, `avx512`,
+/// `neon`: `#[target_feature]` functions compiled with that backend's
+/// feature list), and wraps the result in `Ok`.
 macro_rules! on_backend {
-    ($backend:expr, $scalar:expr, $($path:ident)::+ ($($arg:expr),*)) => {
-        match $backend {
+    ($checked:expr, $scalar:expr, $($path:ident)::+ ($($arg:expr),*)) => {{
+        let checked: $crate::backend::Checked = $checked;
+        match checked.backend() {
             $crate::Backend::Scalar => Ok($scalar),
             #[cfg(target_arch = "x86_64")]
-            $crate::Backend::Avx2 => avx2::$($path)::+($($arg),*),
+            // SAFETY: `Checked` proves the backend's target features are
+            // available, and they are the ones the kernel is compiled with.
+            $crate::Backend::Avx2 => Ok(unsafe { avx2::$($path)::+($($arg),*) }),
             #[cfg(target_arch = "x86_64")]
-            $crate::Backend::Avx512 => avx512::$($path)::+($($arg),*),
+            // SAFETY: as above.
+            $crate::Backend::Avx512 => Ok(unsafe { avx512::$($path)::+($($arg),*) }),
             #[cfg(target_arch = "aarch64")]
-            $crate::Backend::Neon => neon::$($path)::+($($arg),*),
+            // SAFETY: as above.
+            $crate::Backend::Neon => Ok(unsafe { neon::$($path)::+($($arg),*) }),
+            // A checked backend of another architecture cannot exist.
             #[allow(unreachable_patterns)]
             other => Err($crate::Error::BackendUnavailable(other)),
         }
-    };
+    }};
 }
 pub(crate) use on_backend;
+
+/// The target features of the AVX2 backend, the one list both detection
+/// and every AVX2 kernel's `#[target_feature]` use: calls `$m! { [list] … }`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2_features {
+    ($($m:ident)::+ { $($rest:tt)* }) => {
+        $($m)::+! { ["avx2", "fma", "bmi1", "bmi2", "popcnt"] $($rest)* }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2_features;
+
+/// The target features of the AVX-512 backend (the Ice Lake set, plus the
+/// AVX2 list, which its kernels use too); as [`avx2_features!`].
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx512_features {
+    ($($m:ident)::+ { $($rest:tt)* }) => {
+        $($m)::+! {
+            [
+                "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512vbmi",
+                "avx512vbmi2", "avx512vnni", "avx512bitalg", "avx512vpopcntdq",
+                "avx2", "fma", "bmi1", "bmi2", "popcnt"
+            ]
+            $($rest)*
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512_features;
+
+/// The target features of the NEON backend; as [`avx2_features!`].
+#[cfg(target_arch = "aarch64")]
+macro_rules! neon_features {
+    ($($m:ident)::+ { $($rest:tt)* }) => {
+        $($m)::+! { ["neon"] $($rest)* }
+    };
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use neon_features;
+
+/// `target_features! { [list] items… }`: every item (an `unsafe fn`) with
+/// `#[target_feature(enable = …)]` for each feature of the list. Used as
+/// `avx2_features!(target_features { … })`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! target_features {
+    ([$($feature:tt),*]) => {};
+    ([$($feature:tt),*] $item:item $($rest:item)*) => {
+        $(#[target_feature(enable = $feature)])*
+        $item
+        $crate::backend::target_features! { [$($feature),*] $($rest)* }
+    };
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use target_features;
 
 const UNKNOWN: u8 = 0xFF;
 static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
@@ -158,7 +238,7 @@ pub(crate) mod x86 {
     /// The two feature sets the crate cares about.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub(crate) struct Features {
-        /// AVX2 + FMA + BMI2 + POPCNT + F16C, with OS support for ymm state.
+        /// AVX2 + FMA + BMI1/2 + POPCNT, with OS support for ymm state.
         pub avx2: bool,
         /// The Ice Lake AVX-512 set, with OS support for zmm and mask state.
         pub avx512: bool,
@@ -176,26 +256,28 @@ pub(crate) mod x86 {
         }
     }
 
+    /// `true` when `std` detects every feature of the list.
+    #[cfg(feature = "std")]
+    macro_rules! all_detected {
+        ([$($feature:tt),*]) => { true $(&& std::is_x86_feature_detected!($feature))* };
+    }
+
+    /// The feature list as a slice of names.
+    macro_rules! names {
+        ([$($feature:tt),*]) => { &[$($feature),*] };
+    }
+
+    /// The AVX2 list (for the `cpuid` path).
+    pub(crate) const AVX2: &[&str] = crate::backend::avx2_features!(names {});
+    /// The AVX-512 list (for the `cpuid` path).
+    pub(crate) const AVX512: &[&str] = crate::backend::avx512_features!(names {});
+
     #[cfg(feature = "std")]
     pub(crate) fn features_std() -> Features {
-        use std::is_x86_feature_detected as has;
-        // Miri cannot run F16C conversions (which `half` emits when the
-        // f16c target feature is on) and no kernel needs them yet, so Miri
-        // checks the AVX2 kernels built without f16c.
-        let f16c = cfg!(miri) || has!("f16c");
-        let avx2 =
-            has!("avx2") && has!("fma") && has!("bmi1") && has!("bmi2") && has!("popcnt") && f16c;
-        let avx512 = has!("avx512f")
-            && has!("avx512cd")
-            && has!("avx512bw")
-            && has!("avx512dq")
-            && has!("avx512vl")
-            && has!("avx512vbmi")
-            && has!("avx512vbmi2")
-            && has!("avx512vnni")
-            && has!("avx512bitalg")
-            && has!("avx512vpopcntdq");
-        Features { avx2, avx512 }
+        Features {
+            avx2: crate::backend::avx2_features!(all_detected {}),
+            avx512: crate::backend::avx512_features!(all_detected {}),
+        }
     }
 
     /// Reads `cpuid` and `xgetbv` directly (the `no_std` path; also compiled
@@ -236,25 +318,31 @@ pub(crate) mod x86 {
         // Bits 5, 6, 7: opmask, upper halves of zmm0-15, and zmm16-31.
         let os_zmm = os_ymm && xcr0 & 0b1110_0000 == 0b1110_0000;
 
-        let avx2 = os_ymm
-            && bit(l1.ecx, 12) // FMA
-            && bit(l1.ecx, 23) // POPCNT
-            && bit(l1.ecx, 29) // F16C
-            && bit(l7.ebx, 3) // BMI1
-            && bit(l7.ebx, 5) // AVX2
-            && bit(l7.ebx, 8); // BMI2
-        let avx512 = os_zmm
-            && bit(l7.ebx, 16) // AVX512F
-            && bit(l7.ebx, 17) // AVX512DQ
-            && bit(l7.ebx, 28) // AVX512CD
-            && bit(l7.ebx, 30) // AVX512BW
-            && bit(l7.ebx, 31) // AVX512VL
-            && bit(l7.ecx, 1) // AVX512_VBMI
-            && bit(l7.ecx, 6) // AVX512_VBMI2
-            && bit(l7.ecx, 11) // AVX512_VNNI
-            && bit(l7.ecx, 12) // AVX512_BITALG
-            && bit(l7.ecx, 14); // AVX512_VPOPCNTDQ
-        Features { avx2, avx512 }
+        // Where each feature of the lists sits in CPUID (leaf 1 ECX, leaf 7
+        // EBX/ECX); a name missing here reads as absent, which the test
+        // against `is_x86_feature_detected!` would catch.
+        let has = |feature: &str| match feature {
+            "fma" => bit(l1.ecx, 12),
+            "popcnt" => bit(l1.ecx, 23),
+            "bmi1" => bit(l7.ebx, 3),
+            "avx2" => bit(l7.ebx, 5),
+            "bmi2" => bit(l7.ebx, 8),
+            "avx512f" => bit(l7.ebx, 16),
+            "avx512dq" => bit(l7.ebx, 17),
+            "avx512cd" => bit(l7.ebx, 28),
+            "avx512bw" => bit(l7.ebx, 30),
+            "avx512vl" => bit(l7.ebx, 31),
+            "avx512vbmi" => bit(l7.ecx, 1),
+            "avx512vbmi2" => bit(l7.ecx, 6),
+            "avx512vnni" => bit(l7.ecx, 11),
+            "avx512bitalg" => bit(l7.ecx, 12),
+            "avx512vpopcntdq" => bit(l7.ecx, 14),
+            _ => false,
+        };
+        Features {
+            avx2: os_ymm && AVX2.iter().all(|f| has(f)),
+            avx512: os_zmm && AVX512.iter().all(|f| has(f)),
+        }
     }
 }
 

@@ -85,6 +85,8 @@ mod error;
 pub mod qjl;
 pub mod quant;
 pub mod rng;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod vector;
 pub mod wht;
 
 pub use backend::Backend;

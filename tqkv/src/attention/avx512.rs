@@ -1,6 +1,3 @@
 //! The attention loops compiled for AVX-512 (see `rows`).
 
-super::rows::instantiate!(
-    Backend::Avx512,
-    "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi1,bmi2"
-);
+crate::backend::avx512_features!(super::rows::instantiate {});

@@ -39,6 +39,7 @@
 //! # Ok::<(), tqkv::Error>(())
 //! ```
 
+use crate::backend::Checked;
 use crate::codebook;
 use crate::quant::{KvCache, Quantizer};
 use crate::{Backend, Error, qjl};
@@ -47,6 +48,8 @@ use crate::{Backend, Error, qjl};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod rows;
 
 /// Sketch bits of a prod quantiser, else 0.
@@ -98,7 +101,7 @@ pub fn attend_on<B: AsRef<[u8]>>(
 ) -> Result<(), Error> {
     let d = cache.config().dim;
     check(cache, head, q, out.len(), scratch.len())?;
-    backend.check()?;
+    let backend = backend.check()?;
     let t = cache.len();
     for (qh, oh) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         if t == 0 {
@@ -165,7 +168,7 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
             found: probs.len(),
         });
     }
-    backend.check()?;
+    let backend = backend.check()?;
     if cache.is_empty() {
         return Ok(());
     }
@@ -208,7 +211,7 @@ fn check<B: AsRef<[u8]>>(
 /// Scores of every key, then `e^(s − max)` of each into `probs`; returns
 /// their sum (the softmax's normaliser, in f64).
 fn exponentials<B: AsRef<[u8]>>(
-    backend: Backend,
+    backend: Checked,
     cache: &KvCache<B>,
     head: usize,
     q: &[f32],
@@ -229,39 +232,39 @@ fn exponentials<B: AsRef<[u8]>>(
     let cb = match kq {
         Quantizer::Baseline(b) => b.codebook(),
         Quantizer::Mse(m) => {
-            m.rotation().rotate_on(backend, qr)?;
+            m.rotation().rotate_in(backend, qr)?;
             m.codebook()
         }
         Quantizer::Prod(p) => {
-            p.rotation().rotate_on(backend, qr)?;
+            p.rotation().rotate_in(backend, qr)?;
             p.mse().codebook()
         }
     };
-    codebook::dot_rows_on(backend, cb, qr, keys.codes, row, probs)?;
+    codebook::dot_rows_in(backend, cb, qr, keys.codes, row, probs)?;
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;
-    let k = rows::kernels(backend);
+    let k = rows::Loops(backend);
     if let Quantizer::Prod(p) = kq {
         let sk = p.sketcher();
         let (sq, rest) = rest.split_at_mut(sk.m());
         let extra = &mut rest[..t];
-        sk.project_on(backend, qr, sq)?;
-        qjl::signed_sum_rows_on(backend, sq, keys.signs, sketch, extra)?;
-        (k.mul_norms)(norm, probs, keys.norms, 1.0);
+        sk.project_in(backend, qr, sq)?;
+        qjl::signed_sum_rows_in(backend, sq, keys.signs, sketch, extra)?;
+        k.mul_norms(norm, probs, keys.norms, 1.0)?;
         // The sketch term c·γ·⟨S·q, s⟩ from the raw sums.
-        (k.mul_norms)(norm, extra, keys.residual_norms, sk.scale());
-        (k.add_scaled)(probs, extra, inv);
+        k.mul_norms(norm, extra, keys.residual_norms, sk.scale())?;
+        k.add_scaled(probs, extra, inv)?;
     } else {
-        (k.mul_norms)(norm, probs, keys.norms, inv);
+        k.mul_norms(norm, probs, keys.norms, inv)?;
     }
     // A finite query against finite norms can still overflow a score.
-    let max = (k.max_finite)(probs).ok_or(Error::NonFinite)?;
-    Ok((k.exp_sum)(probs, max))
+    let max = k.max_finite(probs)?.ok_or(Error::NonFinite)?;
+    k.exp_sum(probs, max)
 }
 
 /// `Σ_t e[t]·inv_sum·v̂_t` into `out` (`e` from [`exponentials`]), in the
 /// rotated and sketch domains.
 fn values<B: AsRef<[u8]>>(
-    backend: Backend,
+    backend: Checked,
     cache: &KvCache<B>,
     head: usize,
     e: &[f32],
@@ -287,16 +290,16 @@ fn values<B: AsRef<[u8]>>(
         Quantizer::Prod(p) => p.mse().codebook(),
     };
     // Weights p_t·‖v_t‖ with p_t = e_t·inv_sum (and p_t·γ_t for prod).
-    let k = rows::kernels(backend);
+    let k = rows::Loops(backend);
     weights.copy_from_slice(e);
-    (k.mul_norms)(norm, weights, vals.norms, inv_sum);
+    k.mul_norms(norm, weights, vals.norms, inv_sum)?;
     match vq {
         Quantizer::Baseline(_) => {
-            codebook::accumulate_rows_on(backend, cb, vals.codes, row, weights, out)?
+            codebook::accumulate_rows_in(backend, cb, vals.codes, row, weights, out)?
         }
         Quantizer::Mse(m) => {
-            codebook::accumulate_rows_on(backend, cb, vals.codes, row, weights, out)?;
-            m.rotation().unrotate_on(backend, out)?;
+            codebook::accumulate_rows_in(backend, cb, vals.codes, row, weights, out)?;
+            m.rotation().unrotate_in(backend, out)?;
         }
         Quantizer::Prod(p) => {
             let sk = p.sketcher();
@@ -304,7 +307,7 @@ fn values<B: AsRef<[u8]>>(
             let acc = &mut rest[..sk.m()];
             acc.fill(0.0);
             residual_weights.copy_from_slice(e);
-            (k.mul_norms)(norm, residual_weights, vals.residual_norms, inv_sum);
+            k.mul_norms(norm, residual_weights, vals.residual_norms, inv_sum)?;
             // Codes and signs of the same tokens in one pass.
             let rows = codebook::SignedRows {
                 codes: vals.codes,
@@ -314,13 +317,13 @@ fn values<B: AsRef<[u8]>>(
                 sign_stride: sketch,
                 sign_weights: residual_weights,
             };
-            codebook::accumulate_rows_and_signs_on(backend, cb, &rows, out, acc)?;
-            sk.transpose_on(backend, acc, tmp)?;
+            codebook::accumulate_rows_and_signs_in(backend, cb, &rows, out, acc)?;
+            sk.transpose_in(backend, acc, tmp)?;
             let c = sk.scale();
             for (o, &v) in out.iter_mut().zip(tmp.iter()) {
                 *o += c * v;
             }
-            p.rotation().unrotate_on(backend, out)?;
+            p.rotation().unrotate_in(backend, out)?;
         }
     }
     Ok(())

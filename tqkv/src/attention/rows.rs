@@ -8,42 +8,54 @@
 //! fuses a multiply and an add on its own), so every backend returns the
 //! same bits; the tests below check it.
 
-use crate::Backend;
+use crate::Error;
+use crate::backend::{Checked, on_backend};
 use crate::quant::{NormPrecision, f16_bits_to_f32};
 
-/// The loops for one backend.
-pub(super) struct Kernels {
+#[cfg(target_arch = "aarch64")]
+use super::neon;
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
+
+/// The loops on one checked backend: each call runs the [`generic`] source
+/// compiled with that backend's feature list (the scalar backend runs the
+/// target's baseline build).
+#[derive(Clone, Copy)]
+pub(super) struct Loops(pub(super) Checked);
+
+impl Loops {
     /// `values[t] ← values[t]·n_t·c`, `n_t` the t-th norm stored
     /// contiguously in `stored`.
-    pub mul_norms: fn(NormPrecision, &mut [f32], &[u8], f32),
+    pub(super) fn mul_norms(
+        self,
+        norm: NormPrecision,
+        values: &mut [f32],
+        stored: &[u8],
+        c: f32,
+    ) -> Result<(), Error> {
+        on_backend!(
+            self.0,
+            generic::mul_norms(norm, values, stored, c),
+            mul_norms(norm, values, stored, c)
+        )
+    }
+
     /// `a[t] ← (a[t] + b[t])·c`.
-    pub add_scaled: fn(&mut [f32], &[f32], f32),
+    pub(super) fn add_scaled(self, a: &mut [f32], b: &[f32], c: f32) -> Result<(), Error> {
+        on_backend!(self.0, generic::add_scaled(a, b, c), add_scaled(a, b, c))
+    }
+
     /// The largest value, `None` if any value is NaN or ±∞.
-    pub max_finite: fn(&[f32]) -> Option<f32>,
+    pub(super) fn max_finite(self, values: &[f32]) -> Result<Option<f32>, Error> {
+        on_backend!(self.0, generic::max_finite(values), max_finite(values))
+    }
+
     /// `values[t] ← e^(values[t] − max)` (`values[t] ≤ max`); returns their
     /// sum in f64.
-    pub exp_sum: fn(&mut [f32], f32) -> f64,
-}
-
-/// The loops compiled for `backend` (each runs the baseline build where
-/// `backend` is not available).
-pub(super) fn kernels(backend: Backend) -> Kernels {
-    match backend {
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => super::avx512::KERNELS,
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => super::avx2::KERNELS,
-        _ => GENERIC,
+    pub(super) fn exp_sum(self, values: &mut [f32], max: f32) -> Result<f64, Error> {
+        on_backend!(self.0, generic::exp_sum(values, max), exp_sum(values, max))
     }
 }
-
-/// The loops as compiled for the target's baseline.
-pub(super) const GENERIC: Kernels = Kernels {
-    mul_norms: generic::mul_norms,
-    add_scaled: generic::add_scaled,
-    max_finite: generic::max_finite,
-    exp_sum: generic::exp_sum,
-};
 
 /// Independent partial results in the reductions: they vectorise instead of
 /// waiting on one dependency chain per token, and fix the order of the sum
@@ -114,82 +126,48 @@ pub(super) mod generic {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-/// Defines `KERNELS`: the [`generic`] loops compiled with `$features`, each
-/// behind a safe wrapper that runs them only where `$backend` is available
-/// (and the baseline build elsewhere).
+/// Expands, inside a backend file, to the [`generic`] loops compiled with
+/// the backend's feature list: `avx2_features!(super::rows::instantiate {})`.
+/// Reached only through [`Loops`], whose `Checked` token proves the
+/// features exist.
 macro_rules! instantiate {
-    ($backend:expr, $features:literal) => {
-        use crate::Backend;
-        use crate::attention::rows::{Kernels, generic};
+    ([$($feature:tt),*]) => {
+        use crate::attention::rows::generic;
         use crate::quant::NormPrecision;
 
-        /// The loops for this backend.
-        pub(in crate::attention) const KERNELS: Kernels = Kernels {
-            mul_norms,
-            add_scaled,
-            max_finite,
-            exp_sum,
-        };
-
-        #[target_feature(enable = $features)]
-        fn mul_norms_simd(norm: NormPrecision, values: &mut [f32], stored: &[u8], c: f32) {
-            generic::mul_norms(norm, values, stored, c)
-        }
-
-        fn mul_norms(norm: NormPrecision, values: &mut [f32], stored: &[u8], c: f32) {
-            if $backend.is_available() {
-                // SAFETY: the backend's instruction set was just confirmed.
-                unsafe { mul_norms_simd(norm, values, stored, c) }
-            } else {
+        crate::backend::target_features! {
+            [$($feature),*]
+            /// # Safety
+            /// The backend's target features are available.
+            pub(in crate::attention) unsafe fn mul_norms(
+                norm: NormPrecision,
+                values: &mut [f32],
+                stored: &[u8],
+                c: f32,
+            ) {
                 generic::mul_norms(norm, values, stored, c)
             }
-        }
 
-        #[target_feature(enable = $features)]
-        fn add_scaled_simd(a: &mut [f32], b: &[f32], c: f32) {
-            generic::add_scaled(a, b, c)
-        }
-
-        fn add_scaled(a: &mut [f32], b: &[f32], c: f32) {
-            if $backend.is_available() {
-                // SAFETY: the backend's instruction set was just confirmed.
-                unsafe { add_scaled_simd(a, b, c) }
-            } else {
+            /// # Safety
+            /// As [`mul_norms`].
+            pub(in crate::attention) unsafe fn add_scaled(a: &mut [f32], b: &[f32], c: f32) {
                 generic::add_scaled(a, b, c)
             }
-        }
 
-        #[target_feature(enable = $features)]
-        fn max_finite_simd(values: &[f32]) -> Option<f32> {
-            generic::max_finite(values)
-        }
-
-        fn max_finite(values: &[f32]) -> Option<f32> {
-            if $backend.is_available() {
-                // SAFETY: the backend's instruction set was just confirmed.
-                unsafe { max_finite_simd(values) }
-            } else {
+            /// # Safety
+            /// As [`mul_norms`].
+            pub(in crate::attention) unsafe fn max_finite(values: &[f32]) -> Option<f32> {
                 generic::max_finite(values)
             }
-        }
 
-        #[target_feature(enable = $features)]
-        fn exp_sum_simd(values: &mut [f32], max: f32) -> f64 {
-            generic::exp_sum(values, max)
-        }
-
-        fn exp_sum(values: &mut [f32], max: f32) -> f64 {
-            if $backend.is_available() {
-                // SAFETY: the backend's instruction set was just confirmed.
-                unsafe { exp_sum_simd(values, max) }
-            } else {
+            /// # Safety
+            /// As [`mul_norms`].
+            pub(in crate::attention) unsafe fn exp_sum(values: &mut [f32], max: f32) -> f64 {
                 generic::exp_sum(values, max)
             }
         }
     };
 }
-#[cfg(target_arch = "x86_64")]
 pub(super) use instantiate;
 
 /// `e^x` for `x ≤ 0` within 2e-7 relative (tested against `libm::exp`),
@@ -226,6 +204,7 @@ pub(super) fn exp_nonpositive(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Backend;
     use crate::rng::SplitMix64;
     use std::vec::Vec;
 
@@ -282,26 +261,29 @@ mod tests {
                     })
                     .collect();
                 for backend in Backend::available() {
-                    let k = kernels(backend);
+                    let k = Loops(backend.check().unwrap());
                     for (norm, stored) in [(NormPrecision::F16, &f16), (NormPrecision::F32, &f32s)]
                     {
                         let (mut a, mut b) = (v.clone(), v.clone());
-                        (GENERIC.mul_norms)(norm, &mut a, stored, 0.37);
-                        (k.mul_norms)(norm, &mut b, stored, 0.37);
+                        generic::mul_norms(norm, &mut a, stored, 0.37);
+                        k.mul_norms(norm, &mut b, stored, 0.37).unwrap();
                         assert_eq!(bits(&a), bits(&b), "mul_norms on {backend}, n = {n}");
                     }
                     let w: Vec<f32> = v.iter().rev().cloned().collect();
                     let (mut a, mut b) = (v.clone(), v.clone());
-                    (GENERIC.add_scaled)(&mut a, &w, 0.125);
-                    (k.add_scaled)(&mut b, &w, 0.125);
+                    generic::add_scaled(&mut a, &w, 0.125);
+                    k.add_scaled(&mut b, &w, 0.125).unwrap();
                     assert_eq!(bits(&a), bits(&b), "add_scaled on {backend}, n = {n}");
-                    let m = (GENERIC.max_finite)(&v);
-                    assert_eq!(m.map(f32::to_bits), (k.max_finite)(&v).map(f32::to_bits));
+                    let m = generic::max_finite(&v);
+                    assert_eq!(
+                        m.map(f32::to_bits),
+                        k.max_finite(&v).unwrap().map(f32::to_bits)
+                    );
                     assert_eq!(m.is_some(), v.iter().all(|x| x.is_finite()));
                     let Some(m) = m else { continue };
                     assert!(v.iter().all(|&x| x <= m) && (n == 0 || v.contains(&m)));
                     let (mut a, mut b) = (v.clone(), v.clone());
-                    let (sa, sb) = ((GENERIC.exp_sum)(&mut a, m), (k.exp_sum)(&mut b, m));
+                    let (sa, sb) = (generic::exp_sum(&mut a, m), k.exp_sum(&mut b, m).unwrap());
                     assert_eq!(sa.to_bits(), sb.to_bits(), "exp_sum on {backend}, n = {n}");
                     assert_eq!(bits(&a), bits(&b));
                     // And the sum is right, against libm in f64.

@@ -9,22 +9,21 @@ use core::arch::x86_64::*;
 
 use super::bmi;
 use super::simd::{self, Lanes};
-use crate::Backend;
+use crate::vector::F32x8;
 
-#[derive(Clone, Copy)]
-pub(super) struct F8(__m256);
-
-pub(super) struct Lut8 {
+pub(super) struct Lut8<'a> {
     lo: __m256,
     hi: __m256,
-    ptr: *const f32,
+    /// The centroids, for the gathers (and lookups past 4 bits).
+    centroids: &'a [f32],
     bits: u8,
 }
 
-pub(super) struct Thr8 {
+pub(super) struct Thr8<'a> {
     t: [__m256; 15],
     count: usize,
-    ptr: *const f32,
+    /// The thresholds, for the searches past 4 bits.
+    thresholds: &'a [f32],
     bits: u8,
 }
 
@@ -33,14 +32,13 @@ pub(super) struct Thr8 {
 // touch 8 f32, widen reads 8 bytes, narrow writes 8 bytes, as documented;
 // the gathers read `centroids`/`thresholds` at indices below 2^bits (resp.
 // 2^bits − 1), inside the codebook's arrays.
-unsafe impl Lanes for F8 {
-    const LANES: usize = 8;
+unsafe impl Lanes for F32x8 {
     type Idx = __m256i;
-    type Lut = Lut8;
-    type Thr = Thr8;
+    type Lut<'a> = Lut8<'a>;
+    type Thr<'a> = Thr8<'a>;
 
     #[inline(always)]
-    unsafe fn lut(cb: &super::Codebook) -> Lut8 {
+    unsafe fn lut(cb: &super::Codebook) -> Lut8<'_> {
         let c = cb.centroids();
         let (mut lo, mut hi) = ([0.0f32; 8], [0.0f32; 8]);
         for (i, &v) in c.iter().take(16).enumerate() {
@@ -51,14 +49,14 @@ unsafe impl Lanes for F8 {
             Lut8 {
                 lo: _mm256_loadu_ps(lo.as_ptr()),
                 hi: _mm256_loadu_ps(hi.as_ptr()),
-                ptr: c.as_ptr(),
+                centroids: c,
                 bits: cb.bits(),
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn thr(cb: &super::Codebook) -> Thr8 {
+    unsafe fn thr(cb: &super::Codebook) -> Thr8<'_> {
         let t = cb.thresholds();
         // SAFETY: AVX is available (trait contract); no memory access.
         let mut v = [unsafe { _mm256_setzero_ps() }; 15];
@@ -70,59 +68,9 @@ unsafe impl Lanes for F8 {
         Thr8 {
             t: v,
             count,
-            ptr: t.as_ptr(),
+            thresholds: t,
             bits: cb.bits(),
         }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: 8 readable f32 at p (caller).
-        F8(unsafe { _mm256_loadu_ps(p) })
-    }
-
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: 8 writable f32 at p (caller).
-        unsafe { _mm256_storeu_ps(p, self.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn zero() -> Self {
-        // SAFETY: AVX is available (trait contract).
-        F8(unsafe { _mm256_setzero_ps() })
-    }
-
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        // SAFETY: AVX is available (trait contract).
-        F8(unsafe { _mm256_set1_ps(v) })
-    }
-
-    #[inline(always)]
-    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
-        // SAFETY: FMA is available (trait contract).
-        F8(unsafe { _mm256_fmadd_ps(self.0, b.0, acc.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn sum(self) -> f32 {
-        // SAFETY: AVX is available (trait contract); no memory access.
-        unsafe {
-            let s = _mm_add_ps(
-                _mm256_castps256_ps128(self.0),
-                _mm256_extractf128_ps::<1>(self.0),
-            );
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            _mm_cvtss_f32(s)
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn add(a: Self, b: Self) -> Self {
-        // SAFETY: AVX is available (trait contract).
-        F8(unsafe { _mm256_add_ps(a.0, b.0) })
     }
 
     #[inline(always)]
@@ -146,11 +94,11 @@ unsafe impl Lanes for F8 {
     }
 
     #[inline(always)]
-    unsafe fn lookup(lut: &Lut8, i: __m256i) -> Self {
+    unsafe fn lookup(lut: &Lut8<'_>, i: __m256i) -> Self {
         // SAFETY: AVX2 available; the gather reads centroids[i] with every
         // lane below 2^bits (caller), inside the codebook's array.
         unsafe {
-            F8(match lut.bits {
+            F32x8(match lut.bits {
                 1..=3 => _mm256_permutevar8x32_ps(lut.lo, i),
                 4 => {
                     let a = _mm256_permutevar8x32_ps(lut.lo, i);
@@ -158,13 +106,13 @@ unsafe impl Lanes for F8 {
                     let high = _mm256_cmpgt_epi32(i, _mm256_set1_epi32(7));
                     _mm256_blendv_ps(a, b, _mm256_castsi256_ps(high))
                 }
-                _ => _mm256_i32gather_ps::<4>(lut.ptr, i),
+                _ => _mm256_i32gather_ps::<4>(lut.centroids.as_ptr(), i),
             })
         }
     }
 
     #[inline(always)]
-    unsafe fn quantize(thr: &Thr8, x: Self) -> __m256i {
+    unsafe fn quantize(thr: &Thr8<'_>, x: Self) -> __m256i {
         // SAFETY: AVX2 available; the gathers read thresholds[idx + step − 1]
         // ≤ thresholds[2^bits − 2], inside the codebook's array.
         unsafe {
@@ -180,7 +128,7 @@ unsafe impl Lanes for F8 {
                 let mut step = 1i32 << (thr.bits - 1);
                 while step > 0 {
                     let probe = _mm256_add_epi32(idx, _mm256_set1_epi32(step - 1));
-                    let t = _mm256_i32gather_ps::<4>(thr.ptr, probe);
+                    let t = _mm256_i32gather_ps::<4>(thr.thresholds.as_ptr(), probe);
                     let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x.0, t));
                     idx = _mm256_add_epi32(idx, _mm256_and_si256(gt, _mm256_set1_epi32(step)));
                     step >>= 1;
@@ -391,4 +339,4 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     }
 }
 
-simd::entry_points!(Backend::Avx2, "avx2,fma,bmi1,bmi2", F8);
+crate::backend::avx2_features!(simd::entry_points { F32x8 });

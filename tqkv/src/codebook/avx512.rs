@@ -10,22 +10,21 @@ use core::arch::x86_64::*;
 
 use super::bmi;
 use super::simd::{self, Lanes};
-use crate::Backend;
+use crate::vector::F32x16;
 
-#[derive(Clone, Copy)]
-pub(super) struct F16(__m512);
-
-pub(super) struct Lut16 {
+pub(super) struct Lut16<'a> {
     lo: __m512,
     hi: __m512,
-    ptr: *const f32,
+    /// The centroids, for the gathers (and lookups past 4 bits).
+    centroids: &'a [f32],
     bits: u8,
 }
 
-pub(super) struct Thr16 {
+pub(super) struct Thr16<'a> {
     t: [__m512; 15],
     count: usize,
-    ptr: *const f32,
+    /// The thresholds, for the searches past 4 bits.
+    thresholds: &'a [f32],
     bits: u8,
 }
 
@@ -34,14 +33,13 @@ pub(super) struct Thr16 {
 // load/store touch 16 f32, widen reads 16 bytes, narrow writes 16 bytes; the
 // gathers read `centroids`/`thresholds` at indices below 2^bits (resp.
 // 2^bits − 1), inside the codebook's arrays.
-unsafe impl Lanes for F16 {
-    const LANES: usize = 16;
+unsafe impl Lanes for F32x16 {
     type Idx = __m512i;
-    type Lut = Lut16;
-    type Thr = Thr16;
+    type Lut<'a> = Lut16<'a>;
+    type Thr<'a> = Thr16<'a>;
 
     #[inline(always)]
-    unsafe fn lut(cb: &super::Codebook) -> Lut16 {
+    unsafe fn lut(cb: &super::Codebook) -> Lut16<'_> {
         let c = cb.centroids();
         let mut table = [0.0f32; 32];
         for (t, &v) in table.iter_mut().zip(c) {
@@ -52,14 +50,14 @@ unsafe impl Lanes for F16 {
             Lut16 {
                 lo: _mm512_loadu_ps(table.as_ptr()),
                 hi: _mm512_loadu_ps(table.as_ptr().add(16)),
-                ptr: c.as_ptr(),
+                centroids: c,
                 bits: cb.bits(),
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn thr(cb: &super::Codebook) -> Thr16 {
+    unsafe fn thr(cb: &super::Codebook) -> Thr16<'_> {
         let t = cb.thresholds();
         // SAFETY: AVX-512F is available (trait contract); no memory access.
         let mut v = [unsafe { _mm512_setzero_ps() }; 15];
@@ -71,51 +69,9 @@ unsafe impl Lanes for F16 {
         Thr16 {
             t: v,
             count,
-            ptr: t.as_ptr(),
+            thresholds: t,
             bits: cb.bits(),
         }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: 16 readable f32 at p (caller).
-        F16(unsafe { _mm512_loadu_ps(p) })
-    }
-
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: 16 writable f32 at p (caller).
-        unsafe { _mm512_storeu_ps(p, self.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn zero() -> Self {
-        // SAFETY: AVX-512F is available (trait contract).
-        F16(unsafe { _mm512_setzero_ps() })
-    }
-
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        // SAFETY: AVX-512F is available (trait contract).
-        F16(unsafe { _mm512_set1_ps(v) })
-    }
-
-    #[inline(always)]
-    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
-        // SAFETY: AVX-512F is available (trait contract).
-        F16(unsafe { _mm512_fmadd_ps(self.0, b.0, acc.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn sum(self) -> f32 {
-        // SAFETY: AVX-512F is available (trait contract).
-        unsafe { _mm512_reduce_add_ps(self.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn add(a: Self, b: Self) -> Self {
-        // SAFETY: AVX-512F is available (trait contract).
-        F16(unsafe { _mm512_add_ps(a.0, b.0) })
     }
 
     #[inline(always)]
@@ -132,20 +88,20 @@ unsafe impl Lanes for F16 {
     }
 
     #[inline(always)]
-    unsafe fn lookup(lut: &Lut16, i: __m512i) -> Self {
+    unsafe fn lookup(lut: &Lut16<'_>, i: __m512i) -> Self {
         // SAFETY: AVX-512F available; the gather reads centroids[i] with
         // every lane below 2^bits (caller), inside the codebook's array.
         unsafe {
-            F16(match lut.bits {
+            F32x16(match lut.bits {
                 1..=4 => _mm512_permutexvar_ps(i, lut.lo),
                 5 => _mm512_permutex2var_ps(lut.lo, i, lut.hi),
-                _ => _mm512_i32gather_ps::<4>(i, lut.ptr),
+                _ => _mm512_i32gather_ps::<4>(i, lut.centroids.as_ptr()),
             })
         }
     }
 
     #[inline(always)]
-    unsafe fn quantize(thr: &Thr16, x: Self) -> __m512i {
+    unsafe fn quantize(thr: &Thr16<'_>, x: Self) -> __m512i {
         // SAFETY: AVX-512F available; the gathers read thresholds[idx +
         // step − 1] ≤ thresholds[2^bits − 2], inside the codebook's array.
         unsafe {
@@ -162,7 +118,7 @@ unsafe impl Lanes for F16 {
                 let mut step = 1i32 << (thr.bits - 1);
                 while step > 0 {
                     let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
-                    let t = _mm512_i32gather_ps::<4>(probe, thr.ptr);
+                    let t = _mm512_i32gather_ps::<4>(probe, thr.thresholds.as_ptr());
                     let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, t);
                     idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
                     step >>= 1;
@@ -620,42 +576,58 @@ unsafe fn accumulate_chunks<const C: usize>(
 /// for shapes other than `d = m ∈ {64, 128}` at 1–4 bits and for sign
 /// weights that are not finite or sum to 1e37 or more.
 ///
-/// # Errors
-/// [`crate::Error::BackendUnavailable`] without AVX-512.
-pub(super) fn accumulate_rows_and_signs(
+/// # Safety
+/// The AVX-512 feature list is available (the caller holds `Checked`).
+pub(super) unsafe fn accumulate_rows_and_signs(
     cb: &super::Codebook,
     rows: &super::SignedRows<'_>,
     out: &mut [f32],
     acc: &mut [f32],
-) -> Result<bool, crate::Error> {
-    Backend::Avx512.check()?;
+) -> bool {
     // The sign sums as the AVX-512 sign kernel does them (2·Σset − Σw) only
     // for weights where that cannot overflow or meet ∞ − ∞.
     if !crate::qjl::weights_bounded(rows.sign_weights) {
-        return Ok(false);
+        return false;
     }
-    // SAFETY: check() confirmed AVX-512 (F/BW/VBMI); the caller validated
-    // both sets of rows for as many tokens as weights; the shapes match the
+    // SAFETY: AVX-512 is the caller's promise; the caller validated both
+    // sets of rows for as many tokens as weights; the shapes match the
     // instantiations.
     unsafe {
         match (cb.bits(), out.len(), acc.len()) {
             (1..=4, 64, 64) => fused_simd::<1, 4>(cb, rows, out, acc),
             (1..=4, 128, 128) => fused_simd::<2, 8>(cb, rows, out, acc),
-            _ => return Ok(false),
+            _ => return false,
         }
     }
-    Ok(true)
+    true
 }
 
-/// [`accumulate_rows_and_signs`] for `64·C` coordinates and `16·N` signs.
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`fused`] compiled with the AVX-512 feature list.
+    ///
+    /// # Safety
+    /// As [`fused`].
+    unsafe fn fused_simd<const C: usize, const N: usize>(
+        cb: &super::Codebook,
+        rows: &super::SignedRows<'_>,
+        out: &mut [f32],
+        acc: &mut [f32],
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { fused::<C, N>(cb, rows, out, acc) }
+    }
+});
+
+/// [`accumulate_rows_and_signs`] for `64·C` coordinates and `16·N` signs
+/// (inlined into [`fused_simd`], which carries the target features).
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI are available; `out.len() == 64·C`, `acc.len() ==
 /// 16·N`, rows of at most 64 packed bytes; row `t` of the codes (and of the
 /// signs) fits in `rows.codes` (`rows.signs`) for every `t <
 /// rows.weights.len() == rows.sign_weights.len()`.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma")]
-unsafe fn fused_simd<const C: usize, const N: usize>(
+#[inline(always)]
+unsafe fn fused<const C: usize, const N: usize>(
     cb: &super::Codebook,
     rows: &super::SignedRows<'_>,
     out: &mut [f32],
@@ -747,8 +719,4 @@ unsafe fn unpack64(bits: u8, packed: &[u8], out: &mut [u8]) {
     }
 }
 
-simd::entry_points!(
-    Backend::Avx512,
-    "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma,bmi1,bmi2",
-    F16
-);
+crate::backend::avx512_features!(simd::entry_points { F32x16 });

@@ -45,7 +45,7 @@ pub mod pack;
 mod simd;
 mod tables;
 
-use crate::backend::on_backend;
+use crate::backend::{Checked, on_backend};
 use crate::error::{check_rows, finite, need};
 use crate::{Backend, Error};
 use lloyd::{Normal, Sphere};
@@ -327,14 +327,20 @@ pub fn quantize_on(
     x: &[f32],
     out: &mut [u8],
 ) -> Result<(), Error> {
+    quantize_in(backend.check()?, cb, x, out)
+}
+
+/// [`quantize_on`] on a backend already checked.
+pub(crate) fn quantize_in(
+    backend: Checked,
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<(), Error> {
     need(x.len(), out.len())?;
     finite(x)?;
     let out = &mut out[..x.len()];
-    on_backend!(
-        backend,
-        scalar_quantize(cb, x, out),
-        Kernels::quantize(cb, x, out)
-    )
+    on_backend!(backend, scalar_quantize(cb, x, out), quantize(cb, x, out))
 }
 
 fn scalar_quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) {
@@ -374,6 +380,16 @@ pub fn quantize_packed_on(
     x: &[f32],
     out: &mut [u8],
 ) -> Result<usize, Error> {
+    quantize_packed_in(backend.check()?, cb, x, out)
+}
+
+/// [`quantize_packed_on`] on a backend already checked.
+pub(crate) fn quantize_packed_in(
+    backend: Checked,
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+) -> Result<usize, Error> {
     let needed = packed_len(x.len(), cb.bits());
     need(needed, out.len())?;
     finite(x)?;
@@ -381,7 +397,7 @@ pub fn quantize_packed_on(
     on_backend!(
         backend,
         scalar_quantize_packed(cb, x, out),
-        Kernels::quantize_packed(cb, x, out)
+        quantize_packed(cb, x, out)
     )?;
     Ok(needed)
 }
@@ -427,13 +443,23 @@ pub fn dequantize_on(
     packed: &[u8],
     out: &mut [f32],
 ) -> Result<(), Error> {
+    dequantize_in(backend.check()?, cb, packed, out)
+}
+
+/// [`dequantize_on`] on a backend already checked.
+pub(crate) fn dequantize_in(
+    backend: Checked,
+    cb: &Codebook,
+    packed: &[u8],
+    out: &mut [f32],
+) -> Result<(), Error> {
     let needed = packed_len(out.len(), cb.bits());
     need(needed, packed.len())?;
     let packed = &packed[..needed];
     on_backend!(
         backend,
         scalar_dequantize(cb, packed, out),
-        Kernels::dequantize(cb, packed, out)
+        dequantize(cb, packed, out)
     )
 }
 
@@ -480,15 +506,21 @@ pub fn dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> Result<f32, Error> {
 /// # Errors
 /// As [`dot`], plus [`Error::BackendUnavailable`].
 pub fn dot_on(backend: Backend, cb: &Codebook, q: &[f32], packed: &[u8]) -> Result<f32, Error> {
+    dot_in(backend.check()?, cb, q, packed)
+}
+
+/// [`dot_on`] on a backend already checked.
+pub(crate) fn dot_in(
+    backend: Checked,
+    cb: &Codebook,
+    q: &[f32],
+    packed: &[u8],
+) -> Result<f32, Error> {
     let needed = packed_len(q.len(), cb.bits());
     need(needed, packed.len())?;
     finite(q)?;
     let packed = &packed[..needed];
-    on_backend!(
-        backend,
-        scalar_dot(cb, q, packed),
-        Kernels::dot(cb, q, packed)
-    )
+    on_backend!(backend, scalar_dot(cb, q, packed), dot(cb, q, packed))
 }
 
 fn scalar_dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
@@ -550,13 +582,25 @@ pub fn dot_rows_on(
     row_stride: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    dot_rows_in(backend.check()?, cb, q, packed_rows, row_stride, out)
+}
+
+/// [`dot_rows_on`] on a backend already checked.
+pub(crate) fn dot_rows_in(
+    backend: Checked,
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
     let row = packed_len(q.len(), cb.bits());
     check_rows(row, packed_rows.len(), row_stride, out.len())?;
     finite(q)?;
     on_backend!(
         backend,
         scalar_dot_rows(cb, q, packed_rows, row_stride, out),
-        Kernels::dot_rows(cb, q, packed_rows, row_stride, out)
+        dot_rows(cb, q, packed_rows, row_stride, out)
     )
 }
 
@@ -618,12 +662,24 @@ pub fn accumulate_rows_on(
     weights: &[f32],
     out: &mut [f32],
 ) -> Result<(), Error> {
+    accumulate_rows_in(backend.check()?, cb, packed_rows, row_stride, weights, out)
+}
+
+/// [`accumulate_rows_on`] on a backend already checked.
+pub(crate) fn accumulate_rows_in(
+    backend: Checked,
+    cb: &Codebook,
+    packed_rows: &[u8],
+    row_stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
     let row = packed_len(out.len(), cb.bits());
     check_rows(row, packed_rows.len(), row_stride, weights.len())?;
     on_backend!(
         backend,
         scalar_accumulate_rows(cb, packed_rows, row_stride, weights, out),
-        Kernels::accumulate_rows(cb, packed_rows, row_stride, weights, out)
+        accumulate_rows(cb, packed_rows, row_stride, weights, out)
     )
 }
 
@@ -654,8 +710,8 @@ pub(crate) struct SignedRows<'a> {
 /// # Errors
 /// As the two kernels; [`Error::LengthMismatch`] unless both kinds of rows
 /// have as many weights.
-pub(crate) fn accumulate_rows_and_signs_on(
-    backend: Backend,
+pub(crate) fn accumulate_rows_and_signs_in(
+    backend: Checked,
     cb: &Codebook,
     rows: &SignedRows<'_>,
     out: &mut [f32],
@@ -677,11 +733,14 @@ pub(crate) fn accumulate_rows_and_signs_on(
         r.sign_weights.len(),
     )?;
     #[cfg(target_arch = "x86_64")]
-    if backend == Backend::Avx512 && avx512::accumulate_rows_and_signs(cb, r, out, acc)? {
-        return Ok(());
+    if backend.backend() == Backend::Avx512 {
+        // SAFETY: `Checked` proves the AVX-512 feature list is available.
+        if unsafe { avx512::accumulate_rows_and_signs(cb, r, out, acc) } {
+            return Ok(());
+        }
     }
-    accumulate_rows_on(backend, cb, r.codes, r.code_stride, r.weights, out)?;
-    crate::qjl::accumulate_signs_rows_on(backend, r.signs, r.sign_stride, r.sign_weights, acc)
+    accumulate_rows_in(backend, cb, r.codes, r.code_stride, r.weights, out)?;
+    crate::qjl::accumulate_signs_rows_in(backend, r.signs, r.sign_stride, r.sign_weights, acc)
 }
 
 fn scalar_accumulate_rows(
@@ -729,6 +788,11 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> Result<f32, Error> {
 /// # Errors
 /// As [`dot_f32`], plus [`Error::BackendUnavailable`].
 pub fn dot_f32_on(backend: Backend, a: &[f32], b: &[f32]) -> Result<f32, Error> {
+    dot_f32_in(backend.check()?, a, b)
+}
+
+/// [`dot_f32_on`] on a backend already checked.
+pub(crate) fn dot_f32_in(backend: Checked, a: &[f32], b: &[f32]) -> Result<f32, Error> {
     if a.len() != b.len() {
         return Err(Error::LengthMismatch {
             expected: a.len(),
@@ -738,7 +802,7 @@ pub fn dot_f32_on(backend: Backend, a: &[f32], b: &[f32]) -> Result<f32, Error> 
     on_backend!(
         backend,
         a.iter().zip(b).map(|(x, y)| x * y).sum(),
-        Kernels::dot_f32(a, b)
+        dot_f32(a, b)
     )
 }
 

@@ -8,20 +8,19 @@
 use core::arch::aarch64::*;
 
 use super::simd::{self, Lanes};
-use crate::Backend;
+use crate::vector::F32x4;
 
-#[derive(Clone, Copy)]
-pub(super) struct F4(float32x4_t);
-
-pub(super) struct Lut4 {
+pub(super) struct Lut4<'a> {
     table: uint8x16x4_t,
-    ptr: *const f32,
+    /// The centroids, for the gathers (and lookups past 4 bits).
+    centroids: &'a [f32],
     bits: u8,
 }
 
-pub(super) struct Thr4 {
+pub(super) struct Thr4<'a> {
     t: [float32x4_t; 15],
-    ptr: *const f32,
+    /// The thresholds, for the searches past 4 bits.
+    thresholds: &'a [f32],
     count: usize,
     bits: u8,
 }
@@ -41,14 +40,13 @@ fn search(t: &[f32], x: f32) -> u32 {
 // checked by the entry points). Pointer accesses: load/store touch 4 f32,
 // widen reads 4 bytes, narrow writes 4 bytes; lookups read centroids at
 // indices below 2^bits and the thresholds slice is rebuilt with its length.
-unsafe impl Lanes for F4 {
-    const LANES: usize = 4;
+unsafe impl Lanes for F32x4 {
     type Idx = uint32x4_t;
-    type Lut = Lut4;
-    type Thr = Thr4;
+    type Lut<'a> = Lut4<'a>;
+    type Thr<'a> = Thr4<'a>;
 
     #[inline(always)]
-    unsafe fn lut(cb: &super::Codebook) -> Lut4 {
+    unsafe fn lut(cb: &super::Codebook) -> Lut4<'_> {
         let c = cb.centroids();
         let mut bytes = [0u8; 64];
         for (dst, &v) in bytes.chunks_exact_mut(4).zip(c) {
@@ -64,14 +62,14 @@ unsafe impl Lanes for F4 {
                     vld1q_u8(p.add(32)),
                     vld1q_u8(p.add(48)),
                 ),
-                ptr: c.as_ptr(),
+                centroids: c,
                 bits: cb.bits(),
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn thr(cb: &super::Codebook) -> Thr4 {
+    unsafe fn thr(cb: &super::Codebook) -> Thr4<'_> {
         let t = cb.thresholds();
         // SAFETY: NEON is available (trait contract); no memory access.
         let mut v = [unsafe { vdupq_n_f32(0.0) }; 15];
@@ -81,52 +79,10 @@ unsafe impl Lanes for F4 {
         }
         Thr4 {
             t: v,
-            ptr: t.as_ptr(),
+            thresholds: t,
             count: t.len(),
             bits: cb.bits(),
         }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: 4 readable f32 at p (caller).
-        F4(unsafe { vld1q_f32(p) })
-    }
-
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: 4 writable f32 at p (caller).
-        unsafe { vst1q_f32(p, self.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn zero() -> Self {
-        // SAFETY: NEON is available (trait contract).
-        F4(unsafe { vdupq_n_f32(0.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        // SAFETY: NEON is available (trait contract).
-        F4(unsafe { vdupq_n_f32(v) })
-    }
-
-    #[inline(always)]
-    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
-        // SAFETY: NEON is available (trait contract).
-        F4(unsafe { vfmaq_f32(acc.0, self.0, b.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn sum(self) -> f32 {
-        // SAFETY: NEON is available (trait contract).
-        unsafe { vaddvq_f32(self.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn add(a: Self, b: Self) -> Self {
-        // SAFETY: NEON is available (trait contract).
-        F4(unsafe { vaddq_f32(a.0, b.0) })
     }
 
     #[inline(always)]
@@ -150,32 +106,32 @@ unsafe impl Lanes for F4 {
     }
 
     #[inline(always)]
-    unsafe fn lookup(lut: &Lut4, i: uint32x4_t) -> Self {
+    unsafe fn lookup(lut: &Lut4<'_>, i: uint32x4_t) -> Self {
         // SAFETY: NEON available; lanes are below 2^bits (caller), so the
         // per-lane reads stay inside the codebook's centroids.
         unsafe {
             if lut.bits <= 4 {
                 let bytes = vaddq_u32(vmulq_n_u32(i, 0x0404_0404), vdupq_n_u32(0x0302_0100));
-                F4(vreinterpretq_f32_u8(vqtbl4q_u8(
+                F32x4(vreinterpretq_f32_u8(vqtbl4q_u8(
                     lut.table,
                     vreinterpretq_u8_u32(bytes),
                 )))
             } else {
+                let c = lut.centroids.as_ptr();
                 let c = [
-                    *lut.ptr.add(vgetq_lane_u32::<0>(i) as usize),
-                    *lut.ptr.add(vgetq_lane_u32::<1>(i) as usize),
-                    *lut.ptr.add(vgetq_lane_u32::<2>(i) as usize),
-                    *lut.ptr.add(vgetq_lane_u32::<3>(i) as usize),
+                    *c.add(vgetq_lane_u32::<0>(i) as usize),
+                    *c.add(vgetq_lane_u32::<1>(i) as usize),
+                    *c.add(vgetq_lane_u32::<2>(i) as usize),
+                    *c.add(vgetq_lane_u32::<3>(i) as usize),
                 ];
-                F4(vld1q_f32(c.as_ptr()))
+                F32x4(vld1q_f32(c.as_ptr()))
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn quantize(thr: &Thr4, x: Self) -> uint32x4_t {
-        // SAFETY: NEON available; `ptr`/`count` describe the codebook's
-        // thresholds slice, alive for the call.
+    unsafe fn quantize(thr: &Thr4<'_>, x: Self) -> uint32x4_t {
+        // SAFETY: NEON available; registers and local arrays only.
         unsafe {
             if thr.bits <= 4 {
                 let mut acc = vdupq_n_u32(0);
@@ -184,7 +140,7 @@ unsafe impl Lanes for F4 {
                 }
                 acc
             } else {
-                let t = core::slice::from_raw_parts(thr.ptr, thr.count);
+                let t = thr.thresholds;
                 let mut v = [0.0f32; 4];
                 vst1q_f32(v.as_mut_ptr(), x.0);
                 let idx = v.map(|xj| search(t, xj));
@@ -194,4 +150,4 @@ unsafe impl Lanes for F4 {
     }
 }
 
-simd::entry_points!(Backend::Neon, "neon", F4);
+crate::backend::neon_features!(simd::entry_points { F32x4 });

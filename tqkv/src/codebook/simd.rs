@@ -12,49 +12,35 @@
 //! (one accumulator per lane), within the documented tolerance.
 
 use super::{Codebook, pack};
+use crate::vector::F32Vector;
 
-/// A vector of `LANES` f32 with the operations the codebook kernels need.
+/// What the codebook kernels need of a register beyond [`F32Vector`].
 ///
 /// # Safety
 ///
-/// Implementors use one ISA extension; every method may be called only on a
-/// CPU that has it, and the pointer methods need the stated valid memory.
-pub(super) unsafe trait Lanes: Copy {
-    /// f32 lanes per vector.
-    const LANES: usize;
+/// As [`F32Vector`]: every method runs only where the backend's target
+/// features are available, and the pointer methods need the stated valid
+/// memory.
+pub(super) unsafe trait Lanes: F32Vector {
     /// The same number of i32 lanes (code indices).
     type Idx: Copy;
     /// Centroids prepared for [`lookup`](Self::lookup).
-    type Lut;
+    type Lut<'a>;
     /// Thresholds prepared for [`quantize`](Self::quantize).
-    type Thr;
+    type Thr<'a>;
 
     /// Prepares the centroid table of `cb`.
-    unsafe fn lut(cb: &Codebook) -> Self::Lut;
+    unsafe fn lut(cb: &Codebook) -> Self::Lut<'_>;
     /// Prepares the thresholds of `cb`.
-    unsafe fn thr(cb: &Codebook) -> Self::Thr;
-    /// Loads `LANES` f32 from `p`.
-    unsafe fn load(p: *const f32) -> Self;
-    /// Stores `LANES` f32 to `p`.
-    unsafe fn store(self, p: *mut f32);
-    /// All lanes 0.
-    unsafe fn zero() -> Self;
-    /// All lanes `v`.
-    unsafe fn splat(v: f32) -> Self;
-    /// `acc + self·b`, lane-wise.
-    unsafe fn mul_add(self, b: Self, acc: Self) -> Self;
-    /// The sum of the lanes.
-    unsafe fn sum(self) -> f32;
-    /// `a + b`, lane-wise.
-    unsafe fn add(a: Self, b: Self) -> Self;
+    unsafe fn thr(cb: &Codebook) -> Self::Thr<'_>;
     /// `LANES` bytes at `p` (indices) widened to i32 lanes.
     unsafe fn widen(p: *const u8) -> Self::Idx;
     /// i32 lanes (each < 256) narrowed to `LANES` bytes at `p`.
     unsafe fn narrow(i: Self::Idx, p: *mut u8);
     /// `centroids[i]` per lane (every lane `< 2^bits`).
-    unsafe fn lookup(lut: &Self::Lut, i: Self::Idx) -> Self;
+    unsafe fn lookup(lut: &Self::Lut<'_>, i: Self::Idx) -> Self;
     /// `#{j : x > thresholds[j]}` per lane (NaN → 0), as the scalar kernel.
-    unsafe fn quantize(thr: &Self::Thr, x: Self) -> Self::Idx;
+    unsafe fn quantize(thr: &Self::Thr<'_>, x: Self) -> Self::Idx;
     /// Scores whole blocks of rows at once where the backend has a faster
     /// way than one row at a time; returns how many leading rows (a prefix
     /// of `out`) it scored. Arguments as for [`dot_rows`], validated.
@@ -102,7 +88,12 @@ pub(super) unsafe trait Lanes: Copy {
 /// # Safety
 /// The ISA of `V` is available.
 #[inline(always)]
-pub(super) unsafe fn quantize<V: Lanes>(cb: &Codebook, thr: &V::Thr, x: &[f32], out: &mut [u8]) {
+pub(super) unsafe fn quantize<V: Lanes>(
+    cb: &Codebook,
+    thr: &V::Thr<'_>,
+    x: &[f32],
+    out: &mut [u8],
+) {
     let n = x.len().min(out.len());
     let mut i = 0;
     while i + V::LANES <= n {
@@ -238,7 +229,7 @@ pub(super) unsafe fn accumulate_rows<V: Lanes>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn accumulate_chunk<V: Lanes>(
     cb: &Codebook,
-    lut: &V::Lut,
+    lut: &V::Lut<'_>,
     rows: &[u8],
     stride: usize,
     bytes: usize,
@@ -286,7 +277,12 @@ unsafe fn accumulate_chunk<V: Lanes>(
 /// # Safety
 /// The ISA of `V` is available; `lut` is `V::lut(cb)`.
 #[inline(always)]
-pub(super) unsafe fn dot<V: Lanes>(cb: &Codebook, lut: &V::Lut, q: &[f32], packed: &[u8]) -> f32 {
+pub(super) unsafe fn dot<V: Lanes>(
+    cb: &Codebook,
+    lut: &V::Lut<'_>,
+    q: &[f32],
+    packed: &[u8],
+) -> f32 {
     let bits = cb.bits();
     let c = cb.centroids();
     let mut buf = [0u8; 64];
@@ -390,144 +386,99 @@ pub(super) unsafe fn dot_f32<V: Lanes>(a: &[f32], b: &[f32]) -> f32 {
     unsafe { acc0.sum() + acc1.sum() + tail }
 }
 
-/// Expands, inside a backend file, to the safe entry points of the codebook
-/// kernels for one lane type: each checks the backend, then calls a
-/// `#[target_feature]` instantiation of the generic kernel.
+/// Expands, inside a backend file, to the codebook kernels of one lane
+/// type: the generic kernels instantiated inside `#[target_feature]`
+/// functions with the backend's feature list. Used as
+/// `avx2_features!(super::simd::entry_points { LaneType })`; reached only
+/// through `on_backend!`, whose `Checked` token proves the features exist.
+/// Arguments arrive validated by the public functions of `codebook`.
 macro_rules! entry_points {
-    ($backend:expr, $features:literal, $lanes:ty) => {
-        #[target_feature(enable = $features)]
-        unsafe fn quantize_simd(cb: &crate::codebook::Codebook, x: &[f32], out: &mut [u8]) {
-            // SAFETY: this function's target features are the ISA of the lanes.
-            unsafe {
-                let thr = <$lanes as crate::codebook::simd::Lanes>::thr(cb);
-                crate::codebook::simd::quantize::<$lanes>(cb, &thr, x, out)
-            }
-        }
-
-        #[target_feature(enable = $features)]
-        unsafe fn quantize_packed_simd(cb: &crate::codebook::Codebook, x: &[f32], out: &mut [u8]) {
-            // SAFETY: as in `quantize_simd`.
-            unsafe { crate::codebook::simd::quantize_packed::<$lanes>(cb, x, out) }
-        }
-
-        #[target_feature(enable = $features)]
-        unsafe fn dequantize_simd(cb: &crate::codebook::Codebook, packed: &[u8], out: &mut [f32]) {
-            // SAFETY: as in `quantize_simd`.
-            unsafe { crate::codebook::simd::dequantize::<$lanes>(cb, packed, out) }
-        }
-
-        #[target_feature(enable = $features)]
-        unsafe fn dot_simd(cb: &crate::codebook::Codebook, q: &[f32], packed: &[u8]) -> f32 {
-            // SAFETY: as in `quantize_simd`.
-            unsafe {
-                let lut = <$lanes as crate::codebook::simd::Lanes>::lut(cb);
-                crate::codebook::simd::dot::<$lanes>(cb, &lut, q, packed)
-            }
-        }
-
-        #[target_feature(enable = $features)]
-        unsafe fn dot_rows_simd(
-            cb: &crate::codebook::Codebook,
-            q: &[f32],
-            rows: &[u8],
-            stride: usize,
-            out: &mut [f32],
-        ) {
-            // SAFETY: as in `quantize_simd`.
-            unsafe { crate::codebook::simd::dot_rows::<$lanes>(cb, q, rows, stride, out) }
-        }
-
-        #[target_feature(enable = $features)]
-        unsafe fn accumulate_rows_simd(
-            cb: &crate::codebook::Codebook,
-            rows: &[u8],
-            stride: usize,
-            weights: &[f32],
-            out: &mut [f32],
-        ) {
-            // SAFETY: as in `quantize_simd`.
-            unsafe {
-                crate::codebook::simd::accumulate_rows::<$lanes>(cb, rows, stride, weights, out)
-            }
-        }
-
-        #[target_feature(enable = $features)]
-        unsafe fn dot_f32_simd(a: &[f32], b: &[f32]) -> f32 {
-            // SAFETY: as in `quantize_simd`.
-            unsafe { crate::codebook::simd::dot_f32::<$lanes>(a, b) }
-        }
-
-        /// Validated arguments in, the kernel on this backend out.
-        pub(in crate::codebook) struct Kernels;
-
-        impl Kernels {
-            pub(in crate::codebook) fn quantize(
+    ([$($feature:tt),*] $lanes:ty) => {
+        crate::backend::target_features! {
+            [$($feature),*]
+            /// # Safety
+            /// The backend's target features are available.
+            pub(in crate::codebook) unsafe fn quantize(
                 cb: &crate::codebook::Codebook,
                 x: &[f32],
                 out: &mut [u8],
-            ) -> Result<(), crate::Error> {
-                $backend.check()?;
-                // SAFETY: check() confirmed this backend's instruction set.
-                unsafe { quantize_simd(cb, x, out) };
-                Ok(())
+            ) {
+                // SAFETY: this function's target features are the ISA of the lanes.
+                unsafe {
+                    let thr = <$lanes as crate::codebook::simd::Lanes>::thr(cb);
+                    crate::codebook::simd::quantize::<$lanes>(cb, &thr, x, out)
+                }
             }
-            pub(in crate::codebook) fn quantize_packed(
+
+            /// # Safety
+            /// As [`quantize`].
+            pub(in crate::codebook) unsafe fn quantize_packed(
                 cb: &crate::codebook::Codebook,
                 x: &[f32],
                 out: &mut [u8],
-            ) -> Result<(), crate::Error> {
-                $backend.check()?;
-                // SAFETY: as above.
-                unsafe { quantize_packed_simd(cb, x, out) };
-                Ok(())
+            ) {
+                // SAFETY: as in `quantize`.
+                unsafe { crate::codebook::simd::quantize_packed::<$lanes>(cb, x, out) }
             }
-            pub(in crate::codebook) fn dequantize(
+
+            /// # Safety
+            /// As [`quantize`].
+            pub(in crate::codebook) unsafe fn dequantize(
                 cb: &crate::codebook::Codebook,
                 packed: &[u8],
                 out: &mut [f32],
-            ) -> Result<(), crate::Error> {
-                $backend.check()?;
-                // SAFETY: as above.
-                unsafe { dequantize_simd(cb, packed, out) };
-                Ok(())
+            ) {
+                // SAFETY: as in `quantize`.
+                unsafe { crate::codebook::simd::dequantize::<$lanes>(cb, packed, out) }
             }
-            pub(in crate::codebook) fn dot(
+
+            /// # Safety
+            /// As [`quantize`].
+            pub(in crate::codebook) unsafe fn dot(
                 cb: &crate::codebook::Codebook,
                 q: &[f32],
                 packed: &[u8],
-            ) -> Result<f32, crate::Error> {
-                $backend.check()?;
-                // SAFETY: as above.
-                Ok(unsafe { dot_simd(cb, q, packed) })
+            ) -> f32 {
+                // SAFETY: as in `quantize`.
+                unsafe {
+                    let lut = <$lanes as crate::codebook::simd::Lanes>::lut(cb);
+                    crate::codebook::simd::dot::<$lanes>(cb, &lut, q, packed)
+                }
             }
-            pub(in crate::codebook) fn accumulate_rows(
+
+            /// # Safety
+            /// As [`quantize`].
+            pub(in crate::codebook) unsafe fn dot_rows(
+                cb: &crate::codebook::Codebook,
+                q: &[f32],
+                rows: &[u8],
+                stride: usize,
+                out: &mut [f32],
+            ) {
+                // SAFETY: as in `quantize`.
+                unsafe { crate::codebook::simd::dot_rows::<$lanes>(cb, q, rows, stride, out) }
+            }
+
+            /// # Safety
+            /// As [`quantize`].
+            pub(in crate::codebook) unsafe fn accumulate_rows(
                 cb: &crate::codebook::Codebook,
                 rows: &[u8],
                 stride: usize,
                 weights: &[f32],
                 out: &mut [f32],
-            ) -> Result<(), crate::Error> {
-                $backend.check()?;
-                // SAFETY: as above.
-                unsafe { accumulate_rows_simd(cb, rows, stride, weights, out) };
-                Ok(())
+            ) {
+                // SAFETY: as in `quantize`.
+                unsafe {
+                    crate::codebook::simd::accumulate_rows::<$lanes>(cb, rows, stride, weights, out)
+                }
             }
-            pub(in crate::codebook) fn dot_f32(a: &[f32], b: &[f32]) -> Result<f32, crate::Error> {
-                $backend.check()?;
-                // SAFETY: as above.
-                Ok(unsafe { dot_f32_simd(a, b) })
-            }
-            pub(in crate::codebook) fn dot_rows(
-                cb: &crate::codebook::Codebook,
-                q: &[f32],
-                rows: &[u8],
-                stride: usize,
-                out: &mut [f32],
-            ) -> Result<(), crate::Error> {
-                $backend.check()?;
-                // SAFETY: as above.
-                unsafe { dot_rows_simd(cb, q, rows, stride, out) };
-                Ok(())
+
+            /// # Safety
+            /// As [`quantize`].
+            pub(in crate::codebook) unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+                // SAFETY: as in `quantize`.
+                unsafe { crate::codebook::simd::dot_f32::<$lanes>(a, b) }
             }
         }
     };

@@ -96,7 +96,14 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
             let run = |backend: Backend, fused: bool| {
                 let (mut out, mut acc) = (out0.clone(), acc0.clone());
                 if fused {
-                    accumulate_rows_and_signs_on(backend, &cb, &rows, &mut out, &mut acc).unwrap();
+                    accumulate_rows_and_signs_in(
+                        backend.check().unwrap(),
+                        &cb,
+                        &rows,
+                        &mut out,
+                        &mut acc,
+                    )
+                    .unwrap();
                 } else {
                     accumulate_rows_on(backend, &cb, &codes, code_stride, &w, &mut out).unwrap();
                     crate::qjl::accumulate_signs_rows_on(
@@ -144,7 +151,14 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
             };
             for backend in Backend::available() {
                 let (mut out, mut acc) = (out0.clone(), acc0.clone());
-                accumulate_rows_and_signs_on(backend, &cb, &rows_inf, &mut out, &mut acc).unwrap();
+                accumulate_rows_and_signs_in(
+                    backend.check().unwrap(),
+                    &cb,
+                    &rows_inf,
+                    &mut out,
+                    &mut acc,
+                )
+                .unwrap();
                 let mut want = acc0.clone();
                 crate::qjl::accumulate_signs_rows_on(
                     Backend::Scalar,
@@ -162,8 +176,13 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
                 ..rows
             };
             let (mut out, mut acc) = (out0.clone(), acc0.clone());
-            let refused =
-                accumulate_rows_and_signs_on(Backend::Scalar, &cb, &short, &mut out, &mut acc);
+            let refused = accumulate_rows_and_signs_in(
+                Backend::Scalar.check().unwrap(),
+                &cb,
+                &short,
+                &mut out,
+                &mut acc,
+            );
             assert!(refused.is_err());
         }
     }

@@ -6,7 +6,6 @@
 use core::arch::x86_64::*;
 
 use super::Planes;
-use crate::Backend;
 
 /// Popcount of 32 bytes, summed per 64-bit lane (nibble table).
 ///
@@ -27,66 +26,6 @@ unsafe fn popcnt_lanes(v: __m256i) -> __m256i {
     }
 }
 
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
-    let n = a.len().min(b.len());
-    let mut i = 0;
-    // SAFETY: AVX2 by this function's features; loads stay below n.
-    let mut total = unsafe {
-        let mut acc = _mm256_setzero_si256();
-        while i + 32 <= n {
-            let x = _mm256_loadu_si256(a.as_ptr().add(i).cast());
-            let y = _mm256_loadu_si256(b.as_ptr().add(i).cast());
-            acc = _mm256_add_epi64(acc, popcnt_lanes(_mm256_xor_si256(x, y)));
-            i += 32;
-        }
-        let mut lanes = [0u64; 4];
-        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc);
-        lanes.iter().sum::<u64>() as u32
-    };
-    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
-        total += (x ^ y).count_ones();
-    }
-    total
-}
-
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
-    let n = sq.len();
-    let mut j = 0;
-    // SAFETY: AVX2 by this function's features; loads read sq[j..j + 8]
-    // with j + 8 <= n, and signs[j/8] exists (the caller checked the length).
-    let mut sum = unsafe {
-        let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-        let sign = _mm256_set1_ps(-0.0);
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        while j + 16 <= n {
-            for (k, acc) in [&mut acc0, &mut acc1].into_iter().enumerate() {
-                let at = j + 8 * k;
-                let s = _mm256_set1_epi32(signs[at / 8] as i32);
-                let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
-                // Flip the sign where the bit is clear.
-                let flip = _mm256_andnot_ps(_mm256_castsi256_ps(set), sign);
-                let x = _mm256_xor_ps(_mm256_loadu_ps(sq.as_ptr().add(at)), flip);
-                *acc = _mm256_add_ps(*acc, x);
-            }
-            j += 16;
-        }
-        let v = _mm256_add_ps(acc0, acc1);
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-    };
-    for (k, &v) in sq.iter().enumerate().skip(j) {
-        if (signs[k / 8] >> (k % 8)) & 1 == 1 {
-            sum += v
-        } else {
-            sum -= v
-        }
-    }
-    sum
-}
-
 /// Popcount of 16 bytes, summed per 64-bit lane (nibble table).
 ///
 /// # Safety
@@ -103,105 +42,159 @@ unsafe fn popcnt_lanes128(v: __m128i) -> __m128i {
     }
 }
 
-/// `(|s|, Σ_p 2^p·|s ∧ plane_p|)` with nibble-table popcounts: four words
-/// per ymm, then two per xmm, then the POPCNT instruction for a last word.
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
-    let mut w = 0;
-    // SAFETY: AVX2 by this function's features. Sign loads read
-    // signs[8w..8w + 32] (resp. + 16) with w + 4 <= words (resp. + 2), and
-    // the caller passes 8·words bytes; plane loads read
-    // planes[p·words + w..][..4] (resp. 2) inside plane p.
-    let (mut ones, mut weighted) = unsafe {
-        let (mut ones, mut weighted) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        while w + 4 <= words {
-            let s = _mm256_loadu_si256(signs.as_ptr().add(8 * w).cast());
-            ones = _mm256_add_epi64(ones, popcnt_lanes(s));
-            for p in 0..bits {
-                let plane = _mm256_loadu_si256(planes.as_ptr().add(p * words + w).cast());
-                let c = popcnt_lanes(_mm256_and_si256(s, plane));
-                weighted =
-                    _mm256_add_epi64(weighted, _mm256_sllv_epi64(c, _mm256_set1_epi64x(p as i64)));
+crate::backend::avx2_features!(crate::backend::target_features {
+    pub(super) unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
+        let n = a.len().min(b.len());
+        let mut i = 0;
+        // SAFETY: AVX2 by this function's features; loads stay below n.
+        let mut total = unsafe {
+            let mut acc = _mm256_setzero_si256();
+            while i + 32 <= n {
+                let x = _mm256_loadu_si256(a.as_ptr().add(i).cast());
+                let y = _mm256_loadu_si256(b.as_ptr().add(i).cast());
+                acc = _mm256_add_epi64(acc, popcnt_lanes(_mm256_xor_si256(x, y)));
+                i += 32;
             }
-            w += 4;
+            let mut lanes = [0u64; 4];
+            _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc);
+            lanes.iter().sum::<u64>() as u32
+        };
+        for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+            total += (x ^ y).count_ones();
         }
-        let mut ones2 = _mm_add_epi64(
-            _mm256_castsi256_si128(ones),
-            _mm256_extracti128_si256::<1>(ones),
-        );
-        let mut weighted2 = _mm_add_epi64(
-            _mm256_castsi256_si128(weighted),
-            _mm256_extracti128_si256::<1>(weighted),
-        );
-        while w + 2 <= words {
-            let s = _mm_loadu_si128(signs.as_ptr().add(8 * w).cast());
-            ones2 = _mm_add_epi64(ones2, popcnt_lanes128(s));
-            for p in 0..bits {
-                let plane = _mm_loadu_si128(planes.as_ptr().add(p * words + w).cast());
-                let c = popcnt_lanes128(_mm_and_si128(s, plane));
-                weighted2 = _mm_add_epi64(weighted2, _mm_sllv_epi64(c, _mm_set1_epi64x(p as i64)));
-            }
-            w += 2;
-        }
-        let mut o = [0u64; 2];
-        let mut t = [0u64; 2];
-        _mm_storeu_si128(o.as_mut_ptr().cast(), ones2);
-        _mm_storeu_si128(t.as_mut_ptr().cast(), weighted2);
-        ((o[0] + o[1]) as u32, t[0] + t[1])
-    };
-    if w < words {
-        // The last odd word; plane p's copy sits at planes[p·words + w].
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&signs[8 * w..8 * w + 8]);
-        let s = u64::from_le_bytes(b);
-        ones += s.count_ones();
-        for p in 0..bits {
-            weighted += ((s & planes[p * words + w]).count_ones() as u64) << p;
-        }
+        total
     }
-    (ones, weighted)
-}
 
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
-    // SAFETY: this function's target features are those of
-    // `plane_counts_simd`; rows were validated by the caller.
-    super::plane_rows_with(q, rows, stride, out, |s| unsafe {
-        plane_counts_simd(s, q.planes, q.words, q.bits)
-    })
-}
-
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
-    // SAFETY: this function's target features are those of
-    // `signed_sum_simd`; rows were validated by the caller.
-    super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
-        signed_sum_simd(q, s)
-    })
-}
-
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
-    let m = acc.len();
-    for (r, &w) in weights.iter().enumerate() {
-        let signs = &rows[r * stride..];
+    pub(super) unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
+        let n = sq.len();
         let mut j = 0;
-        // SAFETY: AVX2 by this function's features; acc[j..j + 8] with
-        // j + 8 <= m; signs[j/8] exists (the caller checked ⌈m/8⌉ bytes).
-        unsafe {
+        // SAFETY: AVX2 by this function's features; loads read sq[j..j + 8]
+        // with j + 8 <= n, and signs[j/8] exists (the caller checked the length).
+        let mut sum = unsafe {
             let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-            let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
-            while j + 8 <= m {
-                let s = _mm256_set1_epi32(signs[j / 8] as i32);
-                let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
-                let add = _mm256_blendv_ps(minus, plus, _mm256_castsi256_ps(set));
-                let at = acc.as_mut_ptr().add(j);
-                _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), add));
-                j += 8;
+            let sign = _mm256_set1_ps(-0.0);
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            while j + 16 <= n {
+                for (k, acc) in [&mut acc0, &mut acc1].into_iter().enumerate() {
+                    let at = j + 8 * k;
+                    let s = _mm256_set1_epi32(signs[at / 8] as i32);
+                    let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
+                    // Flip the sign where the bit is clear.
+                    let flip = _mm256_andnot_ps(_mm256_castsi256_ps(set), sign);
+                    let x = _mm256_xor_ps(_mm256_loadu_ps(sq.as_ptr().add(at)), flip);
+                    *acc = _mm256_add_ps(*acc, x);
+                }
+                j += 16;
+            }
+            let v = _mm256_add_ps(acc0, acc1);
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+        };
+        for (k, &v) in sq.iter().enumerate().skip(j) {
+            if (signs[k / 8] >> (k % 8)) & 1 == 1 {
+                sum += v
+            } else {
+                sum -= v
             }
         }
-        super::accumulate_signs_tail(signs, w, acc, j);
+        sum
     }
-}
 
-entry_points!(Backend::Avx2);
+    /// `(|s|, Σ_p 2^p·|s ∧ plane_p|)` with nibble-table popcounts: four words
+    /// per ymm, then two per xmm, then the POPCNT instruction for a last word.
+    unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
+        let mut w = 0;
+        // SAFETY: AVX2 by this function's features. Sign loads read
+        // signs[8w..8w + 32] (resp. + 16) with w + 4 <= words (resp. + 2), and
+        // the caller passes 8·words bytes; plane loads read
+        // planes[p·words + w..][..4] (resp. 2) inside plane p.
+        let (mut ones, mut weighted) = unsafe {
+            let (mut ones, mut weighted) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            while w + 4 <= words {
+                let s = _mm256_loadu_si256(signs.as_ptr().add(8 * w).cast());
+                ones = _mm256_add_epi64(ones, popcnt_lanes(s));
+                for p in 0..bits {
+                    let plane = _mm256_loadu_si256(planes.as_ptr().add(p * words + w).cast());
+                    let c = popcnt_lanes(_mm256_and_si256(s, plane));
+                    weighted =
+                        _mm256_add_epi64(weighted, _mm256_sllv_epi64(c, _mm256_set1_epi64x(p as i64)));
+                }
+                w += 4;
+            }
+            let mut ones2 = _mm_add_epi64(
+                _mm256_castsi256_si128(ones),
+                _mm256_extracti128_si256::<1>(ones),
+            );
+            let mut weighted2 = _mm_add_epi64(
+                _mm256_castsi256_si128(weighted),
+                _mm256_extracti128_si256::<1>(weighted),
+            );
+            while w + 2 <= words {
+                let s = _mm_loadu_si128(signs.as_ptr().add(8 * w).cast());
+                ones2 = _mm_add_epi64(ones2, popcnt_lanes128(s));
+                for p in 0..bits {
+                    let plane = _mm_loadu_si128(planes.as_ptr().add(p * words + w).cast());
+                    let c = popcnt_lanes128(_mm_and_si128(s, plane));
+                    weighted2 = _mm_add_epi64(weighted2, _mm_sllv_epi64(c, _mm_set1_epi64x(p as i64)));
+                }
+                w += 2;
+            }
+            let mut o = [0u64; 2];
+            let mut t = [0u64; 2];
+            _mm_storeu_si128(o.as_mut_ptr().cast(), ones2);
+            _mm_storeu_si128(t.as_mut_ptr().cast(), weighted2);
+            ((o[0] + o[1]) as u32, t[0] + t[1])
+        };
+        if w < words {
+            // The last odd word; plane p's copy sits at planes[p·words + w].
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&signs[8 * w..8 * w + 8]);
+            let s = u64::from_le_bytes(b);
+            ones += s.count_ones();
+            for p in 0..bits {
+                weighted += ((s & planes[p * words + w]).count_ones() as u64) << p;
+            }
+        }
+        (ones, weighted)
+    }
+
+    pub(super) unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
+        // SAFETY: this function's target features are those of
+        // `plane_counts_simd`; rows were validated by the caller.
+        super::plane_rows_with(q, rows, stride, out, |s| unsafe {
+            plane_counts_simd(s, q.planes, q.words, q.bits)
+        })
+    }
+
+    pub(super) unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
+        // SAFETY: this function's target features are those of
+        // `signed_sum_simd`; rows were validated by the caller.
+        super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
+            signed_sum_simd(q, s)
+        })
+    }
+
+    pub(super) unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+        let m = acc.len();
+        for (r, &w) in weights.iter().enumerate() {
+            let signs = &rows[r * stride..];
+            let mut j = 0;
+            // SAFETY: AVX2 by this function's features; acc[j..j + 8] with
+            // j + 8 <= m; signs[j/8] exists (the caller checked ⌈m/8⌉ bytes).
+            unsafe {
+                let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+                let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
+                while j + 8 <= m {
+                    let s = _mm256_set1_epi32(signs[j / 8] as i32);
+                    let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
+                    let add = _mm256_blendv_ps(minus, plus, _mm256_castsi256_ps(set));
+                    let at = acc.as_mut_ptr().add(j);
+                    _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), add));
+                    j += 8;
+                }
+            }
+            super::accumulate_signs_tail(signs, w, acc, j);
+        }
+    }
+});

@@ -5,119 +5,6 @@
 use core::arch::x86_64::*;
 
 use super::Planes;
-use crate::Backend;
-
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
-unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
-    let n = a.len().min(b.len());
-    let mut i = 0;
-    // SAFETY: AVX-512 F/BW/VPOPCNTDQ by this function's features; full loads
-    // read a[i..i + 64] with i + 64 <= n, the masked tail only the first
-    // n − i bytes (masked-off bytes are never touched).
-    unsafe {
-        let mut acc = _mm512_setzero_si512();
-        while i + 64 <= n {
-            let x = _mm512_loadu_si512(a.as_ptr().add(i).cast());
-            let y = _mm512_loadu_si512(b.as_ptr().add(i).cast());
-            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
-            i += 64;
-        }
-        if i < n {
-            let mask = (1u64 << (n - i)) - 1;
-            let x = _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i).cast());
-            let y = _mm512_maskz_loadu_epi8(mask, b.as_ptr().add(i).cast());
-            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
-        }
-        _mm512_reduce_add_epi64(acc) as u32
-    }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512dq")]
-unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
-    let n = sq.len();
-    let mut j = 0;
-    // SAFETY: AVX-512 F/DQ by this function's features; loads read
-    // sq[j..j + 16] with j + 16 <= n; signs[j/8 + 1] exists because the
-    // caller checked ⌈n/8⌉ bytes.
-    let mut sum = unsafe {
-        let sign = _mm512_set1_ps(-0.0);
-        let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        while j + 32 <= n {
-            for (k, acc) in [&mut acc0, &mut acc1].into_iter().enumerate() {
-                let at = j + 16 * k;
-                let bits = u16::from_le_bytes([signs[at / 8], signs[at / 8 + 1]]);
-                let x = _mm512_loadu_ps(sq.as_ptr().add(at));
-                // Flip the sign where the bit is clear.
-                let x = _mm512_mask_xor_ps(x, !bits, x, sign);
-                *acc = _mm512_add_ps(*acc, x);
-            }
-            j += 32;
-        }
-        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
-    };
-    for (k, &v) in sq.iter().enumerate().skip(j) {
-        if (signs[k / 8] >> (k % 8)) & 1 == 1 {
-            sum += v
-        } else {
-            sum -= v
-        }
-    }
-    sum
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vpopcntdq,popcnt")]
-unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
-    // SAFETY: AVX-512 F/BW/VPOPCNTDQ by this function's features. Sign
-    // words are read from `signs` (8·words bytes, checked by the caller) and
-    // plane words from `planes[p·words..(p + 1)·words]`, p < bits, with masked
-    // loads past the last whole 8-word block.
-    unsafe {
-        let mut ones = _mm512_setzero_si512();
-        let mut weighted = _mm512_setzero_si512();
-        let mut w = 0;
-        while w < words {
-            let take = (words - w).min(8);
-            let mask = if take == 8 {
-                0xFF
-            } else {
-                ((1u16 << take) - 1) as u8
-            };
-            let s = _mm512_maskz_loadu_epi64(mask, signs.as_ptr().add(8 * w).cast());
-            ones = _mm512_add_epi64(ones, _mm512_popcnt_epi64(s));
-            for p in 0..bits {
-                let plane =
-                    _mm512_maskz_loadu_epi64(mask, planes.as_ptr().add(p * words + w).cast());
-                let c = _mm512_popcnt_epi64(_mm512_and_si512(s, plane));
-                weighted =
-                    _mm512_add_epi64(weighted, _mm512_sllv_epi64(c, _mm512_set1_epi64(p as i64)));
-            }
-            w += 8;
-        }
-        (
-            _mm512_reduce_add_epi64(ones) as u32,
-            _mm512_reduce_add_epi64(weighted) as u64,
-        )
-    }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,popcnt")]
-unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
-    let bytes = 8 * q.words;
-    let mut done = 0;
-    if stride == bytes && matches!(q.words, 1 | 2 | 4 | 8) {
-        // SAFETY: this function's target features; rows were validated.
-        done = unsafe { packed_rows(q, rows, out) };
-    }
-    // SAFETY: this function's target features are those of
-    // `plane_counts_simd`; rows were validated by the caller.
-    super::plane_rows_with(
-        q,
-        &rows[done * stride..],
-        stride,
-        &mut out[done..],
-        |s| unsafe { plane_counts_simd(s, q.planes, q.words, q.bits) },
-    )
-}
 
 /// Several whole sketches per zmm, for contiguous rows of 1, 2, 4 or 8
 /// words: AND and popcount against every plane at once, add the words of
@@ -193,56 +80,6 @@ unsafe fn packed_rows(q: Planes<'_>, rows: &[u8], out: &mut [f32]) -> usize {
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512dq")]
-unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
-    // SAFETY: this function's target features are those of
-    // `signed_sum_simd`; rows were validated by the caller.
-    super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
-        signed_sum_simd(q, s)
-    })
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512dq")]
-unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
-    // `sign_group` sums 2·Σset − Σw, which would turn a ±∞ weight into NaN
-    // and could overflow where Σ ±w does not: such weights take the
-    // reference kernel.
-    if !super::weights_bounded(weights) {
-        super::accumulate_signs_scalar(rows, stride, weights, acc);
-        return;
-    }
-    let m = acc.len();
-    // Up to 256 sums at a time stay in registers while every row is added:
-    // register counts are constants, so that the sums are not spilled to
-    // the stack (a dynamic count would index an array in memory).
-    let mut base = 0;
-    while base + 256 <= m {
-        // SAFETY: AVX-512 F by this function's features; the sums acc[base
-        // .. base + 16·N] lie inside acc (the loop condition), and each
-        // row's bytes base/8 .. base/8 + 2·N lie inside its ⌈m/8⌉ bytes
-        // (checked by the caller).
-        unsafe { sign_group::<16>(rows, stride, weights, acc, base) };
-        base += 256;
-    }
-    for n in [8, 4, 2, 1] {
-        if base + 16 * n <= m {
-            // SAFETY: as above, with the condition of this branch.
-            unsafe {
-                match n {
-                    8 => sign_group::<8>(rows, stride, weights, acc, base),
-                    4 => sign_group::<4>(rows, stride, weights, acc, base),
-                    2 => sign_group::<2>(rows, stride, weights, acc, base),
-                    _ => sign_group::<1>(rows, stride, weights, acc, base),
-                }
-            }
-            base += 16 * n;
-        }
-    }
-    for (r, &w) in weights.iter().enumerate() {
-        super::accumulate_signs_tail(&rows[r * stride..], w, acc, base);
-    }
-}
-
 /// Adds `±w` of every row to the `16·N` sums from `acc[base]`, `N`
 /// registers held across all rows. `Σ ±w = 2·Σ_{bit set} w − Σ w`: one
 /// masked add per 16 signs and row (the set bits straight from memory into
@@ -284,4 +121,160 @@ unsafe fn sign_group<const N: usize>(
     }
 }
 
-entry_points!(Backend::Avx512);
+crate::backend::avx512_features!(crate::backend::target_features {
+    pub(super) unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
+        let n = a.len().min(b.len());
+        let mut i = 0;
+        // SAFETY: AVX-512 F/BW/VPOPCNTDQ by this function's features; full loads
+        // read a[i..i + 64] with i + 64 <= n, the masked tail only the first
+        // n − i bytes (masked-off bytes are never touched).
+        unsafe {
+            let mut acc = _mm512_setzero_si512();
+            while i + 64 <= n {
+                let x = _mm512_loadu_si512(a.as_ptr().add(i).cast());
+                let y = _mm512_loadu_si512(b.as_ptr().add(i).cast());
+                acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+                i += 64;
+            }
+            if i < n {
+                let mask = (1u64 << (n - i)) - 1;
+                let x = _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i).cast());
+                let y = _mm512_maskz_loadu_epi8(mask, b.as_ptr().add(i).cast());
+                acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+            }
+            _mm512_reduce_add_epi64(acc) as u32
+        }
+    }
+
+    pub(super) unsafe fn signed_sum_simd(sq: &[f32], signs: &[u8]) -> f32 {
+        let n = sq.len();
+        let mut j = 0;
+        // SAFETY: AVX-512 F/DQ by this function's features; loads read
+        // sq[j..j + 16] with j + 16 <= n; signs[j/8 + 1] exists because the
+        // caller checked ⌈n/8⌉ bytes.
+        let mut sum = unsafe {
+            let sign = _mm512_set1_ps(-0.0);
+            let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            while j + 32 <= n {
+                for (k, acc) in [&mut acc0, &mut acc1].into_iter().enumerate() {
+                    let at = j + 16 * k;
+                    let bits = u16::from_le_bytes([signs[at / 8], signs[at / 8 + 1]]);
+                    let x = _mm512_loadu_ps(sq.as_ptr().add(at));
+                    // Flip the sign where the bit is clear.
+                    let x = _mm512_mask_xor_ps(x, !bits, x, sign);
+                    *acc = _mm512_add_ps(*acc, x);
+                }
+                j += 32;
+            }
+            _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+        };
+        for (k, &v) in sq.iter().enumerate().skip(j) {
+            if (signs[k / 8] >> (k % 8)) & 1 == 1 {
+                sum += v
+            } else {
+                sum -= v
+            }
+        }
+        sum
+    }
+
+    unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
+        // SAFETY: AVX-512 F/BW/VPOPCNTDQ by this function's features. Sign
+        // words are read from `signs` (8·words bytes, checked by the caller) and
+        // plane words from `planes[p·words..(p + 1)·words]`, p < bits, with masked
+        // loads past the last whole 8-word block.
+        unsafe {
+            let mut ones = _mm512_setzero_si512();
+            let mut weighted = _mm512_setzero_si512();
+            let mut w = 0;
+            while w < words {
+                let take = (words - w).min(8);
+                let mask = if take == 8 {
+                    0xFF
+                } else {
+                    ((1u16 << take) - 1) as u8
+                };
+                let s = _mm512_maskz_loadu_epi64(mask, signs.as_ptr().add(8 * w).cast());
+                ones = _mm512_add_epi64(ones, _mm512_popcnt_epi64(s));
+                for p in 0..bits {
+                    let plane =
+                        _mm512_maskz_loadu_epi64(mask, planes.as_ptr().add(p * words + w).cast());
+                    let c = _mm512_popcnt_epi64(_mm512_and_si512(s, plane));
+                    weighted =
+                        _mm512_add_epi64(weighted, _mm512_sllv_epi64(c, _mm512_set1_epi64(p as i64)));
+                }
+                w += 8;
+            }
+            (
+                _mm512_reduce_add_epi64(ones) as u32,
+                _mm512_reduce_add_epi64(weighted) as u64,
+            )
+        }
+    }
+
+    pub(super) unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
+        let bytes = 8 * q.words;
+        let mut done = 0;
+        if stride == bytes && matches!(q.words, 1 | 2 | 4 | 8) {
+            // SAFETY: this function's target features; rows were validated.
+            done = unsafe { packed_rows(q, rows, out) };
+        }
+        // SAFETY: this function's target features are those of
+        // `plane_counts_simd`; rows were validated by the caller.
+        super::plane_rows_with(
+            q,
+            &rows[done * stride..],
+            stride,
+            &mut out[done..],
+            |s| unsafe { plane_counts_simd(s, q.planes, q.words, q.bits) },
+        )
+    }
+
+    pub(super) unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
+        // SAFETY: this function's target features are those of
+        // `signed_sum_simd`; rows were validated by the caller.
+        super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
+            signed_sum_simd(q, s)
+        })
+    }
+
+    pub(super) unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
+        // `sign_group` sums 2·Σset − Σw, which would turn a ±∞ weight into NaN
+        // and could overflow where Σ ±w does not: such weights take the
+        // reference kernel.
+        if !super::weights_bounded(weights) {
+            super::accumulate_signs_scalar(rows, stride, weights, acc);
+            return;
+        }
+        let m = acc.len();
+        // Up to 256 sums at a time stay in registers while every row is added:
+        // register counts are constants, so that the sums are not spilled to
+        // the stack (a dynamic count would index an array in memory).
+        let mut base = 0;
+        while base + 256 <= m {
+            // SAFETY: AVX-512 F by this function's features; the sums acc[base
+            // .. base + 16·N] lie inside acc (the loop condition), and each
+            // row's bytes base/8 .. base/8 + 2·N lie inside its ⌈m/8⌉ bytes
+            // (checked by the caller).
+            unsafe { sign_group::<16>(rows, stride, weights, acc, base) };
+            base += 256;
+        }
+        for n in [8, 4, 2, 1] {
+            if base + 16 * n <= m {
+                // SAFETY: as above, with the condition of this branch.
+                unsafe {
+                    match n {
+                        8 => sign_group::<8>(rows, stride, weights, acc, base),
+                        4 => sign_group::<4>(rows, stride, weights, acc, base),
+                        2 => sign_group::<2>(rows, stride, weights, acc, base),
+                        _ => sign_group::<1>(rows, stride, weights, acc, base),
+                    }
+                }
+                base += 16 * n;
+            }
+        }
+        for (r, &w) in weights.iter().enumerate() {
+            super::accumulate_signs_tail(&rows[r * stride..], w, acc, base);
+        }
+    }
+});

@@ -71,67 +71,6 @@
 //! # Ok::<(), tqkv::Error>(())
 //! ```
 
-/// Expands, inside a backend file, to the safe entry points of its QJL
-/// kernels: each checks the backend, then calls the `*_simd` function of
-/// the same name (`#[target_feature]` functions of that file).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-macro_rules! entry_points {
-    ($backend:expr) => {
-        /// Hamming distance (lengths already checked equal).
-        pub(super) fn hamming(a: &[u8], b: &[u8]) -> Result<u32, crate::Error> {
-            $backend.check()?;
-            // SAFETY: check() confirmed this backend's instruction set.
-            Ok(unsafe { hamming_simd(a, b) })
-        }
-
-        /// Signed sum (`signs` holds at least `⌈sq.len()/8⌉` bytes, checked).
-        pub(super) fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, crate::Error> {
-            $backend.check()?;
-            // SAFETY: check() confirmed this backend's instruction set.
-            Ok(unsafe { signed_sum_simd(sq, signs) })
-        }
-
-        /// Bit-plane sums of every row (validated).
-        pub(super) fn plane_rows(
-            q: super::Planes<'_>,
-            rows: &[u8],
-            stride: usize,
-            out: &mut [f32],
-        ) -> Result<(), crate::Error> {
-            $backend.check()?;
-            // SAFETY: check() confirmed this backend's instruction set.
-            unsafe { plane_rows_simd(q, rows, stride, out) };
-            Ok(())
-        }
-
-        /// `acc[j] += Σ_r ±weights[r]` (validated).
-        pub(super) fn accumulate_signs(
-            rows: &[u8],
-            stride: usize,
-            weights: &[f32],
-            acc: &mut [f32],
-        ) -> Result<(), crate::Error> {
-            $backend.check()?;
-            // SAFETY: check() confirmed this backend's instruction set.
-            unsafe { accumulate_signs_simd(rows, stride, weights, acc) };
-            Ok(())
-        }
-
-        /// f32 signed sums of every row (validated).
-        pub(super) fn signed_sum_rows(
-            sq: &[f32],
-            rows: &[u8],
-            stride: usize,
-            out: &mut [f32],
-        ) -> Result<(), crate::Error> {
-            $backend.check()?;
-            // SAFETY: check() confirmed this backend's instruction set.
-            unsafe { signed_rows_simd(sq, rows, stride, out) };
-            Ok(())
-        }
-    };
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -139,7 +78,7 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
-use crate::backend::on_backend;
+use crate::backend::{Checked, on_backend};
 use crate::error::check_rows;
 use crate::rng::SplitMix64;
 use crate::{Backend, Error, Rotation, wht};
@@ -326,7 +265,7 @@ impl QjlSketcher {
     }
 
     /// Calls `sink(j, (S·x)_j)` for every row `j` in order.
-    fn for_each_projection(&self, backend: Backend, x: &[f32], mut sink: impl FnMut(usize, f32)) {
+    fn for_each_projection(&self, backend: Checked, x: &[f32], mut sink: impl FnMut(usize, f32)) {
         match self.projection {
             Projection::Gaussian => {
                 let mut entries = self.gaussian_entries();
@@ -350,7 +289,7 @@ impl QjlSketcher {
                     flip(self.seed.wrapping_add(block), buf);
                     // Length checked at construction (a power of two ≤ 4096)
                     // and the backend by the caller: this cannot fail.
-                    let _ = wht::fwht_on(backend, buf);
+                    let _ = wht::fwht_in(backend, buf);
                     for &v in buf.iter().take(self.m - j) {
                         sink(j, v);
                         j += 1;
@@ -376,8 +315,17 @@ impl QjlSketcher {
     /// # Errors
     /// As [`project`](Self::project), plus [`Error::BackendUnavailable`].
     pub fn project_on(&self, backend: Backend, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.project_in(backend.check()?, x, out)
+    }
+
+    /// [`project_on`](Self::project_on) on a backend already checked.
+    pub(crate) fn project_in(
+        &self,
+        backend: Checked,
+        x: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         self.check_input(x)?;
-        backend.check()?;
         if out.len() < self.m {
             return Err(Error::BufferTooShort {
                 needed: self.m,
@@ -404,8 +352,17 @@ impl QjlSketcher {
     /// # Errors
     /// As [`sketch`](Self::sketch), plus [`Error::BackendUnavailable`].
     pub fn sketch_on(&self, backend: Backend, r: &[f32], out: &mut [u8]) -> Result<f32, Error> {
+        self.sketch_in(backend.check()?, r, out)
+    }
+
+    /// [`sketch_on`](Self::sketch_on) on a backend already checked.
+    pub(crate) fn sketch_in(
+        &self,
+        backend: Checked,
+        r: &[f32],
+        out: &mut [u8],
+    ) -> Result<f32, Error> {
         self.check_input(r)?;
-        backend.check()?;
         let bytes = self.sketch_bytes();
         if out.len() < bytes {
             return Err(Error::BufferTooShort {
@@ -463,7 +420,17 @@ impl QjlSketcher {
         gamma: f32,
         out: &mut [f32],
     ) -> Result<(), Error> {
-        backend.check()?;
+        self.reconstruct_in(backend.check()?, signs, gamma, out)
+    }
+
+    /// [`reconstruct_on`](Self::reconstruct_on) on a backend already checked.
+    pub(crate) fn reconstruct_in(
+        &self,
+        backend: Checked,
+        signs: &[u8],
+        gamma: f32,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         let bytes = self.sketch_bytes();
         if signs.len() < bytes {
             return Err(Error::BufferTooShort {
@@ -521,6 +488,16 @@ impl QjlSketcher {
     /// # Errors
     /// As [`transpose`](Self::transpose), plus [`Error::BackendUnavailable`].
     pub fn transpose_on(&self, backend: Backend, y: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.transpose_in(backend.check()?, y, out)
+    }
+
+    /// [`transpose_on`](Self::transpose_on) on a backend already checked.
+    pub(crate) fn transpose_in(
+        &self,
+        backend: Checked,
+        y: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         if y.len() != self.m {
             return Err(Error::LengthMismatch {
                 expected: self.m,
@@ -533,13 +510,12 @@ impl QjlSketcher {
                 found: out.len(),
             });
         }
-        backend.check()?;
         self.transpose_with(backend, |j| y[j], &mut out[..self.dim]);
         Ok(())
     }
 
     /// `out = Σ_j weight(j)·S_j` (rows of `S`).
-    fn transpose_with(&self, backend: Backend, weight: impl Fn(usize) -> f32, out: &mut [f32]) {
+    fn transpose_with(&self, backend: Checked, weight: impl Fn(usize) -> f32, out: &mut [f32]) {
         out.fill(0.0);
         match self.projection {
             Projection::Gaussian => {
@@ -565,7 +541,7 @@ impl QjlSketcher {
                     // Sᵀ of block b is D_b·H (H is symmetric); the length
                     // was checked at construction and the backend by the
                     // caller, so the transform cannot fail.
-                    let _ = wht::fwht_on(backend, buf);
+                    let _ = wht::fwht_in(backend, buf);
                     flip(self.seed.wrapping_add(block), buf);
                     for (o, &v) in out.iter_mut().zip(buf.iter()) {
                         *o += v;
@@ -597,13 +573,24 @@ impl QjlSketcher {
         signs: &[u8],
         gamma: f32,
     ) -> Result<f32, Error> {
+        self.estimate_in(backend.check()?, sq, signs, gamma)
+    }
+
+    /// [`estimate_on`](Self::estimate_on) on a backend already checked.
+    pub(crate) fn estimate_in(
+        &self,
+        backend: Checked,
+        sq: &[f32],
+        signs: &[u8],
+        gamma: f32,
+    ) -> Result<f32, Error> {
         if sq.len() != self.m {
             return Err(Error::LengthMismatch {
                 expected: self.m,
                 found: sq.len(),
             });
         }
-        Ok(self.scale() * gamma * signed_sum_on(backend, sq, signs)?)
+        Ok(self.scale() * gamma * signed_sum_in(backend, sq, signs)?)
     }
 }
 
@@ -637,6 +624,11 @@ pub fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
 /// # Errors
 /// As [`signed_sum`], plus [`Error::BackendUnavailable`].
 pub fn signed_sum_on(backend: Backend, sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    signed_sum_in(backend.check()?, sq, signs)
+}
+
+/// [`signed_sum_on`] on a backend already checked.
+pub(crate) fn signed_sum_in(backend: Checked, sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
     let needed = sq.len().div_ceil(8);
     if signs.len() < needed {
         return Err(Error::BufferTooShort {
@@ -644,7 +636,11 @@ pub fn signed_sum_on(backend: Backend, sq: &[f32], signs: &[u8]) -> Result<f32, 
             found: signs.len(),
         });
     }
-    on_backend!(backend, signed_sum_scalar(sq, signs), signed_sum(sq, signs))
+    on_backend!(
+        backend,
+        signed_sum_scalar(sq, signs),
+        signed_sum_simd(sq, signs)
+    )
 }
 
 fn signed_sum_scalar(sq: &[f32], signs: &[u8]) -> f32 {
@@ -746,6 +742,11 @@ pub fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
 /// # Errors
 /// As [`hamming`], plus [`Error::BackendUnavailable`].
 pub fn hamming_on(backend: Backend, a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    hamming_in(backend.check()?, a, b)
+}
+
+/// [`hamming_on`] on a backend already checked.
+pub(crate) fn hamming_in(backend: Checked, a: &[u8], b: &[u8]) -> Result<u32, Error> {
     if a.len() != b.len() {
         return Err(Error::LengthMismatch {
             expected: a.len(),
@@ -755,7 +756,7 @@ pub fn hamming_on(backend: Backend, a: &[u8], b: &[u8]) -> Result<u32, Error> {
     on_backend!(
         backend,
         a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum(),
-        hamming(a, b)
+        hamming_simd(a, b)
     )
 }
 
@@ -921,6 +922,11 @@ impl<'a> BitPlaneQuery<'a> {
     /// # Errors
     /// As [`signed_sum`](Self::signed_sum), plus [`Error::BackendUnavailable`].
     pub fn signed_sum_on(&self, backend: Backend, signs: &[u8]) -> Result<f32, Error> {
+        self.signed_sum_in(backend.check()?, signs)
+    }
+
+    /// [`signed_sum_on`](Self::signed_sum_on) on a backend already checked.
+    pub(crate) fn signed_sum_in(&self, backend: Checked, signs: &[u8]) -> Result<f32, Error> {
         let bytes = self.m / 8;
         if signs.len() < bytes {
             return Err(Error::BufferTooShort {
@@ -929,7 +935,7 @@ impl<'a> BitPlaneQuery<'a> {
             });
         }
         let mut out = [0.0f32];
-        self.signed_sum_rows_on(backend, &signs[..bytes], bytes, &mut out)?;
+        self.signed_sum_rows_in(backend, &signs[..bytes], bytes, &mut out)?;
         Ok(out[0])
     }
 
@@ -971,6 +977,17 @@ impl<'a> BitPlaneQuery<'a> {
         stride: usize,
         out: &mut [f32],
     ) -> Result<(), Error> {
+        self.signed_sum_rows_in(backend.check()?, rows, stride, out)
+    }
+
+    /// [`signed_sum_rows_on`](Self::signed_sum_rows_on) on a backend already checked.
+    pub(crate) fn signed_sum_rows_in(
+        &self,
+        backend: Checked,
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         let bytes = self.m / 8;
         check_rows(bytes, rows.len(), stride, out.len())?;
         let q = self.view();
@@ -979,7 +996,7 @@ impl<'a> BitPlaneQuery<'a> {
             plane_rows_with(q, rows, stride, out, |s| plane_counts_scalar(
                 s, q.planes, q.words, q.bits
             )),
-            plane_rows(q, rows, stride, out)
+            plane_rows_simd(q, rows, stride, out)
         )
     }
 }
@@ -1017,12 +1034,23 @@ pub fn signed_sum_rows_on(
     stride: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    signed_sum_rows_in(backend.check()?, sq, rows, stride, out)
+}
+
+/// [`signed_sum_rows_on`] on a backend already checked.
+pub(crate) fn signed_sum_rows_in(
+    backend: Checked,
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
     let bytes = sq.len().div_ceil(8);
     check_rows(bytes, rows.len(), stride, out.len())?;
     on_backend!(
         backend,
         signed_rows_with(sq, rows, stride, out, signed_sum_scalar),
-        signed_sum_rows(sq, rows, stride, out)
+        signed_rows_simd(sq, rows, stride, out)
     )
 }
 
@@ -1061,11 +1089,22 @@ pub fn accumulate_signs_rows_on(
     weights: &[f32],
     acc: &mut [f32],
 ) -> Result<(), Error> {
+    accumulate_signs_rows_in(backend.check()?, rows, stride, weights, acc)
+}
+
+/// [`accumulate_signs_rows_on`] on a backend already checked.
+pub(crate) fn accumulate_signs_rows_in(
+    backend: Checked,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+) -> Result<(), Error> {
     check_rows(acc.len().div_ceil(8), rows.len(), stride, weights.len())?;
     on_backend!(
         backend,
         accumulate_signs_scalar(rows, stride, weights, acc),
-        accumulate_signs(rows, stride, weights, acc)
+        accumulate_signs_simd(rows, stride, weights, acc)
     )
 }
 

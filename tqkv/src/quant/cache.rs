@@ -52,6 +52,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{MAX_DIM, NormPrecision, Quantizer, Scheme};
+use crate::backend::Checked;
 use crate::qjl::Projection;
 use crate::{Backend, Error};
 
@@ -610,7 +611,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// # Errors
     /// As [`push`](Self::push), plus [`Error::BackendUnavailable`].
     pub fn push_on(&mut self, backend: Backend, k: &[f32], v: &[f32]) -> Result<(), Error> {
-        backend.check()?;
+        self.push_in(backend.check()?, k, v)
+    }
+
+    /// [`push_on`](Self::push_on) on a backend already checked.
+    pub(crate) fn push_in(&mut self, backend: Checked, k: &[f32], v: &[f32]) -> Result<(), Error> {
         let (heads, dim) = (self.config.heads, self.config.dim);
         for x in [k, v] {
             if x.len() != heads * dim {
@@ -636,7 +641,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 let code = code
                     .get_mut(..q.encoded_len())
                     .ok_or(Error::InvalidParameter("encoding longer than MAX_ENCODED"))?;
-                q.encode_on(backend, &x[h * dim..(h + 1) * dim], code)?;
+                q.encode_in(backend, &x[h * dim..(h + 1) * dim], code)?;
                 let regions = self.regions(h, side);
                 let buf = self.buf.as_mut();
                 let mut at = 0;

@@ -57,6 +57,7 @@ mod cache;
 pub use cache::{CacheConfig, CacheHeader, Fields, HEADER_BYTES, KvCache, MAGIC, VERSION};
 use half::{bf16, f16};
 
+use crate::backend::Checked;
 use crate::codebook::{self, Codebook, pack};
 use crate::error::need;
 use crate::qjl::{Projection, QjlSketcher};
@@ -181,13 +182,11 @@ fn start_encode(
     dim: usize,
     encoded_len: usize,
     precision: NormPrecision,
-    backend: Backend,
     x: &[f32],
     out: &mut [u8],
 ) -> Result<(f64, f32), Error> {
     check_len(dim, x.len())?;
     need(encoded_len, out.len())?;
-    backend.check()?;
     let n = norm(x)?;
     let stored = precision.store(n as f32, out)?;
     Ok((n, stored))
@@ -248,7 +247,17 @@ macro_rules! half_inputs {
             x: &[f16],
             out: &mut [u8],
         ) -> Result<(), Error> {
-            widen(x, f16::to_f32, |x| self.encode_on(backend, x, out))
+            self.encode_f16_in(backend.check()?, x, out)
+        }
+
+        /// [`encode_f16_on`](Self::encode_f16_on) on a backend already checked.
+        pub(crate) fn encode_f16_in(
+            &self,
+            backend: Checked,
+            x: &[f16],
+            out: &mut [u8],
+        ) -> Result<(), Error> {
+            widen(x, f16::to_f32, |x| self.encode_in(backend, x, out))
         }
 
         /// [`encode`](Self::encode) of `half::bf16` input.
@@ -269,7 +278,17 @@ macro_rules! half_inputs {
             x: &[bf16],
             out: &mut [u8],
         ) -> Result<(), Error> {
-            widen(x, bf16::to_f32, |x| self.encode_on(backend, x, out))
+            self.encode_bf16_in(backend.check()?, x, out)
+        }
+
+        /// [`encode_bf16_on`](Self::encode_bf16_on) on a backend already checked.
+        pub(crate) fn encode_bf16_in(
+            &self,
+            backend: Checked,
+            x: &[bf16],
+            out: &mut [u8],
+        ) -> Result<(), Error> {
+            widen(x, bf16::to_f32, |x| self.encode_in(backend, x, out))
         }
 
         /// Decodes `code` into `out` (`dim` values) on the detected backend.
@@ -356,13 +375,23 @@ impl MseQuantizer {
     /// # Errors
     /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
     pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
+        self.encode_in(backend.check()?, x, out)
+    }
+
+    /// [`encode_on`](Self::encode_on) on a backend already checked.
+    pub(crate) fn encode_in(
+        &self,
+        backend: Checked,
+        x: &[f32],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
         let mut buf = [0.0f32; MAX_DIM];
         let y = &mut buf[..self.dim];
         unit(x, n, y);
-        self.rotation.rotate_on(backend, y)?;
-        codebook::quantize_packed_on(backend, &self.codebook, y, &mut out[nb..])?;
+        self.rotation.rotate_in(backend, y)?;
+        codebook::quantize_packed_in(backend, &self.codebook, y, &mut out[nb..])?;
         Ok(())
     }
 
@@ -371,12 +400,22 @@ impl MseQuantizer {
     /// # Errors
     /// As [`decode`](Self::decode), plus [`Error::BackendUnavailable`].
     pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        self.decode_in(backend.check()?, code, out)
+    }
+
+    /// [`decode_on`](Self::decode_on) on a backend already checked.
+    pub(crate) fn decode_in(
+        &self,
+        backend: Checked,
+        code: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         check_len(self.dim, out.len())?;
         need(self.encoded_len(), code.len())?;
         let nb = self.norm.bytes();
         let n = self.norm.load_checked(code)?;
-        codebook::dequantize_on(backend, &self.codebook, &code[nb..], out)?;
-        self.rotation.unrotate_on(backend, out)?;
+        codebook::dequantize_in(backend, &self.codebook, &code[nb..], out)?;
+        self.rotation.unrotate_in(backend, out)?;
         for v in out.iter_mut() {
             *v *= n;
         }
@@ -448,23 +487,33 @@ impl ProdQuantizer {
     /// # Errors
     /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
     pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        let (n, stored) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
+        self.encode_in(backend.check()?, x, out)
+    }
+
+    /// [`encode_on`](Self::encode_on) on a backend already checked.
+    pub(crate) fn encode_in(
+        &self,
+        backend: Checked,
+        x: &[f32],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let (n, stored) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
         let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
         let mut buf = [0.0f32; MAX_DIM];
         let y = &mut buf[..self.dim];
         unit(x, n, y);
-        self.mse.rotation.rotate_on(backend, y)?;
+        self.mse.rotation.rotate_in(backend, y)?;
         let (head, rest) = out.split_at_mut(2 * nb);
-        codebook::quantize_packed_on(backend, &self.mse.codebook, y, &mut rest[..codes])?;
+        codebook::quantize_packed_in(backend, &self.mse.codebook, y, &mut rest[..codes])?;
         // Residual in the rotated domain, at the decoder's scale.
         let mut back = [0.0f32; MAX_DIM];
         let yhat = &mut back[..self.dim];
-        codebook::dequantize_on(backend, &self.mse.codebook, &rest[..codes], yhat)?;
+        codebook::dequantize_in(backend, &self.mse.codebook, &rest[..codes], yhat)?;
         for (r, &h) in y.iter_mut().zip(yhat.iter()) {
             *r = *r * n as f32 - h * stored;
         }
-        let gamma = self.sketcher.sketch_on(backend, y, &mut rest[codes..])?;
+        let gamma = self.sketcher.sketch_in(backend, y, &mut rest[codes..])?;
         self.norm.store(gamma, &mut head[nb..])?;
         Ok(())
     }
@@ -475,6 +524,16 @@ impl ProdQuantizer {
     /// # Errors
     /// As [`decode`](Self::decode), plus [`Error::BackendUnavailable`].
     pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        self.decode_in(backend.check()?, code, out)
+    }
+
+    /// [`decode_on`](Self::decode_on) on a backend already checked.
+    pub(crate) fn decode_in(
+        &self,
+        backend: Checked,
+        code: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         check_len(self.dim, out.len())?;
         need(self.encoded_len(), code.len())?;
         let nb = self.norm.bytes();
@@ -482,15 +541,15 @@ impl ProdQuantizer {
         let n = self.norm.load_checked(code)?;
         let gamma = self.norm.load_checked(&code[nb..])?;
         let rest = &code[2 * nb..];
-        codebook::dequantize_on(backend, &self.mse.codebook, &rest[..codes], out)?;
+        codebook::dequantize_in(backend, &self.mse.codebook, &rest[..codes], out)?;
         let mut buf = [0.0f32; MAX_DIM];
         let r = &mut buf[..self.dim];
         self.sketcher
-            .reconstruct_on(backend, &rest[codes..], gamma, r)?;
+            .reconstruct_in(backend, &rest[codes..], gamma, r)?;
         for (o, &rv) in out.iter_mut().zip(r.iter()) {
             *o = *o * n + rv;
         }
-        self.mse.rotation.unrotate_on(backend, out)?;
+        self.mse.rotation.unrotate_in(backend, out)?;
         Ok(())
     }
 
@@ -543,14 +602,24 @@ impl BaselineQuantizer {
     /// # Errors
     /// As [`encode`](Self::encode), plus [`Error::BackendUnavailable`].
     pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, backend, x, out)?;
+        self.encode_in(backend.check()?, x, out)
+    }
+
+    /// [`encode_on`](Self::encode_on) on a backend already checked.
+    pub(crate) fn encode_in(
+        &self,
+        backend: Checked,
+        x: &[f32],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
         let bits = self.codebook.bits() as usize;
         let mut y = [0.0f32; 64];
         for (chunk, dst) in x.chunks(64).zip(out[nb..].chunks_mut(8 * bits)) {
             let y = &mut y[..chunk.len()];
             unit(chunk, n, y);
-            codebook::quantize_packed_on(backend, &self.codebook, y, dst)?;
+            codebook::quantize_packed_in(backend, &self.codebook, y, dst)?;
         }
         Ok(())
     }
@@ -560,10 +629,20 @@ impl BaselineQuantizer {
     /// # Errors
     /// As [`decode`](Self::decode), plus [`Error::BackendUnavailable`].
     pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        self.decode_in(backend.check()?, code, out)
+    }
+
+    /// [`decode_on`](Self::decode_on) on a backend already checked.
+    pub(crate) fn decode_in(
+        &self,
+        backend: Checked,
+        code: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         check_len(self.dim, out.len())?;
         need(self.encoded_len(), code.len())?;
         let n = self.norm.load_checked(code)?;
-        codebook::dequantize_on(backend, &self.codebook, &code[self.norm.bytes()..], out)?;
+        codebook::dequantize_in(backend, &self.codebook, &code[self.norm.bytes()..], out)?;
         for v in out.iter_mut() {
             *v *= n;
         }
@@ -617,10 +696,20 @@ impl Quantizer {
     /// # Errors
     /// As the quantiser's `encode_on`.
     pub fn encode_on(&self, backend: Backend, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.encode_in(backend.check()?, x, out)
+    }
+
+    /// [`encode_on`](Self::encode_on) on a backend already checked.
+    pub(crate) fn encode_in(
+        &self,
+        backend: Checked,
+        x: &[f32],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
         match self {
-            Quantizer::Mse(q) => q.encode_on(backend, x, out),
-            Quantizer::Prod(q) => q.encode_on(backend, x, out),
-            Quantizer::Baseline(q) => q.encode_on(backend, x, out),
+            Quantizer::Mse(q) => q.encode_in(backend, x, out),
+            Quantizer::Prod(q) => q.encode_in(backend, x, out),
+            Quantizer::Baseline(q) => q.encode_in(backend, x, out),
         }
     }
 
@@ -691,10 +780,20 @@ impl Quantizer {
     /// # Errors
     /// As the quantiser's `decode_on`.
     pub fn decode_on(&self, backend: Backend, code: &[u8], out: &mut [f32]) -> Result<(), Error> {
+        self.decode_in(backend.check()?, code, out)
+    }
+
+    /// [`decode_on`](Self::decode_on) on a backend already checked.
+    pub(crate) fn decode_in(
+        &self,
+        backend: Checked,
+        code: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
         match self {
-            Quantizer::Mse(q) => q.decode_on(backend, code, out),
-            Quantizer::Prod(q) => q.decode_on(backend, code, out),
-            Quantizer::Baseline(q) => q.decode_on(backend, code, out),
+            Quantizer::Mse(q) => q.decode_in(backend, code, out),
+            Quantizer::Prod(q) => q.decode_in(backend, code, out),
+            Quantizer::Baseline(q) => q.decode_in(backend, code, out),
         }
     }
 }

@@ -9,42 +9,14 @@
 use core::arch::x86_64::*;
 
 use super::simd::{self, Vector};
-use crate::Backend;
-
-#[derive(Clone, Copy)]
-struct Ymm(__m256);
+use crate::vector::F32x8;
 
 // SAFETY: every method uses only AVX and FMA instructions, which the trait's
 // contract makes the caller check; loads and stores are unaligned and touch
 // exactly 8 f32.
-unsafe impl Vector for Ymm {
-    const LANES: usize = 8;
+unsafe impl Vector for F32x8 {
     // 8 data registers plus temporaries fit in the 16 ymm registers.
     const GROUP_LOG2: u32 = 3;
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller provides 8 readable f32 at p and AVX.
-        Ymm(unsafe { _mm256_loadu_ps(p) })
-    }
-
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: the caller provides 8 writable f32 at p and AVX.
-        unsafe { _mm256_storeu_ps(p, self.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn add(self, o: Self) -> Self {
-        // SAFETY: AVX is available (trait contract).
-        Ymm(unsafe { _mm256_add_ps(self.0, o.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn sub(self, o: Self) -> Self {
-        // SAFETY: AVX is available (trait contract).
-        Ymm(unsafe { _mm256_sub_ps(self.0, o.0) })
-    }
 
     #[inline(always)]
     unsafe fn in_register(self) -> Self {
@@ -62,9 +34,9 @@ unsafe impl Vector for Ymm {
             // h = 4: swap 128-bit halves.
             let t = _mm256_permute2f128_ps::<0x01>(x, x);
             let s = _mm256_setr_ps(1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0);
-            Ymm(_mm256_fmadd_ps(x, s, t))
+            F32x8(_mm256_fmadd_ps(x, s, t))
         }
     }
 }
 
-simd::entry_points!(Backend::Avx2, "avx2,fma", Ymm);
+crate::backend::avx2_features!(simd::entry_points { F32x8 });

@@ -8,41 +8,13 @@
 use core::arch::x86_64::*;
 
 use super::simd::{self, Vector};
-use crate::Backend;
-
-#[derive(Clone, Copy)]
-struct Zmm(__m512);
+use crate::vector::F32x16;
 
 // SAFETY: every method uses only AVX-512F instructions, which the trait's
 // contract makes the caller check; loads and stores are unaligned and touch
 // exactly 16 f32.
-unsafe impl Vector for Zmm {
-    const LANES: usize = 16;
+unsafe impl Vector for F32x16 {
     const GROUP_LOG2: u32 = 4;
-
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller provides 16 readable f32 at p and AVX-512F.
-        Zmm(unsafe { _mm512_loadu_ps(p) })
-    }
-
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: the caller provides 16 writable f32 at p and AVX-512F.
-        unsafe { _mm512_storeu_ps(p, self.0) }
-    }
-
-    #[inline(always)]
-    unsafe fn add(self, o: Self) -> Self {
-        // SAFETY: AVX-512F is available (trait contract).
-        Zmm(unsafe { _mm512_add_ps(self.0, o.0) })
-    }
-
-    #[inline(always)]
-    unsafe fn sub(self, o: Self) -> Self {
-        // SAFETY: AVX-512F is available (trait contract).
-        Zmm(unsafe { _mm512_sub_ps(self.0, o.0) })
-    }
 
     #[inline(always)]
     unsafe fn in_register(self) -> Self {
@@ -65,9 +37,9 @@ unsafe impl Vector for Zmm {
             // h = 8: swap 256-bit halves.
             let t = _mm512_shuffle_f32x4::<0b01_00_11_10>(x, x);
             let s = _mm512_setr_ps(p, p, p, p, p, p, p, p, m, m, m, m, m, m, m, m);
-            Zmm(_mm512_fmadd_ps(x, s, t))
+            F32x16(_mm512_fmadd_ps(x, s, t))
         }
     }
 }
 
-simd::entry_points!(Backend::Avx512, "avx512f", Zmm);
+crate::backend::avx512_features!(simd::entry_points { F32x16 });

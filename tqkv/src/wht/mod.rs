@@ -45,6 +45,7 @@ mod simd;
 
 pub use rotation::Rotation;
 
+use crate::backend::{Checked, on_backend};
 use crate::{Backend, Error};
 
 /// The longest transform accepted: 2^20 f32 (4 MiB).
@@ -95,21 +96,13 @@ pub fn fwht(x: &mut [f32]) -> Result<(), Error> {
 /// # Ok::<(), tqkv::Error>(())
 /// ```
 pub fn fwht_on(backend: Backend, x: &mut [f32]) -> Result<(), Error> {
+    fwht_in(backend.check()?, x)
+}
+
+/// [`fwht_on`] on a backend already checked.
+pub(crate) fn fwht_in(backend: Checked, x: &mut [f32]) -> Result<(), Error> {
     check_len(x.len())?;
-    match backend {
-        Backend::Scalar => {
-            scalar::fwht(x);
-            Ok(())
-        }
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => avx2::fwht(x),
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => avx512::fwht(x),
-        #[cfg(target_arch = "aarch64")]
-        Backend::Neon => neon::fwht(x),
-        #[allow(unreachable_patterns)]
-        other => Err(Error::BackendUnavailable(other)),
-    }
+    on_backend!(backend, scalar::fwht(x), fwht(x))
 }
 
 /// In-place WHT of every `len`-long row of `data`, on the detected backend:
@@ -145,6 +138,11 @@ pub fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), Error> {
 /// # Ok::<(), tqkv::Error>(())
 /// ```
 pub fn fwht_rows_on(backend: Backend, data: &mut [f32], len: usize) -> Result<(), Error> {
+    fwht_rows_in(backend.check()?, data, len)
+}
+
+/// [`fwht_rows_on`] on a backend already checked.
+pub(crate) fn fwht_rows_in(backend: Checked, data: &mut [f32], len: usize) -> Result<(), Error> {
     check_len(len)?;
     if !data.len().is_multiple_of(len) {
         return Err(Error::RaggedRows {
@@ -152,18 +150,5 @@ pub fn fwht_rows_on(backend: Backend, data: &mut [f32], len: usize) -> Result<()
             row_len: len,
         });
     }
-    match backend {
-        Backend::Scalar => {
-            scalar::fwht_rows(data, len);
-            Ok(())
-        }
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => avx2::fwht_rows(data, len),
-        #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => avx512::fwht_rows(data, len),
-        #[cfg(target_arch = "aarch64")]
-        Backend::Neon => neon::fwht_rows(data, len),
-        #[allow(unreachable_patterns)]
-        other => Err(Error::BackendUnavailable(other)),
-    }
+    on_backend!(backend, scalar::fwht_rows(data, len), fwht_rows(data, len))
 }

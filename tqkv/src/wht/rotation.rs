@@ -1,6 +1,7 @@
 //! The randomised Hadamard rotation `R = H·D/√d` of the quantisers.
 
-use super::{check_len, fwht_on};
+use super::{check_len, fwht_in};
+use crate::backend::Checked;
 use crate::rng::SplitMix64;
 use crate::{Backend, Error};
 
@@ -110,9 +111,14 @@ impl Rotation {
     /// # Errors
     /// As [`rotate`](Self::rotate), plus [`Error::BackendUnavailable`].
     pub fn rotate_on(&self, backend: Backend, x: &mut [f32]) -> Result<(), Error> {
-        self.check(backend, x)?;
+        self.rotate_in(backend.check()?, x)
+    }
+
+    /// [`rotate_on`](Self::rotate_on) on a backend already checked.
+    pub(crate) fn rotate_in(&self, backend: Checked, x: &mut [f32]) -> Result<(), Error> {
+        self.check_len(x)?;
         self.flip_signs(x);
-        fwht_on(backend, x)?;
+        fwht_in(backend, x)?;
         scale(x, self.scale);
         Ok(())
     }
@@ -130,21 +136,26 @@ impl Rotation {
     /// # Errors
     /// As [`unrotate`](Self::unrotate), plus [`Error::BackendUnavailable`].
     pub fn unrotate_on(&self, backend: Backend, x: &mut [f32]) -> Result<(), Error> {
-        self.check(backend, x)?;
-        fwht_on(backend, x)?;
+        self.unrotate_in(backend.check()?, x)
+    }
+
+    /// [`unrotate_on`](Self::unrotate_on) on a backend already checked.
+    pub(crate) fn unrotate_in(&self, backend: Checked, x: &mut [f32]) -> Result<(), Error> {
+        self.check_len(x)?;
+        fwht_in(backend, x)?;
         scale(x, self.scale);
         self.flip_signs(x);
         Ok(())
     }
 
-    fn check(&self, backend: Backend, x: &[f32]) -> Result<(), Error> {
+    fn check_len(&self, x: &[f32]) -> Result<(), Error> {
         if x.len() != self.dim {
             return Err(Error::LengthMismatch {
                 expected: self.dim,
                 found: x.len(),
             });
         }
-        backend.check().map(|_| ())
+        Ok(())
     }
 
     /// Multiplies `x` by `D`: flipping the IEEE sign bit is exact negation.

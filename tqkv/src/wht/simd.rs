@@ -14,30 +14,21 @@
 //! as single IEEE operations, so the result equals the scalar reference bit for
 //! bit. Only the schedule differs, and it respects every data dependency.
 
-/// A SIMD register of `LANES` f32 with the operations the transform needs.
+/// What the transform needs of a register beyond [`F32Vector`].
 ///
 /// # Safety
 ///
-/// Implementors use instructions of one ISA extension. Every method may be
-/// called only on a CPU that supports that extension (the backend's safe entry
-/// point checks it), and `load`/`store` need `LANES` valid f32 at the pointer.
-pub(super) unsafe trait Vector: Copy {
-    /// f32 lanes per register (a power of two).
-    const LANES: usize;
+/// As [`F32Vector`]: every method runs only where the backend's target
+/// features are available.
+pub(super) unsafe trait Vector: F32Vector {
     /// Stages run per pass across a group of registers: `log2` of the group
     /// size (bounded by the register file).
     const GROUP_LOG2: u32;
-    /// Loads `LANES` f32 from `p` (no alignment needed).
-    unsafe fn load(p: *const f32) -> Self;
-    /// Stores `LANES` f32 to `p` (no alignment needed).
-    unsafe fn store(self, p: *mut f32);
-    /// Lane-wise `self + other`, one rounding.
-    unsafe fn add(self, other: Self) -> Self;
-    /// Lane-wise `self - other`, one rounding.
-    unsafe fn sub(self, other: Self) -> Self;
     /// Every stage with `h < LANES`, in order, inside this register.
     unsafe fn in_register(self) -> Self;
 }
+
+use crate::vector::F32Vector;
 
 /// Chunks longer than this (in f32) are finished one at a time, depth-first,
 /// so their stages run in L1 (16 KiB of data).
@@ -217,39 +208,33 @@ pub(super) unsafe fn fwht_rows<V: Vector>(data: &mut [f32], len: usize) {
     }
 }
 
-/// Expands, inside a backend file, to the backend's entry points: the
-/// `#[target_feature]` instantiations of [`fwht`] and [`fwht_rows`] for one
-/// vector type, and the safe `fwht` / `fwht_rows` that check the CPU first.
+/// Expands, inside a backend file, to the backend's kernels: [`fwht`] and
+/// [`fwht_rows`] instantiated for one vector type inside `#[target_feature]`
+/// functions with the backend's feature list. Used as
+/// `avx2_features!(super::simd::entry_points { VectorType })`; reached only
+/// through `on_backend!`, which holds the proof that the features exist.
 macro_rules! entry_points {
-    ($backend:expr, $features:literal, $vector:ty) => {
-        #[target_feature(enable = $features)]
-        unsafe fn fwht_simd(x: &mut [f32]) {
-            // SAFETY: this function's own target features are the ISA of the
-            // vector type.
-            unsafe { super::simd::fwht::<$vector>(x) }
-        }
+    ([$($feature:tt),*] $vector:ty) => {
+        crate::backend::target_features! {
+            [$($feature),*]
+            /// In-place WHT (length already validated as a power of two).
+            ///
+            /// # Safety
+            /// The backend's target features are available.
+            pub(super) unsafe fn fwht(x: &mut [f32]) {
+                // SAFETY: this function's target features are the ISA of the
+                // vector type.
+                unsafe { super::simd::fwht::<$vector>(x) }
+            }
 
-        #[target_feature(enable = $features)]
-        unsafe fn fwht_rows_simd(data: &mut [f32], len: usize) {
-            // SAFETY: as in `fwht_simd`.
-            unsafe { super::simd::fwht_rows::<$vector>(data, len) }
-        }
-
-        /// In-place WHT (length already validated as a power of two).
-        pub(super) fn fwht(x: &mut [f32]) -> Result<(), crate::Error> {
-            $backend.check()?;
-            // SAFETY: check() confirmed this backend's instruction set, which
-            // includes the target features of `fwht_simd`.
-            unsafe { fwht_simd(x) };
-            Ok(())
-        }
-
-        /// WHT of every `len`-long row (`len` validated, dividing the length).
-        pub(super) fn fwht_rows(data: &mut [f32], len: usize) -> Result<(), crate::Error> {
-            $backend.check()?;
-            // SAFETY: as in `fwht`.
-            unsafe { fwht_rows_simd(data, len) };
-            Ok(())
+            /// WHT of every `len`-long row (`len` validated, dividing the length).
+            ///
+            /// # Safety
+            /// As [`fwht`].
+            pub(super) unsafe fn fwht_rows(data: &mut [f32], len: usize) {
+                // SAFETY: as in `fwht`.
+                unsafe { super::simd::fwht_rows::<$vector>(data, len) }
+            }
         }
     };
 }

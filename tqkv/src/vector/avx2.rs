@@ -1,0 +1,72 @@
+//! [`F32x8`]: the AVX2 register.
+
+use core::arch::x86_64::*;
+
+use super::F32Vector;
+
+/// Eight f32 in a ymm register.
+#[derive(Clone, Copy)]
+pub(crate) struct F32x8(pub(crate) __m256);
+
+// SAFETY: every method uses AVX or FMA instructions only, which the trait's
+// contract makes the caller's promise; loads and stores are unaligned and
+// touch exactly 8 f32.
+unsafe impl F32Vector for F32x8 {
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: 8 readable f32 at p (caller).
+        F32x8(unsafe { _mm256_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: 8 writable f32 at p (caller).
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F32x8(unsafe { _mm256_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F32x8(unsafe { _mm256_set1_ps(v) })
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F32x8(unsafe { _mm256_add_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F32x8(unsafe { _mm256_sub_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: FMA is available (trait contract).
+        F32x8(unsafe { _mm256_fmadd_ps(self.0, b.0, acc.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: AVX is available (trait contract); registers only.
+        unsafe {
+            let s = _mm_add_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+    }
+}

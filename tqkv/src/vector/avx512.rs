@@ -1,0 +1,64 @@
+//! [`F32x16`]: the AVX-512 register.
+
+use core::arch::x86_64::*;
+
+use super::F32Vector;
+
+/// Sixteen f32 in a zmm register.
+#[derive(Clone, Copy)]
+pub(crate) struct F32x16(pub(crate) __m512);
+
+// SAFETY: every method uses AVX-512F instructions only, which the trait's
+// contract makes the caller's promise; loads and stores are unaligned and
+// touch exactly 16 f32.
+unsafe impl F32Vector for F32x16 {
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: 16 readable f32 at p (caller).
+        F32x16(unsafe { _mm512_loadu_ps(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: 16 writable f32 at p (caller).
+        unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F32x16(unsafe { _mm512_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F32x16(unsafe { _mm512_set1_ps(v) })
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F32x16(unsafe { _mm512_add_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F32x16(unsafe { _mm512_sub_ps(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F32x16(unsafe { _mm512_fmadd_ps(self.0, b.0, acc.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: AVX-512F is available (trait contract).
+        unsafe { _mm512_reduce_add_ps(self.0) }
+    }
+}

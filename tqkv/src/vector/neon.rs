@@ -1,0 +1,63 @@
+//! [`F32x4`]: the NEON register.
+
+use core::arch::aarch64::*;
+
+use super::F32Vector;
+
+/// Four f32 in a q register.
+#[derive(Clone, Copy)]
+pub(crate) struct F32x4(pub(crate) float32x4_t);
+
+// SAFETY: every method uses NEON instructions only (baseline on aarch64);
+// loads and stores touch exactly 4 f32.
+unsafe impl F32Vector for F32x4 {
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: 4 readable f32 at p (caller).
+        F32x4(unsafe { vld1q_f32(p) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: 4 writable f32 at p (caller).
+        unsafe { vst1q_f32(p, self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F32x4(unsafe { vdupq_n_f32(0.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F32x4(unsafe { vdupq_n_f32(v) })
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F32x4(unsafe { vaddq_f32(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F32x4(unsafe { vsubq_f32(self.0, o.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F32x4(unsafe { vfmaq_f32(acc.0, self.0, b.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn sum(self) -> f32 {
+        // SAFETY: NEON is available (trait contract).
+        unsafe { vaddvq_f32(self.0) }
+    }
+}
