@@ -66,7 +66,7 @@ const LANES: usize = 16;
 pub(super) mod generic {
     use super::{LANES, NormPrecision, exp_nonpositive, f16_bits_to_f32};
 
-    /// See [`Kernels::mul_norms`](super::Kernels).
+    /// See [`Loops::mul_norms`](super::Loops::mul_norms).
     #[inline(always)]
     pub(crate) fn mul_norms(norm: NormPrecision, values: &mut [f32], stored: &[u8], c: f32) {
         match norm {
@@ -83,7 +83,7 @@ pub(super) mod generic {
         }
     }
 
-    /// See [`Kernels::add_scaled`](super::Kernels).
+    /// See [`Loops::add_scaled`](super::Loops::add_scaled).
     #[inline(always)]
     pub(crate) fn add_scaled(a: &mut [f32], b: &[f32], c: f32) {
         for (x, &y) in a.iter_mut().zip(b) {
@@ -91,7 +91,7 @@ pub(super) mod generic {
         }
     }
 
-    /// See [`Kernels::max_finite`](super::Kernels).
+    /// See [`Loops::max_finite`](super::Loops::max_finite).
     #[inline(always)]
     pub(crate) fn max_finite(values: &[f32]) -> Option<f32> {
         let mut top = [f32::NEG_INFINITY; LANES];
@@ -108,7 +108,7 @@ pub(super) mod generic {
         Some(top.iter().fold(f32::NEG_INFINITY, |a, &m| a.max(m)))
     }
 
-    /// See [`Kernels::exp_sum`](super::Kernels).
+    /// See [`Loops::exp_sum`](super::Loops::exp_sum).
     #[inline(always)]
     pub(crate) fn exp_sum(values: &mut [f32], max: f32) -> f64 {
         // Two loops: with the f64 sum in the same loop, the exponentials

@@ -41,6 +41,7 @@ mod lloyd;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod pack;
+mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;
 mod tables;
@@ -340,13 +341,7 @@ pub(crate) fn quantize_in(
     need(x.len(), out.len())?;
     finite(x)?;
     let out = &mut out[..x.len()];
-    on_backend!(backend, scalar_quantize(cb, x, out), quantize(cb, x, out))
-}
-
-fn scalar_quantize(cb: &Codebook, x: &[f32], out: &mut [u8]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = cb.index(v);
-    }
+    on_backend!(backend, scalar::quantize(cb, x, out), quantize(cb, x, out))
 }
 
 /// Quantises `x` and packs the indices into `out` in one pass, on the
@@ -396,20 +391,10 @@ pub(crate) fn quantize_packed_in(
     let out = &mut out[..needed];
     on_backend!(
         backend,
-        scalar_quantize_packed(cb, x, out),
+        scalar::quantize_packed(cb, x, out),
         quantize_packed(cb, x, out)
     )?;
     Ok(needed)
-}
-
-fn scalar_quantize_packed(cb: &Codebook, x: &[f32], out: &mut [u8]) {
-    let bits = cb.bits();
-    let mut idx = [0u8; 64];
-    for (chunk, dst) in x.chunks(64).zip(out.chunks_mut(8 * bits as usize)) {
-        let idx = &mut idx[..chunk.len()];
-        scalar_quantize(cb, chunk, idx);
-        pack::pack_unchecked(bits, idx, dst);
-    }
 }
 
 /// Decodes `out.len()` packed indices to their centroids, on the detected
@@ -458,22 +443,9 @@ pub(crate) fn dequantize_in(
     let packed = &packed[..needed];
     on_backend!(
         backend,
-        scalar_dequantize(cb, packed, out),
+        scalar::dequantize(cb, packed, out),
         dequantize(cb, packed, out)
     )
-}
-
-fn scalar_dequantize(cb: &Codebook, packed: &[u8], out: &mut [f32]) {
-    let bits = cb.bits();
-    let c = cb.centroids();
-    let mut idx = [0u8; 64];
-    for (chunk, src) in out.chunks_mut(64).zip(packed.chunks(8 * bits as usize)) {
-        let idx = &mut idx[..chunk.len()];
-        pack::unpack_unchecked(bits, src, idx);
-        for (o, &i) in chunk.iter_mut().zip(idx.iter()) {
-            *o = c[i as usize];
-        }
-    }
 }
 
 /// `Σ_j q[j] · c[idx_j]` straight from packed codes (the row is never
@@ -520,23 +492,7 @@ pub(crate) fn dot_in(
     need(needed, packed.len())?;
     finite(q)?;
     let packed = &packed[..needed];
-    on_backend!(backend, scalar_dot(cb, q, packed), dot(cb, q, packed))
-}
-
-fn scalar_dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
-    let bits = cb.bits();
-    let b = bits as usize;
-    let c = cb.centroids();
-    let mut idx = [0u8; 64];
-    let mut sum = 0.0f32;
-    for (chunk, src) in q.chunks(64).zip(packed.chunks(8 * b)) {
-        let idx = &mut idx[..chunk.len()];
-        pack::unpack_unchecked(bits, src, idx);
-        for (&qj, &i) in chunk.iter().zip(idx.iter()) {
-            sum += qj * c[i as usize];
-        }
-    }
-    sum
+    on_backend!(backend, scalar::dot(cb, q, packed), dot(cb, q, packed))
 }
 
 /// [`dot`] of one query against many rows, on the detected backend: row `r`
@@ -599,23 +555,9 @@ pub(crate) fn dot_rows_in(
     finite(q)?;
     on_backend!(
         backend,
-        scalar_dot_rows(cb, q, packed_rows, row_stride, out),
+        scalar::dot_rows(cb, q, packed_rows, row_stride, out),
         dot_rows(cb, q, packed_rows, row_stride, out)
     )
-}
-
-fn scalar_dot_rows(
-    cb: &Codebook,
-    q: &[f32],
-    packed_rows: &[u8],
-    row_stride: usize,
-    out: &mut [f32],
-) {
-    let row = packed_len(q.len(), cb.bits());
-    for (r, o) in out.iter_mut().enumerate() {
-        let start = r * row_stride;
-        *o = scalar_dot(cb, q, &packed_rows[start..start + row]);
-    }
 }
 
 /// `out[j] += Σ_r weights[r] · c[idx_{r,j}]`: many packed rows (`out.len()`
@@ -678,13 +620,13 @@ pub(crate) fn accumulate_rows_in(
     check_rows(row, packed_rows.len(), row_stride, weights.len())?;
     on_backend!(
         backend,
-        scalar_accumulate_rows(cb, packed_rows, row_stride, weights, out),
+        scalar::accumulate_rows(cb, packed_rows, row_stride, weights, out),
         accumulate_rows(cb, packed_rows, row_stride, weights, out)
     )
 }
 
 /// Codes and sign sketches of the same tokens with a weight each: the value
-/// side of attention on prod values (see [`accumulate_rows_and_signs_on`]).
+/// side of attention on prod values (see [`accumulate_rows_and_signs_in`]).
 pub(crate) struct SignedRows<'a> {
     /// Packed codes, row `t` at `t·code_stride`.
     pub codes: &'a [u8],
@@ -741,29 +683,6 @@ pub(crate) fn accumulate_rows_and_signs_in(
     }
     accumulate_rows_in(backend, cb, r.codes, r.code_stride, r.weights, out)?;
     crate::qjl::accumulate_signs_rows_in(backend, r.signs, r.sign_stride, r.sign_weights, acc)
-}
-
-fn scalar_accumulate_rows(
-    cb: &Codebook,
-    rows: &[u8],
-    stride: usize,
-    weights: &[f32],
-    out: &mut [f32],
-) {
-    let bits = cb.bits();
-    let c = cb.centroids();
-    let row_len = packed_len(out.len(), bits);
-    let mut idx = [0u8; 64];
-    for (r, &w) in weights.iter().enumerate() {
-        let row = &rows[r * stride..r * stride + row_len];
-        for (chunk, src) in out.chunks_mut(64).zip(row.chunks(8 * bits as usize)) {
-            let idx = &mut idx[..chunk.len()];
-            pack::unpack_unchecked(bits, src, idx);
-            for (o, &i) in chunk.iter_mut().zip(idx.iter()) {
-                *o += w * c[i as usize];
-            }
-        }
-    }
 }
 
 /// `Σ a[j]·b[j]` of two uncompressed f32 rows on the detected backend: the

@@ -243,7 +243,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
         // and could overflow where Σ ±w does not: such weights take the
         // reference kernel.
         if !super::weights_bounded(weights) {
-            super::accumulate_signs_scalar(rows, stride, weights, acc);
+            super::scalar::accumulate_signs_scalar(rows, stride, weights, acc);
             return;
         }
         let m = acc.len();

@@ -73,7 +73,7 @@ crate::backend::neon_features!(crate::backend::target_features {
     pub(super) unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {
         // `count_ones` is already `cnt` on aarch64.
         super::plane_rows_with(q, rows, stride, out, |s| {
-            super::plane_counts_scalar(s, q.planes, q.words, q.bits)
+            super::scalar::plane_counts_scalar(s, q.planes, q.words, q.bits)
         })
     }
 

@@ -1,6 +1,6 @@
 //! The one small vector abstraction of the kernels: a register of f32
 //! lanes with the operations every family needs, one implementation per
-//! architecture ([`F32x8`] for AVX2, [`F32x16`] for AVX-512, [`F32x4`] for
+//! architecture (`F32x8` for AVX2, `F32x16` for AVX-512, `F32x4` for
 //! NEON). Each kernel family extends it with what only it needs (the
 //! transform's in-register butterflies, the codebook's lookups) and writes
 //! its algorithm once over the extended trait.

@@ -1,0 +1,301 @@
+//! The AVX-512 value kernels: `accumulate_rows` with each row held in
+//! registers (codes looked up in place on every byte of a dword, the
+//! accumulators in a permuted order undone once per call), and the codes
+//! and signs of prod values summed in one fused pass.
+
+use super::*;
+
+/// The value codes of one row, looked up and added with weight `w` into
+/// `acc`, where `acc[4·ch + s]` lane `i` holds coordinate `64·ch + 4·i + s`.
+/// Each 64 codes are unpacked in a register (`vpermb` + `vpmultishiftqb`,
+/// as in [`unpack64`], without the mask: the table repeats with period
+/// 2^bits, so the bits above a code do not change what `vpermps` picks);
+/// then `vpermps` looks up the codes in the low byte of every dword, and
+/// again after shifting the register right by 8, 16 and 24 bits. So the
+/// accumulators are in a permuted order (undone once per call by
+/// [`load_permuted`]/[`store_permuted`]), and each 16 codes cost a lookup
+/// and at most a shift (which Zen 4 runs beside the shuffles), not a
+/// second shuffle to spread them to dwords.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `row` has the `8·b·C ≤ 64` packed
+/// bytes of `64·C` codes under `k.load_mask`.
+#[inline(always)]
+pub(super) unsafe fn add_row<const C: usize>(
+    row: *const u8,
+    k: &RowConstants<C>,
+    wv: __m512,
+    acc: &mut [[__m512; 4]; C],
+) {
+    // SAFETY: the caller's promises; the masked load reads the row's bytes
+    // only.
+    unsafe {
+        let data = _mm512_maskz_loadu_epi8(k.load_mask, row.cast());
+        for (p, a) in k.perm.iter().zip(acc.iter_mut()) {
+            let codes = _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(*p, data));
+            let idx = [
+                codes,
+                _mm512_srli_epi32::<8>(codes),
+                _mm512_srli_epi32::<16>(codes),
+                _mm512_srli_epi32::<24>(codes),
+            ];
+            for (s, i) in a.iter_mut().zip(idx) {
+                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, k.lut), wv, *s);
+            }
+        }
+    }
+}
+
+/// `out[..64·C]` into [`add_row`]'s permuted order.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4]; C] {
+    let mut buf = [0.0f32; 64];
+    // SAFETY: AVX-512F (caller); the loads read the local buffer.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 4]; C];
+        for (ch, a) in acc.iter_mut().enumerate() {
+            for (i, b) in buf.iter_mut().enumerate() {
+                // Lane i of register s holds coordinate 4i + s.
+                *b = out[64 * ch + 4 * (i % 16) + i / 16];
+            }
+            for (s, r) in a.iter_mut().enumerate() {
+                *r = _mm512_loadu_ps(buf.as_ptr().add(16 * s));
+            }
+        }
+        acc
+    }
+}
+
+/// [`load_permuted`] undone: the accumulators back into `out[..64·C]`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+pub(super) unsafe fn store_permuted<const C: usize>(acc: &[[__m512; 4]; C], out: &mut [f32]) {
+    let mut buf = [0.0f32; 64];
+    for (ch, a) in acc.iter().enumerate() {
+        for (s, r) in a.iter().enumerate() {
+            // SAFETY: AVX-512F (caller); the store writes the local buffer.
+            unsafe { _mm512_storeu_ps(buf.as_mut_ptr().add(16 * s), *r) };
+        }
+        for (i, b) in buf.iter().enumerate() {
+            out[64 * ch + 4 * (i % 16) + i / 16] = *b;
+        }
+    }
+}
+
+/// The per-call constants of [`add_row`] for `b`-bit codes.
+pub(super) struct RowConstants<const C: usize> {
+    /// The bytes of one row (`8·b·C`).
+    load_mask: u64,
+    /// The centroids, repeated with period 2^b.
+    lut: __m512,
+    /// The multishift control.
+    shift: __m512i,
+    /// One `vpermb` control per chunk of 64 codes.
+    perm: [__m512i; C],
+}
+
+/// [`RowConstants`] of `cb` for rows of `64·C` codes.
+///
+/// # Safety
+/// AVX-512F is available; `cb.bits() ∈ 1..=4`.
+#[inline(always)]
+pub(super) unsafe fn row_constants<const C: usize>(
+    cb: &crate::codebook::Codebook,
+) -> RowConstants<C> {
+    let b = cb.bits() as usize;
+    let c = cb.centroids();
+    let mut table = [0.0f32; 16];
+    for (v, t) in table.iter_mut().enumerate() {
+        *t = c[v % c.len()];
+    }
+    // SAFETY: AVX-512F (caller); the loads read the local table and PERM.
+    unsafe {
+        let base = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
+        let mut perm = [base; C];
+        for (ch, p) in perm.iter_mut().enumerate() {
+            *p = _mm512_add_epi8(base, _mm512_set1_epi8((8 * b * ch) as i8));
+        }
+        RowConstants {
+            load_mask: byte_mask(crate::codebook::pack::packed_len(64 * C, b as u8)),
+            lut: _mm512_loadu_ps(table.as_ptr()),
+            shift: _mm512_set1_epi64(shifts(b as u64) as i64),
+            perm,
+        }
+    }
+}
+
+/// The mask of a row's `len ≤ 64` bytes.
+pub(super) fn byte_mask(len: usize) -> u64 {
+    if len >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    }
+}
+
+/// [`accumulate_rows`](super::simd::accumulate_rows) for rows of at most
+/// 64 packed bytes and 64, 128, 192 or 256 coordinates at 1–4 bits, with
+/// no trip through memory ([`add_row`]): one FMA per 16 codes and row, in
+/// row order, as the generic kernel. Returns false (touching nothing) for
+/// other shapes.
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; the arguments are validated as by
+/// `accumulate_rows_on` (each weight's row of packed bytes fits in `rows`).
+#[inline(always)]
+pub(super) unsafe fn accumulate_whole(
+    cb: &crate::codebook::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let b = cb.bits() as usize;
+    let d = out.len();
+    let row_len = crate::codebook::pack::packed_len(d, b as u8);
+    // Up to 4 chunks of 64 codes (16 registers of sums); at 1 or 2 bits a
+    // row of 64 bytes holds more codes than that.
+    if b > 4 || d == 0 || !d.is_multiple_of(64) || d > 256 || row_len > 64 {
+        return false;
+    }
+    // SAFETY: forwarded; d = 64·C with C ≤ 4.
+    unsafe {
+        match d / 64 {
+            1 => accumulate_chunks::<1>(cb, rows, stride, weights, out),
+            2 => accumulate_chunks::<2>(cb, rows, stride, weights, out),
+            3 => accumulate_chunks::<3>(cb, rows, stride, weights, out),
+            _ => accumulate_chunks::<4>(cb, rows, stride, weights, out),
+        }
+    }
+    true
+}
+
+/// [`accumulate_whole`] for `64·C` coordinates.
+///
+/// # Safety
+/// As [`accumulate_whole`], with `out.len() == 64·C` and rows of at most 64
+/// packed bytes.
+#[inline(always)]
+pub(super) unsafe fn accumulate_chunks<const C: usize>(
+    cb: &crate::codebook::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded; every row read lies in the validated rows.
+    unsafe {
+        let k = row_constants::<C>(cb);
+        let mut acc = load_permuted::<C>(out);
+        let mut row = rows.as_ptr();
+        for &w in weights {
+            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut acc);
+            row = row.wrapping_add(stride);
+        }
+        store_permuted::<C>(&acc, out);
+    }
+}
+
+/// [`crate::codebook::accumulate_rows_and_signs_in`] on AVX-512: both sums in one
+/// pass over the tokens. The value codes' lookups are shuffle-bound, the
+/// sign sums add- and mask-bound, so in one loop the second runs in the
+/// shadow of the first (measured on Zen 4: 20 shuffles, 8 FMAs, 8 mask
+/// loads and 9 adds take the 20 cycles of the shuffles alone). Each part
+/// does exactly the operations of its own kernel, in the same order
+/// ([`accumulate_whole`] and the AVX-512 `accumulate_signs_rows`), so the
+/// results are theirs bit for bit. Returns `Ok(false)`, touching nothing,
+/// for shapes other than `d = m ∈ {64, 128}` at 1–4 bits and for sign
+/// weights that are not finite or sum to 1e37 or more.
+///
+/// # Safety
+/// The AVX-512 feature list is available (the caller holds `Checked`).
+pub(in crate::codebook) unsafe fn accumulate_rows_and_signs(
+    cb: &crate::codebook::Codebook,
+    rows: &crate::codebook::SignedRows<'_>,
+    out: &mut [f32],
+    acc: &mut [f32],
+) -> bool {
+    // The sign sums as the AVX-512 sign kernel does them (2·Σset − Σw) only
+    // for weights where that cannot overflow or meet ∞ − ∞.
+    if !crate::qjl::weights_bounded(rows.sign_weights) {
+        return false;
+    }
+    // SAFETY: AVX-512 is the caller's promise; the caller validated both
+    // sets of rows for as many tokens as weights; the shapes match the
+    // instantiations.
+    unsafe {
+        match (cb.bits(), out.len(), acc.len()) {
+            (1..=4, 64, 64) => fused_simd::<1, 4>(cb, rows, out, acc),
+            (1..=4, 128, 128) => fused_simd::<2, 8>(cb, rows, out, acc),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// [`accumulate_rows_and_signs`] for `64·C` coordinates and `16·N` signs
+/// (inlined into [`fused_simd`], which carries the target features).
+///
+/// # Safety
+/// AVX-512 F/BW/VBMI are available; `out.len() == 64·C`, `acc.len() ==
+/// 16·N`, rows of at most 64 packed bytes; row `t` of the codes (and of the
+/// signs) fits in `rows.codes` (`rows.signs`) for every `t <
+/// rows.weights.len() == rows.sign_weights.len()`.
+#[inline(always)]
+pub(super) unsafe fn fused<const C: usize, const N: usize>(
+    cb: &crate::codebook::Codebook,
+    rows: &crate::codebook::SignedRows<'_>,
+    out: &mut [f32],
+    acc: &mut [f32],
+) {
+    // SAFETY: the ISA is the caller's promise. Loads: out[..64·C],
+    // acc[..16·N], each token's code row (masked, [`add_row`]) and its
+    // first 2·N sign bytes, all inside the validated rows. Stores:
+    // out[..64·C], acc[..16·N].
+    unsafe {
+        let k = row_constants::<C>(cb);
+        let mut sums = load_permuted::<C>(out);
+        let mut set = [_mm512_setzero_ps(); N];
+        let mut total = _mm512_setzero_ps();
+        let (mut row, mut sg) = (rows.codes.as_ptr(), rows.signs.as_ptr());
+        for (&w, &r) in rows.weights.iter().zip(rows.sign_weights) {
+            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut sums);
+            let rv = _mm512_set1_ps(r);
+            total = _mm512_add_ps(total, rv);
+            for (k, s) in set.iter_mut().enumerate() {
+                let bits = core::ptr::read_unaligned(sg.add(2 * k).cast::<u16>());
+                *s = _mm512_mask_add_ps(*s, bits, *s, rv);
+            }
+            row = row.wrapping_add(rows.code_stride);
+            sg = sg.wrapping_add(rows.sign_stride);
+        }
+        store_permuted::<C>(&sums, out);
+        for (k, s) in set.iter().enumerate() {
+            let at = acc.as_mut_ptr().add(16 * k);
+            let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
+            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
+        }
+    }
+}
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`fused`] compiled with the AVX-512 feature list.
+    ///
+    /// # Safety
+    /// As [`fused`].
+    unsafe fn fused_simd<const C: usize, const N: usize>(
+        cb: &crate::codebook::Codebook,
+        rows: &crate::codebook::SignedRows<'_>,
+        out: &mut [f32],
+        acc: &mut [f32],
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { fused::<C, N>(cb, rows, out, acc) }
+    }
+});

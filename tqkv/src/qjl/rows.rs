@@ -1,0 +1,228 @@
+//! The sketch kernels on an f32 query: signed sums of one sketch and of
+//! many rows, Hamming distances, and the adjoint that accumulates weighted
+//! signs (attention's sum over prod values).
+
+use super::scalar::{accumulate_signs_scalar, signed_sum_scalar};
+use crate::backend::{Checked, on_backend};
+use crate::error::check_rows;
+use crate::{Backend, Error};
+
+#[cfg(target_arch = "aarch64")]
+use super::neon;
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
+
+/// `Σ_j s_j · sq[j]` with `s_j = +1` where bit `j` of `signs` is set, else
+/// `−1` (the f32 query path), on the detected backend. Backends sum in
+/// different orders: they agree with scalar within `1e-5 · Σ_j |sq[j]|`.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `signs` has fewer than `⌈sq.len()/8⌉` bytes.
+///
+/// ```
+/// // Bits 0 and 2 set: +1 − 2 + 3 − 4.
+/// assert_eq!(tqkv::qjl::signed_sum(&[1.0, 2.0, 3.0, 4.0], &[0b0101])?, -2.0);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub fn signed_sum(sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    signed_sum_on(Backend::detect(), sq, signs)
+}
+
+/// [`signed_sum`] on a chosen backend.
+///
+/// # Errors
+/// As [`signed_sum`], plus [`Error::BackendUnavailable`].
+pub fn signed_sum_on(backend: Backend, sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    signed_sum_in(backend.check()?, sq, signs)
+}
+
+/// [`signed_sum_on`] on a backend already checked.
+pub(crate) fn signed_sum_in(backend: Checked, sq: &[f32], signs: &[u8]) -> Result<f32, Error> {
+    let needed = sq.len().div_ceil(8);
+    if signs.len() < needed {
+        return Err(Error::BufferTooShort {
+            needed,
+            found: signs.len(),
+        });
+    }
+    on_backend!(
+        backend,
+        signed_sum_scalar(sq, signs),
+        signed_sum_simd(sq, signs)
+    )
+}
+
+/// Every row's f32 signed sum (rows validated), with `sum` for one row.
+#[inline(always)]
+pub(super) fn signed_rows_with(
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+    sum: impl Fn(&[f32], &[u8]) -> f32,
+) {
+    let bytes = sq.len().div_ceil(8);
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = sum(sq, &rows[r * stride..r * stride + bytes]);
+    }
+}
+
+/// The number of differing bits of two sketches, on the detected backend
+/// (identical on every backend).
+///
+/// # Errors
+/// [`Error::LengthMismatch`] if the lengths differ.
+///
+/// ```
+/// assert_eq!(tqkv::qjl::hamming(&[0b1010, 0xFF], &[0b0110, 0x0F])?, 6);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub fn hamming(a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    hamming_on(Backend::detect(), a, b)
+}
+
+/// [`hamming`] on a chosen backend.
+///
+/// # Errors
+/// As [`hamming`], plus [`Error::BackendUnavailable`].
+pub fn hamming_on(backend: Backend, a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    hamming_in(backend.check()?, a, b)
+}
+
+/// [`hamming_on`] on a backend already checked.
+pub(crate) fn hamming_in(backend: Checked, a: &[u8], b: &[u8]) -> Result<u32, Error> {
+    if a.len() != b.len() {
+        return Err(Error::LengthMismatch {
+            expected: a.len(),
+            found: b.len(),
+        });
+    }
+    on_backend!(
+        backend,
+        a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum(),
+        hamming_simd(a, b)
+    )
+}
+
+/// [`signed_sum`] of one query against many sketches: row `r` is the
+/// `⌈sq.len()/8⌉` bytes at `rows[r·stride..]`, its result goes to `out[r]`.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `stride` is shorter than a sketch or `rows`
+/// does not hold `out.len()` rows.
+///
+/// ```
+/// let mut out = [0.0f32; 2];
+/// tqkv::qjl::signed_sum_rows(&[1.0, 2.0], &[0b01, 0b10], 1, &mut out)?;
+/// assert_eq!(out, [-1.0, 1.0]);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub fn signed_sum_rows(
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    signed_sum_rows_on(Backend::detect(), sq, rows, stride, out)
+}
+
+/// [`signed_sum_rows`] on a chosen backend.
+///
+/// # Errors
+/// As [`signed_sum_rows`], plus [`Error::BackendUnavailable`].
+pub fn signed_sum_rows_on(
+    backend: Backend,
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    signed_sum_rows_in(backend.check()?, sq, rows, stride, out)
+}
+
+/// [`signed_sum_rows_on`] on a backend already checked.
+pub(crate) fn signed_sum_rows_in(
+    backend: Checked,
+    sq: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let bytes = sq.len().div_ceil(8);
+    check_rows(bytes, rows.len(), stride, out.len())?;
+    on_backend!(
+        backend,
+        signed_rows_with(sq, rows, stride, out, signed_sum_scalar),
+        signed_rows_simd(sq, rows, stride, out)
+    )
+}
+
+/// `acc[j] += Σ_r s_{r,j}·weights[r]` with `s = ±1` from the sign bits of
+/// row `r` (`⌈acc.len()/8⌉` bytes at `rows[r·stride..]`): the adjoint of
+/// [`signed_sum_rows`], used by attention to sum values in the sketch domain.
+/// Backends sum in different orders: within `1e-5 · Σ_r |w_r|` of scalar.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `stride` is shorter than a sketch or `rows`
+/// does not hold `weights.len()` rows.
+///
+/// ```
+/// let mut acc = [0.0f32; 2];
+/// tqkv::qjl::accumulate_signs_rows(&[0b01, 0b11], 1, &[1.0, 0.5], &mut acc)?;
+/// assert_eq!(acc, [1.5, -0.5]);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub fn accumulate_signs_rows(
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+) -> Result<(), Error> {
+    accumulate_signs_rows_on(Backend::detect(), rows, stride, weights, acc)
+}
+
+/// [`accumulate_signs_rows`] on a chosen backend.
+///
+/// # Errors
+/// As [`accumulate_signs_rows`], plus [`Error::BackendUnavailable`].
+pub fn accumulate_signs_rows_on(
+    backend: Backend,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+) -> Result<(), Error> {
+    accumulate_signs_rows_in(backend.check()?, rows, stride, weights, acc)
+}
+
+/// [`accumulate_signs_rows_on`] on a backend already checked.
+pub(crate) fn accumulate_signs_rows_in(
+    backend: Checked,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    acc: &mut [f32],
+) -> Result<(), Error> {
+    check_rows(acc.len().div_ceil(8), rows.len(), stride, weights.len())?;
+    on_backend!(
+        backend,
+        accumulate_signs_scalar(rows, stride, weights, acc),
+        accumulate_signs_simd(rows, stride, weights, acc)
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+/// Whether `Σ|w|` is below 1e37 (so finite, and no NaN among the weights):
+/// then kernels may sum `Σ ±w` as `2·Σ_{bit set} w − Σ w` without an
+/// overflow the direct sum would not have, and without turning a ±∞ weight
+/// into ∞ − ∞. Sixteen partial sums, so that it vectorises.
+#[inline(always)]
+pub(crate) fn weights_bounded(weights: &[f32]) -> bool {
+    let mut parts = [0.0f32; 16];
+    for chunk in weights.chunks(16) {
+        for (p, &w) in parts.iter_mut().zip(chunk) {
+            *p += w.abs();
+        }
+    }
+    parts.iter().sum::<f32>() < 1e37
+}
