@@ -50,6 +50,7 @@ pub(super) fn plane_rows_with(
 
 /// How [`BitPlaneQuery`] rounds the projected query to its integer levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rounding {
     /// To the nearest level (ties up): error at most half a step per value.
     Nearest,

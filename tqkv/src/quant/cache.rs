@@ -31,7 +31,7 @@
 //! the norms of a head are one contiguous array, and the codes are rows
 //! `field bytes` apart with nothing between them, which the row kernels
 //! stream through ([`KvCache::key_fields`], [`KvCache::value_fields`]).
-//! The header is a [`bytemuck::Pod`] [`CacheHeader`]; nothing in the
+//! The header is read and written as one `bytemuck::Pod` struct; nothing in the
 //! buffer needs alignment.
 //!
 //! ```text
@@ -74,10 +74,11 @@ const LEGACY_MAGIC: [u8; 8] = *b"TURBOKV\0";
 /// Bytes of the header.
 pub const HEADER_BYTES: usize = 64;
 
-/// The cache header, exactly as stored (see the module docs).
+/// The cache header, exactly as stored (see the module docs). Internal:
+/// readers get the validated [`CacheConfig`] instead of raw fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
-pub struct CacheHeader {
+pub(crate) struct CacheHeader {
     /// [`MAGIC`].
     pub magic: [u8; 8],
     /// [`VERSION`], little-endian.
@@ -245,6 +246,7 @@ fn region_end(heads: usize, capacity: usize, k: &Quantizer, v: &Quantizer) -> Op
 /// The stored fields of one head's keys or values, each `len()` tokens of
 /// that field, contiguous (see the module docs and [`Quantizer::fields`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Fields<'a> {
     /// The stored norms `‖x‖` ([`NormPrecision::bytes`] each).
     pub norms: &'a [u8],
@@ -419,11 +421,6 @@ impl<B: AsRef<[u8]>> KvCache<B> {
     /// The V quantiser.
     pub fn value_quantizer(&self) -> &Quantizer {
         &self.v
-    }
-
-    /// The header as stored.
-    pub fn header(&self) -> CacheHeader {
-        bytemuck::pod_read_unaligned(&self.buf.as_ref()[..HEADER_BYTES])
     }
 
     /// Where each field region of `head`'s keys (`side` 0) or values

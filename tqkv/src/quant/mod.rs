@@ -54,7 +54,7 @@
 
 mod cache;
 
-pub use cache::{CacheConfig, CacheHeader, Fields, HEADER_BYTES, KvCache, MAGIC, VERSION};
+pub use cache::{CacheConfig, Fields, HEADER_BYTES, KvCache, MAGIC, VERSION};
 use half::{bf16, f16};
 
 use crate::backend::Checked;
