@@ -159,7 +159,7 @@ pub(crate) use on_backend;
 #[cfg(target_arch = "x86_64")]
 macro_rules! avx2_features {
     ($($m:ident)::+ { $($rest:tt)* }) => {
-        $($m)::+! { ["avx2", "fma", "bmi1", "bmi2", "popcnt"] $($rest)* }
+        $($m)::+! { ["avx2", "fma", "bmi1", "bmi2"] $($rest)* }
     };
 }
 #[cfg(target_arch = "x86_64")]
@@ -174,7 +174,7 @@ macro_rules! avx512_features {
             [
                 "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512vbmi",
                 "avx512vbmi2", "avx512vnni", "avx512bitalg", "avx512vpopcntdq",
-                "avx2", "fma", "bmi1", "bmi2", "popcnt"
+                "avx2", "fma", "bmi1", "bmi2"
             ]
             $($rest)*
         }
@@ -323,7 +323,6 @@ pub(crate) mod x86 {
         // against `is_x86_feature_detected!` would catch.
         let has = |feature: &str| match feature {
             "fma" => bit(l1.ecx, 12),
-            "popcnt" => bit(l1.ecx, 23),
             "bmi1" => bit(l7.ebx, 3),
             "avx2" => bit(l7.ebx, 5),
             "bmi2" => bit(l7.ebx, 8),

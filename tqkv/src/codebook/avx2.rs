@@ -283,6 +283,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     // the stores write out[8·blk0 … 8·(blk0 + NB)).
     unsafe {
         let keep = _mm256_set1_epi32((1 << B) - 1);
+        let ahead_bytes = stride.wrapping_mul(32);
         let mut acc = [_mm256_setzero_ps(); NB];
         let mut chunk = 0;
         while chunk * 32 < row_len {
@@ -292,9 +293,10 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 let mut r = [_mm256_setzero_si256(); 8];
                 for (i, ri) in r.iter_mut().enumerate() {
                     let at = ((blk0 + nb) * 8 + i) * stride + chunk * 32;
-                    let ahead = rows
-                        .as_ptr()
-                        .wrapping_add(at.saturating_add(stride.saturating_mul(32)));
+                    // Wrapping (not checked) arithmetic: a prefetch of any
+                    // address is harmless, and a huge caller stride must
+                    // not overflow-panic in a debug build.
+                    let ahead = rows.as_ptr().wrapping_add(at).wrapping_add(ahead_bytes);
                     _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
                     *ri = if bytes == 32 {
                         _mm256_loadu_si256(rows.as_ptr().add(at).cast())

@@ -328,6 +328,7 @@ pub fn quantize_on(
     x: &[f32],
     out: &mut [u8],
 ) -> Result<(), Error> {
+    finite(x)?;
     quantize_in(backend.check()?, cb, x, out)
 }
 
@@ -339,7 +340,6 @@ pub(crate) fn quantize_in(
     out: &mut [u8],
 ) -> Result<(), Error> {
     need(x.len(), out.len())?;
-    finite(x)?;
     let out = &mut out[..x.len()];
     on_backend!(backend, scalar::quantize(cb, x, out), quantize(cb, x, out))
 }
@@ -375,6 +375,7 @@ pub fn quantize_packed_on(
     x: &[f32],
     out: &mut [u8],
 ) -> Result<usize, Error> {
+    finite(x)?;
     quantize_packed_in(backend.check()?, cb, x, out)
 }
 
@@ -387,7 +388,6 @@ pub(crate) fn quantize_packed_in(
 ) -> Result<usize, Error> {
     let needed = packed_len(x.len(), cb.bits());
     need(needed, out.len())?;
-    finite(x)?;
     let out = &mut out[..needed];
     on_backend!(
         backend,
@@ -478,7 +478,14 @@ pub fn dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> Result<f32, Error> {
 /// # Errors
 /// As [`dot`], plus [`Error::BackendUnavailable`].
 pub fn dot_on(backend: Backend, cb: &Codebook, q: &[f32], packed: &[u8]) -> Result<f32, Error> {
-    dot_in(backend.check()?, cb, q, packed)
+    let sum = dot_in(backend.check()?, cb, q, packed)?;
+    // Every centroid is non-zero (the levels come in ± pairs), so a NaN or
+    // ±∞ in `q` always makes the sum non-finite: checking `q` only then is
+    // exact and keeps the scan off the common path.
+    if !sum.is_finite() {
+        finite(q)?;
+    }
+    Ok(sum)
 }
 
 /// [`dot_on`] on a backend already checked.
@@ -490,7 +497,6 @@ pub(crate) fn dot_in(
 ) -> Result<f32, Error> {
     let needed = packed_len(q.len(), cb.bits());
     need(needed, packed.len())?;
-    finite(q)?;
     let packed = &packed[..needed];
     on_backend!(backend, scalar::dot(cb, q, packed), dot(cb, q, packed))
 }
@@ -538,6 +544,7 @@ pub fn dot_rows_on(
     row_stride: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    finite(q)?;
     dot_rows_in(backend.check()?, cb, q, packed_rows, row_stride, out)
 }
 
@@ -552,7 +559,6 @@ pub(crate) fn dot_rows_in(
 ) -> Result<(), Error> {
     let row = packed_len(q.len(), cb.bits());
     check_rows(row, packed_rows.len(), row_stride, out.len())?;
-    finite(q)?;
     on_backend!(
         backend,
         scalar::dot_rows(cb, q, packed_rows, row_stride, out),

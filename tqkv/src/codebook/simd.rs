@@ -346,13 +346,18 @@ pub(super) unsafe fn dot_rows<V: Lanes>(
             V::lut(cb),
         )
     };
+    // Wrapping (not checked) arithmetic: a prefetch of any address is
+    // harmless, and a huge caller stride must not overflow-panic in a debug
+    // build.
+    let ahead_bytes = PREFETCH_ROWS.wrapping_mul(row_stride);
     for (r, o) in out.iter_mut().enumerate().skip(done) {
         let start = r * row_stride;
         // Rows far ahead: hardware prefetchers lose the stream across the
         // masked and gathered loads of the kernels.
         let ahead = packed_rows
             .as_ptr()
-            .wrapping_add(start.saturating_add(PREFETCH_ROWS.saturating_mul(row_stride)));
+            .wrapping_add(start)
+            .wrapping_add(ahead_bytes);
         // SAFETY: forwarded; the caller validated that every row fits, and
         // a prefetch of any address is harmless.
         unsafe {

@@ -55,9 +55,21 @@ crate::backend::avx2_features!(crate::backend::target_features {
                 acc = _mm256_add_epi64(acc, popcnt_lanes(_mm256_xor_si256(x, y)));
                 i += 32;
             }
-            let mut lanes = [0u64; 4];
-            _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc);
-            lanes.iter().sum::<u64>() as u32
+            // A 16-byte remainder (a 128-bit sketch, say) by the same
+            // nibble table rather than byte by byte.
+            let mut acc128 = _mm_add_epi64(
+                _mm256_castsi256_si128(acc),
+                _mm256_extracti128_si256::<1>(acc),
+            );
+            if i + 16 <= n {
+                let x = _mm_loadu_si128(a.as_ptr().add(i).cast());
+                let y = _mm_loadu_si128(b.as_ptr().add(i).cast());
+                acc128 = _mm_add_epi64(acc128, popcnt_lanes128(_mm_xor_si128(x, y)));
+                i += 16;
+            }
+            let mut lanes = [0u64; 2];
+            _mm_storeu_si128(lanes.as_mut_ptr().cast(), acc128);
+            (lanes[0] + lanes[1]) as u32
         };
         for (x, y) in a[i..n].iter().zip(&b[i..n]) {
             total += (x ^ y).count_ones();
