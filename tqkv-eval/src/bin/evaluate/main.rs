@@ -13,8 +13,8 @@
 
 mod data;
 mod measure;
+mod plot;
 mod report;
-mod svg;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write as _};

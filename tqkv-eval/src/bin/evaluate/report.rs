@@ -8,7 +8,7 @@ use tqkv::qjl::Projection;
 use tqkv::quant::Scheme;
 use tqkv_eval::metrics::{ConfidenceInterval, Statistic, bootstrap_ci, mann_whitney};
 
-use crate::{BUDGETS, Cell, Compare, Dataset, Res, svg};
+use crate::{BUDGETS, Cell, Compare, Dataset, Res, plot};
 
 pub(super) fn med(x: &[f64]) -> f64 {
     let mut v = x.to_vec();
@@ -357,11 +357,15 @@ pub(super) fn write_plots(dir: &std::path::Path, data: &[Dataset], cells: &[Cell
             if find(cells, di, p, 2, Scheme::Kv).is_none() {
                 continue;
             }
-            let series = |f: fn(&Cell) -> ConfidenceInterval| -> Vec<svg::Series> {
+            let series = |f: fn(&Cell) -> ConfidenceInterval| -> Vec<plot::Series> {
                 Scheme::ALL
                     .iter()
-                    .zip(["#1b9e77", "#d95f02", "#7570b3"])
-                    .map(|(&sc, color)| svg::Series {
+                    .zip([
+                        plotters::style::RGBColor(0x1b, 0x9e, 0x77),
+                        plotters::style::RGBColor(0xd9, 0x5f, 0x02),
+                        plotters::style::RGBColor(0x75, 0x70, 0xb3),
+                    ])
+                    .map(|(&sc, color)| plot::Series {
                         name: sc.name().to_uppercase(),
                         color,
                         points: BUDGETS
@@ -369,7 +373,7 @@ pub(super) fn write_plots(dir: &std::path::Path, data: &[Dataset], cells: &[Cell
                             .filter_map(|&n| find(cells, di, p, n, sc))
                             .map(|c| {
                                 let i = f(c);
-                                svg::Point {
+                                plot::Point {
                                     x: c.n as f64,
                                     y: i.estimate,
                                     lo: i.lower,
@@ -380,23 +384,23 @@ pub(super) fn write_plots(dir: &std::path::Path, data: &[Dataset], cells: &[Cell
                     })
                     .collect()
             };
-            let doc = svg::render(
+            let doc = plot::render(
                 &format!("{} — {} QJL (medians, 95% bootstrap CI)", ds.name, pname(p)),
                 &[
-                    svg::Panel {
+                    plot::Panel {
                         title: "attention KL vs budget".into(),
                         x_label: "budget n (bits per coordinate)".into(),
                         y_label: "KL(p_ref ‖ p_quant), nats".into(),
                         series: series(|c| c.kl),
                     },
-                    svg::Panel {
+                    plot::Panel {
                         title: "geometric K error vs budget".into(),
                         x_label: "budget n (bits per coordinate)".into(),
                         y_label: "‖k − k̂‖ / ‖k‖".into(),
                         series: series(|c| c.k_err),
                     },
                 ],
-            );
+            )?;
             std::fs::write(dir.join(format!("{}_{}.svg", ds.name, pname(p))), doc)?;
             count += 1;
         }
