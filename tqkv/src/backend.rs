@@ -5,6 +5,11 @@
 //! with the `std` feature it uses `is_x86_feature_detected!`; without `std` it
 //! reads `cpuid` and `xgetbv` itself, checking that the OS saves the ymm/zmm
 //! state and not only the CPUID bits. NEON is baseline on aarch64.
+//!
+//! This file is also the crate's one dispatch: the feature list of each
+//! backend (used by detection and by every kernel's `#[target_feature]`),
+//! the `Checked` token that proves a backend was checked, and the
+//! `on_backend!` macro that turns the token into a kernel call.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -24,7 +29,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 pub enum Backend {
     /// Plain Rust, the reference every other backend is tested against.
     Scalar,
-    /// x86_64 with AVX2, FMA, BMI2, POPCNT and F16C (Haswell and later).
+    /// x86_64 with AVX2, FMA, BMI1 and BMI2 (Haswell and later).
     Avx2,
     /// x86_64 with the Ice Lake AVX-512 set: F, CD, BW, DQ, VL, VBMI, VBMI2,
     /// VNNI, BITALG and VPOPCNTDQ (plus everything [`Backend::Avx2`] needs).
@@ -112,9 +117,9 @@ impl core::fmt::Display for Backend {
 }
 
 /// A backend this CPU runs: only [`Backend::check`] makes one, so holding
-/// it proves that the backend's
-/// target features are available, and the dispatch ([`on_backend!`]) calls
-/// the `#[target_feature]` kernels without checking again.
+/// it proves that the backend's target features are available, and the
+/// dispatch ([`on_backend!`]) calls the `#[target_feature]` kernels without
+/// checking again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Checked(Backend);
 
@@ -156,6 +161,10 @@ pub(crate) use on_backend;
 
 /// The target features of the AVX2 backend, the one list both detection
 /// and every AVX2 kernel's `#[target_feature]` use: calls `$m! { [list] … }`.
+///
+/// Neither POPCNT nor F16C is in it: no kernel needs them (popcounts are
+/// nibble-table lookups), and enabling POPCNT made LLVM compile the 2-bit
+/// row kernel 20% slower (measured; see BENCHMARKS.md).
 #[cfg(target_arch = "x86_64")]
 macro_rules! avx2_features {
     ($($m:ident)::+ { $($rest:tt)* }) => {
@@ -238,7 +247,7 @@ pub(crate) mod x86 {
     /// The two feature sets the crate cares about.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub(crate) struct Features {
-        /// AVX2 + FMA + BMI1/2 + POPCNT, with OS support for ymm state.
+        /// AVX2 + FMA + BMI1/2, with OS support for ymm state.
         pub avx2: bool,
         /// The Ice Lake AVX-512 set, with OS support for zmm and mask state.
         pub avx512: bool,

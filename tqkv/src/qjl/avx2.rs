@@ -1,7 +1,7 @@
-//! AVX2 (+ POPCNT) QJL kernels: Hamming by nibble-table `vpshufb` popcount
-//! and `vpsadbw` sums, for sketches and bit-planes alike (a last odd word
-//! uses the POPCNT instruction); sign-masked f32 sums by expanding 8 bits to
-//! 8 lane masks.
+//! AVX2 QJL kernels: Hamming by nibble-table `vpshufb` popcount and
+//! `vpsadbw` sums, for sketches and bit-planes alike (32 bytes at a time,
+//! then a 16-byte step, then bytes); sign-masked f32 sums by expanding 8
+//! bits to 8 lane masks.
 
 use core::arch::x86_64::*;
 
