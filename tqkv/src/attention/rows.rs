@@ -130,6 +130,7 @@ pub(super) mod generic {
 /// the backend's feature list: `avx2_features!(super::rows::instantiate {})`.
 /// Reached only through [`Loops`], whose `Checked` token proves the
 /// features exist.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! instantiate {
     ([$($feature:tt),*]) => {
         use crate::attention::rows::generic;
@@ -168,6 +169,7 @@ macro_rules! instantiate {
         }
     };
 }
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(super) use instantiate;
 
 /// `e^x` for `x ≤ 0` within 2e-7 relative (tested against `libm::exp`),
