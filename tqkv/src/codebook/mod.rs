@@ -681,11 +681,8 @@ pub(crate) fn accumulate_rows_and_signs_in(
         r.sign_weights.len(),
     )?;
     #[cfg(target_arch = "x86_64")]
-    if backend.backend() == Backend::Avx512 {
-        // SAFETY: `Checked` proves the AVX-512 feature list is available.
-        if unsafe { avx512::accumulate_rows_and_signs(cb, r, out, acc) } {
-            return Ok(());
-        }
+    if avx512::accumulate_rows_and_signs(backend, cb, r, out, acc) {
+        return Ok(());
     }
     accumulate_rows_in(backend, cb, r.codes, r.code_stride, r.weights, out)?;
     crate::qjl::accumulate_signs_rows_in(backend, r.signs, r.sign_stride, r.sign_weights, acc)

@@ -209,13 +209,12 @@ pub(super) unsafe fn accumulate_chunks<const C: usize>(
 /// loads and 9 adds take the 20 cycles of the shuffles alone). Each part
 /// does exactly the operations of its own kernel, in the same order
 /// ([`accumulate_whole`] and the AVX-512 `accumulate_signs_rows`), so the
-/// results are theirs bit for bit. Returns `Ok(false)`, touching nothing,
-/// for shapes other than `d = m ∈ {64, 128}` at 1–4 bits and for sign
-/// weights that are not finite or sum to 1e37 or more.
-///
-/// # Safety
-/// The AVX-512 feature list is available (the caller holds `Checked`).
-pub(in crate::codebook) unsafe fn accumulate_rows_and_signs(
+/// results are theirs bit for bit. Returns `false`, touching nothing, when
+/// `backend` is not AVX-512, for shapes other than `d = m ∈ {64, 128}` at
+/// 1–4 bits, and for sign weights that are not finite or sum to 1e37 or
+/// more.
+pub(in crate::codebook) fn accumulate_rows_and_signs(
+    backend: crate::backend::Checked,
     cb: &crate::codebook::Codebook,
     rows: &crate::codebook::SignedRows<'_>,
     out: &mut [f32],
@@ -223,12 +222,14 @@ pub(in crate::codebook) unsafe fn accumulate_rows_and_signs(
 ) -> bool {
     // The sign sums as the AVX-512 sign kernel does them (2·Σset − Σw) only
     // for weights where that cannot overflow or meet ∞ − ∞.
-    if !crate::qjl::weights_bounded(rows.sign_weights) {
+    if backend.backend() != crate::Backend::Avx512
+        || !crate::qjl::weights_bounded(rows.sign_weights)
+    {
         return false;
     }
-    // SAFETY: AVX-512 is the caller's promise; the caller validated both
-    // sets of rows for as many tokens as weights; the shapes match the
-    // instantiations.
+    // SAFETY: `Checked` proves the AVX-512 feature list is available; the
+    // caller validated both sets of rows for as many tokens as weights; the
+    // shapes match the instantiations.
     unsafe {
         match (cb.bits(), out.len(), acc.len()) {
             (1..=4, 64, 64) => fused_simd::<1, 4>(cb, rows, out, acc),
