@@ -307,8 +307,8 @@ pub(crate) mod x86 {
         if cfg!(miri) {
             return NONE;
         }
-        // `cpuid` is a safe function since Rust 1.91 (every x86_64 CPU has
-        // the instruction); the block keeps the crate building on its MSRV.
+        // `cpuid` is a safe function in recent Rust (every x86_64 CPU has
+        // the instruction) but not in 1.89, the MSRV: hence the block.
         #[allow(unused_unsafe)]
         // SAFETY: CPUID exists on every x86_64 CPU and only reads registers.
         let (max_leaf, l1, l7) = unsafe { (__cpuid(0).eax, __cpuid(1), __cpuid_count(7, 0)) };
