@@ -536,6 +536,43 @@ impl<B: AsRef<[u8]>> KvCache<B> {
         Ok(())
     }
 
+    /// A read-only view of the first `len` tokens. Attention through it is
+    /// the causal attention of an earlier position: a prefill pushes a batch
+    /// of tokens, then scores each position over its own prefix (in
+    /// parallel, since views only read).
+    ///
+    /// ```
+    /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+    ///
+    /// let config = CacheConfig::new(Scheme::Kqv, 4, 1, 64, 8);
+    /// let mut cache = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+    /// for t in 0..3 {
+    ///     cache.push(&[t as f32 + 1.0; 64], &[0.5; 64])?;
+    /// }
+    /// let first_two = cache.prefix(2)?;
+    /// assert_eq!((first_two.len(), cache.len()), (2, 3));
+    /// assert!(cache.prefix(4).is_err());
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] if `len` is past [`len`](Self::len).
+    pub fn prefix(&self, len: usize) -> Result<KvCache<&[u8]>, Error> {
+        if len > self.len {
+            return Err(Error::InvalidToken {
+                token: len,
+                len: self.len,
+            });
+        }
+        Ok(KvCache {
+            buf: self.buf.as_ref(),
+            config: self.config,
+            len,
+            k: self.k.clone(),
+            v: self.v.clone(),
+        })
+    }
+
     /// The bytes in use (the whole buffer up to the end of the last region).
     pub fn as_bytes(&self) -> &[u8] {
         let end = region_end(self.config.heads, self.config.capacity, &self.k, &self.v)
@@ -590,6 +627,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             k,
             v,
         })
+    }
+
+    /// Forgets every token (the buffer and configuration stay): the cache
+    /// is empty again, ready for the next sequence.
+    ///
+    /// ```
+    /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+    ///
+    /// let config = CacheConfig::new(Scheme::Kv, 4, 1, 64, 2);
+    /// let mut cache = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+    /// cache.push(&[1.0; 64], &[1.0; 64])?;
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// assert!(KvCache::from_bytes(cache.as_bytes())?.is_empty());
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.buf.as_mut()[28..32].copy_from_slice(&0u32.to_le_bytes());
     }
 
     /// Appends one token: `k` and `v` hold `heads·dim` values, head-major.

@@ -1,0 +1,314 @@
+//! The KV cache of one layer: f32 (the reference), f16, or a `tqkv`
+//! compressed cache read with `tqkv::attention::attend`.
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use tqkv::attention;
+use tqkv::quant::{CacheConfig, KvCache};
+
+use crate::LlmError;
+
+/// What one layer's cache stores.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CacheKind {
+    /// Keys and values in f32: the reference.
+    F32,
+    /// Keys and values rounded to f16, attention in f32.
+    F16,
+    /// A `tqkv` compressed cache (its `heads`, `dim` and `capacity` are
+    /// filled in per layer).
+    Tqkv(CacheConfig),
+}
+
+impl CacheKind {
+    /// Bits per coordinate stored, side information (norms) counted.
+    pub fn bits_per_coordinate(&self, dim: usize) -> f64 {
+        match self {
+            CacheKind::F32 => 32.0,
+            CacheKind::F16 => 16.0,
+            CacheKind::Tqkv(c) => {
+                let c = CacheConfig::new(c.scheme, c.budget, 1, dim, 1)
+                    .with_projection(c.projection)
+                    .with_norm(c.norm);
+                match tqkv::quant::KvCache::new(c, vec![0u8; c.bytes_needed().unwrap_or(0)]) {
+                    Ok(cache) => cache.bytes_per_token() as f64 * 8.0 / (2 * dim) as f64,
+                    Err(_) => f64::NAN,
+                }
+            }
+        }
+    }
+}
+
+/// One layer's cache: `kv_heads` heads of `dim`, up to `capacity` tokens.
+pub enum LayerCache {
+    /// f32 rows, token-major (`[token][head][dim]`).
+    F32 {
+        /// Keys.
+        k: Vec<f32>,
+        /// Values.
+        v: Vec<f32>,
+    },
+    /// f16 rows, token-major.
+    F16 {
+        /// Keys.
+        k: Vec<f16>,
+        /// Values.
+        v: Vec<f16>,
+    },
+    /// The compressed cache.
+    Tqkv(KvCache<Vec<u8>>),
+}
+
+/// The shape of a layer's cache.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// KV heads.
+    pub kv_heads: usize,
+    /// Head dimension.
+    pub dim: usize,
+    /// Tokens it can hold.
+    pub capacity: usize,
+}
+
+impl LayerCache {
+    /// An empty cache of `kind`.
+    ///
+    /// # Errors
+    /// The compressed cache's errors for its configuration.
+    pub fn new(kind: CacheKind, shape: Shape) -> Result<LayerCache, LlmError> {
+        let n = shape.kv_heads * shape.dim * shape.capacity;
+        Ok(match kind {
+            CacheKind::F32 => LayerCache::F32 {
+                k: Vec::with_capacity(n),
+                v: Vec::with_capacity(n),
+            },
+            CacheKind::F16 => LayerCache::F16 {
+                k: Vec::with_capacity(n),
+                v: Vec::with_capacity(n),
+            },
+            CacheKind::Tqkv(c) => {
+                let c = CacheConfig::new(
+                    c.scheme,
+                    c.budget,
+                    shape.kv_heads,
+                    shape.dim,
+                    shape.capacity,
+                )
+                .with_seed(c.seed)
+                .with_projection(c.projection)
+                .with_norm(c.norm);
+                LayerCache::Tqkv(KvCache::new(c, vec![0u8; c.bytes_needed()?])?)
+            }
+        })
+    }
+
+    /// Tokens stored.
+    pub fn len(&self, shape: Shape) -> usize {
+        match self {
+            LayerCache::F32 { k, .. } => k.len() / (shape.kv_heads * shape.dim),
+            LayerCache::F16 { k, .. } => k.len() / (shape.kv_heads * shape.dim),
+            LayerCache::Tqkv(c) => c.len(),
+        }
+    }
+
+    /// Empties the cache (keeping its memory).
+    pub fn clear(&mut self) -> Result<(), LlmError> {
+        match self {
+            LayerCache::F32 { k, v } => {
+                k.clear();
+                v.clear();
+            }
+            LayerCache::F16 { k, v } => {
+                k.clear();
+                v.clear();
+            }
+            LayerCache::Tqkv(c) => c.clear(),
+        }
+        Ok(())
+    }
+
+    /// Appends one token's keys and values (`kv_heads · dim` each).
+    pub fn push(&mut self, k: &[f32], v: &[f32], shape: Shape) -> Result<(), LlmError> {
+        if self.len(shape) == shape.capacity {
+            return Err(LlmError::ContextTooLong {
+                needed: shape.capacity + 1,
+                capacity: shape.capacity,
+            });
+        }
+        match self {
+            LayerCache::F32 { k: ks, v: vs } => {
+                ks.extend_from_slice(k);
+                vs.extend_from_slice(v);
+            }
+            LayerCache::F16 { k: ks, v: vs } => {
+                ks.extend(k.iter().map(|&x| f16::from_f32(x)));
+                vs.extend(v.iter().map(|&x| f16::from_f32(x)));
+            }
+            LayerCache::Tqkv(c) => c.push(k, v)?,
+        }
+        Ok(())
+    }
+
+    /// Attention of all query heads `q` (`kv_heads · group · dim`, query
+    /// head `h` reading KV head `h / group`) over the first `upto` tokens,
+    /// into `out` (same length). `scratch` grows as needed.
+    pub fn attend(
+        &self,
+        upto: usize,
+        q: &[f32],
+        out: &mut [f32],
+        shape: Shape,
+        scratch: &mut Vec<f32>,
+    ) -> Result<(), LlmError> {
+        let (kvh, d) = (shape.kv_heads, shape.dim);
+        let per_kv = q.len() / kvh;
+        match self {
+            LayerCache::F32 { k, v } => {
+                for h in 0..kvh {
+                    let rows = Rows::F32 {
+                        k,
+                        v,
+                        stride: kvh * d,
+                        at: h * d,
+                        d,
+                    };
+                    rows.attend(
+                        upto,
+                        &q[h * per_kv..][..per_kv],
+                        &mut out[h * per_kv..][..per_kv],
+                        scratch,
+                    );
+                }
+            }
+            LayerCache::F16 { k, v } => {
+                for h in 0..kvh {
+                    let rows = Rows::F16 {
+                        k,
+                        v,
+                        stride: kvh * d,
+                        at: h * d,
+                        d,
+                    };
+                    rows.attend(
+                        upto,
+                        &q[h * per_kv..][..per_kv],
+                        &mut out[h * per_kv..][..per_kv],
+                        scratch,
+                    );
+                }
+            }
+            LayerCache::Tqkv(c) => {
+                let view = c.prefix(upto)?;
+                scratch.resize(attention::scratch_len(&view), 0.0);
+                for h in 0..kvh {
+                    attention::attend(
+                        &view,
+                        h,
+                        &q[h * per_kv..][..per_kv],
+                        &mut out[h * per_kv..][..per_kv],
+                        scratch,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One KV head's rows in an uncompressed cache.
+enum Rows<'a> {
+    F32 {
+        k: &'a [f32],
+        v: &'a [f32],
+        stride: usize,
+        at: usize,
+        d: usize,
+    },
+    F16 {
+        k: &'a [f16],
+        v: &'a [f16],
+        stride: usize,
+        at: usize,
+        d: usize,
+    },
+}
+
+impl Rows<'_> {
+    /// Row `t` of the keys (`side` 0) or values (1) as f32, via `buf`.
+    fn row<'b>(&'b self, side: usize, t: usize, buf: &'b mut [f32]) -> &'b [f32] {
+        match self {
+            Rows::F32 {
+                k,
+                v,
+                stride,
+                at,
+                d,
+            } => {
+                let src = if side == 0 { k } else { v };
+                &src[t * stride + at..][..*d]
+            }
+            Rows::F16 {
+                k,
+                v,
+                stride,
+                at,
+                d,
+            } => {
+                let src = if side == 0 { k } else { v };
+                src[t * stride + at..][..*d].convert_to_f32_slice(buf);
+                buf
+            }
+        }
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Rows::F32 { d, .. } | Rows::F16 { d, .. } => *d,
+        }
+    }
+
+    /// Softmax attention of each query head in `q` over rows `0..upto`.
+    fn attend(&self, upto: usize, q: &[f32], out: &mut [f32], scores: &mut Vec<f32>) {
+        let d = self.dim();
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut buf = vec![0.0f32; d];
+        scores.resize(upto, 0.0);
+        for (qh, oh) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let mut max = f32::NEG_INFINITY;
+            for (t, s) in scores.iter_mut().enumerate() {
+                *s = dot(qh, self.row(0, t, &mut buf)) * scale;
+                max = max.max(*s);
+            }
+            let mut sum = 0.0f32;
+            for s in scores.iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            oh.fill(0.0);
+            for (t, &p) in scores.iter().enumerate() {
+                let w = p / sum;
+                for (o, &x) in oh.iter_mut().zip(self.row(1, t, &mut buf)) {
+                    *o += w * x;
+                }
+            }
+        }
+    }
+}
+
+/// `a · b` with eight partial sums (vectorised by the compiler).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
