@@ -10,10 +10,13 @@ mod error;
 pub mod forward;
 pub mod kv;
 pub mod model;
+pub mod perplexity;
+pub mod preset;
 pub mod tokenizer;
 
 pub use error::LlmError;
 pub use forward::Session;
 pub use kv::CacheKind;
+pub use preset::Preset;
 pub use model::{Config, Model};
 pub use tokenizer::TextTokenizer;
