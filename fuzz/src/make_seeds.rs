@@ -15,15 +15,35 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn main() {
+    use tqkv::quant::{QuantizerKind as K, QuantizerSpec as S};
+    let mut configs = Vec::new();
     for (i, scheme) in Scheme::ALL.iter().copied().enumerate() {
         for (budget, dim, projection, norm) in [
             (3u8, 16usize, Projection::Hadamard, NormPrecision::F16),
             (4, 64, Projection::Gaussian, NormPrecision::F32),
         ] {
             let cfg = CacheConfig::new(scheme, budget, 2, dim, 4)
-.with_seed(7 + i as u64)
-.with_projection(projection)
-.with_norm(norm);
+                .with_seed(7 + i as u64)
+                .with_projection(projection)
+                .with_norm(norm);
+            configs.push((format!("{}-n{budget}-d{dim}", scheme.name()), cfg));
+        }
+    }
+    // Keys and values with their own quantiser and bits.
+    for (name, keys, values) in [
+        ("kmse4-vmse3-d64", S::new(K::Mse, 4), S::new(K::Mse, 3)),
+        ("kmse8-vmse4-d64", S::new(K::Mse, 8), S::new(K::Mse, 4)),
+        ("kprod3-vbaseline5-d64", S::new(K::Prod, 3), S::new(K::Baseline, 5)),
+    ] {
+        let cfg = CacheConfig::new(Scheme::Kqv, 4, 2, 64, 4)
+            .with_seed(11)
+            .with_keys(keys)
+            .with_values(values);
+        configs.push((name.to_owned(), cfg));
+    }
+    for (name, cfg) in configs {
+        let dim = cfg.dim;
+        {
             let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
             {
                 let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
@@ -37,11 +57,7 @@ fn main() {
                     cache.push(&k, &v).unwrap();
                 }
             }
-            write(
-                "cache_from_bytes",
-                &format!("{}-n{budget}-d{dim}", scheme.name()),
-                &buf,
-            );
+            write("cache_from_bytes", &name, &buf);
         }
     }
     // kernels_differential: selector byte, then parameters.

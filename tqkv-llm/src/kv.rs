@@ -27,13 +27,13 @@ impl CacheKind {
             CacheKind::F32 => 32.0,
             CacheKind::F16 => 16.0,
             CacheKind::Tqkv(c) => {
-                let c = CacheConfig::new(c.scheme, c.budget, 1, dim, 1)
-                    .with_projection(c.projection)
-                    .with_norm(c.norm);
-                match tqkv::quant::KvCache::new(c, vec![0u8; c.bytes_needed().unwrap_or(0)]) {
-                    Ok(cache) => cache.bytes_per_token() as f64 * 8.0 / (2 * dim) as f64,
-                    Err(_) => f64::NAN,
-                }
+                // One token of one head: exactly what the cache stores.
+                let mut c = *c;
+                (c.heads, c.dim, c.capacity) = (1, dim, 1);
+                let bytes = c.bytes_needed().unwrap_or(0);
+                KvCache::new(c, vec![0u8; bytes]).map_or(f64::NAN, |cache| {
+                    cache.bytes_per_token() as f64 * 8.0 / (2 * dim) as f64
+                })
             }
         }
     }
@@ -87,16 +87,8 @@ impl LayerCache {
                 v: Vec::with_capacity(n),
             },
             CacheKind::Tqkv(c) => {
-                let c = CacheConfig::new(
-                    c.scheme,
-                    c.budget,
-                    shape.kv_heads,
-                    shape.dim,
-                    shape.capacity,
-                )
-                .with_seed(c.seed)
-                .with_projection(c.projection)
-                .with_norm(c.norm);
+                let mut c = c;
+                (c.heads, c.dim, c.capacity) = (shape.kv_heads, shape.dim, shape.capacity);
                 LayerCache::Tqkv(KvCache::new(c, vec![0u8; c.bytes_needed()?])?)
             }
         })

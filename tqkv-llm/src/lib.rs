@@ -17,6 +17,6 @@ pub mod tokenizer;
 pub use error::LlmError;
 pub use forward::Session;
 pub use kv::CacheKind;
-pub use preset::Preset;
 pub use model::{Config, Model};
+pub use preset::Preset;
 pub use tokenizer::TextTokenizer;

@@ -83,9 +83,8 @@ pub fn score(
                     let lp = log_softmax(row);
                     let nll = -lp[w[p + 1] as usize] as f64;
                     let top1 = argmax(&lp);
-                    let kl = reference.map_or(0.0, |r| {
-                        kl(&r.log_probs[(at + i) * vocab..][..vocab], &lp)
-                    });
+                    let kl = reference
+                        .map_or(0.0, |r| kl(&r.log_probs[(at + i) * vocab..][..vocab], &lp));
                     (nll, top1, kl, if keep { lp } else { Vec::new() })
                 })
                 .collect();
@@ -101,7 +100,9 @@ pub fn score(
     }
     if let Some(r) = reference {
         if r.nll.len() != out.nll.len() || r.log_probs.len() != out.nll.len() * vocab {
-            return Err(LlmError::Invalid("the reference scored other tokens".into()));
+            return Err(LlmError::Invalid(
+                "the reference scored other tokens".into(),
+            ));
         }
     }
     out.seconds = (

@@ -5,10 +5,11 @@
 //! | `f32`, `f16` | uncompressed caches |
 //! | `kv4`, `kqv4`, `qkqv4` | the paper's schemes at n = 4 (Hadamard QJL projection) |
 //! | `kqv4g` | the same with the Gaussian QJL projection |
+//! | `km4vm3` | keys and values each with their own quantiser (`b` baseline, `m` MSE, `p` prod) and bits: 4-bit MSE keys, 3-bit MSE values |
 //! | `kqv3+edge:kqv5` | `kqv3`, with the first and last layers as `kqv5` |
 
 use tqkv::qjl::Projection;
-use tqkv::quant::{CacheConfig, Scheme};
+use tqkv::quant::{CacheConfig, QuantizerKind, QuantizerSpec, Scheme};
 
 use crate::{CacheKind, LlmError};
 
@@ -66,7 +67,7 @@ impl Preset {
 fn kind(spec: &str) -> Result<CacheKind, LlmError> {
     let bad = || {
         LlmError::Invalid(format!(
-            "cache spec {spec:?}: expected f32, f16, or kv|kqv|qkqv then bits 2–8, optionally g (Gaussian projection), e.g. kqv4, qkqv3g"
+            "cache spec {spec:?}: expected f32, f16, kv|kqv|qkqv then bits 2–8 (e.g. kqv4), or k<b|m|p><bits>v<b|m|p><bits> (e.g. km4vm3), optionally then g (Gaussian projection)"
         ))
     };
     match spec {
@@ -78,6 +79,12 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
         Some(s) => (s, Projection::Gaussian),
         None => (spec, Projection::Hadamard),
     };
+    if let Some(config) = sides(spec, projection) {
+        config
+            .bytes_needed()
+            .map_err(|e| LlmError::Invalid(format!("{}: {e}", bad())))?;
+        return Ok(CacheKind::Tqkv(config));
+    }
     let digits = spec.find(|c: char| c.is_ascii_digit()).ok_or_else(bad)?;
     let scheme = match &spec[..digits] {
         "kv" => Scheme::Kv,
@@ -87,6 +94,28 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
     };
     let bits: u8 = spec[digits..].parse().map_err(|_| bad())?;
     let config = CacheConfig::new(scheme, bits, 1, 64, 1).with_projection(projection);
-    config.bytes_needed().map_err(|e| LlmError::Invalid(format!("{}: {e}", bad())))?;
+    config
+        .bytes_needed()
+        .map_err(|e| LlmError::Invalid(format!("{}: {e}", bad())))?;
     Ok(CacheKind::Tqkv(config))
+}
+
+/// `k<kind><bits>v<kind><bits>` (kinds `b`, `m`, `p`), if `spec` is one.
+fn sides(spec: &str, projection: Projection) -> Option<CacheConfig> {
+    let side = |s: &str| -> Option<QuantizerSpec> {
+        let kind = match s.as_bytes().first()? {
+            b'b' => QuantizerKind::Baseline,
+            b'm' => QuantizerKind::Mse,
+            b'p' => QuantizerKind::Prod,
+            _ => return None,
+        };
+        Some(QuantizerSpec::new(kind, s[1..].parse().ok()?))
+    };
+    let (k, v) = spec.strip_prefix('k')?.split_once('v')?;
+    Some(
+        CacheConfig::new(Scheme::Kqv, 4, 1, 64, 1)
+            .with_keys(side(k)?)
+            .with_values(side(v)?)
+            .with_projection(projection),
+    )
 }

@@ -15,14 +15,21 @@ use candle_transformers::models::quantized_llama::ModelWeights;
 use tqkv_llm::{CacheKind, Model, Session, TextTokenizer};
 
 fn model_path() -> PathBuf {
-    std::env::var_os("TQKV_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    })
+    std::env::var_os("TQKV_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        })
 }
 
 /// Largest |a − b| over the largest |b|.
 fn relative(a: &[f32], b: &[f32]) -> f32 {
-    let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
     diff / b.iter().map(|y| y.abs()).fold(0.0, f32::max)
 }
 
@@ -35,7 +42,9 @@ fn logits_equal_candle_transformers_quantized_llama() {
     let model = Model::load(&path).expect("run tools/fetch_model.sh first");
     let tokenizer = TextTokenizer::from_model(&model).unwrap();
     let ids = tokenizer
-        .encode("The Python tutorial:\n\n>>> def fib(n):\n...     a, b = 0, 1\n...     while a < n:")
+        .encode(
+            "The Python tutorial:\n\n>>> def fib(n):\n...     a, b = 0, 1\n...     while a < n:",
+        )
         .unwrap();
     assert!(ids.len() >= 20, "{}", ids.len());
 
@@ -51,13 +60,25 @@ fn logits_equal_candle_transformers_quantized_llama() {
     let mut stepped = Session::new(&model, 64, |_| CacheKind::F32).unwrap();
     let mut worst: f32 = 0.0;
     for (p, &id) in ids.iter().enumerate() {
-        let x = Tensor::new(&[id], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        let theirs: Vec<f32> = reference.forward(&x, p).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let x = Tensor::new(&[id], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let theirs: Vec<f32> = reference
+            .forward(&x, p)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let ours = &prefill[p * vocab..(p + 1) * vocab];
         let step = stepped.forward(&[id], 0).unwrap();
         let r = relative(ours, &theirs);
         assert!(r < 1e-3, "position {p}: relative difference {r}");
-        assert!(relative(&step, &theirs) < 1e-3, "position {p}, one token at a time");
+        assert!(
+            relative(&step, &theirs) < 1e-3,
+            "position {p}, one token at a time"
+        );
         worst = worst.max(r);
     }
     // The two are not trivially the same computation: some rounding shows.

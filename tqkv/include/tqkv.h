@@ -158,7 +158,8 @@ tqkv_status tqkv_dot_rows(const tqkv_codebook *cb, const float *q, size_t n,
 
 enum { TQKV_NORM_F16 = 0, TQKV_NORM_F32 = 1 };
 enum { TQKV_PROJECTION_GAUSSIAN = 0, TQKV_PROJECTION_HADAMARD = 1 };
-enum { TQKV_SCHEME_KV = 0, TQKV_SCHEME_KQV = 1, TQKV_SCHEME_QKQV = 2 };
+enum { TQKV_SCHEME_KV = 0, TQKV_SCHEME_KQV = 1, TQKV_SCHEME_QKQV = 2, TQKV_SCHEME_CUSTOM = 3 };
+enum { TQKV_QUANTIZER_BASELINE = 0, TQKV_QUANTIZER_MSE = 1, TQKV_QUANTIZER_PROD = 2 };
 
 #define TQKV_QUANTIZER_WORDS 536
 typedef struct tqkv_quantizer {
@@ -194,8 +195,8 @@ tqkv_status tqkv_decode(const tqkv_quantizer *qz, const uint8_t *code, size_t co
 /* ---------------------------------------------------------------- cache, attention */
 
 typedef struct tqkv_cache_config {
-    uint32_t scheme;     /* TQKV_SCHEME_* */
-    uint32_t budget;     /* n, 2..8 */
+    uint32_t scheme;     /* TQKV_SCHEME_*; TQKV_SCHEME_CUSTOM reads key_* and value_* */
+    uint32_t budget;     /* n, 2..8 (0 for TQKV_SCHEME_CUSTOM) */
     uint32_t heads;      /* KV heads */
     uint32_t dim;        /* head dimension */
     uint32_t capacity;   /* tokens */
@@ -203,6 +204,13 @@ typedef struct tqkv_cache_config {
     uint32_t norm;       /* TQKV_NORM_* */
     uint32_t reserved;   /* must be 0 */
     uint64_t seed;       /* rotations and projections */
+    /* TQKV_SCHEME_CUSTOM only (0 otherwise): each side's quantiser
+     * (TQKV_QUANTIZER_*) and bits per coordinate (1..8; prod 2..8), e.g.
+     * 4-bit MSE keys with 3-bit MSE values. */
+    uint32_t key_quantizer;
+    uint32_t key_bits;
+    uint32_t value_quantizer;
+    uint32_t value_bits;
 } tqkv_cache_config;
 
 #define TQKV_CACHE_WORDS 1080

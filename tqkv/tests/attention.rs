@@ -73,6 +73,8 @@ fn rel(a: &[f32], b: &[f64]) -> f64 {
 
 #[test]
 fn fused_attention_equals_attention_over_decoded_cache() {
+    use tqkv::quant::{QuantizerKind as K, QuantizerSpec as S};
+    let mut configs = Vec::new();
     for &scheme in Scheme::ALL {
         for (budget, projection, dim) in [
             (3u8, Projection::Hadamard, 64usize),
@@ -83,6 +85,26 @@ fn fused_attention_equals_attention_over_decoded_cache() {
             let cfg = CacheConfig::new(scheme, budget, 2, dim, 40)
                 .with_seed(9)
                 .with_projection(projection);
+            configs.push((cfg, budget));
+        }
+    }
+    // Keys and values with their own quantiser and bits.
+    for (keys, values, dim) in [
+        (S::new(K::Mse, 4), S::new(K::Mse, 3), 64usize),
+        (S::new(K::Mse, 8), S::new(K::Mse, 4), 64),
+        (S::new(K::Mse, 3), S::new(K::Mse, 6), 128),
+        (S::new(K::Prod, 4), S::new(K::Mse, 2), 32),
+        (S::new(K::Baseline, 5), S::new(K::Prod, 3), 64),
+    ] {
+        let cfg = CacheConfig::new(Scheme::Kqv, 4, 2, dim, 40)
+            .with_seed(9)
+            .with_keys(keys)
+            .with_values(values);
+        configs.push((cfg, keys.bits));
+    }
+    for (cfg, budget) in configs {
+        let (scheme, dim, projection) = ((cfg.keys, cfg.values), cfg.dim, cfg.projection);
+        {
             let (buf, _, _) = filled(cfg, 37, budget as u64);
             let cache = KvCache::from_bytes(&buf[..]).unwrap();
             let mut g = SplitMix64::new(77);

@@ -133,15 +133,19 @@ fn from_bytes_names_what_is_wrong() {
         &|b| b[..8].copy_from_slice(b"TURBOKV\0"),
         "a cache written by turbokv (format 1 or 2), before the rename to tqkv: re-encode it with this version",
     );
-    // Versions 1 and 2 are earlier layouts, 4 a later one.
-    for version in [1u8, 2, 4] {
+    // Versions 1 and 2 are earlier layouts, 5 a later one.
+    for version in [1u8, 2, 5] {
         check(
             &|b| b[8] = version,
-            "unsupported layout version (this build reads version 3 only)",
+            "unsupported layout version (this build reads versions 3 and 4)",
         );
     }
-    check(&|b| b[12] = 3, "unknown scheme");
-    check(&|b| b[13] = 9, "budget or dim not supported");
+    check(&|b| b[12] = 3, "unknown quantiser");
+    check(&|b| b[48] = 7, "unknown quantiser");
+    check(&|b| b[13] = 9, "bits or dim not supported");
+    check(&|b| b[49] = 0, "bits or dim not supported");
+    // A prod side needs 2 bits at least.
+    check(&|b| b[49] = 1, "bits or dim not supported");
     check(&|b| b[14] = 2, "unknown projection");
     check(&|b| b[15] = 2, "unknown norm precision");
     check(
@@ -150,7 +154,7 @@ fn from_bytes_names_what_is_wrong() {
     );
     check(
         &|b| b[20..24].copy_from_slice(&96u32.to_le_bytes()),
-        "budget or dim not supported",
+        "bits or dim not supported",
     );
     check(
         &|b| b[28..32].copy_from_slice(&3u32.to_le_bytes()),
@@ -246,6 +250,82 @@ fn from_bytes_rejects_norms_no_encoder_writes() {
         b[unused..unused + nb].copy_from_slice(&nan);
         assert!(KvCache::from_bytes(&b[..]).is_ok());
     }
+}
+
+/// A version-3 header (0.2's layout: scheme and budget in bytes 12–13,
+/// bytes 48–49 zero) of the same cache.
+fn as_version_3(buf: &mut [u8], scheme_code: u8) {
+    buf[8..12].copy_from_slice(&3u32.to_le_bytes());
+    buf[12] = scheme_code;
+    buf[48] = 0;
+    buf[49] = 0;
+}
+
+#[test]
+fn version_3_caches_read_as_their_scheme() {
+    for (code, &scheme) in Scheme::ALL.iter().enumerate() {
+        let cfg = config(scheme, 3, 2, 64, 3);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+        cache
+            .push(&token(2, 64, 1, 0.1), &token(2, 64, 2, 0.3))
+            .unwrap();
+        let written = buf.clone();
+        as_version_3(&mut buf, code as u8);
+        let old = KvCache::from_bytes(&buf[..]).unwrap();
+        assert_eq!(old.config(), &cfg);
+        assert_eq!(old.config().scheme(), Some((scheme, 3)));
+        // The payload is the same bytes: only the header differs.
+        assert_eq!(old.as_bytes()[64..], written[64..]);
+        // A version-3 header with a value side, or a budget outside 2–8, is corrupt.
+        let mut bad = buf.clone();
+        bad[48] = 1;
+        assert!(KvCache::from_bytes(&bad[..]).is_err());
+        bad = buf.clone();
+        bad[13] = 1;
+        assert!(KvCache::from_bytes(&bad[..]).is_err());
+    }
+}
+
+#[test]
+fn keys_and_values_take_their_own_quantiser_and_bits() {
+    use tqkv::quant::{QuantizerKind as K, QuantizerSpec as S};
+    let sides = [
+        (S::new(K::Mse, 4), S::new(K::Mse, 4)),
+        (S::new(K::Mse, 4), S::new(K::Mse, 3)),
+        (S::new(K::Mse, 3), S::new(K::Mse, 4)),
+        (S::new(K::Mse, 8), S::new(K::Mse, 4)),
+        (S::new(K::Prod, 5), S::new(K::Mse, 2)),
+        (S::new(K::Baseline, 6), S::new(K::Prod, 3)),
+    ];
+    for (keys, values) in sides {
+        let cfg = config(Scheme::Kqv, 4, 2, 64, 3)
+            .with_keys(keys)
+            .with_values(values);
+        let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+        let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+        let (k, v) = (token(2, 64, 1, 0.2), token(2, 64, 4, -0.1));
+        cache.push(&k, &v).unwrap();
+        // Each side's quantiser is the one its spec builds (seeds 42 and 44).
+        let kq = keys.build(64, 42, Projection::Hadamard).unwrap();
+        let vq = values.build(64, 44, Projection::Hadamard).unwrap();
+        assert_eq!(cache.key_quantizer().encoded_len(), kq.encoded_len());
+        assert_eq!(cache.value_quantizer().encoded_len(), vq.encoded_len());
+        let mut want = vec![0u8; vq.encoded_len()];
+        let mut got = vec![0u8; vq.encoded_len()];
+        vq.encode(&v[64..], &mut want).unwrap();
+        cache.value(1, 0, &mut got).unwrap();
+        assert_eq!(got, want, "{keys:?} {values:?}");
+        let again = KvCache::from_bytes(&buf[..]).unwrap();
+        assert_eq!(again.config(), &cfg);
+        assert_eq!((again.config().keys, again.config().values), (keys, values));
+    }
+    // Bits a quantiser refuses are refused by the config.
+    let bad = config(Scheme::Kqv, 4, 1, 64, 1).with_values(S::new(K::Prod, 1));
+    assert!(matches!(
+        bad.bytes_needed(),
+        Err(Error::InvalidBits { bits: 1 })
+    ));
 }
 
 #[test]

@@ -194,6 +194,13 @@ fn constants_agree() {
         ("TQKV_SCHEME_KV", capi::TQKV_SCHEME_KV as i64),
         ("TQKV_SCHEME_KQV", capi::TQKV_SCHEME_KQV as i64),
         ("TQKV_SCHEME_QKQV", capi::TQKV_SCHEME_QKQV as i64),
+        ("TQKV_SCHEME_CUSTOM", capi::TQKV_SCHEME_CUSTOM as i64),
+        (
+            "TQKV_QUANTIZER_BASELINE",
+            capi::TQKV_QUANTIZER_BASELINE as i64,
+        ),
+        ("TQKV_QUANTIZER_MSE", capi::TQKV_QUANTIZER_MSE as i64),
+        ("TQKV_QUANTIZER_PROD", capi::TQKV_QUANTIZER_PROD as i64),
     ];
     for (name, value) in backends {
         assert_defined_once(&consts, name, *value);
@@ -212,8 +219,8 @@ fn constants_agree() {
     for (i, (_, v)) in statuses.enumerate() {
         assert_eq!(*v, i as i64);
     }
-    // The config struct: 8 u32 then a u64, no padding.
-    assert_eq!(size_of::<capi::tqkv_cache_config>(), 40);
+    // The config struct: 8 u32, a u64, 4 u32, no padding.
+    assert_eq!(size_of::<capi::tqkv_cache_config>(), 56);
 }
 
 #[test]

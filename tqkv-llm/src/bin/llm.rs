@@ -142,7 +142,11 @@ fn perplexity(args: &Args) -> Result<(), LlmError> {
     let model = Model::load(&args.model)?;
     let ids = tokens(args, &model)?;
     let presets = presets(args, GRID)?;
-    let contexts = if args.contexts.is_empty() { vec![2048] } else { args.contexts.clone() };
+    let contexts = if args.contexts.is_empty() {
+        vec![2048]
+    } else {
+        args.contexts.clone()
+    };
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join("results.csv");
     let mut csv = String::from(HEADER);
@@ -157,8 +161,21 @@ fn perplexity(args: &Args) -> Result<(), LlmError> {
         );
         csv += &row("f32", window, 32.0, &reference, &reference)?;
         for p in &presets {
-            let s = score(&model, &ids, window, &|l| p.kind(l, layers), Some(&reference), false)?;
-            let line = row(&p.name, window, p.bits_per_coordinate(dim, layers), &s, &reference)?;
+            let s = score(
+                &model,
+                &ids,
+                window,
+                &|l| p.kind(l, layers),
+                Some(&reference),
+                false,
+            )?;
+            let line = row(
+                &p.name,
+                window,
+                p.bits_per_coordinate(dim, layers),
+                &s,
+                &reference,
+            )?;
             eprint!("{line}");
             csv += &line;
             std::fs::write(&path, &csv)?;
@@ -179,9 +196,14 @@ fn row(name: &str, window: usize, bits: f64, s: &Scores, r: &Scores) -> Result<S
     };
     let d = ci(&diff, 1)?;
     let pct = |m: f64| (m.exp() - 1.0) * 100.0;
-    let kl = if s.kl.is_empty() { vec![0.0; s.nll.len()] } else { s.kl.clone() };
+    let kl = if s.kl.is_empty() {
+        vec![0.0; s.nll.len()]
+    } else {
+        s.kl.clone()
+    };
     let k = ci(&kl, 2)?;
-    let agree = s.top1.iter().zip(&r.top1).filter(|(a, b)| a == b).count() as f64 / s.top1.len() as f64;
+    let agree =
+        s.top1.iter().zip(&r.top1).filter(|(a, b)| a == b).count() as f64 / s.top1.len() as f64;
     let mut line = String::new();
     let _ = writeln!(
         line,
@@ -204,9 +226,19 @@ fn row(name: &str, window: usize, bits: f64, s: &Scores, r: &Scores) -> Result<S
 
 fn speed(args: &Args) -> Result<(), LlmError> {
     let model = Model::load(&args.model)?;
-    let ids = tokens(&Args { tokens: 8192, ..args.clone() }, &model)?;
+    let ids = tokens(
+        &Args {
+            tokens: 8192,
+            ..args.clone()
+        },
+        &model,
+    )?;
     let presets = presets(args, "f32,f16,kqv4")?;
-    let contexts = if args.contexts.is_empty() { vec![1024, 4096, 8160] } else { args.contexts.clone() };
+    let contexts = if args.contexts.is_empty() {
+        vec![1024, 4096, 8160]
+    } else {
+        args.contexts.clone()
+    };
     println!("| context | cache | tokens/s | attention share | against f32 |");
     println!("|---|---|---|---|---|");
     let layers = model.config.layers;
@@ -244,7 +276,10 @@ fn generate(args: &Args) -> Result<(), LlmError> {
     let model = Model::load(&args.model)?;
     let tokenizer = TextTokenizer::from_model(&model)?;
     let preset = Preset::parse(args.configs.first().map_or("kqv4", String::as_str))?;
-    let prompt = args.prompt.clone().unwrap_or_else(|| "The capital of France is".into());
+    let prompt = args
+        .prompt
+        .clone()
+        .unwrap_or_else(|| "The capital of France is".into());
     let mut ids = tokenizer.encode(&prompt)?;
     let layers = model.config.layers;
     let mut session = Session::new(&model, ids.len() + args.steps, |l| preset.kind(l, layers))?;

@@ -290,7 +290,7 @@ static void slow_attention(const tqkv_cache *cache, const tqkv_quantizer *kq,
 
 static void test_cache(void) {
     tqkv_cache_config cfg = {TQKV_SCHEME_KQV, 4, HEADS, DIM, CAPACITY,
-                                TQKV_PROJECTION_HADAMARD, TQKV_NORM_F16, 0, 42};
+                                TQKV_PROJECTION_HADAMARD, TQKV_NORM_F16, 0, 42, 0, 0, 0, 0};
     size_t need = 0;
     OK(tqkv_cache_bytes_needed(&cfg, &need));
     uint8_t *buf = calloc(need, 1);
@@ -350,6 +350,55 @@ static void test_cache(void) {
     cfg.reserved = 1;
     CHECK(tqkv_cache_bytes_needed(&cfg, &need) == TQKV_INVALID_PARAMETER);
     free(bad);
+    free(scratch);
+    free(buf);
+}
+
+/* Keys and values with their own quantiser and bits: 4-bit MSE keys with
+ * 3-bit MSE values take fewer bytes than KQV n = 4 and attend the same way. */
+static void test_custom_cache(void) {
+    tqkv_cache_config cfg = {TQKV_SCHEME_CUSTOM, 0, 1, 64, 4, TQKV_PROJECTION_HADAMARD,
+                             TQKV_NORM_F16, 0, 7, TQKV_QUANTIZER_MSE, 4,
+                             TQKV_QUANTIZER_MSE, 3};
+    tqkv_cache_config kqv = {TQKV_SCHEME_KQV, 4, 1, 64, 4, TQKV_PROJECTION_HADAMARD,
+                             TQKV_NORM_F16, 0, 7, 0, 0, 0, 0};
+    size_t need = 0, need_kqv = 0;
+    OK(tqkv_cache_bytes_needed(&cfg, &need));
+    OK(tqkv_cache_bytes_needed(&kqv, &need_kqv));
+    CHECK(need < need_kqv);
+    uint8_t *buf = calloc(need, 1);
+    static tqkv_cache cache, again;
+    OK(tqkv_cache_create(&cache, &cfg, buf, need));
+    float k[64], v[64], q[64], out[64], out2[64];
+    for (int t = 0; t < 4; t++) {
+        for (int j = 0; j < 64; j++) {
+            k[j] = key_val(t, 0, j);
+            v[j] = value_val(t, 0, j);
+        }
+        OK(tqkv_cache_push(&cache, k, 64, v, 64));
+    }
+    size_t len = 0, scratch_len = 0;
+    OK(tqkv_cache_info(&cache, &len, NULL, &scratch_len));
+    CHECK(len == 4);
+    float *scratch = malloc(scratch_len * sizeof(float));
+    for (int i = 0; i < 64; i++) q[i] = query_val(i);
+    OK(tqkv_attend(&cache, 0, q, 64, out, scratch, scratch_len));
+    OK(tqkv_cache_open(&again, buf, need));
+    OK(tqkv_attend(&again, 0, q, 64, out2, scratch, scratch_len));
+    CHECK(memcmp(out, out2, sizeof out) == 0);
+    /* Each field is read where it belongs, and nowhere else. */
+    size_t n = 0;
+    cfg.budget = 4;
+    CHECK(tqkv_cache_bytes_needed(&cfg, &n) == TQKV_INVALID_PARAMETER);
+    cfg.budget = 0;
+    cfg.key_quantizer = 7;
+    CHECK(tqkv_cache_bytes_needed(&cfg, &n) == TQKV_INVALID_PARAMETER);
+    cfg.key_quantizer = TQKV_QUANTIZER_MSE;
+    cfg.value_quantizer = TQKV_QUANTIZER_PROD;
+    cfg.value_bits = 1;
+    CHECK(tqkv_cache_bytes_needed(&cfg, &n) == TQKV_INVALID_BITS);
+    kqv.key_bits = 4;
+    CHECK(tqkv_cache_bytes_needed(&kqv, &n) == TQKV_INVALID_PARAMETER);
     free(scratch);
     free(buf);
 }
@@ -464,7 +513,7 @@ static void test_hostile(void) {
 
     /* The cache and attention. */
     tqkv_cache_config cfg = {TQKV_SCHEME_KQV, 4, 1, 64, 4,
-                             TQKV_PROJECTION_HADAMARD, TQKV_NORM_F16, 0, 1};
+                             TQKV_PROJECTION_HADAMARD, TQKV_NORM_F16, 0, 1, 0, 0, 0, 0};
     EXPECT(tqkv_cache_bytes_needed(&cfg, mis_size), TQKV_MISALIGNED);
     EXPECT(tqkv_cache_bytes_needed((const tqkv_cache_config *)(void *)mis, &len),
            TQKV_MISALIGNED);
@@ -504,6 +553,7 @@ int main(void) {
     test_codebooks();
     test_quantizers();
     test_cache();
+    test_custom_cache();
     if (failures) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;

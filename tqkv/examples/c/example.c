@@ -24,7 +24,7 @@ static int check(tqkv_status s, const char *what) {
 int main(void) {
     printf("tqkv %s on %s\n", tqkv_version(), tqkv_backend_name(tqkv_backend_detect()));
     tqkv_cache_config cfg = {TQKV_SCHEME_KQV, 4, HEADS, DIM, TOKENS,
-                                TQKV_PROJECTION_HADAMARD, TQKV_NORM_F16, 0, 2026};
+                                TQKV_PROJECTION_HADAMARD, TQKV_NORM_F16, 0, 2026, 0, 0, 0, 0};
     size_t bytes = 0;
     check(tqkv_cache_bytes_needed(&cfg, &bytes), "bytes_needed");
     uint8_t *buf = malloc(bytes);

@@ -6,9 +6,9 @@ use super::*;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct tqkv_cache_config {
-    /// 0 KV, 1 KQV, 2 QKQV.
+    /// 0 KV, 1 KQV, 2 QKQV, or 3 custom (the `key_*` and `value_*` fields).
     pub scheme: u32,
-    /// Budget n in bits per coordinate, 2..=8.
+    /// Budget n in bits per coordinate, 2..=8 (0 for a custom scheme).
     pub budget: u32,
     /// KV heads.
     pub heads: u32,
@@ -24,22 +24,54 @@ pub struct tqkv_cache_config {
     pub reserved: u32,
     /// Seed of the rotations and projections.
     pub seed: u64,
+    /// Custom scheme only (else 0): the key quantiser, `TQKV_QUANTIZER_*`.
+    pub key_quantizer: u32,
+    /// Custom scheme only (else 0): key bits per coordinate.
+    pub key_bits: u32,
+    /// Custom scheme only (else 0): the value quantiser.
+    pub value_quantizer: u32,
+    /// Custom scheme only (else 0): value bits per coordinate.
+    pub value_bits: u32,
 }
 
 fn config_of(c: &tqkv_cache_config) -> Result<CacheConfig, Status> {
     if c.reserved != 0 {
         return Err(TQKV_INVALID_PARAMETER);
     }
-    Ok(CacheConfig {
-        scheme: scheme_of(c.scheme)?,
-        budget: u8::try_from(c.budget).map_err(|_| TQKV_INVALID_BITS)?,
-        heads: c.heads as usize,
-        dim: c.dim as usize,
-        capacity: c.capacity as usize,
-        seed: c.seed,
-        projection: projection_of(c.projection)?,
-        norm: norm_of(c.norm)?,
-    })
+    let bits = |b: u32| u8::try_from(b).map_err(|_| TQKV_INVALID_BITS);
+    let custom = [c.key_quantizer, c.key_bits, c.value_quantizer, c.value_bits];
+    let base = if c.scheme == TQKV_SCHEME_CUSTOM {
+        if c.budget != 0 {
+            return Err(TQKV_INVALID_PARAMETER);
+        }
+        CacheConfig::new(Scheme::Kqv, 4, 0, 0, 0)
+            .with_keys(QuantizerSpec::new(
+                kind_of(c.key_quantizer)?,
+                bits(c.key_bits)?,
+            ))
+            .with_values(QuantizerSpec::new(
+                kind_of(c.value_quantizer)?,
+                bits(c.value_bits)?,
+            ))
+    } else {
+        // Fields that a scheme does not read must be zero, not ignored.
+        if custom != [0; 4] {
+            return Err(TQKV_INVALID_PARAMETER);
+        }
+        let budget = bits(c.budget)?;
+        if !(2..=8).contains(&budget) {
+            return Err(TQKV_INVALID_BITS);
+        }
+        CacheConfig::new(scheme_of(c.scheme)?, budget, 0, 0, 0)
+    };
+    let mut config = base
+        .with_seed(c.seed)
+        .with_projection(projection_of(c.projection)?)
+        .with_norm(norm_of(c.norm)?);
+    config.heads = c.heads as usize;
+    config.dim = c.dim as usize;
+    config.capacity = c.capacity as usize;
+    Ok(config)
 }
 
 /// Bytes a cache of `config` needs.

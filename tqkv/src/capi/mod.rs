@@ -45,7 +45,8 @@ use core::mem::{align_of, size_of};
 
 use crate::qjl::Projection;
 use crate::quant::{
-    BaselineQuantizer, CacheConfig, MseQuantizer, NormPrecision, ProdQuantizer, Quantizer, Scheme,
+    BaselineQuantizer, CacheConfig, MseQuantizer, NormPrecision, ProdQuantizer, Quantizer,
+    QuantizerKind, QuantizerSpec, Scheme,
 };
 use crate::{Backend, Codebook, Error, KvCache, Rotation, attention, pack, wht};
 use info::backend_of;
@@ -53,5 +54,5 @@ use memory::{
     RawBuf, TAG_CACHE, TAG_CODEBOOK, TAG_QUANTIZER, get, load, load_mut, put, raw, slice,
     slice_mut, store,
 };
-use quant::{norm_of, projection_of, scheme_of};
+use quant::{kind_of, norm_of, projection_of, scheme_of};
 use status::{OrStatus, run};

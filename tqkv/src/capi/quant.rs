@@ -16,6 +16,14 @@ pub const TQKV_SCHEME_KV: u32 = 0;
 pub const TQKV_SCHEME_KQV: u32 = 1;
 /// The scheme QKQV (prod keys and values).
 pub const TQKV_SCHEME_QKQV: u32 = 2;
+/// A cache configuration naming each side's quantiser and bits.
+pub const TQKV_SCHEME_CUSTOM: u32 = 3;
+/// The baseline quantiser (no rotation).
+pub const TQKV_QUANTIZER_BASELINE: u32 = 0;
+/// TurboQuant_mse.
+pub const TQKV_QUANTIZER_MSE: u32 = 1;
+/// TurboQuant_prod.
+pub const TQKV_QUANTIZER_PROD: u32 = 2;
 
 pub(super) fn projection_of(p: u32) -> Result<Projection, Status> {
     match p {
@@ -29,6 +37,15 @@ pub(super) fn norm_of(n: u32) -> Result<NormPrecision, Status> {
     match n {
         TQKV_NORM_F16 => Ok(NormPrecision::F16),
         TQKV_NORM_F32 => Ok(NormPrecision::F32),
+        _ => Err(TQKV_INVALID_PARAMETER),
+    }
+}
+
+pub(super) fn kind_of(k: u32) -> Result<QuantizerKind, Status> {
+    match k {
+        TQKV_QUANTIZER_BASELINE => Ok(QuantizerKind::Baseline),
+        TQKV_QUANTIZER_MSE => Ok(QuantizerKind::Mse),
+        TQKV_QUANTIZER_PROD => Ok(QuantizerKind::Prod),
         _ => Err(TQKV_INVALID_PARAMETER),
     }
 }

@@ -5,9 +5,9 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 0–7 | magic `b"TQKV\0\0\0\0"` |
-//! | 8–11 | version (u32, currently 3) |
-//! | 12 | scheme: 0 `Kv`, 1 `Kqv`, 2 `Qkqv` |
-//! | 13 | budget `n` (bits per coordinate, 2–8) |
+//! | 8–11 | version (u32, currently 4) |
+//! | 12 | key quantiser: 0 baseline, 1 MSE, 2 prod |
+//! | 13 | key bits per coordinate (1–8) |
 //! | 14 | projection: 0 Gaussian, 1 Hadamard |
 //! | 15 | norms: 0 f16, 1 f32 |
 //! | 16–19 | heads (u32) |
@@ -17,7 +17,9 @@
 //! | 32–35 | bytes of one encoded key (u32) |
 //! | 36–39 | bytes of one encoded value (u32) |
 //! | 40–47 | seed (u64) |
-//! | 48–63 | reserved, zero |
+//! | 48 | value quantiser, coded as byte 12 |
+//! | 49 | value bits per coordinate (1–8) |
+//! | 50–63 | reserved, zero |
 //! | 64– | the field regions, below |
 //!
 //! Each encoded vector is the concatenation of its fields
@@ -44,6 +46,11 @@
 //! 118208  V signs     1000 × 16 B → 16000 B   (end 134208)
 //! ```
 //!
+//! Version 3 (this crate 0.2) differs only in bytes 12–13 and 48–49: byte 12
+//! named a scheme (0 `Kv`, 1 `Kqv`, 2 `Qkqv`), byte 13 its budget, and
+//! bytes 48–49 were zero. [`KvCache::from_bytes`] reads both versions; the
+//! crate writes version 4.
+//!
 //! [`KvCache::from_bytes`] accepts untrusted bytes: it checks every header
 //! field against the others and against the buffer's length and returns
 //! [`Error::CorruptCache`] (with the reason) on anything inconsistent, so no
@@ -51,7 +58,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{MAX_DIM, NormPrecision, Quantizer, Scheme};
+use super::{MAX_DIM, NormPrecision, Quantizer, QuantizerKind, QuantizerSpec, Scheme};
 use crate::backend::Checked;
 use crate::qjl::Projection;
 use crate::{Backend, Error};
@@ -63,10 +70,13 @@ const MAX_ENCODED: usize = 8 + MAX_DIM + MAX_DIM;
 
 /// The magic bytes at the start of every cache.
 pub const MAGIC: [u8; 8] = *b"TQKV\0\0\0\0";
-/// The layout version this crate writes and reads. Version 3 is version 2
-/// (the per-field regions) under the `tqkv` magic; the crate's earlier name
-/// wrote versions 1 and 2 under the magic `b"TURBOKV\0"`, which is refused.
-pub const VERSION: u32 = 3;
+/// The layout version this crate writes. It reads version 3 too (a scheme
+/// and a budget in place of each side's quantiser and bits); the crate's
+/// earlier name wrote versions 1 and 2 under the magic `b"TURBOKV\0"`,
+/// which is refused.
+pub const VERSION: u32 = 4;
+/// The oldest layout version this crate reads.
+const OLDEST_READ: u32 = 3;
 /// The magic of caches written under the crate's first name, `turbokv`
 /// (layout versions 1 and 2). [`KvCache::from_bytes`] refuses them with a
 /// message saying so: re-encode the keys and values with this crate.
@@ -83,10 +93,10 @@ pub(crate) struct CacheHeader {
     pub magic: [u8; 8],
     /// [`VERSION`], little-endian.
     pub version: u32,
-    /// Scheme code.
-    pub scheme: u8,
-    /// Budget `n`.
-    pub budget: u8,
+    /// Key quantiser code (version 3: the scheme code).
+    pub key_kind: u8,
+    /// Key bits (version 3: the budget).
+    pub key_bits: u8,
     /// Projection code.
     pub projection: u8,
     /// Norm precision code.
@@ -105,8 +115,12 @@ pub(crate) struct CacheHeader {
     pub value_bytes: u32,
     /// Seed, little-endian.
     pub seed: u64,
+    /// Value quantiser code (version 3: zero).
+    pub value_kind: u8,
+    /// Value bits (version 3: zero).
+    pub value_bits: u8,
     /// Zero.
-    pub reserved: [u8; 16],
+    pub reserved: [u8; 14],
 }
 
 /// What a cache holds and how it is encoded.
@@ -120,14 +134,24 @@ pub(crate) struct CacheHeader {
 ///
 /// let c = CacheConfig::new(Scheme::Kqv, 4, 8, 128, 4096).with_seed(7);
 /// assert_eq!((c.heads, c.dim, c.seed), (8, 128, 7));
+/// assert_eq!(c.scheme(), Some((Scheme::Kqv, 4)));
+///
+/// // Keys and values need not share a quantiser or a budget.
+/// use tqkv::quant::{QuantizerKind, QuantizerSpec};
+/// let mixed = c
+///     .with_keys(QuantizerSpec::new(QuantizerKind::Mse, 4))
+///     .with_values(QuantizerSpec::new(QuantizerKind::Mse, 3));
+/// assert_eq!(mixed.scheme(), None);
+/// assert!(mixed.bytes_needed()? < c.bytes_needed()?);
+/// # Ok::<(), tqkv::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheConfig {
-    /// The scheme.
-    pub scheme: Scheme,
-    /// Bits per coordinate, 2–8.
-    pub budget: u8,
+    /// How keys are encoded.
+    pub keys: QuantizerSpec,
+    /// How values are encoded.
+    pub values: QuantizerSpec,
     /// KV heads.
     pub heads: usize,
     /// Head dimension.
@@ -153,9 +177,10 @@ impl CacheConfig {
         dim: usize,
         capacity: usize,
     ) -> CacheConfig {
+        let (keys, values) = scheme.sides(budget);
         CacheConfig {
-            scheme,
-            budget,
+            keys,
+            values,
             heads,
             dim,
             capacity,
@@ -163,6 +188,28 @@ impl CacheConfig {
             projection: Projection::Hadamard,
             norm: NormPrecision::F16,
         }
+    }
+
+    /// The same configuration with keys encoded as `keys`.
+    #[must_use]
+    pub const fn with_keys(mut self, keys: QuantizerSpec) -> CacheConfig {
+        self.keys = keys;
+        self
+    }
+
+    /// The same configuration with values encoded as `values`.
+    #[must_use]
+    pub const fn with_values(mut self, values: QuantizerSpec) -> CacheConfig {
+        self.values = values;
+        self
+    }
+
+    /// The scheme and budget whose quantisers these are, if any.
+    pub fn scheme(&self) -> Option<(Scheme, u8)> {
+        Scheme::ALL
+            .iter()
+            .map(|&s| (s, self.keys.bits))
+            .find(|&(s, n)| (2..=8).contains(&n) && s.sides(n) == (self.keys, self.values))
     }
 
     /// The same configuration with the rotations and projections seeded by
@@ -187,10 +234,13 @@ impl CacheConfig {
         self
     }
 
+    /// The K quantiser (seeded with `seed`) and the V quantiser (`seed + 2`,
+    /// independent of K's), as [`Scheme::quantizers`] builds them.
     fn quantizers(&self) -> Result<(Quantizer, Quantizer), Error> {
-        let (k, v) = self
-            .scheme
-            .quantizers(self.budget, self.dim, self.seed, self.projection)?;
+        let k = self.keys.build(self.dim, self.seed, self.projection)?;
+        let v = self
+            .values
+            .build(self.dim, self.seed.wrapping_add(2), self.projection)?;
         Ok((with_norm(k, self.norm), with_norm(v, self.norm)))
     }
 
@@ -206,6 +256,25 @@ impl CacheConfig {
         }
         let (k, v) = self.quantizers()?;
         region_end(self.heads, self.capacity, &k, &v).ok_or(Error::SizeOverflow)
+    }
+}
+
+/// The header code of a quantiser kind.
+const fn kind_code(kind: QuantizerKind) -> u8 {
+    match kind {
+        QuantizerKind::Baseline => 0,
+        QuantizerKind::Mse => 1,
+        QuantizerKind::Prod => 2,
+    }
+}
+
+/// The quantiser kind of a header code.
+fn kind_of(code: u8) -> Result<QuantizerKind, Error> {
+    match code {
+        0 => Ok(QuantizerKind::Baseline),
+        1 => Ok(QuantizerKind::Mse),
+        2 => Ok(QuantizerKind::Prod),
+        _ => Err(Error::CorruptCache("unknown quantiser")),
     }
 }
 
@@ -306,19 +375,34 @@ impl<B: AsRef<[u8]>> KvCache<B> {
         if h.magic != MAGIC {
             return Err(Error::CorruptCache("bad magic (not a tqkv cache)"));
         }
-        if u32::from_le(h.version) != VERSION {
+        let version = u32::from_le(h.version);
+        if !(OLDEST_READ..=VERSION).contains(&version) {
             return Err(Error::CorruptCache(
-                "unsupported layout version (this build reads version 3 only)",
+                "unsupported layout version (this build reads versions 3 and 4)",
             ));
         }
-        if h.reserved != [0; 16] {
+        if h.reserved != [0; 14] {
             return Err(Error::CorruptCache("reserved bytes are not zero"));
         }
-        let scheme = match h.scheme {
-            0 => Scheme::Kv,
-            1 => Scheme::Kqv,
-            2 => Scheme::Qkqv,
-            _ => return Err(Error::CorruptCache("unknown scheme")),
+        let (keys, values) = if version == 3 {
+            if (h.value_kind, h.value_bits) != (0, 0) {
+                return Err(Error::CorruptCache("reserved bytes are not zero"));
+            }
+            let scheme = match h.key_kind {
+                0 => Scheme::Kv,
+                1 => Scheme::Kqv,
+                2 => Scheme::Qkqv,
+                _ => return Err(Error::CorruptCache("unknown scheme")),
+            };
+            if !(2..=8).contains(&h.key_bits) {
+                return Err(Error::CorruptCache("bits or dim not supported"));
+            }
+            scheme.sides(h.key_bits)
+        } else {
+            (
+                QuantizerSpec::new(kind_of(h.key_kind)?, h.key_bits),
+                QuantizerSpec::new(kind_of(h.value_kind)?, h.value_bits),
+            )
         };
         let projection = match h.projection {
             0 => Projection::Gaussian,
@@ -331,8 +415,8 @@ impl<B: AsRef<[u8]>> KvCache<B> {
             _ => return Err(Error::CorruptCache("unknown norm precision")),
         };
         let config = CacheConfig {
-            scheme,
-            budget: h.budget,
+            keys,
+            values,
             heads: u32::from_le(h.heads) as usize,
             dim: u32::from_le(h.dim) as usize,
             capacity: u32::from_le(h.capacity) as usize,
@@ -345,7 +429,7 @@ impl<B: AsRef<[u8]>> KvCache<B> {
         }
         let (k, v) = config
             .quantizers()
-            .map_err(|_| Error::CorruptCache("budget or dim not supported"))?;
+            .map_err(|_| Error::CorruptCache("bits or dim not supported"))?;
         if u32::from_le(h.key_bytes) as usize != k.encoded_len()
             || u32::from_le(h.value_bytes) as usize != v.encoded_len()
         {
@@ -596,12 +680,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         let header = CacheHeader {
             magic: MAGIC,
             version: VERSION.to_le(),
-            scheme: match config.scheme {
-                Scheme::Kv => 0,
-                Scheme::Kqv => 1,
-                Scheme::Qkqv => 2,
-            },
-            budget: config.budget,
+            key_kind: kind_code(config.keys.kind),
+            key_bits: config.keys.bits,
             projection: match config.projection {
                 Projection::Gaussian => 0,
                 Projection::Hadamard => 1,
@@ -617,7 +697,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             key_bytes: (k.encoded_len() as u32).to_le(),
             value_bytes: (v.encoded_len() as u32).to_le(),
             seed: config.seed.to_le(),
-            reserved: [0; 16],
+            value_kind: kind_code(config.values.kind),
+            value_bits: config.values.bits,
+            reserved: [0; 14],
         };
         buf.as_mut()[..HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
         Ok(KvCache {

@@ -850,21 +850,30 @@ impl Scheme {
         if !(2..=8).contains(&n) {
             return Err(Error::InvalidBits { bits: n });
         }
-        let v_seed = seed.wrapping_add(2);
-        Ok(match self {
-            Scheme::Kv => (
-                Quantizer::Baseline(BaselineQuantizer::new(dim, n)?),
-                Quantizer::Baseline(BaselineQuantizer::new(dim, n)?),
-            ),
-            Scheme::Kqv => (
-                Quantizer::Mse(MseQuantizer::new(dim, n, seed)?),
-                Quantizer::Prod(ProdQuantizer::new(dim, n, v_seed, projection)?),
-            ),
-            Scheme::Qkqv => (
-                Quantizer::Prod(ProdQuantizer::new(dim, n, seed, projection)?),
-                Quantizer::Prod(ProdQuantizer::new(dim, n, v_seed, projection)?),
-            ),
-        })
+        let (k, v) = self.sides(n);
+        Ok((
+            k.build(dim, seed, projection)?,
+            v.build(dim, seed.wrapping_add(2), projection)?,
+        ))
+    }
+
+    /// The K and V quantisers of the scheme at a budget of `n` bits, as
+    /// specs (what [`quantizers`](Self::quantizers) builds).
+    ///
+    /// ```
+    /// use tqkv::quant::{QuantizerKind, QuantizerSpec, Scheme};
+    ///
+    /// let (k, v) = Scheme::Kqv.sides(4);
+    /// assert_eq!(k, QuantizerSpec::new(QuantizerKind::Mse, 4));
+    /// assert_eq!(v, QuantizerSpec::new(QuantizerKind::Prod, 4));
+    /// ```
+    pub const fn sides(self, n: u8) -> (QuantizerSpec, QuantizerSpec) {
+        let (k, v) = match self {
+            Scheme::Kv => (QuantizerKind::Baseline, QuantizerKind::Baseline),
+            Scheme::Kqv => (QuantizerKind::Mse, QuantizerKind::Prod),
+            Scheme::Qkqv => (QuantizerKind::Prod, QuantizerKind::Prod),
+        };
+        (QuantizerSpec::new(k, n), QuantizerSpec::new(v, n))
     }
 
     /// A short lowercase name (`"kv"`, `"kqv"`, `"qkqv"`).
@@ -874,6 +883,73 @@ impl Scheme {
             Scheme::Kqv => "kqv",
             Scheme::Qkqv => "qkqv",
         }
+    }
+}
+
+/// Which quantiser encodes one side (keys or values) of a cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuantizerKind {
+    /// [`BaselineQuantizer`]: scalar codes of the raw unit vector.
+    Baseline,
+    /// [`MseQuantizer`]: rotation and Lloyd–Max codes.
+    Mse,
+    /// [`ProdQuantizer`]: `bits − 1` MSE bits and a 1-bit QJL sketch.
+    Prod,
+}
+
+impl QuantizerKind {
+    /// A short lowercase name (`"baseline"`, `"mse"`, `"prod"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            QuantizerKind::Baseline => "baseline",
+            QuantizerKind::Mse => "mse",
+            QuantizerKind::Prod => "prod",
+        }
+    }
+}
+
+/// One side of a cache: a quantiser and its payload bits per coordinate
+/// (side information, the stored norms, comes on top: see
+/// [`Quantizer::bits_per_coordinate`]). Keys and values may differ, as
+/// runtimes ship them: 4-bit keys with 3-bit values, 8-bit keys with 4-bit
+/// values, …
+///
+/// ```
+/// use tqkv::quant::{QuantizerKind, QuantizerSpec};
+/// use tqkv::qjl::Projection;
+///
+/// let q = QuantizerSpec::new(QuantizerKind::Mse, 3).build(64, 7, Projection::Hadamard)?;
+/// assert_eq!(q.bits_per_coordinate(), 3.0 + 16.0 / 64.0);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QuantizerSpec {
+    /// The quantiser.
+    pub kind: QuantizerKind,
+    /// Its bits per coordinate (1–8; prod 2–8).
+    pub bits: u8,
+}
+
+impl QuantizerSpec {
+    /// `kind` at `bits` bits per coordinate.
+    pub const fn new(kind: QuantizerKind, bits: u8) -> QuantizerSpec {
+        QuantizerSpec { kind, bits }
+    }
+
+    /// The quantiser for `dim`, seeded with `seed` (the prod quantiser's
+    /// projection is `projection`, seeded with `seed + 1`).
+    ///
+    /// # Errors
+    /// The quantiser's own errors for `dim` and `bits`.
+    pub fn build(self, dim: usize, seed: u64, projection: Projection) -> Result<Quantizer, Error> {
+        Ok(match self.kind {
+            QuantizerKind::Baseline => Quantizer::Baseline(BaselineQuantizer::new(dim, self.bits)?),
+            QuantizerKind::Mse => Quantizer::Mse(MseQuantizer::new(dim, self.bits, seed)?),
+            QuantizerKind::Prod => {
+                Quantizer::Prod(ProdQuantizer::new(dim, self.bits, seed, projection)?)
+            }
+        })
     }
 }
 
