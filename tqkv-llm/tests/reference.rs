@@ -7,21 +7,13 @@
 //!
 //! Needs the model: `tools/fetch_model.sh` (or `TQKV_MODEL=path`).
 
-use std::path::PathBuf;
+mod common;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
+use common::model_path;
 use tqkv_llm::{CacheKind, Model, Session, TextTokenizer};
-
-fn model_path() -> PathBuf {
-    std::env::var_os("TQKV_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        })
-}
 
 /// Largest |a − b| over the largest |b|.
 fn relative(a: &[f32], b: &[f32]) -> f32 {
@@ -39,7 +31,7 @@ fn logits_equal_candle_transformers_quantized_llama() {
     // no other thread reads the environment while it is set.
     unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
     let path = model_path();
-    let model = Model::load(&path).expect("run tools/fetch_model.sh first");
+    let model = Model::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let tokenizer = TextTokenizer::from_model(&model).unwrap();
     let ids = tokenizer
         .encode(
