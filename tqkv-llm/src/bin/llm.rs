@@ -15,6 +15,7 @@ USAGE:
     llm perplexity [--context N]... [--configs A,B,…] [--tokens N] [--out DIR]
     llm speed [--context N]... [--configs A,B,…] [--steps N]
     llm generate [--config SPEC] [--steps N] PROMPT
+    llm tokenize [--text FILE]       (prints the ids of the text)
 
 OPTIONS:
     --model FILE    the GGUF (default: target/models/SmolLM2-135M-Instruct.Q4_1.gguf,
@@ -99,8 +100,9 @@ fn main() {
         "perplexity" => perplexity(&args),
         "speed" => speed(&args),
         "generate" => generate(&args),
+        "tokenize" => tokenize(&args),
         other => Err(LlmError::Invalid(format!(
-            "unknown command {other:?}: perplexity, speed or generate (--help)"
+            "unknown command {other:?}: perplexity, speed, generate or tokenize (--help)"
         ))),
     };
     if let Err(e) = result {
@@ -269,6 +271,14 @@ fn speed(args: &Args) -> Result<(), LlmError> {
             );
         }
     }
+    Ok(())
+}
+
+fn tokenize(args: &Args) -> Result<(), LlmError> {
+    let model = Model::load(&args.model)?;
+    let text = std::fs::read_to_string(&args.text)?;
+    let ids = TextTokenizer::from_model(&model)?.encode(&text)?;
+    println!("{ids:?}");
     Ok(())
 }
 
