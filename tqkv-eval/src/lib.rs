@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod metrics;
+pub mod plot;
 
 /// The repository README's Rust examples run as doc tests here (the
 /// library's own README is doc-tested by the library).

@@ -146,15 +146,19 @@ impl<'m> Session<'m> {
                     self.shape,
                 )?;
             }
+            // One work item per (position, KV head): a prefill spreads over
+            // positions, a one-token decode over the KV heads.
             let mut attended = vec![0.0f32; n * e];
             let shape = self.shape;
             let cache = &*cache;
+            let per_kv = e / c.kv_heads;
             attended
-                .par_chunks_mut(e)
-                .zip(q.par_chunks(e))
+                .par_chunks_mut(per_kv)
+                .zip(q.par_chunks(per_kv))
                 .enumerate()
-                .try_for_each_init(Vec::new, |scratch, (i, (out, q))| {
-                    cache.attend(start + i + 1, q, out, shape, scratch)
+                .try_for_each_init(Vec::new, |scratch, (item, (out, q))| {
+                    let (i, head) = (item / c.kv_heads, item % c.kv_heads);
+                    cache.attend(head, start + i + 1, q, out, shape, scratch)
                 })?;
             self.timing.attention += attention_time.elapsed();
             let o = layer.wo.forward(&attended, n)?;

@@ -55,8 +55,8 @@ pub enum LayerCache {
         /// Values.
         v: Vec<f16>,
     },
-    /// The compressed cache.
-    Tqkv(KvCache<Vec<u8>>),
+    /// The compressed cache (boxed: its quantisers' tables are large).
+    Tqkv(Box<KvCache<Vec<u8>>>),
 }
 
 /// The shape of a layer's cache.
@@ -89,7 +89,7 @@ impl LayerCache {
             CacheKind::Tqkv(c) => {
                 let mut c = c;
                 (c.heads, c.dim, c.capacity) = (shape.kv_heads, shape.dim, shape.capacity);
-                LayerCache::Tqkv(KvCache::new(c, vec![0u8; c.bytes_needed()?])?)
+                LayerCache::Tqkv(Box::new(KvCache::new(c, vec![0u8; c.bytes_needed()?])?))
             }
         })
     }
@@ -141,11 +141,12 @@ impl LayerCache {
         Ok(())
     }
 
-    /// Attention of all query heads `q` (`kv_heads · group · dim`, query
-    /// head `h` reading KV head `h / group`) over the first `upto` tokens,
-    /// into `out` (same length). `scratch` grows as needed.
+    /// Attention of the query heads `q` that share KV head `head` (`g · dim`
+    /// values, `g = heads / kv_heads`) over the first `upto` tokens, into
+    /// `out` (same length). `scratch` grows as needed.
     pub fn attend(
         &self,
+        head: usize,
         upto: usize,
         q: &[f32],
         out: &mut [f32],
@@ -153,54 +154,36 @@ impl LayerCache {
         scratch: &mut Vec<f32>,
     ) -> Result<(), LlmError> {
         let (kvh, d) = (shape.kv_heads, shape.dim);
-        let per_kv = q.len() / kvh;
+        let (stride, at) = (kvh * d, head * d);
         match self {
             LayerCache::F32 { k, v } => {
-                for h in 0..kvh {
-                    let rows = Rows::F32 {
-                        k,
-                        v,
-                        stride: kvh * d,
-                        at: h * d,
-                        d,
-                    };
-                    rows.attend(
-                        upto,
-                        &q[h * per_kv..][..per_kv],
-                        &mut out[h * per_kv..][..per_kv],
-                        scratch,
-                    );
+                Rows::F32 {
+                    k,
+                    v,
+                    stride,
+                    at,
+                    d,
                 }
+                .attend(upto, q, out, scratch);
             }
             LayerCache::F16 { k, v } => {
-                for h in 0..kvh {
-                    let rows = Rows::F16 {
-                        k,
-                        v,
-                        stride: kvh * d,
-                        at: h * d,
-                        d,
-                    };
-                    rows.attend(
-                        upto,
-                        &q[h * per_kv..][..per_kv],
-                        &mut out[h * per_kv..][..per_kv],
-                        scratch,
-                    );
+                Rows::F16 {
+                    k,
+                    v,
+                    stride,
+                    at,
+                    d,
                 }
+                .attend(upto, q, out, scratch);
+            }
+            LayerCache::Tqkv(c) if upto == c.len() => {
+                scratch.resize(attention::scratch_len(c), 0.0);
+                attention::attend(c, head, q, out, scratch)?;
             }
             LayerCache::Tqkv(c) => {
                 let view = c.prefix(upto)?;
                 scratch.resize(attention::scratch_len(&view), 0.0);
-                for h in 0..kvh {
-                    attention::attend(
-                        &view,
-                        h,
-                        &q[h * per_kv..][..per_kv],
-                        &mut out[h * per_kv..][..per_kv],
-                        scratch,
-                    )?;
-                }
+                attention::attend(&view, head, q, out, scratch)?;
             }
         }
         Ok(())
@@ -259,27 +242,36 @@ impl Rows<'_> {
         }
     }
 
-    /// Softmax attention of each query head in `q` over rows `0..upto`.
+    /// Softmax attention of each query head in `q` (the group sharing this
+    /// KV head) over rows `0..upto`: each row is read (and, for f16,
+    /// widened) once for the whole group.
     fn attend(&self, upto: usize, q: &[f32], out: &mut [f32], scores: &mut Vec<f32>) {
         let d = self.dim();
+        let g = q.len() / d;
         let scale = 1.0 / (d as f32).sqrt();
         let mut buf = vec![0.0f32; d];
-        scores.resize(upto, 0.0);
-        for (qh, oh) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let mut max = f32::NEG_INFINITY;
-            for (t, s) in scores.iter_mut().enumerate() {
-                *s = dot(qh, self.row(0, t, &mut buf)) * scale;
-                max = max.max(*s);
+        scores.resize(g * upto, 0.0);
+        for t in 0..upto {
+            let k = self.row(0, t, &mut buf);
+            for (h, qh) in q.chunks_exact(d).enumerate() {
+                scores[h * upto + t] = dot(qh, k) * scale;
             }
+        }
+        for s in scores.chunks_exact_mut(upto) {
+            let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
             let mut sum = 0.0f32;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
+            for x in s.iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
             }
-            oh.fill(0.0);
-            for (t, &p) in scores.iter().enumerate() {
-                let w = p / sum;
-                for (o, &x) in oh.iter_mut().zip(self.row(1, t, &mut buf)) {
+            s.iter_mut().for_each(|x| *x /= sum);
+        }
+        out.fill(0.0);
+        for t in 0..upto {
+            let v = self.row(1, t, &mut buf);
+            for (h, oh) in out.chunks_exact_mut(d).enumerate() {
+                let w = scores[h * upto + t];
+                for (o, &x) in oh.iter_mut().zip(v) {
                     *o += w * x;
                 }
             }

@@ -55,7 +55,7 @@ pub fn score(
     reference: Option<&Scores>,
     keep: bool,
 ) -> Result<Scores, LlmError> {
-    if window < 4 || window % 2 != 0 || tokens.len() < window {
+    if window < 4 || !window.is_multiple_of(2) || tokens.len() < window {
         return Err(LlmError::Invalid(format!(
             "a window of {window} tokens over a text of {}: the window must be even, at least 4 and at most the text",
             tokens.len()
@@ -63,6 +63,14 @@ pub fn score(
     }
     let vocab = model.config.vocab;
     let first = window / 2;
+    let scored = tokens.len() / window * (first - 1);
+    if let Some(r) = reference
+        && (r.nll.len() != scored || r.log_probs.len() != scored * vocab)
+    {
+        return Err(LlmError::Invalid(
+            "the reference scored other tokens (or was not kept)".into(),
+        ));
+    }
     let mut session = Session::new(model, window, kinds)?;
     let mut out = Scores::default();
     for w in tokens.chunks_exact(window) {
@@ -96,13 +104,6 @@ pub fn score(
                 }
                 out.log_probs.extend_from_slice(&lp);
             }
-        }
-    }
-    if let Some(r) = reference {
-        if r.nll.len() != out.nll.len() || r.log_probs.len() != out.nll.len() * vocab {
-            return Err(LlmError::Invalid(
-                "the reference scored other tokens".into(),
-            ));
         }
     }
     out.seconds = (

@@ -13,7 +13,7 @@
 
 mod data;
 mod measure;
-mod plot;
+
 mod report;
 
 use std::collections::HashMap;

@@ -8,7 +8,9 @@ use tqkv::qjl::Projection;
 use tqkv::quant::Scheme;
 use tqkv_eval::metrics::{ConfidenceInterval, Statistic, bootstrap_ci, mann_whitney};
 
-use crate::{BUDGETS, Cell, Compare, Dataset, Res, plot};
+use tqkv_eval::plot;
+
+use crate::{BUDGETS, Cell, Compare, Dataset, Res};
 
 pub(super) fn med(x: &[f64]) -> f64 {
     let mut v = x.to_vec();

@@ -1,12 +1,14 @@
 //! `llm`: SmolLM2-135M on f32, f16 and tqkv caches (see the crate README).
 
+mod report;
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use tqkv_eval::metrics::{Statistic, bootstrap_ci};
 use tqkv_llm::perplexity::{Scores, argmax, score};
-use tqkv_llm::{CacheKind, LlmError, Model, Preset, Session, TextTokenizer};
+use tqkv_llm::{CacheKind, LlmError, Model, Preset, Session, TextTokenizer, Weights};
 
 const HELP: &str = "\
 llm — SmolLM2-135M decoding on f32, f16 and tqkv compressed KV caches
@@ -16,6 +18,8 @@ USAGE:
     llm speed [--context N]... [--configs A,B,…] [--steps N]
     llm generate [--config SPEC] [--steps N] PROMPT
     llm tokenize [--text FILE]       (prints the ids of the text)
+    llm report [--out DIR]           (table-<context>.md and plot-<context>.svg from
+                                      DIR/results.csv and DIR/llamacpp.csv)
 
 OPTIONS:
     --model FILE    the GGUF (default: target/models/SmolLM2-135M-Instruct.Q4_1.gguf,
@@ -27,8 +31,11 @@ OPTIONS:
     --configs LIST  cache specs, comma-separated (default: the full grid); see
                     `Preset` in the crate docs: f32, f16, kqv4, qkqv3g,
                     kqv3+edge:kqv5, …
-    --out DIR       where results.csv goes (default: docs/llm)
+    --out DIR       where results.csv goes (default: docs/llm); rows of the same
+                    config and context are replaced, others kept
     --steps N       decode steps to time or generate (default 32)
+    --weights W     f32 (default: the model's weights exactly) or f16 (half the
+                    memory traffic of a decoded token; speed only)
     -h, --help      this text
 ";
 
@@ -46,6 +53,7 @@ struct Args {
     out: PathBuf,
     steps: usize,
     prompt: Option<String>,
+    weights: Weights,
 }
 
 fn parse() -> Result<Args, lexopt::Error> {
@@ -61,6 +69,7 @@ fn parse() -> Result<Args, lexopt::Error> {
         out: PathBuf::from("docs/llm"),
         steps: 32,
         prompt: None,
+        weights: Weights::F32,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -78,6 +87,13 @@ fn parse() -> Result<Args, lexopt::Error> {
             }
             Long("out") => args.out = parser.value()?.parse()?,
             Long("steps") => args.steps = parser.value()?.parse()?,
+            Long("weights") => {
+                args.weights = match parser.value()?.string()?.as_str() {
+                    "f32" => Weights::F32,
+                    "f16" => Weights::F16,
+                    other => return Err(format!("--weights {other}: f32 or f16").into()),
+                }
+            }
             Value(v) if args.command.is_empty() => args.command = v.parse()?,
             Value(v) if args.command == "generate" && args.prompt.is_none() => {
                 args.prompt = Some(v.parse()?)
@@ -101,6 +117,7 @@ fn main() {
         "speed" => speed(&args),
         "generate" => generate(&args),
         "tokenize" => tokenize(&args),
+        "report" => write_report(&args),
         other => Err(LlmError::Invalid(format!(
             "unknown command {other:?}: perplexity, speed, generate or tokenize (--help)"
         ))),
@@ -138,8 +155,6 @@ fn tokens(args: &Args, model: &Model) -> Result<Vec<u32>, LlmError> {
     Ok(ids)
 }
 
-const HEADER: &str = "source,config,context,bits,tokens,ppl,ppl_f32,dppl_pct,dppl_lo_pct,dppl_hi_pct,kld,kld_lo,kld_hi,top1_pct,attention_s,total_s\n";
-
 fn perplexity(args: &Args) -> Result<(), LlmError> {
     let model = Model::load(&args.model)?;
     let ids = tokens(args, &model)?;
@@ -151,17 +166,16 @@ fn perplexity(args: &Args) -> Result<(), LlmError> {
     };
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join("results.csv");
-    let mut csv = String::from(HEADER);
     let (dim, layers) = (model.config.head_dim, model.config.layers);
     for &window in &contexts {
         let reference = score(&model, &ids, window, &|_| CacheKind::F32, None, true)?;
-        let f32_ppl = reference.perplexity();
         eprintln!(
-            "context {window}: f32 cache PPL {f32_ppl:.4} over {} tokens ({:.0} s)",
+            "context {window}: f32 cache PPL {:.4} over {} tokens ({:.0} s)",
+            reference.perplexity(),
             reference.nll.len(),
             reference.seconds.1
         );
-        csv += &row("f32", window, 32.0, &reference, &reference)?;
+        merge(&path, &row("f32", window, 32.0, &reference, &reference)?)?;
         for p in &presets {
             let s = score(
                 &model,
@@ -178,13 +192,37 @@ fn perplexity(args: &Args) -> Result<(), LlmError> {
                 &s,
                 &reference,
             )?;
-            eprint!("{line}");
-            csv += &line;
-            std::fs::write(&path, &csv)?;
+            eprintln!("{line}");
+            merge(&path, &line)?;
         }
     }
-    std::fs::write(&path, &csv)?;
     eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Adds `line` to the CSV at `path` (made with its header if missing),
+/// replacing a row of the same source, config and context.
+fn merge(path: &std::path::Path, line: &str) -> Result<(), LlmError> {
+    let key = |l: &str| l.split(',').take(3).collect::<Vec<_>>().join(",");
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = format!("{}\n", report::HEADER);
+    for l in old.lines().skip(1).filter(|l| key(l) != key(line)) {
+        out += l;
+        out.push('\n');
+    }
+    out += line;
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+fn write_report(args: &Args) -> Result<(), LlmError> {
+    let mut rows = report::read(&args.out.join("results.csv"))?;
+    let llamacpp = args.out.join("llamacpp.csv");
+    if llamacpp.exists() {
+        rows.extend(report::read(&llamacpp)?);
+    }
+    report::write(&rows, &args.out)?;
+    eprintln!("wrote table-*.md and plot-*.svg to {}", args.out.display());
     Ok(())
 }
 
@@ -207,9 +245,9 @@ fn row(name: &str, window: usize, bits: f64, s: &Scores, r: &Scores) -> Result<S
     let agree =
         s.top1.iter().zip(&r.top1).filter(|(a, b)| a == b).count() as f64 / s.top1.len() as f64;
     let mut line = String::new();
-    let _ = writeln!(
+    let _ = write!(
         line,
-        "tqkv,{name},{window},{bits:.4},{},{:.5},{:.5},{:.3},{:.3},{:.3},{:.6},{:.6},{:.6},{:.2},{:.1},{:.1}",
+        "tqkv,{name},{window},{bits:.4},{},{:.5},f32,{:.5},{:.3},{:.3},{:.3},{:.6},{:.6},{:.6},{:.2},{:.1},{:.1}",
         s.nll.len(),
         s.perplexity(),
         r.perplexity(),
@@ -227,7 +265,7 @@ fn row(name: &str, window: usize, bits: f64, s: &Scores, r: &Scores) -> Result<S
 }
 
 fn speed(args: &Args) -> Result<(), LlmError> {
-    let model = Model::load(&args.model)?;
+    let model = Model::load_with(&args.model, args.weights)?;
     let ids = tokens(
         &Args {
             tokens: 8192,

@@ -1,5 +1,6 @@
-//! The evaluation's plots, drawn with `plotters` into SVG: panels side by
-//! side, log-scale y, one line per scheme with its confidence whiskers.
+//! The plots of the evaluation and of `tqkv-llm`, drawn with `plotters` into
+//! SVG: panels side by side, log-scale y, one line per series with its
+//! confidence whiskers.
 //!
 //! Schemes can coincide (KV and KQV share their key error wherever the
 //! rotation changes nothing), so each series has its own dash and marker
@@ -8,37 +9,72 @@
 
 use plotters::prelude::*;
 use plotters::series::DashedLineSeries;
+pub use plotters::style::RGBColor;
 
-use crate::Res;
+/// What drawing can fail with (plotters' errors, boxed).
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// One point: x, the median and its interval.
+/// One point: x, the estimate and its interval.
 pub struct Point {
+    /// Position on the x axis.
     pub x: f64,
+    /// The estimate (drawn if positive: the y axis is logarithmic).
     pub y: f64,
+    /// Lower end of the interval.
     pub lo: f64,
+    /// Upper end of the interval.
     pub hi: f64,
 }
 
+/// One line of a panel.
 pub struct Series {
+    /// Its legend.
     pub name: String,
+    /// Its colour.
     pub color: RGBColor,
+    /// Its points, in x order.
     pub points: Vec<Point>,
 }
 
+/// One chart.
 pub struct Panel {
+    /// Caption.
     pub title: String,
+    /// x axis label.
     pub x_label: String,
+    /// y axis label.
     pub y_label: String,
+    /// The lines.
     pub series: Vec<Series>,
 }
 
-const PANEL: (u32, u32) = (420, 320);
+/// The size of one panel in the evaluation's plots.
+pub const PANEL: (u32, u32) = (420, 320);
 
-/// The SVG document of `panels` side by side under `title`.
+/// The SVG document of `panels` side by side under `title`, each
+/// [`PANEL`] in size.
+///
+/// ```
+/// use tqkv_eval::plot::{render, Panel, Point, RGBColor, Series};
+///
+/// let line = Series {
+///     name: "a".into(),
+///     color: RGBColor(200, 0, 0),
+///     points: (1..4).map(|i| Point { x: i as f64, y: 0.1 / i as f64, lo: 0.05 / i as f64, hi: 0.2 / i as f64 }).collect(),
+/// };
+/// let panel = Panel { title: "t".into(), x_label: "bits".into(), y_label: "KL".into(), series: vec![line] };
+/// let svg = render("demo", &[panel]).unwrap();
+/// assert!(svg.starts_with("<svg"));
+/// ```
 pub fn render(title: &str, panels: &[Panel]) -> Res<String> {
+    render_sized(title, panels, PANEL)
+}
+
+/// [`render`] with panels of `panel` pixels (width, height).
+pub fn render_sized(title: &str, panels: &[Panel], panel: (u32, u32)) -> Res<String> {
     let mut svg = String::new();
     {
-        let size = (PANEL.0 * panels.len().max(1) as u32, PANEL.1);
+        let size = (panel.0 * panels.len().max(1) as u32, panel.1);
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE)?;
         let root = root.titled(title, ("sans-serif", 15))?;
