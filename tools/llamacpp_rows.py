@@ -37,6 +37,9 @@ def main():
             text = open(f"{logdir}/{kind}-{ctx}.log", encoding="utf-8", errors="replace").read()
         except FileNotFoundError:
             continue
+        if "Same top p" not in text:
+            print(f"{kind}: run not finished, skipped", file=sys.stderr)
+            continue
         ppl, _ = value(text, "Mean PPL(Q)")
         ln_ratio, ln_unc = value(text, "Mean ln(PPL(Q)/PPL(base))")
         kld, kld_unc = value(text, "Mean    KLD")
