@@ -37,7 +37,7 @@ def main():
             text = open(f"{logdir}/{kind}-{ctx}.log", encoding="utf-8", errors="replace").read()
         except FileNotFoundError:
             continue
-        if "Same top p" not in text:
+        if "Mean PPL(Q)" not in text:
             print(f"{kind}: run not finished, skipped", file=sys.stderr)
             continue
         ppl, _ = value(text, "Mean PPL(Q)")
