@@ -156,26 +156,22 @@ impl LayerCache {
         let (kvh, d) = (shape.kv_heads, shape.dim);
         let (stride, at) = (kvh * d, head * d);
         match self {
-            LayerCache::F32 { k, v } => {
-                Rows::F32 {
-                    k,
-                    v,
-                    stride,
-                    at,
-                    d,
-                }
-                .attend(upto, q, out, scratch);
+            LayerCache::F32 { k, v } => Rows {
+                k,
+                v,
+                stride,
+                at,
+                d,
             }
-            LayerCache::F16 { k, v } => {
-                Rows::F16 {
-                    k,
-                    v,
-                    stride,
-                    at,
-                    d,
-                }
-                .attend(upto, q, out, scratch);
+            .attend(upto, q, out, scratch),
+            LayerCache::F16 { k, v } => Rows {
+                k,
+                v,
+                stride,
+                at,
+                d,
             }
+            .attend(upto, q, out, scratch),
             LayerCache::Tqkv(c) if upto == c.len() => {
                 scratch.resize(attention::scratch_len(c), 0.0);
                 attention::attend(c, head, q, out, scratch)?;
@@ -190,69 +186,48 @@ impl LayerCache {
     }
 }
 
-/// One KV head's rows in an uncompressed cache.
-enum Rows<'a> {
-    F32 {
-        k: &'a [f32],
-        v: &'a [f32],
-        stride: usize,
-        at: usize,
-        d: usize,
-    },
-    F16 {
-        k: &'a [f16],
-        v: &'a [f16],
-        stride: usize,
-        at: usize,
-        d: usize,
-    },
+/// An element of an uncompressed cache, read as f32.
+trait Element: Copy {
+    /// `src` as f32: itself, or widened into `buf`.
+    fn widen<'b>(src: &'b [Self], buf: &'b mut [f32]) -> &'b [f32];
 }
 
-impl Rows<'_> {
-    /// Row `t` of the keys (`side` 0) or values (1) as f32, via `buf`.
-    fn row<'b>(&'b self, side: usize, t: usize, buf: &'b mut [f32]) -> &'b [f32] {
-        match self {
-            Rows::F32 {
-                k,
-                v,
-                stride,
-                at,
-                d,
-            } => {
-                let src = if side == 0 { k } else { v };
-                &src[t * stride + at..][..*d]
-            }
-            Rows::F16 {
-                k,
-                v,
-                stride,
-                at,
-                d,
-            } => {
-                let src = if side == 0 { k } else { v };
-                src[t * stride + at..][..*d].convert_to_f32_slice(buf);
-                buf
-            }
-        }
+impl Element for f32 {
+    fn widen<'b>(src: &'b [f32], _: &'b mut [f32]) -> &'b [f32] {
+        src
     }
+}
 
-    fn dim(&self) -> usize {
-        match self {
-            Rows::F32 { d, .. } | Rows::F16 { d, .. } => *d,
-        }
+impl Element for f16 {
+    fn widen<'b>(src: &'b [f16], buf: &'b mut [f32]) -> &'b [f32] {
+        src.convert_to_f32_slice(buf);
+        buf
     }
+}
 
+/// One KV head's rows in an uncompressed cache: row `t` at
+/// `t · stride + at`, `d` values.
+struct Rows<'a, E> {
+    k: &'a [E],
+    v: &'a [E],
+    stride: usize,
+    at: usize,
+    d: usize,
+}
+
+impl<E: Element> Rows<'_, E> {
     /// Softmax attention of each query head in `q` (the group sharing this
     /// KV head) over rows `0..upto`: each row is read (and, for f16,
-    /// widened) once for the whole group.
-    fn attend(&self, upto: usize, q: &[f32], out: &mut [f32], scores: &mut Vec<f32>) {
-        let d = self.dim();
+    /// widened) once for the whole group. `scratch` holds the scores and
+    /// the widened row.
+    fn attend(&self, upto: usize, q: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
+        let d = self.d;
         let g = q.len() / d;
         let scale = 1.0 / (d as f32).sqrt();
-        let mut buf = vec![0.0f32; d];
-        scores.resize(g * upto, 0.0);
+        scratch.resize(g * upto + d, 0.0);
+        let (scores, buf) = scratch.split_at_mut(g * upto);
         for t in 0..upto {
-            let k = self.row(0, t, &mut buf);
+            let k = E::widen(&self.k[t * self.stride + self.at..][..d], buf);
             for (h, qh) in q.chunks_exact(d).enumerate() {
                 scores[h * upto + t] = dot(qh, k) * scale;
             }
@@ -268,7 +243,7 @@ impl Rows<'_> {
         }
         out.fill(0.0);
         for t in 0..upto {
-            let v = self.row(1, t, &mut buf);
+            let v = E::widen(&self.v[t * self.stride + self.at..][..d], buf);
             for (h, oh) in out.chunks_exact_mut(d).enumerate() {
                 let w = scores[h * upto + t];
                 for (o, &x) in oh.iter_mut().zip(v) {
