@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(cache.as_bytes().len() <= data.len());
     let cfg = *cache.config();
     let d = cfg.dim;
-    let mut scratch = vec![0.0f32; attention::scratch_len(&cache)];
+    let mut scratch = vec![0.0f32; attention::scratch_len(&cache, 2)];
     // Two query heads sharing each KV head (GQA), a fixed smooth query.
     let q: Vec<f32> = (0..2 * d)
         .map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0)

@@ -172,14 +172,10 @@ impl LayerCache {
                 d,
             }
             .attend(upto, q, out, scratch),
-            LayerCache::Tqkv(c) if upto == c.len() => {
-                scratch.resize(attention::scratch_len(c), 0.0);
-                attention::attend(c, head, q, out, scratch)?;
-            }
             LayerCache::Tqkv(c) => {
-                let view = c.prefix(upto)?;
-                scratch.resize(attention::scratch_len(&view), 0.0);
-                attention::attend(&view, head, q, out, scratch)?;
+                // The causal limit of this position: the tokens up to it.
+                scratch.resize(attention::scratch_len(c, q.len() / d), 0.0);
+                attention::attend_many(c, head, q, &[upto], out, scratch)?;
             }
         }
         Ok(())

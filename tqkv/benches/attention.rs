@@ -6,6 +6,13 @@
 //! then `attention/kqv/n4/<backend>/t65536h8`, one query against each of 8
 //! KV heads of a cache larger than the LLC, beside
 //! `attention/memcpy/1core/512MB`, a copy from memory to memory.
+//!
+//! The runtime shapes, at T = 65,536 tokens of one KV head:
+//! `attention/<scheme>/n<bits>/<backend>/t65536/g<g>x<threads>q<queries>`
+//! (`g` query heads sharing the KV head, split over `threads` threads,
+//! `queries` positions in one call), each scheme beside
+//! `attention/memcpy/1core/t65536/<scheme>n<bits>`, a copy of its cache's
+//! bytes in the same run.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -13,7 +20,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use tqkv::attention::{attend_on, scratch_len};
+use tqkv::attention::{attend_many_on, attend_on, attend_parallel_on, scratch_len};
 use tqkv::quant::{CacheConfig, KvCache, Scheme};
 use tqkv::rng::SplitMix64;
 use tqkv::{Backend, codebook};
@@ -120,7 +127,7 @@ fn attention(c: &mut Criterion) {
                         .push(&k[t * D..(t + 1) * D], &v[t * D..(t + 1) * D])
                         .expect("room");
                 }
-                let mut scratch = vec![0.0f32; scratch_len(&cache)];
+                let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
                 let id = BenchmarkId::new(
                     format!("{}/n{bits}/{}", scheme.name(), best.name()),
                     format!("t{tokens}"),
@@ -170,7 +177,7 @@ fn past_the_cache(c: &mut Criterion) {
     }
     let q = data(D, 3);
     let mut out = vec![0.0f32; D];
-    let mut scratch = vec![0.0f32; scratch_len(&cache)];
+    let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
     group.throughput(Throughput::Bytes(cache.as_bytes().len() as u64));
     let id = BenchmarkId::new(
         format!("kqv/n4/{}", best.name()),
@@ -193,5 +200,90 @@ fn past_the_cache(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, attention, past_the_cache);
+/// One KV head of `tokens` tokens at d = 128.
+fn filled(scheme: Scheme, bits: u8, tokens: usize) -> KvCache<Vec<u8>> {
+    let k = data(tokens * D, 1);
+    let v = data(tokens * D, 2);
+    let cfg = CacheConfig::new(scheme, bits, 1, D, tokens).with_seed(5);
+    let mut cache =
+        KvCache::new(cfg, vec![0u8; cfg.bytes_needed().expect("valid config")]).expect("fits");
+    for (kt, vt) in k.chunks_exact(D).zip(v.chunks_exact(D)) {
+        cache.push(kt, vt).expect("room");
+    }
+    cache
+}
+
+fn shapes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attention");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(15);
+    let best = Backend::detect();
+    const T: usize = 65536;
+    let kqv4 = filled(Scheme::Kqv, 4, T);
+    let shape_id = |g: usize, x: usize, q: usize| {
+        BenchmarkId::new(
+            format!("kqv/n4/{}/t{T}", best.name()),
+            format!("g{g}x{x}q{q}"),
+        )
+    };
+    // Query heads sharing the KV head, one pass.
+    for g in [1usize, 4, 8] {
+        let q = data(g * D, 3);
+        let mut out = vec![0.0f32; g * D];
+        let mut scratch = vec![0.0f32; scratch_len(&kqv4, g)];
+        group.bench_function(shape_id(g, 1, 1), |b| {
+            b.iter(|| attend_on(best, &kqv4, 0, black_box(&q), &mut out, &mut scratch))
+        });
+    }
+    // One query head split over two threads.
+    let q = data(D, 3);
+    let mut out = vec![0.0f32; D];
+    group.bench_function(shape_id(1, 2, 1), |b| {
+        b.iter(|| attend_parallel_on(best, &kqv4, 0, black_box(&q), &mut out, 2))
+    });
+    // Eight positions in one call (all at the full length: the worst case).
+    let q8 = data(8 * D, 4);
+    let mut out8 = vec![0.0f32; 8 * D];
+    let mut scratch = vec![0.0f32; scratch_len(&kqv4, 8)];
+    let limits = [T; 8];
+    group.bench_function(shape_id(1, 1, 8), |b| {
+        b.iter(|| {
+            attend_many_on(
+                best,
+                &kqv4,
+                0,
+                black_box(&q8),
+                &limits,
+                &mut out8,
+                &mut scratch,
+            )
+        })
+    });
+    drop(kqv4);
+    // Every scheme and budget, one query head, beside a copy of its bytes.
+    let mut scratch = vec![0.0f32; 1 << 16];
+    for &scheme in Scheme::ALL {
+        for bits in 2u8..=6 {
+            let cache = filled(scheme, bits, T);
+            let bytes = cache.as_bytes().to_vec();
+            let mut to = vec![0u8; bytes.len()];
+            let name = format!("{}n{bits}", scheme.name());
+            group.bench_function(BenchmarkId::new(format!("memcpy/1core/t{T}"), &name), |b| {
+                b.iter(|| to.copy_from_slice(black_box(&bytes)))
+            });
+            group.bench_function(
+                BenchmarkId::new(
+                    format!("{}/n{bits}/{}/t{T}", scheme.name(), best.name()),
+                    "g1x1q1",
+                ),
+                |b| b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch)),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, attention, past_the_cache, shapes);
 criterion_main!(benches);

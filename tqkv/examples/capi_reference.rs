@@ -95,7 +95,7 @@ fn main() -> Result<(), tqkv::Error> {
     }
     let qh: Vec<f32> = (0..2 * DIM).map(query_val).collect();
     let mut out = vec![0.0f32; 2 * DIM];
-    let mut scratch = vec![0.0f32; attention::scratch_len(&cache)];
+    let mut scratch = vec![0.0f32; attention::scratch_len(&cache, 2)];
     attention::attend(&cache, 1, &qh, &mut out, &mut scratch)?;
     println!("cache {:016x}", fnv1a(cache.as_bytes()));
     let bits: Vec<String> = out.iter().map(|v| format!("{:08x}", v.to_bits())).collect();

@@ -271,7 +271,7 @@ fn caches() {
             let encode = start.elapsed().as_secs_f64() * 1e3;
             // K and V together: 2·H·D coordinates a token.
             let bits = (cache.bytes_per_token() * 8) as f64 / (2 * H * D) as f64;
-            let mut scratch = vec![0.0f32; scratch_len(&cache)];
+            let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
             let mut out = vec![0.0f32; H * D];
             let start = Instant::now();
             for h in 0..H {

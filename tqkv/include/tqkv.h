@@ -229,7 +229,8 @@ tqkv_status tqkv_cache_open(tqkv_cache *cache, uint8_t *buf, size_t len);
 tqkv_status tqkv_cache_push(tqkv_cache *cache, const float *k, size_t k_len,
                                   const float *v, size_t v_len);
 /* Tokens stored, capacity (may be NULL), and the scratch floats that
- * tqkv_attend needs (may be NULL). */
+ * tqkv_attend needs for one query head (may be NULL; for more, see
+ * tqkv_attend_scratch_len). */
 tqkv_status tqkv_cache_info(const tqkv_cache *cache, size_t *len, size_t *capacity,
                                   size_t *scratch);
 /* Copies the encoding of token `token`'s key (side 0) or value (side 1)
@@ -244,6 +245,17 @@ tqkv_status tqkv_cache_token(const tqkv_cache *cache, uint32_t side, size_t head
  * cache within 1e-4 relative. */
 tqkv_status tqkv_attend(const tqkv_cache *cache, size_t head, const float *q,
                               size_t q_len, float *out, float *scratch, size_t scratch_len);
+/* The scratch floats tqkv_attend and tqkv_attend_many need for q_len query
+ * floats (a multiple of dim). */
+tqkv_status tqkv_attend_scratch_len(const tqkv_cache *cache, size_t q_len,
+                                          size_t *scratch);
+/* Several query positions in one pass over the codes (speculative
+ * decoding, chunked prefill): q holds n_limits positions of the same number
+ * of query heads; position p attends to tokens 0..limits[p]
+ * (TQKV_INVALID_PARAMETER for a limit past the tokens stored). */
+tqkv_status tqkv_attend_many(const tqkv_cache *cache, size_t head, const float *q,
+                                   size_t q_len, const size_t *limits, size_t n_limits,
+                                   float *out, float *scratch, size_t scratch_len);
 
 #ifdef __cplusplus
 }

@@ -89,6 +89,24 @@ pub enum Error {
         /// The tokens the cache holds.
         len: usize,
     },
+    /// A range of tokens that is empty or reaches past the tokens a cache
+    /// holds (or a causal limit past them).
+    InvalidRange {
+        /// The range's first token.
+        start: usize,
+        /// The range's end (exclusive).
+        end: usize,
+        /// The tokens the cache holds.
+        len: usize,
+    },
+    /// A partial attention state of another shape than the call or the
+    /// state it merges with: `[query vectors, dim, value sketch bits]`.
+    PartialShape {
+        /// The shape that was needed.
+        expected: [usize; 3],
+        /// The shape of the state that was passed.
+        found: [usize; 3],
+    },
     /// A size computed from the arguments does not fit in `usize`.
     SizeOverflow,
     /// Bytes that claim to be a cache are not a valid one.
@@ -149,6 +167,14 @@ impl fmt::Display for Error {
             Error::InvalidToken { token, len } => {
                 write!(f, "token {token} is out of range (the cache holds {len})")
             }
+            Error::InvalidRange { start, end, len } => write!(
+                f,
+                "token range {start}..{end} is empty or past the {len} tokens the cache holds"
+            ),
+            Error::PartialShape { expected, found } => write!(
+                f,
+                "partial attention state of shape {found:?} (query vectors, dim, value sketch bits) where {expected:?} is needed"
+            ),
             Error::SizeOverflow => write!(f, "a size computed from the arguments overflows usize"),
             Error::CorruptCache(why) => write!(f, "not a valid tqkv cache: {why}"),
             Error::CacheFull { capacity } => write!(f, "cache is full ({capacity} tokens)"),

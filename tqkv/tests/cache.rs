@@ -97,7 +97,7 @@ proptest! {
             // Whatever was accepted attends to finite outputs.
             let d = c.config().dim;
             let mut out = vec![0.0f32; d];
-            let mut scratch = vec![0.0f32; tqkv::attention::scratch_len(&c)];
+            let mut scratch = vec![0.0f32; tqkv::attention::scratch_len(&c, 1)];
             let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.3).sin()).collect();
             match tqkv::attention::attend(&c, 0, &q, &mut out, &mut scratch) {
                 Ok(()) => prop_assert!(out.iter().all(|v| v.is_finite()), "{:?}", out),

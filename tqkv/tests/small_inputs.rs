@@ -170,7 +170,7 @@ fn quantisers_cache_and_attention() {
         assert_eq!(cache.len(), 2);
         let q = [0.25f32; 16];
         let mut out = [0.0f32; 16];
-        let mut scratch = vec![0.0f32; attention::scratch_len(&cache)];
+        let mut scratch = vec![0.0f32; attention::scratch_len(&cache, 1)];
         let mut first = None;
         for b in Backend::available() {
             attention::attend_on(b, &cache, 1, &q, &mut out, &mut scratch).unwrap();
@@ -245,7 +245,7 @@ fn shared_types_are_send_and_sync() {
             let want = want[head];
             s.spawn(move || {
                 let mut out = [0.0f32; 16];
-                let mut scratch = vec![0.0f32; attention::scratch_len(cache)];
+                let mut scratch = vec![0.0f32; attention::scratch_len(cache, 1)];
                 attention::attend(cache, head, &[0.1; 16], &mut out, &mut scratch).unwrap();
                 for (o, w) in out.iter().zip(&want) {
                     assert!((o - w).abs() <= 1e-4 * w.abs().max(1.0), "{o} vs {w}");

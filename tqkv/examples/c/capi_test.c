@@ -309,6 +309,11 @@ static void test_cache(void) {
     size_t len = 0, cap = 0, scratch_len = 0;
     OK(tqkv_cache_info(&cache, &len, &cap, &scratch_len));
     CHECK(len == TOKENS && cap == CAPACITY && scratch_len > 0);
+    size_t one_head = scratch_len;
+    OK(tqkv_attend_scratch_len(&cache, 2 * DIM, &scratch_len));
+    CHECK(scratch_len > one_head);
+    CHECK(tqkv_attend_scratch_len(&cache, DIM + 1, &scratch_len) == TQKV_LENGTH_MISMATCH);
+    OK(tqkv_attend_scratch_len(&cache, 2 * DIM, &scratch_len));
     printf("cache %016llx\n", (unsigned long long)fnv1a(buf, need));
 
     /* Two query heads sharing KV head 1. */
@@ -339,6 +344,16 @@ static void test_cache(void) {
     float out2[2 * DIM];
     OK(tqkv_attend(&again, 1, q, 2 * DIM, out2, scratch, scratch_len));
     CHECK(memcmp(out, out2, sizeof out) == 0);
+    /* Two positions of one query head each, in one pass: the second sees
+     * every token, so it is the one-head attention of its query exactly. */
+    size_t limits[2] = {TOKENS / 2, TOKENS};
+    OK(tqkv_attend_many(&cache, 1, q, 2 * DIM, limits, 2, out2, scratch, scratch_len));
+    float one[DIM];
+    OK(tqkv_attend(&cache, 1, q + DIM, DIM, one, scratch, scratch_len));
+    CHECK(memcmp(out2 + DIM, one, sizeof one) == 0);
+    limits[0] = TOKENS + 1;
+    CHECK(tqkv_attend_many(&cache, 1, q, 2 * DIM, limits, 2, out2, scratch, scratch_len) ==
+          TQKV_INVALID_PARAMETER);
     uint8_t *bad = malloc(need);
     memcpy(bad, buf, need);
     bad[0] ^= 0xFF;

@@ -7,15 +7,27 @@
 //! - every key is scored from its packed codes, `‖k‖·⟨R·q, c[idx]⟩`, plus
 //!   `√(π/2)/m·γ·⟨S·R·q, s⟩` for prod keys (row kernels of
 //!   [`codebook`] and [`qjl`]);
-//! - the softmax is the stable one (maximum subtracted, sum in f64);
-//! - values are accumulated in the rotated domain (`Σ_t p_t‖v_t‖·c[idx_t]`)
-//!   and, for prod values, in the sketch domain (`Σ_t p_t·γ_t·s_t`, mapped
-//!   back once with `Sᵀ`); the sum is un-rotated once.
+//! - the softmax is the stable one, computed online in one pass over blocks
+//!   of tokens (a larger maximum rescales what was accumulated; the sum of
+//!   exponentials carries about 48 bits);
+//! - values are accumulated in the rotated domain (`Σ_t e_t‖v_t‖·c[idx_t]`)
+//!   and, for prod values, in the sketch domain (`Σ_t e_t·γ_t·s_t`, mapped
+//!   back once with `Sᵀ`); the sum is normalised and un-rotated once.
+//!
+//! The shapes a runtime needs share that one pass (its blocks of 256 tokens
+//! keep their codes in L1 while every query vector reads them):
+//!
+//! - grouped-query attention: `q` holds the `g` query heads of a KV head;
+//! - several query positions at once, each with its causal limit
+//!   ([`attend_many`]: speculative decoding, chunked prefill);
+//! - a range of tokens into a [`Partial`] state that merges exactly with
+//!   the states of other ranges ([`attend_partial`], [`Partial::merge`]),
+//!   to split one long decode across cores; with `std`,
+//!   [`attend_parallel`] does it with scoped threads.
 //!
 //! The result equals attention over the decoded `K̂`, `V̂` up to float
 //! reassociation (tests/attention.rs: within 1e-4 relative, on every
-//! backend). Grouped-query attention: `q` may hold several query heads
-//! (`g·dim` values) that share the KV head; `out` then holds `g·dim`.
+//! backend).
 //!
 //! An empty cache attends to nothing: the output is zeros.
 //!
@@ -32,17 +44,17 @@
 //! }
 //! let q = [0.1f32; 64];
 //! let mut out = [0.0f32; 64];
-//! let mut scratch = vec![0.0f32; scratch_len(&cache)];
+//! let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
 //! attend(&cache, 0, &q, &mut out, &mut scratch)?;
 //! // A convex combination of values 0 … 15.
 //! assert!(out.iter().all(|&v| v > -1.0 && v < 16.0));
 //! # Ok::<(), tqkv::Error>(())
 //! ```
 
-use crate::backend::Checked;
-use crate::codebook;
-use crate::quant::{KvCache, Quantizer};
-use crate::{Backend, Error, qjl};
+use core::ops::Range;
+
+use crate::quant::KvCache;
+use crate::{Backend, Error};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -50,33 +62,41 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(feature = "std")]
+mod parallel;
+mod pass;
 mod rows;
+mod state;
 
-/// Sketch bits of a prod quantiser, else 0.
-fn sketch_bits(q: &Quantizer) -> usize {
-    match q {
-        Quantizer::Prod(p) => p.sketcher().m(),
-        _ => 0,
-    }
-}
+#[cfg(feature = "std")]
+pub use parallel::{attend_parallel, attend_parallel_on};
+pub use state::Partial;
 
-/// f32 values of scratch [`attend`] needs for `cache` (as it is now: the
-/// length grows with the number of tokens).
-pub fn scratch_len<B: AsRef<[u8]>>(cache: &KvCache<B>) -> usize {
-    let d = cache.config().dim;
-    let m = sketch_bits(cache.key_quantizer()).max(sketch_bits(cache.value_quantizer()));
-    3 * cache.len() + d + m
+use pass::{BLOCK, Shape};
+
+/// f32 values of scratch that [`attend`], [`attend_many`],
+/// [`attend_partial`] and [`probabilities`] need for `queries` query
+/// vectors (the length of `q` over `dim`: query heads times positions).
+/// It does not grow with the tokens in the cache.
+pub fn scratch_len<B: AsRef<[u8]>>(cache: &KvCache<B>, queries: usize) -> usize {
+    let shape = Shape::of(cache);
+    shape
+        .scratch(queries)
+        .saturating_add(Partial::len_for(cache, queries))
 }
 
 /// Attention of the query head(s) `q` over KV head `head`, on the detected
-/// backend.
+/// backend: `q` holds `g·dim` values, `g` query heads that share the KV head
+/// (grouped-query attention), and they are all scored in one pass over the
+/// codes; `out` receives `g·dim` values.
 ///
 /// # Errors
 /// [`Error::InvalidHead`] if `head` is out of range; [`Error::LengthMismatch`]
 /// unless `q.len()` is a positive multiple of `dim` equal to `out.len()`;
-/// [`Error::BufferTooShort`] if `scratch` is shorter than [`scratch_len`];
-/// [`Error::NonFinite`] for a NaN or ∞ in `q`, or a score that overflows
-/// f32 (a query of norm near `f32::MAX / quant::MAX_NORM`).
+/// [`Error::BufferTooShort`] if `scratch` is shorter than
+/// [`scratch_len`]`(cache, g)`; [`Error::NonFinite`] for a NaN or ∞ in `q`,
+/// or a score that overflows f32 (a query of norm near
+/// `f32::MAX / quant::MAX_NORM`).
 pub fn attend<B: AsRef<[u8]>>(
     cache: &KvCache<B>,
     head: usize,
@@ -99,20 +119,125 @@ pub fn attend_on<B: AsRef<[u8]>>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let d = cache.config().dim;
-    check(cache, head, q, out.len(), scratch.len())?;
+    attend_many_on(backend, cache, head, q, &[cache.len()], out, scratch)
+}
+
+/// Attention of several query positions at once (speculative decoding,
+/// chunked prefill), each with its own causal limit, reading the codes
+/// once: `q` holds `limits.len()` positions of `g·dim` values each (the
+/// same `g` query heads of KV head `head` per position), and position `p`
+/// attends to tokens `0..limits[p]`. `out` receives as many values as `q`
+/// (zeros for a position whose limit is 0).
+///
+/// ```
+/// use tqkv::attention::{attend, attend_many, scratch_len};
+/// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+///
+/// let config = CacheConfig::new(Scheme::Kqv, 4, 1, 64, 8).with_seed(2);
+/// let mut cache = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+/// for t in 0..8 {
+///     cache.push(&[t as f32 - 3.5; 64], &[t as f32; 64])?;
+/// }
+/// // Positions 5 and 8 of a chunk: each sees its own prefix.
+/// let q = [0.3f32; 128];
+/// let mut out = [0.0f32; 128];
+/// let mut scratch = vec![0.0f32; scratch_len(&cache, 2)];
+/// attend_many(&cache, 0, &q, &[5, 8], &mut out, &mut scratch)?;
+/// // The same as attending over the first 5 tokens, and over all 8.
+/// let (mut first, mut second) = ([0.0f32; 64], [0.0f32; 64]);
+/// attend(&cache.prefix(5)?, 0, &q[..64], &mut first, &mut scratch)?;
+/// attend(&cache, 0, &q[64..], &mut second, &mut scratch)?;
+/// let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+/// assert!(close(&out[..64], &first) && close(&out[64..], &second));
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`attend`] for the `limits.len()·g` query vectors; also
+/// [`Error::LengthMismatch`] unless `q.len()` is a multiple of
+/// `limits.len()·dim`, and [`Error::InvalidRange`] for a limit past
+/// `len()` (or no limits).
+pub fn attend_many<B: AsRef<[u8]>>(
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    limits: &[usize],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    attend_many_on(Backend::detect(), cache, head, q, limits, out, scratch)
+}
+
+/// [`attend_many`] on a chosen backend.
+///
+/// # Errors
+/// As [`attend_many`], plus [`Error::BackendUnavailable`].
+pub fn attend_many_on<B: AsRef<[u8]>>(
+    backend: Backend,
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    limits: &[usize],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let queries = check(cache, head, q, out.len(), scratch.len())?;
+    let len = cache.len();
+    let end = check_limits(limits, queries, len)?;
     let backend = backend.check()?;
-    let t = cache.len();
-    for (qh, oh) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        if t == 0 {
-            oh.fill(0.0);
-            continue;
-        }
-        let (probs, work) = scratch.split_at_mut(t);
-        let sum = exponentials(backend, cache, head, qh, probs, work)?;
-        values(backend, cache, head, probs, (1.0 / sum) as f32, oh, work)?;
+    let (state_buf, work) = scratch.split_at_mut(Partial::len_for(cache, queries));
+    let mut state = Partial::new(cache, queries, state_buf)?;
+    pass::run(backend, cache, head, q, limits, 0..end, &mut state, work)?;
+    state.finish_in(backend, cache, out, &mut work[..cache.config().dim])
+}
+
+/// Adds tokens `range` of KV head `head` to the partial state of the query
+/// vectors `q` (`g·dim` values, as for [`attend`]) on the detected backend:
+/// the primitive for splitting one decode across cores (each core its own
+/// range and state, then [`Partial::merge`] and [`Partial::finish`]). A
+/// state may also take several ranges one after the other.
+///
+/// # Errors
+/// As [`attend`]; also [`Error::InvalidRange`] for an empty range or one
+/// past `len()`, and [`Error::PartialShape`] if `state` is not one of `g`
+/// query vectors of this cache's shape.
+pub fn attend_partial<B: AsRef<[u8]>>(
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    range: Range<usize>,
+    state: &mut Partial<'_>,
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    attend_partial_on(Backend::detect(), cache, head, q, range, state, scratch)
+}
+
+/// [`attend_partial`] on a chosen backend.
+///
+/// # Errors
+/// As [`attend_partial`], plus [`Error::BackendUnavailable`].
+pub fn attend_partial_on<B: AsRef<[u8]>>(
+    backend: Backend,
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    range: Range<usize>,
+    state: &mut Partial<'_>,
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let queries = check(cache, head, q, q.len(), scratch.len())?;
+    let len = cache.len();
+    if range.start >= range.end || range.end > len {
+        return Err(Error::InvalidRange {
+            start: range.start,
+            end: range.end,
+            len,
+        });
     }
-    Ok(())
+    state.check(cache, queries)?;
+    let backend = backend.check()?;
+    let end = range.end;
+    pass::run(backend, cache, head, q, &[end], range, state, scratch)
 }
 
 /// The attention probabilities of one query head (`dim` values) over the
@@ -133,7 +258,7 @@ pub fn attend_on<B: AsRef<[u8]>>(
 ///     cache.push(&[t as f32 + 1.0; 64], &[0.5; 64])?;
 /// }
 /// let mut p = [0.0f32; 4];
-/// let mut scratch = vec![0.0f32; scratch_len(&cache)];
+/// let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
 /// probabilities(&cache, 0, &[0.1; 64], &mut p, &mut scratch)?;
 /// assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 /// # Ok::<(), tqkv::Error>(())
@@ -162,30 +287,47 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
 ) -> Result<(), Error> {
     let d = cache.config().dim;
     check(cache, head, q, d, scratch.len())?;
-    if probs.len() != cache.len() {
+    let len = cache.len();
+    if probs.len() != len {
         return Err(Error::LengthMismatch {
-            expected: cache.len(),
+            expected: len,
             found: probs.len(),
         });
     }
     let backend = backend.check()?;
-    if cache.is_empty() {
+    if len == 0 {
         return Ok(());
     }
-    let inv_sum = (1.0 / exponentials(backend, cache, head, q, probs, scratch)?) as f32;
+    let shape = Shape::of(cache);
+    let heads = cache.config().heads;
+    let keys = cache
+        .key_fields(head)
+        .ok_or(Error::InvalidHead { head, heads })?;
+    let (prepared, rest) = scratch.split_at_mut(shape.prepared());
+    pass::prepare(backend, cache.key_quantizer(), q, shape, prepared)?;
+    let extra = &mut rest[..BLOCK];
+    for (b, chunk) in probs.chunks_mut(BLOCK).enumerate() {
+        let rows = b * BLOCK..b * BLOCK + chunk.len();
+        pass::key_scores(backend, cache, &keys, prepared, rows, chunk, extra)?;
+    }
+    let k = rows::Loops(backend);
+    let max = k.max_finite(probs)?.ok_or(Error::NonFinite)?;
+    let inv_sum = (1.0 / k.exp_sum(probs, max)?) as f32;
     for p in probs.iter_mut() {
         *p *= inv_sum;
     }
     Ok(())
 }
 
+/// Checks the head, `q` against `out` and the scratch; returns the number
+/// of query vectors in `q`.
 fn check<B: AsRef<[u8]>>(
     cache: &KvCache<B>,
     head: usize,
     q: &[f32],
     out: usize,
     scratch: usize,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let d = cache.config().dim;
     let heads = cache.config().heads;
     if head >= heads {
@@ -198,135 +340,31 @@ fn check<B: AsRef<[u8]>>(
         });
     }
     crate::error::finite(q)?;
-    let needed = scratch_len(cache);
-    if scratch < needed {
-        return Err(Error::BufferTooShort {
-            needed,
-            found: scratch,
+    let queries = q.len() / d;
+    crate::error::need(scratch_len(cache, queries), scratch)?;
+    Ok(queries)
+}
+
+/// Checks causal limits for `queries` query vectors over a cache of `len`
+/// tokens; returns the largest.
+fn check_limits(limits: &[usize], queries: usize, len: usize) -> Result<usize, Error> {
+    let Some(&end) = limits.iter().max() else {
+        return Err(Error::InvalidRange {
+            start: 0,
+            end: 0,
+            len,
+        });
+    };
+    if !queries.is_multiple_of(limits.len()) {
+        return Err(Error::LengthMismatch {
+            expected: limits.len(),
+            found: queries,
         });
     }
-    Ok(())
-}
-
-/// Scores of every key, then `e^(s − max)` of each into `probs`; returns
-/// their sum (the softmax's normaliser, in f64).
-fn exponentials<B: AsRef<[u8]>>(
-    backend: Checked,
-    cache: &KvCache<B>,
-    head: usize,
-    q: &[f32],
-    probs: &mut [f32],
-    work: &mut [f32],
-) -> Result<f64, Error> {
-    let d = q.len();
-    let t = probs.len();
-    let keys = cache.key_fields(head).ok_or(Error::InvalidHead {
-        head,
-        heads: cache.config().heads,
-    })?;
-    let kq = cache.key_quantizer();
-    let [_, _, row, sketch] = kq.fields();
-    let norm = cache.config().norm;
-    let (qr, rest) = work.split_at_mut(d);
-    qr.copy_from_slice(q);
-    let cb = match kq {
-        Quantizer::Baseline(b) => b.codebook(),
-        Quantizer::Mse(m) => {
-            m.rotation().rotate_in(backend, qr)?;
-            m.codebook()
-        }
-        Quantizer::Prod(p) => {
-            p.rotation().rotate_in(backend, qr)?;
-            p.mse().codebook()
-        }
-    };
-    codebook::dot_rows_in(backend, cb, qr, keys.codes, row, probs)?;
-    let inv = (1.0 / libm::sqrt(d as f64)) as f32;
-    let k = rows::Loops(backend);
-    if let Quantizer::Prod(p) = kq {
-        let sk = p.sketcher();
-        let (sq, rest) = rest.split_at_mut(sk.m());
-        let extra = &mut rest[..t];
-        sk.project_in(backend, qr, sq)?;
-        qjl::signed_sum_rows_in(backend, sq, keys.signs, sketch, extra)?;
-        k.mul_norms(norm, probs, keys.norms, 1.0)?;
-        // The sketch term c·γ·⟨S·q, s⟩ from the raw sums.
-        k.mul_norms(norm, extra, keys.residual_norms, sk.scale())?;
-        k.add_scaled(probs, extra, inv)?;
-    } else {
-        k.mul_norms(norm, probs, keys.norms, inv)?;
+    if end > len {
+        return Err(Error::InvalidRange { start: 0, end, len });
     }
-    // A finite query against finite norms can still overflow a score.
-    let max = k.max_finite(probs)?.ok_or(Error::NonFinite)?;
-    k.exp_sum(probs, max)
-}
-
-/// `Σ_t e[t]·inv_sum·v̂_t` into `out` (`e` from [`exponentials`]), in the
-/// rotated and sketch domains.
-fn values<B: AsRef<[u8]>>(
-    backend: Checked,
-    cache: &KvCache<B>,
-    head: usize,
-    e: &[f32],
-    inv_sum: f32,
-    out: &mut [f32],
-    work: &mut [f32],
-) -> Result<(), Error> {
-    let d = out.len();
-    let t = e.len();
-    let vals = cache.value_fields(head).ok_or(Error::InvalidHead {
-        head,
-        heads: cache.config().heads,
-    })?;
-    let vq = cache.value_quantizer();
-    let [_, _, row, sketch] = vq.fields();
-    let norm = cache.config().norm;
-    let (tmp, rest) = work.split_at_mut(d);
-    let (weights, rest) = rest.split_at_mut(t);
-    out.fill(0.0);
-    let cb = match vq {
-        Quantizer::Baseline(b) => b.codebook(),
-        Quantizer::Mse(m) => m.codebook(),
-        Quantizer::Prod(p) => p.mse().codebook(),
-    };
-    // Weights p_t·‖v_t‖ with p_t = e_t·inv_sum (and p_t·γ_t for prod).
-    let k = rows::Loops(backend);
-    weights.copy_from_slice(e);
-    k.mul_norms(norm, weights, vals.norms, inv_sum)?;
-    match vq {
-        Quantizer::Baseline(_) => {
-            codebook::accumulate_rows_in(backend, cb, vals.codes, row, weights, out)?
-        }
-        Quantizer::Mse(m) => {
-            codebook::accumulate_rows_in(backend, cb, vals.codes, row, weights, out)?;
-            m.rotation().unrotate_in(backend, out)?;
-        }
-        Quantizer::Prod(p) => {
-            let sk = p.sketcher();
-            let (residual_weights, rest) = rest.split_at_mut(t);
-            let acc = &mut rest[..sk.m()];
-            acc.fill(0.0);
-            residual_weights.copy_from_slice(e);
-            k.mul_norms(norm, residual_weights, vals.residual_norms, inv_sum)?;
-            // Codes and signs of the same tokens in one pass.
-            let rows = codebook::SignedRows {
-                codes: vals.codes,
-                code_stride: row,
-                weights,
-                signs: vals.signs,
-                sign_stride: sketch,
-                sign_weights: residual_weights,
-            };
-            codebook::accumulate_rows_and_signs_in(backend, cb, &rows, out, acc)?;
-            sk.transpose_in(backend, acc, tmp)?;
-            let c = sk.scale();
-            for (o, &v) in out.iter_mut().zip(tmp.iter()) {
-                *o += c * v;
-            }
-            p.rotation().unrotate_in(backend, out)?;
-        }
-    }
-    Ok(())
+    Ok(end)
 }
 
 #[cfg(test)]

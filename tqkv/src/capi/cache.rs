@@ -157,7 +157,8 @@ pub unsafe extern "C" fn tqkv_cache_push(
 }
 
 /// Tokens stored (`*len`), capacity (`*capacity`, may be NULL) and the
-/// scratch floats [`tqkv_attend`] needs (`*scratch`, may be NULL).
+/// scratch floats [`tqkv_attend`] needs for one query head (`*scratch`,
+/// may be NULL; [`tqkv_attend_scratch_len`] for more).
 ///
 /// # Safety
 /// `cache` was created or opened; the pointers are valid.
@@ -179,7 +180,7 @@ pub unsafe extern "C" fn tqkv_cache_info(
         }
         if !scratch.is_null() {
             // SAFETY: non-null, the caller's contract.
-            unsafe { put(scratch, attention::scratch_len(c)) }?;
+            unsafe { put(scratch, attention::scratch_len(c, 1)) }?;
         }
         Ok(())
     })
@@ -217,9 +218,71 @@ pub unsafe extern "C" fn tqkv_cache_token(
     })
 }
 
+/// The scratch floats (`*scratch`) that [`tqkv_attend`] and
+/// [`tqkv_attend_many`] need for `q_len` query floats (a multiple of
+/// `dim`).
+///
+/// # Safety
+/// `cache` was created or opened; `scratch` is valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_attend_scratch_len(
+    cache: *const tqkv_cache,
+    q_len: usize,
+    scratch: *mut usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let c: &KvCache<RawBuf> = unsafe { load(cache, TAG_CACHE) }?;
+        let d = c.config().dim;
+        if q_len == 0 || !q_len.is_multiple_of(d) {
+            return Err(Error::LengthMismatch {
+                expected: d,
+                found: q_len,
+            })
+            .st();
+        }
+        // SAFETY: the caller's contract (header).
+        unsafe { put(scratch, attention::scratch_len(c, q_len / d)) }
+    })
+}
+
+/// Attention of several query positions in one pass, position `p` over
+/// tokens `0..limits[p]`: `q[0..q_len]` holds `n_limits` positions of the
+/// same number of query heads, `out[0..q_len]` their outputs.
+///
+/// # Safety
+/// `cache` was created or opened; the pointers are valid for their lengths.
+#[allow(clippy::too_many_arguments)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_attend_many(
+    cache: *const tqkv_cache,
+    head: usize,
+    q: *const f32,
+    q_len: usize,
+    limits: *const usize,
+    n_limits: usize,
+    out: *mut f32,
+    scratch: *mut f32,
+    scratch_len: usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let (c, q, l, o, s) = unsafe {
+            (
+                load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
+                slice(q, q_len)?,
+                slice(limits, n_limits)?,
+                slice_mut(out, q_len)?,
+                slice_mut(scratch, scratch_len)?,
+            )
+        };
+        attention::attend_many(c, head, q, l, o, s).st()
+    })
+}
+
 /// Attention of the query head(s) `q[0..q_len]` (a multiple of `dim`:
-/// grouped-query heads sharing KV head `head`) over the cache, into
-/// `out[0..q_len]`, using `scratch[0..scratch_len]`.
+/// grouped-query heads sharing KV head `head`, scored in one pass) over the
+/// cache, into `out[0..q_len]`, using `scratch[0..scratch_len]`.
 ///
 /// # Safety
 /// `cache` was created or opened; the pointers are valid for their lengths.

@@ -65,6 +65,8 @@ pub(super) fn status_of(e: Error) -> Status {
         Error::InvalidNorm => TQKV_NON_FINITE,
         Error::InvalidHead { .. } | Error::InvalidToken { .. } => TQKV_INVALID_DIM,
         Error::SizeOverflow => TQKV_TOO_LONG,
+        Error::InvalidRange { .. } => TQKV_INVALID_PARAMETER,
+        Error::PartialShape { .. } => TQKV_LENGTH_MISMATCH,
     }
 }
 

@@ -105,7 +105,7 @@ pub(super) fn measure(ds: &Dataset, scheme: Scheme, n: u8, projection: Projectio
             |_| {},
         )?;
 
-        let mut scratch = vec![0.0f32; scratch_len(&cache)];
+        let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
         let mut probs = vec![0.0f32; t];
         let mut o_hat = vec![0.0f32; d];
         for q in head.q.chunks_exact(d) {
