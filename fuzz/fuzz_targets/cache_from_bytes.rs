@@ -68,5 +68,47 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => assert!(cache.is_empty(), "{b}: {e}"),
             }
         }
+        // The other shapes of the one pass agree with it: the first half
+        // and the whole as two positions, and the halves merged.
+        let (Some(whole), true) = (first, cache.len() >= 2) else {
+            continue;
+        };
+        let b = tqkv::Backend::detect();
+        let half = cache.len() / 2;
+        let close = |a: &[f32], c: &[f32]| {
+            !comparable
+                || a.iter()
+                    .zip(c)
+                    .all(|(x, y)| (x - y).abs() <= 1e-3 * v_max.max(1e-30))
+        };
+        let mut many = vec![0.0f32; 4 * d];
+        let qq: Vec<f32> = q.iter().chain(&q).copied().collect();
+        let mut s4 = vec![0.0f32; attention::scratch_len(&cache, 4)];
+        attention::attend_many_on(
+            b,
+            &cache,
+            head,
+            &qq,
+            &[half, cache.len()],
+            &mut many,
+            &mut s4,
+        )
+        .expect("valid limits");
+        assert!(many.iter().all(|v| v.is_finite()));
+        assert!(close(&many[2 * d..], &whole), "second position vs one pass");
+        let n = attention::Partial::len_for(&cache, 2);
+        let (mut a_buf, mut c_buf) = (vec![0.0f32; n], vec![0.0f32; n]);
+        let mut a = attention::Partial::new(&cache, 2, &mut a_buf).expect("room");
+        let mut c = attention::Partial::new(&cache, 2, &mut c_buf).expect("room");
+        attention::attend_partial_on(b, &cache, head, &q, 0..half, &mut a, &mut scratch)
+            .expect("valid range");
+        attention::attend_partial_on(b, &cache, head, &q, half..cache.len(), &mut c, &mut scratch)
+            .expect("valid range");
+        a.merge(&c).expect("same shape");
+        let mut merged = vec![0.0f32; 2 * d];
+        a.finish_on(b, &cache, &mut merged, &mut scratch)
+            .expect("valid");
+        assert!(merged.iter().all(|v| v.is_finite()));
+        assert!(close(&merged, &whole), "halves merged vs one pass");
     }
 });

@@ -89,7 +89,11 @@ fn codebook_case(inp: &mut Input) {
             assert_eq!(status.is_err(), x.iter().any(|v| !v.is_finite()));
             for b in backends() {
                 let mut got = shifted(&vec![0u8; n], off);
-                assert_eq!(codebook::quantize_on(b, cb, &x, &mut got[off..]), status, "{b}");
+                assert_eq!(
+                    codebook::quantize_on(b, cb, &x, &mut got[off..]),
+                    status,
+                    "{b}"
+                );
                 if status.is_ok() {
                     assert_eq!(&got[off..], &want[..], "{b}");
                 }
@@ -113,7 +117,10 @@ fn codebook_case(inp: &mut Input) {
                 for b in backends() {
                     let p = shifted(&packed, off);
                     let mut got = vec![0.0f32; rows];
-                    assert_eq!(codebook::dot_rows_on(b, cb, &q, &p[off..], stride, &mut got), status);
+                    assert_eq!(
+                        codebook::dot_rows_on(b, cb, &q, &p[off..], stride, &mut got),
+                        status
+                    );
                     assert_eq!(codebook::dot_on(b, cb, &q, &p[off..]).err(), status.err());
                 }
                 return;

@@ -33,7 +33,11 @@ fn main() {
     for (name, keys, values) in [
         ("kmse4-vmse3-d64", S::new(K::Mse, 4), S::new(K::Mse, 3)),
         ("kmse8-vmse4-d64", S::new(K::Mse, 8), S::new(K::Mse, 4)),
-        ("kprod3-vbaseline5-d64", S::new(K::Prod, 3), S::new(K::Baseline, 5)),
+        (
+            "kprod3-vbaseline5-d64",
+            S::new(K::Prod, 3),
+            S::new(K::Baseline, 5),
+        ),
     ] {
         let cfg = CacheConfig::new(Scheme::Kqv, 4, 2, 64, 4)
             .with_seed(11)

@@ -85,6 +85,7 @@ mod error;
 pub mod qjl;
 pub mod quant;
 pub mod rng;
+mod stack;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod vector;
 pub mod wht;

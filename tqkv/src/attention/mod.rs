@@ -308,7 +308,8 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
     let extra = &mut rest[..BLOCK];
     for (b, chunk) in probs.chunks_mut(BLOCK).enumerate() {
         let rows = b * BLOCK..b * BLOCK + chunk.len();
-        pass::key_scores(backend, cache, &keys, prepared, rows, chunk, extra)?;
+        let n = chunk.len();
+        pass::key_scores(backend, cache, &keys, prepared, rows, chunk, n, extra)?;
     }
     let k = rows::Loops(backend);
     let max = k.max_finite(probs)?.ok_or(Error::NonFinite)?;

@@ -68,8 +68,8 @@ impl Shape {
     /// state excluded).
     pub(super) fn scratch(self, queries: usize) -> usize {
         queries
-            .saturating_mul(self.prepared() + BLOCK)
-            .saturating_add(3 * BLOCK + self.dim)
+            .saturating_mul(self.prepared() + 3 * BLOCK)
+            .saturating_add(BLOCK + self.dim)
     }
 }
 
@@ -109,8 +109,11 @@ pub(super) fn prepare(
     Ok(())
 }
 
-/// Scores `q·k̂_t/√d` of the keys in `rows` into `out` (one per row), for a
-/// query prepared by [`prepare`]; `extra` holds at least as many values.
+/// Scores `q·k̂_t/√d` of the keys in `rows` for every query of `prepared`
+/// (made by [`prepare`]): query `h`'s scores go to
+/// `out[h·out_stride..][..rows.len()]`; `extra` holds at least
+/// `rows.len()` values.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn key_scores<B: AsRef<[u8]>>(
     backend: Checked,
     cache: &KvCache<B>,
@@ -118,76 +121,106 @@ pub(super) fn key_scores<B: AsRef<[u8]>>(
     prepared: &[f32],
     rows: Range<usize>,
     out: &mut [f32],
+    out_stride: usize,
     extra: &mut [f32],
 ) -> Result<(), Error> {
+    let shape = Shape::of(cache);
     let kq = cache.key_quantizer();
     let [norm_bytes, _, row, sketch] = kq.fields();
     let norm = cache.config().norm;
-    let d = cache.config().dim;
-    let (qr, sq) = prepared.split_at(d);
+    let d = shape.dim;
+    let n = rows.len();
+    let queries = codebook::Queries {
+        values: prepared,
+        dim: d,
+        stride: shape.prepared(),
+        count: prepared.len() / shape.prepared(),
+    };
     let norms = rows_of(keys.norms, norm_bytes, &rows)?;
     let codes = rows_of(keys.codes, row, &rows)?;
-    codebook::dot_rows_in(backend, codebook_of(kq), qr, codes, row, out)?;
+    let cb = codebook_of(kq);
+    codebook::dot_rows_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?;
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;
     let k = Loops(backend);
-    if let Quantizer::Prod(p) = kq {
-        let sk = p.sketcher();
-        let extra = &mut extra[..out.len()];
-        let signs = rows_of(keys.signs, sketch, &rows)?;
-        qjl::signed_sum_rows_in(backend, sq, signs, sketch, extra)?;
-        k.mul_norms(norm, out, norms, 1.0)?;
-        // The sketch term c·γ·⟨S·q, s⟩ from the raw sums.
-        let residual = rows_of(keys.residual_norms, norm_bytes, &rows)?;
-        k.mul_norms(norm, extra, residual, sk.scale())?;
-        k.add_scaled(out, extra, inv)?;
-    } else {
-        k.mul_norms(norm, out, norms, inv)?;
+    for (h, pq) in prepared.chunks_exact(shape.prepared()).enumerate() {
+        let out = &mut out[h * out_stride..][..n];
+        if let Quantizer::Prod(p) = kq {
+            let sk = p.sketcher();
+            let extra = &mut extra[..n];
+            let signs = rows_of(keys.signs, sketch, &rows)?;
+            qjl::signed_sum_rows_in(backend, &pq[d..], signs, sketch, extra)?;
+            k.mul_norms(norm, out, norms, 1.0)?;
+            // The sketch term c·γ·⟨S·q, s⟩ from the raw sums.
+            let residual = rows_of(keys.residual_norms, norm_bytes, &rows)?;
+            k.mul_norms(norm, extra, residual, sk.scale())?;
+            k.add_scaled(out, extra, inv)?;
+        } else {
+            k.mul_norms(norm, out, norms, inv)?;
+        }
     }
     Ok(())
 }
 
-/// `acc += Σ_t e_t·v̂_t` over the values in `rows` (one exponential `e_t`
-/// each), in the rotated domain (`acc[..dim]`) and, for prod values, the
-/// sketch domain (`acc[dim..]`). `work` holds at least `2·e.len()` values.
+/// `acc_h += Σ_t e_{h,t}·v̂_t` over the values in `rows` for every query `h`
+/// (exponentials `e[h·BLOCK..][..rows.len()]`, zero past a query's limit),
+/// in the rotated domain and, for prod values, the sketch domain, into the
+/// accumulators of `state`. `work` holds `2·queries·BLOCK` values.
 fn add_values<B: AsRef<[u8]>>(
     backend: Checked,
     cache: &KvCache<B>,
     vals: &Fields<'_>,
     e: &[f32],
     rows: Range<usize>,
-    acc: &mut [f32],
+    state: &mut Partial<'_>,
     work: &mut [f32],
 ) -> Result<(), Error> {
-    let (weights, residual) = work.split_at_mut(e.len());
+    let shape = Shape::of(cache);
     let vq = cache.value_quantizer();
     let [norm_bytes, _, row, sketch] = vq.fields();
     let norm = cache.config().norm;
-    let d = cache.config().dim;
     let k = Loops(backend);
-    let weights = &mut weights[..e.len()];
-    weights.copy_from_slice(e);
-    k.mul_norms(norm, weights, rows_of(vals.norms, norm_bytes, &rows)?, 1.0)?;
-    let codes = rows_of(vals.codes, row, &rows)?;
-    let (rotated, sketched) = acc.split_at_mut(d);
-    let cb = codebook_of(vq);
-    if let Quantizer::Prod(_) = vq {
-        let residual = &mut residual[..e.len()];
-        residual.copy_from_slice(e);
-        let gammas = rows_of(vals.residual_norms, norm_bytes, &rows)?;
-        k.mul_norms(norm, residual, gammas, 1.0)?;
-        // Codes and signs of the same tokens in one pass.
-        let rows = codebook::SignedRows {
-            codes,
-            code_stride: row,
-            weights,
-            signs: rows_of(vals.signs, sketch, &rows)?,
-            sign_stride: sketch,
-            sign_weights: residual,
-        };
-        codebook::accumulate_rows_and_signs_in(backend, cb, &rows, rotated, sketched)
-    } else {
-        codebook::accumulate_rows_in(backend, cb, codes, row, weights, rotated)
+    let n = rows.len();
+    let queries = state.queries();
+    let (weights, residual) = work.split_at_mut(queries * BLOCK);
+    let norms = rows_of(vals.norms, norm_bytes, &rows)?;
+    let prod = matches!(vq, Quantizer::Prod(_));
+    for h in 0..queries {
+        let w = &mut weights[h * BLOCK..][..n];
+        w.copy_from_slice(&e[h * BLOCK..][..n]);
+        k.mul_norms(norm, w, norms, 1.0)?;
+        if prod {
+            let gammas = rows_of(vals.residual_norms, norm_bytes, &rows)?;
+            let r = &mut residual[h * BLOCK..][..n];
+            r.copy_from_slice(&e[h * BLOCK..][..n]);
+            k.mul_norms(norm, r, gammas, 1.0)?;
+        }
     }
+    let weighted = codebook::WeightedRows {
+        codes: rows_of(vals.codes, row, &rows)?,
+        code_stride: row,
+        signs: if prod {
+            rows_of(vals.signs, sketch, &rows)?
+        } else {
+            &[]
+        },
+        sign_stride: sketch,
+        n,
+        weights,
+        sign_weights: if prod { residual } else { &[] },
+        w_stride: BLOCK,
+    };
+    let (acc, stride) = state.all_accumulators();
+    let (d, m) = (shape.dim, shape.value_sketch);
+    codebook::accumulate_multi_in(
+        backend,
+        codebook_of(vq),
+        &weighted,
+        queries,
+        d,
+        m,
+        acc,
+        stride,
+    )
 }
 
 /// Adds tokens `range` of KV head `head` to `state`, for the query vectors
@@ -220,37 +253,45 @@ pub(super) fn run<B: AsRef<[u8]>>(
     prepare(backend, cache.key_quantizer(), q, shape, prepared)?;
     let (scores, rest) = rest.split_at_mut(queries * BLOCK);
     let (extra, rest) = rest.split_at_mut(BLOCK);
-    let work = &mut rest[..2 * BLOCK];
+    let work = &mut rest[..2 * queries * BLOCK];
     let k = Loops(backend);
     let mut start = range.start;
     while start < range.end {
         let end = (start + BLOCK).min(range.end);
-        let stop = |i: usize| end.min(limits[i / per_position]);
-        // Keys: scores, then each query's running softmax.
+        // Tokens start..stop(i) for query i; the block is read up to the
+        // furthest of them.
+        let stop = |i: usize| end.min(limits[i / per_position]).max(start);
+        let far = (0..queries).map(stop).max().unwrap_or(start);
+        if far == start {
+            start = end;
+            continue;
+        }
+        let n = far - start;
+        key_scores(
+            backend,
+            cache,
+            &keys,
+            prepared,
+            start..far,
+            scores,
+            BLOCK,
+            extra,
+        )?;
+        // Each query's running softmax; exponentials past its limit are 0.
         for i in 0..queries {
-            let stop = stop(i);
-            if stop <= start {
+            let s = &mut scores[i * BLOCK..][..n];
+            let (mine, past) = s.split_at_mut(stop(i) - start);
+            past.fill(0.0);
+            if mine.is_empty() {
                 continue;
             }
-            let s = &mut scores[i * BLOCK..][..stop - start];
-            let pi = &prepared[i * shape.prepared()..][..shape.prepared()];
-            key_scores(backend, cache, &keys, pi, start..stop, s, extra)?;
             // A finite query against finite norms can still overflow a score.
-            let top = k.max_finite(s)?.ok_or(Error::NonFinite)?;
+            let top = k.max_finite(mine)?.ok_or(Error::NonFinite)?;
             let max = state.raise_max(i, top);
-            let sum = k.exp_sum(s, max)?;
+            let sum = k.exp_sum(mine, max)?;
             state.add_sum(i, sum);
         }
-        // Values, weighted by the exponentials.
-        for i in 0..queries {
-            let stop = stop(i);
-            if stop <= start {
-                continue;
-            }
-            let e = &scores[i * BLOCK..][..stop - start];
-            let acc = state.accumulators(i);
-            add_values(backend, cache, &vals, e, start..stop, acc, work)?;
-        }
+        add_values(backend, cache, &vals, scores, start..far, state, work)?;
         start = end;
     }
     Ok(())

@@ -273,10 +273,10 @@ impl<'a> Partial<'a> {
         set_sum(s, sum);
     }
 
-    /// Query vector `i`'s accumulators (rotated domain, then sketch domain).
-    pub(super) fn accumulators(&mut self, i: usize) -> &mut [f32] {
-        let n = per_query(self.shape);
-        &mut self.data[i * n + HEADER..][..n - HEADER]
+    /// Every query vector's accumulators: query `h`'s start at `h·stride`
+    /// of the slice returned with `stride`.
+    pub(super) fn all_accumulators(&mut self) -> (&mut [f32], usize) {
+        (&mut self.data[HEADER..], per_query(self.shape))
     }
 
     fn max(&self, i: usize) -> f32 {

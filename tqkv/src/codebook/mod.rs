@@ -688,6 +688,224 @@ pub(crate) fn accumulate_rows_and_signs_in(
     crate::qjl::accumulate_signs_rows_in(backend, r.signs, r.sign_stride, r.sign_weights, acc)
 }
 
+/// Most query vectors the shared multi-query kernels carry at once.
+#[cfg(target_arch = "x86_64")]
+const GROUP: usize = avx512::multi::MAX_GROUP;
+#[cfg(not(target_arch = "x86_64"))]
+const GROUP: usize = 4;
+
+/// Query vectors against the same rows: `q_h = queries[h·q_stride..][..dim]`
+/// for `h < g`.
+#[derive(Clone, Copy)]
+pub(crate) struct Queries<'a> {
+    /// The query values.
+    pub values: &'a [f32],
+    /// Values per query vector.
+    pub dim: usize,
+    /// From one query vector to the next.
+    pub stride: usize,
+    /// How many.
+    pub count: usize,
+}
+
+/// [`dot_rows_in`] for several query vectors over the same `n` rows:
+/// `out[h·out_stride + r]` is query `h`'s score of row `r`. AVX-512 shares
+/// the codes' work between up to four queries at 1, 2 and 4 bits (the
+/// scores then agree with [`dot_rows`] within its tolerance, not bit for
+/// bit); elsewhere, and for a lone query, the queries run one after the
+/// other over rows that stay in cache.
+///
+/// # Errors
+/// As [`dot_rows_on`]; [`Error::BufferTooShort`] if `out` or the queries
+/// are short.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dot_rows_multi_in(
+    backend: Checked,
+    cb: &Codebook,
+    q: Queries<'_>,
+    rows: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<(), Error> {
+    let Some(last) = q.count.checked_sub(1) else {
+        return Ok(());
+    };
+    check_rows(packed_len(q.dim, cb.bits()), rows.len(), stride, n)?;
+    need(last * q.stride + q.dim, q.values.len())?;
+    need(last * out_stride + n, out.len())?;
+    if out_stride < n || q.stride < q.dim {
+        return Err(Error::InvalidParameter(
+            "overlapping query or output strides",
+        ));
+    }
+    let mut h = 0;
+    while h < q.count {
+        let g = (q.count - h).min(GROUP);
+        let values = &q.values[h * q.stride..];
+        let o = &mut out[h * out_stride..];
+        let done = if g > 1 {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let shape = (q.dim, q.stride, g);
+                avx512::multi::dot_rows(backend, cb, values, shape, rows, stride, n, o, out_stride)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            0
+        } else {
+            0
+        };
+        let rest_rows = rows.get(done * stride..).unwrap_or(&[]);
+        for k in 0..g {
+            let qk = &values[k * q.stride..][..q.dim];
+            let ok = &mut o[k * out_stride + done..k * out_stride + n];
+            dot_rows_in(backend, cb, qk, rest_rows, stride, ok)?;
+        }
+        h += g;
+    }
+    Ok(())
+}
+
+/// Rows of codes (and, for prod values, sign sketches) with one weight set
+/// per query vector: the value side of attention for several queries.
+pub(crate) struct WeightedRows<'a> {
+    /// Packed codes, row `t` at `t·code_stride`.
+    pub codes: &'a [u8],
+    /// Bytes from one row of codes to the next.
+    pub code_stride: usize,
+    /// Sign sketches, row `t` at `t·sign_stride` (empty without).
+    pub signs: &'a [u8],
+    /// Bytes from one sketch to the next.
+    pub sign_stride: usize,
+    /// Rows.
+    pub n: usize,
+    /// Query `h`'s weights of the codes: `weights[h·w_stride..][..n]`.
+    pub weights: &'a [f32],
+    /// Query `h`'s weights of the signs, laid out as `weights` (empty
+    /// without signs).
+    pub sign_weights: &'a [f32],
+    /// From one query's weights to the next.
+    pub w_stride: usize,
+}
+
+/// [`accumulate_rows_in`] (and, with signs, the sign sums of
+/// [`accumulate_rows_and_signs_in`]) for `g` weight sets over the same
+/// rows: query `h` adds into `acc[h·acc_stride..][..dim]` (codes) and
+/// `acc[h·acc_stride + dim..][..m]` (signs, `m = 8·sign bytes`; `m = 0`
+/// without). AVX-512 unpacks and looks up each row's codes once for up to
+/// four queries; elsewhere, and for a lone query, the queries run one after
+/// the other over rows that stay in cache.
+///
+/// # Errors
+/// As [`accumulate_rows_and_signs_in`]; [`Error::BufferTooShort`] if the
+/// weights or `acc` are short.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn accumulate_multi_in(
+    backend: Checked,
+    cb: &Codebook,
+    rows: &WeightedRows<'_>,
+    g: usize,
+    dim: usize,
+    m: usize,
+    acc: &mut [f32],
+    acc_stride: usize,
+) -> Result<(), Error> {
+    let Some(last) = g.checked_sub(1) else {
+        return Ok(());
+    };
+    let r = rows;
+    let n = r.n;
+    check_rows(packed_len(dim, cb.bits()), r.codes.len(), r.code_stride, n)?;
+    need(last * r.w_stride + n, r.weights.len())?;
+    need(last * acc_stride + dim + m, acc.len())?;
+    if m > 0 {
+        check_rows(m.div_ceil(8), r.signs.len(), r.sign_stride, n)?;
+        need(last * r.w_stride + n, r.sign_weights.len())?;
+    }
+    if r.w_stride < n || acc_stride < dim + m {
+        return Err(Error::InvalidParameter(
+            "overlapping weight or accumulator strides",
+        ));
+    }
+    let mut h = 0;
+    while h < g {
+        let k = (g - h).min(GROUP);
+        let w = &r.weights[h * r.w_stride..];
+        let a = &mut acc[h * acc_stride..];
+        if k == 1 {
+            // One query: the single-query kernels (fused codes and signs).
+            let (out, sk) = a[..dim + m].split_at_mut(dim);
+            if m > 0 {
+                let one = SignedRows {
+                    codes: r.codes,
+                    code_stride: r.code_stride,
+                    weights: &w[..n],
+                    signs: r.signs,
+                    sign_stride: r.sign_stride,
+                    sign_weights: &r.sign_weights[h * r.w_stride..][..n],
+                };
+                accumulate_rows_and_signs_in(backend, cb, &one, out, sk)?;
+            } else {
+                accumulate_rows_in(backend, cb, r.codes, r.code_stride, &w[..n], out)?;
+            }
+            h += 1;
+            continue;
+        }
+        #[cfg(target_arch = "x86_64")]
+        let codes_done = avx512::multi::accumulate_rows(
+            backend,
+            cb,
+            r.codes,
+            r.code_stride,
+            n,
+            w,
+            r.w_stride,
+            a,
+            acc_stride,
+            dim,
+            k,
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        let codes_done = false;
+        if !codes_done {
+            for j in 0..k {
+                let wj = &w[j * r.w_stride..][..n];
+                let out = &mut a[j * acc_stride..][..dim];
+                accumulate_rows_in(backend, cb, r.codes, r.code_stride, wj, out)?;
+            }
+        }
+        if m > 0 {
+            let sw = &r.sign_weights[h * r.w_stride..];
+            let sk = &mut a[dim..];
+            #[cfg(target_arch = "x86_64")]
+            let signs_done = avx512::multi::accumulate_signs(
+                backend,
+                r.signs,
+                r.sign_stride,
+                n,
+                sw,
+                r.w_stride,
+                sk,
+                acc_stride,
+                m,
+                k,
+            );
+            #[cfg(not(target_arch = "x86_64"))]
+            let signs_done = false;
+            if !signs_done {
+                for j in 0..k {
+                    let wj = &sw[j * r.w_stride..][..n];
+                    let out = &mut sk[j * acc_stride..][..m];
+                    crate::qjl::accumulate_signs_rows_in(backend, r.signs, r.sign_stride, wj, out)?;
+                }
+            }
+        }
+        h += k;
+    }
+    Ok(())
+}
+
 /// `Σ a[j]·b[j]` of two uncompressed f32 rows on the detected backend: the
 /// reference that [`dot`] is measured against (and a building block for
 /// attention on uncompressed data). Within `1e-5 · Σ|a·b|` of the scalar

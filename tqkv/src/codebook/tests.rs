@@ -187,3 +187,113 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
         }
     }
 }
+
+/// The multi-query kernels equal the single-query scalar kernels run query
+/// by query, on every backend, within the kernels' tolerance: random row
+/// counts (whole blocks of 16 and tails), dimensions, bits 1–8, group sizes
+/// past the shared kernels' four, slack in every stride, weights with
+/// zeros (past a causal limit) and ±0 in the queries.
+#[test]
+fn multi_query_kernels_equal_one_query_at_a_time() {
+    use crate::rng::SplitMix64;
+    use std::vec;
+    use std::vec::Vec;
+    let mut rng = SplitMix64::new(17);
+    let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    let trials = if cfg!(miri) { 4 } else { 160 };
+    let dims = [16usize, 64, 128, 192, 256, 320];
+    for trial in 0..trials {
+        let d = dims[trial % dims.len()];
+        let bits = (trial / dims.len() % 8 + 1) as u8;
+        let g = 1 + trial % 9;
+        let n = [0usize, 1, 15, 16, 17, 31, 32, 33, 48, 90][trial % 10];
+        let m = [0usize, 64, 128][trial % 3];
+        let cb = Codebook::lloyd_max(d.next_power_of_two(), bits).unwrap();
+        let stride = packed_len(d, bits) + trial % 3;
+        let sign_stride = m / 8 + trial % 2;
+        let codes: Vec<u8> = (0..n * stride + 1).map(|i| (i * 131 % 253) as u8).collect();
+        let signs: Vec<u8> = (0..n * sign_stride + 1)
+            .map(|i| (i * 29 % 251) as u8)
+            .collect();
+        let (q_stride, w_stride, o_stride) = (d + 2, n + 3, d + m + 5);
+        let mut queries: Vec<f32> = (0..g * q_stride).map(|_| next()).collect();
+        queries[0] = -0.0;
+        let weights: Vec<f32> = (0..g * w_stride)
+            .map(|i| if i % 7 == 3 { 0.0 } else { next() })
+            .collect();
+        let sign_weights: Vec<f32> = (0..g * w_stride).map(|_| next()).collect();
+        let acc0: Vec<f32> = (0..g * o_stride).map(|_| next()).collect();
+        // The reference: the scalar kernels, one query after the other.
+        let mut want_scores = vec![0.0f32; g * w_stride];
+        let mut want_acc = acc0.clone();
+        for h in 0..g {
+            let q = &queries[h * q_stride..][..d];
+            scalar::dot_rows(
+                &cb,
+                q,
+                &codes,
+                stride,
+                &mut want_scores[h * w_stride..][..n],
+            );
+            let w = &weights[h * w_stride..][..n];
+            scalar::accumulate_rows(&cb, &codes, stride, w, &mut want_acc[h * o_stride..][..d]);
+            if m > 0 {
+                let sw = &sign_weights[h * w_stride..][..n];
+                let a = &mut want_acc[h * o_stride + d..][..m];
+                crate::qjl::accumulate_signs_rows_on(Backend::Scalar, &signs, sign_stride, sw, a)
+                    .unwrap();
+            }
+        }
+        let rows = WeightedRows {
+            codes: &codes,
+            code_stride: stride,
+            signs: &signs,
+            sign_stride,
+            n,
+            weights: &weights,
+            sign_weights: &sign_weights,
+            w_stride,
+        };
+        for backend in Backend::available() {
+            let checked = backend.check().unwrap();
+            let mut scores = vec![0.0f32; g * w_stride];
+            let q = Queries {
+                values: &queries,
+                dim: d,
+                stride: q_stride,
+                count: g,
+            };
+            dot_rows_multi_in(checked, &cb, q, &codes, stride, n, &mut scores, w_stride).unwrap();
+            let mut acc = acc0.clone();
+            accumulate_multi_in(checked, &cb, &rows, g, d, m, &mut acc, o_stride).unwrap();
+            let what = format!("{backend} d={d} b={bits} g={g} n={n} m={m}");
+            for h in 0..g {
+                let q = &queries[h * q_stride..][..d];
+                let bound: f32 = q.iter().map(|x| x.abs()).sum::<f32>() + 1.0;
+                for r in 0..n {
+                    let (x, y) = (scores[h * w_stride + r], want_scores[h * w_stride + r]);
+                    assert!((x - y).abs() <= 1e-5 * bound, "{what}: score {x} vs {y}");
+                }
+                let w: f32 = weights[h * w_stride..][..n].iter().map(|x| x.abs()).sum();
+                let sw: f32 = sign_weights[h * w_stride..][..n]
+                    .iter()
+                    .map(|x| x.abs())
+                    .sum();
+                let scale = 2.0 + w + sw;
+                let (a, b) = (
+                    &acc[h * o_stride..][..d + m],
+                    &want_acc[h * o_stride..][..d + m],
+                );
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() <= 1e-5 * scale, "{what}: sum {x} vs {y}");
+                }
+            }
+            // Nothing between the queries' parts moves.
+            for (i, (x, y)) in acc.iter().zip(&acc0).enumerate() {
+                if i % o_stride >= d + m {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{what}: slack at {i}");
+                }
+            }
+        }
+    }
+}

@@ -173,24 +173,23 @@ impl QjlSketcher {
                 }
             }
             Projection::Hadamard => {
-                let d = self.dim;
-                let mut buf = [0.0f32; HADAMARD_MAX_DIM];
-                let buf = &mut buf[..d];
-                let mut j = 0;
-                let mut block = 0u64;
-                while j < self.m {
-                    buf.copy_from_slice(x);
-                    // Signs of a Rotation, the WHT, no 1/√d scale: ±1 rows.
-                    flip(self.seed.wrapping_add(block), buf);
-                    // Length checked at construction (a power of two ≤ 4096)
-                    // and the backend by the caller: this cannot fail.
-                    let _ = wht::fwht_in(backend, buf);
-                    for &v in buf.iter().take(self.m - j) {
-                        sink(j, v);
-                        j += 1;
+                crate::stack::floats(self.dim, |buf| {
+                    let mut j = 0;
+                    let mut block = 0u64;
+                    while j < self.m {
+                        buf.copy_from_slice(x);
+                        // Signs of a Rotation, the WHT, no 1/√d scale: ±1 rows.
+                        flip(self.seed.wrapping_add(block), buf);
+                        // Length checked at construction (a power of two ≤
+                        // 4096) and the backend by the caller: this cannot fail.
+                        let _ = wht::fwht_in(backend, buf);
+                        for &v in buf.iter().take(self.m - j) {
+                            sink(j, v);
+                            j += 1;
+                        }
+                        block += 1;
                     }
-                    block += 1;
-                }
+                })
             }
         }
     }

@@ -768,23 +768,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         }
         // Each head's encoding is made whole on the stack, then its fields
         // go to their regions.
-        let mut code = [0u8; MAX_ENCODED];
         let t = self.len;
         for h in 0..heads {
             for (side, x) in [k, v].into_iter().enumerate() {
                 let q = if side == 0 { &self.k } else { &self.v };
-                let code = code
-                    .get_mut(..q.encoded_len())
-                    .ok_or(Error::InvalidParameter("encoding longer than MAX_ENCODED"))?;
-                q.encode_in(backend, &x[h * dim..(h + 1) * dim], code)?;
-                let regions = self.regions(h, side);
-                let buf = self.buf.as_mut();
-                let mut at = 0;
-                for (start, f) in regions {
-                    let slot = start + t * f;
-                    buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
-                    at += f;
+                if q.encoded_len() > MAX_ENCODED {
+                    return Err(Error::InvalidParameter("encoding longer than MAX_ENCODED"));
                 }
+                let regions = self.regions(h, side);
+                crate::stack::bytes(q.encoded_len(), |code| {
+                    q.encode_in(backend, &x[h * dim..(h + 1) * dim], code)?;
+                    let buf = self.buf.as_mut();
+                    let mut at = 0;
+                    for (start, f) in regions {
+                        let slot = start + t * f;
+                        buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
+                        at += f;
+                    }
+                    Ok::<(), Error>(())
+                })?;
             }
         }
         self.len += 1;

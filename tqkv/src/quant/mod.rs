@@ -208,11 +208,12 @@ fn widen<T: Copy>(
     if x.len() > MAX_DIM {
         return Err(Error::InvalidDim { dim: x.len() });
     }
-    let mut buf = [0.0f32; MAX_DIM];
-    for (o, &v) in buf.iter_mut().zip(x) {
-        *o = to(v);
-    }
-    f(&buf[..x.len()])
+    crate::stack::floats(x.len(), |buf| {
+        for (o, &v) in buf.iter_mut().zip(x) {
+            *o = to(v);
+        }
+        f(buf)
+    })
 }
 
 /// Implements `encode` and the half-precision entry points over `encode_on`,
@@ -387,12 +388,12 @@ impl MseQuantizer {
     ) -> Result<(), Error> {
         let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
-        let mut buf = [0.0f32; MAX_DIM];
-        let y = &mut buf[..self.dim];
-        unit(x, n, y);
-        self.rotation.rotate_in(backend, y)?;
-        codebook::quantize_packed_in(backend, &self.codebook, y, &mut out[nb..])?;
-        Ok(())
+        crate::stack::floats(self.dim, |y| {
+            unit(x, n, y);
+            self.rotation.rotate_in(backend, y)?;
+            codebook::quantize_packed_in(backend, &self.codebook, y, &mut out[nb..])?;
+            Ok(())
+        })
     }
 
     /// [`decode`](Self::decode) on a chosen backend.
@@ -500,22 +501,21 @@ impl ProdQuantizer {
         let (n, stored) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
         let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
-        let mut buf = [0.0f32; MAX_DIM];
-        let y = &mut buf[..self.dim];
-        unit(x, n, y);
-        self.mse.rotation.rotate_in(backend, y)?;
-        let (head, rest) = out.split_at_mut(2 * nb);
-        codebook::quantize_packed_in(backend, &self.mse.codebook, y, &mut rest[..codes])?;
-        // Residual in the rotated domain, at the decoder's scale.
-        let mut back = [0.0f32; MAX_DIM];
-        let yhat = &mut back[..self.dim];
-        codebook::dequantize_in(backend, &self.mse.codebook, &rest[..codes], yhat)?;
-        for (r, &h) in y.iter_mut().zip(yhat.iter()) {
-            *r = *r * n as f32 - h * stored;
-        }
-        let gamma = self.sketcher.sketch_in(backend, y, &mut rest[codes..])?;
-        self.norm.store(gamma, &mut head[nb..])?;
-        Ok(())
+        crate::stack::floats(2 * self.dim, |work| {
+            let (y, yhat) = work.split_at_mut(self.dim);
+            unit(x, n, y);
+            self.mse.rotation.rotate_in(backend, y)?;
+            let (head, rest) = out.split_at_mut(2 * nb);
+            codebook::quantize_packed_in(backend, &self.mse.codebook, y, &mut rest[..codes])?;
+            // Residual in the rotated domain, at the decoder's scale.
+            codebook::dequantize_in(backend, &self.mse.codebook, &rest[..codes], yhat)?;
+            for (r, &h) in y.iter_mut().zip(yhat.iter()) {
+                *r = *r * n as f32 - h * stored;
+            }
+            let gamma = self.sketcher.sketch_in(backend, y, &mut rest[codes..])?;
+            self.norm.store(gamma, &mut head[nb..])?;
+            Ok(())
+        })
     }
 
     /// [`decode`](Self::decode) on a chosen backend: the MSE reconstruction
@@ -542,15 +542,14 @@ impl ProdQuantizer {
         let gamma = self.norm.load_checked(&code[nb..])?;
         let rest = &code[2 * nb..];
         codebook::dequantize_in(backend, &self.mse.codebook, &rest[..codes], out)?;
-        let mut buf = [0.0f32; MAX_DIM];
-        let r = &mut buf[..self.dim];
-        self.sketcher
-            .reconstruct_in(backend, &rest[codes..], gamma, r)?;
-        for (o, &rv) in out.iter_mut().zip(r.iter()) {
-            *o = *o * n + rv;
-        }
-        self.mse.rotation.unrotate_in(backend, out)?;
-        Ok(())
+        crate::stack::floats(self.dim, |r| {
+            self.sketcher
+                .reconstruct_in(backend, &rest[codes..], gamma, r)?;
+            for (o, &rv) in out.iter_mut().zip(r.iter()) {
+                *o = *o * n + rv;
+            }
+            self.mse.rotation.unrotate_in(backend, out)
+        })
     }
 
     half_inputs!();

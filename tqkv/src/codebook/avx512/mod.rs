@@ -12,6 +12,7 @@ use super::bmi;
 use super::simd::{self, Lanes};
 use crate::vector::F32x16;
 
+pub(in crate::codebook) mod multi;
 mod values;
 
 pub(in crate::codebook) use values::accumulate_rows_and_signs;

@@ -1,0 +1,471 @@
+//! AVX-512 kernels for several query vectors over the same rows (the query
+//! heads of a KV head, or several positions): the work that depends only on
+//! the codes — loading, transposing or unpacking them, and looking up their
+//! centroids — is done once and shared, so each further query costs one
+//! FMA per 16 codes (and a masked add per 16 signs).
+//!
+//! Scores here are `Σ_j fma(c[idx_j], q_j, ·)` in coordinate order: one
+//! rounding a term instead of the single-query table kernel's two, so they
+//! agree with the scalar kernel within the documented `1e-5 · Σ|q·c|`, not
+//! bit for bit.
+
+use core::arch::x86_64::*;
+
+use super::{PERM, shifts, transpose16};
+use crate::codebook::Codebook;
+use crate::codebook::pack::packed_len;
+
+/// Most query vectors one kernel call carries (their sums stay in
+/// registers); the callers split larger groups.
+pub(in crate::codebook) const MAX_GROUP: usize = 4;
+
+/// Longest row (codes) of the multi-query scoring kernel.
+const SCORE_MAX_DIM: usize = 256;
+
+/// The centroids of `cb` (≤ 4 bits) repeated with period `2^bits` over 16
+/// lanes, so that `vpermps` may read codes with other bits above theirs.
+///
+/// # Safety
+/// AVX-512F is available; `cb.bits() ≤ 4`.
+#[inline(always)]
+unsafe fn periodic_centroids(cb: &Codebook) -> __m512 {
+    let c = cb.centroids();
+    let mut table = [0.0f32; 16];
+    for (v, t) in table.iter_mut().enumerate() {
+        *t = c[v % c.len()];
+    }
+    // SAFETY: AVX-512F (caller); the load reads the local table.
+    unsafe { _mm512_loadu_ps(table.as_ptr()) }
+}
+
+/// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g` query
+/// vectors (`q_h = queries[h·q_stride..][..d]`) for the first `16·⌊n/16⌋` of `n`
+/// rows; returns how many rows it scored (0 for shapes it does not take:
+/// bits other than 1, 2 and 4, rows of more than 256 codes, groups of
+/// more than [`MAX_GROUP`]).
+///
+/// # Safety
+/// `backend` is AVX-512 or the call returns 0 touching nothing; the
+/// arguments are validated: `n` rows `stride` apart fit in `rows`, each of
+/// `packed_len(d, bits)` bytes; `out` holds `(g − 1)·out_stride + n`
+/// values and `queries` `(g − 1)·q_stride + d`.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::codebook) fn dot_rows(
+    backend: crate::backend::Checked,
+    cb: &Codebook,
+    queries: &[f32],
+    (d, q_stride, g): (usize, usize, usize),
+    rows: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> usize {
+    if backend.backend() != crate::Backend::Avx512
+        || !matches!(cb.bits(), 1 | 2 | 4)
+        || d == 0
+        || d > SCORE_MAX_DIM
+        || !(1..=MAX_GROUP).contains(&g)
+        || n < 16
+    {
+        return 0;
+    }
+    // SAFETY: `Checked` proves the AVX-512 feature list; the arguments are
+    // the caller's validated ones.
+    unsafe {
+        let a = Args {
+            queries,
+            d,
+            q_stride,
+            rows,
+            stride,
+            out_stride,
+        };
+        dot_rows_simd(cb, &a, g, n, out)
+    }
+}
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`dot_rows`] compiled with the AVX-512 feature list.
+    ///
+    /// # Safety
+    /// As [`dot_rows`], with AVX-512 available and the shape accepted.
+    unsafe fn dot_rows_simd(
+        cb: &Codebook,
+        a: &Args<'_>,
+        g: usize,
+        n: usize,
+        out: &mut [f32],
+    ) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let cents = periodic_centroids(cb);
+            let blocks = n / 16;
+            let mut blk = 0;
+            macro_rules! run {
+                ($b:literal, $g:literal) => {{
+                    while blk + 2 <= blocks {
+                        group::<$b, $g, 2>(cents, a, blk, out);
+                        blk += 2;
+                    }
+                    if blk < blocks {
+                        group::<$b, $g, 1>(cents, a, blk, out);
+                    }
+                }};
+            }
+            match (cb.bits(), g) {
+                (1, 1) => run!(1, 1),
+                (1, 2) => run!(1, 2),
+                (1, 3) => run!(1, 3),
+                (1, _) => run!(1, 4),
+                (2, 1) => run!(2, 1),
+                (2, 2) => run!(2, 2),
+                (2, 3) => run!(2, 3),
+                (2, _) => run!(2, 4),
+                (_, 1) => run!(4, 1),
+                (_, 2) => run!(4, 2),
+                (_, 3) => run!(4, 3),
+                _ => run!(4, 4),
+            }
+            blocks * 16
+        }
+    }
+});
+
+/// The fixed arguments of [`group`].
+struct Args<'a> {
+    queries: &'a [f32],
+    d: usize,
+    q_stride: usize,
+    rows: &'a [u8],
+    stride: usize,
+    out_stride: usize,
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits for `G`
+/// queries: each block's codes transposed once (16 dwords, one row per
+/// lane), each coordinate's codes looked up once, then one FMA per query.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the `16·NB` rows from `16·blk0` fit in the
+/// rows and in each query's part of `out`.
+#[inline(always)]
+unsafe fn group<const B: usize, const G: usize, const NB: usize>(
+    cents: __m512,
+    a: &Args<'_>,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = a.d;
+    let row_len = packed_len(d, B as u8);
+    let per_dword = 32 / B;
+    let ahead_bytes = a.stride.wrapping_mul(128);
+    // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
+    // one row (masked where the row ends inside its 64-byte chunk) or
+    // queries[h·q_stride + j] with j < d; prefetches never fault; the stores write
+    // each query's 16·NB scores from 16·blk0.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NB]; G];
+        let mut chunk = 0;
+        while chunk * 64 < row_len {
+            let bytes = (row_len - chunk * 64).min(64);
+            let mask = super::values::byte_mask(bytes);
+            let mut cols = [[_mm512_setzero_si512(); 16]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [_mm512_setzero_si512(); 16];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 16 + i) * a.stride + chunk * 64;
+                    let ahead = a.rows.as_ptr().wrapping_add(at).wrapping_add(ahead_bytes);
+                    _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
+                    *ri = _mm512_maskz_loadu_epi8(mask, a.rows.as_ptr().add(at).cast());
+                }
+                *col = transpose16(&r);
+            }
+            let first = chunk * 64 * 8 / B;
+            'coords: for k in 0..16 {
+                let mut x = [_mm512_setzero_si512(); NB];
+                for (x, col) in x.iter_mut().zip(&cols) {
+                    *x = col[k];
+                }
+                for s in 0..per_dword {
+                    let j = first + k * per_dword + s;
+                    if j >= d {
+                        break 'coords;
+                    }
+                    let mut c = [_mm512_setzero_ps(); NB];
+                    for (c, x) in c.iter_mut().zip(x.iter_mut()) {
+                        // vpermps reads the low 4 bits; the table repeats
+                        // with period 2^B, so the bits above do not matter.
+                        *c = _mm512_permutexvar_ps(*x, cents);
+                        *x = match B {
+                            1 => _mm512_srli_epi32::<1>(*x),
+                            2 => _mm512_srli_epi32::<2>(*x),
+                            _ => _mm512_srli_epi32::<4>(*x),
+                        };
+                    }
+                    for (h, acc) in acc.iter_mut().enumerate() {
+                        let qv = _mm512_set1_ps(*a.queries.get_unchecked(h * a.q_stride + j));
+                        for (s, c) in acc.iter_mut().zip(&c) {
+                            *s = _mm512_fmadd_ps(*c, qv, *s);
+                        }
+                    }
+                }
+            }
+            chunk += 1;
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            for (nb, s) in acc.iter().enumerate() {
+                let at = h * a.out_stride + (blk0 + nb) * 16;
+                _mm512_storeu_ps(out.as_mut_ptr().add(at), *s);
+            }
+        }
+    }
+}
+
+/// `out[h·out_stride + j] += Σ_r weights[h·w_stride + r]·c[idx_{r,j}]` for
+/// `G ≤` [`MAX_GROUP`] weight sets over the same `n` rows: each row's codes
+/// unpacked and looked up once per chunk of 64 coordinates, then one FMA
+/// per 16 codes and query. Returns false (touching nothing) unless
+/// `backend` is AVX-512 and the shape is one it takes: 1–4 bits, `d` a
+/// multiple of 64 up to 256, rows of at most 64 packed bytes.
+///
+/// # Safety
+/// The arguments are validated: `n` rows of `packed_len(d, bits)` bytes,
+/// `stride` apart, fit in `rows`; `weights` holds `(G − 1)·w_stride + n`
+/// values and `out` `(G − 1)·out_stride + d`.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::codebook) fn accumulate_rows(
+    backend: crate::backend::Checked,
+    cb: &Codebook,
+    rows: &[u8],
+    stride: usize,
+    n: usize,
+    weights: &[f32],
+    w_stride: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    d: usize,
+    g: usize,
+) -> bool {
+    let b = cb.bits() as usize;
+    if backend.backend() != crate::Backend::Avx512
+        || b > 4
+        || d == 0
+        || !d.is_multiple_of(64)
+        || d > 256
+        || packed_len(d, b as u8) > 64
+        || !(1..=MAX_GROUP).contains(&g)
+    {
+        return false;
+    }
+    let a = Weighted {
+        rows,
+        stride,
+        n,
+        weights,
+        w_stride,
+        out_stride,
+        d,
+    };
+    // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
+    // the kernel takes and the arguments are the caller's validated ones.
+    unsafe {
+        match g {
+            1 => accumulate_simd::<1>(cb, &a, out),
+            2 => accumulate_simd::<2>(cb, &a, out),
+            3 => accumulate_simd::<3>(cb, &a, out),
+            _ => accumulate_simd::<4>(cb, &a, out),
+        }
+    }
+    true
+}
+
+/// The fixed arguments of [`accumulate`].
+struct Weighted<'a> {
+    rows: &'a [u8],
+    stride: usize,
+    n: usize,
+    weights: &'a [f32],
+    w_stride: usize,
+    out_stride: usize,
+    d: usize,
+}
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`accumulate`] compiled with the AVX-512 feature list.
+    ///
+    /// # Safety
+    /// As [`accumulate_rows`], with AVX-512 available and the shape accepted.
+    unsafe fn accumulate_simd<const G: usize>(cb: &Codebook, a: &Weighted<'_>, out: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { accumulate::<G>(cb, a, out) }
+    }
+});
+
+/// [`accumulate_rows`] for `G` weight sets, one chunk of 64 coordinates at
+/// a time (4 registers of sums a query).
+///
+/// # Safety
+/// As [`accumulate_rows`], with AVX-512 F/BW/VBMI available and the shape
+/// accepted.
+#[inline(always)]
+unsafe fn accumulate<const G: usize>(cb: &Codebook, a: &Weighted<'_>, out: &mut [f32]) {
+    let b = cb.bits() as usize;
+    let chunk_bytes = 8 * b;
+    // SAFETY: the ISA is the caller's promise. Loads: each row's bytes of
+    // one chunk (masked), weights[h·w_stride + r] with r < n, out's chunk
+    // of each query; stores: the same chunks of out.
+    unsafe {
+        let lut = periodic_centroids(cb);
+        let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
+        let mask = super::values::byte_mask(chunk_bytes);
+        for ch in 0..a.d / 64 {
+            // Lane i of register s holds coordinate 4i + s of the chunk (the
+            // order the in-register unpacking leaves the codes in).
+            let mut acc = [[_mm512_setzero_ps(); 4]; G];
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let o = &out[h * a.out_stride + 64 * ch..][..64];
+                *acc = super::values::load_permuted::<1>(o)[0];
+            }
+            let mut row = a.rows.as_ptr().add(ch * chunk_bytes);
+            for r in 0..a.n {
+                let data = _mm512_maskz_loadu_epi8(mask, row.cast());
+                let codes =
+                    _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data));
+                let c = [
+                    _mm512_permutexvar_ps(codes, lut),
+                    _mm512_permutexvar_ps(_mm512_srli_epi32::<8>(codes), lut),
+                    _mm512_permutexvar_ps(_mm512_srli_epi32::<16>(codes), lut),
+                    _mm512_permutexvar_ps(_mm512_srli_epi32::<24>(codes), lut),
+                ];
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    let w = _mm512_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
+                    for (s, c) in acc.iter_mut().zip(&c) {
+                        *s = _mm512_fmadd_ps(*c, w, *s);
+                    }
+                }
+                row = row.wrapping_add(a.stride);
+            }
+            for (h, acc) in acc.iter().enumerate() {
+                let o = &mut out[h * a.out_stride + 64 * ch..][..64];
+                super::values::store_permuted::<1>(&[*acc], o);
+            }
+        }
+    }
+}
+
+/// `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}` (`s = ±1` from
+/// the sign bits, `m` of them a row) for `G ≤` [`MAX_GROUP`] weight sets
+/// over the same `n` sketches, as the AVX-512 sign kernel computes it
+/// (`2·Σ_{bit set} w − Σ w`): each row's sign bytes read once for every
+/// query. Returns false (touching nothing) unless `backend` is AVX-512, `m`
+/// is a positive multiple of 64 and every weight set is bounded
+/// (`qjl::weights_bounded`).
+///
+/// # Safety
+/// The arguments are validated: `n` sketches of `m/8` bytes, `sign_stride`
+/// apart, fit in `signs`; `weights` holds `(G − 1)·w_stride + n` values and
+/// `acc` `(G − 1)·acc_stride + m`.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::codebook) fn accumulate_signs(
+    backend: crate::backend::Checked,
+    signs: &[u8],
+    sign_stride: usize,
+    n: usize,
+    weights: &[f32],
+    w_stride: usize,
+    acc: &mut [f32],
+    acc_stride: usize,
+    m: usize,
+    g: usize,
+) -> bool {
+    if backend.backend() != crate::Backend::Avx512
+        || m == 0
+        || !m.is_multiple_of(64)
+        || !(1..=MAX_GROUP).contains(&g)
+        || !(0..g).all(|h| crate::qjl::weights_bounded(&weights[h * w_stride..][..n]))
+    {
+        return false;
+    }
+    let a = Signed {
+        signs,
+        sign_stride,
+        n,
+        weights,
+        w_stride,
+        acc_stride,
+        m,
+    };
+    // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
+    // the kernel takes and the arguments are the caller's validated ones.
+    unsafe {
+        match g {
+            1 => signs_simd::<1>(&a, acc),
+            2 => signs_simd::<2>(&a, acc),
+            3 => signs_simd::<3>(&a, acc),
+            _ => signs_simd::<4>(&a, acc),
+        }
+    }
+    true
+}
+
+/// The fixed arguments of [`signs_chunks`].
+struct Signed<'a> {
+    signs: &'a [u8],
+    sign_stride: usize,
+    n: usize,
+    weights: &'a [f32],
+    w_stride: usize,
+    acc_stride: usize,
+    m: usize,
+}
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`signs_chunks`] compiled with the AVX-512 feature list.
+    ///
+    /// # Safety
+    /// As [`accumulate_signs`], with AVX-512 available and the shape accepted.
+    unsafe fn signs_simd<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { signs_chunks::<G>(a, acc) }
+    }
+});
+
+/// [`accumulate_signs`], 64 signs (4 registers a query) at a time.
+///
+/// # Safety
+/// As [`accumulate_signs`], with AVX-512 F/BW available and the shape
+/// accepted.
+#[inline(always)]
+unsafe fn signs_chunks<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
+    // SAFETY: the ISA is the caller's promise. Loads: 8 sign bytes of each
+    // row's chunk, weights[h·w_stride + r] with r < n; each query's chunk of
+    // acc is read and written.
+    unsafe {
+        for ch in 0..a.m / 64 {
+            let mut set = [[_mm512_setzero_ps(); 4]; G];
+            let mut total = [_mm512_setzero_ps(); G];
+            let mut sg = a.signs.as_ptr().add(8 * ch);
+            for r in 0..a.n {
+                let bits = core::ptr::read_unaligned(sg.cast::<u64>());
+                for h in 0..G {
+                    let rv = _mm512_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
+                    total[h] = _mm512_add_ps(total[h], rv);
+                    for (k, s) in set[h].iter_mut().enumerate() {
+                        let mk = (bits >> (16 * k)) as u16;
+                        *s = _mm512_mask_add_ps(*s, mk, *s, rv);
+                    }
+                }
+                sg = sg.wrapping_add(a.sign_stride);
+            }
+            for h in 0..G {
+                for (k, s) in set[h].iter().enumerate() {
+                    let at = acc.as_mut_ptr().add(h * a.acc_stride + 64 * ch + 16 * k);
+                    let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total[h]);
+                    _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Zeroed work space on the stack, sized to the need.
+//!
+//! Encoders need a few vectors of `dim` floats. An array of the largest
+//! dimension ([`MAX_DIM`](crate::quant::MAX_DIM), 16 KB) zeroed on every
+//! call cost more than the encoding itself at d = 128 (a `memset` was 30 %
+//! of `push`), so each call takes the smallest of three sizes that holds
+//! what it needs.
+
+use crate::quant::MAX_DIM;
+
+/// Runs `f` on `len` zeroed f32 (`len ≤ 2·MAX_DIM`; callers validate the
+/// dimensions first, and a longer request gets `2·MAX_DIM`).
+pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    if len <= 256 {
+        f(&mut [0.0f32; 256][..len])
+    } else if len <= 2048 {
+        f(&mut [0.0f32; 2048][..len])
+    } else {
+        let mut buf = [0.0f32; 2 * MAX_DIM];
+        let n = len.min(buf.len());
+        f(&mut buf[..n])
+    }
+}
+
+/// Runs `f` on `len` zeroed bytes (`len ≤ 8 + 2·MAX_DIM`, as [`floats`]).
+pub(crate) fn bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len <= 512 {
+        f(&mut [0u8; 512][..len])
+    } else {
+        let mut buf = [0u8; 8 + 2 * MAX_DIM];
+        let n = len.min(buf.len());
+        f(&mut buf[..n])
+    }
+}
