@@ -146,20 +146,39 @@ impl<'m> Session<'m> {
                     self.shape,
                 )?;
             }
-            // One work item per (position, KV head): a prefill spreads over
-            // positions, a one-token decode over the KV heads.
+            // One work item per (group of positions, KV head): a prefill
+            // spreads over position groups (each group's queries read the
+            // codes once), a one-token decode over the KV heads.
             let mut attended = vec![0.0f32; n * e];
             let shape = self.shape;
             let cache = &*cache;
             let per_kv = e / c.kv_heads;
-            attended
-                .par_chunks_mut(per_kv)
-                .zip(q.par_chunks(per_kv))
-                .enumerate()
-                .try_for_each_init(Vec::new, |scratch, (item, (out, q))| {
-                    let (i, head) = (item / c.kv_heads, item % c.kv_heads);
-                    cache.attend(head, start + i + 1, q, out, shape, scratch)
-                })?;
+            let groups = n.div_ceil(POSITIONS_PER_ITEM);
+            let items: Vec<(usize, usize)> = (0..groups)
+                .flat_map(|g| (0..c.kv_heads).map(move |h| (g, h)))
+                .collect();
+            let results: Vec<(usize, usize, Vec<f32>)> = items
+                .into_par_iter()
+                .map_init(Vec::new, |scratch, (group, head)| {
+                    let first = group * POSITIONS_PER_ITEM;
+                    let count = POSITIONS_PER_ITEM.min(n - first);
+                    let mut qs = Vec::with_capacity(count * per_kv);
+                    for i in first..first + count {
+                        qs.extend_from_slice(&q[i * e + head * per_kv..][..per_kv]);
+                    }
+                    let limits: Vec<usize> =
+                        (first..first + count).map(|i| start + i + 1).collect();
+                    let mut out = vec![0.0f32; qs.len()];
+                    cache.attend_many(head, &limits, &qs, &mut out, shape, scratch)?;
+                    Ok::<_, LlmError>((group, head, out))
+                })
+                .collect::<Result<_, _>>()?;
+            for (group, head, out) in results {
+                for (k, o) in out.chunks_exact(per_kv).enumerate() {
+                    let i = group * POSITIONS_PER_ITEM + k;
+                    attended[i * e + head * per_kv..][..per_kv].copy_from_slice(o);
+                }
+            }
             self.timing.attention += attention_time.elapsed();
             let o = layer.wo.forward(&attended, n)?;
             add(&mut x, &o);
@@ -184,6 +203,11 @@ impl<'m> Session<'m> {
         Ok(logits)
     }
 }
+
+/// Positions of a prefill chunk attended in one call per KV head: enough
+/// to share each block of codes between them, few enough that a chunk
+/// still spreads over every core.
+const POSITIONS_PER_ITEM: usize = 8;
 
 fn add(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, b)| *a += b);

@@ -180,6 +180,35 @@ impl LayerCache {
         }
         Ok(())
     }
+
+    /// [`attend`](Self::attend) for several positions of the same KV head:
+    /// `q` holds `limits.len()` positions of `g · dim` values, position `p`
+    /// attending to the first `limits[p]` tokens. The compressed cache does
+    /// it in one pass ([`attention::attend_many`]); the others one position
+    /// after the other.
+    pub fn attend_many(
+        &self,
+        head: usize,
+        limits: &[usize],
+        q: &[f32],
+        out: &mut [f32],
+        shape: Shape,
+        scratch: &mut Vec<f32>,
+    ) -> Result<(), LlmError> {
+        match self {
+            LayerCache::Tqkv(c) => {
+                scratch.resize(attention::scratch_len(c, q.len() / shape.dim), 0.0);
+                attention::attend_many(c, head, q, limits, out, scratch)?;
+            }
+            _ => {
+                let per = q.len() / limits.len().max(1);
+                for ((&upto, qp), op) in limits.iter().zip(q.chunks(per)).zip(out.chunks_mut(per)) {
+                    self.attend(head, upto, qp, op, shape, scratch)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An element of an uncompressed cache, read as f32.

@@ -82,6 +82,7 @@ mod backend;
 pub mod capi;
 pub mod codebook;
 mod error;
+mod norms;
 pub mod qjl;
 pub mod quant;
 pub mod rng;

@@ -251,7 +251,7 @@ fn over_prefix(ks: &[Vec<f32>], vs: &[Vec<f32>], q: &[f32], upto: usize) -> Vec<
     out
 }
 
-/// Caches that span several blocks of the one pass (256 tokens), with
+/// Caches that span two blocks of the one pass (512 tokens), with
 /// scores large enough that the running maximum moves between blocks.
 fn long_caches() -> Vec<(CacheConfig, Vec<u8>)> {
     use tqkv::quant::{QuantizerKind as K, QuantizerSpec as S};
@@ -321,7 +321,7 @@ fn many_positions_with_causal_limits_equal_attention_over_each_prefix() {
         let (d, len) = (cfg.dim, cache.len());
         let (ks, vs) = decoded(&cache, 0);
         // Limits at 0, 1, block edges, the end and random places.
-        let mut limits = vec![0usize, 1, 255, 256, 257, len];
+        let mut limits = vec![0usize, 1, 255, 256, 511, 512, 513, len];
         limits.extend((0..4).map(|_| (g.next_u64() % (len as u64 + 1)) as usize));
         for heads in [1usize, 3] {
             let q = queries(&mut g, limits.len() * heads * d, 2.0);
@@ -359,7 +359,7 @@ fn ranges_split_and_merged_equal_one_pass() {
             let mut cuts: Vec<usize> = (0..trial + 1)
                 .map(|_| (g.next_u64() % (len as u64 + 1)) as usize)
                 .collect();
-            cuts.extend([0, len, 300, 301]);
+            cuts.extend([0, len, 300, 301, 512]);
             cuts.sort_unstable();
             let q = queries(&mut g, heads * d, 3.0);
             let want: Vec<Vec<f64>> = q

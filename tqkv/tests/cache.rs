@@ -400,3 +400,58 @@ fn a_cache_written_on_one_backend_is_byte_identical_on_every_other() {
         }
     }
 }
+
+/// A batched push stores the bytes of token-by-token pushes, on every
+/// backend and every scheme; bad batches store nothing.
+#[test]
+fn push_batch_equals_push_token_by_token() {
+    use tqkv::rng::SplitMix64;
+    let mut g = SplitMix64::new(31);
+    for &scheme in tqkv::quant::Scheme::ALL {
+        let cfg = tqkv::quant::CacheConfig::new(scheme, 3, 2, 64, 20).with_seed(4);
+        let n = 2 * 64;
+        let k: Vec<f32> = (0..13 * n)
+            .map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 22) as f32 - 2.0)
+            .collect();
+        let v: Vec<f32> = k.iter().rev().map(|x| x * 0.5).collect();
+        let mut one =
+            tqkv::quant::KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        for t in 0..13 {
+            one.push(&k[t * n..][..n], &v[t * n..][..n]).unwrap();
+        }
+        for backend in tqkv::Backend::available() {
+            let mut batch =
+                tqkv::quant::KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+            batch
+                .push_batch_on(backend, &k[..5 * n], &v[..5 * n])
+                .unwrap();
+            batch
+                .push_batch_on(backend, &k[5 * n..], &v[5 * n..])
+                .unwrap();
+            assert_eq!(batch.as_bytes(), one.as_bytes(), "{scheme:?} on {backend}");
+            // Ragged, mismatched, too many, non-finite: refused, nothing stored.
+            let before = batch.as_bytes().to_vec();
+            assert!(matches!(
+                batch.push_batch_on(backend, &k[..n + 1], &v[..n + 1]),
+                Err(tqkv::Error::RaggedRows { .. })
+            ));
+            assert!(matches!(
+                batch.push_batch_on(backend, &k[..n], &v[..2 * n]),
+                Err(tqkv::Error::LengthMismatch { .. })
+            ));
+            assert_eq!(
+                batch.push_batch_on(backend, &k[..8 * n], &v[..8 * n]),
+                Err(tqkv::Error::CacheFull { capacity: 20 })
+            );
+            let mut bad = k[..2 * n].to_vec();
+            bad[n + 3] = f32::NAN;
+            assert_eq!(
+                batch.push_batch_on(backend, &bad, &v[..2 * n]),
+                Err(tqkv::Error::NonFinite)
+            );
+            assert_eq!(batch.as_bytes(), &before[..]);
+            batch.push_batch_on(backend, &[], &[]).unwrap();
+            assert_eq!(batch.len(), 13);
+        }
+    }
+}

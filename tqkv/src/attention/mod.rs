@@ -14,7 +14,7 @@
 //!   and, for prod values, in the sketch domain (`Σ_t e_t·γ_t·s_t`, mapped
 //!   back once with `Sᵀ`); the sum is normalised and un-rotated once.
 //!
-//! The shapes a runtime needs share that one pass (its blocks of 256 tokens
+//! The shapes a runtime needs share that one pass (its blocks of 512 tokens
 //! keep their codes in L1 while every query vector reads them):
 //!
 //! - grouped-query attention: `q` holds the `g` query heads of a KV head;

@@ -769,6 +769,7 @@ pub(crate) fn dot_rows_multi_in(
 
 /// Rows of codes (and, for prod values, sign sketches) with one weight set
 /// per query vector: the value side of attention for several queries.
+#[derive(Clone, Copy)]
 pub(crate) struct WeightedRows<'a> {
     /// Packed codes, row `t` at `t·code_stride`.
     pub codes: &'a [u8],
@@ -830,6 +831,21 @@ pub(crate) fn accumulate_multi_in(
     }
     let mut h = 0;
     while h < g {
+        // Prod values with a sign per coordinate: codes and signs in one pass.
+        #[cfg(target_arch = "x86_64")]
+        if m == dim && g > 1 {
+            let k = (g - h).min(avx512::multi::MAX_FUSED_GROUP);
+            let part = WeightedRows {
+                weights: &r.weights[h * r.w_stride..],
+                sign_weights: &r.sign_weights[h * r.w_stride..],
+                ..*r
+            };
+            let a = &mut acc[h * acc_stride..];
+            if avx512::multi::accumulate_fused(backend, cb, &part, a, acc_stride, dim, k) {
+                h += k;
+                continue;
+            }
+        }
         let k = (g - h).min(GROUP);
         let w = &r.weights[h * r.w_stride..];
         let a = &mut acc[h * acc_stride..];

@@ -160,16 +160,28 @@ impl QjlSketcher {
     }
 
     /// Calls `sink(j, (S·x)_j)` for every row `j` in order.
-    fn for_each_projection(&self, backend: Checked, x: &[f32], mut sink: impl FnMut(usize, f32)) {
+    fn for_each_projection(
+        &self,
+        backend: Checked,
+        x: &[f32],
+        mut sink: impl FnMut(usize, &[f32]),
+    ) {
         match self.projection {
             Projection::Gaussian => {
                 let mut entries = self.gaussian_entries();
-                for j in 0..self.m {
-                    let mut acc = 0.0f32;
-                    for (&xi, s) in x.iter().zip(entries.by_ref()) {
-                        acc += s * xi;
+                let mut block = [0.0f32; 64];
+                let mut j = 0;
+                while j < self.m {
+                    let n = (self.m - j).min(64);
+                    for b in block.iter_mut().take(n) {
+                        let mut acc = 0.0f32;
+                        for (&xi, s) in x.iter().zip(entries.by_ref()) {
+                            acc += s * xi;
+                        }
+                        *b = acc;
                     }
-                    sink(j, acc);
+                    sink(j, &block[..n]);
+                    j += n;
                 }
             }
             Projection::Hadamard => {
@@ -183,10 +195,9 @@ impl QjlSketcher {
                         // Length checked at construction (a power of two ≤
                         // 4096) and the backend by the caller: this cannot fail.
                         let _ = wht::fwht_in(backend, buf);
-                        for &v in buf.iter().take(self.m - j) {
-                            sink(j, v);
-                            j += 1;
-                        }
+                        let n = (self.m - j).min(buf.len());
+                        sink(j, &buf[..n]);
+                        j += n;
                         block += 1;
                     }
                 })
@@ -226,7 +237,7 @@ impl QjlSketcher {
                 found: out.len(),
             });
         }
-        self.for_each_projection(backend, x, |j, v| out[j] = v);
+        self.for_each_projection(backend, x, |j, v| out[j..j + v.len()].copy_from_slice(v));
         Ok(())
     }
 
@@ -265,14 +276,16 @@ impl QjlSketcher {
             });
         }
         let out = &mut out[..bytes];
-        out.fill(0);
+        // Blocks start at multiples of 8 (m and the block lengths are).
         self.for_each_projection(backend, r, |j, v| {
-            if v > 0.0 {
-                out[j / 8] |= 1 << (j % 8);
+            for (o, eight) in out[j / 8..].iter_mut().zip(v.chunks(8)) {
+                *o = eight
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |b, (i, &x)| b | (u8::from(x > 0.0) << i));
             }
         });
-        let norm2: f64 = r.iter().map(|&v| v as f64 * v as f64).sum();
-        Ok(libm::sqrt(norm2) as f32)
+        Ok(crate::norms::l2(r) as f32)
     }
 
     /// `out = √(π/2)/m · γ · Sᵀ·s` (`dim` values): the reconstruction of `r`

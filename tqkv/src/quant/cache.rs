@@ -726,8 +726,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// # Ok::<(), tqkv::Error>(())
     /// ```
     pub fn clear(&mut self) {
-        self.len = 0;
-        self.buf.as_mut()[28..32].copy_from_slice(&0u32.to_le_bytes());
+        self.set_len(0);
+    }
+
+    /// Keeps the first `len ≤ len()` tokens, in the struct and the header.
+    fn set_len(&mut self, len: usize) {
+        self.len = len;
+        let bytes = (len as u32).to_le_bytes();
+        self.buf.as_mut()[28..32].copy_from_slice(&bytes);
     }
 
     /// Appends one token: `k` and `v` hold `heads·dim` values, head-major.
@@ -747,6 +753,71 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// As [`push`](Self::push), plus [`Error::BackendUnavailable`].
     pub fn push_on(&mut self, backend: Backend, k: &[f32], v: &[f32]) -> Result<(), Error> {
         self.push_in(backend.check()?, k, v)
+    }
+
+    /// Appends `n` tokens at once (a prefill): `k` and `v` hold `n` tokens
+    /// of `heads·dim` values each, token-major then head-major. The bytes
+    /// stored equal those of `n` calls of [`push`](Self::push).
+    ///
+    /// ```
+    /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+    ///
+    /// let config = CacheConfig::new(Scheme::Kqv, 4, 2, 64, 8);
+    /// let (k, v): (Vec<f32>, Vec<f32>) = (0..3 * 128).map(|i| (i as f32, 1.0)).unzip();
+    /// let mut batch = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+    /// batch.push_batch(&k, &v)?;
+    /// let mut one = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+    /// for t in 0..3 {
+    ///     one.push(&k[t * 128..][..128], &v[t * 128..][..128])?;
+    /// }
+    /// assert_eq!(batch.as_bytes(), one.as_bytes());
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `k` and `v` have the same length;
+    /// [`Error::RaggedRows`] unless it is a whole number of tokens;
+    /// [`Error::CacheFull`] if the tokens do not all fit; [`Error::NonFinite`].
+    /// On error nothing is stored.
+    pub fn push_batch(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        self.push_batch_on(Backend::detect(), k, v)
+    }
+
+    /// [`push_batch`](Self::push_batch) on a chosen backend.
+    ///
+    /// # Errors
+    /// As [`push_batch`](Self::push_batch), plus [`Error::BackendUnavailable`].
+    pub fn push_batch_on(&mut self, backend: Backend, k: &[f32], v: &[f32]) -> Result<(), Error> {
+        let backend = backend.check()?;
+        let row = self.config.heads * self.config.dim;
+        if k.len() != v.len() {
+            return Err(Error::LengthMismatch {
+                expected: k.len(),
+                found: v.len(),
+            });
+        }
+        if row == 0 || !k.len().is_multiple_of(row) {
+            return Err(Error::RaggedRows {
+                len: k.len(),
+                row_len: row,
+            });
+        }
+        let n = k.len() / row;
+        if self.len + n > self.config.capacity {
+            return Err(Error::CacheFull {
+                capacity: self.config.capacity,
+            });
+        }
+        crate::error::finite(k)?;
+        crate::error::finite(v)?;
+        let start = self.len;
+        for (kt, vt) in k.chunks_exact(row).zip(v.chunks_exact(row)) {
+            if let Err(e) = self.push_in(backend, kt, vt) {
+                self.set_len(start);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// [`push_on`](Self::push_on) on a backend already checked.

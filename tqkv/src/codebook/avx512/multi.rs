@@ -469,3 +469,155 @@ unsafe fn signs_chunks<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
         }
     }
 }
+
+/// Most weight sets of [`accumulate_fused`]: 8 registers of sums each.
+pub(in crate::codebook) const MAX_FUSED_GROUP: usize = 3;
+
+/// [`accumulate_rows`] and [`accumulate_signs`] in one pass over the rows,
+/// for prod values with as many signs as coordinates (`m = d`): the code
+/// lookups run on the shuffle and FMA pipes, the sign sums on the add
+/// pipes, side by side. `g ≤` [`MAX_FUSED_GROUP`]. Returns false (touching
+/// nothing) for other shapes, as those two kernels do.
+///
+/// # Safety
+/// The arguments are validated as for [`accumulate_rows`] and
+/// [`accumulate_signs`], with `m = d`.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::codebook) fn accumulate_fused(
+    backend: crate::backend::Checked,
+    cb: &Codebook,
+    rows: &crate::codebook::WeightedRows<'_>,
+    out: &mut [f32],
+    out_stride: usize,
+    d: usize,
+    g: usize,
+) -> bool {
+    let b = cb.bits() as usize;
+    let r = rows;
+    if backend.backend() != crate::Backend::Avx512
+        || b > 4
+        || d == 0
+        || !d.is_multiple_of(64)
+        || d > 256
+        || packed_len(d, b as u8) > 64
+        || !(1..=MAX_FUSED_GROUP).contains(&g)
+        || !(0..g).all(|h| crate::qjl::weights_bounded(&r.sign_weights[h * r.w_stride..][..r.n]))
+    {
+        return false;
+    }
+    // Σ_r w_r of each query's sign weights, in row order (as the sign
+    // kernel's running total).
+    let mut totals = [0.0f32; MAX_FUSED_GROUP];
+    for (h, t) in totals.iter_mut().enumerate().take(g) {
+        *t = r.sign_weights[h * r.w_stride..][..r.n]
+            .iter()
+            .fold(0.0, |a, &w| a + w);
+    }
+    // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
+    // the kernel takes and the arguments are the caller's validated ones.
+    unsafe {
+        match g {
+            1 => fused_simd::<1>(cb, r, &totals, out, out_stride, d),
+            2 => fused_simd::<2>(cb, r, &totals, out, out_stride, d),
+            _ => fused_simd::<3>(cb, r, &totals, out, out_stride, d),
+        }
+    }
+    true
+}
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`fused`] compiled with the AVX-512 feature list.
+    ///
+    /// # Safety
+    /// As [`accumulate_fused`], with AVX-512 available and the shape accepted.
+    unsafe fn fused_simd<const G: usize>(
+        cb: &Codebook,
+        r: &crate::codebook::WeightedRows<'_>,
+        totals: &[f32; MAX_FUSED_GROUP],
+        out: &mut [f32],
+        out_stride: usize,
+        d: usize,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { fused::<G>(cb, r, totals, out, out_stride, d) }
+    }
+});
+
+/// [`accumulate_fused`] for `G` weight sets, 64 coordinates and 64 signs at
+/// a time.
+///
+/// # Safety
+/// As [`accumulate_fused`], with AVX-512 F/BW/VBMI available and the shape
+/// accepted.
+#[inline(always)]
+unsafe fn fused<const G: usize>(
+    cb: &Codebook,
+    r: &crate::codebook::WeightedRows<'_>,
+    totals: &[f32; MAX_FUSED_GROUP],
+    out: &mut [f32],
+    out_stride: usize,
+    d: usize,
+) {
+    let b = cb.bits() as usize;
+    let chunk_bytes = 8 * b;
+    // SAFETY: the ISA is the caller's promise. Loads: each row's bytes of one
+    // chunk of codes (masked) and 8 bytes of its signs, the weights of rows
+    // below n, each query's chunks of codes and signs in out; stores: those
+    // chunks.
+    unsafe {
+        let lut = periodic_centroids(cb);
+        let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
+        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
+        let mask = super::values::byte_mask(chunk_bytes);
+        for ch in 0..d / 64 {
+            let mut acc = [[_mm512_setzero_ps(); 4]; G];
+            let mut set = [[_mm512_setzero_ps(); 4]; G];
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let o = &out[h * out_stride + 64 * ch..][..64];
+                *acc = super::values::load_permuted::<1>(o)[0];
+            }
+            let mut row = r.codes.as_ptr().add(ch * chunk_bytes);
+            let mut sg = r.signs.as_ptr().add(8 * ch);
+            for t in 0..r.n {
+                let data = _mm512_maskz_loadu_epi8(mask, row.cast());
+                let codes =
+                    _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data));
+                let c = [
+                    _mm512_permutexvar_ps(codes, lut),
+                    _mm512_permutexvar_ps(_mm512_srli_epi32::<8>(codes), lut),
+                    _mm512_permutexvar_ps(_mm512_srli_epi32::<16>(codes), lut),
+                    _mm512_permutexvar_ps(_mm512_srli_epi32::<24>(codes), lut),
+                ];
+                let bits = core::ptr::read_unaligned(sg.cast::<u64>());
+                let masks = [
+                    bits as u16,
+                    (bits >> 16) as u16,
+                    (bits >> 32) as u16,
+                    (bits >> 48) as u16,
+                ];
+                for h in 0..G {
+                    let w = _mm512_set1_ps(*r.weights.get_unchecked(h * r.w_stride + t));
+                    for (s, c) in acc[h].iter_mut().zip(&c) {
+                        *s = _mm512_fmadd_ps(*c, w, *s);
+                    }
+                    let rv = _mm512_set1_ps(*r.sign_weights.get_unchecked(h * r.w_stride + t));
+                    for (s, &mk) in set[h].iter_mut().zip(&masks) {
+                        *s = _mm512_mask_add_ps(*s, mk, *s, rv);
+                    }
+                }
+                row = row.wrapping_add(r.code_stride);
+                sg = sg.wrapping_add(r.sign_stride);
+            }
+            for h in 0..G {
+                let o = &mut out[h * out_stride + 64 * ch..][..64];
+                super::values::store_permuted::<1>(&[acc[h]], o);
+                let total = _mm512_set1_ps(totals[h]);
+                for (k, s) in set[h].iter().enumerate() {
+                    let at = out.as_mut_ptr().add(h * out_stride + d + 64 * ch + 16 * k);
+                    let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
+                    _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
+                }
+            }
+        }
+    }
+}
