@@ -745,7 +745,10 @@ pub(crate) fn dot_rows_multi_in(
         let g = (q.count - h).min(GROUP);
         let values = &q.values[h * q.stride..];
         let o = &mut out[h * out_stride..];
-        let done = if g > 1 {
+        // A lone query at 1, 2 and 4 bits keeps the single-query kernel
+        // (its scores equal the scalar ones bit for bit).
+        let shared = g > 1 || matches!(cb.bits(), 3 | 5 | 6);
+        let done = if shared {
             #[cfg(target_arch = "x86_64")]
             {
                 let shape = (q.dim, q.stride, g);
@@ -832,8 +835,10 @@ pub(crate) fn accumulate_multi_in(
     let mut h = 0;
     while h < g {
         // Prod values with a sign per coordinate: codes and signs in one pass.
+        // A lone query at up to 4 bits keeps the single-query kernels.
+        let shared = g > 1 || matches!(cb.bits(), 5 | 6);
         #[cfg(target_arch = "x86_64")]
-        if m == dim && g > 1 {
+        if m == dim && shared {
             let k = (g - h).min(avx512::multi::MAX_FUSED_GROUP);
             let part = WeightedRows {
                 weights: &r.weights[h * r.w_stride..],
@@ -849,7 +854,7 @@ pub(crate) fn accumulate_multi_in(
         let k = (g - h).min(GROUP);
         let w = &r.weights[h * r.w_stride..];
         let a = &mut acc[h * acc_stride..];
-        if k == 1 {
+        if k == 1 && !shared {
             // One query: the single-query kernels (fused codes and signs).
             let (out, sk) = a[..dim + m].split_at_mut(dim);
             if m > 0 {

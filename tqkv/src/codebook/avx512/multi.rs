@@ -22,27 +22,19 @@ pub(in crate::codebook) const MAX_GROUP: usize = 4;
 /// Longest row (codes) of the multi-query scoring kernel.
 const SCORE_MAX_DIM: usize = 256;
 
-/// The centroids of `cb` (≤ 4 bits) repeated with period `2^bits` over 16
-/// lanes, so that `vpermps` may read codes with other bits above theirs.
-///
-/// # Safety
-/// AVX-512F is available; `cb.bits() ≤ 4`.
-#[inline(always)]
-unsafe fn periodic_centroids(cb: &Codebook) -> __m512 {
-    let c = cb.centroids();
-    let mut table = [0.0f32; 16];
-    for (v, t) in table.iter_mut().enumerate() {
-        *t = c[v % c.len()];
-    }
-    // SAFETY: AVX-512F (caller); the load reads the local table.
-    unsafe { _mm512_loadu_ps(table.as_ptr()) }
-}
-
 /// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g` query
 /// vectors (`q_h = queries[h·q_stride..][..d]`) for the first `16·⌊n/16⌋` of `n`
 /// rows; returns how many rows it scored (0 for shapes it does not take:
-/// bits other than 1, 2 and 4, rows of more than 256 codes, groups of
-/// more than [`MAX_GROUP`]).
+/// more than 6 bits, rows of more than 256 codes, groups of more than
+/// [`MAX_GROUP`]).
+///
+/// At 1, 2 and 4 bits the packed dwords of 16 rows are transposed as they
+/// are (a dword holds `32/b` whole codes); at 3, 5 and 6 bits, whose codes
+/// cross bytes, each row's 64 codes are first unpacked to a byte each
+/// (`vpermb` + `vpmultishiftqb`, as the value kernels do) and those bytes
+/// transposed, 4 codes a dword. Lookups: `vpermps` from the centroids
+/// repeated with period `2^b` (≤ 4 bits), `vpermt2ps` from two registers
+/// (5 bits), two of them and a blend (6 bits).
 ///
 /// # Safety
 /// `backend` is AVX-512 or the call returns 0 touching nothing; the
@@ -62,7 +54,7 @@ pub(in crate::codebook) fn dot_rows(
     out_stride: usize,
 ) -> usize {
     if backend.backend() != crate::Backend::Avx512
-        || !matches!(cb.bits(), 1 | 2 | 4)
+        || !(1..=6).contains(&cb.bits())
         || d == 0
         || d > SCORE_MAX_DIM
         || !(1..=MAX_GROUP).contains(&g)
@@ -99,33 +91,48 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ) -> usize {
         // SAFETY: forwarded from the caller.
         unsafe {
-            let cents = periodic_centroids(cb);
+            let cents = Centroids::of(cb);
             let blocks = n / 16;
             let mut blk = 0;
             macro_rules! run {
-                ($b:literal, $g:literal) => {{
-                    while blk + 2 <= blocks {
-                        group::<$b, $g, 2>(cents, a, blk, out);
-                        blk += 2;
+                ($b:literal, $g:literal, $nb:literal) => {{
+                    while blk + $nb <= blocks {
+                        group::<$b, $g, $nb>(&cents, a, blk, out);
+                        blk += $nb;
                     }
-                    if blk < blocks {
-                        group::<$b, $g, 1>(cents, a, blk, out);
+                    while blk < blocks {
+                        group::<$b, $g, 1>(&cents, a, blk, out);
+                        blk += 1;
                     }
                 }};
             }
+            // One query: four blocks side by side (four FMA chains); more
+            // queries: two, each query a chain of its own.
             match (cb.bits(), g) {
-                (1, 1) => run!(1, 1),
-                (1, 2) => run!(1, 2),
-                (1, 3) => run!(1, 3),
-                (1, _) => run!(1, 4),
-                (2, 1) => run!(2, 1),
-                (2, 2) => run!(2, 2),
-                (2, 3) => run!(2, 3),
-                (2, _) => run!(2, 4),
-                (_, 1) => run!(4, 1),
-                (_, 2) => run!(4, 2),
-                (_, 3) => run!(4, 3),
-                _ => run!(4, 4),
+                (1, 1) => run!(1, 1, 4),
+                (1, 2) => run!(1, 2, 2),
+                (1, 3) => run!(1, 3, 2),
+                (1, _) => run!(1, 4, 2),
+                (2, 1) => run!(2, 1, 4),
+                (2, 2) => run!(2, 2, 2),
+                (2, 3) => run!(2, 3, 2),
+                (2, _) => run!(2, 4, 2),
+                (3, 1) => run!(3, 1, 4),
+                (3, 2) => run!(3, 2, 2),
+                (3, 3) => run!(3, 3, 2),
+                (3, _) => run!(3, 4, 2),
+                (4, 1) => run!(4, 1, 4),
+                (4, 2) => run!(4, 2, 2),
+                (4, 3) => run!(4, 3, 2),
+                (4, _) => run!(4, 4, 2),
+                (5, 1) => run!(5, 1, 4),
+                (5, 2) => run!(5, 2, 2),
+                (5, 3) => run!(5, 3, 2),
+                (5, _) => run!(5, 4, 2),
+                (_, 1) => run!(6, 1, 4),
+                (_, 2) => run!(6, 2, 2),
+                (_, 3) => run!(6, 3, 2),
+                _ => run!(6, 4, 2),
             }
             blocks * 16
         }
@@ -142,46 +149,107 @@ struct Args<'a> {
     out_stride: usize,
 }
 
+/// The centroids in registers: repeated with period `2^b` over 16 lanes
+/// (≤ 4 bits, one `vpermps`), all 32 in two registers (5 bits, one
+/// `vpermt2ps`), or all 64 in four (6 bits, two `vpermt2ps` and a blend on
+/// bit 5).
+struct Centroids {
+    t: [__m512; 4],
+}
+
+impl Centroids {
+    /// # Safety
+    /// AVX-512F is available; `cb.bits() ≤ 6`.
+    #[inline(always)]
+    unsafe fn of(cb: &Codebook) -> Centroids {
+        let c = cb.centroids();
+        let mut table = [0.0f32; 64];
+        for (v, t) in table.iter_mut().enumerate() {
+            *t = c[v % c.len()];
+        }
+        // SAFETY: AVX-512F (caller); the loads read the local table.
+        unsafe {
+            Centroids {
+                t: [0, 16, 32, 48].map(|at| _mm512_loadu_ps(table.as_ptr().add(at))),
+            }
+        }
+    }
+
+    /// `c[idx]` per lane, for `B`-bit codes in the low bits of each dword
+    /// (other bits above).
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    #[inline(always)]
+    unsafe fn lookup<const B: usize>(&self, idx: __m512i) -> __m512 {
+        // SAFETY: AVX-512F (caller); registers only.
+        unsafe {
+            match B {
+                0..=4 => _mm512_permutexvar_ps(idx, self.t[0]),
+                5 => _mm512_permutex2var_ps(self.t[0], idx, self.t[1]),
+                _ => {
+                    let low = _mm512_permutex2var_ps(self.t[0], idx, self.t[1]);
+                    let high = _mm512_permutex2var_ps(self.t[2], idx, self.t[3]);
+                    let bit5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+                    _mm512_mask_blend_ps(bit5, low, high)
+                }
+            }
+        }
+    }
+}
+
 /// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits for `G`
 /// queries: each block's codes transposed once (16 dwords, one row per
-/// lane), each coordinate's codes looked up once, then one FMA per query.
+/// lane; at 3 and 5 bits unpacked to bytes first), each coordinate's codes
+/// looked up once, then one FMA per query.
 ///
 /// # Safety
-/// AVX-512 F/BW are available; the `16·NB` rows from `16·blk0` fit in the
-/// rows and in each query's part of `out`.
+/// AVX-512 F/BW/VBMI are available; the `16·NB` rows from `16·blk0` fit in
+/// the rows and in each query's part of `out`.
 #[inline(always)]
 unsafe fn group<const B: usize, const G: usize, const NB: usize>(
-    cents: __m512,
+    cents: &Centroids,
     a: &Args<'_>,
     blk0: usize,
     out: &mut [f32],
 ) {
     let d = a.d;
     let row_len = packed_len(d, B as u8);
-    let per_dword = 32 / B;
+    // Packed dwords hold 32/B whole codes at 1, 2 and 4 bits; otherwise
+    // every code gets a byte and a chunk is 64 codes (8·B packed bytes).
+    let whole = B == 1 || B == 2 || B == 4;
+    let (chunk_bytes, per_dword) = if whole { (64, 32 / B) } else { (8 * B, 4) };
+    let codes_per_chunk = 16 * per_dword;
     let ahead_bytes = a.stride.wrapping_mul(128);
-    // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
-    // one row (masked where the row ends inside its 64-byte chunk) or
-    // queries[h·q_stride + j] with j < d; prefetches never fault; the stores write
-    // each query's 16·NB scores from 16·blk0.
+    // SAFETY: AVX-512 F/BW/VBMI are the caller's promise. Every load reads
+    // inside one row (masked where the row ends inside its chunk) or
+    // queries[h·q_stride + j] with j < d; prefetches never fault; the stores
+    // write each query's 16·NB scores from 16·blk0.
     unsafe {
+        let perm = _mm512_loadu_si512(PERM[B].as_ptr().cast());
+        let shift = _mm512_set1_epi64(shifts(B as u64) as i64);
         let mut acc = [[_mm512_setzero_ps(); NB]; G];
         let mut chunk = 0;
-        while chunk * 64 < row_len {
-            let bytes = (row_len - chunk * 64).min(64);
+        while chunk * chunk_bytes < row_len {
+            let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
             let mask = super::values::byte_mask(bytes);
             let mut cols = [[_mm512_setzero_si512(); 16]; NB];
             for (nb, col) in cols.iter_mut().enumerate() {
                 let mut r = [_mm512_setzero_si512(); 16];
                 for (i, ri) in r.iter_mut().enumerate() {
-                    let at = ((blk0 + nb) * 16 + i) * a.stride + chunk * 64;
+                    let at = ((blk0 + nb) * 16 + i) * a.stride + chunk * chunk_bytes;
                     let ahead = a.rows.as_ptr().wrapping_add(at).wrapping_add(ahead_bytes);
                     _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
-                    *ri = _mm512_maskz_loadu_epi8(mask, a.rows.as_ptr().add(at).cast());
+                    let data = _mm512_maskz_loadu_epi8(mask, a.rows.as_ptr().add(at).cast());
+                    *ri = if whole {
+                        data
+                    } else {
+                        _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data))
+                    };
                 }
                 *col = transpose16(&r);
             }
-            let first = chunk * 64 * 8 / B;
+            let first = chunk * codes_per_chunk;
             'coords: for k in 0..16 {
                 let mut x = [_mm512_setzero_si512(); NB];
                 for (x, col) in x.iter_mut().zip(&cols) {
@@ -194,13 +262,15 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                     }
                     let mut c = [_mm512_setzero_ps(); NB];
                     for (c, x) in c.iter_mut().zip(x.iter_mut()) {
-                        // vpermps reads the low 4 bits; the table repeats
-                        // with period 2^B, so the bits above do not matter.
-                        *c = _mm512_permutexvar_ps(*x, cents);
-                        *x = match B {
-                            1 => _mm512_srli_epi32::<1>(*x),
-                            2 => _mm512_srli_epi32::<2>(*x),
-                            _ => _mm512_srli_epi32::<4>(*x),
+                        // The lookups read the low 4, 5 or 6 bits: the
+                        // table repeats with period 2^B, so bits above the
+                        // code do not matter.
+                        *c = cents.lookup::<B>(*x);
+                        *x = match (whole, B) {
+                            (true, 1) => _mm512_srli_epi32::<1>(*x),
+                            (true, 2) => _mm512_srli_epi32::<2>(*x),
+                            (true, _) => _mm512_srli_epi32::<4>(*x),
+                            (false, _) => _mm512_srli_epi32::<8>(*x),
                         };
                     }
                     for (h, acc) in acc.iter_mut().enumerate() {
@@ -226,8 +296,8 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
 /// `G ≤` [`MAX_GROUP`] weight sets over the same `n` rows: each row's codes
 /// unpacked and looked up once per chunk of 64 coordinates, then one FMA
 /// per 16 codes and query. Returns false (touching nothing) unless
-/// `backend` is AVX-512 and the shape is one it takes: 1–4 bits, `d` a
-/// multiple of 64 up to 256, rows of at most 64 packed bytes.
+/// `backend` is AVX-512 and the shape is one it takes: 1–6 bits, `d` a
+/// multiple of 64 up to 256.
 ///
 /// # Safety
 /// The arguments are validated: `n` rows of `packed_len(d, bits)` bytes,
@@ -249,11 +319,10 @@ pub(in crate::codebook) fn accumulate_rows(
 ) -> bool {
     let b = cb.bits() as usize;
     if backend.backend() != crate::Backend::Avx512
-        || b > 4
+        || b > 6
         || d == 0
         || !d.is_multiple_of(64)
         || d > 256
-        || packed_len(d, b as u8) > 64
         || !(1..=MAX_GROUP).contains(&g)
     {
         return false;
@@ -271,10 +340,18 @@ pub(in crate::codebook) fn accumulate_rows(
     // the kernel takes and the arguments are the caller's validated ones.
     unsafe {
         match g {
-            1 => accumulate_simd::<1>(cb, &a, out),
-            2 => accumulate_simd::<2>(cb, &a, out),
-            3 => accumulate_simd::<3>(cb, &a, out),
-            _ => accumulate_simd::<4>(cb, &a, out),
+            1 if b == 6 => accumulate_simd::<1, 6>(cb, &a, out),
+            2 if b == 6 => accumulate_simd::<2, 6>(cb, &a, out),
+            3 if b == 6 => accumulate_simd::<3, 6>(cb, &a, out),
+            _ if b == 6 => accumulate_simd::<4, 6>(cb, &a, out),
+            1 if b == 5 => accumulate_simd::<1, 5>(cb, &a, out),
+            2 if b == 5 => accumulate_simd::<2, 5>(cb, &a, out),
+            3 if b == 5 => accumulate_simd::<3, 5>(cb, &a, out),
+            _ if b == 5 => accumulate_simd::<4, 5>(cb, &a, out),
+            1 => accumulate_simd::<1, 4>(cb, &a, out),
+            2 => accumulate_simd::<2, 4>(cb, &a, out),
+            3 => accumulate_simd::<3, 4>(cb, &a, out),
+            _ => accumulate_simd::<4, 4>(cb, &a, out),
         }
     }
     true
@@ -296,9 +373,13 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ///
     /// # Safety
     /// As [`accumulate_rows`], with AVX-512 available and the shape accepted.
-    unsafe fn accumulate_simd<const G: usize>(cb: &Codebook, a: &Weighted<'_>, out: &mut [f32]) {
+    unsafe fn accumulate_simd<const G: usize, const B: usize>(
+        cb: &Codebook,
+        a: &Weighted<'_>,
+        out: &mut [f32],
+    ) {
         // SAFETY: forwarded from the caller.
-        unsafe { accumulate::<G>(cb, a, out) }
+        unsafe { accumulate::<G, B>(cb, a, out) }
     }
 });
 
@@ -309,14 +390,18 @@ crate::backend::avx512_features!(crate::backend::target_features {
 /// As [`accumulate_rows`], with AVX-512 F/BW/VBMI available and the shape
 /// accepted.
 #[inline(always)]
-unsafe fn accumulate<const G: usize>(cb: &Codebook, a: &Weighted<'_>, out: &mut [f32]) {
+unsafe fn accumulate<const G: usize, const B: usize>(
+    cb: &Codebook,
+    a: &Weighted<'_>,
+    out: &mut [f32],
+) {
     let b = cb.bits() as usize;
     let chunk_bytes = 8 * b;
     // SAFETY: the ISA is the caller's promise. Loads: each row's bytes of
     // one chunk (masked), weights[h·w_stride + r] with r < n, out's chunk
     // of each query; stores: the same chunks of out.
     unsafe {
-        let lut = periodic_centroids(cb);
+        let cents = Centroids::of(cb);
         let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
         let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
         let mask = super::values::byte_mask(chunk_bytes);
@@ -334,10 +419,10 @@ unsafe fn accumulate<const G: usize>(cb: &Codebook, a: &Weighted<'_>, out: &mut 
                 let codes =
                     _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data));
                 let c = [
-                    _mm512_permutexvar_ps(codes, lut),
-                    _mm512_permutexvar_ps(_mm512_srli_epi32::<8>(codes), lut),
-                    _mm512_permutexvar_ps(_mm512_srli_epi32::<16>(codes), lut),
-                    _mm512_permutexvar_ps(_mm512_srli_epi32::<24>(codes), lut),
+                    cents.lookup::<B>(codes),
+                    cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
+                    cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
+                    cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
                 ];
                 for (h, acc) in acc.iter_mut().enumerate() {
                     let w = _mm512_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
@@ -495,11 +580,10 @@ pub(in crate::codebook) fn accumulate_fused(
     let b = cb.bits() as usize;
     let r = rows;
     if backend.backend() != crate::Backend::Avx512
-        || b > 4
+        || b > 6
         || d == 0
         || !d.is_multiple_of(64)
         || d > 256
-        || packed_len(d, b as u8) > 64
         || !(1..=MAX_FUSED_GROUP).contains(&g)
         || !(0..g).all(|h| crate::qjl::weights_bounded(&r.sign_weights[h * r.w_stride..][..r.n]))
     {
@@ -517,9 +601,15 @@ pub(in crate::codebook) fn accumulate_fused(
     // the kernel takes and the arguments are the caller's validated ones.
     unsafe {
         match g {
-            1 => fused_simd::<1>(cb, r, &totals, out, out_stride, d),
-            2 => fused_simd::<2>(cb, r, &totals, out, out_stride, d),
-            _ => fused_simd::<3>(cb, r, &totals, out, out_stride, d),
+            1 if b == 6 => fused_simd::<1, 6>(cb, r, &totals, out, out_stride, d),
+            2 if b == 6 => fused_simd::<2, 6>(cb, r, &totals, out, out_stride, d),
+            _ if b == 6 => fused_simd::<3, 6>(cb, r, &totals, out, out_stride, d),
+            1 if b == 5 => fused_simd::<1, 5>(cb, r, &totals, out, out_stride, d),
+            2 if b == 5 => fused_simd::<2, 5>(cb, r, &totals, out, out_stride, d),
+            _ if b == 5 => fused_simd::<3, 5>(cb, r, &totals, out, out_stride, d),
+            1 => fused_simd::<1, 4>(cb, r, &totals, out, out_stride, d),
+            2 => fused_simd::<2, 4>(cb, r, &totals, out, out_stride, d),
+            _ => fused_simd::<3, 4>(cb, r, &totals, out, out_stride, d),
         }
     }
     true
@@ -530,7 +620,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ///
     /// # Safety
     /// As [`accumulate_fused`], with AVX-512 available and the shape accepted.
-    unsafe fn fused_simd<const G: usize>(
+    unsafe fn fused_simd<const G: usize, const B: usize>(
         cb: &Codebook,
         r: &crate::codebook::WeightedRows<'_>,
         totals: &[f32; MAX_FUSED_GROUP],
@@ -539,7 +629,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
         d: usize,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { fused::<G>(cb, r, totals, out, out_stride, d) }
+        unsafe { fused::<G, B>(cb, r, totals, out, out_stride, d) }
     }
 });
 
@@ -550,7 +640,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
 /// As [`accumulate_fused`], with AVX-512 F/BW/VBMI available and the shape
 /// accepted.
 #[inline(always)]
-unsafe fn fused<const G: usize>(
+unsafe fn fused<const G: usize, const B: usize>(
     cb: &Codebook,
     r: &crate::codebook::WeightedRows<'_>,
     totals: &[f32; MAX_FUSED_GROUP],
@@ -565,7 +655,7 @@ unsafe fn fused<const G: usize>(
     // below n, each query's chunks of codes and signs in out; stores: those
     // chunks.
     unsafe {
-        let lut = periodic_centroids(cb);
+        let cents = Centroids::of(cb);
         let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
         let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
         let mask = super::values::byte_mask(chunk_bytes);
@@ -583,10 +673,10 @@ unsafe fn fused<const G: usize>(
                 let codes =
                     _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data));
                 let c = [
-                    _mm512_permutexvar_ps(codes, lut),
-                    _mm512_permutexvar_ps(_mm512_srli_epi32::<8>(codes), lut),
-                    _mm512_permutexvar_ps(_mm512_srli_epi32::<16>(codes), lut),
-                    _mm512_permutexvar_ps(_mm512_srli_epi32::<24>(codes), lut),
+                    cents.lookup::<B>(codes),
+                    cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
+                    cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
+                    cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
                 ];
                 let bits = core::ptr::read_unaligned(sg.cast::<u64>());
                 let masks = [
