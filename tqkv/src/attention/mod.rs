@@ -25,6 +25,38 @@
 //!   to split one long decode across cores; with `std`,
 //!   [`attend_parallel`] does it with scoped threads.
 //!
+//! Grouped-query heads, two positions of a chunk, and a split decode:
+//!
+//! ```
+//! use tqkv::attention::{attend_many, attend_partial, scratch_len, Partial};
+//! use tqkv::quant::{CacheConfig, KvCache, Scheme};
+//!
+//! // One KV head, d = 64, shared by 3 query heads (as in SmolLM2).
+//! let config = CacheConfig::new(Scheme::Kqv, 4, 1, 64, 1000);
+//! let mut cache = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+//! let (k, v): (Vec<f32>, Vec<f32>) =
+//!     (0..1000 * 64).map(|i| (((i * 7) % 13) as f32 - 6.0, (i % 5) as f32)).unzip();
+//! cache.push_batch(&k, &v)?; // a prefill
+//! // Two positions of a chunk (tokens 0..999 and 0..1000), 3 heads each.
+//! let q = vec![0.1f32; 2 * 3 * 64];
+//! let mut out = vec![0.0f32; q.len()];
+//! let mut scratch = vec![0.0f32; scratch_len(&cache, 6)];
+//! attend_many(&cache, 0, &q, &[999, 1000], &mut out, &mut scratch)?;
+//! // The last position again, as two halves (e.g. two cores) merged.
+//! let n = Partial::len_for(&cache, 3);
+//! let (mut a_buf, mut b_buf) = (vec![0.0f32; n], vec![0.0f32; n]);
+//! let mut a = Partial::new(&cache, 3, &mut a_buf)?;
+//! let mut b = Partial::new(&cache, 3, &mut b_buf)?;
+//! attend_partial(&cache, 0, &q[192..], 0..500, &mut a, &mut scratch)?;
+//! attend_partial(&cache, 0, &q[192..], 500..1000, &mut b, &mut scratch)?;
+//! a.merge(&b)?;
+//! let mut split = vec![0.0f32; 192];
+//! a.finish(&cache, &mut split, &mut scratch)?;
+//! let close = |x: &f32, y: &f32| (x - y).abs() <= 1e-4 * y.abs().max(1.0);
+//! assert!(split.iter().zip(&out[192..]).all(|(x, y)| close(x, y)));
+//! # Ok::<(), tqkv::Error>(())
+//! ```
+//!
 //! The result equals attention over the decoded `K̂`, `V̂` up to float
 //! reassociation (tests/attention.rs: within 1e-4 relative, on every
 //! backend).

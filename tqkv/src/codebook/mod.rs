@@ -839,7 +839,9 @@ pub(crate) fn accumulate_multi_in(
         let shared = g > 1 || matches!(cb.bits(), 5 | 6);
         #[cfg(target_arch = "x86_64")]
         if m == dim && shared {
-            let k = (g - h).min(avx512::multi::MAX_FUSED_GROUP);
+            // Balanced groups (4 = 2 + 2, not 3 + 1): each costs a pass.
+            let left = g - h;
+            let k = left.div_ceil(left.div_ceil(avx512::multi::MAX_FUSED_GROUP));
             let part = WeightedRows {
                 weights: &r.weights[h * r.w_stride..],
                 sign_weights: &r.sign_weights[h * r.w_stride..],

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Prints the runtime-shape tables of BENCHMARKS.md from the medians of the
+last `cargo bench -p tqkv --bench attention` run (target/criterion): the
+grouped-query, split and many-query shapes against one query, every scheme
+against the copy of its own bytes, and eight KV heads past the LLC against
+a memory-to-memory copy. All figures come from that one run.
+Usage: python3 tools/decode_table.py [target/criterion]
+"""
+import glob
+import json
+import os
+import sys
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
+
+
+def medians():
+    out = {}
+    pattern = os.path.join(ROOT, "attention", "**", "new", "benchmark.json")
+    for path in glob.glob(pattern, recursive=True):
+        with open(path) as f:
+            full_id = json.load(f)["full_id"]
+        with open(os.path.join(os.path.dirname(path), "estimates.json")) as f:
+            out[full_id] = json.load(f)["median"]["point_estimate"]
+    return out
+
+
+def fmt(ns):
+    return f"{ns / 1e6:.3f} ms" if ns >= 1e6 else f"{ns / 1e3:.1f} µs"
+
+
+def main():
+    m = medians()
+    backend = "avx512" if any("/avx512/" in k for k in m) else "avx2"
+    base = f"attention/kqv/n4/{backend}/t65536"
+    one = m.get(f"{base}/g1x1q1")
+    copy4 = m.get("attention/memcpy/1core/t65536/kqvn4")
+    print("| shape | id | median | against one query (g1x1q1) |")
+    print("|---|---|---|---|")
+    rows = [
+        ("one query head", "g1x1q1"),
+        ("4 query heads sharing the KV head", "g4x1q1"),
+        ("8 query heads sharing the KV head", "g8x1q1"),
+        ("one query head, two threads", "g1x2q1"),
+        ("8 positions in one call", "g1x1q8"),
+    ]
+    for name, shape in rows:
+        t = m.get(f"{base}/{shape}")
+        if t is None or one is None:
+            continue
+        print(f"| {name} | `{base}/{shape}` | {fmt(t)} | {t / one:.2f}× |")
+    if copy4:
+        print(f"| memcpy of the KQV n = 4 cache's bytes | `attention/memcpy/1core/t65536/kqvn4` | {fmt(copy4)} | {copy4 / one:.2f}× |")
+    print()
+    print("| scheme | n | attention (g1x1q1) | copy of its bytes | attention / copy |")
+    print("|---|---|---|---|---|")
+    for scheme in ["kv", "kqv", "qkqv"]:
+        for n in range(2, 7):
+            t = m.get(f"attention/{scheme}/n{n}/{backend}/t65536/g1x1q1")
+            c = m.get(f"attention/memcpy/1core/t65536/{scheme}n{n}")
+            if t is None or c is None:
+                continue
+            print(f"| {scheme.upper()} | {n} | {fmt(t)} | {fmt(c)} | {t / c:.2f}× |")
+    h8 = m.get(f"attention/kqv/n4/{backend}/t65536h8")
+    big = m.get("attention/memcpy/1core/512MB")
+    if h8 and big:
+        # Bytes read per call: the 8-head cache (throughput in the bench) vs
+        # 512 MiB copied.
+        path = os.path.join(ROOT, "attention", f"kqv_n4_{backend}", "t65536h8", "new", "benchmark.json")
+        with open(path) as f:
+            bytes_h8 = json.load(f)["throughput"]["Bytes"]
+        bw_h8 = bytes_h8 / h8
+        bw_copy = (512 << 20) / big
+        print()
+        print("| eight KV heads past the LLC | median | GB/s read | against one core's copy |")
+        print("|---|---|---|---|")
+        print(f"| `attention/kqv/n4/{backend}/t65536h8` | {fmt(h8)} | {bw_h8:.1f} | {bw_h8 / bw_copy:.0%} |")
+        print(f"| `attention/memcpy/1core/512MB` | {fmt(big)} | {bw_copy:.1f} | 100% |")
+
+
+main()
