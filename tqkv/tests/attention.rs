@@ -264,6 +264,9 @@ fn long_caches() -> Vec<(CacheConfig, Vec<u8>)> {
         base(Scheme::Kqv, 4, 64),
         base(Scheme::Kqv, 3, 128),
         base(Scheme::Kv, 2, 32),
+        base(Scheme::Kv, 6, 64),
+        base(Scheme::Kqv, 6, 128),
+        base(Scheme::Qkqv, 6, 64),
         base(Scheme::Qkqv, 3, 64).with_projection(Projection::Gaussian),
         base(Scheme::Kqv, 4, 128)
             .with_keys(S::new(K::Mse, 5))
