@@ -1,0 +1,75 @@
+//! Criterion benches for encoding into the cache: `cache/push/<scheme>n<bits>/d128`
+//! (one token of one KV head) and `cache/push_batch/<scheme>n<bits>/d128x256`
+//! (256 tokens in one call, the time per call), beside
+//! `cache/memcpy/d128x256`, copying the 256 tokens' f32 keys and values.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tqkv::quant::{CacheConfig, KvCache, Scheme};
+use tqkv::rng::SplitMix64;
+
+const D: usize = 128;
+const BATCH: usize = 256;
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut g = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+        .collect()
+}
+
+fn push(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cache");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(20);
+    let k = data(BATCH * D, 1);
+    let v = data(BATCH * D, 2);
+    for (scheme, bits) in [
+        (Scheme::Kqv, 4u8),
+        (Scheme::Kqv, 3),
+        (Scheme::Kv, 4),
+        (Scheme::Qkqv, 4),
+    ] {
+        let cfg = CacheConfig::new(scheme, bits, 1, D, BATCH).with_seed(5);
+        let mut cache =
+            KvCache::new(cfg, vec![0u8; cfg.bytes_needed().expect("valid config")]).expect("fits");
+        let name = format!("{}n{bits}", scheme.name());
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(
+            BenchmarkId::new(format!("push/{name}"), format!("d{D}")),
+            |b| {
+                b.iter(|| {
+                    if cache.len() == BATCH {
+                        cache.clear();
+                    }
+                    cache.push(black_box(&k[..D]), black_box(&v[..D]))
+                })
+            },
+        );
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function(
+            BenchmarkId::new(format!("push_batch/{name}"), format!("d{D}x{BATCH}")),
+            |b| {
+                b.iter(|| {
+                    cache.clear();
+                    cache.push_batch(black_box(&k), black_box(&v))
+                })
+            },
+        );
+    }
+    let mut to = vec![0.0f32; 2 * BATCH * D];
+    group.bench_function(BenchmarkId::new("memcpy", format!("d{D}x{BATCH}")), |b| {
+        b.iter(|| {
+            to[..BATCH * D].copy_from_slice(black_box(&k));
+            to[BATCH * D..].copy_from_slice(black_box(&v));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, push);
+criterion_main!(benches);
