@@ -225,6 +225,61 @@ unsafe fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
     }
 }
 
+/// Where [`block_columns`] reads: `mask`ed bytes from `offset` into each
+/// row, rows `stride` apart.
+pub(super) struct Rows<'a> {
+    pub(super) rows: &'a [u8],
+    pub(super) stride: usize,
+    pub(super) offset: usize,
+    pub(super) mask: u64,
+}
+
+/// The `NB` blocks of 16 rows from row `16·blk0`, each transposed to 16
+/// dword columns (column `k` lane `r` = dword `k` of row `r`); with
+/// `unpack = Some((perm, shift))` each row's bytes are first spread to one
+/// code a byte (`vpermb` + `vpmultishiftqb`). Prefetches the same bytes of
+/// the rows 8 blocks on into L2: past the last-level cache the hardware
+/// prefetchers alone leave the loop waiting on memory (1M rows: 8.5 ms,
+/// with this 6.0–6.4 ms; 4 blocks on or into L1 is slower).
+///
+/// # Safety
+/// AVX-512 F/BW (and VBMI with `unpack`) are available; the masked bytes
+/// of the `16·NB` rows lie inside `at.rows`.
+#[inline(always)]
+pub(super) unsafe fn block_columns<const NB: usize>(
+    at: &Rows<'_>,
+    blk0: usize,
+    unpack: Option<(__m512i, __m512i)>,
+) -> [[__m512i; 16]; NB] {
+    // Wrapping arithmetic: see the AVX2 row blocks.
+    let ahead_bytes = at.stride.wrapping_mul(128);
+    // SAFETY: the caller's promises; prefetches never fault.
+    unsafe {
+        let mut cols = [[_mm512_setzero_si512(); 16]; NB];
+        for (nb, col) in cols.iter_mut().enumerate() {
+            let mut r = [_mm512_setzero_si512(); 16];
+            for (i, ri) in r.iter_mut().enumerate() {
+                let from = ((blk0 + nb) * 16 + i) * at.stride + at.offset;
+                let ahead = at
+                    .rows
+                    .as_ptr()
+                    .wrapping_add(from)
+                    .wrapping_add(ahead_bytes);
+                _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
+                let data = _mm512_maskz_loadu_epi8(at.mask, at.rows.as_ptr().add(from).cast());
+                *ri = match unpack {
+                    None => data,
+                    Some((perm, shift)) => {
+                        _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data))
+                    }
+                };
+            }
+            *col = transpose16(&r);
+        }
+        cols
+    }
+}
+
 /// Sixteen rows per step, one row per lane, for 1, 2 and 4 bits and rows of
 /// at most [`BLOCK_MAX_DIM`] codes. Per query, a table of `q_j · c_v` per
 /// coordinate `j` (16 lanes); per block, the rows' codes are transposed 16
@@ -301,7 +356,6 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     let d = table.len();
     let row_len = super::pack::packed_len(d, B as u8);
     let per_dword = 32 / B;
-    let ahead_bytes = stride.wrapping_mul(128);
     // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
     // one row (masked where the row ends inside its 64-byte chunk); prefetches
     // never fault; the stores write out[16·blk0 … 16·(blk0 + NB)).
@@ -319,22 +373,13 @@ unsafe fn block_group<const B: usize, const NB: usize>(
             } else {
                 (1u64 << bytes) - 1
             };
-            let mut cols = [[_mm512_setzero_si512(); 16]; NB];
-            for (nb, col) in cols.iter_mut().enumerate() {
-                let mut r = [_mm512_setzero_si512(); 16];
-                for (i, ri) in r.iter_mut().enumerate() {
-                    let at = ((blk0 + nb) * 16 + i) * stride + chunk * 64;
-                    // The same chunk of the rows 8 blocks on, into L2: past
-                    // the last-level cache the hardware prefetchers alone
-                    // leave the loop waiting on memory (1M rows: 8.5 ms,
-                    // with this 6.0–6.4 ms; 4 blocks on or into L1 is slower).
-                    // Wrapping arithmetic: see the AVX2 row blocks.
-                    let ahead = rows.as_ptr().wrapping_add(at).wrapping_add(ahead_bytes);
-                    _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
-                    *ri = _mm512_maskz_loadu_epi8(mask, rows.as_ptr().add(at).cast());
-                }
-                *col = transpose16(&r);
-            }
+            let at = Rows {
+                rows,
+                stride,
+                offset: chunk * 64,
+                mask,
+            };
+            let cols = block_columns::<NB>(&at, blk0, None);
             let first = chunk * 64 * 8 / B;
             'coords: for k in 0..16 {
                 // The k-th dword of every block's rows, shifted down by B

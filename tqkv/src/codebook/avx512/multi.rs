@@ -11,7 +11,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{PERM, shifts, transpose16};
+use super::{PERM, shifts};
 use crate::codebook::Codebook;
 use crate::codebook::pack::packed_len;
 
@@ -220,7 +220,6 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
     let whole = B == 1 || B == 2 || B == 4;
     let (chunk_bytes, per_dword) = if whole { (64, 32 / B) } else { (8 * B, 4) };
     let codes_per_chunk = 16 * per_dword;
-    let ahead_bytes = a.stride.wrapping_mul(128);
     // SAFETY: AVX-512 F/BW/VBMI are the caller's promise. Every load reads
     // inside one row (masked where the row ends inside its chunk) or
     // queries[h·q_stride + j] with j < d; prefetches never fault; the stores
@@ -233,22 +232,13 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
         while chunk * chunk_bytes < row_len {
             let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
             let mask = super::values::byte_mask(bytes);
-            let mut cols = [[_mm512_setzero_si512(); 16]; NB];
-            for (nb, col) in cols.iter_mut().enumerate() {
-                let mut r = [_mm512_setzero_si512(); 16];
-                for (i, ri) in r.iter_mut().enumerate() {
-                    let at = ((blk0 + nb) * 16 + i) * a.stride + chunk * chunk_bytes;
-                    let ahead = a.rows.as_ptr().wrapping_add(at).wrapping_add(ahead_bytes);
-                    _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
-                    let data = _mm512_maskz_loadu_epi8(mask, a.rows.as_ptr().add(at).cast());
-                    *ri = if whole {
-                        data
-                    } else {
-                        _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data))
-                    };
-                }
-                *col = transpose16(&r);
-            }
+            let at = super::Rows {
+                rows: a.rows,
+                stride: a.stride,
+                offset: chunk * chunk_bytes,
+                mask,
+            };
+            let cols = super::block_columns::<NB>(&at, blk0, (!whole).then_some((perm, shift)));
             let first = chunk * codes_per_chunk;
             'coords: for k in 0..16 {
                 let mut x = [_mm512_setzero_si512(); NB];
