@@ -228,6 +228,11 @@ tqkv_status tqkv_cache_open(tqkv_cache *cache, uint8_t *buf, size_t len);
 /* Appends one token: k and v hold heads*dim floats each (head-major). */
 tqkv_status tqkv_cache_push(tqkv_cache *cache, const float *k, size_t k_len,
                                   const float *v, size_t v_len);
+/* Appends whole tokens at once (a prefill): k and v hold a multiple of
+ * heads*dim floats, token-major; the same bytes as one push per token
+ * (TQKV_RAGGED_ROWS for a partial token; on error nothing is stored). */
+tqkv_status tqkv_cache_push_batch(tqkv_cache *cache, const float *k, size_t k_len,
+                                        const float *v, size_t v_len);
 /* Tokens stored, capacity (may be NULL), and the scratch floats that
  * tqkv_attend needs for one query head (may be NULL; for more, see
  * tqkv_attend_scratch_len). */

@@ -401,6 +401,20 @@ static void test_custom_cache(void) {
     OK(tqkv_cache_open(&again, buf, need));
     OK(tqkv_attend(&again, 0, q, 64, out2, scratch, scratch_len));
     CHECK(memcmp(out, out2, sizeof out) == 0);
+    /* The same four tokens in one batch: the same bytes. */
+    float kb[4 * 64], vb[4 * 64];
+    for (int t = 0; t < 4; t++)
+        for (int j = 0; j < 64; j++) {
+            kb[t * 64 + j] = key_val(t, 0, j);
+            vb[t * 64 + j] = value_val(t, 0, j);
+        }
+    uint8_t *batch_buf = calloc(need, 1);
+    static tqkv_cache batch;
+    OK(tqkv_cache_create(&batch, &cfg, batch_buf, need));
+    CHECK(tqkv_cache_push_batch(&batch, kb, 4 * 64 - 1, vb, 4 * 64 - 1) == TQKV_RAGGED_ROWS);
+    OK(tqkv_cache_push_batch(&batch, kb, 4 * 64, vb, 4 * 64));
+    CHECK(memcmp(batch_buf, buf, need) == 0);
+    free(batch_buf);
     /* Each field is read where it belongs, and nowhere else. */
     size_t n = 0;
     cfg.budget = 4;

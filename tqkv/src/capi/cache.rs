@@ -156,6 +156,34 @@ pub unsafe extern "C" fn tqkv_cache_push(
     })
 }
 
+/// Appends `k_len / (heads·dim)` tokens at once (a prefill): `k` and `v`
+/// hold whole tokens of `heads·dim` floats, token-major. The bytes stored
+/// equal those of pushing the tokens one by one; on error nothing is
+/// stored.
+///
+/// # Safety
+/// `cache` was created or opened; the pointers are valid for their lengths.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_cache_push_batch(
+    cache: *mut tqkv_cache,
+    k: *const f32,
+    k_len: usize,
+    v: *const f32,
+    v_len: usize,
+) -> Status {
+    run(|| {
+        // SAFETY: the caller's contract (header).
+        let (c, k, v) = unsafe {
+            (
+                load_mut::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
+                slice(k, k_len)?,
+                slice(v, v_len)?,
+            )
+        };
+        c.push_batch(k, v).st()
+    })
+}
+
 /// Tokens stored (`*len`), capacity (`*capacity`, may be NULL) and the
 /// scratch floats [`tqkv_attend`] needs for one query head (`*scratch`,
 /// may be NULL; [`tqkv_attend_scratch_len`] for more).
