@@ -6,7 +6,7 @@
 //! - the query is rotated once (and, for prod keys, projected once);
 //! - every key is scored from its packed codes, `‖k‖·⟨R·q, c[idx]⟩`, plus
 //!   `√(π/2)/m·γ·⟨S·R·q, s⟩` for prod keys (row kernels of
-//!   [`codebook`] and [`qjl`]);
+//!   [`codebook`](crate::codebook) and [`qjl`](crate::qjl));
 //! - the softmax is the stable one, computed online in one pass over blocks
 //!   of tokens (a larger maximum rescales what was accumulated; the sum of
 //!   exponentials carries about 48 bits);

@@ -58,7 +58,7 @@ fn family(r: &Row) -> String {
         return "per-layer (edges higher)".into();
     }
     if c.starts_with("km") && c.contains("vm") {
-        return "K/V MSE presets".into();
+        return "K/V MSE presets (best at each budget)".into();
     }
     let base: String = c.chars().filter(|ch| !ch.is_ascii_digit()).collect();
     match base.as_str() {
@@ -117,7 +117,11 @@ pub fn write(rows: &[Row], out: &Path) -> Result<(), LlmError> {
                             }
                         })
                         .collect();
-                    points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                    points.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+                    // Several presets share a budget (4-bit keys with 3-bit
+                    // values and the reverse): the line follows the best of
+                    // each, the table lists them all.
+                    points.dedup_by(|later, kept| later.x == kept.x);
                     Series {
                         name: f.clone(),
                         color,
