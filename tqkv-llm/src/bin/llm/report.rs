@@ -53,9 +53,15 @@ fn family(r: &Row) -> String {
     if r.source != "tqkv" {
         return r.source.clone();
     }
-    let c = &r.config;
-    if c.contains("+edge") {
-        return "per-layer (edges higher)".into();
+    family_of(&r.config)
+}
+
+/// The line of a tqkv cache spec.
+fn family_of(c: &str) -> String {
+    if let Some((base, _)) = c.split_once("+edge") {
+        // One line per base scheme: the same layers in between.
+        let inner = family_of(base).replace(" (best at each budget)", "");
+        return format!("{inner}, edge layers higher");
     }
     if c.starts_with("km") && c.contains("vm") {
         return "K/V MSE presets (best at each budget)".into();
@@ -71,7 +77,7 @@ fn family(r: &Row) -> String {
     }
 }
 
-const COLORS: [RGBColor; 8] = [
+const COLORS: [RGBColor; 11] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -80,6 +86,9 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(0, 0, 0),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(127, 127, 127),
 ];
 
 /// Writes `plot-<context>.svg` and `table-<context>.md` for each context.
