@@ -43,8 +43,9 @@ int main(void) {
            TOKENS, bytes, 8.0 * (double)(bytes - 64) / (2.0 * HEADS * DIM * TOKENS),
            (size_t)2 * 2 * HEADS * DIM * TOKENS);
 
-    size_t len = 0, scratch_len = 0;
-    check(tqkv_cache_info(&cache, &len, NULL, &scratch_len), "info");
+    /* Scratch for two query heads per KV head (grouped-query attention). */
+    size_t scratch_len = 0;
+    check(tqkv_attend_scratch_len(&cache, 2 * DIM, &scratch_len), "scratch length");
     float *scratch = malloc(scratch_len * sizeof(float));
     float q[2 * DIM], out[2 * DIM];
     for (int head = 0; head < HEADS; head++) {
