@@ -25,11 +25,14 @@ const SCORE_MAX_DIM: usize = 256;
 /// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g` query
 /// vectors (`q_h = queries[h·q_stride..][..d]`) for the first `16·⌊n/16⌋` of `n`
 /// rows; returns how many rows it scored (0 for shapes it does not take:
-/// more than 6 bits, rows of more than 256 codes, groups of more than
-/// [`MAX_GROUP`]).
+/// 1, 2 or more than 6 bits, rows of more than 256 codes, groups of more
+/// than [`MAX_GROUP`]).
 ///
-/// At 1, 2 and 4 bits the packed dwords of 16 rows are transposed as they
-/// are (a dword holds `32/b` whole codes); at 3, 5 and 6 bits, whose codes
+/// 1- and 2-bit keys are left to the single-query kernel, one query at a
+/// time: their fully unrolled instantiations (16 or 32 codes a dword) made
+/// the crate slow to compile for little use. At 4 bits the packed dwords
+/// of 16 rows are transposed as they are (a dword holds 8 whole codes); at
+/// 3, 5 and 6 bits, whose codes
 /// cross bytes, each row's 64 codes are first unpacked to a byte each
 /// (`vpermb` + `vpmultishiftqb`, as the value kernels do) and those bytes
 /// transposed, 4 codes a dword. Lookups: `vpermps` from the centroids
@@ -54,7 +57,7 @@ pub(in crate::codebook) fn dot_rows(
     out_stride: usize,
 ) -> usize {
     if backend.backend() != crate::Backend::Avx512
-        || !(1..=6).contains(&cb.bits())
+        || !(3..=6).contains(&cb.bits())
         || d == 0
         || d > SCORE_MAX_DIM
         || !(1..=MAX_GROUP).contains(&g)
@@ -109,14 +112,6 @@ crate::backend::avx512_features!(crate::backend::target_features {
             // One query: four blocks side by side (four FMA chains); more
             // queries: two, each query a chain of its own.
             match (cb.bits(), g) {
-                (1, 1) => run!(1, 1, 4),
-                (1, 2) => run!(1, 2, 2),
-                (1, 3) => run!(1, 3, 2),
-                (1, _) => run!(1, 4, 2),
-                (2, 1) => run!(2, 1, 4),
-                (2, 2) => run!(2, 2, 2),
-                (2, 3) => run!(2, 3, 2),
-                (2, _) => run!(2, 4, 2),
                 (3, 1) => run!(3, 1, 4),
                 (3, 2) => run!(3, 2, 2),
                 (3, 3) => run!(3, 3, 2),
