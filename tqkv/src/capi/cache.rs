@@ -143,17 +143,8 @@ pub unsafe extern "C" fn tqkv_cache_push(
     v: *const f32,
     v_len: usize,
 ) -> Status {
-    run(|| {
-        // SAFETY: the caller's contract (header).
-        let (c, k, v) = unsafe {
-            (
-                load_mut::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
-                slice(k, k_len)?,
-                slice(v, v_len)?,
-            )
-        };
-        c.push(k, v).st()
-    })
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { push_with(cache, k, k_len, v, v_len, KvCache::push) }
 }
 
 /// Appends `k_len / (heads·dim)` tokens at once (a prefill): `k` and `v`
@@ -171,6 +162,26 @@ pub unsafe extern "C" fn tqkv_cache_push_batch(
     v: *const f32,
     v_len: usize,
 ) -> Status {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { push_with(cache, k, k_len, v, v_len, KvCache::push_batch) }
+}
+
+/// `KvCache::push` or `KvCache::push_batch`.
+type Push = fn(&mut KvCache<RawBuf>, &[f32], &[f32]) -> Result<(), Error>;
+
+/// The body of the two push entry points: loads the cache and the two
+/// arrays, then runs `push` on them.
+///
+/// # Safety
+/// As [`tqkv_cache_push`].
+unsafe fn push_with(
+    cache: *mut tqkv_cache,
+    k: *const f32,
+    k_len: usize,
+    v: *const f32,
+    v_len: usize,
+    push: Push,
+) -> Status {
     run(|| {
         // SAFETY: the caller's contract (header).
         let (c, k, v) = unsafe {
@@ -180,7 +191,7 @@ pub unsafe extern "C" fn tqkv_cache_push_batch(
                 slice(v, v_len)?,
             )
         };
-        c.push_batch(k, v).st()
+        push(c, k, v).st()
     })
 }
 

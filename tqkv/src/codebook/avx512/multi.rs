@@ -210,10 +210,10 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
 ) {
     let d = a.d;
     let row_len = packed_len(d, B as u8);
-    // Packed dwords hold 32/B whole codes at 1, 2 and 4 bits; otherwise
+    // Packed dwords hold 8 whole codes at 4 bits; otherwise
     // every code gets a byte and a chunk is 64 codes (8·B packed bytes).
-    let whole = B == 1 || B == 2 || B == 4;
-    let (chunk_bytes, per_dword) = if whole { (64, 32 / B) } else { (8 * B, 4) };
+    let whole = B == 4;
+    let (chunk_bytes, per_dword) = if whole { (64, 8) } else { (8 * B, 4) };
     let codes_per_chunk = 16 * per_dword;
     // SAFETY: AVX-512 F/BW/VBMI are the caller's promise. Every load reads
     // inside one row (masked where the row ends inside its chunk) or
@@ -251,11 +251,10 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                         // table repeats with period 2^B, so bits above the
                         // code do not matter.
                         *c = cents.lookup::<B>(*x);
-                        *x = match (whole, B) {
-                            (true, 1) => _mm512_srli_epi32::<1>(*x),
-                            (true, 2) => _mm512_srli_epi32::<2>(*x),
-                            (true, _) => _mm512_srli_epi32::<4>(*x),
-                            (false, _) => _mm512_srli_epi32::<8>(*x),
+                        *x = if whole {
+                            _mm512_srli_epi32::<4>(*x)
+                        } else {
+                            _mm512_srli_epi32::<8>(*x)
                         };
                     }
                     for (h, acc) in acc.iter_mut().enumerate() {
