@@ -26,7 +26,9 @@ pub(super) fn box_muller(seed: u64, p: u64) -> (f32, f32) {
 /// Sketches residuals and estimates inner products against them.
 ///
 /// Holds only its parameters (no allocation, no storage that grows with
-/// `dim` or `m`); `Send + Sync`.
+/// `dim` or `m`); `Send + Sync`. Under `std`, the Gaussian projection's
+/// matrix is generated once per process and kept, when it has at most 2¹⁸
+/// entries (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QjlSketcher {
     dim: usize,
@@ -149,6 +151,19 @@ impl QjlSketcher {
             .take(total as usize)
     }
 
+    /// Runs `f` over the Gaussian entries of `S`, row-major: from the
+    /// process's memo of generated matrices under `std` (when small enough
+    /// to keep), else generated as `f` reads them. The values are the same.
+    fn with_gaussian<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = f32>) -> R) -> R {
+        #[cfg(feature = "std")]
+        if let Some(s) = super::gaussian_memo::MEMO.matrix(self.seed, self.m, self.dim, || {
+            self.gaussian_entries().collect()
+        }) {
+            return f(&mut s.iter().copied());
+        }
+        f(&mut self.gaussian_entries())
+    }
+
     fn check_input(&self, x: &[f32]) -> Result<(), Error> {
         if x.len() != self.dim {
             return Err(Error::LengthMismatch {
@@ -167,15 +182,14 @@ impl QjlSketcher {
         mut sink: impl FnMut(usize, &[f32]),
     ) {
         match self.projection {
-            Projection::Gaussian => {
-                let mut entries = self.gaussian_entries();
+            Projection::Gaussian => self.with_gaussian(|entries| {
                 let mut block = [0.0f32; 64];
                 let mut j = 0;
                 while j < self.m {
                     let n = (self.m - j).min(64);
                     for b in block.iter_mut().take(n) {
                         let mut acc = 0.0f32;
-                        for (&xi, s) in x.iter().zip(entries.by_ref()) {
+                        for (&xi, s) in x.iter().zip(&mut *entries) {
                             acc += s * xi;
                         }
                         *b = acc;
@@ -183,7 +197,7 @@ impl QjlSketcher {
                     sink(j, &block[..n]);
                     j += n;
                 }
-            }
+            }),
             Projection::Hadamard => {
                 crate::stack::floats(self.dim, |buf| {
                     let mut j = 0;
@@ -425,15 +439,14 @@ impl QjlSketcher {
     fn transpose_with(&self, backend: Checked, weight: impl Fn(usize) -> f32, out: &mut [f32]) {
         out.fill(0.0);
         match self.projection {
-            Projection::Gaussian => {
-                let mut entries = self.gaussian_entries();
+            Projection::Gaussian => self.with_gaussian(|entries| {
                 for j in 0..self.m {
                     let w = weight(j);
-                    for (o, s) in out.iter_mut().zip(entries.by_ref()) {
+                    for (o, s) in out.iter_mut().zip(&mut *entries) {
                         *o += w * s;
                     }
                 }
-            }
+            }),
             Projection::Hadamard => {
                 let d = self.dim;
                 let mut buf = [0.0f32; HADAMARD_MAX_DIM];
