@@ -83,6 +83,10 @@ fn fused_attention_equals_attention_over_decoded_cache() {
             (4, Projection::Gaussian, 32),
             (2, Projection::Hadamard, 128),
             (5, Projection::Hadamard, 16),
+            // Head dimensions that are not powers of two (Paley rotations).
+            (4, Projection::Hadamard, 96),
+            (3, Projection::Gaussian, 80),
+            (2, Projection::Hadamard, 40),
         ] {
             let cfg = CacheConfig::new(scheme, budget, 2, dim, 40)
                 .with_seed(9)
@@ -97,6 +101,10 @@ fn fused_attention_equals_attention_over_decoded_cache() {
         (S::new(K::Mse, 3), S::new(K::Mse, 6), 128),
         (S::new(K::Prod, 4), S::new(K::Mse, 2), 32),
         (S::new(K::Baseline, 5), S::new(K::Prod, 3), 64),
+        (S::new(K::Mse, 5), S::new(K::Mse, 3), 192),
+        (S::new(K::Prod, 4), S::new(K::Mse, 4), 576),
+        (S::new(K::Mse, 6), S::new(K::Prod, 5), 112),
+        (S::new(K::Mse, 4), S::new(K::Mse, 4), 24),
     ] {
         let cfg = CacheConfig::new(Scheme::Kqv, 4, 2, dim, 40)
             .with_seed(9)

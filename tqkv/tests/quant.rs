@@ -302,9 +302,14 @@ fn bad_arguments_are_errors() {
         }
     }
     assert_eq!(
-        MseQuantizer::new(96, 3, 0).err(),
-        Some(Error::InvalidDim { dim: 96 })
+        MseQuantizer::new(100, 3, 0).err(),
+        Some(Error::InvalidDim { dim: 100 })
     );
+    assert_eq!(
+        MseQuantizer::new(184, 3, 0).err(),
+        Some(Error::InvalidDim { dim: 184 })
+    );
+    assert!(MseQuantizer::new(96, 3, 0).is_ok());
     assert_eq!(
         MseQuantizer::new(2 * MAX_DIM, 3, 0).err(),
         Some(Error::InvalidDim { dim: 2 * MAX_DIM })
@@ -429,8 +434,15 @@ fn schemes_hand_out_the_documented_quantizers() {
         );
     }
     assert_eq!(
-        Scheme::Kqv.quantizers(4, 96, 1, Projection::Hadamard).err(),
-        Some(Error::InvalidDim { dim: 96 })
+        Scheme::Kqv
+            .quantizers(4, 100, 1, Projection::Hadamard)
+            .err(),
+        Some(Error::InvalidDim { dim: 100 })
+    );
+    assert!(
+        Scheme::Kqv
+            .quantizers(4, 96, 1, Projection::Hadamard)
+            .is_ok()
     );
 }
 

@@ -445,8 +445,13 @@ fn rotation_applies_exactly_the_documented_signs() {
 
 #[test]
 fn rotation_rejects_bad_dims_and_lengths() {
-    assert_eq!(Rotation::new(0, 1), Err(Error::NotPowerOfTwo { len: 0 }));
-    assert_eq!(Rotation::new(96, 1), Err(Error::NotPowerOfTwo { len: 96 }));
+    for dim in [0, 3, 100, 184, 4104] {
+        assert_eq!(
+            Rotation::new(dim, 1),
+            Err(Error::InvalidDim { dim }),
+            "{dim}"
+        );
+    }
     assert!(matches!(
         Rotation::new(1 << 21, 1),
         Err(Error::TooLong { .. })

@@ -55,7 +55,10 @@
 //!   part of `q` orthogonal to `r` the Gaussian argument gives no bias and
 //!   the Rademacher one a small one; it is measured (the 0.6% above), not
 //!   bounded.
-//!   Hadamard needs `d` a power of two, at most [`HADAMARD_MAX_DIM`].
+//!   Hadamard needs a `d` that [`Rotation`](crate::Rotation) supports (a
+//!   power of two, or a multiple of 8 with a Paley–Kronecker Hadamard
+//!   matrix, whose `H` then replaces the WHT's and `Hᵀ` its transpose), at
+//!   most [`HADAMARD_MAX_DIM`].
 //!
 //! `m` must be a multiple of 8 (whole bytes), from 8 to `8·d`; the bit-plane
 //! kernels ([`BitPlaneQuery`]) need a multiple of 64.

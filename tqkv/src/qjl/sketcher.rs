@@ -5,7 +5,8 @@
 use super::{HADAMARD_MAX_DIM, Projection, signed_sum_in};
 use crate::backend::Checked;
 use crate::rng::SplitMix64;
-use crate::{Backend, Error, Rotation, wht};
+use crate::wht::Kronecker;
+use crate::{Backend, Error, Rotation};
 
 /// The Gaussian pair `p` of the projection seeded with `seed` (entries
 /// `2p` and `2p + 1` of `S` in row-major order): Box–Muller on the words
@@ -35,14 +36,16 @@ pub struct QjlSketcher {
     m: usize,
     projection: Projection,
     seed: u64,
+    /// The Hadamard projection's matrix (unused by the Gaussian one).
+    hadamard: Kronecker,
 }
 
 impl QjlSketcher {
     /// A sketcher of `dim`-dimensional residuals into `m` sign bits.
     ///
     /// # Errors
-    /// [`Error::InvalidDim`] if `dim` is 0 or, for Hadamard, not a power of
-    /// two in `1..=`[`HADAMARD_MAX_DIM`]; [`Error::InvalidSketchBits`] unless
+    /// [`Error::InvalidDim`] if `dim` is 0 or, for Hadamard, above
+    /// [`HADAMARD_MAX_DIM`] or not taken by [`Rotation::supports`]; [`Error::InvalidSketchBits`] unless
     /// `m` is a multiple of 8 in `8..=8·dim`.
     ///
     /// ```
@@ -55,18 +58,18 @@ impl QjlSketcher {
     ///     Err(Error::InvalidSketchBits { m: 100 })
     /// );
     /// assert_eq!(
-    ///     QjlSketcher::new(96, 128, Projection::Hadamard, 1),
-    ///     Err(Error::InvalidDim { dim: 96 })
+    ///     QjlSketcher::new(100, 128, Projection::Hadamard, 1),
+    ///     Err(Error::InvalidDim { dim: 100 })
     /// );
     /// ```
     pub fn new(dim: usize, m: usize, projection: Projection, seed: u64) -> Result<Self, Error> {
-        let dim_ok = match projection {
-            Projection::Gaussian => dim > 0,
-            Projection::Hadamard => dim.is_power_of_two() && dim <= HADAMARD_MAX_DIM,
+        let hadamard = match projection {
+            Projection::Gaussian if dim > 0 => Kronecker::sylvester_only(1),
+            Projection::Hadamard if dim <= HADAMARD_MAX_DIM => Rotation::new(dim, seed)
+                .map_err(|_| Error::InvalidDim { dim })?
+                .hadamard(),
+            _ => return Err(Error::InvalidDim { dim }),
         };
-        if !dim_ok {
-            return Err(Error::InvalidDim { dim });
-        }
         if m == 0 || !m.is_multiple_of(8) || m > dim.saturating_mul(8) {
             return Err(Error::InvalidSketchBits { m });
         }
@@ -75,6 +78,7 @@ impl QjlSketcher {
             m,
             projection,
             seed,
+            hadamard,
         })
     }
 
@@ -164,6 +168,11 @@ impl QjlSketcher {
         f(&mut self.gaussian_entries())
     }
 
+    /// Block `b` of the Hadamard projection is `H·D_b` of this rotation.
+    fn block_rotation(&self, block: u64) -> Rotation {
+        Rotation::with_hadamard(self.dim, self.seed.wrapping_add(block), self.hadamard)
+    }
+
     fn check_input(&self, x: &[f32]) -> Result<(), Error> {
         if x.len() != self.dim {
             return Err(Error::LengthMismatch {
@@ -204,11 +213,9 @@ impl QjlSketcher {
                     let mut block = 0u64;
                     while j < self.m {
                         buf.copy_from_slice(x);
-                        // Signs of a Rotation, the WHT, no 1/√d scale: ±1 rows.
-                        flip(self.seed.wrapping_add(block), buf);
-                        // Length checked at construction (a power of two ≤
-                        // 4096) and the backend by the caller: this cannot fail.
-                        let _ = wht::fwht_in(backend, buf);
+                        // Signs of a Rotation, its Hadamard matrix, no 1/√d
+                        // scale: ±1 rows.
+                        self.block_rotation(block).signed_hadamard_in(backend, buf);
                         let n = (self.m - j).min(buf.len());
                         sink(j, &buf[..n]);
                         j += n;
@@ -448,26 +455,23 @@ impl QjlSketcher {
                 }
             }),
             Projection::Hadamard => {
-                let d = self.dim;
-                let mut buf = [0.0f32; HADAMARD_MAX_DIM];
-                let buf = &mut buf[..d];
-                let mut block = 0u64;
-                let mut j = 0;
-                while j < self.m {
-                    for v in buf.iter_mut() {
-                        *v = if j < self.m { weight(j) } else { 0.0 };
-                        j += 1;
+                crate::stack::floats(self.dim, |buf| {
+                    let mut block = 0u64;
+                    let mut j = 0;
+                    while j < self.m {
+                        for v in buf.iter_mut() {
+                            *v = if j < self.m { weight(j) } else { 0.0 };
+                            j += 1;
+                        }
+                        // Sᵀ of block b is D_b·Hᵀ.
+                        self.block_rotation(block)
+                            .signed_hadamard_transpose_in(backend, buf);
+                        for (o, &v) in out.iter_mut().zip(buf.iter()) {
+                            *o += v;
+                        }
+                        block += 1;
                     }
-                    // Sᵀ of block b is D_b·H (H is symmetric); the length
-                    // was checked at construction and the backend by the
-                    // caller, so the transform cannot fail.
-                    let _ = wht::fwht_in(backend, buf);
-                    flip(self.seed.wrapping_add(block), buf);
-                    for (o, &v) in out.iter_mut().zip(buf.iter()) {
-                        *o += v;
-                    }
-                    block += 1;
-                }
+                })
             }
         }
     }
@@ -511,14 +515,5 @@ impl QjlSketcher {
             });
         }
         Ok(self.scale() * gamma * signed_sum_in(backend, sq, signs)?)
-    }
-}
-
-/// Multiplies `x` by the sign diagonal of `Rotation::new(x.len(), seed)`.
-fn flip(seed: u64, x: &mut [f32]) {
-    // The rotation is only used for its documented signs (64 per generator
-    // call); `x.len()` is a power of two ≤ 4096, checked at construction.
-    if let Ok(rot) = Rotation::new(x.len(), seed) {
-        rot.flip_signs(x);
     }
 }

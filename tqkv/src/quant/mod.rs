@@ -33,8 +33,10 @@
 //!   [`KvCache::from_bytes`] refuse the cache: readers never turn corrupt
 //!   side information into non-finite output.
 //!
-//! Dimensions: the rotating quantisers need a power of two from 8 (prod) or
-//! 2 (MSE) up to [`MAX_DIM`], the baseline any dim from 2 to [`MAX_DIM`].
+//! Dimensions: the rotating quantisers take what [`Rotation`](crate::Rotation)
+//! takes, from 8 (prod) or 2 (MSE) up to [`MAX_DIM`]: a power of two, or a
+//! multiple of 8 such as 80, 96, 112, 192 or 576 ([`Rotation::supports`](crate::Rotation::supports));
+//! the baseline any dim from 2 to [`MAX_DIM`].
 //!
 //! ```
 //! use tqkv::quant::MseQuantizer;
@@ -348,15 +350,16 @@ impl MseQuantizer {
     /// with `seed`, norms in f16.
     ///
     /// # Errors
-    /// [`Error::InvalidDim`] unless `dim` is a power of two in
-    /// `2..=`[`MAX_DIM`]; [`Error::InvalidBits`] unless `bits ∈ 1..=8`.
+    /// [`Error::InvalidDim`] unless `dim ∈ 2..=`[`MAX_DIM`] and
+    /// [`Rotation::supports`] it; [`Error::InvalidBits`] unless
+    /// `bits ∈ 1..=8`.
     pub fn new(dim: usize, bits: u8, seed: u64) -> Result<Self, Error> {
-        if !dim.is_power_of_two() || !(2..=MAX_DIM).contains(&dim) {
+        if !(2..=MAX_DIM).contains(&dim) {
             return Err(Error::InvalidDim { dim });
         }
         Ok(MseQuantizer {
             dim,
-            rotation: Rotation::new(dim, seed)?,
+            rotation: Rotation::new(dim, seed).map_err(|_| Error::InvalidDim { dim })?,
             codebook: Codebook::lloyd_max(dim, bits)?,
             norm: NormPrecision::F16,
         })
@@ -450,13 +453,14 @@ impl ProdQuantizer {
     /// projection with `seed + 1`.
     ///
     /// # Errors
-    /// [`Error::InvalidDim`] unless `dim` is a power of two in
-    /// `8..=`[`MAX_DIM`]; [`Error::InvalidBits`] unless `bits ∈ 2..=8`.
+    /// [`Error::InvalidDim`] unless `dim ∈ 8..=`[`MAX_DIM`] and
+    /// [`Rotation::supports`] it; [`Error::InvalidBits`] unless
+    /// `bits ∈ 2..=8`.
     pub fn new(dim: usize, bits: u8, seed: u64, projection: Projection) -> Result<Self, Error> {
         if !(2..=8).contains(&bits) {
             return Err(Error::InvalidBits { bits });
         }
-        if !dim.is_power_of_two() || !(8..=MAX_DIM).contains(&dim) {
+        if !(8..=MAX_DIM).contains(&dim) {
             return Err(Error::InvalidDim { dim });
         }
         Ok(ProdQuantizer {

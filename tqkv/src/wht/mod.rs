@@ -38,11 +38,13 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod paley;
 mod rotation;
 mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;
 
+pub(crate) use paley::Kronecker;
 pub use rotation::Rotation;
 
 use crate::backend::{Checked, on_backend};
