@@ -2,15 +2,18 @@
 //! `wht/fwht/<backend>/<n>` (one transform per call, L1-resident data) for
 //! n = 16 … 65536, and `wht/fwht_rows/<backend>/<n>x<rows>` (one batched call
 //! over `rows` rows). Times are per call; see `support` for how the data stay
-//! finite.
+//! finite. `wht/rotate/<backend>/<d>`: one [`Rotation::rotate`](tqkv::Rotation)
+//! of a `d`-vector, powers of two beside the head dims that are not (80, 96,
+//! 112, 160, 192, 320, 384, 576; an orthogonal map keeps the data finite).
 
 mod support;
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
 use support::Workload;
-use tqkv::Backend;
+use tqkv::{Backend, Rotation};
 
 fn fwht(c: &mut Criterion) {
     let mut group = c.benchmark_group("wht/fwht");
@@ -48,5 +51,26 @@ fn fwht_rows(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fwht, fwht_rows);
+fn rotate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wht/rotate");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(800))
+        .sample_size(30);
+    for d in [
+        64usize, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512, 576, 1024,
+    ] {
+        let rot = Rotation::new(d, 3).expect("a supported dim");
+        let mut x: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+        group.throughput(Throughput::Elements(d as u64));
+        for backend in Backend::available() {
+            group.bench_function(BenchmarkId::new(backend.name(), d), |b| {
+                b.iter(|| rot.rotate_on(backend, black_box(&mut x)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fwht, fwht_rows, rotate);
 criterion_main!(benches);

@@ -149,7 +149,13 @@ impl fmt::Display for Error {
                 write!(f, "backend {} is not available on this CPU", b.name())
             }
             Error::InvalidBits { bits } => write!(f, "{bits} bits per code is outside 1..=8"),
-            Error::InvalidDim { dim } => write!(f, "dimension {dim} is not supported"),
+            Error::InvalidDim { dim } => write!(
+                f,
+                "dimension {dim} is not supported: rotations, the rotating quantisers, \
+                 caches and the Hadamard QJL projection take a power of two or a \
+                 multiple of 8, from 8 up to 4096 (codebooks and the baseline: \
+                 any dim from 2)"
+            ),
             Error::BufferTooShort { needed, found } => {
                 write!(f, "buffer of {found} is shorter than the {needed} needed")
             }

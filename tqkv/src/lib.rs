@@ -11,7 +11,8 @@
 //! - [`Backend`]: scalar, AVX2, AVX-512 and NEON, detected once per process;
 //! - [`wht`]: the in-place fast Walsh–Hadamard transform, bit-exact on every
 //!   backend, single and batched;
-//! - [`Rotation`]: the seeded orthonormal randomised Hadamard rotation;
+//! - [`Rotation`]: the seeded orthonormal randomised Hadamard rotation, at any
+//!   power of two and any multiple of 8 up to 4096 (80, 96, 112, 192, 576, …);
 //! - [`rng`]: the documented generator behind every random quantity;
 //! - [`Codebook`], [`codebook`] and [`pack`]: Lloyd–Max codebooks for rotated
 //!   coordinates, bit packing, and quantise / dequantise / dot kernels on
@@ -96,7 +97,7 @@ pub use codebook::Codebook;
 pub use codebook::pack;
 pub use error::Error;
 pub use quant::KvCache;
-pub use wht::Rotation;
+pub use wht::{Rotation, RotationKind};
 
 /// The README's examples run as doc tests too.
 #[cfg(doctest)]

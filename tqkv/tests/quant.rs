@@ -305,11 +305,8 @@ fn bad_arguments_are_errors() {
         MseQuantizer::new(100, 3, 0).err(),
         Some(Error::InvalidDim { dim: 100 })
     );
-    assert_eq!(
-        MseQuantizer::new(184, 3, 0).err(),
-        Some(Error::InvalidDim { dim: 184 })
-    );
     assert!(MseQuantizer::new(96, 3, 0).is_ok());
+    assert!(MseQuantizer::new(184, 3, 0).is_ok());
     assert_eq!(
         MseQuantizer::new(2 * MAX_DIM, 3, 0).err(),
         Some(Error::InvalidDim { dim: 2 * MAX_DIM })

@@ -154,6 +154,42 @@ fn wht_rotation_and_qjl_on(b: Backend) {
 }
 
 #[test]
+fn rotations_of_other_dims_on_every_backend() {
+    // Rows shorter than a register (the partial in-register stages), the
+    // Paley products on rows of 2, 4, 8 and 16 (portable and FMA paths) and
+    // the block-diagonal construction: every backend equals the scalar one
+    // bit for bit.
+    let mut rows: Vec<f32> = (0..32).map(|i| (i * 7 % 11) as f32 - 5.0).collect();
+    for len in [2usize, 4, 8] {
+        let mut want = rows.clone();
+        wht::fwht_rows_on(Backend::Scalar, &mut want, len).unwrap();
+        for b in Backend::available() {
+            let mut got = rows.clone();
+            wht::fwht_rows_on(b, &mut got, len).unwrap();
+            assert_eq!(got, want, "{b:?} rows of {len}");
+        }
+        rows = want;
+    }
+    for d in [24usize, 48, 96, 192, 104] {
+        let rot = Rotation::new(d, 5).unwrap();
+        let x: Vec<f32> = (0..d).map(|i| ((i * 13) % 17) as f32 - 8.0).collect();
+        let mut want = x.clone();
+        rot.rotate_on(Backend::Scalar, &mut want).unwrap();
+        for b in Backend::available() {
+            let mut y = x.clone();
+            rot.rotate_on(b, &mut y).unwrap();
+            assert_eq!(
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{b:?} d {d}"
+            );
+            rot.unrotate_on(b, &mut y).unwrap();
+            assert!(y.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-4), "d {d}");
+        }
+    }
+}
+
+#[test]
 fn quantisers_cache_and_attention() {
     for &scheme in Scheme::ALL {
         let cfg = CacheConfig::new(scheme, 3, 2, 16, 3).with_seed(5);

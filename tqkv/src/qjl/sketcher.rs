@@ -5,7 +5,6 @@
 use super::{HADAMARD_MAX_DIM, Projection, signed_sum_in};
 use crate::backend::Checked;
 use crate::rng::SplitMix64;
-use crate::wht::Kronecker;
 use crate::{Backend, Error, Rotation};
 
 /// The Gaussian pair `p` of the projection seeded with `seed` (entries
@@ -36,8 +35,8 @@ pub struct QjlSketcher {
     m: usize,
     projection: Projection,
     seed: u64,
-    /// The Hadamard projection's matrix (unused by the Gaussian one).
-    hadamard: Kronecker,
+    /// The Hadamard projection's rotation (unused by the Gaussian one).
+    rotation: Rotation,
 }
 
 impl QjlSketcher {
@@ -63,13 +62,16 @@ impl QjlSketcher {
     /// );
     /// ```
     pub fn new(dim: usize, m: usize, projection: Projection, seed: u64) -> Result<Self, Error> {
-        let hadamard = match projection {
-            Projection::Gaussian if dim > 0 => Kronecker::sylvester_only(1),
-            Projection::Hadamard if dim <= HADAMARD_MAX_DIM => Rotation::new(dim, seed)
-                .map_err(|_| Error::InvalidDim { dim })?
-                .hadamard(),
-            _ => return Err(Error::InvalidDim { dim }),
+        let rotation = match projection {
+            Projection::Gaussian if dim > 0 => None,
+            Projection::Hadamard if dim <= HADAMARD_MAX_DIM => Rotation::new(dim, seed).ok(),
+            _ => None,
         };
+        if rotation.is_none() && projection == Projection::Hadamard || dim == 0 {
+            return Err(Error::InvalidDim { dim });
+        }
+        // The Gaussian projection never reads it.
+        let rotation = rotation.unwrap_or(Rotation::IDENTITY_1);
         if m == 0 || !m.is_multiple_of(8) || m > dim.saturating_mul(8) {
             return Err(Error::InvalidSketchBits { m });
         }
@@ -78,7 +80,7 @@ impl QjlSketcher {
             m,
             projection,
             seed,
-            hadamard,
+            rotation,
         })
     }
 
@@ -168,9 +170,10 @@ impl QjlSketcher {
         f(&mut self.gaussian_entries())
     }
 
-    /// Block `b` of the Hadamard projection is `H·D_b` of this rotation.
+    /// Block `b` of the Hadamard projection is `√d·R_b`, `R_b` this
+    /// rotation seeded with `seed + b` (`H·D_b` for a Hadamard matrix).
     fn block_rotation(&self, block: u64) -> Rotation {
-        Rotation::with_hadamard(self.dim, self.seed.wrapping_add(block), self.hadamard)
+        self.rotation.reseeded(self.seed.wrapping_add(block))
     }
 
     fn check_input(&self, x: &[f32]) -> Result<(), Error> {
@@ -215,7 +218,7 @@ impl QjlSketcher {
                         buf.copy_from_slice(x);
                         // Signs of a Rotation, its Hadamard matrix, no 1/√d
                         // scale: ±1 rows.
-                        self.block_rotation(block).signed_hadamard_in(backend, buf);
+                        self.block_rotation(block).sketch_rows_in(backend, buf);
                         let n = (self.m - j).min(buf.len());
                         sink(j, &buf[..n]);
                         j += n;
@@ -465,7 +468,7 @@ impl QjlSketcher {
                         }
                         // Sᵀ of block b is D_b·Hᵀ.
                         self.block_rotation(block)
-                            .signed_hadamard_transpose_in(backend, buf);
+                            .sketch_rows_transpose_in(backend, buf);
                         for (o, &v) in out.iter_mut().zip(buf.iter()) {
                             *o += v;
                         }

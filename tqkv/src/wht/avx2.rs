@@ -19,7 +19,7 @@ unsafe impl Vector for F32x8 {
     const GROUP_LOG2: u32 = 3;
 
     #[inline(always)]
-    unsafe fn in_register(self) -> Self {
+    unsafe fn in_register(self, stages: u32) -> Self {
         // SAFETY: AVX and FMA are available (trait contract); no memory access.
         unsafe {
             let x = self.0;
@@ -27,10 +27,16 @@ unsafe impl Vector for F32x8 {
             let t = _mm256_permute_ps::<0b10_11_00_01>(x);
             let s = _mm256_setr_ps(1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0);
             let x = _mm256_fmadd_ps(x, s, t);
+            if stages == 1 {
+                return F32x8(x);
+            }
             // h = 2: swap pairs.
             let t = _mm256_permute_ps::<0b01_00_11_10>(x);
             let s = _mm256_setr_ps(1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0);
             let x = _mm256_fmadd_ps(x, s, t);
+            if stages == 2 {
+                return F32x8(x);
+            }
             // h = 4: swap 128-bit halves.
             let t = _mm256_permute2f128_ps::<0x01>(x, x);
             let s = _mm256_setr_ps(1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0);

@@ -17,7 +17,7 @@ unsafe impl Vector for F32x16 {
     const GROUP_LOG2: u32 = 4;
 
     #[inline(always)]
-    unsafe fn in_register(self) -> Self {
+    unsafe fn in_register(self, stages: u32) -> Self {
         // SAFETY: AVX-512F is available (trait contract); no memory access.
         unsafe {
             let x = self.0;
@@ -26,14 +26,23 @@ unsafe impl Vector for F32x16 {
             let t = _mm512_permute_ps::<0b10_11_00_01>(x);
             let s = _mm512_setr_ps(p, m, p, m, p, m, p, m, p, m, p, m, p, m, p, m);
             let x = _mm512_fmadd_ps(x, s, t);
+            if stages == 1 {
+                return F32x16(x);
+            }
             // h = 2: swap pairs.
             let t = _mm512_permute_ps::<0b01_00_11_10>(x);
             let s = _mm512_setr_ps(p, p, m, m, p, p, m, m, p, p, m, m, p, p, m, m);
             let x = _mm512_fmadd_ps(x, s, t);
+            if stages == 2 {
+                return F32x16(x);
+            }
             // h = 4: swap neighbouring 128-bit blocks.
             let t = _mm512_shuffle_f32x4::<0b10_11_00_01>(x, x);
             let s = _mm512_setr_ps(p, p, p, p, m, m, m, m, p, p, p, p, m, m, m, m);
             let x = _mm512_fmadd_ps(x, s, t);
+            if stages == 3 {
+                return F32x16(x);
+            }
             // h = 8: swap 256-bit halves.
             let t = _mm512_shuffle_f32x4::<0b01_00_11_10>(x, x);
             let s = _mm512_setr_ps(p, p, p, p, p, p, p, p, m, m, m, m, m, m, m, m);

@@ -36,6 +36,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod blocks;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod paley;
@@ -44,8 +45,7 @@ mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;
 
-pub(crate) use paley::Kronecker;
-pub use rotation::Rotation;
+pub use rotation::{Rotation, RotationKind};
 
 use crate::backend::{Checked, on_backend};
 use crate::{Backend, Error};
@@ -105,6 +105,25 @@ pub fn fwht_on(backend: Backend, x: &mut [f32]) -> Result<(), Error> {
 pub(crate) fn fwht_in(backend: Checked, x: &mut [f32]) -> Result<(), Error> {
     check_len(x.len())?;
     on_backend!(backend, scalar::fwht(x), fwht(x))
+}
+
+/// A Paley factor's mode product on a checked backend (see `paley`): the
+/// same sums, in the same order, on every backend.
+pub(crate) fn mode_product_in(
+    backend: Checked,
+    masks: &[u64],
+    x: &mut [f32],
+    stride: usize,
+    tmp: &mut [f32],
+) {
+    // The sizes are the rotation's own (the factor's order times `stride`
+    // divides `x.len()`, `tmp` holds one block), and `on_backend!` fails
+    // only for a backend of another architecture, which `Checked` excludes.
+    let _ = on_backend!(
+        backend,
+        paley::mode_product(masks, x, stride, tmp),
+        mode_product(masks, x, stride, tmp)
+    );
 }
 
 /// In-place WHT of every `len`-long row of `data`, on the detected backend:

@@ -16,7 +16,7 @@ unsafe impl Vector for F32x4 {
     const GROUP_LOG2: u32 = 4;
 
     #[inline(always)]
-    unsafe fn in_register(self) -> Self {
+    unsafe fn in_register(self, stages: u32) -> Self {
         const S1: [f32; 4] = [1.0, -1.0, 1.0, -1.0];
         const S2: [f32; 4] = [1.0, 1.0, -1.0, -1.0];
         // SAFETY: NEON is available (trait contract); the loads read the two
@@ -26,6 +26,9 @@ unsafe impl Vector for F32x4 {
             // h = 1: swap neighbours.
             let t = vrev64q_f32(x);
             let x = vfmaq_f32(t, x, vld1q_f32(S1.as_ptr()));
+            if stages == 1 {
+                return F32x4(x);
+            }
             // h = 2: swap 64-bit halves.
             let t = vextq_f32::<2>(x, x);
             F32x4(vfmaq_f32(t, x, vld1q_f32(S2.as_ptr())))

@@ -16,10 +16,13 @@
 //!   `C[a][b] = χ(b − a)`), each entry replaced by a 2 × 2 block: `0` by
 //!   `[[1, −1], [−1, −1]]`, `±1` by `±[[1, 1], [1, −1]]`.
 //!
-//! An order with both (12 = 11 + 1 = 2·(5 + 1)) takes Paley I. Of the
-//! factorisations of `d`, the rotation takes the one with the fewest
-//! operations per coordinate (`Σ|F| + log₂ L`), at most [`MAX_FACTORS`]
-//! factors, the larger factors first on a tie.
+//! The factors are those of order at most 64: 12, 20 and 44, 60 (Paley I
+//! from 11, 19, 43, 59) and 28, 36 (Paley II from 13, 17); their signs are
+//! tables made at compile time. Of the products of at most [`MAX_FACTORS`]
+//! of them with a power of two, a dimension takes the one with the fewest
+//! 16-lane vector operations (`cost`), the larger factors outermost. A
+//! multiple of 8 with no such product (104, 184, …) takes the rotation's
+//! block-diagonal construction instead.
 //!
 //! # Bit-exact
 //!
@@ -29,132 +32,176 @@
 //! adds and subtracts, so every CPU gives the same bits.
 
 use crate::Error;
+use crate::backend::Checked;
 
 /// Most Paley factors in one product.
 pub(crate) const MAX_FACTORS: usize = 3;
 
-/// Largest prime `q` of a factor (its residues fit a 64-word bit set).
-const MAX_Q: usize = 64 * 64 - 1;
+/// The Paley factors used, `(order, q)`: the orders up to 64 that are not a
+/// power of two times a smaller one (24 = 12·2 and 48 = 12·4 are cheaper as
+/// products). 28 and 36 are Paley II (13 and 17 are 1 mod 4).
+const ORDERS: [(usize, usize); 6] = [(12, 11), (20, 19), (28, 13), (36, 17), (44, 43), (60, 59)];
 
-/// One Paley factor: the Hadamard matrix of order `order` built from `q`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Paley {
-    q: u16,
-    order: u16,
+/// One factor's signs: bit `b` of `rows[a]` is set iff `H[a][b] = −1`,
+/// bit `a` of `cols[b]` likewise (the rows of `Hᵀ`).
+struct Signs {
+    rows: [u64; 64],
+    cols: [u64; 64],
 }
 
-/// The non-zero squares mod `q`, as a bit set.
-pub(crate) struct Residues([u64; 64]);
-
-impl Residues {
-    fn of(q: usize) -> Residues {
-        let mut bits = [0u64; 64];
-        for x in 1..=q / 2 {
-            let r = x * x % q;
-            bits[r / 64] |= 1 << (r % 64);
+/// The factors' signs, computed at compile time.
+static SIGNS: [Signs; ORDERS.len()] = {
+    let mut out = [const {
+        Signs {
+            rows: [0; 64],
+            cols: [0; 64],
         }
-        Residues(bits)
+    }; ORDERS.len()];
+    let mut f = 0;
+    while f < ORDERS.len() {
+        let (n, q) = ORDERS[f];
+        let mut a = 0;
+        while a < n {
+            let mut b = 0;
+            while b < n {
+                if negative(n, q, a, b) {
+                    out[f].rows[a] |= 1 << b;
+                    out[f].cols[b] |= 1 << a;
+                }
+                b += 1;
+            }
+            a += 1;
+        }
+        f += 1;
     }
+    out
+};
 
-    /// `χ(a)` for `a ∈ 0..q`: 0, +1 or −1.
-    fn chi(&self, a: usize) -> i8 {
-        if a == 0 {
-            0
-        } else if self.0[a / 64] >> (a % 64) & 1 == 1 {
-            1
+/// `χ(x)` mod the prime `q` for `x ∈ 0..q`: 0, +1 or −1.
+const fn chi(x: usize, q: usize) -> i8 {
+    if x == 0 {
+        return 0;
+    }
+    let mut y = 1;
+    while y < q {
+        if y * y % q == x {
+            return 1;
+        }
+        y += 1;
+    }
+    -1
+}
+
+/// `H[a][b] = −1` in the Paley matrix of order `n` from `q` (module docs).
+const fn negative(n: usize, q: usize, a: usize, b: usize) -> bool {
+    if n == q + 1 {
+        // Paley I.
+        if a == b || a == 0 {
+            false
+        } else if b == 0 {
+            true
         } else {
-            -1
+            chi((b + q - a) % q, q) < 0
+        }
+    } else {
+        // Paley II: the block of C[a/2][b/2], entry (a%2, b%2).
+        let (ca, cb) = (a / 2, b / 2);
+        let c = if ca == 0 || cb == 0 {
+            if ca == cb { 0 } else { 1 }
+        } else {
+            chi((cb + q - ca) % q, q)
+        };
+        let (i, j) = (a % 2, b % 2);
+        if c == 0 {
+            i + j > 0
+        } else {
+            (c < 0) != (i == 1 && j == 1)
         }
     }
 }
 
-fn is_prime(n: usize) -> bool {
-    n >= 2
-        && (2..)
-            .take_while(|p| p * p <= n)
-            .all(|p| !n.is_multiple_of(p))
-}
+/// One Paley factor: an index into the table of orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Paley(u8);
 
 impl Paley {
-    /// The factor of order `order`, if Paley I or II makes one from a prime
-    /// (powers of two are left to the WHT).
-    pub(crate) fn of_order(order: usize) -> Option<Paley> {
-        if order.is_power_of_two() || !order.is_multiple_of(4) || order > MAX_Q + 1 {
-            return None;
-        }
-        let q = if is_prime(order - 1) {
-            order - 1
-        } else if is_prime(order / 2 - 1) && (order / 2 - 1) % 4 == 1 {
-            order / 2 - 1
-        } else {
-            return None;
-        };
-        Some(Paley {
-            q: q as u16,
-            order: order as u16,
-        })
-    }
-
     /// The order `|F|`.
     pub(crate) fn order(self) -> usize {
-        self.order as usize
-    }
-
-    /// The residues this factor's signs read.
-    pub(crate) fn residues(self) -> Residues {
-        Residues::of(self.q as usize)
+        ORDERS[self.0 as usize].0
     }
 
     /// `H[a][b] = −1`? (`a, b < order`).
-    pub(crate) fn negative(self, r: &Residues, a: usize, b: usize) -> bool {
-        let q = self.q as usize;
-        if self.order() == q + 1 {
-            // Paley I.
-            if a == b || a == 0 {
-                false
-            } else if b == 0 {
-                true
-            } else {
-                r.chi((b + q - a) % q) < 0
-            }
-        } else {
-            // Paley II: the block of C[a/2][b/2], entry (a%2, b%2).
-            let (ca, cb) = (a / 2, b / 2);
-            let c = if ca == 0 || cb == 0 {
-                i8::from(ca != cb)
-            } else {
-                r.chi((cb + q - ca) % q)
-            };
-            let (i, j) = (a % 2, b % 2);
-            if c == 0 {
-                i + j > 0
-            } else {
-                (c < 0) != (i == 1 && j == 1)
-            }
-        }
+    #[cfg(test)]
+    fn is_negative(self, a: usize, b: usize) -> bool {
+        SIGNS[self.0 as usize].rows[a] >> b & 1 == 1
     }
 
     /// `x ← (I_outer ⊗ F ⊗ I_stride)·x`, or with `Fᵀ`: `x` holds blocks of
     /// `order·stride` floats; `tmp` at least one block.
-    pub(crate) fn apply(self, x: &mut [f32], stride: usize, transpose: bool, tmp: &mut [f32]) {
-        let n = self.order();
-        let r = self.residues();
-        let tmp = &mut tmp[..n * stride];
-        for block in x.chunks_exact_mut(n * stride) {
-            tmp.copy_from_slice(block);
-            for (a, out) in block.chunks_exact_mut(stride).enumerate() {
+    pub(crate) fn apply(
+        self,
+        backend: Checked,
+        x: &mut [f32],
+        stride: usize,
+        transpose: bool,
+        tmp: &mut [f32],
+    ) {
+        let table = &SIGNS[self.0 as usize];
+        let masks = if transpose { &table.cols } else { &table.rows };
+        super::mode_product_in(backend, &masks[..self.order()], x, stride, tmp);
+    }
+}
+
+/// The portable mode product: the reference, and the backends' path for
+/// rows that are not whole registers. Inlined into them, so that it is
+/// compiled with their features.
+#[inline(always)]
+pub(super) fn mode_product(masks: &[u64], x: &mut [f32], stride: usize, tmp: &mut [f32]) {
+    // The widest column chunk that divides the rows, summed in registers.
+    if stride.is_multiple_of(16) {
+        mode_product_w::<16>(masks, x, stride, tmp);
+    } else if stride.is_multiple_of(8) {
+        mode_product_w::<8>(masks, x, stride, tmp);
+    } else if stride.is_multiple_of(4) {
+        mode_product_w::<4>(masks, x, stride, tmp);
+    } else {
+        mode_product_w::<1>(masks, x, stride, tmp);
+    }
+}
+
+/// `+1` and `−1`, indexed by a sign bit.
+const SIGN: [f32; 2] = [1.0, -1.0];
+
+/// `out_a = Σ_b ±row_b` over every block of `x`, row `a`'s signs in
+/// `masks[a]`, `W` columns at a time so that the sums stay in registers.
+/// Every output element is `((0 + s₀·r₀) + s₁·r₁) + …` in order `b = 0, 1,
+/// …` whatever `W` is: `s·r` with `s = ±1` is exact, so there is one result
+/// (the FMA of the vector path rounds once, as this add does).
+#[inline(always)]
+fn mode_product_w<const W: usize>(masks: &[u64], x: &mut [f32], stride: usize, tmp: &mut [f32]) {
+    let n = masks.len();
+    let tmp = &mut tmp[..n * stride];
+    for block in x.chunks_exact_mut(n * stride) {
+        tmp.copy_from_slice(block);
+        // Four output rows at a time (every order is a multiple of 4): four
+        // independent chains of adds, each row of `tmp` read once for them.
+        for (outs, quad) in block
+            .chunks_exact_mut(4 * stride)
+            .zip(masks.chunks_exact(4))
+        {
+            for c in (0..stride).step_by(W) {
+                let mut acc = [[0.0f32; W]; 4];
                 for (b, row) in tmp.chunks_exact(stride).enumerate() {
-                    let neg = if transpose {
-                        self.negative(&r, b, a)
-                    } else {
-                        self.negative(&r, a, b)
-                    };
-                    match (b, neg) {
-                        (0, false) => out.copy_from_slice(row),
-                        (0, true) => out.iter_mut().zip(row).for_each(|(o, &v)| *o = -v),
-                        (_, false) => out.iter_mut().zip(row).for_each(|(o, &v)| *o += v),
-                        (_, true) => out.iter_mut().zip(row).for_each(|(o, &v)| *o -= v),
+                    let col = &row[c..][..W];
+                    for (acc, &mask) in acc.iter_mut().zip(quad) {
+                        let s = SIGN[(mask >> b & 1) as usize];
+                        for (a, v) in acc.iter_mut().zip(col) {
+                            *a += v * s;
+                        }
                     }
+                }
+                for (i, acc) in acc.iter().enumerate() {
+                    outs[i * stride + c..][..W].copy_from_slice(acc);
                 }
             }
         }
@@ -178,17 +225,16 @@ impl Kronecker {
     /// [`Error::InvalidDim`] if no product of Paley factors and a power of
     /// two has order `d`.
     pub(crate) fn of_order(d: usize) -> Result<Kronecker, Error> {
-        let none = Paley { q: 0, order: 1 };
         let mut best: Option<(usize, Kronecker)> = None;
-        let mut stack = [none; MAX_FACTORS];
-        search(d, 0, &mut stack, 0, &mut best);
+        let mut stack = [Paley(0); MAX_FACTORS];
+        search(d, d, &mut stack, 0, &mut best);
         best.map(|(_, k)| k).ok_or(Error::InvalidDim { dim: d })
     }
 
     /// The Sylvester matrix `H_d` alone (`d` a power of two).
-    pub(crate) fn sylvester_only(d: usize) -> Kronecker {
+    pub(crate) const fn sylvester_only(d: usize) -> Kronecker {
         Kronecker {
-            factors: [Paley { q: 0, order: 1 }; MAX_FACTORS],
+            factors: [Paley(0); MAX_FACTORS],
             count: 0,
             sylvester: d,
         }
@@ -211,17 +257,17 @@ impl Kronecker {
     }
 }
 
-/// Depth-first over the Paley orders dividing `rest`, the factors so far in
-/// `stack[..depth]` with `cost` operations per coordinate.
+/// Depth-first over the Paley orders dividing `rest` (`d` divided by the
+/// factors so far, `stack[..depth]`).
 fn search(
+    d: usize,
     rest: usize,
-    cost: usize,
     stack: &mut [Paley; MAX_FACTORS],
     depth: usize,
     best: &mut Option<(usize, Kronecker)>,
 ) {
     if rest.is_power_of_two() {
-        let cost = cost + rest.trailing_zeros() as usize;
+        let cost = cost(d, &stack[..depth], rest);
         if best.is_none_or(|(c, _)| cost < c) {
             *best = Some((
                 cost,
@@ -239,21 +285,27 @@ fn search(
     }
     // Larger orders first, so that a tie keeps the larger factor outermost;
     // a factor no larger than the previous one keeps each product once.
-    let limit = if depth == 0 {
-        rest
-    } else {
-        stack[depth - 1].order()
-    };
-    for order in (12..=limit.min(rest)).rev() {
-        if !rest.is_multiple_of(order) {
-            continue;
-        }
-        if let Some(f) = Paley::of_order(order) {
-            stack[depth] = f;
-            search(rest / order, cost + order, stack, depth + 1, best);
-            stack[depth] = Paley { q: 0, order: 1 };
+    for (i, &(order, _)) in ORDERS.iter().enumerate().rev() {
+        let fits = depth == 0 || order <= stack[depth - 1].order();
+        if fits && rest.is_multiple_of(order) {
+            stack[depth] = Paley(i as u8);
+            search(d, rest / order, stack, depth + 1, best);
         }
     }
+}
+
+/// Vector operations of the product (16-lane vectors): a factor of order
+/// `P` on rows of `stride` floats does `d·P/stride` row updates of
+/// `⌈stride/16⌉` vectors each; the WHT about `log₂ L` passes of two
+/// operations per vector.
+fn cost(d: usize, factors: &[Paley], sylvester: usize) -> usize {
+    let mut stride = sylvester;
+    let mut ops = d * sylvester.trailing_zeros() as usize / 8;
+    for f in factors.iter().rev() {
+        ops += d * f.order() / stride * stride.div_ceil(16);
+        stride *= f.order();
+    }
+    ops
 }
 
 #[cfg(test)]
@@ -263,27 +315,21 @@ mod tests {
 
     #[test]
     fn every_paley_factor_is_a_hadamard_matrix() {
-        // H·Hᵀ = n·I in integers, for every factor up to 200 (Paley I and II
-        // both), the largest checked in a normal run.
-        let top = if cfg!(miri) { 28 } else { 200 };
-        let orders: Vec<usize> = (12..=top)
-            .filter_map(|n| Paley::of_order(n).map(|f| f.order()))
-            .collect();
-        assert!(orders.starts_with(&[12, 20, 24, 28, 36, 44]), "{orders:?}");
-        for n in orders {
-            let f = Paley::of_order(n).unwrap();
-            let r = f.residues();
-            let h: Vec<i32> = (0..n * n)
-                .map(|e| if f.negative(&r, e / n, e % n) { -1 } else { 1 })
-                .collect();
+        // H·Hᵀ = n·I in integers, and the column masks are the transpose.
+        for (i, signs) in SIGNS.iter().enumerate() {
+            let f = Paley(i as u8);
+            let n = f.order();
+            let h = |a: usize, b: usize| if f.is_negative(a, b) { -1i32 } else { 1 };
             for a in 0..n {
                 for b in 0..n {
-                    let dot: i32 = (0..n).map(|k| h[a * n + k] * h[b * n + k]).sum();
+                    let dot: i32 = (0..n).map(|k| h(a, k) * h(b, k)).sum();
                     assert_eq!(
                         dot,
                         if a == b { n as i32 } else { 0 },
                         "order {n} rows {a} {b}"
                     );
+                    let col = signs.cols[b] >> a & 1 == 1;
+                    assert_eq!(col, f.is_negative(a, b));
                 }
             }
         }
@@ -306,23 +352,13 @@ mod tests {
         assert_eq!(orders(192), [12, 16]);
         assert_eq!(orders(320), [20, 16]);
         assert_eq!(orders(384), [12, 32]);
-        assert_eq!(orders(576), [12, 12, 4]);
-        // 144 = 12·12: no Sylvester block left.
-        assert_eq!(orders(144), [12, 12, 1]);
-    }
-
-    #[test]
-    fn the_multiples_of_8_without_a_product_are_the_documented_ones() {
-        let missing: Vec<usize> = (8..=1024)
-            .step_by(8)
-            .filter(|&d| Kronecker::of_order(d).is_err())
-            .collect();
+        // 12·12·4 would do 2304 vector operations, 36·16 1584.
+        assert_eq!(orders(576), [36, 16]);
+        assert_eq!(orders(144), [36, 4]);
+        assert_eq!(orders(720), [60, 12, 1]);
         assert_eq!(
-            missing,
-            [
-                184, 232, 344, 376, 472, 520, 536, 584, 680, 688, 712, 808, 856, 872, 904, 944,
-                952, 1016
-            ]
+            Kronecker::of_order(104),
+            Err(Error::InvalidDim { dim: 104 })
         );
         assert_eq!(
             Kronecker::of_order(184),

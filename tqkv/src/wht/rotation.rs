@@ -1,5 +1,6 @@
 //! The randomised Hadamard rotation `R = H·D/√d` of the quantisers.
 
+use super::blocks;
 use super::paley::Kronecker;
 use super::{check_len, fwht_rows_in};
 use crate::backend::Checked;
@@ -62,10 +63,45 @@ pub struct Rotation {
     dim: usize,
     seed: u64,
     scale: f32,
-    hadamard: Kronecker,
+    transform: Transform,
+}
+
+// `scale` is a function of `dim`, never NaN: equality is an equivalence.
+impl Eq for Rotation {}
+
+/// Which orthogonal transform follows the signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transform {
+    /// `H/√d`, `H` a Hadamard matrix (Sylvester, or a Paley product).
+    Hadamard(Kronecker),
+    /// The two block-diagonal passes of `blocks`.
+    Blocks,
+}
+
+/// How a [`Rotation`] mixes coordinates (after its random signs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RotationKind {
+    /// A Hadamard matrix of order `d`, scaled by `1/√d`: every output is
+    /// `±x_i/√d` summed over all `i`. Powers of two (the WHT) and the
+    /// multiples of 8 with a Paley product.
+    Hadamard,
+    /// Two passes of normalised WHT blocks (the binary expansion of `d`)
+    /// with an interleave between: orthogonal and dense, but not flat (the
+    /// weights of one output differ in size). The other multiples of 8.
+    BlockDiagonal,
 }
 
 impl Rotation {
+    /// The rotation of dimension 1 (the identity), a placeholder where a
+    /// rotation is never read.
+    pub(crate) const IDENTITY_1: Rotation = Rotation {
+        dim: 1,
+        seed: 0,
+        scale: 1.0,
+        transform: Transform::Hadamard(Kronecker::sylvester_only(1)),
+    };
+
     /// A rotation of dimension `dim` with signs drawn from `seed`.
     ///
     /// # Errors
@@ -86,51 +122,85 @@ impl Rotation {
     /// # Ok::<(), tqkv::Error>(())
     /// ```
     pub fn new(dim: usize, seed: u64) -> Result<Rotation, Error> {
-        let hadamard = if dim.is_power_of_two() {
+        let transform = if dim.is_power_of_two() {
             check_len(dim)?;
-            Kronecker::sylvester_only(dim)
-        } else if dim.is_multiple_of(8) && dim <= crate::quant::MAX_DIM {
-            Kronecker::of_order(dim)?
+            Transform::Hadamard(Kronecker::sylvester_only(dim))
+        } else if dim.is_multiple_of(8) && (8..=crate::quant::MAX_DIM).contains(&dim) {
+            Kronecker::of_order(dim).map_or(Transform::Blocks, Transform::Hadamard)
         } else {
             return Err(Error::InvalidDim { dim });
         };
-        Ok(Rotation::with_hadamard(dim, seed, hadamard))
+        Ok(Rotation::with_transform(dim, seed, transform))
     }
 
-    /// Does [`new`](Self::new) take `dim`? Powers of two up to
-    /// [`MAX_LEN`](crate::wht::MAX_LEN), and the multiples of 8 up to
-    /// [`MAX_DIM`](crate::quant::MAX_DIM) that are a power of two times
-    /// Paley orders (all but 18 of the 128 multiples of 8 up to 1024: not
-    /// 184, 232, 344, 376, 472, 520, 536, 584, 680, 688, 712, 808, 856,
-    /// 872, 904, 944, 952, 1016).
+    /// The block-diagonal construction at any multiple of 8 up to
+    /// [`MAX_DIM`](crate::quant::MAX_DIM), powers of two included: what
+    /// [`new`](Self::new) uses where no Hadamard matrix is at hand, offered
+    /// for comparing the two (the quantisers and the cache always take
+    /// [`new`](Self::new)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidDim`] unless `dim` is a multiple of 8 in
+    /// `8..=`[`MAX_DIM`](crate::quant::MAX_DIM).
     ///
     /// ```
-    /// use tqkv::Rotation;
+    /// use tqkv::{Rotation, RotationKind};
+    ///
+    /// assert_eq!(Rotation::new(104, 1)?.kind(), RotationKind::BlockDiagonal);
+    /// let b = Rotation::block_diagonal(96, 1)?;
+    /// assert_eq!(b.kind(), RotationKind::BlockDiagonal);
+    /// let mut x = [1.0f32; 96];
+    /// b.rotate(&mut x)?;
+    /// b.unrotate(&mut x)?;
+    /// assert!(x.iter().all(|v| (v - 1.0).abs() < 1e-5));
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    pub fn block_diagonal(dim: usize, seed: u64) -> Result<Rotation, Error> {
+        if !dim.is_multiple_of(8) || !(8..=crate::quant::MAX_DIM).contains(&dim) {
+            return Err(Error::InvalidDim { dim });
+        }
+        Ok(Rotation::with_transform(dim, seed, Transform::Blocks))
+    }
+
+    /// Which construction this rotation uses.
+    pub fn kind(&self) -> RotationKind {
+        match self.transform {
+            Transform::Hadamard(_) => RotationKind::Hadamard,
+            Transform::Blocks => RotationKind::BlockDiagonal,
+        }
+    }
+
+    /// Does [`new`](Self::new) take `dim`? Every power of two up to
+    /// [`MAX_LEN`](crate::wht::MAX_LEN) and every multiple of 8 up to
+    /// [`MAX_DIM`](crate::quant::MAX_DIM).
+    ///
+    /// ```
+    /// use tqkv::{Rotation, RotationKind};
     ///
     /// for d in [64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512, 576, 1024] {
-    ///     assert!(Rotation::supports(d));
+    ///     assert_eq!(Rotation::new(d, 0)?.kind(), RotationKind::Hadamard);
     /// }
-    /// assert!(!Rotation::supports(0) && !Rotation::supports(100) && !Rotation::supports(184));
+    /// assert_eq!(Rotation::new(184, 0)?.kind(), RotationKind::BlockDiagonal);
+    /// assert!(!Rotation::supports(0) && !Rotation::supports(100) && !Rotation::supports(4104));
+    /// # Ok::<(), tqkv::Error>(())
     /// ```
     pub fn supports(dim: usize) -> bool {
         Rotation::new(dim, 0).is_ok()
     }
 
-    /// The rotation of `dim` with a factorisation already found (the QJL
-    /// sketcher keeps one and varies the seed).
-    pub(crate) fn with_hadamard(dim: usize, seed: u64, hadamard: Kronecker) -> Rotation {
+    fn with_transform(dim: usize, seed: u64, transform: Transform) -> Rotation {
         let scale = (1.0 / libm::sqrt(dim as f64)) as f32;
         Rotation {
             dim,
             seed,
             scale,
-            hadamard,
+            transform,
         }
     }
 
-    /// Its Hadamard matrix's factorisation.
-    pub(crate) fn hadamard(&self) -> Kronecker {
-        self.hadamard
+    /// The same rotation with other signs (the QJL sketcher's blocks).
+    pub(crate) fn reseeded(&self, seed: u64) -> Rotation {
+        Rotation { seed, ..*self }
     }
 
     /// The dimension `d`.
@@ -190,8 +260,14 @@ impl Rotation {
     /// [`rotate_on`](Self::rotate_on) on a backend already checked.
     pub(crate) fn rotate_in(&self, backend: Checked, x: &mut [f32]) -> Result<(), Error> {
         self.check_len(x)?;
-        self.signed_hadamard_in(backend, x);
-        scale(x, self.scale);
+        self.flip_signs(x);
+        match self.transform {
+            Transform::Hadamard(h) => {
+                hadamard_in(backend, &h, x, false);
+                scale(x, self.scale);
+            }
+            Transform::Blocks => blocks::forward(backend, x),
+        }
         Ok(())
     }
 
@@ -214,8 +290,13 @@ impl Rotation {
     /// [`unrotate_on`](Self::unrotate_on) on a backend already checked.
     pub(crate) fn unrotate_in(&self, backend: Checked, x: &mut [f32]) -> Result<(), Error> {
         self.check_len(x)?;
-        self.hadamard_in(backend, x, true);
-        scale(x, self.scale);
+        match self.transform {
+            Transform::Hadamard(h) => {
+                hadamard_in(backend, &h, x, true);
+                scale(x, self.scale);
+            }
+            Transform::Blocks => blocks::inverse(backend, x),
+        }
         self.flip_signs(x);
         Ok(())
     }
@@ -230,36 +311,35 @@ impl Rotation {
         Ok(())
     }
 
-    /// `x ← H·D·x` (unscaled; `x.len() == dim`, checked by the caller).
-    pub(crate) fn signed_hadamard_in(&self, backend: Checked, x: &mut [f32]) {
+    /// `x ← √d·R·x`, rows of squared norm `d` for the QJL projection: for a
+    /// Hadamard matrix exactly `H·D·x` (±1 entries, no scale), for the
+    /// block-diagonal construction `R·x` times the f32 nearest to `√d`
+    /// (`x.len() == dim`, checked by the caller).
+    pub(crate) fn sketch_rows_in(&self, backend: Checked, x: &mut [f32]) {
         self.flip_signs(x);
-        self.hadamard_in(backend, x, false);
-    }
-
-    /// `x ← D·Hᵀ·x` (unscaled): the transpose of
-    /// [`signed_hadamard_in`](Self::signed_hadamard_in).
-    pub(crate) fn signed_hadamard_transpose_in(&self, backend: Checked, x: &mut [f32]) {
-        self.hadamard_in(backend, x, true);
-        self.flip_signs(x);
-    }
-
-    /// `x ← H·x` or `Hᵀ·x`: the WHT on blocks of `L`, then the Paley
-    /// factors from the innermost out (`x.len() == dim`).
-    fn hadamard_in(&self, backend: Checked, x: &mut [f32], transpose: bool) {
-        let h = &self.hadamard;
-        // `L` is a power of two dividing `dim` ≤ MAX_LEN and the backend was
-        // checked by the caller: the row transform cannot fail.
-        let _ = fwht_rows_in(backend, x, h.sylvester());
-        if h.factors().is_empty() {
-            return;
-        }
-        crate::stack::floats(self.dim, |tmp| {
-            let mut stride = h.sylvester();
-            for f in h.factors().iter().rev() {
-                f.apply(x, stride, transpose, tmp);
-                stride *= f.order();
+        match self.transform {
+            Transform::Hadamard(h) => hadamard_in(backend, &h, x, false),
+            Transform::Blocks => {
+                blocks::forward(backend, x);
+                scale(x, self.sqrt_dim());
             }
-        });
+        }
+    }
+
+    /// `x ← √d·Rᵀ·x`: the transpose of [`sketch_rows_in`](Self::sketch_rows_in).
+    pub(crate) fn sketch_rows_transpose_in(&self, backend: Checked, x: &mut [f32]) {
+        match self.transform {
+            Transform::Hadamard(h) => hadamard_in(backend, &h, x, true),
+            Transform::Blocks => {
+                scale(x, self.sqrt_dim());
+                blocks::inverse(backend, x);
+            }
+        }
+        self.flip_signs(x);
+    }
+
+    fn sqrt_dim(&self) -> f32 {
+        libm::sqrt(self.dim as f64) as f32
     }
 
     /// Multiplies `x` by `D`: flipping the IEEE sign bit is exact negation.
@@ -273,6 +353,24 @@ impl Rotation {
             }
         }
     }
+}
+
+/// `x ← H·x` or `Hᵀ·x`: the WHT on blocks of `L`, then the Paley factors
+/// from the innermost out.
+fn hadamard_in(backend: Checked, h: &Kronecker, x: &mut [f32], transpose: bool) {
+    // `L` is a power of two dividing `x.len()` ≤ MAX_LEN and the backend was
+    // checked by the caller: the row transform cannot fail.
+    let _ = fwht_rows_in(backend, x, h.sylvester());
+    if h.factors().is_empty() {
+        return;
+    }
+    crate::stack::floats(x.len(), |tmp| {
+        let mut stride = h.sylvester();
+        for f in h.factors().iter().rev() {
+            f.apply(backend, x, stride, transpose, tmp);
+            stride *= f.order();
+        }
+    });
 }
 
 fn scale(x: &mut [f32], s: f32) {

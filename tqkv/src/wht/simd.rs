@@ -24,8 +24,9 @@ pub(super) unsafe trait Vector: F32Vector {
     /// Stages run per pass across a group of registers: `log2` of the group
     /// size (bounded by the register file).
     const GROUP_LOG2: u32;
-    /// Every stage with `h < LANES`, in order, inside this register.
-    unsafe fn in_register(self) -> Self;
+    /// The first `stages` stages (`h = 1, 2, …, 2^(stages−1)`, at most
+    /// every `h < LANES`), in order, inside this register.
+    unsafe fn in_register(self, stages: u32) -> Self;
 }
 
 use crate::vector::F32Vector;
@@ -83,7 +84,7 @@ unsafe fn pass<V: Vector, const R: usize>(x: *mut f32, n: usize, h: usize, first
                 }
                 if first {
                     for v in r.iter_mut() {
-                        *v = v.in_register();
+                        *v = v.in_register(V::LANES.trailing_zeros());
                     }
                 }
                 cross(&mut r);
@@ -202,9 +203,80 @@ pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
 /// The ISA behind `V` is available on this CPU.
 #[inline(always)]
 pub(super) unsafe fn fwht_rows<V: Vector>(data: &mut [f32], len: usize) {
+    if (2..V::LANES).contains(&len) {
+        // Rows shorter than a register: LANES/len of them per register,
+        // their log2(len) stages in place.
+        let stages = len.trailing_zeros();
+        let mut chunks = data.chunks_exact_mut(V::LANES);
+        for c in &mut chunks {
+            // SAFETY: the ISA is available (forwarded); `c` holds exactly
+            // LANES f32.
+            unsafe {
+                V::load(c.as_ptr())
+                    .in_register(stages)
+                    .store(c.as_mut_ptr())
+            };
+        }
+        super::scalar::fwht_rows(chunks.into_remainder(), len);
+        return;
+    }
     for row in data.chunks_exact_mut(len) {
         // SAFETY: forwarded from the caller.
         unsafe { fwht::<V>(row) };
+    }
+}
+
+/// A Paley factor's mode product (see `paley::mode_product`, the same sums
+/// in the same order): rows that are whole registers take `acc + row·(±1)`
+/// as one FMA (the product is exact, so it rounds as the reference's add);
+/// other strides take the portable loop, compiled here with the backend's
+/// features.
+///
+/// # Safety
+/// The ISA behind `V` is available; `masks.len()·stride` divides `x.len()`
+/// and `tmp` holds at least that many f32.
+#[inline(always)]
+pub(super) unsafe fn mode_product<V: F32Vector>(
+    masks: &[u64],
+    x: &mut [f32],
+    stride: usize,
+    tmp: &mut [f32],
+) {
+    if !stride.is_multiple_of(V::LANES) {
+        super::paley::mode_product(masks, x, stride, tmp);
+        return;
+    }
+    let n = masks.len();
+    let tmp = &mut tmp[..n * stride];
+    // SAFETY: the ISA is available (caller); no memory access.
+    let signs = unsafe { [V::splat(1.0), V::splat(-1.0)] };
+    for block in x.chunks_exact_mut(n * stride) {
+        tmp.copy_from_slice(block);
+        // Four output rows at a time (every order is a multiple of 4).
+        for (outs, quad) in block
+            .chunks_exact_mut(4 * stride)
+            .zip(masks.chunks_exact(4))
+        {
+            for c in (0..stride).step_by(V::LANES) {
+                // SAFETY: as for `signs`.
+                let mut acc = unsafe { [V::zero(); 4] };
+                for b in 0..n {
+                    // SAFETY: reads LANES f32 at `b·stride + c` with `b < n`
+                    // and `c + LANES ≤ stride` (LANES divides stride): inside
+                    // `tmp`, which holds `n·stride`.
+                    let v = unsafe { V::load(tmp.as_ptr().add(b * stride + c)) };
+                    for (acc, &mask) in acc.iter_mut().zip(quad) {
+                        // SAFETY: the ISA is available; no memory access.
+                        *acc = unsafe { v.mul_add(signs[(mask >> b & 1) as usize], *acc) };
+                    }
+                }
+                for (i, acc) in acc.iter().enumerate() {
+                    // SAFETY: writes LANES f32 at `i·stride + c`, inside row
+                    // `i < 4` of `outs` (four rows of `stride`).
+                    unsafe { acc.store(outs.as_mut_ptr().add(i * stride + c)) };
+                }
+            }
+        }
     }
 }
 
@@ -234,6 +306,21 @@ macro_rules! entry_points {
             pub(super) unsafe fn fwht_rows(data: &mut [f32], len: usize) {
                 // SAFETY: as in `fwht`.
                 unsafe { super::simd::fwht_rows::<$vector>(data, len) }
+            }
+
+            /// A Paley factor's mode product (`masks.len()·stride` divides
+            /// `x.len()`, `tmp` holds that many).
+            ///
+            /// # Safety
+            /// As [`fwht`].
+            pub(super) unsafe fn mode_product(
+                masks: &[u64],
+                x: &mut [f32],
+                stride: usize,
+                tmp: &mut [f32],
+            ) {
+                // SAFETY: as in `fwht`; the sizes are the caller's.
+                unsafe { super::simd::mode_product::<$vector>(masks, x, stride, tmp) }
             }
         }
     };
