@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(cache.len() <= cache.capacity());
     assert!(cache.as_bytes().len() <= data.len());
     let cfg = *cache.config();
-    let d = cfg.dim;
+    let (d, dv) = (cfg.dim, cfg.value_dim);
     let mut scratch = vec![0.0f32; attention::scratch_len(&cache, 2)];
     // Two query heads sharing each KV head (GQA), a fixed smooth query.
     let q: Vec<f32> = (0..2 * d)
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         // cancellation and the sketch terms. Larger logits may legitimately
         // differ across backends; they must still be finite.
         let (kq, vq) = (cache.key_quantizer(), cache.value_quantizer());
-        let mut buf = vec![0.0f32; d];
+        let (mut buf, mut vbuf) = (vec![0.0f32; d], vec![0.0f32; dv]);
         let mut logit_bound = 0.0f32;
         let mut v_max = 0.0f32;
         let mut code = vec![0u8; kq.encoded_len().max(vq.encoded_len())];
@@ -42,13 +42,13 @@ fuzz_target!(|data: &[u8]| {
         }
         for t in 0..cache.len() {
             cache.value(head, t, &mut code).expect("token in range");
-            vq.decode(&code, &mut buf).unwrap();
-            v_max = buf.iter().fold(v_max, |m, v| m.max(v.abs()));
+            vq.decode(&code, &mut vbuf).unwrap();
+            v_max = vbuf.iter().fold(v_max, |m, v| m.max(v.abs()));
         }
         let comparable = logit_bound <= 20.0;
         let mut first: Option<Vec<f32>> = None;
         for b in backends() {
-            let mut out = vec![0.0f32; 2 * d];
+            let mut out = vec![0.0f32; 2 * dv];
             match attention::attend_on(b, &cache, head, &q, &mut out, &mut scratch) {
                 Ok(()) => {
                     assert!(out.iter().all(|v| v.is_finite()), "{b}: {out:?}");
@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
                     .zip(c)
                     .all(|(x, y)| (x - y).abs() <= 1e-3 * v_max.max(1e-30))
         };
-        let mut many = vec![0.0f32; 4 * d];
+        let mut many = vec![0.0f32; 4 * dv];
         let qq: Vec<f32> = q.iter().chain(&q).copied().collect();
         let mut s4 = vec![0.0f32; attention::scratch_len(&cache, 4)];
         attention::attend_many_on(
@@ -95,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
         )
         .expect("valid limits");
         assert!(many.iter().all(|v| v.is_finite()));
-        assert!(close(&many[2 * d..], &whole), "second position vs one pass");
+        assert!(close(&many[2 * dv..], &whole), "second position vs one pass");
         let n = attention::Partial::len_for(&cache, 2);
         let (mut a_buf, mut c_buf) = (vec![0.0f32; n], vec![0.0f32; n]);
         let mut a = attention::Partial::new(&cache, 2, &mut a_buf).expect("room");
@@ -105,7 +105,7 @@ fuzz_target!(|data: &[u8]| {
         attention::attend_partial_on(b, &cache, head, &q, half..cache.len(), &mut c, &mut scratch)
             .expect("valid range");
         a.merge(&c).expect("same shape");
-        let mut merged = vec![0.0f32; 2 * d];
+        let mut merged = vec![0.0f32; 2 * dv];
         a.finish_on(b, &cache, &mut merged, &mut scratch)
             .expect("valid");
         assert!(merged.iter().all(|v| v.is_finite()));

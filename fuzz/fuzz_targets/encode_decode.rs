@@ -14,11 +14,12 @@ use tqkv_fuzz::{Input, backends};
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
-    // Mostly supported dims, sometimes anything.
-    const DIMS: [usize; 8] = [8, 16, 32, 64, 128, 256, 512, 1024];
+    // Mostly supported dims (powers of two, Paley products, block-diagonal
+    // ones), sometimes anything.
+    const DIMS: [usize; 14] = [8, 16, 24, 32, 64, 80, 96, 104, 112, 128, 192, 256, 576, 1024];
     let tag = inp.u8();
     let dim = if tag < 224 {
-        DIMS[(tag % 8) as usize]
+        DIMS[(tag % 14) as usize]
     } else {
         inp.u16() as usize % 5000
     };

@@ -45,8 +45,23 @@ fn main() {
             .with_values(values);
         configs.push((name.to_owned(), cfg));
     }
+    // Head dims that are not powers of two, and values of their own dim.
+    configs.push((
+        "kqv-n4-d96".to_owned(),
+        CacheConfig::new(Scheme::Kqv, 4, 2, 96, 4).with_seed(3),
+    ));
+    configs.push((
+        "kv-n3-d104-blocks".to_owned(),
+        CacheConfig::new(Scheme::Kv, 3, 2, 104, 4).with_seed(4),
+    ));
+    configs.push((
+        "qkqv-n3-d80-v64".to_owned(),
+        CacheConfig::new(Scheme::Qkqv, 3, 2, 80, 4)
+            .with_seed(5)
+            .with_value_dim(64),
+    ));
     for (name, cfg) in configs {
-        let dim = cfg.dim;
+        let (dim, value_dim) = (cfg.dim, cfg.value_dim);
         {
             let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
             {
@@ -55,7 +70,7 @@ fn main() {
                     let k: Vec<f32> = (0..2 * dim)
                         .map(|j| ((j * 3 + t) % 11) as f32 - 5.0)
                         .collect();
-                    let v: Vec<f32> = (0..2 * dim)
+                    let v: Vec<f32> = (0..2 * value_dim)
                         .map(|j| ((j * 5 + t) % 7) as f32 * 0.5)
                         .collect();
                     cache.push(&k, &v).unwrap();

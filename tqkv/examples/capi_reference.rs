@@ -45,6 +45,11 @@ fn main() -> Result<(), tqkv::Error> {
     let mut y: Vec<f32> = (0..256).map(|i| ((i * 37) % 17) as f32 - 8.0).collect();
     Rotation::new(256, 77)?.rotate(&mut y)?;
     println!("rotate {:016x}", fnv1a(&f32_bytes(&y)));
+    for d in [96usize, 104] {
+        let mut z: Vec<f32> = (0..d).map(|i| ((i * 37) % 17) as f32 - 8.0).collect();
+        Rotation::new(d, 77)?.rotate(&mut z)?;
+        println!("rotate{d} {:016x}", fnv1a(&f32_bytes(&z)));
+    }
 
     let cb = Codebook::lloyd_max(128, 4)?;
     let x: Vec<f32> = (0..128)

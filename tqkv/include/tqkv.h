@@ -106,7 +106,9 @@ tqkv_status tqkv_fwht_on(int32_t backend, float *x, size_t n);
 tqkv_status tqkv_fwht_rows(float *x, size_t total, size_t len);
 
 /* x <- H D x / sqrt(dim), the seeded orthonormal rotation (signs from
- * SplitMix64, see the crate docs), and its inverse. */
+ * SplitMix64, see the crate docs), and its inverse. dim: a power of two, or
+ * a multiple of 8 up to 4096 (80, 96, 112, 192, 576, ...; TQKV_INVALID_DIM
+ * otherwise). */
 tqkv_status tqkv_rotate(float *x, size_t dim, uint64_t seed);
 tqkv_status tqkv_unrotate(float *x, size_t dim, uint64_t seed);
 
@@ -202,7 +204,8 @@ typedef struct tqkv_cache_config {
     uint32_t capacity;   /* tokens */
     uint32_t projection; /* TQKV_PROJECTION_* */
     uint32_t norm;       /* TQKV_NORM_* */
-    uint32_t reserved;   /* must be 0 */
+    uint32_t value_dim;  /* head dimension of values; 0: the same as dim
+                          * (multi-head latent attention: dim 576, value_dim 512) */
     uint64_t seed;       /* rotations and projections */
     /* TQKV_SCHEME_CUSTOM only (0 otherwise): each side's quantiser
      * (TQKV_QUANTIZER_*) and bits per coordinate (1..8; prod 2..8), e.g.
@@ -225,11 +228,12 @@ tqkv_status tqkv_cache_create(tqkv_cache *cache, const tqkv_cache_config *config
                                     uint8_t *buf, size_t len);
 /* Reopens saved bytes, validating every field (TQKV_CORRUPT_CACHE). */
 tqkv_status tqkv_cache_open(tqkv_cache *cache, uint8_t *buf, size_t len);
-/* Appends one token: k and v hold heads*dim floats each (head-major). */
+/* Appends one token: k holds heads*dim floats, v heads*value_dim (head-major). */
 tqkv_status tqkv_cache_push(tqkv_cache *cache, const float *k, size_t k_len,
                                   const float *v, size_t v_len);
-/* Appends whole tokens at once (a prefill): k and v hold a multiple of
- * heads*dim floats, token-major; the same bytes as one push per token
+/* Appends whole tokens at once (a prefill): k and v hold the same number of
+ * tokens of heads*dim and heads*value_dim floats, token-major; the same
+ * bytes as one push per token
  * (TQKV_RAGGED_ROWS for a partial token; on error nothing is stored). */
 tqkv_status tqkv_cache_push_batch(tqkv_cache *cache, const float *k, size_t k_len,
                                         const float *v, size_t v_len);
@@ -246,8 +250,8 @@ tqkv_status tqkv_cache_token(const tqkv_cache *cache, uint32_t side, size_t head
                                    size_t token, uint8_t *out, size_t out_len);
 /* softmax(q K^T / sqrt(dim)) V over KV head `head`, straight on the
  * compressed cache; q holds one or more query heads of dim floats (grouped-
- * query attention), out the same number. Equals attention over the decoded
- * cache within 1e-4 relative. */
+ * query attention), out as many heads of value_dim floats. Equals attention
+ * over the decoded cache within 1e-4 relative. */
 tqkv_status tqkv_attend(const tqkv_cache *cache, size_t head, const float *q,
                               size_t q_len, float *out, float *scratch, size_t scratch_len);
 /* The scratch floats tqkv_attend and tqkv_attend_many need for q_len query
@@ -256,7 +260,8 @@ tqkv_status tqkv_attend_scratch_len(const tqkv_cache *cache, size_t q_len,
                                           size_t *scratch);
 /* Several query positions in one pass over the codes (speculative
  * decoding, chunked prefill): q holds n_limits positions of the same number
- * of query heads; position p attends to tokens 0..limits[p]
+ * of query heads (out as many of value_dim floats); position p attends to
+ * tokens 0..limits[p]
  * (TQKV_INVALID_PARAMETER for a limit past the tokens stored). */
 tqkv_status tqkv_attend_many(const tqkv_cache *cache, size_t head, const float *q,
                                    size_t q_len, const size_t *limits, size_t n_limits,

@@ -18,13 +18,13 @@ fn normal(g: &mut SplitMix64) -> f64 {
 fn filled(cfg: CacheConfig, tokens: usize, seed: u64) -> (Vec<u8>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
     let mut g = SplitMix64::new(seed);
-    let n = cfg.heads * cfg.dim;
+    let (nk, nv) = (cfg.heads * cfg.dim, cfg.heads * cfg.value_dim);
     let (mut ks, mut vs) = (vec![], vec![]);
     {
         let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
         for _ in 0..tokens {
-            let k: Vec<f32> = (0..n).map(|_| normal(&mut g) as f32).collect();
-            let v: Vec<f32> = (0..n).map(|_| normal(&mut g) as f32).collect();
+            let k: Vec<f32> = (0..nk).map(|_| normal(&mut g) as f32).collect();
+            let v: Vec<f32> = (0..nv).map(|_| normal(&mut g) as f32).collect();
             cache.push(&k, &v).unwrap();
             ks.push(k);
             vs.push(v);
@@ -35,12 +35,12 @@ fn filled(cfg: CacheConfig, tokens: usize, seed: u64) -> (Vec<u8>, Vec<Vec<f32>>
 
 /// softmax(q·K̂ᵀ/√d)·V̂ with K̂, V̂ decoded by the quantisers, in f64.
 fn slow(cache: &KvCache<&[u8]>, head: usize, q: &[f32]) -> (Vec<f64>, Vec<f64>) {
-    let d = cache.config().dim;
+    let (d, dv) = (cache.config().dim, cache.config().value_dim);
     let (kq, vq) = (cache.key_quantizer(), cache.value_quantizer());
     let mut kc = vec![0u8; kq.encoded_len()];
     let mut vc = vec![0u8; vq.encoded_len()];
     let mut k = vec![0.0f32; d];
-    let mut v = vec![0.0f32; d];
+    let mut v = vec![0.0f32; dv];
     let scores: Vec<f64> = (0..cache.len())
         .map(|t| {
             cache.key(head, t, &mut kc).unwrap();
@@ -56,7 +56,7 @@ fn slow(cache: &KvCache<&[u8]>, head: usize, q: &[f32]) -> (Vec<f64>, Vec<f64>) 
     let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
     let sum: f64 = e.iter().sum();
     let p: Vec<f64> = e.iter().map(|x| x / sum).collect();
-    let mut out = vec![0.0f64; d];
+    let mut out = vec![0.0f64; dv];
     for (t, &pt) in p.iter().enumerate() {
         cache.value(head, t, &mut vc).unwrap();
         vq.decode(&vc, &mut v).unwrap();
@@ -112,6 +112,18 @@ fn fused_attention_equals_attention_over_decoded_cache() {
             .with_values(values);
         configs.push((cfg, keys.bits));
     }
+    // Keys wider than values (multi-head latent attention: 576 / 512, and
+    // smaller shapes of the same kind).
+    for (scheme, budget, dim, value_dim) in [
+        (Scheme::Kqv, 4u8, 576usize, 512usize),
+        (Scheme::Qkqv, 3, 96, 64),
+        (Scheme::Kv, 2, 64, 96),
+    ] {
+        let cfg = CacheConfig::new(scheme, budget, 2, dim, 40)
+            .with_seed(5)
+            .with_value_dim(value_dim);
+        configs.push((cfg, budget));
+    }
     for (cfg, budget) in configs {
         let (scheme, dim, projection) = ((cfg.keys, cfg.values), cfg.dim, cfg.projection);
         {
@@ -123,10 +135,11 @@ fn fused_attention_equals_attention_over_decoded_cache() {
                 .map(|_| (normal(&mut g) * 2.0) as f32)
                 .collect();
             let mut scratch = vec![0.0f32; scratch_len(&cache, 2)];
+            let dv = cfg.value_dim;
             for backend in Backend::available() {
-                let mut out = vec![0.0f32; 2 * dim];
+                let mut out = vec![0.0f32; 2 * dv];
                 attend_on(backend, &cache, 1, &q, &mut out, &mut scratch).unwrap();
-                for (h, (qh, oh)) in q.chunks(dim).zip(out.chunks(dim)).enumerate() {
+                for (h, (qh, oh)) in q.chunks(dim).zip(out.chunks(dv)).enumerate() {
                     let (p_ref, o_ref) = slow(&cache, 1, qh);
                     let e = rel(oh, &o_ref);
                     assert!(
@@ -195,9 +208,10 @@ fn attention_bad_input_and_empty_cache() {
     );
     assert_eq!(
         attend_on(b, &cache, 0, &[0.5; 32], &mut out, &mut scratch),
+        // Two query vectors need two output vectors.
         Err(Error::LengthMismatch {
-            expected: 16,
-            found: 32
+            expected: 32,
+            found: 16
         })
     );
     let mut nan = [0.5f32; 16];

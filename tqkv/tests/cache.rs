@@ -133,13 +133,20 @@ fn from_bytes_names_what_is_wrong() {
         &|b| b[..8].copy_from_slice(b"TURBOKV\0"),
         "a cache written by turbokv (format 1 or 2), before the rename to tqkv: re-encode it with this version",
     );
-    // Versions 1 and 2 are earlier layouts, 5 a later one.
-    for version in [1u8, 2, 5] {
+    // Versions 1 and 2 are earlier layouts, 6 a later one.
+    for version in [1u8, 2, 6] {
         check(
             &|b| b[8] = version,
-            "unsupported layout version (this build reads versions 3 and 4)",
+            "unsupported layout version (this build reads versions 3, 4 and 5)",
         );
     }
+    // Version 5 says the values have a dimension of their own.
+    check(
+        &|b| b[8] = 5,
+        "version 5 without a dim of its own for values",
+    );
+    check(&|b| b[50] = 32, "reserved bytes are not zero");
+    check(&|b| b[60] = 1, "reserved bytes are not zero");
     check(&|b| b[12] = 3, "unknown quantiser");
     check(&|b| b[48] = 7, "unknown quantiser");
     check(&|b| b[13] = 9, "bits or dim not supported");
@@ -264,6 +271,68 @@ fn as_version_3(buf: &mut [u8], scheme_code: u8) {
     buf[12] = scheme_code;
     buf[48] = 0;
     buf[49] = 0;
+}
+
+#[test]
+fn values_of_their_own_dimension() {
+    // Keys of 96 beside values of 64 (multi-head latent attention's shape,
+    // smaller): version 5, the value dim at bytes 50–53.
+    let cfg = config(Scheme::Kqv, 4, 2, 96, 5).with_value_dim(64);
+    let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
+    let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
+    let (k, v) = (token(2, 96, 0, 0.1), token(2, 64, 0, 0.2));
+    assert_eq!(
+        cache.push(&k, &k),
+        Err(Error::LengthMismatch {
+            expected: 128,
+            found: 192
+        })
+    );
+    cache.push(&k, &v).unwrap();
+    let (kb, vb): (Vec<f32>, Vec<f32>) = (
+        (1..4).flat_map(|t| token(2, 96, t, 0.1)).collect(),
+        (1..4).flat_map(|t| token(2, 64, t, 0.2)).collect(),
+    );
+    assert!(cache.push_batch(&kb, &kb[..3 * 96]).is_err());
+    cache.push_batch(&kb, &vb).unwrap();
+    assert_eq!(cache.len(), 4);
+    let mut one = vec![0u8; cfg.bytes_needed().unwrap()];
+    {
+        let mut c = KvCache::new(cfg, &mut one[..]).unwrap();
+        c.push(&k, &v).unwrap();
+        for t in 1..4 {
+            c.push(&token(2, 96, t, 0.1), &token(2, 64, t, 0.2))
+                .unwrap();
+        }
+    }
+    assert_eq!(one, buf);
+    assert_eq!(buf[8], 5);
+    assert_eq!(u32::from_le_bytes(buf[50..54].try_into().unwrap()), 64);
+    let again = KvCache::from_bytes(&buf[..]).unwrap();
+    assert_eq!(again.config(), &cfg);
+    assert_eq!(again.value_quantizer().dim(), 64);
+    assert_eq!(again.key_quantizer().dim(), 96);
+    // Equal dims keep version 4, byte for byte what 0.3 wrote.
+    let same = config(Scheme::Kqv, 4, 2, 96, 5);
+    let mut b4 = vec![0u8; same.bytes_needed().unwrap()];
+    KvCache::new(same, &mut b4[..]).unwrap();
+    assert_eq!(b4[8], 4);
+    assert_eq!(b4[50..64], [0; 14]);
+    let check = |mutate: &dyn Fn(&mut Vec<u8>), want: &str| {
+        let mut b = buf.clone();
+        mutate(&mut b);
+        match KvCache::from_bytes(&b[..]) {
+            Err(Error::CorruptCache(why)) => assert_eq!(why, want),
+            other => panic!("{want}: got {:?}", other.map(|c| *c.config())),
+        }
+    };
+    check(&|b| b[50] = 100, "bits or dim not supported");
+    check(&|b| b[50] = 32, "code sizes do not match the scheme");
+    check(&|b| b[8] = 4, "reserved bytes are not zero");
+    check(
+        &|b| b[50..54].copy_from_slice(&96u32.to_le_bytes()),
+        "version 5 without a dim of its own for values",
+    );
 }
 
 #[test]

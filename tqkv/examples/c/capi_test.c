@@ -142,8 +142,17 @@ static void test_wht_and_rotation(void) {
     CHECK(memcmp(y, z, sizeof y) == 0);
     OK(tqkv_unrotate(z, 256, 77));
     for (int i = 0; i < 256; i++) CHECK(fabsf(z[i] - x[i]) < 1e-5f);
-    CHECK(tqkv_rotate(z, 96, 1) == TQKV_NOT_POWER_OF_TWO);
+    CHECK(tqkv_rotate(z, 100, 1) == TQKV_INVALID_DIM);
     printf("rotate %016llx\n", (unsigned long long)fnv1a((const uint8_t *)y, sizeof y));
+    /* Head dims that are not powers of two: a Paley product (96 = 12·8) and
+     * the block-diagonal construction (104); the same bits as Rust's. */
+    for (int d = 96; d <= 104; d += 8) {
+        memcpy(z, x, d * sizeof(float));
+        OK(tqkv_rotate(z, d, 77));
+        printf("rotate%d %016llx\n", d, (unsigned long long)fnv1a((const uint8_t *)z, d * sizeof(float)));
+        OK(tqkv_unrotate(z, d, 77));
+        for (int i = 0; i < d; i++) CHECK(fabsf(z[i] - x[i]) < 1e-5f);
+    }
 }
 
 static void test_codebooks(void) {
@@ -251,7 +260,7 @@ static void test_quantizers(void) {
     }
     CHECK(tqkv_scheme_quantizers(3, 4, 64, 9, 1, &k, &v) == TQKV_INVALID_PARAMETER);
     CHECK(tqkv_scheme_quantizers(1, 1, 64, 9, 1, &k, &v) == TQKV_INVALID_BITS);
-    CHECK(tqkv_quantizer_mse(&qz, 96, 4, 1, 0) == TQKV_INVALID_DIM);
+    CHECK(tqkv_quantizer_mse(&qz, 100, 4, 1, 0) == TQKV_INVALID_DIM);
     x[5] = NAN;
     CHECK(tqkv_encode(&k, x, 64, code, sizeof code) == TQKV_NON_FINITE);
     CHECK(tqkv_encode(&k, x, 63, code, sizeof code) == TQKV_LENGTH_MISMATCH);
@@ -362,8 +371,8 @@ static void test_cache(void) {
     CHECK(tqkv_cache_open(&again, bad, need - 1) == TQKV_CORRUPT_CACHE);
     CHECK(tqkv_attend(&cache, 2, q, DIM, out, scratch, scratch_len) == TQKV_INVALID_DIM);
     CHECK(tqkv_attend(&cache, 0, q, DIM, out, scratch, 1) == TQKV_BUFFER_TOO_SHORT);
-    cfg.reserved = 1;
-    CHECK(tqkv_cache_bytes_needed(&cfg, &need) == TQKV_INVALID_PARAMETER);
+    cfg.value_dim = 100; /* not a supported head dimension */
+    CHECK(tqkv_cache_bytes_needed(&cfg, &need) == TQKV_INVALID_DIM);
     free(bad);
     free(scratch);
     free(buf);
@@ -432,6 +441,49 @@ static void test_custom_cache(void) {
     free(buf);
 }
 
+/* Keys wider than values (multi-head latent attention's shape, scaled
+ * down): keys of 96 (not a power of two), values of 64, two query heads.
+ * Every token has the same value, so attention returns that value whatever
+ * the scores, up to the 4-bit quantisation; the output is two heads of 64
+ * and not one float more. */
+static void test_value_dim_cache(void) {
+    tqkv_cache_config cfg = {TQKV_SCHEME_KQV, 4, 1, 96, 6, TQKV_PROJECTION_HADAMARD,
+                             TQKV_NORM_F16, 64, 3, 0, 0, 0, 0};
+    size_t need = 0;
+    OK(tqkv_cache_bytes_needed(&cfg, &need));
+    uint8_t *buf = calloc(need, 1);
+    static tqkv_cache cache, again;
+    OK(tqkv_cache_create(&cache, &cfg, buf, need));
+    float k[96], v[64];
+    for (int j = 0; j < 64; j++) v[j] = value_val(1, 0, j);
+    for (int t = 0; t < 6; t++) {
+        for (int j = 0; j < 96; j++) k[j] = key_val(t, 0, j);
+        CHECK(tqkv_cache_push(&cache, k, 96, v, 96) == TQKV_LENGTH_MISMATCH);
+        OK(tqkv_cache_push(&cache, k, 96, v, 64));
+    }
+    float q[2 * 96], out[2 * 64 + 1];
+    for (int i = 0; i < 2 * 96; i++) q[i] = query_val(i % 96) * (i < 96 ? 1.0f : -0.5f);
+    size_t scratch_len = 0;
+    OK(tqkv_attend_scratch_len(&cache, 2 * 96, &scratch_len));
+    float *scratch = malloc(scratch_len * sizeof(float));
+    out[2 * 64] = 12345.0f;
+    OK(tqkv_attend(&cache, 0, q, 2 * 96, out, scratch, scratch_len));
+    CHECK(out[2 * 64] == 12345.0f);
+    double err = 0, norm = 0;
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 64; j++) {
+            err += (out[h * 64 + j] - v[j]) * (out[h * 64 + j] - v[j]);
+            norm += v[j] * v[j];
+        }
+    CHECK(err < 0.05 * norm); /* 4-bit MSE values: about 1% */
+    OK(tqkv_cache_open(&again, buf, need));
+    float out2[2 * 64];
+    OK(tqkv_attend(&again, 0, q, 2 * 96, out2, scratch, scratch_len));
+    CHECK(memcmp(out, out2, sizeof out2) == 0);
+    free(scratch);
+    free(buf);
+}
+
 /* What a sweep of hostile calls found: every entry point with NULL, zero,
  * overflowing and misaligned arguments returns a status (never a crash,
  * never undefined behaviour in the library), checked before any memory is
@@ -474,10 +526,10 @@ static void test_hostile(void) {
     EXPECT(tqkv_fwht_rows(f, huge_f, 8), TQKV_TOO_LONG);
     EXPECT(tqkv_fwht_rows(NULL, 16, 8), TQKV_NULL_POINTER);
     EXPECT(tqkv_rotate(mis, 64, 1), TQKV_MISALIGNED);
-    EXPECT(tqkv_rotate(f, huge_f, 1), TQKV_NOT_POWER_OF_TWO); /* dim first */
+    EXPECT(tqkv_rotate(f, huge_f, 1), TQKV_INVALID_DIM); /* dim first */
     EXPECT(tqkv_rotate(NULL, 64, 1), TQKV_NULL_POINTER);
     EXPECT(tqkv_unrotate(mis, 64, 1), TQKV_MISALIGNED);
-    EXPECT(tqkv_unrotate(f, huge_f, 1), TQKV_NOT_POWER_OF_TWO);
+    EXPECT(tqkv_unrotate(f, huge_f, 1), TQKV_INVALID_DIM);
 
     /* Packing: byte arrays only overflow. */
     CHECK(tqkv_packed_len(SIZE_MAX, 8) == 0 || tqkv_packed_len(SIZE_MAX, 8) == SIZE_MAX);
@@ -583,6 +635,7 @@ int main(void) {
     test_quantizers();
     test_cache();
     test_custom_cache();
+    test_value_dim_cache();
     if (failures) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;

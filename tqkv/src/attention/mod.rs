@@ -120,11 +120,13 @@ pub fn scratch_len<B: AsRef<[u8]>>(cache: &KvCache<B>, queries: usize) -> usize 
 /// Attention of the query head(s) `q` over KV head `head`, on the detected
 /// backend: `q` holds `g·dim` values, `g` query heads that share the KV head
 /// (grouped-query attention), and they are all scored in one pass over the
-/// codes; `out` receives `g·dim` values.
+/// codes; `out` receives `g·value_dim` values (`value_dim` is `dim` unless
+/// the cache's values have a dimension of their own).
 ///
 /// # Errors
 /// [`Error::InvalidHead`] if `head` is out of range; [`Error::LengthMismatch`]
-/// unless `q.len()` is a positive multiple of `dim` equal to `out.len()`;
+/// unless `q.len()` is a positive multiple `g·dim` of `dim` and
+/// `out.len() == g·value_dim`;
 /// [`Error::BufferTooShort`] if `scratch` is shorter than
 /// [`scratch_len`]`(cache, g)`; [`Error::NonFinite`] for a NaN or ∞ in `q`,
 /// or a score that overflows f32 (a query of norm near
@@ -158,8 +160,8 @@ pub fn attend_on<B: AsRef<[u8]>>(
 /// chunked prefill), each with its own causal limit, reading the codes
 /// once: `q` holds `limits.len()` positions of `g·dim` values each (the
 /// same `g` query heads of KV head `head` per position), and position `p`
-/// attends to tokens `0..limits[p]`. `out` receives as many values as `q`
-/// (zeros for a position whose limit is 0).
+/// attends to tokens `0..limits[p]`. `out` receives `g·value_dim` values
+/// per position (zeros for a position whose limit is 0).
 ///
 /// ```
 /// use tqkv::attention::{attend, attend_many, scratch_len};
@@ -213,14 +215,14 @@ pub fn attend_many_on<B: AsRef<[u8]>>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let queries = check(cache, head, q, out.len(), scratch.len())?;
+    let queries = check(cache, head, q, Some(out.len()), scratch.len())?;
     let len = cache.len();
     let end = check_limits(limits, queries, len)?;
     let backend = backend.check()?;
     let (state_buf, work) = scratch.split_at_mut(Partial::len_for(cache, queries));
     let mut state = Partial::new(cache, queries, state_buf)?;
     pass::run(backend, cache, head, q, limits, 0..end, &mut state, work)?;
-    state.finish_in(backend, cache, out, &mut work[..cache.config().dim])
+    state.finish_in(backend, cache, out, &mut work[..cache.config().value_dim])
 }
 
 /// Adds tokens `range` of KV head `head` to the partial state of the query
@@ -257,7 +259,7 @@ pub fn attend_partial_on<B: AsRef<[u8]>>(
     state: &mut Partial<'_>,
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let queries = check(cache, head, q, q.len(), scratch.len())?;
+    let queries = check(cache, head, q, None, scratch.len())?;
     let len = cache.len();
     if range.start >= range.end || range.end > len {
         return Err(Error::InvalidRange {
@@ -317,8 +319,14 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
     probs: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let d = cache.config().dim;
-    check(cache, head, q, d, scratch.len())?;
+    // One query vector: `out` of one value vector.
+    check(
+        cache,
+        head,
+        q,
+        Some(cache.config().value_dim),
+        scratch.len(),
+    )?;
     let len = cache.len();
     if probs.len() != len {
         return Err(Error::LengthMismatch {
@@ -352,28 +360,37 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
     Ok(())
 }
 
-/// Checks the head, `q` against `out` and the scratch; returns the number
-/// of query vectors in `q`.
+/// Checks the head, `q` against `out` (`value_dim` values per query vector,
+/// when there is an output) and the scratch; returns the number of query
+/// vectors in `q`.
 fn check<B: AsRef<[u8]>>(
     cache: &KvCache<B>,
     head: usize,
     q: &[f32],
-    out: usize,
+    out: Option<usize>,
     scratch: usize,
 ) -> Result<usize, Error> {
-    let d = cache.config().dim;
+    let (d, dv) = (cache.config().dim, cache.config().value_dim);
     let heads = cache.config().heads;
     if head >= heads {
         return Err(Error::InvalidHead { head, heads });
     }
-    if q.is_empty() || !q.len().is_multiple_of(d) || out != q.len() {
+    if q.is_empty() || !q.len().is_multiple_of(d) {
         return Err(Error::LengthMismatch {
             expected: d,
             found: q.len(),
         });
     }
-    crate::error::finite(q)?;
     let queries = q.len() / d;
+    if let Some(out) = out
+        && out != queries * dv
+    {
+        return Err(Error::LengthMismatch {
+            expected: queries * dv,
+            found: out,
+        });
+    }
+    crate::error::finite(q)?;
     crate::error::need(scratch_len(cache, queries), scratch)?;
     Ok(queries)
 }

@@ -66,7 +66,7 @@ pub fn attend_parallel_on<B: AsRef<[u8]> + Sync>(
     let d = cache.config().dim;
     let queries = q.len() / d.max(1);
     let scratch = scratch_len(cache, queries);
-    check(cache, head, q, out.len(), scratch)?;
+    check(cache, head, q, Some(out.len()), scratch)?;
     backend.check()?;
     let len = cache.len();
     let parts = threads.min(len / MIN_TOKENS_PER_THREAD).max(1);

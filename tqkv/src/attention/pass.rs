@@ -44,8 +44,10 @@ fn codebook_of(q: &Quantizer) -> &Codebook {
 /// The sizes of one query vector's pieces.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Shape {
-    /// Head dimension.
+    /// Head dimension of keys and queries.
     pub dim: usize,
+    /// Head dimension of values and of the output.
+    pub value_dim: usize,
     /// Sketch bits of the keys (0 unless prod).
     pub key_sketch: usize,
     /// Sketch bits of the values (0 unless prod).
@@ -56,6 +58,7 @@ impl Shape {
     pub(super) fn of<B: AsRef<[u8]>>(cache: &KvCache<B>) -> Shape {
         Shape {
             dim: cache.config().dim,
+            value_dim: cache.config().value_dim,
             key_sketch: sketch_bits(cache.key_quantizer()),
             value_sketch: sketch_bits(cache.value_quantizer()),
         }
@@ -71,7 +74,7 @@ impl Shape {
     pub(super) fn scratch(self, queries: usize) -> usize {
         queries
             .saturating_mul(self.prepared() + 3 * BLOCK)
-            .saturating_add(BLOCK + self.dim)
+            .saturating_add(BLOCK + self.value_dim)
     }
 }
 
@@ -212,7 +215,7 @@ fn add_values<B: AsRef<[u8]>>(
         w_stride: BLOCK,
     };
     let (acc, stride) = state.all_accumulators();
-    let (d, m) = (shape.dim, shape.value_sketch);
+    let (d, m) = (shape.value_dim, shape.value_sketch);
     codebook::accumulate_multi_in(
         backend,
         codebook_of(vq),

@@ -110,10 +110,10 @@ impl<'a> Partial<'a> {
         }
     }
 
-    /// `[queries, dim, value sketch bits]`: what must agree between states
+    /// `[queries, value dim, value sketch bits]`: what must agree between states
     /// that merge and between a state and a cache.
     fn signature(&self) -> [usize; 3] {
-        [self.queries, self.shape.dim, self.shape.value_sketch]
+        [self.queries, self.shape.value_dim, self.shape.value_sketch]
     }
 
     /// [`Error::PartialShape`] unless `self` fits `queries` query vectors
@@ -124,7 +124,7 @@ impl<'a> Partial<'a> {
         queries: usize,
     ) -> Result<(), Error> {
         let s = Shape::of(cache);
-        let expected = [queries, s.dim, s.value_sketch];
+        let expected = [queries, s.value_dim, s.value_sketch];
         if self.signature() != expected {
             return Err(Error::PartialShape {
                 expected,
@@ -197,7 +197,7 @@ impl<'a> Partial<'a> {
         scratch: &mut [f32],
     ) -> Result<(), Error> {
         self.check(cache, self.queries)?;
-        let d = self.shape.dim;
+        let d = self.shape.value_dim;
         if out.len() != self.queries * d {
             return Err(Error::LengthMismatch {
                 expected: self.queries * d,
@@ -216,7 +216,7 @@ impl<'a> Partial<'a> {
         out: &mut [f32],
         tmp: &mut [f32],
     ) -> Result<(), Error> {
-        let d = self.shape.dim;
+        let d = self.shape.value_dim;
         let n = per_query(self.shape);
         for (state, o) in self.data.chunks_exact(n).zip(out.chunks_exact_mut(d)) {
             let sum = sum_of(state);
@@ -286,7 +286,7 @@ impl<'a> Partial<'a> {
 
 /// f32 values of one query vector's state.
 pub(super) fn per_query(shape: Shape) -> usize {
-    HEADER + shape.dim + shape.value_sketch
+    HEADER + shape.value_dim + shape.value_sketch
 }
 
 fn sum_of(state: &[f32]) -> f64 {

@@ -20,8 +20,9 @@ pub struct tqkv_cache_config {
     pub projection: u32,
     /// Norm precision: 0 f16, 1 f32.
     pub norm: u32,
-    /// Padding, must be 0.
-    pub reserved: u32,
+    /// Head dimension of values (0: the same as `dim`); multi-head latent
+    /// attention stores keys of 576 beside values of 512.
+    pub value_dim: u32,
     /// Seed of the rotations and projections.
     pub seed: u64,
     /// Custom scheme only (else 0): the key quantiser, `TQKV_QUANTIZER_*`.
@@ -35,9 +36,6 @@ pub struct tqkv_cache_config {
 }
 
 fn config_of(c: &tqkv_cache_config) -> Result<CacheConfig, Status> {
-    if c.reserved != 0 {
-        return Err(TQKV_INVALID_PARAMETER);
-    }
     let bits = |b: u32| u8::try_from(b).map_err(|_| TQKV_INVALID_BITS);
     let custom = [c.key_quantizer, c.key_bits, c.value_quantizer, c.value_bits];
     let base = if c.scheme == TQKV_SCHEME_CUSTOM {
@@ -70,6 +68,10 @@ fn config_of(c: &tqkv_cache_config) -> Result<CacheConfig, Status> {
         .with_norm(norm_of(c.norm)?);
     config.heads = c.heads as usize;
     config.dim = c.dim as usize;
+    config.value_dim = match c.value_dim {
+        0 => c.dim as usize,
+        d => d as usize,
+    };
     config.capacity = c.capacity as usize;
     Ok(config)
 }
@@ -131,7 +133,7 @@ pub unsafe extern "C" fn tqkv_cache_open(
     })
 }
 
-/// Appends one token: `k` and `v` hold `heads·dim` floats each.
+/// Appends one token: `k` holds `heads·dim` floats, `v` `heads·value_dim`.
 ///
 /// # Safety
 /// `cache` was created or opened; the pointers are valid for their lengths.
@@ -287,7 +289,8 @@ pub unsafe extern "C" fn tqkv_attend_scratch_len(
 
 /// Attention of several query positions in one pass, position `p` over
 /// tokens `0..limits[p]`: `q[0..q_len]` holds `n_limits` positions of the
-/// same number of query heads, `out[0..q_len]` their outputs.
+/// same number of query heads, `out[0..q_len / dim · value_dim]` their
+/// outputs.
 ///
 /// # Safety
 /// `cache` was created or opened; the pointers are valid for their lengths.
@@ -311,7 +314,7 @@ pub unsafe extern "C" fn tqkv_attend_many(
                 load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
                 slice(q, q_len)?,
                 slice(limits, n_limits)?,
-                slice_mut(out, q_len)?,
+                slice_mut(out, out_len(cache, q_len)?)?,
                 slice_mut(scratch, scratch_len)?,
             )
         };
@@ -319,9 +322,23 @@ pub unsafe extern "C" fn tqkv_attend_many(
     })
 }
 
+/// Floats of attention's output for `q_len` query floats:
+/// `q_len / dim · value_dim` (`q_len` itself unless values have a
+/// dimension of their own).
+///
+/// # Safety
+/// `cache` was created or opened.
+unsafe fn out_len(cache: *const tqkv_cache, q_len: usize) -> Result<usize, Status> {
+    // SAFETY: the caller's contract.
+    let c: &KvCache<RawBuf> = unsafe { load(cache, TAG_CACHE) }?;
+    let config = c.config();
+    Ok(q_len / config.dim * config.value_dim)
+}
+
 /// Attention of the query head(s) `q[0..q_len]` (a multiple of `dim`:
 /// grouped-query heads sharing KV head `head`, scored in one pass) over the
-/// cache, into `out[0..q_len]`, using `scratch[0..scratch_len]`.
+/// cache, into `out[0..q_len / dim · value_dim]`, using
+/// `scratch[0..scratch_len]`.
 ///
 /// # Safety
 /// `cache` was created or opened; the pointers are valid for their lengths.
@@ -341,7 +358,7 @@ pub unsafe extern "C" fn tqkv_attend(
             (
                 load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
                 slice(q, q_len)?,
-                slice_mut(out, q_len)?,
+                slice_mut(out, out_len(cache, q_len)?)?,
                 slice_mut(scratch, scratch_len)?,
             )
         };

@@ -5,13 +5,13 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 0–7 | magic `b"TQKV\0\0\0\0"` |
-//! | 8–11 | version (u32, currently 4) |
+//! | 8–11 | version (u32: 4, or 5 when values have a dimension of their own) |
 //! | 12 | key quantiser: 0 baseline, 1 MSE, 2 prod |
 //! | 13 | key bits per coordinate (1–8) |
 //! | 14 | projection: 0 Gaussian, 1 Hadamard |
 //! | 15 | norms: 0 f16, 1 f32 |
 //! | 16–19 | heads (u32) |
-//! | 20–23 | dim (u32) |
+//! | 20–23 | dim of keys (u32), and of values unless bytes 50–53 say otherwise |
 //! | 24–27 | capacity in tokens (u32) |
 //! | 28–31 | tokens stored (u32) |
 //! | 32–35 | bytes of one encoded key (u32) |
@@ -19,7 +19,8 @@
 //! | 40–47 | seed (u64) |
 //! | 48 | value quantiser, coded as byte 12 |
 //! | 49 | value bits per coordinate (1–8) |
-//! | 50–63 | reserved, zero |
+//! | 50–53 | version 5: dim of values (u32); version 3 and 4: zero |
+//! | 54–63 | reserved, zero |
 //! | 64– | the field regions, below |
 //!
 //! Each encoded vector is the concatenation of its fields
@@ -48,8 +49,12 @@
 //!
 //! Version 3 (this crate 0.2) differs only in bytes 12–13 and 48–49: byte 12
 //! named a scheme (0 `Kv`, 1 `Kqv`, 2 `Qkqv`), byte 13 its budget, and
-//! bytes 48–49 were zero. [`KvCache::from_bytes`] reads both versions; the
-//! crate writes version 4.
+//! bytes 48–49 were zero. Version 5 adds the values' own dimension (keys
+//! of 576 beside values of 512, as multi-head latent attention stores
+//! them); a cache whose values have the keys' dimension is written as
+//! version 4, byte for byte what 0.3 wrote, so older readers still open it
+//! and refuse only the caches they could not read. [`KvCache::from_bytes`]
+//! reads versions 3, 4 and 5.
 //!
 //! [`KvCache::from_bytes`] accepts untrusted bytes: it checks every header
 //! field against the others and against the buffer's length and returns
@@ -70,11 +75,12 @@ const MAX_ENCODED: usize = 8 + MAX_DIM + MAX_DIM;
 
 /// The magic bytes at the start of every cache.
 pub const MAGIC: [u8; 8] = *b"TQKV\0\0\0\0";
-/// The layout version this crate writes. It reads version 3 too (a scheme
-/// and a budget in place of each side's quantiser and bits); the crate's
-/// earlier name wrote versions 1 and 2 under the magic `b"TURBOKV\0"`,
-/// which is refused.
-pub const VERSION: u32 = 4;
+/// The newest layout version this crate writes: version 5 for a cache whose
+/// values have a dimension of their own, version 4 otherwise. It reads
+/// version 3 too (a scheme and a budget in place of each side's quantiser
+/// and bits); the crate's earlier name wrote versions 1 and 2 under the
+/// magic `b"TURBOKV\0"`, which is refused.
+pub const VERSION: u32 = 5;
 /// The oldest layout version this crate reads.
 const OLDEST_READ: u32 = 3;
 /// The magic of caches written under the crate's first name, `turbokv`
@@ -119,8 +125,11 @@ pub(crate) struct CacheHeader {
     pub value_kind: u8,
     /// Value bits (version 3: zero).
     pub value_bits: u8,
+    /// Value dim, a little-endian u32 at byte 50 (version 5; before,
+    /// zero): bytes, since a u32 there would not be aligned.
+    pub value_dim: [u8; 4],
     /// Zero.
-    pub reserved: [u8; 14],
+    pub reserved: [u8; 10],
 }
 
 /// What a cache holds and how it is encoded.
@@ -154,8 +163,11 @@ pub struct CacheConfig {
     pub values: QuantizerSpec,
     /// KV heads.
     pub heads: usize,
-    /// Head dimension.
+    /// Head dimension of keys (and queries).
     pub dim: usize,
+    /// Head dimension of values (and of attention's output): `dim` unless
+    /// set with [`with_value_dim`](Self::with_value_dim).
+    pub value_dim: usize,
     /// Capacity in tokens.
     pub capacity: usize,
     /// Seed of the rotations and projections.
@@ -183,6 +195,7 @@ impl CacheConfig {
             values,
             heads,
             dim,
+            value_dim: dim,
             capacity,
             seed: 0,
             projection: Projection::Hadamard,
@@ -194,6 +207,25 @@ impl CacheConfig {
     #[must_use]
     pub const fn with_keys(mut self, keys: QuantizerSpec) -> CacheConfig {
         self.keys = keys;
+        self
+    }
+
+    /// The same configuration with values of dimension `value_dim` (keys
+    /// and queries keep `dim`): multi-head latent attention caches keys of
+    /// 576 (512 latent + 64 RoPE) beside values of 512.
+    ///
+    /// ```
+    /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+    ///
+    /// let mla = CacheConfig::new(Scheme::Kqv, 4, 1, 576, 16).with_value_dim(512);
+    /// let mut cache = KvCache::new(mla, vec![0u8; mla.bytes_needed()?])?;
+    /// cache.push(&[0.1; 576], &[0.2; 512])?;
+    /// assert!(cache.push(&[0.1; 576], &[0.2; 576]).is_err());
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    #[must_use]
+    pub const fn with_value_dim(mut self, value_dim: usize) -> CacheConfig {
+        self.value_dim = value_dim;
         self
     }
 
@@ -240,7 +272,7 @@ impl CacheConfig {
         let k = self.keys.build(self.dim, self.seed, self.projection)?;
         let v = self
             .values
-            .build(self.dim, self.seed.wrapping_add(2), self.projection)?;
+            .build(self.value_dim, self.seed.wrapping_add(2), self.projection)?;
         Ok((with_norm(k, self.norm), with_norm(v, self.norm)))
     }
 
@@ -378,10 +410,20 @@ impl<B: AsRef<[u8]>> KvCache<B> {
         let version = u32::from_le(h.version);
         if !(OLDEST_READ..=VERSION).contains(&version) {
             return Err(Error::CorruptCache(
-                "unsupported layout version (this build reads versions 3 and 4)",
+                "unsupported layout version (this build reads versions 3, 4 and 5)",
             ));
         }
-        if h.reserved != [0; 14] {
+        let value_dim = match (version, u32::from_le_bytes(h.value_dim)) {
+            (5, d) if d != 0 && d != u32::from_le(h.dim) => d as usize,
+            (5, _) => {
+                return Err(Error::CorruptCache(
+                    "version 5 without a dim of its own for values",
+                ));
+            }
+            (_, 0) => u32::from_le(h.dim) as usize,
+            _ => return Err(Error::CorruptCache("reserved bytes are not zero")),
+        };
+        if h.reserved != [0; 10] {
             return Err(Error::CorruptCache("reserved bytes are not zero"));
         }
         let (keys, values) = if version == 3 {
@@ -419,6 +461,7 @@ impl<B: AsRef<[u8]>> KvCache<B> {
             values,
             heads: u32::from_le(h.heads) as usize,
             dim: u32::from_le(h.dim) as usize,
+            value_dim,
             capacity: u32::from_le(h.capacity) as usize,
             seed: u64::from_le(h.seed),
             projection,
@@ -679,7 +722,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         let (k, v) = config.quantizers()?;
         let header = CacheHeader {
             magic: MAGIC,
-            version: VERSION.to_le(),
+            version: if config.value_dim == config.dim {
+                4u32
+            } else {
+                VERSION
+            }
+            .to_le(),
             key_kind: kind_code(config.keys.kind),
             key_bits: config.keys.bits,
             projection: match config.projection {
@@ -699,7 +747,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             seed: config.seed.to_le(),
             value_kind: kind_code(config.values.kind),
             value_bits: config.values.bits,
-            reserved: [0; 14],
+            value_dim: if config.value_dim == config.dim {
+                [0; 4]
+            } else {
+                (config.value_dim as u32).to_le_bytes()
+            },
+            reserved: [0; 10],
         };
         buf.as_mut()[..HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
         Ok(KvCache {
@@ -736,7 +789,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         self.buf.as_mut()[28..32].copy_from_slice(&bytes);
     }
 
-    /// Appends one token: `k` and `v` hold `heads·dim` values, head-major.
+    /// Appends one token: `k` holds `heads·dim` values and `v`
+    /// `heads·value_dim`, head-major.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] for wrong lengths; [`Error::CacheFull`];
@@ -756,8 +810,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     }
 
     /// Appends `n` tokens at once (a prefill): `k` and `v` hold `n` tokens
-    /// of `heads·dim` values each, token-major then head-major. The bytes
-    /// stored equal those of `n` calls of [`push`](Self::push).
+    /// of `heads·dim` keys and `heads·value_dim` values each, token-major
+    /// then head-major. The bytes stored equal those of `n` calls of
+    /// [`push`](Self::push).
     ///
     /// ```
     /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
@@ -789,20 +844,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// As [`push_batch`](Self::push_batch), plus [`Error::BackendUnavailable`].
     pub fn push_batch_on(&mut self, backend: Backend, k: &[f32], v: &[f32]) -> Result<(), Error> {
         let backend = backend.check()?;
-        let row = self.config.heads * self.config.dim;
-        if k.len() != v.len() {
+        let (k_row, v_row) = self.rows();
+        if k_row == 0 || !k.len().is_multiple_of(k_row) {
+            return Err(Error::RaggedRows {
+                len: k.len(),
+                row_len: k_row,
+            });
+        }
+        let n = k.len() / k_row;
+        if v.len() != n * v_row {
             return Err(Error::LengthMismatch {
-                expected: k.len(),
+                expected: n * v_row,
                 found: v.len(),
             });
         }
-        if row == 0 || !k.len().is_multiple_of(row) {
-            return Err(Error::RaggedRows {
-                len: k.len(),
-                row_len: row,
-            });
-        }
-        let n = k.len() / row;
         if self.len + n > self.config.capacity {
             return Err(Error::CacheFull {
                 capacity: self.config.capacity,
@@ -811,7 +866,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         crate::error::finite(k)?;
         crate::error::finite(v)?;
         let start = self.len;
-        for (kt, vt) in k.chunks_exact(row).zip(v.chunks_exact(row)) {
+        for (kt, vt) in k.chunks_exact(k_row).zip(v.chunks_exact(v_row)) {
             if let Err(e) = self.push_in(backend, kt, vt) {
                 self.set_len(start);
                 return Err(e);
@@ -821,12 +876,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     }
 
     /// [`push_on`](Self::push_on) on a backend already checked.
+    /// Floats of one token's keys and of its values, all heads.
+    fn rows(&self) -> (usize, usize) {
+        let c = &self.config;
+        (c.heads * c.dim, c.heads * c.value_dim)
+    }
+
     pub(crate) fn push_in(&mut self, backend: Checked, k: &[f32], v: &[f32]) -> Result<(), Error> {
-        let (heads, dim) = (self.config.heads, self.config.dim);
-        for x in [k, v] {
-            if x.len() != heads * dim {
+        let (k_row, v_row) = self.rows();
+        for (x, row) in [(k, k_row), (v, v_row)] {
+            if x.len() != row {
                 return Err(Error::LengthMismatch {
-                    expected: heads * dim,
+                    expected: row,
                     found: x.len(),
                 });
             }
@@ -840,9 +901,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         // Each head's encoding is made whole on the stack, then its fields
         // go to their regions.
         let t = self.len;
-        for h in 0..heads {
+        for h in 0..self.config.heads {
             for (side, x) in [k, v].into_iter().enumerate() {
-                let q = if side == 0 { &self.k } else { &self.v };
+                let (q, dim) = if side == 0 {
+                    (&self.k, self.config.dim)
+                } else {
+                    (&self.v, self.config.value_dim)
+                };
                 if q.encoded_len() > MAX_ENCODED {
                     return Err(Error::InvalidParameter("encoding longer than MAX_ENCODED"));
                 }

@@ -675,6 +675,24 @@ pub enum Quantizer {
 }
 
 impl Quantizer {
+    /// The dimension of the vectors it encodes.
+    ///
+    /// ```
+    /// use tqkv::qjl::Projection;
+    /// use tqkv::quant::Scheme;
+    ///
+    /// let (k, v) = Scheme::Kqv.quantizers(4, 96, 1, Projection::Hadamard)?;
+    /// assert_eq!((k.dim(), v.dim()), (96, 96));
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    pub fn dim(&self) -> usize {
+        match self {
+            Quantizer::Mse(q) => q.dim(),
+            Quantizer::Prod(q) => q.dim(),
+            Quantizer::Baseline(q) => q.dim(),
+        }
+    }
+
     /// Bytes of one encoded vector.
     pub fn encoded_len(&self) -> usize {
         match self {
