@@ -11,8 +11,12 @@
 //! `1/√b` (`b` its length). Between the two passes, `x` is read as `d/8`
 //! rows of 8 and written as its transpose: output `j` takes input
 //! `(j mod k)·8 + ⌊j/k⌋`, `k = d/8`, so that every block of the second
-//! pass draws from all over the vector. `R = B·Π·B·D`; its inverse runs the
-//! same steps backwards (`B` is symmetric).
+//! pass draws from all over the vector; then a second sign diagonal `D₂`
+//! (the signs of the rotation seeded with `!seed`, bitwise not). Without
+//! `D₂` a single block would undo itself: for `d = 64`, `H₆₄ = H₈ ⊗ H₈`
+//! and the transpose swaps the two factors, so `H·Π·H` is `64·Π`, a mere
+//! permutation. `R = B·D₂·Π·B·D`; its inverse runs the same steps backwards
+//! (`B` is symmetric).
 //!
 //! Every step is a WHT (bit-exact on every backend), a multiplication or a
 //! move, so the result is the same on every CPU.
@@ -44,16 +48,18 @@ fn pass(backend: Checked, x: &mut [f32]) {
     }
 }
 
-/// `x ← B·Π·B·x`.
-pub(super) fn forward(backend: Checked, x: &mut [f32]) {
+/// `x ← B·D₂·Π·B·x`, `D₂` applied by `flip`.
+pub(super) fn forward(backend: Checked, x: &mut [f32], flip: impl Fn(&mut [f32])) {
     pass(backend, x);
     interleave(x, false);
+    flip(x);
     pass(backend, x);
 }
 
-/// `x ← B·Πᵀ·B·x`, the inverse of [`forward`].
-pub(super) fn inverse(backend: Checked, x: &mut [f32]) {
+/// `x ← B·Πᵀ·D₂·B·x`, the inverse of [`forward`].
+pub(super) fn inverse(backend: Checked, x: &mut [f32], flip: impl Fn(&mut [f32])) {
     pass(backend, x);
+    flip(x);
     interleave(x, true);
     pass(backend, x);
 }

@@ -266,7 +266,7 @@ impl Rotation {
                 hadamard_in(backend, &h, x, false);
                 scale(x, self.scale);
             }
-            Transform::Blocks => blocks::forward(backend, x),
+            Transform::Blocks => blocks::forward(backend, x, |v| self.second_signs(v)),
         }
         Ok(())
     }
@@ -295,7 +295,7 @@ impl Rotation {
                 hadamard_in(backend, &h, x, true);
                 scale(x, self.scale);
             }
-            Transform::Blocks => blocks::inverse(backend, x),
+            Transform::Blocks => blocks::inverse(backend, x, |v| self.second_signs(v)),
         }
         self.flip_signs(x);
         Ok(())
@@ -320,7 +320,7 @@ impl Rotation {
         match self.transform {
             Transform::Hadamard(h) => hadamard_in(backend, &h, x, false),
             Transform::Blocks => {
-                blocks::forward(backend, x);
+                blocks::forward(backend, x, |v| self.second_signs(v));
                 scale(x, self.sqrt_dim());
             }
         }
@@ -332,10 +332,16 @@ impl Rotation {
             Transform::Hadamard(h) => hadamard_in(backend, &h, x, true),
             Transform::Blocks => {
                 scale(x, self.sqrt_dim());
-                blocks::inverse(backend, x);
+                blocks::inverse(backend, x, |v| self.second_signs(v));
             }
         }
         self.flip_signs(x);
+    }
+
+    /// `D₂` of the block-diagonal construction: the signs seeded with
+    /// `!seed`.
+    fn second_signs(&self, x: &mut [f32]) {
+        self.reseeded(!self.seed).flip_signs(x);
     }
 
     fn sqrt_dim(&self) -> f32 {

@@ -101,6 +101,7 @@ pub(super) fn datasets(mode: Mode, real: &Path, set: &Settings) -> Res<Vec<Datas
     match mode {
         Mode::Quick => {
             specs.push((syn(128, Tail::Gaussian, None, 0), false));
+            specs.push((syn(96, Tail::Gaussian, None, 0), false));
             specs.push((syn(64, Tail::StudentT { nu: 3 }, None, 0), false));
         }
         Mode::Default => {
@@ -110,14 +111,15 @@ pub(super) fn datasets(mode: Mode, real: &Path, set: &Settings) -> Res<Vec<Datas
             for r in [4, 16, 64] {
                 specs.push((syn(128, Tail::Gaussian, Some(r), 0), false));
             }
-            for d in [64, 256] {
+            // Head dims of real models that are not powers of two among them.
+            for d in [64, 80, 96, 192, 256] {
                 specs.push((syn(d, Tail::Gaussian, None, 0), false));
             }
             specs.push((syn(128, Tail::Gaussian, None, 4), true));
             specs.push((syn(128, Tail::StudentT { nu: 3 }, None, 4), true));
         }
         Mode::Full => {
-            for d in [64, 128, 256] {
+            for d in [64, 80, 96, 128, 192, 256] {
                 for tail in tails {
                     for rank in [None, Some(4), Some(16), Some(64)] {
                         for o in [0, 4] {

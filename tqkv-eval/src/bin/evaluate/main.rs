@@ -12,6 +12,7 @@
 //! QKQV and KQV vs KV (p, r), and the bits per coordinate spent.
 
 mod data;
+mod law;
 mod measure;
 
 mod report;
@@ -39,9 +40,9 @@ USAGE:
     cargo run --release -p tqkv-eval -- [OPTIONS]
 
 OPTIONS:
-    --quick        a small grid for CI (seconds): Gaussian d = 128, t3 d = 64,
-                   the real heads, fewer tokens and resamples
-    --full         the whole grid: d in {64, 128, 256} x {Gaussian, t3, t5,
+    --quick        a small grid for CI (seconds): Gaussian d = 128 and 96, t3
+                   d = 64, the real heads, fewer tokens and resamples
+    --full         the whole grid: d in {64, 80, 96, 128, 192, 256} x {Gaussian, t3, t5,
                    Laplace} x {full, rank 4, 16, 64} x {0, 4 outlier channels}
     --out DIR      where to write results.csv, findings.md, summary.md and the
                    SVG plots [default: target/evaluate]
@@ -49,9 +50,11 @@ OPTIONS:
                    [default: data/minilm_qkv.npy in the repository]
     -h, --help     print this help
 
-Without --quick or --full: d = 128 with every tail, ranks 4/16/64, d = 64
-and 256, outlier channels, and the real MiniLM heads (about a minute on two
-cores). The Hadamard QJL projection runs on every dataset; the dense
+Without --quick or --full: d = 128 with every tail, ranks 4/16/64, d = 64,
+80, 96, 192 and 256, outlier channels, and the real MiniLM heads (about a
+minute on two cores). Every mode also writes law.md: D_mse after the
+rotation against the codebook's figure, per head dimension (64 to 576) and
+bits, on Gaussian and heavy-tailed keys. The Hadamard QJL projection runs on every dataset; the dense
 Gaussian one on the Gaussian d = 128 set and the real data (with --full, on
 every full-rank set without outliers). Progress goes to stderr, results to
 stdout and to --out.
@@ -333,8 +336,10 @@ fn run(args: &Args) -> Res<()> {
     std::fs::write(dir.join("findings.md"), &findings)?;
     std::fs::write(dir.join("summary.md"), report::summary(&data, &cells))?;
     let plots = report::write_plots(dir, &data, &cells)?;
+    let law_vectors = if mode == Mode::Quick { 300 } else { 3000 };
+    law::write(dir, &law::measure(law_vectors)?, law_vectors)?;
     println!(
-        "\nwrote {}/results.csv ({} rows), findings.md, summary.md and {plots} SVG plots in {:.1} s",
+        "\nwrote {}/results.csv ({} rows), findings.md, summary.md, law.md and {plots} SVG plots in {:.1} s",
         dir.display(),
         cells.len(),
         start.elapsed().as_secs_f64()
