@@ -13,6 +13,9 @@
 //! `queries` positions in one call), each scheme beside
 //! `attention/memcpy/1core/t65536/<scheme>n<bits>`, a copy of its cache's
 //! bytes in the same run.
+//!
+//! Head dims: `attention/kqv/n4/<backend>/t65536/d<d>` for d = 64, 96, 128,
+//! 192 and 256 (per-token time against d / 128 of the d = 128 time).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -202,15 +205,42 @@ fn past_the_cache(c: &mut Criterion) {
 
 /// One KV head of `tokens` tokens at d = 128.
 fn filled(scheme: Scheme, bits: u8, tokens: usize) -> KvCache<Vec<u8>> {
-    let k = data(tokens * D, 1);
-    let v = data(tokens * D, 2);
-    let cfg = CacheConfig::new(scheme, bits, 1, D, tokens).with_seed(5);
+    filled_d(scheme, bits, tokens, D)
+}
+
+/// One KV head of `tokens` tokens of dimension `d`.
+fn filled_d(scheme: Scheme, bits: u8, tokens: usize, d: usize) -> KvCache<Vec<u8>> {
+    let k = data(tokens * d, 1);
+    let v = data(tokens * d, 2);
+    let cfg = CacheConfig::new(scheme, bits, 1, d, tokens).with_seed(5);
     let mut cache =
         KvCache::new(cfg, vec![0u8; cfg.bytes_needed().expect("valid config")]).expect("fits");
-    for (kt, vt) in k.chunks_exact(D).zip(v.chunks_exact(D)) {
-        cache.push(kt, vt).expect("room");
-    }
+    cache.push_batch(&k, &v).expect("room");
     cache
+}
+
+/// `attention/kqv/n4/<backend>/t65536/d<d>`: one query head at head dims
+/// that are not powers of two (96, 192) beside those that are.
+fn head_dims(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attention");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(15);
+    let best = Backend::detect();
+    const T: usize = 65536;
+    for d in [64usize, 96, 128, 192, 256] {
+        let cache = filled_d(Scheme::Kqv, 4, T, d);
+        let q = data(d, 3);
+        let mut out = vec![0.0f32; d];
+        let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
+        group.throughput(Throughput::Elements(T as u64));
+        group.bench_function(
+            BenchmarkId::new(format!("kqv/n4/{}/t{T}", best.name()), format!("d{d}")),
+            |b| b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch)),
+        );
+    }
+    group.finish();
 }
 
 fn shapes(c: &mut Criterion) {
@@ -288,5 +318,5 @@ fn shapes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, attention, past_the_cache, shapes);
+criterion_group!(benches, attention, past_the_cache, shapes, head_dims);
 criterion_main!(benches);
