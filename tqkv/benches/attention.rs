@@ -222,13 +222,8 @@ fn filled_d(scheme: Scheme, bits: u8, tokens: usize, d: usize) -> KvCache<Vec<u8
 /// `attention/kqv/n4/<backend>/t65536/d<d>`: one query head at head dims
 /// that are not powers of two (96, 192) beside those that are.
 fn head_dims(c: &mut Criterion) {
-    let mut group = c.benchmark_group("attention");
-    group
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(15);
+    let mut group = runtime_group(c);
     let best = Backend::detect();
-    const T: usize = 65536;
     for d in [64usize, 96, 128, 192, 256] {
         let cache = filled_d(Scheme::Kqv, 4, T, d);
         let q = data(d, 3);
@@ -243,14 +238,24 @@ fn head_dims(c: &mut Criterion) {
     group.finish();
 }
 
-fn shapes(c: &mut Criterion) {
+/// Tokens of the runtime-shape benches: one long decode.
+const T: usize = 65536;
+
+/// The group of the runtime-shape benches (each call is milliseconds).
+fn runtime_group(
+    c: &mut Criterion,
+) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
     let mut group = c.benchmark_group("attention");
     group
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
         .sample_size(15);
+    group
+}
+
+fn shapes(c: &mut Criterion) {
+    let mut group = runtime_group(c);
     let best = Backend::detect();
-    const T: usize = 65536;
     let kqv4 = filled(Scheme::Kqv, 4, T);
     let shape_id = |g: usize, x: usize, q: usize| {
         BenchmarkId::new(

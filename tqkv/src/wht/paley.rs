@@ -316,7 +316,9 @@ mod tests {
     #[test]
     fn every_paley_factor_is_a_hadamard_matrix() {
         // H·Hᵀ = n·I in integers, and the column masks are the transpose.
-        for (i, signs) in SIGNS.iter().enumerate() {
+        // (Miri checks the two smallest; the native run checks all six.)
+        let count = if cfg!(miri) { 2 } else { SIGNS.len() };
+        for (i, signs) in SIGNS.iter().enumerate().take(count) {
             let f = Paley(i as u8);
             let n = f.order();
             let h = |a: usize, b: usize| if f.is_negative(a, b) { -1i32 } else { 1 };
