@@ -32,7 +32,8 @@ pub unsafe extern "C" fn tqkv_fwht_rows(x: *mut f32, total: usize, len: usize) -
     run(|| wht::fwht_rows(unsafe { slice_mut(x, total) }?, len).st())
 }
 
-/// `x ← H·D·x/√dim`, the seeded rotation (`dim` a power of two).
+/// `x ← H·D·x/√dim`, the seeded rotation (`dim` a power of two, or a
+/// multiple of 8 up to 4096: see `Rotation`).
 ///
 /// # Safety
 /// `x` is valid for `dim` floats.

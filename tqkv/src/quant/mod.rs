@@ -33,7 +33,7 @@
 //!   [`KvCache::from_bytes`] refuse the cache: readers never turn corrupt
 //!   side information into non-finite output.
 //!
-//! Dimensions: the rotating quantisers take what [`Rotation`](crate::Rotation)
+//! Dimensions: the rotating quantisers take what [`Rotation`]
 //! takes, from 8 (prod) or 2 (MSE) up to [`MAX_DIM`]: a power of two, or a
 //! multiple of 8 such as 80, 96, 112, 192 or 576 ([`Rotation::supports`](crate::Rotation::supports));
 //! the baseline any dim from 2 to [`MAX_DIM`].

@@ -27,9 +27,10 @@
 //! # Bit-exact
 //!
 //! A factor is applied as a mode product on rows of `stride` floats:
-//! `out_a = Σ_b H[a][b]·row_b`, the sum taken in order `b = 0, 1, …`, starting
-//! from `±row_0` (exact). The code is the same on every backend and has only
-//! adds and subtracts, so every CPU gives the same bits.
+//! `out_a = ((0 + s₀·row_0) + s₁·row_1) + …`, `s_b = H[a][b]`, the sum taken
+//! in order `b = 0, 1, …`. A product by ±1 is exact, so the portable loop's
+//! add and the SIMD backends' FMA (`acc + row·(±1)`, one rounding) give the
+//! same bits on every CPU.
 
 use crate::Error;
 use crate::backend::Checked;

@@ -20,28 +20,37 @@ use crate::{Backend, Error};
 ///
 /// - A power of two up to [`MAX_LEN`](crate::wht::MAX_LEN): `H` is the
 ///   Sylvester matrix, applied by the WHT (`H` symmetric).
-/// - Any other multiple of 8 up to [`MAX_DIM`](crate::quant::MAX_DIM) for
-///   which a Kronecker product `H = F₁ ⊗ … ⊗ H_L` of Paley Hadamard
-///   matrices (from primes) and a Sylvester block exists: 80 = 20·4,
-///   96 = 12·8, 112 = 28·4, 160, 192 = 12·16, 320, 384, 576 = 12·12·4 and
-///   most others. The WHT runs on the blocks of `L`, each Paley factor as
-///   a dense ±1 product (`O(d·|F|)`); ARCHITECTURE.md ("Any head
-///   dimension") has the construction, its exact signs and the figures
-///   that chose it. [`Rotation::supports`] says which `d` are taken.
+/// - A multiple of 8 up to [`MAX_DIM`](crate::quant::MAX_DIM) that is a
+///   power of two times Paley orders of at most 64 (12, 20, 28, 36, 44,
+///   60): `H = F ⊗ … ⊗ H_L` (80 = 20·4, 96 = 12·8, 112 = 28·4, 160,
+///   192 = 12·16, 320, 384, 576 = 36·16). The WHT runs on the blocks of
+///   `L`, each Paley factor as a dense ±1 product (ARCHITECTURE.md gives
+///   its signs exactly).
+/// - Any other multiple of 8 up to [`MAX_DIM`](crate::quant::MAX_DIM)
+///   (104, 136, 184, …): no Hadamard matrix is at hand, and `R` is the
+///   block-diagonal construction ([`RotationKind::BlockDiagonal`]): two
+///   passes of normalised WHT blocks with an interleave and a second sign
+///   diagonal between them, orthogonal and dense but not flat.
+///
+/// ARCHITECTURE.md ("Any head dimension") has both constructions and the
+/// measurements that chose them; [`Rotation::supports`] says which `d` are
+/// taken.
 ///
 /// # The signs, exactly
 ///
 /// `D[i] = −1` iff bit `i mod 64` (bit 0 = least significant) of the
 /// `⌊i/64⌋`-th output (0-based) of [`SplitMix64`] seeded with `seed` is 1,
 /// else `+1`. The scale is the f32 nearest to `1/√d` computed in f64:
-/// `(float)(1.0 / sqrt((double)d))`. A C runtime reproduces `rotate` by
-/// flipping the signs, running the canonical WHT (see [`crate::wht`]) and
-/// multiplying by that scale, in that order; `unrotate` runs the WHT, scales,
-/// then flips the signs.
+/// `(float)(1.0 / sqrt((double)d))`. For a power of two, a C runtime
+/// reproduces `rotate` by flipping the signs, running the canonical WHT (see
+/// [`crate::wht`]) and multiplying by that scale, in that order; `unrotate`
+/// runs the WHT, scales, then flips the signs. Other dims put `H` (or `Hᵀ`)
+/// in place of the WHT; the C ABI's `tqkv_rotate` gives them.
 ///
-/// The rotation stores only `dim`, `seed` and the scale: signs are generated
-/// on the fly, 64 per generator call, so it needs no allocation and no storage
-/// that grows with `dim`.
+/// The rotation stores only `dim`, `seed`, the scale and which product `H`
+/// is: signs are generated on the fly, 64 per generator call, and the Paley
+/// signs are tables made at compile time, so it needs no allocation and no
+/// storage that grows with `dim`.
 ///
 /// ```
 /// use tqkv::Rotation;
@@ -350,12 +359,27 @@ impl Rotation {
 
     /// Multiplies `x` by `D`: flipping the IEEE sign bit is exact negation.
     pub(crate) fn flip_signs(&self, x: &mut [f32]) {
+        // Bit j of a word tested against the constant 1 << j: a compare
+        // per lane that vectorises on every target (a shift by the lane
+        // index does not without AVX2), 4 or more signs per instruction.
+        const BIT: [u32; 32] = {
+            let mut b = [0u32; 32];
+            let mut j = 0;
+            while j < 32 {
+                b[j] = 1 << j;
+                j += 1;
+            }
+            b
+        };
         let mut rng = SplitMix64::new(self.seed);
         for chunk in x.chunks_mut(64) {
             let bits = rng.next_u64();
-            for (j, v) in chunk.iter_mut().enumerate() {
-                let flip = (((bits >> j) & 1) as u32) << 31;
-                *v = f32::from_bits(v.to_bits() ^ flip);
+            for (half, part) in chunk.chunks_mut(32).enumerate() {
+                let word = (bits >> (32 * half)) as u32;
+                for (v, &bit) in part.iter_mut().zip(&BIT) {
+                    let flip = if word & bit != 0 { 0x8000_0000 } else { 0 };
+                    *v = f32::from_bits(v.to_bits() ^ flip);
+                }
             }
         }
     }

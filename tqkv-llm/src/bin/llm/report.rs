@@ -153,8 +153,13 @@ pub fn write(rows: &[Row], out: &Path) -> Result<(), LlmError> {
                 series: series(|r| r.kld),
             },
         ];
+        let whose = if here.iter().any(|r| r.source != "tqkv") {
+            "tqkv caches and llama.cpp's"
+        } else {
+            "tqkv caches"
+        };
         let svg = plot::render_sized(
-            &format!("SmolLM2-135M, Python tutorial, context {ctx}: tqkv caches and llama.cpp's"),
+            &format!("SmolLM2-135M, Python tutorial, context {ctx}: {whose}"),
             &panels,
             (640, 480),
         )
