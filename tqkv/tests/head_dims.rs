@@ -35,8 +35,16 @@ fn materialise(rot: &Rotation) -> Vec<Vec<f64>> {
 
 #[test]
 fn every_rotation_is_orthogonal_on_its_materialised_matrix() {
-    let mut rotations: Vec<Rotation> = DIMS.iter().map(|&d| Rotation::new(d, 9).unwrap()).collect();
-    rotations.extend([80, 96, 192].map(|d| Rotation::block_diagonal(d, 9).unwrap()));
+    // Every multiple of 8 up to 256 (both constructions), and the larger
+    // dims of the list.
+    let mut dims: Vec<usize> = (8..=256).step_by(8).collect();
+    dims.extend(DIMS.iter().filter(|&&d| d > 256));
+    let mut rotations: Vec<Rotation> = dims.iter().map(|&d| Rotation::new(d, 9).unwrap()).collect();
+    rotations.extend(
+        (8..=256)
+            .step_by(8)
+            .map(|d| Rotation::block_diagonal(d, 9).unwrap()),
+    );
     for rot in rotations {
         let d = rot.dim();
         let cols = materialise(&rot);
