@@ -227,17 +227,18 @@ pub(crate) fn need(needed: usize, found: usize) -> Result<(), Error> {
 /// every function whose output would be stored or scored (quantise, encode,
 /// push, dot, attention). The pure transforms (`wht`, `Rotation`) follow
 /// IEEE arithmetic instead and are documented so.
+/// Where a backend is at hand, [`finite_on`] runs the check in its registers.
 #[inline]
 pub(crate) fn finite(x: &[f32]) -> Result<(), Error> {
-    // Branch-free over the whole slice (no early exit), so that it
-    // vectorises: an exponent field of all ones is NaN or ±∞.
-    const EXPONENT: u32 = 0x7f80_0000;
-    let bad = x.iter().fold(0u32, |acc, v| {
-        acc | u32::from(v.to_bits() & EXPONENT == EXPONENT)
-    });
-    if bad == 0 {
-        Ok(())
-    } else {
-        Err(Error::NonFinite)
-    }
+    nonfinite_unless(crate::vector::loops::all_finite(x))
+}
+
+/// [`finite`] on a checked backend.
+#[inline]
+pub(crate) fn finite_on(backend: crate::backend::Checked, x: &[f32]) -> Result<(), Error> {
+    nonfinite_unless(crate::vector::loops::all_finite_on(backend, x))
+}
+
+fn nonfinite_unless(ok: bool) -> Result<(), Error> {
+    if ok { Ok(()) } else { Err(Error::NonFinite) }
 }

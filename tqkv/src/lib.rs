@@ -83,7 +83,6 @@ mod backend;
 pub mod capi;
 pub mod codebook;
 mod error;
-mod norms;
 pub mod qjl;
 pub mod quant;
 pub mod rng;

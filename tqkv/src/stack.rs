@@ -3,7 +3,7 @@
 //! Encoders need a few vectors of `dim` floats. An array of the largest
 //! dimension ([`MAX_DIM`](crate::quant::MAX_DIM), 16 KB) zeroed on every
 //! call cost more than the encoding itself at d = 128 (a `memset` was 30 %
-//! of `push`), so each call takes the smallest of three sizes that holds
+//! of `push`), so each call takes the smallest of a few sizes that holds
 //! what it needs.
 
 use crate::quant::MAX_DIM;
@@ -11,7 +11,9 @@ use crate::quant::MAX_DIM;
 /// Runs `f` on `len` zeroed f32 (`len ≤ 2·MAX_DIM`; callers validate the
 /// dimensions first, and a longer request gets `2·MAX_DIM`).
 pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    if len <= 256 {
+    if len <= 128 {
+        f(&mut [0.0f32; 128][..len])
+    } else if len <= 256 {
         f(&mut [0.0f32; 256][..len])
     } else if len <= 2048 {
         f(&mut [0.0f32; 2048][..len])
@@ -24,7 +26,9 @@ pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// Runs `f` on `len` zeroed bytes (`len ≤ 8 + 2·MAX_DIM`, as [`floats`]).
 pub(crate) fn bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    if len <= 512 {
+    if len <= 128 {
+        f(&mut [0u8; 128][..len])
+    } else if len <= 512 {
         f(&mut [0u8; 512][..len])
     } else {
         let mut buf = [0u8; 8 + 2 * MAX_DIM];

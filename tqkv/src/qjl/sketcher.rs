@@ -302,14 +302,9 @@ impl QjlSketcher {
         let out = &mut out[..bytes];
         // Blocks start at multiples of 8 (m and the block lengths are).
         self.for_each_projection(backend, r, |j, v| {
-            for (o, eight) in out[j / 8..].iter_mut().zip(v.chunks(8)) {
-                *o = eight
-                    .iter()
-                    .enumerate()
-                    .fold(0u8, |b, (i, &x)| b | (u8::from(x > 0.0) << i));
-            }
+            crate::vector::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
         });
-        Ok(crate::norms::l2(r) as f32)
+        Ok(crate::vector::loops::l2_on(backend, r) as f32)
     }
 
     /// `out = √(π/2)/m · γ · Sᵀ·s` (`dim` values): the reconstruction of `r`

@@ -863,8 +863,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 capacity: self.config.capacity,
             });
         }
-        crate::error::finite(k)?;
-        crate::error::finite(v)?;
+        crate::error::finite_on(backend, k)?;
+        crate::error::finite_on(backend, v)?;
         let start = self.len;
         for (kt, vt) in k.chunks_exact(k_row).zip(v.chunks_exact(v_row)) {
             if let Err(e) = self.push_in(backend, kt, vt) {
@@ -891,7 +891,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                     found: x.len(),
                 });
             }
-            crate::error::finite(x)?;
+            crate::error::finite_on(backend, x)?;
         }
         if self.len == self.config.capacity {
             return Err(Error::CacheFull {

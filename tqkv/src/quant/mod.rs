@@ -63,6 +63,7 @@ use crate::backend::Checked;
 use crate::codebook::{self, Codebook, pack};
 use crate::error::need;
 use crate::qjl::{Projection, QjlSketcher};
+use crate::vector::loops;
 use crate::{Backend, Error, Rotation};
 
 /// Largest dim of every quantiser: the rotated (or widened f16/bf16) copy of
@@ -165,9 +166,13 @@ pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
 }
 
 /// `‖x‖₂` in f64, or `NonFinite`.
-fn norm(x: &[f32]) -> Result<f64, Error> {
-    crate::error::finite(x)?;
-    Ok(crate::norms::l2(x))
+fn norm(backend: Checked, x: &[f32]) -> Result<f64, Error> {
+    // The sum of squares is finite exactly when every element is.
+    let squares = loops::sum_squares_on(backend, x);
+    if !squares.is_finite() {
+        return Err(Error::NonFinite);
+    }
+    Ok(libm::sqrt(squares))
 }
 
 fn check_len(expected: usize, found: usize) -> Result<(), Error> {
@@ -181,6 +186,7 @@ fn check_len(expected: usize, found: usize) -> Result<(), Error> {
 /// The checks every `encode_on` starts with, then the norm stored at the
 /// start of `out`: returns `‖x‖` (f64) and the value a decoder will read.
 fn start_encode(
+    backend: Checked,
     dim: usize,
     encoded_len: usize,
     precision: NormPrecision,
@@ -189,20 +195,17 @@ fn start_encode(
 ) -> Result<(f64, f32), Error> {
     check_len(dim, x.len())?;
     need(encoded_len, out.len())?;
-    let n = norm(x)?;
+    let n = norm(backend, x)?;
     let stored = precision.store(n as f32, out)?;
     Ok((n, stored))
 }
 
 /// `y = x/‖x‖` into `y` (zeros for a zero vector).
-fn unit(x: &[f32], n: f64, y: &mut [f32]) {
+fn unit(backend: Checked, x: &[f32], n: f64, y: &mut [f32]) {
     if n > 0.0 {
         // One division, then products (a division per coordinate cost a
-        // tenth of an encode); rounded to f32 as the quotient would be.
-        let inv = 1.0 / n;
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = (v as f64 * inv) as f32;
-        }
+        // tenth of an encode), in f64 and rounded once to f32.
+        loops::scale_f64_into_on(backend, x, 1.0 / n, y);
     } else {
         y.fill(0.0);
     }
@@ -396,10 +399,10 @@ impl MseQuantizer {
         x: &[f32],
         out: &mut [u8],
     ) -> Result<(), Error> {
-        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
+        let (n, _) = start_encode(backend, self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
         crate::stack::floats(self.dim, |y| {
-            unit(x, n, y);
+            unit(backend, x, n, y);
             self.rotation.rotate_in(backend, y)?;
             codebook::quantize_packed_in(backend, &self.codebook, y, &mut out[nb..])?;
             Ok(())
@@ -509,20 +512,18 @@ impl ProdQuantizer {
         x: &[f32],
         out: &mut [u8],
     ) -> Result<(), Error> {
-        let (n, stored) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
+        let (n, stored) = start_encode(backend, self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
         let codes = pack::packed_len(self.dim, self.mse.codebook.bits());
         crate::stack::floats(2 * self.dim, |work| {
             let (y, yhat) = work.split_at_mut(self.dim);
-            unit(x, n, y);
+            unit(backend, x, n, y);
             self.mse.rotation.rotate_in(backend, y)?;
             let (head, rest) = out.split_at_mut(2 * nb);
             codebook::quantize_packed_in(backend, &self.mse.codebook, y, &mut rest[..codes])?;
             // Residual in the rotated domain, at the decoder's scale.
             codebook::dequantize_in(backend, &self.mse.codebook, &rest[..codes], yhat)?;
-            for (r, &h) in y.iter_mut().zip(yhat.iter()) {
-                *r = *r * n as f32 - h * stored;
-            }
+            loops::residual_on(backend, y, n as f32, yhat, stored);
             let gamma = self.sketcher.sketch_in(backend, y, &mut rest[codes..])?;
             self.norm.store(gamma, &mut head[nb..])?;
             Ok(())
@@ -622,13 +623,13 @@ impl BaselineQuantizer {
         x: &[f32],
         out: &mut [u8],
     ) -> Result<(), Error> {
-        let (n, _) = start_encode(self.dim, self.encoded_len(), self.norm, x, out)?;
+        let (n, _) = start_encode(backend, self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
         let bits = self.codebook.bits() as usize;
         let mut y = [0.0f32; 64];
         for (chunk, dst) in x.chunks(64).zip(out[nb..].chunks_mut(8 * bits)) {
             let y = &mut y[..chunk.len()];
-            unit(chunk, n, y);
+            unit(backend, chunk, n, y);
             codebook::quantize_packed_in(backend, &self.codebook, y, dst)?;
         }
         Ok(())

@@ -5,6 +5,7 @@ use super::paley::Kronecker;
 use super::{check_len, fwht_rows_in};
 use crate::backend::Checked;
 use crate::rng::SplitMix64;
+use crate::vector::loops;
 use crate::{Backend, Error};
 
 /// The orthonormal randomised Hadamard rotation `y = H·D·x/√d` (`ARCHITECTURE.md`, "The pipeline").
@@ -269,13 +270,13 @@ impl Rotation {
     /// [`rotate_on`](Self::rotate_on) on a backend already checked.
     pub(crate) fn rotate_in(&self, backend: Checked, x: &mut [f32]) -> Result<(), Error> {
         self.check_len(x)?;
-        self.flip_signs(x);
+        self.flip_signs(backend, x);
         match self.transform {
             Transform::Hadamard(h) => {
                 hadamard_in(backend, &h, x, false);
-                scale(x, self.scale);
+                loops::scale_on(backend, x, self.scale);
             }
-            Transform::Blocks => blocks::forward(backend, x, |v| self.second_signs(v)),
+            Transform::Blocks => blocks::forward(backend, x, |v| self.second_signs(backend, v)),
         }
         Ok(())
     }
@@ -302,11 +303,11 @@ impl Rotation {
         match self.transform {
             Transform::Hadamard(h) => {
                 hadamard_in(backend, &h, x, true);
-                scale(x, self.scale);
+                loops::scale_on(backend, x, self.scale);
             }
-            Transform::Blocks => blocks::inverse(backend, x, |v| self.second_signs(v)),
+            Transform::Blocks => blocks::inverse(backend, x, |v| self.second_signs(backend, v)),
         }
-        self.flip_signs(x);
+        self.flip_signs(backend, x);
         Ok(())
     }
 
@@ -325,12 +326,12 @@ impl Rotation {
     /// block-diagonal construction `R·x` times the f32 nearest to `√d`
     /// (`x.len() == dim`, checked by the caller).
     pub(crate) fn sketch_rows_in(&self, backend: Checked, x: &mut [f32]) {
-        self.flip_signs(x);
+        self.flip_signs(backend, x);
         match self.transform {
             Transform::Hadamard(h) => hadamard_in(backend, &h, x, false),
             Transform::Blocks => {
-                blocks::forward(backend, x, |v| self.second_signs(v));
-                scale(x, self.sqrt_dim());
+                blocks::forward(backend, x, |v| self.second_signs(backend, v));
+                loops::scale_on(backend, x, self.sqrt_dim());
             }
         }
     }
@@ -340,17 +341,17 @@ impl Rotation {
         match self.transform {
             Transform::Hadamard(h) => hadamard_in(backend, &h, x, true),
             Transform::Blocks => {
-                scale(x, self.sqrt_dim());
-                blocks::inverse(backend, x, |v| self.second_signs(v));
+                loops::scale_on(backend, x, self.sqrt_dim());
+                blocks::inverse(backend, x, |v| self.second_signs(backend, v));
             }
         }
-        self.flip_signs(x);
+        self.flip_signs(backend, x);
     }
 
     /// `D₂` of the block-diagonal construction: the signs seeded with
     /// `!seed`.
-    fn second_signs(&self, x: &mut [f32]) {
-        self.reseeded(!self.seed).flip_signs(x);
+    fn second_signs(&self, backend: Checked, x: &mut [f32]) {
+        loops::flip_signs_on(backend, x, !self.seed);
     }
 
     fn sqrt_dim(&self) -> f32 {
@@ -358,30 +359,8 @@ impl Rotation {
     }
 
     /// Multiplies `x` by `D`: flipping the IEEE sign bit is exact negation.
-    pub(crate) fn flip_signs(&self, x: &mut [f32]) {
-        // Bit j of a word tested against the constant 1 << j: a compare
-        // per lane that vectorises on every target (a shift by the lane
-        // index does not without AVX2), 4 or more signs per instruction.
-        const BIT: [u32; 32] = {
-            let mut b = [0u32; 32];
-            let mut j = 0;
-            while j < 32 {
-                b[j] = 1 << j;
-                j += 1;
-            }
-            b
-        };
-        let mut rng = SplitMix64::new(self.seed);
-        for chunk in x.chunks_mut(64) {
-            let bits = rng.next_u64();
-            for (half, part) in chunk.chunks_mut(32).enumerate() {
-                let word = (bits >> (32 * half)) as u32;
-                for (v, &bit) in part.iter_mut().zip(&BIT) {
-                    let flip = if word & bit != 0 { 0x8000_0000 } else { 0 };
-                    *v = f32::from_bits(v.to_bits() ^ flip);
-                }
-            }
-        }
+    pub(crate) fn flip_signs(&self, backend: Checked, x: &mut [f32]) {
+        loops::flip_signs_on(backend, x, self.seed);
     }
 }
 
@@ -401,10 +380,4 @@ fn hadamard_in(backend: Checked, h: &Kronecker, x: &mut [f32], transpose: bool) 
             stride *= f.order();
         }
     });
-}
-
-fn scale(x: &mut [f32], s: f32) {
-    for v in x.iter_mut() {
-        *v *= s;
-    }
 }

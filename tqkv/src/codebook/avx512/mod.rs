@@ -1,10 +1,13 @@
 //! AVX-512 codebook kernels: 16 lanes.
 //!
 //! Lookup: one `vpermps` over a 16-entry register for ≤ 4 bits, `vpermt2ps`
-//! over 32 entries for 5 bits, a gather for 6–8 bits. Quantisation: one
-//! compare into a mask register per threshold for ≤ 4 bits, a gathered
-//! binary search above. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
-//! (VBMI); packing and short tails: `pext`/`pdep`.
+//! over 32 entries for 5 bits, a gather for 6–8 bits. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
+//! (VBMI); packing and short tails: `pext`/`pdep`. Quantisation is a
+//! binary search over the thresholds held in registers: `bits` steps of one
+//! `vpermps`/`vpermt2ps` (two and a blend at 6 bits), one compare and one
+//! masked add, a gather per step only past 6 bits. The search finds the
+//! count of thresholds below `x`, the scalar kernel's index, because the
+//! thresholds are sorted.
 
 use core::arch::x86_64::*;
 
@@ -27,11 +30,46 @@ pub(super) struct Lut16<'a> {
 }
 
 pub(super) struct Thr16<'a> {
-    t: [__m512; 15],
-    count: usize,
-    /// The thresholds, for the searches past 4 bits.
+    /// Thresholds 0..64 (as many as exist; the rest never probed).
+    t: [__m512; 4],
+    /// The thresholds, for the gathered searches past 6 bits.
     thresholds: &'a [f32],
     bits: u8,
+}
+
+/// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 6`) whose
+/// sorted thresholds are in `t` (+∞ past the last): a binary search of
+/// `BITS` steps, each one permute (two and a blend at 6 bits), one compare
+/// and one masked add. NaN compares false throughout and gets 0.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn search<const BITS: u32>(t: &[__m512; 4], x: __m512) -> __m512i {
+    // SAFETY: register operations only, on the caller's ISA.
+    unsafe {
+        let mut idx = _mm512_setzero_si512();
+        let mut s = BITS;
+        while s > 0 {
+            s -= 1;
+            let step = 1i32 << s;
+            let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+            let th = match BITS {
+                1..=4 => _mm512_permutexvar_ps(probe, t[0]),
+                5 => _mm512_permutex2var_ps(t[0], probe, t[1]),
+                _ => {
+                    // Bit 5 of the probe picks the upper 32 thresholds.
+                    let lo = _mm512_permutex2var_ps(t[0], probe, t[1]);
+                    let hi = _mm512_permutex2var_ps(t[2], probe, t[3]);
+                    let upper = _mm512_test_epi32_mask(probe, _mm512_set1_epi32(32));
+                    _mm512_mask_blend_ps(upper, lo, hi)
+                }
+            };
+            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, th);
+            idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+        }
+        idx
+    }
 }
 
 // SAFETY: every method uses AVX-512 F/BW/DQ/VL/VBMI or BMI2 instructions only,
@@ -65,16 +103,27 @@ unsafe impl Lanes for F32x16 {
     #[inline(always)]
     unsafe fn thr(cb: &super::Codebook) -> Thr16<'_> {
         let t = cb.thresholds();
-        // SAFETY: AVX-512F is available (trait contract); no memory access.
-        let mut v = [unsafe { _mm512_setzero_ps() }; 15];
-        let count = t.len().min(15);
-        for (vj, &tj) in v.iter_mut().zip(t) {
+        // Masked loads straight from the codebook (a table built on the
+        // stack and reloaded stalled on store forwarding); lanes past the
+        // last threshold are +∞, which no finite value exceeds.
+        // AVX-512F is available (trait contract); each masked load reads
+        // only lanes below `t.len()` of `t`, and masked-off lanes do not
+        // fault.
+        let load = |at: usize| {
+            let n = t.len().saturating_sub(at).min(16);
+            let mask = ((1u32 << n) - 1) as __mmask16;
             // SAFETY: as above.
-            *vj = unsafe { _mm512_set1_ps(tj) };
-        }
+            unsafe {
+                _mm512_mask_loadu_ps(
+                    _mm512_set1_ps(f32::INFINITY),
+                    mask,
+                    t.as_ptr().wrapping_add(at),
+                )
+            }
+        };
+        let t4 = [load(0), load(16), load(32), load(48)];
         Thr16 {
-            t: v,
-            count,
+            t: t4,
             thresholds: t,
             bits: cb.bits(),
         }
@@ -108,28 +157,29 @@ unsafe impl Lanes for F32x16 {
 
     #[inline(always)]
     unsafe fn quantize(thr: &Thr16<'_>, x: Self) -> __m512i {
-        // SAFETY: AVX-512F available; the gathers read thresholds[idx +
-        // step − 1] ≤ thresholds[2^bits − 2], inside the codebook's array.
+        // SAFETY: AVX-512F available (trait contract); `search` reads
+        // registers only, the gathered search reads thresholds[idx + step −
+        // 1] ≤ thresholds[2^bits − 2], inside the codebook's array.
         unsafe {
-            let one = _mm512_set1_epi32(1);
-            if thr.bits <= 4 {
-                let mut acc = _mm512_setzero_si512();
-                for t in &thr.t[..thr.count] {
-                    let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, *t);
-                    acc = _mm512_mask_add_epi32(acc, gt, acc, one);
+            match thr.bits {
+                1 => search::<1>(&thr.t, x.0),
+                2 => search::<2>(&thr.t, x.0),
+                3 => search::<3>(&thr.t, x.0),
+                4 => search::<4>(&thr.t, x.0),
+                5 => search::<5>(&thr.t, x.0),
+                6 => search::<6>(&thr.t, x.0),
+                _ => {
+                    let mut idx = _mm512_setzero_si512();
+                    let mut step = 1i32 << (thr.bits - 1);
+                    while step > 0 {
+                        let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+                        let t = _mm512_i32gather_ps::<4>(probe, thr.thresholds.as_ptr());
+                        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, t);
+                        idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+                        step >>= 1;
+                    }
+                    idx
                 }
-                acc
-            } else {
-                let mut idx = _mm512_setzero_si512();
-                let mut step = 1i32 << (thr.bits - 1);
-                while step > 0 {
-                    let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
-                    let t = _mm512_i32gather_ps::<4>(probe, thr.thresholds.as_ptr());
-                    let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, t);
-                    idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
-                    step >>= 1;
-                }
-                idx
             }
         }
     }

@@ -1,0 +1,340 @@
+//! The element-wise loops of encoding (norms, finiteness, scaling, sign
+//! flips, residuals, sign bits), written once as plain Rust and compiled
+//! once per backend inside `#[target_feature]` functions, so that each is
+//! auto-vectorised with that backend's registers (the crate is built for the
+//! baseline ISA, where these loops get 128-bit registers at best).
+//!
+//! Every backend runs the same operations in the same order (no
+//! reassociation, no fused multiply-add: Rust contracts neither), so the
+//! results are bit-identical on every backend: stored bytes stay the same
+//! on every CPU.
+
+use crate::backend::{Checked, on_backend};
+
+/// `Σ xᵢ²` in f64, in eight partial sums (element `i` into sum `i % 8`)
+/// added in order at the end: eight independent chains instead of one,
+/// which vectorise.
+///
+/// Each square of a finite f32 is below 2²⁵⁶ and at most
+/// [`MAX_DIM`](crate::quant::MAX_DIM) are summed, so the sum is finite
+/// exactly when every element is: it doubles as the finiteness check.
+#[inline(always)]
+pub(crate) fn sum_squares(x: &[f32]) -> f64 {
+    let mut parts = [0.0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (p, &v) in parts.iter_mut().zip(chunk) {
+            *p += v as f64 * v as f64;
+        }
+    }
+    for (p, &v) in parts.iter_mut().zip(chunks.remainder()) {
+        *p += v as f64 * v as f64;
+    }
+    parts.iter().sum()
+}
+
+/// Whether no element is NaN or ±∞ (branch-free over the whole slice: an
+/// exponent field of all ones is NaN or ±∞).
+#[inline(always)]
+pub(crate) fn all_finite(x: &[f32]) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    let bad = x.iter().fold(0u32, |acc, v| {
+        acc | u32::from(v.to_bits() & EXPONENT == EXPONENT)
+    });
+    bad == 0
+}
+
+/// `y[i] = (x[i]·s)` computed in f64 and rounded once to f32.
+#[inline(always)]
+pub(crate) fn scale_f64_into(x: &[f32], s: f64, y: &mut [f32]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = (v as f64 * s) as f32;
+    }
+}
+
+/// `x[i] ·= s`.
+#[inline(always)]
+pub(crate) fn scale(x: &mut [f32], s: f32) {
+    for v in x.iter_mut() {
+        *v *= s;
+    }
+}
+
+/// Negates `x[i]` where bit `i % 64` of word `i / 64` of `words` is set;
+/// `words` yields a word per 64 elements.
+#[inline(always)]
+pub(crate) fn flip_signs(x: &mut [f32], mut words: impl FnMut() -> u64) {
+    // Bit j of a word tested against the constant 1 << j: a compare per
+    // lane that vectorises on every target (a shift by the lane index does
+    // not without AVX2).
+    const BIT: [u32; 32] = {
+        let mut b = [0u32; 32];
+        let mut j = 0;
+        while j < 32 {
+            b[j] = 1 << j;
+            j += 1;
+        }
+        b
+    };
+    for chunk in x.chunks_mut(64) {
+        let bits = words();
+        for (half, part) in chunk.chunks_mut(32).enumerate() {
+            let word = (bits >> (32 * half)) as u32;
+            for (v, &bit) in part.iter_mut().zip(&BIT) {
+                let flip = if word & bit != 0 { 0x8000_0000 } else { 0 };
+                *v = f32::from_bits(v.to_bits() ^ flip);
+            }
+        }
+    }
+}
+
+/// [`flip_signs`] with the words of a SplitMix64 seeded with `seed`.
+#[inline(always)]
+pub(crate) fn flip_signs_seeded(x: &mut [f32], seed: u64) {
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    flip_signs(x, || rng.next_u64())
+}
+
+/// `y[i] = y[i]·n − yhat[i]·stored`, each product rounded, then the
+/// difference (the residual of a code at the decoder's scale).
+#[inline(always)]
+pub(crate) fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
+    for (r, &h) in y.iter_mut().zip(yhat) {
+        *r = *r * n - h * stored;
+    }
+}
+
+/// Bit `i % 8` of `out[i / 8]` set where `v[i] > 0` (for `out.len() ≥
+/// v.len()/8` bytes; a trailing partial byte is not written).
+#[inline(always)]
+pub(crate) fn sign_bits(v: &[f32], out: &mut [u8]) {
+    for (o, eight) in out.iter_mut().zip(v.chunks_exact(8)) {
+        *o = eight
+            .iter()
+            .enumerate()
+            .fold(0u8, |b, (i, &x)| b | (u8::from(x > 0.0) << i));
+    }
+}
+
+/// Expands, inside a backend file, to the loops above inside functions
+/// with the backend's target features. Reached only through
+/// [`on_backend!`], whose `Checked` token proves the features exist.
+macro_rules! entry_points {
+    ([$($feature:tt),*]) => {
+        crate::backend::target_features! {
+            [$($feature),*]
+            /// # Safety
+            /// The backend's target features are available.
+            pub(crate) unsafe fn sum_squares(x: &[f32]) -> f64 {
+                crate::vector::loops::sum_squares(x)
+            }
+            /// # Safety
+            /// As [`sum_squares`].
+            pub(crate) unsafe fn all_finite(x: &[f32]) -> bool {
+                crate::vector::loops::all_finite(x)
+            }
+            /// # Safety
+            /// As [`sum_squares`].
+            pub(crate) unsafe fn scale_f64_into(x: &[f32], s: f64, y: &mut [f32]) {
+                crate::vector::loops::scale_f64_into(x, s, y)
+            }
+            /// # Safety
+            /// As [`sum_squares`].
+            pub(crate) unsafe fn scale(x: &mut [f32], s: f32) {
+                crate::vector::loops::scale(x, s)
+            }
+            /// # Safety
+            /// As [`sum_squares`].
+            pub(crate) unsafe fn flip_signs_seeded(x: &mut [f32], seed: u64) {
+                crate::vector::loops::flip_signs_seeded(x, seed)
+            }
+            /// # Safety
+            /// As [`sum_squares`].
+            pub(crate) unsafe fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
+                crate::vector::loops::residual(y, n, yhat, stored)
+            }
+            /// # Safety
+            /// As [`sum_squares`].
+            pub(crate) unsafe fn sign_bits(v: &[f32], out: &mut [u8]) {
+                crate::vector::loops::sign_bits(v, out)
+            }
+        }
+    };
+}
+pub(crate) use entry_points;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    crate::backend::avx2_features!(super::entry_points {});
+}
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    crate::backend::avx512_features!(super::entry_points {});
+}
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    crate::backend::neon_features!(super::entry_points {});
+}
+
+/// `f(args)` compiled for `backend` (a checked backend of another
+/// architecture cannot exist; it would run the portable loop).
+macro_rules! dispatch {
+    ($backend:expr, $f:ident($($arg:expr),*)) => {
+        match on_backend!($backend, $f($($arg),*), $f($($arg),*)) {
+            Ok(r) => r,
+            Err(_) => $f($($arg),*),
+        }
+    };
+}
+
+/// [`sum_squares`] on `backend`.
+pub(crate) fn sum_squares_on(backend: Checked, x: &[f32]) -> f64 {
+    dispatch!(backend, sum_squares(x))
+}
+
+/// `‖x‖₂` in f64 on `backend` (NaN or ∞ if an element is).
+pub(crate) fn l2_on(backend: Checked, x: &[f32]) -> f64 {
+    libm::sqrt(sum_squares_on(backend, x))
+}
+
+/// [`all_finite`] on `backend`.
+pub(crate) fn all_finite_on(backend: Checked, x: &[f32]) -> bool {
+    dispatch!(backend, all_finite(x))
+}
+
+/// [`scale_f64_into`] on `backend`.
+pub(crate) fn scale_f64_into_on(backend: Checked, x: &[f32], s: f64, y: &mut [f32]) {
+    dispatch!(backend, scale_f64_into(x, s, y))
+}
+
+/// [`scale`] on `backend`.
+pub(crate) fn scale_on(backend: Checked, x: &mut [f32], s: f32) {
+    dispatch!(backend, scale(x, s))
+}
+
+/// [`flip_signs`] on `backend`, the words drawn from a SplitMix64 seeded
+/// with `seed`.
+pub(crate) fn flip_signs_on(backend: Checked, x: &mut [f32], seed: u64) {
+    dispatch!(backend, flip_signs_seeded(x, seed))
+}
+
+/// [`residual`] on `backend`.
+pub(crate) fn residual_on(backend: Checked, y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
+    dispatch!(backend, residual(y, n, yhat, stored))
+}
+
+/// [`sign_bits`] on `backend`.
+pub(crate) fn sign_bits_on(backend: Checked, v: &[f32], out: &mut [u8]) {
+    dispatch!(backend, sign_bits(v, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Backend;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Finite values of every size class, signed zeros, and (when asked)
+    /// NaN and infinities.
+    fn value(specials: bool) -> impl Strategy<Value = f32> {
+        let finite = prop_oneof![
+            -1.0f32..1.0,
+            -1e30f32..1e30,
+            Just(0.0f32),
+            Just(-0.0f32),
+            Just(f32::MAX),
+            Just(-f32::MIN_POSITIVE / 4.0),
+        ];
+        if specials {
+            prop_oneof![
+                8 => finite,
+                1 => Just(f32::NAN),
+                1 => Just(f32::INFINITY),
+                1 => Just(f32::NEG_INFINITY),
+            ]
+            .boxed()
+        } else {
+            finite.boxed()
+        }
+    }
+
+    #[test]
+    fn sum_squares_is_the_f64_sum() {
+        assert_eq!(sum_squares(&[]), 0.0);
+        assert_eq!(l2_on(Backend::Scalar.check().unwrap(), &[3.0, 4.0]), 5.0);
+        let x: Vec<f32> = (0..37).map(|i| i as f32 - 18.0).collect();
+        let want: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
+        assert!((sum_squares(&x) - want).abs() <= 1e-12 * want);
+        // The largest finite squares stay finite; one NaN or ∞ does not.
+        assert!(sum_squares(&[f32::MAX; crate::quant::MAX_DIM]).is_finite());
+        assert!(sum_squares(&[1.0, f32::INFINITY]).is_infinite());
+        assert!(sum_squares(&[f32::NAN, 1.0]).is_nan());
+    }
+
+    proptest! {
+        // Few cases under Miri, which runs the scalar instances only.
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+        /// Every backend's instance of every loop gives the portable loop's
+        /// bits, at every length (whole registers and tails) and offset.
+        #[test]
+        fn every_backend_equals_the_portable_loops(
+            x in prop::collection::vec(value(true), 0..300),
+            y in prop::collection::vec(value(false), 300),
+            offset in 0usize..4,
+            seed in any::<u64>(),
+            s in -4.0f64..4.0,
+        ) {
+            let x = &x[offset.min(x.len())..];
+            let n = x.len();
+            let y = &y[..n];
+            for backend in Backend::available() {
+                let b = backend.check().unwrap();
+                let (ss, fin) = (sum_squares_on(b, x), all_finite_on(b, x));
+                prop_assert_eq!(ss.to_bits(), sum_squares(x).to_bits(), "{}", backend);
+                prop_assert_eq!(fin, x.iter().all(|v| v.is_finite()), "{}", backend);
+                prop_assert_eq!(ss.is_finite(), fin, "{}", backend);
+
+                let (mut want, mut got) = (std::vec![0.0f32; n], std::vec![0.0f32; n]);
+                scale_f64_into(y, s, &mut want);
+                scale_f64_into_on(b, y, s, &mut got);
+                prop_assert_eq!(bits(&got), bits(&want), "{}", backend);
+
+                let (mut want, mut got) = (x.to_vec(), x.to_vec());
+                scale(&mut want, s as f32);
+                scale_on(b, &mut got, s as f32);
+                prop_assert_eq!(bits(&got), bits(&want), "{}", backend);
+
+                let (mut want, mut got) = (x.to_vec(), x.to_vec());
+                flip_signs_seeded(&mut want, seed);
+                flip_signs_on(b, &mut got, seed);
+                prop_assert_eq!(bits(&got), bits(&want), "{}", backend);
+                // A flip is exact negation of the chosen lanes.
+                let mut rng = crate::rng::SplitMix64::new(seed);
+                let words: Vec<u64> = (0..n.div_ceil(64)).map(|_| rng.next_u64()).collect();
+                for (i, (&a, &o)) in got.iter().zip(x).enumerate() {
+                    let flip = (words[i / 64] >> (i % 64)) & 1 == 1;
+                    prop_assert_eq!(a.to_bits(), if flip { (-o).to_bits() } else { o.to_bits() });
+                }
+
+                let (mut want, mut got) = (y.to_vec(), y.to_vec());
+                residual(&mut want, 1.5, x, s as f32);
+                residual_on(b, &mut got, 1.5, x, s as f32);
+                prop_assert_eq!(bits(&got), bits(&want), "{}", backend);
+
+                let (mut want, mut got) = (std::vec![0u8; n / 8], std::vec![0u8; n / 8]);
+                sign_bits(x, &mut want);
+                sign_bits_on(b, x, &mut got);
+                prop_assert_eq!(&got, &want, "{}", backend);
+                for (i, &v) in x[..n / 8 * 8].iter().enumerate() {
+                    prop_assert_eq!((got[i / 8] >> (i % 8)) & 1 == 1, v > 0.0);
+                }
+            }
+        }
+    }
+}
