@@ -384,6 +384,35 @@ pub struct KvCache<B> {
     len: usize,
     k: Quantizer,
     v: Quantizer,
+    layout: Layout,
+}
+
+/// Where head 0's fields start and how long one token's entry is, per side
+/// (keys, values) and field, and the bytes between heads: computed once,
+/// since every push and read needs them.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    regions: [[(usize, usize); 4]; 2],
+    head_stride: usize,
+}
+
+impl Layout {
+    /// The layout of a buffer `new` or `from_bytes` accepted (so none of
+    /// this arithmetic overflows).
+    fn of(capacity: usize, k: &Quantizer, v: &Quantizer) -> Layout {
+        let mut regions = [[(0, 0); 4]; 2];
+        let mut at = HEADER_BYTES;
+        for (side, q) in regions.iter_mut().zip([k, v]) {
+            for (o, f) in side.iter_mut().zip(q.fields()) {
+                *o = (at, f);
+                at += (capacity * f).div_ceil(64) * 64;
+            }
+        }
+        Layout {
+            regions,
+            head_stride: head_bytes(capacity, k, v).unwrap_or(0),
+        }
+    }
 }
 
 impl<B: AsRef<[u8]>> KvCache<B> {
@@ -486,12 +515,14 @@ impl<B: AsRef<[u8]>> KvCache<B> {
             Some(end) if end <= bytes.len() => {}
             _ => return Err(Error::CorruptCache("buffer shorter than its capacity")),
         }
+        let layout = Layout::of(config.capacity, &k, &v);
         let cache = KvCache {
             buf,
             config,
             len,
             k,
             v,
+            layout,
         };
         // Every packed index is valid; the stored norms are the one payload
         // field an encoder could not have written (NaN, ±∞, negative). With
@@ -554,20 +585,8 @@ impl<B: AsRef<[u8]>> KvCache<B> {
     /// (`side` 1) starts, with the field's bytes per token: offsets into
     /// the buffer, valid once `new`/`from_bytes` checked the layout.
     fn regions(&self, head: usize, side: usize) -> [(usize, usize); 4] {
-        let cap = self.config.capacity;
-        // `new` and `from_bytes` checked that the whole layout fits in
-        // usize, so none of this arithmetic can overflow.
-        let mut at = HEADER_BYTES + head * head_bytes(cap, &self.k, &self.v).unwrap_or(0);
-        let mut out = [(0, 0); 4];
-        for (s, q) in [&self.k, &self.v].into_iter().enumerate() {
-            for (o, f) in out.iter_mut().zip(q.fields()) {
-                if s == side {
-                    *o = (at, f);
-                }
-                at += (cap * f).div_ceil(64) * 64;
-            }
-        }
-        out
+        let base = head * self.layout.head_stride;
+        self.layout.regions[side].map(|(at, f)| (at + base, f))
     }
 
     fn fields(&self, head: usize, side: usize) -> Option<Fields<'_>> {
@@ -697,6 +716,7 @@ impl<B: AsRef<[u8]>> KvCache<B> {
             len,
             k: self.k.clone(),
             v: self.v.clone(),
+            layout: self.layout,
         })
     }
 
@@ -755,12 +775,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             reserved: [0; 10],
         };
         buf.as_mut()[..HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
+        let layout = Layout::of(config.capacity, &k, &v);
         Ok(KvCache {
             buf,
             config,
             len: 0,
             k,
             v,
+            layout,
         })
     }
 
@@ -867,7 +889,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         crate::error::finite_on(backend, v)?;
         let start = self.len;
         for (kt, vt) in k.chunks_exact(k_row).zip(v.chunks_exact(v_row)) {
-            if let Err(e) = self.push_in(backend, kt, vt) {
+            // Lengths, room and finiteness are checked for the whole batch.
+            if let Err(e) = self.store_token(backend, kt, vt) {
                 self.set_len(start);
                 return Err(e);
             }
@@ -898,6 +921,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 capacity: self.config.capacity,
             });
         }
+        self.store_token(backend, k, v)
+    }
+
+    /// Encodes one token (lengths, room and finiteness checked by the
+    /// caller) into slot `len()`, then counts it.
+    fn store_token(&mut self, backend: Checked, k: &[f32], v: &[f32]) -> Result<(), Error> {
         // Each head's encoding is made whole on the stack, then its fields
         // go to their regions.
         let t = self.len;

@@ -625,14 +625,11 @@ impl BaselineQuantizer {
     ) -> Result<(), Error> {
         let (n, _) = start_encode(backend, self.dim, self.encoded_len(), self.norm, x, out)?;
         let nb = self.norm.bytes();
-        let bits = self.codebook.bits() as usize;
-        let mut y = [0.0f32; 64];
-        for (chunk, dst) in x.chunks(64).zip(out[nb..].chunks_mut(8 * bits)) {
-            let y = &mut y[..chunk.len()];
-            unit(backend, chunk, n, y);
-            codebook::quantize_packed_in(backend, &self.codebook, y, dst)?;
-        }
-        Ok(())
+        crate::stack::floats(self.dim, |y| {
+            unit(backend, x, n, y);
+            codebook::quantize_packed_in(backend, &self.codebook, y, &mut out[nb..])?;
+            Ok(())
+        })
     }
 
     /// [`decode`](Self::decode) on a chosen backend.

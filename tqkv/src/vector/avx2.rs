@@ -57,6 +57,28 @@ unsafe impl F32Vector for F32x8 {
     }
 
     #[inline(always)]
+    unsafe fn mul(self, other: Self) -> Self {
+        // SAFETY: AVX is available (trait contract).
+        F32x8(unsafe { _mm256_mul_ps(self.0, other.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn negate_where(self, bits: u32) -> Self {
+        // SAFETY: AVX2 is available (trait contract); registers only.
+        unsafe {
+            // Lane i keeps bit i of `bits`; equal to it where set.
+            let lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+            let set = _mm256_and_si256(_mm256_set1_epi32(bits as i32), lane_bit);
+            let mask = _mm256_cmpeq_epi32(set, lane_bit);
+            let flip = _mm256_slli_epi32::<31>(mask);
+            F32x8(_mm256_castsi256_ps(_mm256_xor_si256(
+                _mm256_castps_si256(self.0),
+                flip,
+            )))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn sum(self) -> f32 {
         // SAFETY: AVX is available (trait contract); registers only.
         unsafe {

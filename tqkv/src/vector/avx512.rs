@@ -57,6 +57,27 @@ unsafe impl F32Vector for F32x16 {
     }
 
     #[inline(always)]
+    unsafe fn mul(self, other: Self) -> Self {
+        // SAFETY: AVX-512F is available (trait contract).
+        F32x16(unsafe { _mm512_mul_ps(self.0, other.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn negate_where(self, bits: u32) -> Self {
+        // SAFETY: AVX-512F is available (trait contract); registers only.
+        unsafe {
+            let x = _mm512_castps_si512(self.0);
+            let sign = _mm512_set1_epi32(i32::MIN);
+            F32x16(_mm512_castsi512_ps(_mm512_mask_xor_epi32(
+                x,
+                bits as __mmask16,
+                x,
+                sign,
+            )))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn sum(self) -> f32 {
         // SAFETY: AVX-512F is available (trait contract).
         unsafe { _mm512_reduce_add_ps(self.0) }

@@ -45,6 +45,11 @@ pub(crate) unsafe trait F32Vector: Copy {
     unsafe fn sub(self, other: Self) -> Self;
     /// Lane-wise `acc + self·b` with one rounding (a fused multiply-add).
     unsafe fn mul_add(self, b: Self, acc: Self) -> Self;
+    /// Lane-wise `self·other`, one rounding.
+    unsafe fn mul(self, other: Self) -> Self;
+    /// `self` with lane `i` negated (its sign bit flipped) where bit `i` of
+    /// `bits` is set (bits `LANES` and up are ignored).
+    unsafe fn negate_where(self, bits: u32) -> Self;
     /// The sum of the lanes (in the backend's fixed order).
     unsafe fn sum(self) -> f32;
 }

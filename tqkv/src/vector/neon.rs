@@ -56,6 +56,28 @@ unsafe impl F32Vector for F32x4 {
     }
 
     #[inline(always)]
+    unsafe fn mul(self, other: Self) -> Self {
+        // SAFETY: NEON is available (trait contract).
+        F32x4(unsafe { vmulq_f32(self.0, other.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn negate_where(self, bits: u32) -> Self {
+        // SAFETY: NEON is available (trait contract); registers only; the
+        // load reads the local four-element array.
+        unsafe {
+            let lane_bit = [1u32, 2, 4, 8];
+            let lane_bit = vld1q_u32(lane_bit.as_ptr());
+            let mask = vtstq_u32(vdupq_n_u32(bits), lane_bit);
+            let flip = vshlq_n_u32::<31>(vshrq_n_u32::<31>(mask));
+            F32x4(vreinterpretq_f32_u32(veorq_u32(
+                vreinterpretq_u32_f32(self.0),
+                flip,
+            )))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn sum(self) -> f32 {
         // SAFETY: NEON is available (trait contract).
         unsafe { vaddvq_f32(self.0) }

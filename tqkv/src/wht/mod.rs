@@ -107,6 +107,30 @@ pub(crate) fn fwht_in(backend: Checked, x: &mut [f32]) -> Result<(), Error> {
     on_backend!(backend, scalar::fwht(x), fwht(x))
 }
 
+/// The most f32 a one-pass rotation takes on any backend (16 registers of
+/// 16 lanes).
+pub(crate) const ONE_PASS_MAX: usize = 256;
+
+/// How a one-pass rotation treats its vector around the transform.
+#[derive(Clone, Copy)]
+pub(crate) struct Around {
+    /// Sign words (bit `i % 64` of word `i / 64` negates element `i`).
+    pub(crate) signs: [u64; ONE_PASS_MAX / 64],
+    /// Negate before the transform (`D` then `H`) or after it (`H` then `D`).
+    pub(crate) signs_first: bool,
+    /// A factor applied after the transform (before signs that come
+    /// after), or none.
+    pub(crate) scale: Option<f32>,
+}
+
+/// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`]) in one load and one
+/// store per register, where the backend can (a power of two from one
+/// register to a pass's group of them); `false`, with `x` untouched,
+/// elsewhere (and on the scalar backend). Bits as the separate steps.
+pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Around) -> bool {
+    on_backend!(backend, false, rotate_one_pass(x, around)).unwrap_or(false)
+}
+
 /// A Paley factor's mode product on a checked backend (see `paley`): the
 /// same sums, in the same order, on every backend.
 pub(crate) fn mode_product_in(

@@ -2,7 +2,7 @@
 
 use super::blocks;
 use super::paley::Kronecker;
-use super::{check_len, fwht_rows_in};
+use super::{Around, ONE_PASS_MAX, check_len, fwht_rows_in, rotate_one_pass_in};
 use crate::backend::Checked;
 use crate::rng::SplitMix64;
 use crate::vector::loops;
@@ -270,6 +270,9 @@ impl Rotation {
     /// [`rotate_on`](Self::rotate_on) on a backend already checked.
     pub(crate) fn rotate_in(&self, backend: Checked, x: &mut [f32]) -> Result<(), Error> {
         self.check_len(x)?;
+        if self.one_pass(backend, x, true, Some(self.scale)) {
+            return Ok(());
+        }
         self.flip_signs(backend, x);
         match self.transform {
             Transform::Hadamard(h) => {
@@ -300,6 +303,9 @@ impl Rotation {
     /// [`unrotate_on`](Self::unrotate_on) on a backend already checked.
     pub(crate) fn unrotate_in(&self, backend: Checked, x: &mut [f32]) -> Result<(), Error> {
         self.check_len(x)?;
+        if self.one_pass(backend, x, false, Some(self.scale)) {
+            return Ok(());
+        }
         match self.transform {
             Transform::Hadamard(h) => {
                 hadamard_in(backend, &h, x, true);
@@ -326,6 +332,9 @@ impl Rotation {
     /// block-diagonal construction `R·x` times the f32 nearest to `√d`
     /// (`x.len() == dim`, checked by the caller).
     pub(crate) fn sketch_rows_in(&self, backend: Checked, x: &mut [f32]) {
+        if self.one_pass(backend, x, true, None) {
+            return;
+        }
         self.flip_signs(backend, x);
         match self.transform {
             Transform::Hadamard(h) => hadamard_in(backend, &h, x, false),
@@ -338,6 +347,9 @@ impl Rotation {
 
     /// `x ← √d·Rᵀ·x`: the transpose of [`sketch_rows_in`](Self::sketch_rows_in).
     pub(crate) fn sketch_rows_transpose_in(&self, backend: Checked, x: &mut [f32]) {
+        if self.one_pass(backend, x, false, None) {
+            return;
+        }
         match self.transform {
             Transform::Hadamard(h) => hadamard_in(backend, &h, x, true),
             Transform::Blocks => {
@@ -346,6 +358,36 @@ impl Rotation {
             }
         }
         self.flip_signs(backend, x);
+    }
+
+    /// Signs, a Sylvester transform and an optional scale in one pass over
+    /// `x` where the backend has that form (see [`Around`]); `false`, with
+    /// `x` untouched, elsewhere. The same bits as the separate steps.
+    fn one_pass(
+        &self,
+        backend: Checked,
+        x: &mut [f32],
+        signs_first: bool,
+        scale: Option<f32>,
+    ) -> bool {
+        let Transform::Hadamard(h) = self.transform else {
+            return false;
+        };
+        if !h.factors().is_empty() || x.len() > ONE_PASS_MAX {
+            return false;
+        }
+        // The words `flip_signs` draws, one per 64 elements.
+        let mut signs = [0u64; ONE_PASS_MAX / 64];
+        let mut rng = SplitMix64::new(self.seed);
+        for w in signs.iter_mut().take(x.len().div_ceil(64)) {
+            *w = rng.next_u64();
+        }
+        let around = Around {
+            signs,
+            signs_first,
+            scale,
+        };
+        rotate_one_pass_in(backend, x, &around)
     }
 
     /// `D₂` of the block-diagonal construction: the signs seeded with

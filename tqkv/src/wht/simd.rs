@@ -197,6 +197,71 @@ pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
     }
 }
 
+/// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`]) in one load and one
+/// store per register, where the whole transform is one pass: `x.len()` a
+/// power of two from `LANES` to `LANES·2^GROUP_LOG2`. Returns `false`
+/// (nothing done) for other lengths. The same IEEE operations in the same
+/// order as the separate sign flip, transform and scale, so the same bits.
+///
+/// # Safety
+/// The ISA behind `V` is available on this CPU.
+#[inline(always)]
+pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::Around) -> bool {
+    let n = x.len();
+    if !n.is_power_of_two() || n < V::LANES || n > V::LANES << V::GROUP_LOG2 {
+        return false;
+    }
+    // SAFETY: forwarded; n = LANES·R exactly for the R chosen.
+    unsafe {
+        match n / V::LANES {
+            1 => one_pass::<V, 1>(x, around),
+            2 => one_pass::<V, 2>(x, around),
+            4 => one_pass::<V, 4>(x, around),
+            8 => one_pass::<V, 8>(x, around),
+            _ => one_pass::<V, 16>(x, around),
+        }
+    }
+    true
+}
+
+/// [`rotate_one_pass`] on `R` registers (`x.len() == LANES·R`).
+///
+/// # Safety
+/// The ISA is available; `x.len() == LANES·R`, at most
+/// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
+#[inline(always)]
+unsafe fn one_pass<V: Vector, const R: usize>(x: &mut [f32], around: &super::Around) {
+    // Register j's sign bits: LANES ≤ 16 divides 64, so they sit in one word.
+    let bits = |j: usize| {
+        let at = j * V::LANES;
+        (around.signs[at / 64] >> (at % 64)) as u32
+    };
+    let p = x.as_mut_ptr();
+    // SAFETY: R·LANES f32 are valid at p (caller); the ISA is the caller's.
+    unsafe {
+        let mut r: [V; R] = [V::load(p); R];
+        for (j, v) in r.iter_mut().enumerate().skip(1) {
+            *v = V::load(p.add(j * V::LANES));
+        }
+        for (j, v) in r.iter_mut().enumerate() {
+            if around.signs_first {
+                *v = v.negate_where(bits(j));
+            }
+            *v = v.in_register(V::LANES.trailing_zeros());
+        }
+        cross(&mut r);
+        for (j, v) in r.iter_mut().enumerate() {
+            if let Some(s) = around.scale {
+                *v = v.mul(V::splat(s));
+            }
+            if !around.signs_first {
+                *v = v.negate_where(bits(j));
+            }
+            v.store(p.add(j * V::LANES));
+        }
+    }
+}
+
 /// `fwht` on every `len`-long row (`len` a power of two dividing the length).
 ///
 /// # Safety
@@ -297,6 +362,18 @@ macro_rules! entry_points {
                 // SAFETY: this function's target features are the ISA of the
                 // vector type.
                 unsafe { super::simd::fwht::<$vector>(x) }
+            }
+
+            /// A one-pass rotation where the length allows (else `false`).
+            ///
+            /// # Safety
+            /// As [`fwht`].
+            pub(super) unsafe fn rotate_one_pass(
+                x: &mut [f32],
+                around: &super::Around,
+            ) -> bool {
+                // SAFETY: as in `fwht`.
+                unsafe { super::simd::rotate_one_pass::<$vector>(x, around) }
             }
 
             /// WHT of every `len`-long row (`len` validated, dividing the length).

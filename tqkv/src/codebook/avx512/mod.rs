@@ -32,43 +32,100 @@ pub(super) struct Lut16<'a> {
 pub(super) struct Thr16<'a> {
     /// Thresholds 0..64 (as many as exist; the rest never probed).
     t: [__m512; 4],
+    /// For ≤ 4 bits, register `j` holds thresholds `2^j − 1 ..`: the probe
+    /// of the search step of size `2^j` is then the index itself.
+    shifted: [__m512; 4],
     /// The thresholds, for the gathered searches past 6 bits.
     thresholds: &'a [f32],
     bits: u8,
 }
 
-/// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 6`) whose
-/// sorted thresholds are in `t` (+∞ past the last): a binary search of
-/// `BITS` steps, each one permute (two and a blend at 6 bits), one compare
-/// and one masked add. NaN compares false throughout and gets 0.
+/// The indices of `N` registers: a register search up to 6 bits, a
+/// gathered one above.
 ///
 /// # Safety
 /// AVX-512F is available.
 #[inline(always)]
-unsafe fn search<const BITS: u32>(t: &[__m512; 4], x: __m512) -> __m512i {
+unsafe fn quantize_n<const N: usize>(thr: &Thr16<'_>, x: [__m512; N]) -> [__m512i; N] {
+    // SAFETY: AVX-512F available (caller); `search` reads registers only,
+    // the gathered search reads thresholds[idx + step − 1] ≤
+    // thresholds[2^bits − 2], inside the codebook's array.
+    unsafe {
+        match thr.bits {
+            1 => search::<1, N>(thr, x),
+            2 => search::<2, N>(thr, x),
+            3 => search::<3, N>(thr, x),
+            4 => search::<4, N>(thr, x),
+            5 => search::<5, N>(thr, x),
+            6 => search::<6, N>(thr, x),
+            _ => x.map(|x| {
+                let mut idx = _mm512_setzero_si512();
+                let mut step = 1i32 << (thr.bits - 1);
+                while step > 0 {
+                    let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+                    let t = _mm512_i32gather_ps::<4>(probe, thr.thresholds.as_ptr());
+                    let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, t);
+                    idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+                    step >>= 1;
+                }
+                idx
+            }),
+        }
+    }
+}
+
+/// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 6`) whose
+/// sorted thresholds are in `thr` (+∞ past the last): a binary search of
+/// `BITS` steps, each one permute (plus an add at 5 bits, two permutes and
+/// a blend at 6), one compare and one masked add. NaN compares false
+/// throughout and gets 0.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn search<const BITS: u32, const N: usize>(thr: &Thr16<'_>, x: [__m512; N]) -> [__m512i; N] {
     // SAFETY: register operations only, on the caller's ISA.
     unsafe {
-        let mut idx = _mm512_setzero_si512();
+        // The N searches step together: N independent chains of
+        // permute → compare → add for the core to overlap.
+        let mut idx = [_mm512_setzero_si512(); N];
         let mut s = BITS;
         while s > 0 {
             s -= 1;
             let step = 1i32 << s;
-            let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
-            let th = match BITS {
-                1..=4 => _mm512_permutexvar_ps(probe, t[0]),
-                5 => _mm512_permutex2var_ps(t[0], probe, t[1]),
-                _ => {
-                    // Bit 5 of the probe picks the upper 32 thresholds.
-                    let lo = _mm512_permutex2var_ps(t[0], probe, t[1]);
-                    let hi = _mm512_permutex2var_ps(t[2], probe, t[3]);
-                    let upper = _mm512_test_epi32_mask(probe, _mm512_set1_epi32(32));
-                    _mm512_mask_blend_ps(upper, lo, hi)
-                }
-            };
-            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, th);
-            idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+            for (idx, &x) in idx.iter_mut().zip(&x) {
+                let idx_ = *idx;
+                let th = probe_thresholds::<BITS>(thr, idx_, s);
+                let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, th);
+                *idx = _mm512_mask_add_epi32(idx_, gt, idx_, _mm512_set1_epi32(step));
+            }
         }
         idx
+    }
+}
+
+/// The thresholds that step `2^s` of a `BITS`-bit search probes from the
+/// indices `idx`: `t[idx + 2^s − 1]`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn probe_thresholds<const BITS: u32>(thr: &Thr16<'_>, idx: __m512i, s: u32) -> __m512 {
+    let t = &thr.t;
+    // SAFETY: register operations only, on the caller's ISA.
+    unsafe {
+        let probe = _mm512_add_epi32(idx, _mm512_set1_epi32((1 << s) - 1));
+        match BITS {
+            1..=4 => _mm512_permutexvar_ps(idx, thr.shifted[s as usize]),
+            5 => _mm512_permutex2var_ps(t[0], probe, t[1]),
+            _ => {
+                // Bit 5 of the probe picks the upper 32 thresholds.
+                let lo = _mm512_permutex2var_ps(t[0], probe, t[1]);
+                let hi = _mm512_permutex2var_ps(t[2], probe, t[3]);
+                let upper = _mm512_test_epi32_mask(probe, _mm512_set1_epi32(32));
+                _mm512_mask_blend_ps(upper, lo, hi)
+            }
+        }
     }
 }
 
@@ -102,30 +159,40 @@ unsafe impl Lanes for F32x16 {
 
     #[inline(always)]
     unsafe fn thr(cb: &super::Codebook) -> Thr16<'_> {
-        let t = cb.thresholds();
+        let thresholds = cb.thresholds();
         // Masked loads straight from the codebook (a table built on the
         // stack and reloaded stalled on store forwarding); lanes past the
         // last threshold are +∞, which no finite value exceeds.
         // AVX-512F is available (trait contract); each masked load reads
-        // only lanes below `t.len()` of `t`, and masked-off lanes do not
+        // only lanes below `thresholds.len()`, and masked-off lanes do not
         // fault.
         let load = |at: usize| {
-            let n = t.len().saturating_sub(at).min(16);
+            let n = thresholds.len().saturating_sub(at).min(16);
             let mask = ((1u32 << n) - 1) as __mmask16;
             // SAFETY: as above.
             unsafe {
                 _mm512_mask_loadu_ps(
                     _mm512_set1_ps(f32::INFINITY),
                     mask,
-                    t.as_ptr().wrapping_add(at),
+                    thresholds.as_ptr().wrapping_add(at),
                 )
             }
         };
-        let t4 = [load(0), load(16), load(32), load(48)];
+        // Only the registers the search of this width reads.
+        let bits = cb.bits();
+        // SAFETY: as above (no memory access).
+        let inf = unsafe { _mm512_set1_ps(f32::INFINITY) };
+        let (t, shifted) = match bits {
+            1..=4 => ([inf; 4], [load(0), load(1), load(3), load(7)]),
+            5 => ([load(0), load(16), inf, inf], [inf; 4]),
+            6 => ([load(0), load(16), load(32), load(48)], [inf; 4]),
+            _ => ([inf; 4], [inf; 4]),
+        };
         Thr16 {
-            t: t4,
-            thresholds: t,
-            bits: cb.bits(),
+            t,
+            shifted,
+            thresholds,
+            bits,
         }
     }
 
@@ -157,31 +224,14 @@ unsafe impl Lanes for F32x16 {
 
     #[inline(always)]
     unsafe fn quantize(thr: &Thr16<'_>, x: Self) -> __m512i {
-        // SAFETY: AVX-512F available (trait contract); `search` reads
-        // registers only, the gathered search reads thresholds[idx + step −
-        // 1] ≤ thresholds[2^bits − 2], inside the codebook's array.
-        unsafe {
-            match thr.bits {
-                1 => search::<1>(&thr.t, x.0),
-                2 => search::<2>(&thr.t, x.0),
-                3 => search::<3>(&thr.t, x.0),
-                4 => search::<4>(&thr.t, x.0),
-                5 => search::<5>(&thr.t, x.0),
-                6 => search::<6>(&thr.t, x.0),
-                _ => {
-                    let mut idx = _mm512_setzero_si512();
-                    let mut step = 1i32 << (thr.bits - 1);
-                    while step > 0 {
-                        let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
-                        let t = _mm512_i32gather_ps::<4>(probe, thr.thresholds.as_ptr());
-                        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, t);
-                        idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
-                        step >>= 1;
-                    }
-                    idx
-                }
-            }
-        }
+        // SAFETY: forwarded (AVX-512F is available).
+        unsafe { quantize_n(thr, [x.0])[0] }
+    }
+
+    #[inline(always)]
+    unsafe fn quantize4(thr: &Thr16<'_>, x: [Self; 4]) -> [__m512i; 4] {
+        // SAFETY: forwarded (AVX-512F is available).
+        unsafe { quantize_n(thr, x.map(|v| v.0)) }
     }
 
     #[inline(always)]
