@@ -397,6 +397,31 @@ pub(crate) fn quantize_packed_in(
     Ok(needed)
 }
 
+/// [`quantize_packed_in`] that also writes each element's centroid (what
+/// [`dequantize_in`] of the codes gives, bit for bit) to `centroids`
+/// (`x.len()` of them).
+pub(crate) fn quantize_packed_centroids_in(
+    backend: Checked,
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+    centroids: &mut [f32],
+) -> Result<usize, Error> {
+    let needed = packed_len(x.len(), cb.bits());
+    need(needed, out.len())?;
+    need(x.len(), centroids.len())?;
+    let (out, centroids) = (&mut out[..needed], &mut centroids[..x.len()]);
+    on_backend!(
+        backend,
+        {
+            scalar::quantize_packed(cb, x, out);
+            scalar::dequantize(cb, out, centroids)
+        },
+        quantize_packed_centroids(cb, x, out, centroids)
+    )?;
+    Ok(needed)
+}
+
 /// Decodes `out.len()` packed indices to their centroids, on the detected
 /// backend (identical results on every backend).
 ///

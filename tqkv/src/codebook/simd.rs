@@ -101,6 +101,24 @@ pub(super) unsafe fn quantize<V: Lanes>(
     x: &[f32],
     out: &mut [u8],
 ) {
+    // SAFETY: forwarded from the caller.
+    unsafe { quantize_with::<V>(cb, thr, x, out, |_, _| {}) };
+}
+
+/// [`quantize`], handing each register of indices (with the offset of its
+/// first element) to `each` as well; returns how many leading elements went
+/// through registers (the rest took the scalar code).
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+unsafe fn quantize_with<V: Lanes>(
+    cb: &Codebook,
+    thr: &V::Thr<'_>,
+    x: &[f32],
+    out: &mut [u8],
+    mut each: impl FnMut(usize, V::Idx),
+) -> usize {
     let n = x.len().min(out.len());
     let mut i = 0;
     while i + 4 * V::LANES <= n {
@@ -111,6 +129,7 @@ pub(super) unsafe fn quantize<V: Lanes>(
             let v = [0, 1, 2, 3].map(|k| V::load(p.add(k * V::LANES)));
             for (k, idx) in V::quantize4(thr, v).into_iter().enumerate() {
                 V::narrow(idx, out.as_mut_ptr().add(i + k * V::LANES));
+                each(i + k * V::LANES, idx);
             }
         }
         i += 4 * V::LANES;
@@ -120,13 +139,16 @@ pub(super) unsafe fn quantize<V: Lanes>(
         // LANES bytes writable at out[i]; the ISA is the caller's promise.
         unsafe {
             let v = V::load(x.as_ptr().add(i));
-            V::narrow(V::quantize(thr, v), out.as_mut_ptr().add(i));
+            let idx = V::quantize(thr, v);
+            V::narrow(idx, out.as_mut_ptr().add(i));
+            each(i, idx);
         }
         i += V::LANES;
     }
     for (o, &v) in out[i..n].iter_mut().zip(&x[i..n]) {
         *o = cb.index(v);
     }
+    i
 }
 
 /// Quantise and pack (`out.len() == packed_len(x.len(), bits)`).
@@ -146,6 +168,44 @@ pub(super) unsafe fn quantize_packed<V: Lanes>(cb: &Codebook, x: &[f32], out: &m
         // the rest).
         unsafe {
             quantize::<V>(cb, &thr, chunk, idx);
+            V::pack(bits, idx, dst);
+        }
+    }
+}
+
+/// [`quantize_packed`] that also writes each element's centroid to
+/// `centroids` (`centroids.len() == x.len()`): what decoding the codes
+/// gives, without unpacking them again.
+///
+/// # Safety
+/// The ISA of `V` is available.
+#[inline(always)]
+pub(super) unsafe fn quantize_packed_centroids<V: Lanes>(
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+    centroids: &mut [f32],
+) {
+    let bits = cb.bits();
+    let c = cb.centroids();
+    // SAFETY: forwarded from the caller.
+    let (thr, lut) = unsafe { (V::thr(cb), V::lut(cb)) };
+    let mut buf = [0u8; 64];
+    let chunks = x.chunks(64).zip(out.chunks_mut(8 * bits as usize));
+    for ((chunk, dst), cen) in chunks.zip(centroids.chunks_mut(64)) {
+        let idx = &mut buf[..chunk.len()];
+        let cen = &mut cen[..chunk.len()];
+        let at = cen.as_mut_ptr();
+        // SAFETY: forwarded from the caller; `each` gets offsets of whole
+        // registers inside the chunk, whose `cen` holds as many f32, and
+        // indices below 2^bits; `dst` is exactly the packed length of `idx`.
+        unsafe {
+            let whole = quantize_with::<V>(cb, &thr, chunk, idx, |i, v| {
+                V::lookup(&lut, v).store(at.add(i))
+            });
+            for (o, &i) in cen[whole..].iter_mut().zip(&idx[whole..]) {
+                *o = c[i as usize];
+            }
             V::pack(bits, idx, dst);
         }
     }
@@ -443,6 +503,20 @@ macro_rules! entry_points {
             ) {
                 // SAFETY: as in `quantize`.
                 unsafe { crate::codebook::simd::quantize_packed::<$lanes>(cb, x, out) }
+            }
+
+            /// # Safety
+            /// As [`quantize`].
+            pub(in crate::codebook) unsafe fn quantize_packed_centroids(
+                cb: &crate::codebook::Codebook,
+                x: &[f32],
+                out: &mut [u8],
+                centroids: &mut [f32],
+            ) {
+                // SAFETY: as in `quantize`.
+                unsafe {
+                    crate::codebook::simd::quantize_packed_centroids::<$lanes>(cb, x, out, centroids)
+                }
             }
 
             /// # Safety

@@ -302,3 +302,50 @@ fn multi_query_kernels_equal_one_query_at_a_time() {
         }
     }
 }
+
+#[test]
+fn quantize_packed_centroids_equals_quantize_then_dequantize() {
+    use crate::rng::SplitMix64;
+    let mut g = SplitMix64::new(11);
+    let lens: &[usize] = if cfg!(miri) {
+        &[0, 5, 64, 77]
+    } else {
+        &[0, 1, 7, 16, 63, 64, 65, 128, 200, 300]
+    };
+    for bits in 1..=8u8 {
+        let cb = Codebook::lloyd_max(128, bits).unwrap();
+        for &n in lens {
+            // Values inside and outside the centroids' range, exact
+            // thresholds (ties go down) and signed zeros.
+            let mut x: std::vec::Vec<f32> = (0..n)
+                .map(|_| ((g.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6)
+                .collect();
+            for (slot, v) in x
+                .iter_mut()
+                .zip([0.0f32, -0.0, cb.thresholds()[0], 1.0, -1.0])
+            {
+                *slot = v;
+            }
+            let packed_len = pack::packed_len(n, bits);
+            let mut want = std::vec![0u8; packed_len];
+            let mut want_c = std::vec![0.0f32; n];
+            let scalar = Backend::Scalar.check().unwrap();
+            quantize_packed_in(scalar, &cb, &x, &mut want).unwrap();
+            dequantize_in(scalar, &cb, &want, &mut want_c).unwrap();
+            for backend in Backend::available() {
+                let mut got = std::vec![0u8; packed_len];
+                let mut got_c = std::vec![1.0f32; n];
+                let b = backend.check().unwrap();
+                quantize_packed_centroids_in(b, &cb, &x, &mut got, &mut got_c).unwrap();
+                assert_eq!(got, want, "{backend} bits {bits} n {n}");
+                let bits_of =
+                    |v: &[f32]| v.iter().map(|c| c.to_bits()).collect::<std::vec::Vec<_>>();
+                assert_eq!(
+                    bits_of(&got_c),
+                    bits_of(&want_c),
+                    "{backend} bits {bits} n {n}"
+                );
+            }
+        }
+    }
+}

@@ -520,9 +520,10 @@ impl ProdQuantizer {
             unit(backend, x, n, y);
             self.mse.rotation.rotate_in(backend, y)?;
             let (head, rest) = out.split_at_mut(2 * nb);
-            codebook::quantize_packed_in(backend, &self.mse.codebook, y, &mut rest[..codes])?;
-            // Residual in the rotated domain, at the decoder's scale.
-            codebook::dequantize_in(backend, &self.mse.codebook, &rest[..codes], yhat)?;
+            // The codes and their centroids, for the residual in the rotated
+            // domain at the decoder's scale.
+            let cb = &self.mse.codebook;
+            codebook::quantize_packed_centroids_in(backend, cb, y, &mut rest[..codes], yhat)?;
             loops::residual_on(backend, y, n as f32, yhat, stored);
             let gamma = self.sketcher.sketch_in(backend, y, &mut rest[codes..])?;
             self.norm.store(gamma, &mut head[nb..])?;
