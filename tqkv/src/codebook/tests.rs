@@ -68,7 +68,19 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
     let shapes: &[(usize, usize)] = if cfg!(miri) {
         &[(64, 64), (16, 16)]
     } else {
-        &[(64, 64), (128, 128), (128, 64), (48, 48), (256, 256)]
+        &[
+            (64, 64),
+            (128, 128),
+            (128, 64),
+            (48, 48),
+            (256, 256),
+            (80, 80),
+            (96, 96),
+            (104, 104),
+            (160, 160),
+            (192, 192),
+            (208, 208),
+        ]
     };
     for &(d, m) in shapes {
         for bits in 1..=4u8 {
@@ -201,18 +213,20 @@ fn multi_query_kernels_equal_one_query_at_a_time() {
     let mut rng = SplitMix64::new(17);
     let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
     // Under Miri: dimensions with precomputed codebooks (no solver runs).
-    let trials = if cfg!(miri) { 4 } else { 160 };
+    let trials = if cfg!(miri) { 4 } else { 312 };
     let dims: &[usize] = if cfg!(miri) {
         &[64, 128]
     } else {
-        &[16, 64, 128, 192, 256, 320]
+        &[16, 64, 128, 192, 256, 320, 48, 80, 96, 104, 112, 144, 208]
     };
     for trial in 0..trials {
         let d = dims[trial % dims.len()];
         let bits = (trial / dims.len() % 8 + 1) as u8;
         let g = 1 + trial % 9;
         let n = [0usize, 1, 15, 16, 17, 31, 32, 33, 48, 90][trial % 10];
-        let m = [0usize, 64, 128][trial % 3];
+        // Sketches of 64·k signs, and as many as coordinates (the fused
+        // kernels' shape, 16·k with a partial last chunk).
+        let m = [0usize, 64, 128, d][trial % 4];
         let cb = Codebook::lloyd_max(d.next_power_of_two(), bits).unwrap();
         let stride = packed_len(d, bits) + trial % 3;
         let sign_stride = m / 8 + trial % 2;

@@ -305,7 +305,6 @@ pub(in crate::codebook) fn accumulate_rows(
     if backend.backend() != crate::Backend::Avx512
         || b > 6
         || d == 0
-        || !d.is_multiple_of(64)
         || d > 256
         || !(1..=MAX_GROUP).contains(&g)
     {
@@ -388,13 +387,17 @@ unsafe fn accumulate<const G: usize, const B: usize>(
         let cents = Centroids::of(cb);
         let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
         let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
-        let mask = super::values::byte_mask(chunk_bytes);
-        for ch in 0..a.d / 64 {
+        let row_len = crate::codebook::pack::packed_len(a.d, b as u8);
+        for ch in 0..a.d.div_ceil(64) {
+            // A last chunk may hold fewer than 64 coordinates: its lanes past
+            // the row's end sum codes the masked load made 0 and are dropped.
+            let len = (a.d - 64 * ch).min(64);
+            let mask = super::values::byte_mask((row_len - ch * chunk_bytes).min(chunk_bytes));
             // Lane i of register s holds coordinate 4i + s of the chunk (the
             // order the in-register unpacking leaves the codes in).
             let mut acc = [[_mm512_setzero_ps(); 4]; G];
             for (h, acc) in acc.iter_mut().enumerate() {
-                let o = &out[h * a.out_stride + 64 * ch..][..64];
+                let o = &out[h * a.out_stride + 64 * ch..][..len];
                 *acc = super::values::load_permuted::<1>(o)[0];
             }
             let mut row = a.rows.as_ptr().add(ch * chunk_bytes);
@@ -417,7 +420,7 @@ unsafe fn accumulate<const G: usize, const B: usize>(
                 row = row.wrapping_add(a.stride);
             }
             for (h, acc) in acc.iter().enumerate() {
-                let o = &mut out[h * a.out_stride + 64 * ch..][..64];
+                let o = &mut out[h * a.out_stride + 64 * ch..][..len];
                 super::values::store_permuted::<1>(&[*acc], o);
             }
         }
@@ -451,7 +454,7 @@ pub(in crate::codebook) fn accumulate_signs(
 ) -> bool {
     if backend.backend() != crate::Backend::Avx512
         || m == 0
-        || !m.is_multiple_of(64)
+        || !m.is_multiple_of(16)
         || !(1..=MAX_GROUP).contains(&g)
         || !(0..g).all(|h| crate::qjl::weights_bounded(&weights[h * w_stride..][..n]))
     {
@@ -477,6 +480,20 @@ pub(in crate::codebook) fn accumulate_signs(
         }
     }
     true
+}
+
+/// The `bytes ≤ 8` sign bytes at `p` as the low bytes of a u64 (one masked
+/// load: a last, partial chunk must not read past its row).
+///
+/// # Safety
+/// AVX-512 BW/VL are available; `bytes` bytes are readable at `p`.
+#[inline(always)]
+unsafe fn chunk_signs(p: *const u8, bytes: usize) -> u64 {
+    // SAFETY: the caller's promises; the masked load reads `bytes` bytes.
+    unsafe {
+        let v = _mm_maskz_loadu_epi8(((1u32 << bytes) - 1) as __mmask16, p.cast());
+        _mm_cvtsi128_si64(v) as u64
+    }
 }
 
 /// The fixed arguments of [`signs_chunks`].
@@ -512,12 +529,14 @@ unsafe fn signs_chunks<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
     // row's chunk, weights[h·w_stride + r] with r < n; each query's chunk of
     // acc is read and written.
     unsafe {
-        for ch in 0..a.m / 64 {
+        for ch in 0..a.m.div_ceil(64) {
+            // Registers of 16 signs in this chunk (fewer in a last one).
+            let regs = (a.m - 64 * ch).min(64) / 16;
             let mut set = [[_mm512_setzero_ps(); 4]; G];
             let mut total = [_mm512_setzero_ps(); G];
             let mut sg = a.signs.as_ptr().add(8 * ch);
             for r in 0..a.n {
-                let bits = core::ptr::read_unaligned(sg.cast::<u64>());
+                let bits = chunk_signs(sg, 2 * regs);
                 for h in 0..G {
                     let rv = _mm512_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
                     total[h] = _mm512_add_ps(total[h], rv);
@@ -529,7 +548,7 @@ unsafe fn signs_chunks<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
                 sg = sg.wrapping_add(a.sign_stride);
             }
             for h in 0..G {
-                for (k, s) in set[h].iter().enumerate() {
+                for (k, s) in set[h].iter().enumerate().take(regs) {
                     let at = acc.as_mut_ptr().add(h * a.acc_stride + 64 * ch + 16 * k);
                     let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total[h]);
                     _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
@@ -566,7 +585,7 @@ pub(in crate::codebook) fn accumulate_fused(
     if backend.backend() != crate::Backend::Avx512
         || b > 6
         || d == 0
-        || !d.is_multiple_of(64)
+        || !d.is_multiple_of(16)
         || d > 256
         || !(1..=MAX_FUSED_GROUP).contains(&g)
         || !(0..g).all(|h| crate::qjl::weights_bounded(&r.sign_weights[h * r.w_stride..][..r.n]))
@@ -642,12 +661,17 @@ unsafe fn fused<const G: usize, const B: usize>(
         let cents = Centroids::of(cb);
         let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
         let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
-        let mask = super::values::byte_mask(chunk_bytes);
-        for ch in 0..d / 64 {
+        let row_len = crate::codebook::pack::packed_len(d, b as u8);
+        for ch in 0..d.div_ceil(64) {
+            // A last chunk of 16, 32 or 48 coordinates and signs: as in
+            // `accumulate` and `signs_chunks`.
+            let len = (d - 64 * ch).min(64);
+            let regs = len / 16;
+            let mask = super::values::byte_mask((row_len - ch * chunk_bytes).min(chunk_bytes));
             let mut acc = [[_mm512_setzero_ps(); 4]; G];
             let mut set = [[_mm512_setzero_ps(); 4]; G];
             for (h, acc) in acc.iter_mut().enumerate() {
-                let o = &out[h * out_stride + 64 * ch..][..64];
+                let o = &out[h * out_stride + 64 * ch..][..len];
                 *acc = super::values::load_permuted::<1>(o)[0];
             }
             let mut row = r.codes.as_ptr().add(ch * chunk_bytes);
@@ -662,7 +686,7 @@ unsafe fn fused<const G: usize, const B: usize>(
                     cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
                     cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
                 ];
-                let bits = core::ptr::read_unaligned(sg.cast::<u64>());
+                let bits = chunk_signs(sg, 2 * regs);
                 let masks = [
                     bits as u16,
                     (bits >> 16) as u16,
@@ -683,10 +707,10 @@ unsafe fn fused<const G: usize, const B: usize>(
                 sg = sg.wrapping_add(r.sign_stride);
             }
             for h in 0..G {
-                let o = &mut out[h * out_stride + 64 * ch..][..64];
+                let o = &mut out[h * out_stride + 64 * ch..][..len];
                 super::values::store_permuted::<1>(&[acc[h]], o);
                 let total = _mm512_set1_ps(totals[h]);
-                for (k, s) in set[h].iter().enumerate() {
+                for (k, s) in set[h].iter().enumerate().take(regs) {
                     let at = out.as_mut_ptr().add(h * out_stride + d + 64 * ch + 16 * k);
                     let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
                     _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));

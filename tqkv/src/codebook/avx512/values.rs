@@ -18,8 +18,8 @@ use super::*;
 /// second shuffle to spread them to dwords.
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI are available; `row` has the `8·b·C ≤ 64` packed
-/// bytes of `64·C` codes under `k.load_mask`.
+/// AVX-512 F/BW/VBMI are available; `row` has the packed bytes of the
+/// codes under `k.load_masks` (chunk `ch`'s from byte `8·b·ch`).
 #[inline(always)]
 pub(super) unsafe fn add_row<const C: usize>(
     row: *const u8,
@@ -27,12 +27,13 @@ pub(super) unsafe fn add_row<const C: usize>(
     wv: __m512,
     acc: &mut [[__m512; 4]; C],
 ) {
-    // SAFETY: the caller's promises; the masked load reads the row's bytes
-    // only.
+    // SAFETY: the caller's promises; each masked load reads the row's bytes
+    // of one chunk only.
     unsafe {
-        let data = _mm512_maskz_loadu_epi8(k.load_mask, row.cast());
-        for (p, a) in k.perm.iter().zip(acc.iter_mut()) {
-            let codes = _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(*p, data));
+        for (ch, (&mask, a)) in k.load_masks.iter().zip(acc.iter_mut()).enumerate() {
+            let data = _mm512_maskz_loadu_epi8(mask, row.wrapping_add(k.chunk_bytes * ch).cast());
+            let codes =
+                _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(k.perm, data));
             let idx = [
                 codes,
                 _mm512_srli_epi32::<8>(codes),
@@ -46,7 +47,8 @@ pub(super) unsafe fn add_row<const C: usize>(
     }
 }
 
-/// `out[..64·C]` into [`add_row`]'s permuted order.
+/// `out` (at most `64·C` values, zeros past its end) into [`add_row`]'s
+/// permuted order.
 ///
 /// # Safety
 /// AVX-512F is available.
@@ -59,7 +61,10 @@ pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4];
         for (ch, a) in acc.iter_mut().enumerate() {
             for (i, b) in buf.iter_mut().enumerate() {
                 // Lane i of register s holds coordinate 4i + s.
-                *b = out[64 * ch + 4 * (i % 16) + i / 16];
+                *b = out
+                    .get(64 * ch + 4 * (i % 16) + i / 16)
+                    .copied()
+                    .unwrap_or(0.0);
             }
             for (s, r) in a.iter_mut().enumerate() {
                 *r = _mm512_loadu_ps(buf.as_ptr().add(16 * s));
@@ -69,7 +74,8 @@ pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4];
     }
 }
 
-/// [`load_permuted`] undone: the accumulators back into `out[..64·C]`.
+/// [`load_permuted`] undone: the accumulators back into `out` (at most
+/// `64·C` values; lanes past its end are dropped).
 ///
 /// # Safety
 /// AVX-512F is available.
@@ -82,30 +88,36 @@ pub(super) unsafe fn store_permuted<const C: usize>(acc: &[[__m512; 4]; C], out:
             unsafe { _mm512_storeu_ps(buf.as_mut_ptr().add(16 * s), *r) };
         }
         for (i, b) in buf.iter().enumerate() {
-            out[64 * ch + 4 * (i % 16) + i / 16] = *b;
+            if let Some(o) = out.get_mut(64 * ch + 4 * (i % 16) + i / 16) {
+                *o = *b;
+            }
         }
     }
 }
 
 /// The per-call constants of [`add_row`] for `b`-bit codes.
 pub(super) struct RowConstants<const C: usize> {
-    /// The bytes of one row (`8·b·C`).
-    load_mask: u64,
+    /// The bytes of each chunk of 64 codes in a row (fewer in a last,
+    /// partial chunk).
+    load_masks: [u64; C],
+    /// Bytes from one chunk to the next (`8·b`).
+    chunk_bytes: usize,
     /// The centroids, repeated with period 2^b.
     lut: __m512,
     /// The multishift control.
     shift: __m512i,
-    /// One `vpermb` control per chunk of 64 codes.
-    perm: [__m512i; C],
+    /// The `vpermb` control that spreads a chunk's bytes.
+    perm: __m512i,
 }
 
-/// [`RowConstants`] of `cb` for rows of `64·C` codes.
+/// [`RowConstants`] of `cb` for rows of `d ∈ 64·(C−1)+1 ..= 64·C` codes.
 ///
 /// # Safety
 /// AVX-512F is available; `cb.bits() ∈ 1..=4`.
 #[inline(always)]
 pub(super) unsafe fn row_constants<const C: usize>(
     cb: &crate::codebook::Codebook,
+    d: usize,
 ) -> RowConstants<C> {
     let b = cb.bits() as usize;
     let c = cb.centroids();
@@ -113,19 +125,20 @@ pub(super) unsafe fn row_constants<const C: usize>(
     for (v, t) in table.iter_mut().enumerate() {
         *t = c[v % c.len()];
     }
+    // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
+    let row_len = crate::codebook::pack::packed_len(d, b as u8);
+    let mut load_masks = [0u64; C];
+    for (ch, m) in load_masks.iter_mut().enumerate() {
+        *m = byte_mask(row_len.saturating_sub(8 * b * ch).min(8 * b));
+    }
     // SAFETY: AVX-512F (caller); the loads read the local table and PERM.
     unsafe {
-        let base = _mm512_loadu_si512(PERM[b].as_ptr().cast());
-        // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
-        let mut perm = [base; C];
-        for (ch, p) in perm.iter_mut().enumerate() {
-            *p = _mm512_add_epi8(base, _mm512_set1_epi8((8 * b * ch) as i8));
-        }
         RowConstants {
-            load_mask: byte_mask(crate::codebook::pack::packed_len(64 * C, b as u8)),
+            load_masks,
+            chunk_bytes: 8 * b,
             lut: _mm512_loadu_ps(table.as_ptr()),
             shift: _mm512_set1_epi64(shifts(b as u64) as i64),
-            perm,
+            perm: _mm512_loadu_si512(PERM[b].as_ptr().cast()),
         }
     }
 }
@@ -139,11 +152,11 @@ pub(super) fn byte_mask(len: usize) -> u64 {
     }
 }
 
-/// [`accumulate_rows`](super::simd::accumulate_rows) for rows of at most
-/// 64 packed bytes and 64, 128, 192 or 256 coordinates at 1–4 bits, with
-/// no trip through memory ([`add_row`]): one FMA per 16 codes and row, in
-/// row order, as the generic kernel. Returns false (touching nothing) for
-/// other shapes.
+/// [`accumulate_rows`](super::simd::accumulate_rows) for rows of 1 to 256
+/// coordinates at 1–4 bits, with no trip through memory ([`add_row`]): one
+/// FMA per 16 codes and row, in row order, as the generic kernel (a last,
+/// partial chunk of 64 codes computes lanes past the row's end and drops
+/// them). Returns false (touching nothing) for other shapes.
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI are available; the arguments are validated as by
@@ -158,15 +171,13 @@ pub(super) unsafe fn accumulate_whole(
 ) -> bool {
     let b = cb.bits() as usize;
     let d = out.len();
-    let row_len = crate::codebook::pack::packed_len(d, b as u8);
-    // Up to 4 chunks of 64 codes (16 registers of sums); at 1 or 2 bits a
-    // row of 64 bytes holds more codes than that.
-    if b > 4 || d == 0 || !d.is_multiple_of(64) || d > 256 || row_len > 64 {
+    // Up to 4 chunks of 64 codes (16 registers of sums).
+    if b > 4 || d == 0 || d > 256 {
         return false;
     }
-    // SAFETY: forwarded; d = 64·C with C ≤ 4.
+    // SAFETY: forwarded; d ≤ 64·C with C ≤ 4.
     unsafe {
-        match d / 64 {
+        match d.div_ceil(64) {
             1 => accumulate_chunks::<1>(cb, rows, stride, weights, out),
             2 => accumulate_chunks::<2>(cb, rows, stride, weights, out),
             3 => accumulate_chunks::<3>(cb, rows, stride, weights, out),
@@ -176,11 +187,10 @@ pub(super) unsafe fn accumulate_whole(
     true
 }
 
-/// [`accumulate_whole`] for `64·C` coordinates.
+/// [`accumulate_whole`] for `64·(C−1) < d ≤ 64·C` coordinates.
 ///
 /// # Safety
-/// As [`accumulate_whole`], with `out.len() == 64·C` and rows of at most 64
-/// packed bytes.
+/// As [`accumulate_whole`], with `out.len()` in that range.
 #[inline(always)]
 pub(super) unsafe fn accumulate_chunks<const C: usize>(
     cb: &crate::codebook::Codebook,
@@ -191,7 +201,7 @@ pub(super) unsafe fn accumulate_chunks<const C: usize>(
 ) {
     // SAFETY: forwarded; every row read lies in the validated rows.
     unsafe {
-        let k = row_constants::<C>(cb);
+        let k = row_constants::<C>(cb, out.len());
         let mut acc = load_permuted::<C>(out);
         let mut row = rows.as_ptr();
         for &w in weights {
@@ -210,9 +220,10 @@ pub(super) unsafe fn accumulate_chunks<const C: usize>(
 /// does exactly the operations of its own kernel, in the same order
 /// ([`accumulate_whole`] and the AVX-512 `accumulate_signs_rows`), so the
 /// results are theirs bit for bit. Returns `false`, touching nothing, when
-/// `backend` is not AVX-512, for shapes other than `d = m ∈ {64, 128}` at
-/// 1–4 bits, and for sign weights that are not finite or sum to 1e37 or
-/// more.
+/// `backend` is not AVX-512, for shapes other than `d = m`, a multiple of
+/// 16 from 16 to 256, at 1–4 bits (the sign kernel takes a tail of 8 signs
+/// another way), and for sign weights that are not finite or sum to 1e37
+/// or more.
 pub(in crate::codebook) fn accumulate_rows_and_signs(
     backend: crate::backend::Checked,
     cb: &crate::codebook::Codebook,
@@ -231,23 +242,33 @@ pub(in crate::codebook) fn accumulate_rows_and_signs(
     // caller validated both sets of rows for as many tokens as weights; the
     // shapes match the instantiations.
     unsafe {
-        match (cb.bits(), out.len(), acc.len()) {
-            (1..=4, 64, 64) => fused_simd::<1, 4>(cb, rows, out, acc),
-            (1..=4, 128, 128) => fused_simd::<2, 8>(cb, rows, out, acc),
-            _ => return false,
+        let (d, m) = (out.len(), acc.len());
+        if !(1..=4).contains(&cb.bits())
+            || d != m
+            || !m.is_multiple_of(16)
+            || !(16..=256).contains(&d)
+        {
+            return false;
+        }
+        match d.div_ceil(64) {
+            1 => fused_simd::<1, 4>(cb, rows, out, acc),
+            2 => fused_simd::<2, 8>(cb, rows, out, acc),
+            3 => fused_simd::<3, 12>(cb, rows, out, acc),
+            _ => fused_simd::<4, 16>(cb, rows, out, acc),
         }
     }
     true
 }
 
-/// [`accumulate_rows_and_signs`] for `64·C` coordinates and `16·N` signs
-/// (inlined into [`fused_simd`], which carries the target features).
+/// [`accumulate_rows_and_signs`] for `64·(C−1) < d ≤ 64·C` coordinates
+/// and `acc.len() ≤ 16·N` signs, a multiple of 16 (inlined into
+/// [`fused_simd`], which carries the target features).
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI are available; `out.len() == 64·C`, `acc.len() ==
-/// 16·N`, rows of at most 64 packed bytes; row `t` of the codes (and of the
-/// signs) fits in `rows.codes` (`rows.signs`) for every `t <
-/// rows.weights.len() == rows.sign_weights.len()`.
+/// AVX-512 F/BW/VBMI are available; `out.len()` and `acc.len()` as above;
+/// row `t` of the codes (and of the signs) fits in `rows.codes`
+/// (`rows.signs`) for every `t < rows.weights.len() ==
+/// rows.sign_weights.len()`.
 #[inline(always)]
 pub(super) unsafe fn fused<const C: usize, const N: usize>(
     cb: &crate::codebook::Codebook,
@@ -255,12 +276,14 @@ pub(super) unsafe fn fused<const C: usize, const N: usize>(
     out: &mut [f32],
     acc: &mut [f32],
 ) {
-    // SAFETY: the ISA is the caller's promise. Loads: out[..64·C],
-    // acc[..16·N], each token's code row (masked, [`add_row`]) and its
-    // first 2·N sign bytes, all inside the validated rows. Stores:
-    // out[..64·C], acc[..16·N].
+    // Registers of 16 signs in use (a constant bound, so that the sums stay
+    // in registers).
+    let regs = acc.len() / 16;
+    // SAFETY: the ISA is the caller's promise. Loads: out, acc, each
+    // token's code row (masked, [`add_row`]) and its first 2·regs sign
+    // bytes, all inside the validated rows. Stores: out, acc.
     unsafe {
-        let k = row_constants::<C>(cb);
+        let k = row_constants::<C>(cb, out.len());
         let mut sums = load_permuted::<C>(out);
         let mut set = [_mm512_setzero_ps(); N];
         let mut total = _mm512_setzero_ps();
@@ -269,7 +292,7 @@ pub(super) unsafe fn fused<const C: usize, const N: usize>(
             add_row::<C>(row, &k, _mm512_set1_ps(w), &mut sums);
             let rv = _mm512_set1_ps(r);
             total = _mm512_add_ps(total, rv);
-            for (k, s) in set.iter_mut().enumerate() {
+            for (k, s) in set.iter_mut().enumerate().take(regs) {
                 let bits = core::ptr::read_unaligned(sg.add(2 * k).cast::<u16>());
                 *s = _mm512_mask_add_ps(*s, bits, *s, rv);
             }
@@ -277,7 +300,7 @@ pub(super) unsafe fn fused<const C: usize, const N: usize>(
             sg = sg.wrapping_add(rows.sign_stride);
         }
         store_permuted::<C>(&sums, out);
-        for (k, s) in set.iter().enumerate() {
+        for (k, s) in set.iter().enumerate().take(regs) {
             let at = acc.as_mut_ptr().add(16 * k);
             let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
             _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
