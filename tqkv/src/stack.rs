@@ -17,29 +17,36 @@ struct Lines<T, const N: usize>([T; N]);
 
 /// Runs `f` on `len` zeroed f32 (`len ≤ 2·MAX_DIM`; callers validate the
 /// dimensions first, and a longer request gets `2·MAX_DIM`).
+#[inline]
 pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     if len <= 128 {
-        f(&mut Lines([0.0f32; 128]).0[..len])
+        on_lines::<f32, 128, R>(len, f)
     } else if len <= 256 {
-        f(&mut Lines([0.0f32; 256]).0[..len])
+        on_lines::<f32, 256, R>(len, f)
     } else if len <= 2048 {
-        f(&mut Lines([0.0f32; 2048]).0[..len])
+        on_lines::<f32, 2048, R>(len, f)
     } else {
-        let mut buf = Lines([0.0f32; 2 * MAX_DIM]);
-        let n = len.min(buf.0.len());
-        f(&mut buf.0[..n])
+        on_lines::<f32, { 2 * MAX_DIM }, R>(len, f)
     }
 }
 
 /// Runs `f` on `len` zeroed bytes (`len ≤ 8 + 2·MAX_DIM`, as [`floats`]).
+#[inline]
 pub(crate) fn bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     if len <= 128 {
-        f(&mut Lines([0u8; 128]).0[..len])
+        on_lines::<u8, 128, R>(len, f)
     } else if len <= 512 {
-        f(&mut Lines([0u8; 512]).0[..len])
+        on_lines::<u8, 512, R>(len, f)
     } else {
-        let mut buf = Lines([0u8; 8 + 2 * MAX_DIM]);
-        let n = len.min(buf.0.len());
-        f(&mut buf.0[..n])
+        on_lines::<u8, { 8 + 2 * MAX_DIM }, R>(len, f)
     }
+}
+
+/// `f` on the first `min(len, N)` of `N` zeroed values. Not inlined: each
+/// size gets a frame of its own (one frame holding every size's array made
+/// each call probe and reserve 32 KB of stack).
+#[inline(never)]
+fn on_lines<T: Copy + Default, const N: usize, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let mut buf = Lines([T::default(); N]);
+    f(&mut buf.0[..len.min(N)])
 }

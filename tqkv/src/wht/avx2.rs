@@ -43,6 +43,21 @@ unsafe impl Vector for F32x8 {
             F32x8(_mm256_fmadd_ps(x, s, t))
         }
     }
+
+    #[inline(always)]
+    fn repeats(len: usize) -> bool {
+        len == 4
+    }
+
+    #[inline(always)]
+    unsafe fn load_repeated(p: *const f32, _len: usize) -> Self {
+        // SAFETY: AVX is available (trait contract); 4 f32 are readable at p
+        // (caller).
+        unsafe {
+            let half = _mm_loadu_ps(p);
+            F32x8(_mm256_set_m128(half, half))
+        }
+    }
 }
 
 crate::backend::avx2_features!(simd::entry_points { F32x8 });

@@ -49,6 +49,24 @@ unsafe impl Vector for F32x16 {
             F32x16(_mm512_fmadd_ps(x, s, t))
         }
     }
+
+    #[inline(always)]
+    fn repeats(len: usize) -> bool {
+        matches!(len, 4 | 8)
+    }
+
+    #[inline(always)]
+    unsafe fn load_repeated(p: *const f32, len: usize) -> Self {
+        // SAFETY: AVX-512 F/DQ are available (trait contract); `len` f32 are
+        // readable at p (caller).
+        unsafe {
+            F32x16(if len == 4 {
+                _mm512_broadcast_f32x4(_mm_loadu_ps(p))
+            } else {
+                _mm512_broadcast_f32x8(_mm256_loadu_ps(p))
+            })
+        }
+    }
 }
 
 crate::backend::avx512_features!(simd::entry_points { F32x16 });

@@ -135,7 +135,7 @@ pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Aroun
 /// same sums, in the same order, on every backend.
 pub(crate) fn mode_product_in(
     backend: Checked,
-    masks: &[u64],
+    (masks, by_input): (&[u64], &[u64]),
     x: &mut [f32],
     stride: usize,
     tmp: &mut [f32],
@@ -146,7 +146,7 @@ pub(crate) fn mode_product_in(
     let _ = on_backend!(
         backend,
         paley::mode_product(masks, x, stride, tmp),
-        mode_product(masks, x, stride, tmp)
+        mode_product(masks, by_input, x, stride, tmp)
     );
 }
 

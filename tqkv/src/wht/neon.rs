@@ -34,6 +34,25 @@ unsafe impl Vector for F32x4 {
             F32x4(vfmaq_f32(t, x, vld1q_f32(S2.as_ptr())))
         }
     }
+
+    #[inline(always)]
+    fn repeats(_len: usize) -> bool {
+        // Rows shorter than 4 lanes take the portable loop.
+        false
+    }
+
+    #[inline(always)]
+    unsafe fn load_repeated(p: *const f32, len: usize) -> Self {
+        // Not reached by the kernels (`repeats` takes no length), but
+        // correct for any `len` dividing 4.
+        let mut lanes = [0.0f32; 4];
+        for (i, v) in lanes.iter_mut().enumerate() {
+            // SAFETY: `len` f32 are readable at p (caller); i % len < len.
+            *v = unsafe { *p.add(i % len.max(1)) };
+        }
+        // SAFETY: NEON is available (trait contract); the local array.
+        F32x4(unsafe { vld1q_f32(lanes.as_ptr()) })
+    }
 }
 
 crate::backend::neon_features!(simd::entry_points { F32x4 });

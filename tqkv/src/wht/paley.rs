@@ -148,8 +148,13 @@ impl Paley {
         tmp: &mut [f32],
     ) {
         let table = &SIGNS[self.0 as usize];
-        let masks = if transpose { &table.cols } else { &table.rows };
-        super::mode_product_in(backend, &masks[..self.order()], x, stride, tmp);
+        let (masks, by_input) = if transpose {
+            (&table.cols, &table.rows)
+        } else {
+            (&table.rows, &table.cols)
+        };
+        let n = self.order();
+        super::mode_product_in(backend, (&masks[..n], &by_input[..n]), x, stride, tmp);
     }
 }
 
@@ -171,7 +176,7 @@ pub(super) fn mode_product(masks: &[u64], x: &mut [f32], stride: usize, tmp: &mu
 }
 
 /// `+1` and `−1`, indexed by a sign bit.
-const SIGN: [f32; 2] = [1.0, -1.0];
+pub(super) const SIGN: [f32; 2] = [1.0, -1.0];
 
 /// `out_a = Σ_b ±row_b` over every block of `x`, row `a`'s signs in
 /// `masks[a]`, `W` columns at a time so that the sums stay in registers.

@@ -27,6 +27,11 @@ pub(super) unsafe trait Vector: F32Vector {
     /// The first `stages` stages (`h = 1, 2, …, 2^(stages−1)`, at most
     /// every `h < LANES`), in order, inside this register.
     unsafe fn in_register(self, stages: u32) -> Self;
+    /// Whether [`load_repeated`](Self::load_repeated) takes rows of `len`.
+    fn repeats(len: usize) -> bool;
+    /// `len` f32 at `p` repeated across the register (`len` one that
+    /// [`repeats`](Self::repeats) takes).
+    unsafe fn load_repeated(p: *const f32, len: usize) -> Self;
 }
 
 use crate::vector::F32Vector;
@@ -291,57 +296,161 @@ pub(super) unsafe fn fwht_rows<V: Vector>(data: &mut [f32], len: usize) {
     }
 }
 
+/// Sign registers of [`mode_product`]: `PATTERNS[k][idx]` lane `l` is `−1`
+/// where bit `l >> (k + 2)` of `idx` is set, else `+1`. With `2^(k+2)`
+/// floats of a row in a register (`k = 0, 1, 2` for 4, 8, 16), pattern
+/// `idx` gives each row of the register the sign of its bit of `idx`.
+const PATTERNS: [[[f32; 16]; 16]; 3] = {
+    let mut t = [[[0.0f32; 16]; 16]; 3];
+    let mut k = 0;
+    while k < 3 {
+        let mut idx = 0;
+        while idx < 16 {
+            let mut l = 0;
+            while l < 16 {
+                t[k][idx][l] = if (idx >> (l >> (k + 2))) & 1 == 1 {
+                    -1.0
+                } else {
+                    1.0
+                };
+                l += 1;
+            }
+            idx += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
 /// A Paley factor's mode product (see `paley::mode_product`, the same sums
-/// in the same order): rows that are whole registers take `acc + row·(±1)`
-/// as one FMA (the product is exact, so it rounds as the reference's add);
-/// other strides take the portable loop, compiled here with the backend's
-/// features.
+/// in the same order): `out_a = Σ_b F_ab·row_b` as `acc + row·(±1)` FMAs
+/// (the product is exact, so each rounds as the reference's add does).
+/// Rows of a whole number of registers take them a register at a time;
+/// rows of a half or a quarter of a register (strides 8 and 4 in 16 lanes:
+/// d = 96 = 12·8, 80 = 20·4) are repeated across it, so one FMA serves
+/// that many output rows, each lane with its own row's sign from
+/// [`PATTERNS`]. Up to eight registers of output rows at a time, for as
+/// many independent chains of FMAs; the signs come from `by_input[b]` (bit `a` = `F_ab
+/// = −1`), one scalar shift per input row. Other strides take the
+/// portable loop, compiled here with the backend's features.
 ///
 /// # Safety
-/// The ISA behind `V` is available; `masks.len()·stride` divides `x.len()`
-/// and `tmp` holds at least that many f32.
+/// The ISA behind `V` is available; `by_output` and `by_input` are a
+/// factor's masks by rows and by columns (or the transpose's), of equal
+/// length `n`, a multiple of 4 up to 64; `n·stride` divides `x.len()`;
+/// `tmp` holds at least `n·stride`.
 #[inline(always)]
-pub(super) unsafe fn mode_product<V: F32Vector>(
-    masks: &[u64],
+pub(super) unsafe fn mode_product<V: Vector>(
+    by_output: &[u64],
+    by_input: &[u64],
     x: &mut [f32],
     stride: usize,
     tmp: &mut [f32],
 ) {
-    if !stride.is_multiple_of(V::LANES) {
-        super::paley::mode_product(masks, x, stride, tmp);
+    let width = stride.min(V::LANES);
+    if !(stride.is_multiple_of(V::LANES) || V::repeats(stride)) {
+        super::paley::mode_product(by_output, x, stride, tmp);
         return;
     }
-    let n = masks.len();
+    let n = by_output.len();
+    // Shifts, not divisions (an integer division costs more than a group
+    // of this kernel at d = 96).
+    let rows_log2 = V::LANES.trailing_zeros() - width.trailing_zeros();
+    let table = &PATTERNS[width.trailing_zeros() as usize - 2];
     let tmp = &mut tmp[..n * stride];
-    // SAFETY: the ISA is available (caller); no memory access.
-    let signs = unsafe { [V::splat(1.0), V::splat(-1.0)] };
     for block in x.chunks_exact_mut(n * stride) {
         tmp.copy_from_slice(block);
-        // Four output rows at a time (every order is a multiple of 4).
-        for (outs, quad) in block
-            .chunks_exact_mut(4 * stride)
-            .zip(masks.chunks_exact(4))
-        {
-            for c in (0..stride).step_by(V::LANES) {
-                // SAFETY: as for `signs`.
-                let mut acc = unsafe { [V::zero(); 4] };
-                for b in 0..n {
-                    // SAFETY: reads LANES f32 at `b·stride + c` with `b < n`
-                    // and `c + LANES ≤ stride` (LANES divides stride): inside
-                    // `tmp`, which holds `n·stride`.
-                    let v = unsafe { V::load(tmp.as_ptr().add(b * stride + c)) };
-                    for (acc, &mask) in acc.iter_mut().zip(quad) {
-                        // SAFETY: the ISA is available; no memory access.
-                        *acc = unsafe { v.mul_add(signs[(mask >> b & 1) as usize], *acc) };
-                    }
+        let mut a0 = 0;
+        while a0 < n {
+            // Registers of output rows left (n is a multiple of 4 ≥ rows).
+            let left = (n - a0) >> rows_log2;
+            let g = GroupArgs {
+                by_input,
+                tmp,
+                stride,
+                width,
+                a0,
+                table,
+            };
+            // Groups of 8, 4, 2 or 1 registers (constants, so that the
+            // sums and the sign shifts stay in registers).
+            let regs = [8, 4, 2, 1].into_iter().find(|&r| r <= left).unwrap_or(1);
+            // SAFETY: forwarded; the group's rows a0 … a0 + regs·rows − 1
+            // are below n.
+            unsafe {
+                match (regs, rows_log2) {
+                    (8, 0) => mode_group::<V, 8, 0>(&g, block),
+                    (8, 1) => mode_group::<V, 8, 1>(&g, block),
+                    (8, _) => mode_group::<V, 8, 2>(&g, block),
+                    (4, 0) => mode_group::<V, 4, 0>(&g, block),
+                    (4, 1) => mode_group::<V, 4, 1>(&g, block),
+                    (4, _) => mode_group::<V, 4, 2>(&g, block),
+                    (2, 0) => mode_group::<V, 2, 0>(&g, block),
+                    (2, 1) => mode_group::<V, 2, 1>(&g, block),
+                    (2, _) => mode_group::<V, 2, 2>(&g, block),
+                    (_, 0) => mode_group::<V, 1, 0>(&g, block),
+                    (_, 1) => mode_group::<V, 1, 1>(&g, block),
+                    (_, _) => mode_group::<V, 1, 2>(&g, block),
                 }
-                for (i, acc) in acc.iter().enumerate() {
-                    // SAFETY: writes LANES f32 at `i·stride + c`, inside row
-                    // `i < 4` of `outs` (four rows of `stride`).
-                    unsafe { acc.store(outs.as_mut_ptr().add(i * stride + c)) };
+            }
+            a0 += regs << rows_log2;
+        }
+    }
+}
+
+/// The fixed arguments of [`mode_group`].
+struct GroupArgs<'a> {
+    by_input: &'a [u64],
+    tmp: &'a [f32],
+    stride: usize,
+    width: usize,
+    a0: usize,
+    table: &'a [[f32; 16]; 16],
+}
+
+/// Output rows `a0 … a0 + A·rows − 1` of one block of [`mode_product`]
+/// (`rows = 2^R = LANES / width` a register).
+///
+/// # Safety
+/// As [`mode_product`]; those rows exist, and `2^R = LANES / width`.
+#[inline(always)]
+unsafe fn mode_group<V: Vector, const A: usize, const R: u32>(
+    g: &GroupArgs<'_>,
+    block: &mut [f32],
+) {
+    let rows = 1usize << R;
+    let pick = (1u64 << rows) - 1;
+    let mut c = 0;
+    while c < g.stride {
+        // SAFETY: the ISA is available (caller); no memory access.
+        let mut acc = unsafe { [V::zero(); A] };
+        for (b, &mask) in g.by_input.iter().enumerate() {
+            let bits = mask >> g.a0;
+            // SAFETY: reads LANES f32 (or `width` repeated) at b·stride + c,
+            // inside row b < n of `tmp`; the patterns are 16 ≥ LANES f32.
+            unsafe {
+                let p = g.tmp.as_ptr().add(b * g.stride + c);
+                let v = if rows == 1 {
+                    V::load(p)
+                } else {
+                    V::load_repeated(p, g.width)
+                };
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    // (`& 15`: a bound the compiler sees; pick ≤ 15.)
+                    let idx = ((bits >> (j * rows)) & pick & 15) as usize;
+                    let s = V::load(g.table[idx].as_ptr());
+                    *acc = v.mul_add(s, *acc);
                 }
             }
         }
+        for (j, acc) in acc.iter().enumerate() {
+            // Register j holds rows a0 + j·rows … (contiguous when rows > 1,
+            // where stride = width), columns c … c + width − 1 of each.
+            let at = (g.a0 + j * rows) * g.stride + c;
+            // SAFETY: LANES f32 at `at` lie inside the block's rows.
+            unsafe { acc.store(block.as_mut_ptr().add(at)) };
+        }
+        c += g.width;
     }
 }
 
@@ -385,19 +494,22 @@ macro_rules! entry_points {
                 unsafe { super::simd::fwht_rows::<$vector>(data, len) }
             }
 
-            /// A Paley factor's mode product (`masks.len()·stride` divides
-            /// `x.len()`, `tmp` holds that many).
+            /// A Paley factor's mode product (`by_output.len()·stride`
+            /// divides `x.len()`, `tmp` holds that many).
             ///
             /// # Safety
             /// As [`fwht`].
             pub(super) unsafe fn mode_product(
-                masks: &[u64],
+                by_output: &[u64],
+                by_input: &[u64],
                 x: &mut [f32],
                 stride: usize,
                 tmp: &mut [f32],
             ) {
                 // SAFETY: as in `fwht`; the sizes are the caller's.
-                unsafe { super::simd::mode_product::<$vector>(masks, x, stride, tmp) }
+                unsafe {
+                    super::simd::mode_product::<$vector>(by_output, by_input, x, stride, tmp)
+                }
             }
         }
     };
