@@ -50,6 +50,18 @@ unsafe impl Vector for F32x8 {
     }
 
     #[inline(always)]
+    unsafe fn repeat_part(self, part: usize, _len: usize) -> Self {
+        // SAFETY: AVX is available (trait contract); registers only.
+        unsafe {
+            F32x8(if part == 0 {
+                _mm256_permute2f128_ps::<0x00>(self.0, self.0)
+            } else {
+                _mm256_permute2f128_ps::<0x11>(self.0, self.0)
+            })
+        }
+    }
+
+    #[inline(always)]
     unsafe fn load_repeated(p: *const f32, _len: usize) -> Self {
         // SAFETY: AVX is available (trait contract); 4 f32 are readable at p
         // (caller).

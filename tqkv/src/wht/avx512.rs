@@ -56,6 +56,23 @@ unsafe impl Vector for F32x16 {
     }
 
     #[inline(always)]
+    unsafe fn repeat_part(self, part: usize, len: usize) -> Self {
+        // SAFETY: AVX-512F is available (trait contract); registers only.
+        unsafe {
+            let x = self.0;
+            // 128-bit lanes: (0, 1) or (2, 3) for halves, one for quarters.
+            F32x16(match (len, part) {
+                (8, 0) => _mm512_shuffle_f32x4::<0b01_00_01_00>(x, x),
+                (8, _) => _mm512_shuffle_f32x4::<0b11_10_11_10>(x, x),
+                (_, 0) => _mm512_shuffle_f32x4::<0b00_00_00_00>(x, x),
+                (_, 1) => _mm512_shuffle_f32x4::<0b01_01_01_01>(x, x),
+                (_, 2) => _mm512_shuffle_f32x4::<0b10_10_10_10>(x, x),
+                _ => _mm512_shuffle_f32x4::<0b11_11_11_11>(x, x),
+            })
+        }
+    }
+
+    #[inline(always)]
     unsafe fn load_repeated(p: *const f32, len: usize) -> Self {
         // SAFETY: AVX-512 F/DQ are available (trait contract); `len` f32 are
         // readable at p (caller).

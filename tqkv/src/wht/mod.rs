@@ -121,12 +121,19 @@ pub(crate) struct Around {
     /// A factor applied after the transform (before signs that come
     /// after), or none.
     pub(crate) scale: Option<f32>,
+    /// The transform `F ⊗ H_L` with one Paley factor `F`: its masks by
+    /// input row (bit `a` of entry `b`: the sign of output row `a`'s term
+    /// in row `b`) and `L`; `None` for a Sylvester transform of the whole
+    /// vector.
+    pub(crate) paley: Option<(&'static [u64], usize)>,
 }
 
 /// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`]) in one load and one
 /// store per register, where the backend can (a power of two from one
-/// register to a pass's group of them); `false`, with `x` untouched,
-/// elsewhere (and on the scalar backend). Bits as the separate steps.
+/// register to a pass's group of them; one Paley factor on rows of a
+/// quarter, a half or a whole register, in at most 16 registers); `false`,
+/// with `x` untouched, elsewhere (and on the scalar backend). Bits as the
+/// separate steps.
 pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Around) -> bool {
     on_backend!(backend, false, rotate_one_pass(x, around)).unwrap_or(false)
 }

@@ -42,6 +42,22 @@ unsafe impl Vector for F32x4 {
     }
 
     #[inline(always)]
+    unsafe fn repeat_part(self, part: usize, len: usize) -> Self {
+        // Not reached by the kernels (`repeats` takes no length), but
+        // correct for any `len` dividing 4.
+        let mut lanes = [0.0f32; 4];
+        // SAFETY: NEON is available (trait contract); the local array.
+        unsafe { vst1q_f32(lanes.as_mut_ptr(), self.0) };
+        let len = len.clamp(1, 4);
+        let mut out = [0.0f32; 4];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = lanes[(part * len + i % len) % 4];
+        }
+        // SAFETY: as above.
+        F32x4(unsafe { vld1q_f32(out.as_ptr()) })
+    }
+
+    #[inline(always)]
     unsafe fn load_repeated(p: *const f32, len: usize) -> Self {
         // Not reached by the kernels (`repeats` takes no length), but
         // correct for any `len` dividing 4.

@@ -137,6 +137,14 @@ impl Paley {
         SIGNS[self.0 as usize].rows[a] >> b & 1 == 1
     }
 
+    /// The masks of `F` (or `Fᵀ`) by input row: entry `b`, bit `a` set
+    /// where output row `a`'s term in row `b` is negative.
+    pub(crate) fn by_input(self, transpose: bool) -> &'static [u64] {
+        let table = &SIGNS[self.0 as usize];
+        let masks = if transpose { &table.rows } else { &table.cols };
+        &masks[..self.order()]
+    }
+
     /// `x ← (I_outer ⊗ F ⊗ I_stride)·x`, or with `Fᵀ`: `x` holds blocks of
     /// `order·stride` floats; `tmp` at least one block.
     pub(crate) fn apply(

@@ -373,9 +373,16 @@ impl Rotation {
         let Transform::Hadamard(h) = self.transform else {
             return false;
         };
-        if !h.factors().is_empty() || x.len() > ONE_PASS_MAX {
+        if x.len() > ONE_PASS_MAX {
             return false;
         }
+        // The inverse runs the transpose (`H_L` is symmetric).
+        let transpose = !signs_first;
+        let paley = match h.factors() {
+            [] => None,
+            [f] => Some((f.by_input(transpose), h.sylvester())),
+            _ => return false,
+        };
         // The words `flip_signs` draws, one per 64 elements.
         let mut signs = [0u64; ONE_PASS_MAX / 64];
         let mut rng = SplitMix64::new(self.seed);
@@ -386,6 +393,7 @@ impl Rotation {
             signs,
             signs_first,
             scale,
+            paley,
         };
         rotate_one_pass_in(backend, x, &around)
     }

@@ -32,6 +32,10 @@ pub(super) unsafe trait Vector: F32Vector {
     /// `len` f32 at `p` repeated across the register (`len` one that
     /// [`repeats`](Self::repeats) takes).
     unsafe fn load_repeated(p: *const f32, len: usize) -> Self;
+    /// Lanes `part·len … (part + 1)·len − 1` of `self` repeated across the
+    /// register (`len` one that [`repeats`](Self::repeats) takes, `part <
+    /// LANES / len`).
+    unsafe fn repeat_part(self, part: usize, len: usize) -> Self;
 }
 
 use crate::vector::F32Vector;
@@ -213,6 +217,10 @@ pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
 #[inline(always)]
 pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::Around) -> bool {
     let n = x.len();
+    if let Some((by_input, l)) = around.paley {
+        // SAFETY: forwarded.
+        return unsafe { paley_one_pass::<V>(x, around, by_input, l) };
+    }
     if !n.is_power_of_two() || n < V::LANES || n > V::LANES << V::GROUP_LOG2 {
         return false;
     }
@@ -229,19 +237,96 @@ pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::A
     true
 }
 
-/// [`rotate_one_pass`] on `R` registers (`x.len() == LANES·R`).
+/// [`rotate_one_pass`] for `F ⊗ H_L` (`F` of order `by_input.len()`): in
+/// registers where rows of `L` are a quarter, a half or a whole register
+/// and the vector at most 16 of them; else `false`, touching nothing.
 ///
 /// # Safety
-/// The ISA is available; `x.len() == LANES·R`, at most
-/// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
+/// The ISA behind `V` is available; `x.len() = by_input.len()·L`.
 #[inline(always)]
-unsafe fn one_pass<V: Vector, const R: usize>(x: &mut [f32], around: &super::Around) {
-    // Register j's sign bits: LANES ≤ 16 divides 64, so they sit in one word.
-    let bits = |j: usize| {
-        let at = j * V::LANES;
-        (around.signs[at / 64] >> (at % 64)) as u32
-    };
-    let p = x.as_mut_ptr();
+unsafe fn paley_one_pass<V: Vector>(
+    x: &mut [f32],
+    around: &super::Around,
+    by_input: &[u64],
+    l: usize,
+) -> bool {
+    let n = x.len();
+    if !(l == V::LANES || (l < V::LANES && V::repeats(l))) || n > 16 * V::LANES {
+        return false;
+    }
+    let regs = n / V::LANES;
+    let rows_log2 = (V::LANES / l).trailing_zeros();
+    // SAFETY: forwarded; regs·LANES = n, and each instantiation's REGS,
+    // rows and order agree with the match (order = REGS·2^ROWS).
+    unsafe {
+        match (regs, rows_log2) {
+            (3, 2) => paley_pass::<V, 3, 2>(x, around, by_input),
+            (5, 2) => paley_pass::<V, 5, 2>(x, around, by_input),
+            (7, 2) => paley_pass::<V, 7, 2>(x, around, by_input),
+            (9, 2) => paley_pass::<V, 9, 2>(x, around, by_input),
+            (6, 1) => paley_pass::<V, 6, 1>(x, around, by_input),
+            (10, 1) => paley_pass::<V, 10, 1>(x, around, by_input),
+            (12, 0) => paley_pass::<V, 12, 0>(x, around, by_input),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// [`paley_one_pass`] on `REGS` registers of `2^ROWS` rows each.
+///
+/// # Safety
+/// The ISA is available; `x.len() = REGS·LANES = by_input.len()·L` with
+/// `L = LANES / 2^ROWS` a length [`Vector::repeats`] takes (or `LANES`).
+#[inline(always)]
+unsafe fn paley_pass<V: Vector, const REGS: usize, const ROWS: u32>(
+    x: &mut [f32],
+    around: &super::Around,
+    by_input: &[u64],
+) {
+    let rows = 1usize << ROWS;
+    let width = V::LANES >> ROWS;
+    let pick = (1u64 << rows) - 1;
+    let table = &PATTERNS[width.trailing_zeros() as usize - 2];
+    // SAFETY: REGS·LANES f32 are valid at x (caller); the ISA is the
+    // caller's; the patterns are 16 ≥ LANES f32.
+    unsafe {
+        // D, then H_L on every row (its stages inside each row's lanes).
+        let r: [V; REGS] = load_signed(x, around, width.trailing_zeros());
+        // F across rows: output row a = Σ_b F_ab·row_b in order b, each row
+        // repeated across a register and multiplied by every output
+        // register's pattern of signs.
+        let mut acc = [V::zero(); REGS];
+        for (k, v) in r.iter().enumerate() {
+            for part in 0..rows {
+                let row = if rows == 1 {
+                    *v
+                } else {
+                    v.repeat_part(part, width)
+                };
+                let signs = by_input[k * rows + part];
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let idx = ((signs >> (j * rows)) & pick & 15) as usize;
+                    *acc = row.mul_add(V::load(table[idx].as_ptr()), *acc);
+                }
+            }
+        }
+        store_finished(acc, x, around);
+    }
+}
+
+/// The first `R` registers of `x`, with signs first if `around` says so,
+/// then `stages` in-register stages each.
+///
+/// # Safety
+/// The ISA is available; `x` holds at least `R·LANES` ≤ 256 f32.
+#[inline(always)]
+unsafe fn load_signed<V: Vector, const R: usize>(
+    x: &[f32],
+    around: &super::Around,
+    stages: u32,
+) -> [V; R] {
+    let p = x.as_ptr();
     // SAFETY: R·LANES f32 are valid at p (caller); the ISA is the caller's.
     unsafe {
         let mut r: [V; R] = [V::load(p); R];
@@ -250,20 +335,59 @@ unsafe fn one_pass<V: Vector, const R: usize>(x: &mut [f32], around: &super::Aro
         }
         for (j, v) in r.iter_mut().enumerate() {
             if around.signs_first {
-                *v = v.negate_where(bits(j));
+                *v = v.negate_where(sign_bits::<V>(around, j));
             }
-            *v = v.in_register(V::LANES.trailing_zeros());
+            *v = v.in_register(stages);
         }
-        cross(&mut r);
+        r
+    }
+}
+
+/// `R` registers scaled, then signed if the signs come last, into the
+/// start of `x`.
+///
+/// # Safety
+/// As [`load_signed`].
+#[inline(always)]
+unsafe fn store_finished<V: Vector, const R: usize>(
+    mut r: [V; R],
+    x: &mut [f32],
+    around: &super::Around,
+) {
+    let p = x.as_mut_ptr();
+    // SAFETY: R·LANES f32 are valid at p (caller); the ISA is the caller's.
+    unsafe {
         for (j, v) in r.iter_mut().enumerate() {
             if let Some(s) = around.scale {
                 *v = v.mul(V::splat(s));
             }
             if !around.signs_first {
-                *v = v.negate_where(bits(j));
+                *v = v.negate_where(sign_bits::<V>(around, j));
             }
             v.store(p.add(j * V::LANES));
         }
+    }
+}
+
+/// Register `j`'s sign bits (LANES ≤ 16 divides 64: one word holds them).
+#[inline(always)]
+fn sign_bits<V: Vector>(around: &super::Around, j: usize) -> u32 {
+    let at = j * V::LANES;
+    (around.signs[at / 64] >> (at % 64)) as u32
+}
+
+/// [`rotate_one_pass`] on `R` registers (`x.len() == LANES·R`).
+///
+/// # Safety
+/// The ISA is available; `x.len() == LANES·R`, at most
+/// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
+#[inline(always)]
+unsafe fn one_pass<V: Vector, const R: usize>(x: &mut [f32], around: &super::Around) {
+    // SAFETY: R·LANES f32 are valid at x (caller); the ISA is the caller's.
+    unsafe {
+        let mut r: [V; R] = load_signed(x, around, V::LANES.trailing_zeros());
+        cross(&mut r);
+        store_finished(r, x, around);
     }
 }
 
