@@ -562,7 +562,13 @@ unsafe fn mode_group<V: Vector, const A: usize, const R: u32>(
                 for (j, acc) in acc.iter_mut().enumerate() {
                     // (`& 15`: a bound the compiler sees; pick ≤ 15.)
                     let idx = ((bits >> (j * rows)) & pick & 15) as usize;
-                    let s = V::load(g.table[idx].as_ptr());
+                    // One row a register: a broadcast ±1 (4 bytes read,
+                    // not a 64-byte pattern).
+                    let s = if R == 0 {
+                        V::splat(super::paley::SIGN[idx & 1])
+                    } else {
+                        V::load(g.table[idx].as_ptr())
+                    };
                     *acc = v.mul_add(s, *acc);
                 }
             }
