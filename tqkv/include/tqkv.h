@@ -216,7 +216,7 @@ typedef struct tqkv_cache_config {
     uint32_t value_bits;
 } tqkv_cache_config;
 
-#define TQKV_CACHE_WORDS 1080
+#define TQKV_CACHE_WORDS 1104
 typedef struct tqkv_cache {
     uint64_t opaque[TQKV_CACHE_WORDS];
 } tqkv_cache;

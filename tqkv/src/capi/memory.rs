@@ -128,7 +128,7 @@ pub struct tqkv_quantizer {
 /// caller buffer).
 #[repr(C)]
 pub struct tqkv_cache {
-    opaque: [u64; 1080],
+    opaque: [u64; 1104],
 }
 
 /// A caller buffer seen as bytes (the handle's view of a cache's memory).

@@ -454,9 +454,10 @@ const PATTERNS: [[[f32; 16]; 16]; 3] = {
 /// d = 96 = 12·8, 80 = 20·4) are repeated across it, so one FMA serves
 /// that many output rows, each lane with its own row's sign from
 /// [`PATTERNS`]. Up to eight registers of output rows at a time, for as
-/// many independent chains of FMAs; the signs come from `by_input[b]` (bit `a` = `F_ab
-/// = −1`), one scalar shift per input row. Other strides take the
-/// portable loop, compiled here with the backend's features.
+/// many independent chains of FMAs; the signs come from `by_input[b]` (bit
+/// `a` set where `F_ab = −1`), one scalar shift per input row. Other
+/// strides take the portable loop, compiled here with the backend's
+/// features.
 ///
 /// # Safety
 /// The ISA behind `V` is available; `by_output` and `by_input` are a
