@@ -230,13 +230,13 @@ pub(crate) fn need(needed: usize, found: usize) -> Result<(), Error> {
 /// Where a backend is at hand, [`finite_on`] runs the check in its registers.
 #[inline]
 pub(crate) fn finite(x: &[f32]) -> Result<(), Error> {
-    nonfinite_unless(crate::vector::loops::all_finite(x))
+    nonfinite_unless(crate::loops::all_finite(x))
 }
 
 /// [`finite`] on a checked backend.
 #[inline]
 pub(crate) fn finite_on(backend: crate::backend::Checked, x: &[f32]) -> Result<(), Error> {
-    nonfinite_unless(crate::vector::loops::all_finite_on(backend, x))
+    nonfinite_unless(crate::loops::all_finite_on(backend, x))
 }
 
 fn nonfinite_unless(ok: bool) -> Result<(), Error> {

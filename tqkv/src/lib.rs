@@ -83,6 +83,7 @@ mod backend;
 pub mod capi;
 pub mod codebook;
 mod error;
+mod loops;
 pub mod qjl;
 pub mod quant;
 pub mod rng;

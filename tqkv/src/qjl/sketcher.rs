@@ -302,9 +302,9 @@ impl QjlSketcher {
         let out = &mut out[..bytes];
         // Blocks start at multiples of 8 (m and the block lengths are).
         self.for_each_projection(backend, r, |j, v| {
-            crate::vector::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
+            crate::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
         });
-        Ok(crate::vector::loops::l2_on(backend, r) as f32)
+        Ok(crate::loops::l2_on(backend, r) as f32)
     }
 
     /// `out = √(π/2)/m · γ · Sᵀ·s` (`dim` values): the reconstruction of `r`

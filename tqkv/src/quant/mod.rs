@@ -62,8 +62,8 @@ use half::{bf16, f16};
 use crate::backend::Checked;
 use crate::codebook::{self, Codebook, pack};
 use crate::error::need;
+use crate::loops;
 use crate::qjl::{Projection, QjlSketcher};
-use crate::vector::loops;
 use crate::{Backend, Error, Rotation};
 
 /// Largest dim of every quantiser: the rotated (or widened f16/bf16) copy of

@@ -9,7 +9,6 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
-pub(crate) mod loops;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 

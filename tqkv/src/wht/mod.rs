@@ -113,6 +113,11 @@ pub(crate) const ONE_PASS_MAX: usize = 256;
 
 /// How a one-pass rotation treats its vector around the transform.
 #[derive(Clone, Copy)]
+// Read by the vector kernels only (none on other architectures).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) struct Around {
     /// Sign words (bit `i % 64` of word `i / 64` negates element `i`).
     pub(crate) signs: [u64; ONE_PASS_MAX / 64],
@@ -135,11 +140,18 @@ pub(crate) struct Around {
 /// with `x` untouched, elsewhere (and on the scalar backend). Bits as the
 /// separate steps.
 pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Around) -> bool {
-    on_backend!(backend, false, rotate_one_pass(x, around)).unwrap_or(false)
+    // The scalar backend keeps the separate steps (its reference).
+    let scalar = |_: &mut [f32], _: &Around| false;
+    on_backend!(backend, scalar(x, around), rotate_one_pass(x, around)).unwrap_or(false)
 }
 
 /// A Paley factor's mode product on a checked backend (see `paley`): the
 /// same sums, in the same order, on every backend.
+// `by_input` serves the vector kernels only (none on other architectures).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(unused_variables)
+)]
 pub(crate) fn mode_product_in(
     backend: Checked,
     (masks, by_input): (&[u64], &[u64]),

@@ -4,8 +4,8 @@ use super::blocks;
 use super::paley::Kronecker;
 use super::{Around, ONE_PASS_MAX, check_len, fwht_rows_in, rotate_one_pass_in};
 use crate::backend::Checked;
+use crate::loops;
 use crate::rng::SplitMix64;
-use crate::vector::loops;
 use crate::{Backend, Error};
 
 /// The orthonormal randomised Hadamard rotation `y = H·D·x/√d` (`ARCHITECTURE.md`, "The pipeline").

@@ -119,6 +119,7 @@ pub(crate) fn sign_bits(v: &[f32], out: &mut [u8]) {
 /// Expands, inside a backend file, to the loops above inside functions
 /// with the backend's target features. Reached only through
 /// [`on_backend!`], whose `Checked` token proves the features exist.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! entry_points {
     ([$($feature:tt),*]) => {
         crate::backend::target_features! {
@@ -126,41 +127,42 @@ macro_rules! entry_points {
             /// # Safety
             /// The backend's target features are available.
             pub(crate) unsafe fn sum_squares(x: &[f32]) -> f64 {
-                crate::vector::loops::sum_squares(x)
+                crate::loops::sum_squares(x)
             }
             /// # Safety
             /// As [`sum_squares`].
             pub(crate) unsafe fn all_finite(x: &[f32]) -> bool {
-                crate::vector::loops::all_finite(x)
+                crate::loops::all_finite(x)
             }
             /// # Safety
             /// As [`sum_squares`].
             pub(crate) unsafe fn scale_f64_into(x: &[f32], s: f64, y: &mut [f32]) {
-                crate::vector::loops::scale_f64_into(x, s, y)
+                crate::loops::scale_f64_into(x, s, y)
             }
             /// # Safety
             /// As [`sum_squares`].
             pub(crate) unsafe fn scale(x: &mut [f32], s: f32) {
-                crate::vector::loops::scale(x, s)
+                crate::loops::scale(x, s)
             }
             /// # Safety
             /// As [`sum_squares`].
             pub(crate) unsafe fn flip_signs_seeded(x: &mut [f32], seed: u64) {
-                crate::vector::loops::flip_signs_seeded(x, seed)
+                crate::loops::flip_signs_seeded(x, seed)
             }
             /// # Safety
             /// As [`sum_squares`].
             pub(crate) unsafe fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
-                crate::vector::loops::residual(y, n, yhat, stored)
+                crate::loops::residual(y, n, yhat, stored)
             }
             /// # Safety
             /// As [`sum_squares`].
             pub(crate) unsafe fn sign_bits(v: &[f32], out: &mut [u8]) {
-                crate::vector::loops::sign_bits(v, out)
+                crate::loops::sign_bits(v, out)
             }
         }
     };
 }
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use entry_points;
 
 #[cfg(target_arch = "x86_64")]
