@@ -41,13 +41,6 @@ pub(super) unsafe trait Lanes: F32Vector {
     unsafe fn lookup(lut: &Self::Lut<'_>, i: Self::Idx) -> Self;
     /// `#{j : x > thresholds[j]}` per lane (NaN → 0), as the scalar kernel.
     unsafe fn quantize(thr: &Self::Thr<'_>, x: Self) -> Self::Idx;
-    /// [`quantize`](Self::quantize) of four registers, where the backend
-    /// can overlap their searches.
-    #[inline(always)]
-    unsafe fn quantize4(thr: &Self::Thr<'_>, x: [Self; 4]) -> [Self::Idx; 4] {
-        // SAFETY: forwarded from the caller.
-        x.map(|v| unsafe { Self::quantize(thr, v) })
-    }
     /// Scores whole blocks of rows at once where the backend has a faster
     /// way than one row at a time; returns how many leading rows (a prefix
     /// of `out`) it scored. Arguments as for [`dot_rows`], validated.
@@ -121,19 +114,6 @@ unsafe fn quantize_with<V: Lanes>(
 ) -> usize {
     let n = x.len().min(out.len());
     let mut i = 0;
-    while i + 4 * V::LANES <= n {
-        // SAFETY: i + 4·LANES <= n, so 4·LANES f32 are readable at x[i] and
-        // 4·LANES bytes writable at out[i]; the ISA is the caller's promise.
-        unsafe {
-            let p = x.as_ptr().add(i);
-            let v = [0, 1, 2, 3].map(|k| V::load(p.add(k * V::LANES)));
-            for (k, idx) in V::quantize4(thr, v).into_iter().enumerate() {
-                V::narrow(idx, out.as_mut_ptr().add(i + k * V::LANES));
-                each(i + k * V::LANES, idx);
-            }
-        }
-        i += 4 * V::LANES;
-    }
     while i + V::LANES <= n {
         // SAFETY: i + LANES <= n, so LANES f32 are readable at x[i] and
         // LANES bytes writable at out[i]; the ISA is the caller's promise.

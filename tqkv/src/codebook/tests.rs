@@ -348,19 +348,20 @@ fn quantize_packed_centroids_equals_quantize_then_dequantize() {
             let scalar = Backend::Scalar.check().unwrap();
             quantize_packed_in(scalar, &cb, &x, &mut want).unwrap();
             dequantize_in(scalar, &cb, &want, &mut want_c).unwrap();
+            let bits_of = |v: &[f32]| v.iter().map(|c| c.to_bits()).collect::<std::vec::Vec<_>>();
             for backend in Backend::available() {
-                let mut got = std::vec![0u8; packed_len];
-                let mut got_c = std::vec![1.0f32; n];
-                let b = backend.check().unwrap();
-                quantize_packed_centroids_in(b, &cb, &x, &mut got, &mut got_c).unwrap();
-                assert_eq!(got, want, "{backend} bits {bits} n {n}");
-                let bits_of =
-                    |v: &[f32]| v.iter().map(|c| c.to_bits()).collect::<std::vec::Vec<_>>();
-                assert_eq!(
-                    bits_of(&got_c),
-                    bits_of(&want_c),
-                    "{backend} bits {bits} n {n}"
-                );
+                // Input and centroids at several offsets into a register.
+                for offset in [0usize, 1, 3] {
+                    let mut input = std::vec![0.0f32; offset + n];
+                    input[offset..].copy_from_slice(&x);
+                    let mut got = std::vec![0u8; packed_len];
+                    let mut got_c = std::vec![1.0f32; offset + n];
+                    let b = backend.check().unwrap();
+                    let (x, c) = (&input[offset..], &mut got_c[offset..]);
+                    quantize_packed_centroids_in(b, &cb, x, &mut got, c).unwrap();
+                    assert_eq!(got, want, "{backend} bits {bits} n {n} offset {offset}");
+                    assert_eq!(bits_of(c), bits_of(&want_c), "{backend} bits {bits} n {n}");
+                }
             }
         }
     }

@@ -408,9 +408,10 @@ impl Layout {
                 at += (capacity * f).div_ceil(64) * 64;
             }
         }
+        // A head's regions end where the next head's begin.
         Layout {
             regions,
-            head_stride: head_bytes(capacity, k, v).unwrap_or(0),
+            head_stride: at - HEADER_BYTES,
         }
     }
 }

@@ -155,14 +155,9 @@ impl Paley {
         transpose: bool,
         tmp: &mut [f32],
     ) {
-        let table = &SIGNS[self.0 as usize];
-        let (masks, by_input) = if transpose {
-            (&table.cols, &table.rows)
-        } else {
-            (&table.rows, &table.cols)
-        };
-        let n = self.order();
-        super::mode_product_in(backend, (&masks[..n], &by_input[..n]), x, stride, tmp);
+        // By output row of F is by input row of Fᵀ.
+        let masks = (self.by_input(!transpose), self.by_input(transpose));
+        super::mode_product_in(backend, masks, x, stride, tmp);
     }
 }
 

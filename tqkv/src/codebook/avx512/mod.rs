@@ -40,40 +40,6 @@ pub(super) struct Thr16<'a> {
     bits: u8,
 }
 
-/// The indices of `N` registers: a register search up to 6 bits, a
-/// gathered one above.
-///
-/// # Safety
-/// AVX-512F is available.
-#[inline(always)]
-unsafe fn quantize_n<const N: usize>(thr: &Thr16<'_>, x: [__m512; N]) -> [__m512i; N] {
-    // SAFETY: AVX-512F available (caller); `search` reads registers only,
-    // the gathered search reads thresholds[idx + step − 1] ≤
-    // thresholds[2^bits − 2], inside the codebook's array.
-    unsafe {
-        match thr.bits {
-            1 => search::<1, N>(thr, x),
-            2 => search::<2, N>(thr, x),
-            3 => search::<3, N>(thr, x),
-            4 => search::<4, N>(thr, x),
-            5 => search::<5, N>(thr, x),
-            6 => search::<6, N>(thr, x),
-            _ => x.map(|x| {
-                let mut idx = _mm512_setzero_si512();
-                let mut step = 1i32 << (thr.bits - 1);
-                while step > 0 {
-                    let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
-                    let t = _mm512_i32gather_ps::<4>(probe, thr.thresholds.as_ptr());
-                    let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, t);
-                    idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
-                    step >>= 1;
-                }
-                idx
-            }),
-        }
-    }
-}
-
 /// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 6`) whose
 /// sorted thresholds are in `thr` (+∞ past the last): a binary search of
 /// `BITS` steps, each one permute (plus an add at 5 bits, two permutes and
@@ -83,22 +49,16 @@ unsafe fn quantize_n<const N: usize>(thr: &Thr16<'_>, x: [__m512; N]) -> [__m512
 /// # Safety
 /// AVX-512F is available.
 #[inline(always)]
-unsafe fn search<const BITS: u32, const N: usize>(thr: &Thr16<'_>, x: [__m512; N]) -> [__m512i; N] {
+unsafe fn search<const BITS: u32>(thr: &Thr16<'_>, x: __m512) -> __m512i {
     // SAFETY: register operations only, on the caller's ISA.
     unsafe {
-        // The N searches step together: N independent chains of
-        // permute → compare → add for the core to overlap.
-        let mut idx = [_mm512_setzero_si512(); N];
+        let mut idx = _mm512_setzero_si512();
         let mut s = BITS;
         while s > 0 {
             s -= 1;
-            let step = 1i32 << s;
-            for (idx, &x) in idx.iter_mut().zip(&x) {
-                let idx_ = *idx;
-                let th = probe_thresholds::<BITS>(thr, idx_, s);
-                let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, th);
-                *idx = _mm512_mask_add_epi32(idx_, gt, idx_, _mm512_set1_epi32(step));
-            }
+            let th = probe_thresholds::<BITS>(thr, idx, s);
+            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, th);
+            idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(1 << s));
         }
         idx
     }
@@ -224,14 +184,31 @@ unsafe impl Lanes for F32x16 {
 
     #[inline(always)]
     unsafe fn quantize(thr: &Thr16<'_>, x: Self) -> __m512i {
-        // SAFETY: forwarded (AVX-512F is available).
-        unsafe { quantize_n(thr, [x.0])[0] }
-    }
-
-    #[inline(always)]
-    unsafe fn quantize4(thr: &Thr16<'_>, x: [Self; 4]) -> [__m512i; 4] {
-        // SAFETY: forwarded (AVX-512F is available).
-        unsafe { quantize_n(thr, x.map(|v| v.0)) }
+        // SAFETY: AVX-512F available (trait contract); `search` reads
+        // registers only, the gathered search reads thresholds[idx + step −
+        // 1] ≤ thresholds[2^bits − 2], inside the codebook's array.
+        unsafe {
+            match thr.bits {
+                1 => search::<1>(thr, x.0),
+                2 => search::<2>(thr, x.0),
+                3 => search::<3>(thr, x.0),
+                4 => search::<4>(thr, x.0),
+                5 => search::<5>(thr, x.0),
+                6 => search::<6>(thr, x.0),
+                _ => {
+                    let mut idx = _mm512_setzero_si512();
+                    let mut step = 1i32 << (thr.bits - 1);
+                    while step > 0 {
+                        let probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+                        let t = _mm512_i32gather_ps::<4>(probe, thr.thresholds.as_ptr());
+                        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x.0, t);
+                        idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+                        step >>= 1;
+                    }
+                    idx
+                }
+            }
+        }
     }
 
     #[inline(always)]
