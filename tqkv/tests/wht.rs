@@ -478,11 +478,11 @@ fn rotation_rejects_bad_dims_and_lengths() {
 /// A head dimension of every construction and kernel shape: powers of two
 /// (one-pass sizes and longer), Paley products whose rows are a quarter, a
 /// half, one or several registers (80 = 20·4, 96 = 12·8, 192 = 12·16, 384
-/// = 12·32, 576 = 36·16), the other Paley orders, and block-diagonal ones.
+/// = 12·32, 576 = 36·16, and two passes up to 1152 = 36·32), the other Paley orders, and block-diagonal ones.
 fn any_dim() -> impl Strategy<Value = usize> {
     prop::sample::select(vec![
         8usize, 16, 64, 128, 256, 512, 24, 40, 48, 56, 80, 96, 112, 120, 160, 176, 192, 224, 240,
-        320, 384, 448, 576, 104, 136, 200,
+        320, 384, 448, 576, 640, 768, 1152, 104, 136, 200,
     ])
 }
 
@@ -510,7 +510,7 @@ proptest! {
         d in any_dim(),
         seed in any::<u64>(),
         offset in 0usize..16,
-        values in prop::collection::vec(any_value(), 576),
+        values in prop::collection::vec(any_value(), 1152),
     ) {
         let rot = Rotation::new(d, seed).unwrap();
         let mut buf = vec![0.0f32; offset + d];

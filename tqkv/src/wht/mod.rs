@@ -119,7 +119,10 @@ pub(crate) const ONE_PASS_MAX: usize = 256;
     allow(dead_code)
 )]
 pub(crate) struct Around {
-    /// Sign words (bit `i % 64` of word `i / 64` negates element `i`).
+    /// The seed of the signs (the two-pass kernel draws its own words).
+    pub(crate) seed: u64,
+    /// Sign words of a one-pass rotation (bit `i % 64` of word `i / 64`
+    /// negates element `i`).
     pub(crate) signs: [u64; ONE_PASS_MAX / 64],
     /// Negate before the transform (`D` then `H`) or after it (`H` then `D`).
     pub(crate) signs_first: bool,
@@ -143,6 +146,25 @@ pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Aroun
     // The scalar backend keeps the separate steps (its reference).
     let scalar = |_: &mut [f32], _: &Around| false;
     on_backend!(backend, scalar(x, around), rotate_one_pass(x, around)).unwrap_or(false)
+}
+
+/// [`rotate_one_pass_in`] for vectors longer than one pass with one Paley
+/// factor on rows of whole registers (576 = 36·16): two passes, through
+/// `tmp` (at least `x.len()`); `false`, with `x` untouched, elsewhere (and
+/// on the scalar backend).
+pub(crate) fn rotate_two_pass_in(
+    backend: Checked,
+    x: &mut [f32],
+    around: &Around,
+    tmp: &mut [f32],
+) -> bool {
+    let scalar = |_: &mut [f32], _: &Around, _: &mut [f32]| false;
+    on_backend!(
+        backend,
+        scalar(x, around, tmp),
+        rotate_two_pass(x, around, tmp)
+    )
+    .unwrap_or(false)
 }
 
 /// A Paley factor's mode product on a checked backend (see `paley`): the

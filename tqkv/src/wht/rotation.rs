@@ -2,7 +2,9 @@
 
 use super::blocks;
 use super::paley::Kronecker;
-use super::{Around, ONE_PASS_MAX, check_len, fwht_rows_in, rotate_one_pass_in};
+use super::{
+    Around, ONE_PASS_MAX, check_len, fwht_rows_in, rotate_one_pass_in, rotate_two_pass_in,
+};
 use crate::backend::Checked;
 use crate::loops;
 use crate::rng::SplitMix64;
@@ -360,9 +362,11 @@ impl Rotation {
         self.flip_signs(backend, x);
     }
 
-    /// Signs, a Sylvester transform and an optional scale in one pass over
-    /// `x` where the backend has that form (see [`Around`]); `false`, with
-    /// `x` untouched, elsewhere. The same bits as the separate steps.
+    /// Signs, the transform and an optional scale fused where the backend
+    /// has that form (see [`Around`]): one pass over `x` up to
+    /// [`ONE_PASS_MAX`], two for one Paley factor on rows of whole
+    /// registers beyond; `false`, with `x` untouched, elsewhere. The same
+    /// bits as the separate steps.
     fn one_pass(
         &self,
         backend: Checked,
@@ -373,9 +377,6 @@ impl Rotation {
         let Transform::Hadamard(h) = self.transform else {
             return false;
         };
-        if x.len() > ONE_PASS_MAX {
-            return false;
-        }
         // The inverse runs the transpose (`H_L` is symmetric).
         let transpose = !signs_first;
         let paley = match h.factors() {
@@ -383,19 +384,30 @@ impl Rotation {
             [f] => Some((f.by_input(transpose), h.sylvester())),
             _ => return false,
         };
-        // The words `flip_signs` draws, one per 64 elements.
+        if x.len() > ONE_PASS_MAX && paley.is_none() {
+            return false;
+        }
+        // The words `flip_signs` draws, one per 64 elements (the two-pass
+        // kernel draws its own).
         let mut signs = [0u64; ONE_PASS_MAX / 64];
-        let mut rng = SplitMix64::new(self.seed);
-        for w in signs.iter_mut().take(x.len().div_ceil(64)) {
-            *w = rng.next_u64();
+        if x.len() <= ONE_PASS_MAX {
+            let mut rng = SplitMix64::new(self.seed);
+            for w in signs.iter_mut().take(x.len().div_ceil(64)) {
+                *w = rng.next_u64();
+            }
         }
         let around = Around {
+            seed: self.seed,
             signs,
             signs_first,
             scale,
             paley,
         };
-        rotate_one_pass_in(backend, x, &around)
+        if x.len() <= ONE_PASS_MAX && rotate_one_pass_in(backend, x, &around) {
+            return true;
+        }
+        paley.is_some()
+            && crate::stack::floats(x.len(), |tmp| rotate_two_pass_in(backend, x, &around, tmp))
     }
 
     /// `D₂` of the block-diagonal construction: the signs seeded with

@@ -38,6 +38,7 @@ pub(super) unsafe trait Vector: F32Vector {
     unsafe fn repeat_part(self, part: usize, len: usize) -> Self;
 }
 
+use crate::quant::MAX_DIM;
 use crate::vector::F32Vector;
 
 /// Chunks longer than this (in f32) are finished one at a time, depth-first,
@@ -273,6 +274,91 @@ unsafe fn paley_one_pass<V: Vector>(
     true
 }
 
+/// `x ← s·(F ⊗ H_L)·D·x` or `x ← D·s·(F ⊗ H_L)ᵀ·x` (see [`Around`]) for
+/// one Paley factor `F` on rows of `L` a whole number of registers, at most
+/// a pass's group: the vectors too long for one pass (576 = 36·16,
+/// 320 = 20·16, 384 = 12·32). Two passes instead of five: the first flips
+/// the signs (if they come first) and runs `H_L` on each row in registers,
+/// into `tmp`; the second is `F`'s product from `tmp` back into `x`, each
+/// register scaled and flipped (if the signs come last) as it is stored.
+/// Returns `false`, touching nothing, for other shapes. The same IEEE
+/// operations in the same order as the separate steps, so the same bits.
+///
+/// # Safety
+/// The ISA behind `V` is available on this CPU.
+#[inline(always)]
+pub(super) unsafe fn rotate_two_pass<V: Vector>(
+    x: &mut [f32],
+    around: &super::Around,
+    tmp: &mut [f32],
+) -> bool {
+    let Some((by_input, l)) = around.paley else {
+        return false;
+    };
+    let n = x.len();
+    let rows = by_input.len();
+    if !l.is_multiple_of(V::LANES)
+        || l > V::LANES << V::GROUP_LOG2
+        || rows * l != n
+        || tmp.len() < n
+        || n > MAX_DIM
+    {
+        return false;
+    }
+    // The sign words, one per 64 elements, as `flip_signs` draws them.
+    let mut words = [0u64; MAX_DIM / 64];
+    let mut rng = crate::rng::SplitMix64::new(around.seed);
+    for w in words.iter_mut().take(n.div_ceil(64)) {
+        *w = rng.next_u64();
+    }
+    let words = &words[..n.div_ceil(64)];
+    let first = around.signs_first.then_some(words);
+    // SAFETY: forwarded; l = LANES·R for the R chosen, rows·l = n ≤
+    // tmp.len(), and the words cover the n elements.
+    unsafe {
+        match l / V::LANES {
+            1 => rows_pass::<V, 1>(x, tmp, first),
+            2 => rows_pass::<V, 2>(x, tmp, first),
+            4 => rows_pass::<V, 4>(x, tmp, first),
+            8 => rows_pass::<V, 8>(x, tmp, first),
+            _ => rows_pass::<V, 16>(x, tmp, first),
+        }
+        let finish = Finish {
+            scale: around.scale,
+            signs: (!around.signs_first).then_some(words),
+        };
+        mode_block::<V>(by_input, &tmp[..n], x, l, &finish);
+    }
+    true
+}
+
+/// `tmp` ← `H_L` on every row of `R` registers of `x`, the signs applied
+/// first where given.
+///
+/// # Safety
+/// The ISA is available; `R·LANES` divides `x.len() ≤ tmp.len()`; `signs`
+/// covers `x`.
+#[inline(always)]
+unsafe fn rows_pass<V: Vector, const R: usize>(x: &[f32], tmp: &mut [f32], signs: Option<&[u64]>) {
+    let row = R * V::LANES;
+    for (i, (src, dst)) in x
+        .chunks_exact(row)
+        .zip(tmp.chunks_exact_mut(row))
+        .enumerate()
+    {
+        // SAFETY: `src` and `dst` hold R·LANES f32; the ISA is the caller's;
+        // `signs` covers the row.
+        unsafe {
+            let stages = V::LANES.trailing_zeros();
+            let mut r: [V; R] = load_signed(src.as_ptr(), signs, i * row, stages);
+            cross(&mut r);
+            for (j, v) in r.iter().enumerate() {
+                v.store(dst.as_mut_ptr().add(j * V::LANES));
+            }
+        }
+    }
+}
+
 /// [`paley_one_pass`] on `REGS` registers of `2^ROWS` rows each.
 ///
 /// # Safety
@@ -292,7 +378,7 @@ unsafe fn paley_pass<V: Vector, const REGS: usize, const ROWS: u32>(
     // caller's; the patterns are 16 ≥ LANES f32.
     unsafe {
         // D, then H_L on every row (its stages inside each row's lanes).
-        let r: [V; REGS] = load_signed(x, around, width.trailing_zeros());
+        let r: [V; REGS] = load_signed(x.as_ptr(), first_signs(around), 0, width.trailing_zeros());
         // F across rows: output row a = Σ_b F_ab·row_b in order b, each row
         // repeated across a register and multiplied by every output
         // register's pattern of signs.
@@ -315,27 +401,29 @@ unsafe fn paley_pass<V: Vector, const REGS: usize, const ROWS: u32>(
     }
 }
 
-/// The first `R` registers of `x`, with signs first if `around` says so,
-/// then `stages` in-register stages each.
+/// `R` registers at `p` (elements `base …` of the vector), each negated
+/// where `signs` has its bits (if given), then `stages` in-register
+/// stages each.
 ///
 /// # Safety
-/// The ISA is available; `x` holds at least `R·LANES` ≤ 256 f32.
+/// The ISA is available; `R·LANES` f32 are readable at `p`; `signs`
+/// covers elements `base … base + R·LANES − 1`.
 #[inline(always)]
 unsafe fn load_signed<V: Vector, const R: usize>(
-    x: &[f32],
-    around: &super::Around,
+    p: *const f32,
+    signs: Option<&[u64]>,
+    base: usize,
     stages: u32,
 ) -> [V; R] {
-    let p = x.as_ptr();
     // SAFETY: R·LANES f32 are valid at p (caller); the ISA is the caller's.
     unsafe {
         let mut r: [V; R] = [V::load(p); R];
-        for (j, v) in r.iter_mut().enumerate().skip(1) {
-            *v = V::load(p.add(j * V::LANES));
-        }
         for (j, v) in r.iter_mut().enumerate() {
-            if around.signs_first {
-                *v = v.negate_where(sign_bits::<V>(around, j));
+            if j > 0 {
+                *v = V::load(p.add(j * V::LANES));
+            }
+            if let Some(words) = signs {
+                *v = v.negate_where(sign_bits(words, base + j * V::LANES));
             }
             *v = v.in_register(stages);
         }
@@ -343,37 +431,43 @@ unsafe fn load_signed<V: Vector, const R: usize>(
     }
 }
 
-/// `R` registers scaled, then signed if the signs come last, into the
-/// start of `x`.
+/// The signs of the register at element `at` (a multiple of `LANES`;
+/// `LANES ≤ 16` divides 64, so one word holds them).
+#[inline(always)]
+fn sign_bits(words: &[u64], at: usize) -> u32 {
+    (words[at / 64] >> (at % 64)) as u32
+}
+
+/// `R` registers finished as [`Around`](super::Around) says, stored at
+/// the start of `x`.
 ///
 /// # Safety
-/// As [`load_signed`].
+/// The ISA is available; `x` holds at least `R·LANES` ≤ 256 f32.
 #[inline(always)]
 unsafe fn store_finished<V: Vector, const R: usize>(
-    mut r: [V; R],
+    r: [V; R],
     x: &mut [f32],
     around: &super::Around,
 ) {
-    let p = x.as_mut_ptr();
-    // SAFETY: R·LANES f32 are valid at p (caller); the ISA is the caller's.
-    unsafe {
-        for (j, v) in r.iter_mut().enumerate() {
-            if let Some(s) = around.scale {
-                *v = v.mul(V::splat(s));
-            }
-            if !around.signs_first {
-                *v = v.negate_where(sign_bits::<V>(around, j));
-            }
-            v.store(p.add(j * V::LANES));
-        }
+    let finish = Finish {
+        scale: around.scale,
+        signs: (!around.signs_first).then_some(&around.signs[..]),
+    };
+    for (j, v) in r.iter().enumerate() {
+        // SAFETY: R·LANES f32 are valid at x (caller); the ISA is the
+        // caller's; the words cover 256 elements.
+        unsafe {
+            finish
+                .apply(*v, j * V::LANES)
+                .store(x.as_mut_ptr().add(j * V::LANES))
+        };
     }
 }
 
-/// Register `j`'s sign bits (LANES ≤ 16 divides 64: one word holds them).
+/// The signs of a one-pass rotation that come first, if they do.
 #[inline(always)]
-fn sign_bits<V: Vector>(around: &super::Around, j: usize) -> u32 {
-    let at = j * V::LANES;
-    (around.signs[at / 64] >> (at % 64)) as u32
+fn first_signs(around: &super::Around) -> Option<&[u64]> {
+    around.signs_first.then_some(&around.signs[..])
 }
 
 /// [`rotate_one_pass`] on `R` registers (`x.len() == LANES·R`).
@@ -385,7 +479,12 @@ fn sign_bits<V: Vector>(around: &super::Around, j: usize) -> u32 {
 unsafe fn one_pass<V: Vector, const R: usize>(x: &mut [f32], around: &super::Around) {
     // SAFETY: R·LANES f32 are valid at x (caller); the ISA is the caller's.
     unsafe {
-        let mut r: [V; R] = load_signed(x, around, V::LANES.trailing_zeros());
+        let mut r: [V; R] = load_signed(
+            x.as_ptr(),
+            first_signs(around),
+            0,
+            V::LANES.trailing_zeros(),
+        );
         cross(&mut r);
         store_finished(r, x, around);
     }
@@ -472,77 +571,132 @@ pub(super) unsafe fn mode_product<V: Vector>(
     stride: usize,
     tmp: &mut [f32],
 ) {
-    let width = stride.min(V::LANES);
     if !(stride.is_multiple_of(V::LANES) || V::repeats(stride)) {
         super::paley::mode_product(by_output, x, stride, tmp);
         return;
     }
     let n = by_output.len();
+    let tmp = &mut tmp[..n * stride];
+    for block in x.chunks_exact_mut(n * stride) {
+        tmp.copy_from_slice(block);
+        // SAFETY: forwarded; the block and its copy hold n·stride f32.
+        unsafe { mode_block::<V>(by_input, tmp, block, stride, &Finish::NONE) };
+    }
+}
+
+/// What is done to each register of a mode product's output as it is
+/// stored: the rotation's scale, then its signs (bit `i % 64` of word
+/// `i / 64` negates output element `i`) where they come last.
+struct Finish<'a> {
+    scale: Option<f32>,
+    signs: Option<&'a [u64]>,
+}
+
+impl Finish<'_> {
+    /// Nothing: the plain product.
+    const NONE: Finish<'static> = Finish {
+        scale: None,
+        signs: None,
+    };
+
+    /// `v`, the output register at element `at` (a multiple of `LANES`),
+    /// finished. The same IEEE operations as the separate scale and sign
+    /// passes.
+    ///
+    /// # Safety
+    /// The ISA is available; `signs` covers element `at`.
+    #[inline(always)]
+    unsafe fn apply<V: Vector>(&self, mut v: V, at: usize) -> V {
+        // SAFETY: the ISA is the caller's; registers only.
+        unsafe {
+            if let Some(s) = self.scale {
+                v = v.mul(V::splat(s));
+            }
+            if let Some(words) = self.signs {
+                v = v.negate_where(sign_bits(words, at));
+            }
+        }
+        v
+    }
+}
+
+/// One block of [`mode_product`]: `dst` ← the factor's product of `src`
+/// (`by_input.len()` rows of `stride`), each register finished as stored.
+///
+/// # Safety
+/// As [`mode_product`], with `src` and `dst` of `by_input.len()·stride`
+/// f32 and `stride` a multiple of `LANES` or a length [`Vector::repeats`]
+/// takes.
+#[inline(always)]
+unsafe fn mode_block<V: Vector>(
+    by_input: &[u64],
+    src: &[f32],
+    dst: &mut [f32],
+    stride: usize,
+    finish: &Finish<'_>,
+) {
+    let n = by_input.len();
+    let width = stride.min(V::LANES);
     // Shifts, not divisions (an integer division costs more than a group
     // of this kernel at d = 96).
     let rows_log2 = V::LANES.trailing_zeros() - width.trailing_zeros();
     let table = &PATTERNS[width.trailing_zeros() as usize - 2];
-    let tmp = &mut tmp[..n * stride];
-    for block in x.chunks_exact_mut(n * stride) {
-        tmp.copy_from_slice(block);
-        let mut a0 = 0;
-        while a0 < n {
-            // Registers of output rows left (n is a multiple of 4 ≥ rows).
-            let left = (n - a0) >> rows_log2;
-            let g = GroupArgs {
-                by_input,
-                tmp,
-                stride,
-                width,
-                a0,
-                table,
-            };
-            // Groups of 8, 4, 2 or 1 registers (constants, so that the
-            // sums and the sign shifts stay in registers).
-            let regs = [8, 4, 2, 1].into_iter().find(|&r| r <= left).unwrap_or(1);
-            // SAFETY: forwarded; the group's rows a0 … a0 + regs·rows − 1
-            // are below n.
-            unsafe {
-                match (regs, rows_log2) {
-                    (8, 0) => mode_group::<V, 8, 0>(&g, block),
-                    (8, 1) => mode_group::<V, 8, 1>(&g, block),
-                    (8, _) => mode_group::<V, 8, 2>(&g, block),
-                    (4, 0) => mode_group::<V, 4, 0>(&g, block),
-                    (4, 1) => mode_group::<V, 4, 1>(&g, block),
-                    (4, _) => mode_group::<V, 4, 2>(&g, block),
-                    (2, 0) => mode_group::<V, 2, 0>(&g, block),
-                    (2, 1) => mode_group::<V, 2, 1>(&g, block),
-                    (2, _) => mode_group::<V, 2, 2>(&g, block),
-                    (_, 0) => mode_group::<V, 1, 0>(&g, block),
-                    (_, 1) => mode_group::<V, 1, 1>(&g, block),
-                    (_, _) => mode_group::<V, 1, 2>(&g, block),
-                }
+    let mut a0 = 0;
+    while a0 < n {
+        // Registers of output rows left (n is a multiple of 4 ≥ rows).
+        let left = (n - a0) >> rows_log2;
+        let g = GroupArgs {
+            by_input,
+            src,
+            stride,
+            width,
+            a0,
+            table,
+            finish,
+        };
+        // Groups of 8, 4, 2 or 1 registers (constants, so that the
+        // sums and the sign shifts stay in registers).
+        let regs = [8, 4, 2, 1].into_iter().find(|&r| r <= left).unwrap_or(1);
+        // SAFETY: forwarded; the group's rows a0 … a0 + regs·rows − 1
+        // are below n.
+        unsafe {
+            match (regs, rows_log2) {
+                (8, 0) => mode_group::<V, 8, 0>(&g, dst),
+                (8, 1) => mode_group::<V, 8, 1>(&g, dst),
+                (8, _) => mode_group::<V, 8, 2>(&g, dst),
+                (4, 0) => mode_group::<V, 4, 0>(&g, dst),
+                (4, 1) => mode_group::<V, 4, 1>(&g, dst),
+                (4, _) => mode_group::<V, 4, 2>(&g, dst),
+                (2, 0) => mode_group::<V, 2, 0>(&g, dst),
+                (2, 1) => mode_group::<V, 2, 1>(&g, dst),
+                (2, _) => mode_group::<V, 2, 2>(&g, dst),
+                (_, 0) => mode_group::<V, 1, 0>(&g, dst),
+                (_, 1) => mode_group::<V, 1, 1>(&g, dst),
+                (_, _) => mode_group::<V, 1, 2>(&g, dst),
             }
-            a0 += regs << rows_log2;
         }
+        a0 += regs << rows_log2;
     }
 }
 
 /// The fixed arguments of [`mode_group`].
 struct GroupArgs<'a> {
     by_input: &'a [u64],
-    tmp: &'a [f32],
+    src: &'a [f32],
     stride: usize,
     width: usize,
     a0: usize,
     table: &'a [[f32; 16]; 16],
+    finish: &'a Finish<'a>,
 }
 
-/// Output rows `a0 … a0 + A·rows − 1` of one block of [`mode_product`]
-/// (`rows = 2^R = LANES / width` a register).
+/// Output rows `a0 … a0 + A·rows − 1` of one block of [`mode_block`]
+/// (`rows = 2^R = LANES / width` a register), into `dst`.
 ///
 /// # Safety
-/// As [`mode_product`]; those rows exist, and `2^R = LANES / width`.
+/// As [`mode_block`]; those rows exist, and `2^R = LANES / width`.
 #[inline(always)]
-unsafe fn mode_group<V: Vector, const A: usize, const R: u32>(
-    g: &GroupArgs<'_>,
-    block: &mut [f32],
-) {
+unsafe fn mode_group<V: Vector, const A: usize, const R: u32>(g: &GroupArgs<'_>, dst: &mut [f32]) {
     let rows = 1usize << R;
     let pick = (1u64 << rows) - 1;
     let mut c = 0;
@@ -552,9 +706,9 @@ unsafe fn mode_group<V: Vector, const A: usize, const R: u32>(
         for (b, &mask) in g.by_input.iter().enumerate() {
             let bits = mask >> g.a0;
             // SAFETY: reads LANES f32 (or `width` repeated) at b·stride + c,
-            // inside row b < n of `tmp`; the patterns are 16 ≥ LANES f32.
+            // inside row b < n of `src`; the patterns are 16 ≥ LANES f32.
             unsafe {
-                let p = g.tmp.as_ptr().add(b * g.stride + c);
+                let p = g.src.as_ptr().add(b * g.stride + c);
                 let v = if rows == 1 {
                     V::load(p)
                 } else {
@@ -578,8 +732,9 @@ unsafe fn mode_group<V: Vector, const A: usize, const R: u32>(
             // Register j holds rows a0 + j·rows … (contiguous when rows > 1,
             // where stride = width), columns c … c + width − 1 of each.
             let at = (g.a0 + j * rows) * g.stride + c;
-            // SAFETY: LANES f32 at `at` lie inside the block's rows.
-            unsafe { acc.store(block.as_mut_ptr().add(at)) };
+            // SAFETY: LANES f32 at `at` lie inside the block's rows; the
+            // finish's signs cover the block.
+            unsafe { g.finish.apply(*acc, at).store(dst.as_mut_ptr().add(at)) };
         }
         c += g.width;
     }
@@ -614,6 +769,19 @@ macro_rules! entry_points {
             ) -> bool {
                 // SAFETY: as in `fwht`.
                 unsafe { super::simd::rotate_one_pass::<$vector>(x, around) }
+            }
+
+            /// A two-pass rotation where the shape allows (else `false`).
+            ///
+            /// # Safety
+            /// As [`fwht`].
+            pub(super) unsafe fn rotate_two_pass(
+                x: &mut [f32],
+                around: &super::Around,
+                tmp: &mut [f32],
+            ) -> bool {
+                // SAFETY: as in `fwht`.
+                unsafe { super::simd::rotate_two_pass::<$vector>(x, around, tmp) }
             }
 
             /// WHT of every `len`-long row (`len` validated, dividing the length).
