@@ -4,7 +4,8 @@
 //! over `rows` rows). Times are per call; see `support` for how the data stay
 //! finite. `wht/rotate/<backend>/<d>`: one [`Rotation::rotate`](tqkv::Rotation)
 //! of a `d`-vector, powers of two beside the head dims that are not (80, 96,
-//! 112, 160, 192, 320, 384, 576; an orthogonal map keeps the data finite).
+//! 112, 160, 192, 320, 384, 576; an orthogonal map keeps the data finite),
+//! the vector on a 64-byte boundary.
 
 mod support;
 
@@ -61,11 +62,18 @@ fn rotate(c: &mut Criterion) {
         64usize, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512, 576, 1024,
     ] {
         let rot = Rotation::new(d, 3).expect("a supported dim");
-        let mut x: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+        // On a 64-byte boundary, as a runtime's buffers would be (a
+        // vector straddling cache lines splits every register's load).
+        let mut store = vec![0.0f32; d + 16];
+        let start = store.as_ptr().align_offset(64);
+        let x = &mut store[start..start + d];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = (i as f32 * 0.37).sin();
+        }
         group.throughput(Throughput::Elements(d as u64));
         for backend in Backend::available() {
             group.bench_function(BenchmarkId::new(backend.name(), d), |b| {
-                b.iter(|| rot.rotate_on(backend, black_box(&mut x)))
+                b.iter(|| rot.rotate_on(backend, black_box(&mut *x)))
             });
         }
     }
