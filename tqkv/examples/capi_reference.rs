@@ -6,6 +6,7 @@
 //!
 //! `cargo run --release --example capi_reference`
 
+use tqkv::attention::Partial;
 use tqkv::qjl::Projection;
 use tqkv::quant::{
     BaselineQuantizer, CacheConfig, MseQuantizer, NormPrecision, ProdQuantizer, Quantizer, Scheme,
@@ -105,5 +106,16 @@ fn main() -> Result<(), tqkv::Error> {
     println!("cache {:016x}", fnv1a(cache.as_bytes()));
     let bits: Vec<String> = out.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
     println!("attend {}", bits.join(" "));
+    // The same decode split at a third and merged (`tqkv_attend_partial`).
+    let n = Partial::len_for(&cache, 2);
+    let (mut front_buf, mut back_buf) = (vec![0.0f32; n], vec![0.0f32; n]);
+    let mut front = Partial::new(&cache, 2, &mut front_buf)?;
+    let mut back = Partial::new(&cache, 2, &mut back_buf)?;
+    attention::attend_partial(&cache, 1, &qh, 0..TOKENS / 3, &mut front, &mut scratch)?;
+    attention::attend_partial(&cache, 1, &qh, TOKENS / 3..TOKENS, &mut back, &mut scratch)?;
+    front.merge(&back)?;
+    front.finish(&cache, &mut out, &mut scratch)?;
+    let bits: Vec<String> = out.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
+    println!("partial {}", bits.join(" "));
     Ok(())
 }

@@ -267,6 +267,38 @@ tqkv_status tqkv_attend_many(const tqkv_cache *cache, size_t head, const float *
                                    size_t q_len, const size_t *limits, size_t n_limits,
                                    float *out, float *scratch, size_t scratch_len);
 
+/* One decode split across the caller's threads. A partial state lives in a
+ * caller buffer of floats; its contents are for these functions only. Each
+ * thread empties its own state (tqkv_partial_init), adds its own range of
+ * tokens (tqkv_attend_partial, with its own scratch), the states merge
+ * (tqkv_partial_merge) and the merged one gives the output
+ * (tqkv_partial_finish): tqkv_attend over all the tokens, within 1e-4
+ * relative. q_len is, as for tqkv_attend, the query floats (a multiple of
+ * dim); every call on one state takes the same q_len. */
+
+/* The floats of a partial state for q_len query floats. */
+tqkv_status tqkv_partial_len(const tqkv_cache *cache, size_t q_len, size_t *len);
+/* Empties state[0..state_len] (at least tqkv_partial_len floats). */
+tqkv_status tqkv_partial_init(const tqkv_cache *cache, size_t q_len, float *state,
+                                    size_t state_len);
+/* Adds tokens start..end of KV head `head` to the state of the query heads
+ * q[0..q_len]; scratch as for tqkv_attend
+ * (TQKV_INVALID_PARAMETER for an empty range or one past the tokens). */
+tqkv_status tqkv_attend_partial(const tqkv_cache *cache, size_t head, const float *q,
+                                      size_t q_len, size_t start, size_t end, float *state,
+                                      size_t state_len, float *scratch, size_t scratch_len);
+/* state <- the state of its own tokens and other's (a disjoint range, the
+ * same query heads); both state_len floats
+ * (TQKV_INVALID_PARAMETER if the two overlap). */
+tqkv_status tqkv_partial_merge(const tqkv_cache *cache, size_t q_len, float *state,
+                                     const float *other, size_t state_len);
+/* out[0..q_len / dim * value_dim] <- the attention output of the state
+ * (zeros for a query head that saw no token); scratch of at least value_dim
+ * floats (tqkv_attend_scratch_len gives enough). */
+tqkv_status tqkv_partial_finish(const tqkv_cache *cache, size_t q_len, const float *state,
+                                      size_t state_len, float *out, float *scratch,
+                                      size_t scratch_len);
+
 #ifdef __cplusplus
 }
 #endif

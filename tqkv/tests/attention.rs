@@ -547,3 +547,60 @@ fn many_queries_and_partial_states_refuse_bad_input() {
     state.finish_on(b, &cache, &mut out, &mut scratch).unwrap();
     assert!(out.iter().all(|&v| v == 0.0));
 }
+
+/// A state taken up again from its buffer carries on exactly where it
+/// stopped; one resumed from values no state holds (NaN, ±∞, huge, noise)
+/// gives some result on every backend, never a panic.
+#[test]
+fn resumed_states_continue_and_never_panic() {
+    let cfg = CacheConfig::new(Scheme::Qkqv, 4, 1, 32, 16).with_seed(4);
+    let (buf, _, _) = filled(cfg, 12, 8);
+    let cache = KvCache::from_bytes(&buf[..]).unwrap();
+    let q = [0.3f32; 64];
+    let mut scratch = vec![0.0f32; scratch_len(&cache, 2)];
+    let n = Partial::len_for(&cache, 2);
+    for b in Backend::available() {
+        // Live: one state over both ranges. Resumed: the buffer taken up
+        // between them.
+        let mut live_buf = vec![0.0f32; n];
+        let mut live = Partial::new(&cache, 2, &mut live_buf).unwrap();
+        attend_partial_on(b, &cache, 0, &q, 0..5, &mut live, &mut scratch).unwrap();
+        attend_partial_on(b, &cache, 0, &q, 5..12, &mut live, &mut scratch).unwrap();
+        let mut res_buf = vec![0.0f32; n];
+        let first = &mut Partial::new(&cache, 2, &mut res_buf).unwrap();
+        attend_partial_on(b, &cache, 0, &q, 0..5, first, &mut scratch).unwrap();
+        let mut resumed = Partial::resume(&cache, 2, &mut res_buf).unwrap();
+        attend_partial_on(b, &cache, 0, &q, 5..12, &mut resumed, &mut scratch).unwrap();
+        let (mut x, mut y) = ([0.0f32; 64], [0.0f32; 64]);
+        live.finish_on(b, &cache, &mut x, &mut scratch).unwrap();
+        resumed.finish_on(b, &cache, &mut y, &mut scratch).unwrap();
+        assert_eq!(x.map(f32::to_bits), y.map(f32::to_bits), "{b}");
+
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            3e38,
+            -0.0,
+            1e-40,
+        ];
+        let mut g = SplitMix64::new(9);
+        for round in 0..20 {
+            let mut junk: Vec<f32> = (0..n)
+                .map(|i| match (g.next_u64() % 4, round) {
+                    (0, _) => specials[i % specials.len()],
+                    (_, r) if r % 2 == 0 => f32::from_bits(g.next_u64() as u32),
+                    _ => (g.next_u64() % 1000) as f32 - 500.0,
+                })
+                .collect();
+            let mut other = junk.clone();
+            other.reverse();
+            let mut state = Partial::resume(&cache, 2, &mut junk).unwrap();
+            attend_partial_on(b, &cache, 0, &q, 3..9, &mut state, &mut scratch).unwrap();
+            state
+                .merge(&Partial::resume(&cache, 2, &mut other).unwrap())
+                .unwrap();
+            state.finish_on(b, &cache, &mut x, &mut scratch).unwrap();
+        }
+    }
+}

@@ -103,6 +103,8 @@ mod state;
 #[cfg(feature = "std")]
 pub use parallel::{attend_parallel, attend_parallel_on};
 pub use state::Partial;
+#[cfg(feature = "capi")]
+pub(crate) use state::{finish_buffer, merge_buffers};
 
 use pass::{BLOCK, Shape};
 

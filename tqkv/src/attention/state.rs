@@ -76,20 +76,54 @@ impl<'a> Partial<'a> {
         queries: usize,
         buf: &'a mut [f32],
     ) -> Result<Partial<'a>, Error> {
-        if queries == 0 {
-            return Err(Error::InvalidParameter(
-                "a partial state needs a query vector",
-            ));
-        }
-        let needed = Partial::len_for(cache, queries);
-        crate::error::need(needed, buf.len())?;
-        let mut state = Partial {
+        let mut state = Partial::resume(cache, queries, buf)?;
+        state.clear();
+        Ok(state)
+    }
+
+    /// The state of `queries` query vectors for `cache` that earlier calls
+    /// left in `buf[..len_for(cache, queries)]` ([`new`](Self::new), then
+    /// [`attend_partial`](super::attend_partial) and
+    /// [`merge`](Self::merge)), taken up again as it is: for a runtime that
+    /// keeps states in its own memory between calls, as the C ABI does.
+    /// Nothing in the values is checked; values no state can hold give a
+    /// meaningless result, never a panic.
+    ///
+    /// ```
+    /// use tqkv::attention::{attend, attend_partial, scratch_len, Partial};
+    /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+    ///
+    /// let config = CacheConfig::new(Scheme::Kqv, 4, 1, 64, 8);
+    /// let mut cache = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+    /// for t in 0..8 {
+    ///     cache.push(&[t as f32 - 3.5; 64], &[1.0; 64])?;
+    /// }
+    /// let (q, mut scratch) = ([0.1f32; 64], vec![0.0f32; scratch_len(&cache, 1)]);
+    /// let mut buf = vec![0.0f32; Partial::len_for(&cache, 1)];
+    /// attend_partial(&cache, 0, &q, 0..4, &mut Partial::new(&cache, 1, &mut buf)?, &mut scratch)?;
+    /// // Later, from the same buffer: the other tokens.
+    /// let mut state = Partial::resume(&cache, 1, &mut buf)?;
+    /// attend_partial(&cache, 0, &q, 4..8, &mut state, &mut scratch)?;
+    /// let (mut split, mut whole) = ([0.0f32; 64], [0.0f32; 64]);
+    /// state.finish(&cache, &mut split, &mut scratch)?;
+    /// attend(&cache, 0, &q, &mut whole, &mut scratch)?;
+    /// assert!(split.iter().zip(&whole).all(|(x, y)| (x - y).abs() <= 1e-4 * y.abs().max(1.0)));
+    /// # Ok::<(), tqkv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn resume<B: AsRef<[u8]>>(
+        cache: &KvCache<B>,
+        queries: usize,
+        buf: &'a mut [f32],
+    ) -> Result<Partial<'a>, Error> {
+        let needed = state_len(cache, queries, buf.len())?;
+        Ok(Partial {
             data: &mut buf[..needed],
             queries,
             shape: Shape::of(cache),
-        };
-        state.clear();
-        Ok(state)
+        })
     }
 
     /// The number of query vectors.
@@ -147,24 +181,7 @@ impl<'a> Partial<'a> {
                 found: other.signature(),
             });
         }
-        let n = per_query(self.shape);
-        for (a, b) in self
-            .data
-            .chunks_exact_mut(n)
-            .zip(other.data.chunks_exact(n))
-        {
-            let max = a[0].max(b[0]);
-            if max == f32::NEG_INFINITY {
-                continue;
-            }
-            let (fa, fb) = (decay(a[0], max), decay(b[0], max));
-            let sum = sum_of(a) * fa as f64 + sum_of(b) * fb as f64;
-            set_sum(a, sum);
-            a[0] = max;
-            for (x, &y) in a[HEADER..].iter_mut().zip(&b[HEADER..]) {
-                *x = *x * fa + y * fb;
-            }
-        }
+        merge_data(self.data, other.data, per_query(self.shape));
         Ok(())
     }
 
@@ -197,18 +214,17 @@ impl<'a> Partial<'a> {
         scratch: &mut [f32],
     ) -> Result<(), Error> {
         self.check(cache, self.queries)?;
-        let d = self.shape.value_dim;
-        if out.len() != self.queries * d {
-            return Err(Error::LengthMismatch {
-                expected: self.queries * d,
-                found: out.len(),
-            });
-        }
-        crate::error::need(d, scratch.len())?;
-        self.finish_in(backend.check()?, cache, out, &mut scratch[..d])
+        finish_buffer(
+            backend.check()?,
+            cache,
+            self.queries,
+            self.data,
+            out,
+            scratch,
+        )
     }
 
-    /// [`finish_on`](Self::finish_on), validated.
+    /// [`finish_on`](Self::finish_on), validated (`tmp` holds `value_dim`).
     pub(super) fn finish_in<B: AsRef<[u8]>>(
         &self,
         backend: Checked,
@@ -216,34 +232,7 @@ impl<'a> Partial<'a> {
         out: &mut [f32],
         tmp: &mut [f32],
     ) -> Result<(), Error> {
-        let d = self.shape.value_dim;
-        let n = per_query(self.shape);
-        for (state, o) in self.data.chunks_exact(n).zip(out.chunks_exact_mut(d)) {
-            let sum = sum_of(state);
-            if state[0] == f32::NEG_INFINITY || sum <= 0.0 {
-                o.fill(0.0);
-                continue;
-            }
-            let inv = (1.0 / sum) as f32;
-            let (rotated, sketched) = state[HEADER..].split_at(d);
-            for (o, &a) in o.iter_mut().zip(rotated) {
-                *o = a * inv;
-            }
-            match cache.value_quantizer() {
-                Quantizer::Baseline(_) => {}
-                Quantizer::Mse(m) => m.rotation().unrotate_in(backend, o)?,
-                Quantizer::Prod(p) => {
-                    let sk = p.sketcher();
-                    sk.transpose_in(backend, sketched, tmp)?;
-                    let c = sk.scale() * inv;
-                    for (o, &v) in o.iter_mut().zip(tmp.iter()) {
-                        *o += c * v;
-                    }
-                    p.rotation().unrotate_in(backend, o)?;
-                }
-            }
-        }
-        Ok(())
+        finish_data(backend, cache, self.data, out, tmp)
     }
 
     /// Raises query vector `i`'s maximum to at least `top`, rescaling what
@@ -287,6 +276,131 @@ impl<'a> Partial<'a> {
 /// f32 values of one query vector's state.
 pub(super) fn per_query(shape: Shape) -> usize {
     HEADER + shape.value_dim + shape.value_sketch
+}
+
+/// [`Partial::len_for`], checked against a buffer of `have` floats.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for zero query vectors,
+/// [`Error::BufferTooShort`] if `have` is short.
+fn state_len<B: AsRef<[u8]>>(
+    cache: &KvCache<B>,
+    queries: usize,
+    have: usize,
+) -> Result<usize, Error> {
+    if queries == 0 {
+        return Err(Error::InvalidParameter(
+            "a partial state needs a query vector",
+        ));
+    }
+    let needed = Partial::len_for(cache, queries);
+    crate::error::need(needed, have)?;
+    Ok(needed)
+}
+
+/// Merges the states in `b` into those in `a` (query-major, `per` floats
+/// each, of equal shapes).
+fn merge_data(a: &mut [f32], b: &[f32], per: usize) {
+    for (a, b) in a.chunks_exact_mut(per).zip(b.chunks_exact(per)) {
+        let max = a[0].max(b[0]);
+        if max == f32::NEG_INFINITY {
+            continue;
+        }
+        let (fa, fb) = (decay(a[0], max), decay(b[0], max));
+        let sum = sum_of(a) * fa as f64 + sum_of(b) * fb as f64;
+        set_sum(a, sum);
+        a[0] = max;
+        for (x, &y) in a[HEADER..].iter_mut().zip(&b[HEADER..]) {
+            *x = *x * fa + y * fb;
+        }
+    }
+}
+
+/// [`Partial::merge`] of two states of `queries` query vectors for `cache`
+/// given as their buffers (the first [`Partial::len_for`] floats of each):
+/// for the C ABI, whose read-only state is not a `&mut` buffer.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for zero query vectors,
+/// [`Error::BufferTooShort`] for a short buffer.
+#[cfg(feature = "capi")]
+pub(crate) fn merge_buffers<B: AsRef<[u8]>>(
+    cache: &KvCache<B>,
+    queries: usize,
+    a: &mut [f32],
+    b: &[f32],
+) -> Result<(), Error> {
+    let a = Partial::resume(cache, queries, a)?;
+    crate::error::need(a.data.len(), b.len())?;
+    let n = a.data.len();
+    merge_data(a.data, &b[..n], per_query(a.shape));
+    Ok(())
+}
+
+/// [`Partial::finish_on`] of the state of `queries` query vectors for
+/// `cache` in `data` (its first [`Partial::len_for`] floats).
+///
+/// # Errors
+/// As [`Partial::finish_on`]; [`Error::InvalidParameter`] for zero query
+/// vectors, [`Error::BufferTooShort`] for a short `data`.
+pub(crate) fn finish_buffer<B: AsRef<[u8]>>(
+    backend: Checked,
+    cache: &KvCache<B>,
+    queries: usize,
+    data: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let needed = state_len(cache, queries, data.len())?;
+    let d = cache.config().value_dim;
+    if out.len() != queries * d {
+        return Err(Error::LengthMismatch {
+            expected: queries * d,
+            found: out.len(),
+        });
+    }
+    crate::error::need(d, scratch.len())?;
+    finish_data(backend, cache, &data[..needed], out, &mut scratch[..d])
+}
+
+/// The attention output of each state in `data` (query-major) into `out`
+/// (`value_dim` each; `tmp` holds `value_dim`).
+fn finish_data<B: AsRef<[u8]>>(
+    backend: Checked,
+    cache: &KvCache<B>,
+    data: &[f32],
+    out: &mut [f32],
+    tmp: &mut [f32],
+) -> Result<(), Error> {
+    let shape = Shape::of(cache);
+    let d = shape.value_dim;
+    let n = per_query(shape);
+    for (state, o) in data.chunks_exact(n).zip(out.chunks_exact_mut(d)) {
+        let sum = sum_of(state);
+        if state[0] == f32::NEG_INFINITY || sum <= 0.0 {
+            o.fill(0.0);
+            continue;
+        }
+        let inv = (1.0 / sum) as f32;
+        let (rotated, sketched) = state[HEADER..].split_at(d);
+        for (o, &a) in o.iter_mut().zip(rotated) {
+            *o = a * inv;
+        }
+        match cache.value_quantizer() {
+            Quantizer::Baseline(_) => {}
+            Quantizer::Mse(m) => m.rotation().unrotate_in(backend, o)?,
+            Quantizer::Prod(p) => {
+                let sk = p.sketcher();
+                sk.transpose_in(backend, sketched, tmp)?;
+                let c = sk.scale() * inv;
+                for (o, &v) in o.iter_mut().zip(tmp.iter()) {
+                    *o += c * v;
+                }
+                p.rotation().unrotate_in(backend, o)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn sum_of(state: &[f32]) -> f64 {

@@ -274,17 +274,23 @@ pub unsafe extern "C" fn tqkv_attend_scratch_len(
     run(|| {
         // SAFETY: the caller's contract (header).
         let c: &KvCache<RawBuf> = unsafe { load(cache, TAG_CACHE) }?;
-        let d = c.config().dim;
-        if q_len == 0 || !q_len.is_multiple_of(d) {
-            return Err(Error::LengthMismatch {
-                expected: d,
-                found: q_len,
-            })
-            .st();
-        }
+        let queries = queries_of(c, q_len)?;
         // SAFETY: the caller's contract (header).
-        unsafe { put(scratch, attention::scratch_len(c, q_len / d)) }
+        unsafe { put(scratch, attention::scratch_len(c, queries)) }
     })
+}
+
+/// The query vectors in `q_len` query floats (a positive multiple of `dim`).
+pub(super) fn queries_of(cache: &KvCache<RawBuf>, q_len: usize) -> Result<usize, Status> {
+    let d = cache.config().dim;
+    if q_len == 0 || !q_len.is_multiple_of(d) {
+        return Err(Error::LengthMismatch {
+            expected: d,
+            found: q_len,
+        })
+        .st();
+    }
+    Ok(q_len / d)
 }
 
 /// Attention of several query positions in one pass, position `p` over
@@ -328,7 +334,7 @@ pub unsafe extern "C" fn tqkv_attend_many(
 ///
 /// # Safety
 /// `cache` was created or opened.
-unsafe fn out_len(cache: *const tqkv_cache, q_len: usize) -> Result<usize, Status> {
+pub(super) unsafe fn out_len(cache: *const tqkv_cache, q_len: usize) -> Result<usize, Status> {
     // SAFETY: the caller's contract.
     let c: &KvCache<RawBuf> = unsafe { load(cache, TAG_CACHE) }?;
     let config = c.config();
