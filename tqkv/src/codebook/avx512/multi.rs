@@ -208,6 +208,11 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
     blk0: usize,
     out: &mut [f32],
 ) {
+    if B == 3 {
+        // SAFETY: forwarded.
+        unsafe { group3::<G, NB>(cents, a, blk0, out) };
+        return;
+    }
     let d = a.d;
     let row_len = packed_len(d, B as u8);
     // Packed dwords hold 8 whole codes at 4 bits; otherwise
@@ -255,6 +260,92 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                             _mm512_srli_epi32::<4>(*x)
                         } else {
                             _mm512_srli_epi32::<8>(*x)
+                        };
+                    }
+                    for (h, acc) in acc.iter_mut().enumerate() {
+                        let qv = _mm512_set1_ps(*a.queries.get_unchecked(h * a.q_stride + j));
+                        for (s, c) in acc.iter_mut().zip(&c) {
+                            *s = _mm512_fmadd_ps(*c, qv, *s);
+                        }
+                    }
+                }
+            }
+            chunk += 1;
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            for (nb, s) in acc.iter().enumerate() {
+                let at = h * a.out_stride + (blk0 + nb) * 16;
+                _mm512_storeu_ps(out.as_mut_ptr().add(at), *s);
+            }
+        }
+    }
+}
+
+/// [`group`] at 3 bits, from the packed dwords as they are: three dwords
+/// hold 32 codes, two of which cross from one dword into the next (codes
+/// 10 and 21, at bits 30 and 63), taken by one funnel shift
+/// (`vpshrdd`) of the two dwords; every other code by a shift of its own
+/// dword. So 48 bytes (128 codes) take one transpose and no unpacking,
+/// where spreading codes to bytes first took two transposes and two
+/// byte shuffles a row. The same products in the same order: the same
+/// scores.
+///
+/// # Safety
+/// As [`group`], with AVX-512 VBMI2.
+#[inline(always)]
+unsafe fn group3<const G: usize, const NB: usize>(
+    cents: &Centroids,
+    a: &Args<'_>,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    const CHUNK_BYTES: usize = 48;
+    let d = a.d;
+    let row_len = packed_len(d, 3);
+    // SAFETY: as in `group`: every load reads inside one row (masked to
+    // its bytes in the chunk) or queries[h·q_stride + j] with j < d; the
+    // stores write each query's 16·NB scores from 16·blk0.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NB]; G];
+        let mut chunk = 0;
+        while chunk * CHUNK_BYTES < row_len {
+            let bytes = (row_len - chunk * CHUNK_BYTES).min(CHUNK_BYTES);
+            let at = super::Rows {
+                rows: a.rows,
+                stride: a.stride,
+                offset: chunk * CHUNK_BYTES,
+                mask: super::values::byte_mask(bytes),
+            };
+            let cols = super::block_columns::<NB>(&at, blk0, None);
+            let first = chunk * 128;
+            'coords: for grp in 0..4 {
+                // Dwords 3·grp … 3·grp + 2 of every block, and the one the
+                // next codes are shifted down from.
+                let mut x = [_mm512_setzero_si512(); NB];
+                for (x, col) in x.iter_mut().zip(&cols) {
+                    *x = col[3 * grp];
+                }
+                for i in 0..32 {
+                    let j = first + 32 * grp + i;
+                    if j >= d {
+                        break 'coords;
+                    }
+                    let mut c = [_mm512_setzero_ps(); NB];
+                    for ((c, x), col) in c.iter_mut().zip(x.iter_mut()).zip(&cols) {
+                        let (d0, d1, d2) = (col[3 * grp], col[3 * grp + 1], col[3 * grp + 2]);
+                        // The lookup reads the low 4 bits: the table repeats
+                        // with period 8, so the bit above the code does not
+                        // matter.
+                        let code = match i {
+                            10 => _mm512_shrdi_epi32::<30>(d0, d1),
+                            21 => _mm512_shrdi_epi32::<31>(d1, d2),
+                            _ => *x,
+                        };
+                        *c = cents.lookup::<3>(code);
+                        *x = match i {
+                            10 => _mm512_srli_epi32::<1>(d1),
+                            21 => _mm512_srli_epi32::<2>(d2),
+                            _ => _mm512_srli_epi32::<3>(*x),
                         };
                     }
                     for (h, acc) in acc.iter_mut().enumerate() {
