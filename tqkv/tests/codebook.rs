@@ -565,11 +565,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// Many rows, so that backends that score blocks of rows at once (AVX-512
-    /// at 1, 2 and 4 bits) run that path, including partial 64-byte chunks,
+    /// at 1–6 bits, from the packed dwords) run that path, including partial 64-byte chunks,
     /// odd strides and a tail of single rows.
     #[test]
     fn dot_rows_blocks_match_scalar(
-        bits in prop::sample::select(vec![1u8, 2, 3, 4, 8]),
+        bits in prop::sample::select(vec![1u8, 2, 3, 4, 5, 6, 8]),
         d in 1usize..300,
         rows in 16usize..70,
         extra in 0usize..5,

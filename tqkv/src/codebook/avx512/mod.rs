@@ -312,21 +312,18 @@ pub(super) struct Rows<'a> {
 }
 
 /// The `NB` blocks of 16 rows from row `16·blk0`, each transposed to 16
-/// dword columns (column `k` lane `r` = dword `k` of row `r`); with
-/// `unpack = Some((perm, shift))` each row's bytes are first spread to one
-/// code a byte (`vpermb` + `vpmultishiftqb`). Prefetches the same bytes of
+/// dword columns (column `k` lane `r` = dword `k` of row `r`). Prefetches the same bytes of
 /// the rows 8 blocks on into L2: past the last-level cache the hardware
 /// prefetchers alone leave the loop waiting on memory (1M rows: 8.5 ms,
 /// with this 6.0–6.4 ms; 4 blocks on or into L1 is slower).
 ///
 /// # Safety
-/// AVX-512 F/BW (and VBMI with `unpack`) are available; the masked bytes
+/// AVX-512 F/BW are available; the masked bytes
 /// of the `16·NB` rows lie inside `at.rows`.
 #[inline(always)]
 pub(super) unsafe fn block_columns<const NB: usize>(
     at: &Rows<'_>,
     blk0: usize,
-    unpack: Option<(__m512i, __m512i)>,
 ) -> [[__m512i; 16]; NB] {
     // Wrapping arithmetic: see the AVX2 row blocks.
     let ahead_bytes = at.stride.wrapping_mul(128);
@@ -343,13 +340,7 @@ pub(super) unsafe fn block_columns<const NB: usize>(
                     .wrapping_add(from)
                     .wrapping_add(ahead_bytes);
                 _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
-                let data = _mm512_maskz_loadu_epi8(at.mask, at.rows.as_ptr().add(from).cast());
-                *ri = match unpack {
-                    None => data,
-                    Some((perm, shift)) => {
-                        _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data))
-                    }
-                };
+                *ri = _mm512_maskz_loadu_epi8(at.mask, at.rows.as_ptr().add(from).cast());
             }
             *col = transpose16(&r);
         }
@@ -456,7 +447,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 offset: chunk * 64,
                 mask,
             };
-            let cols = block_columns::<NB>(&at, blk0, None);
+            let cols = block_columns::<NB>(&at, blk0);
             let first = chunk * 64 * 8 / B;
             'coords: for k in 0..16 {
                 // The k-th dword of every block's rows, shifted down by B

@@ -30,12 +30,11 @@ const SCORE_MAX_DIM: usize = 256;
 ///
 /// 1- and 2-bit keys are left to the single-query kernel, one query at a
 /// time: their fully unrolled instantiations (16 or 32 codes a dword) made
-/// the crate slow to compile for little use. At 4 bits the packed dwords
-/// of 16 rows are transposed as they are (a dword holds 8 whole codes); at
-/// 3, 5 and 6 bits, whose codes
-/// cross bytes, each row's 64 codes are first unpacked to a byte each
-/// (`vpermb` + `vpmultishiftqb`, as the value kernels do) and those bytes
-/// transposed, 4 codes a dword. Lookups: `vpermps` from the centroids
+/// the crate slow to compile for little use. The packed dwords of 16 rows
+/// are transposed as they are: at 4 bits a dword holds 8 whole codes; at
+/// 3, 5 and 6 bits a run of 3, 5 or 3 dwords holds 32, 32 or 16 codes,
+/// the few that cross from one dword into the next taken by a funnel
+/// shift ([`group_packed`]). Lookups: `vpermps` from the centroids
 /// repeated with period `2^b` (≤ 4 bits), `vpermt2ps` from two registers
 /// (5 bits), two of them and a blend (6 bits).
 ///
@@ -195,8 +194,8 @@ impl Centroids {
 
 /// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits for `G`
 /// queries: each block's codes transposed once (16 dwords, one row per
-/// lane; at 3 and 5 bits unpacked to bytes first), each coordinate's codes
-/// looked up once, then one FMA per query.
+/// lane), each coordinate's codes looked up once, then one FMA per query.
+/// 3, 5 and 6 bits go to [`group_packed`].
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI are available; the `16·NB` rows from `16·blk0` fit in
@@ -208,25 +207,21 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
     blk0: usize,
     out: &mut [f32],
 ) {
-    if B == 3 {
-        // SAFETY: forwarded.
-        unsafe { group3::<G, NB>(cents, a, blk0, out) };
+    if B != 4 {
+        // SAFETY: forwarded; B is 3, 5 or 6.
+        unsafe { group_packed::<B, G, NB>(cents, a, blk0, out) };
         return;
     }
     let d = a.d;
-    let row_len = packed_len(d, B as u8);
-    // Packed dwords hold 8 whole codes at 4 bits; otherwise
-    // every code gets a byte and a chunk is 64 codes (8·B packed bytes).
-    let whole = B == 4;
-    let (chunk_bytes, per_dword) = if whole { (64, 8) } else { (8 * B, 4) };
+    let row_len = packed_len(d, 4);
+    // Packed dwords hold 8 whole codes at 4 bits.
+    let (chunk_bytes, per_dword) = (64, 8);
     let codes_per_chunk = 16 * per_dword;
     // SAFETY: AVX-512 F/BW/VBMI are the caller's promise. Every load reads
     // inside one row (masked where the row ends inside its chunk) or
     // queries[h·q_stride + j] with j < d; prefetches never fault; the stores
     // write each query's 16·NB scores from 16·blk0.
     unsafe {
-        let perm = _mm512_loadu_si512(PERM[B].as_ptr().cast());
-        let shift = _mm512_set1_epi64(shifts(B as u64) as i64);
         let mut acc = [[_mm512_setzero_ps(); NB]; G];
         let mut chunk = 0;
         while chunk * chunk_bytes < row_len {
@@ -238,7 +233,7 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                 offset: chunk * chunk_bytes,
                 mask,
             };
-            let cols = super::block_columns::<NB>(&at, blk0, (!whole).then_some((perm, shift)));
+            let cols = super::block_columns::<NB>(&at, blk0);
             let first = chunk * codes_per_chunk;
             'coords: for k in 0..16 {
                 let mut x = [_mm512_setzero_si512(); NB];
@@ -252,15 +247,9 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                     }
                     let mut c = [_mm512_setzero_ps(); NB];
                     for (c, x) in c.iter_mut().zip(x.iter_mut()) {
-                        // The lookups read the low 4, 5 or 6 bits: the
-                        // table repeats with period 2^B, so bits above the
-                        // code do not matter.
+                        // vpermps reads the low 4 bits.
                         *c = cents.lookup::<B>(*x);
-                        *x = if whole {
-                            _mm512_srli_epi32::<4>(*x)
-                        } else {
-                            _mm512_srli_epi32::<8>(*x)
-                        };
+                        *x = _mm512_srli_epi32::<4>(*x);
                     }
                     for (h, acc) in acc.iter_mut().enumerate() {
                         let qv = _mm512_set1_ps(*a.queries.get_unchecked(h * a.q_stride + j));
@@ -281,78 +270,86 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
     }
 }
 
-/// [`group`] at 3 bits, from the packed dwords as they are: three dwords
-/// hold 32 codes, two of which cross from one dword into the next (codes
-/// 10 and 21, at bits 30 and 63), taken by one funnel shift
-/// (`vpshrdd`) of the two dwords; every other code by a shift of its own
-/// dword. So 48 bytes (128 codes) take one transpose and no unpacking,
-/// where spreading codes to bytes first took two transposes and two
-/// byte shuffles a row. The same products in the same order: the same
-/// scores.
+/// [`group`] at 3, 5 and 6 bits, from the packed dwords as they are: a
+/// run of `B / gcd(B, 32)` dwords holds a whole number of codes (32 at 3
+/// and 5 bits, 16 at 6); a code inside one dword is a shift of it, one
+/// that crosses into the next dword one funnel shift (`vpshrdvd`) of the
+/// two. So a chunk of up to 64 bytes takes one transpose and no
+/// unpacking, where spreading codes to bytes first took a transpose per
+/// 64 codes and two byte shuffles a row. The same products in the same
+/// order: the same scores.
 ///
 /// # Safety
-/// As [`group`], with AVX-512 VBMI2.
+/// As [`group`], with AVX-512 VBMI2 and `B ∈ {3, 5, 6}`.
 #[inline(always)]
-unsafe fn group3<const G: usize, const NB: usize>(
+unsafe fn group_packed<const B: usize, const G: usize, const NB: usize>(
     cents: &Centroids,
     a: &Args<'_>,
     blk0: usize,
     out: &mut [f32],
 ) {
-    const CHUNK_BYTES: usize = 48;
+    // Dwords per run of whole codes, and the most runs in 16 dwords.
+    let run = B >> (B.trailing_zeros().min(5));
+    let chunk_dwords = 16 / run * run;
+    let chunk_bytes = 4 * chunk_dwords;
+    let codes_per_chunk = 32 * chunk_dwords / B;
     let d = a.d;
-    let row_len = packed_len(d, 3);
+    let row_len = packed_len(d, B as u8);
     // SAFETY: as in `group`: every load reads inside one row (masked to
     // its bytes in the chunk) or queries[h·q_stride + j] with j < d; the
     // stores write each query's 16·NB scores from 16·blk0.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); NB]; G];
         let mut chunk = 0;
-        while chunk * CHUNK_BYTES < row_len {
-            let bytes = (row_len - chunk * CHUNK_BYTES).min(CHUNK_BYTES);
+        while chunk * chunk_bytes < row_len {
+            let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
             let at = super::Rows {
                 rows: a.rows,
                 stride: a.stride,
-                offset: chunk * CHUNK_BYTES,
+                offset: chunk * chunk_bytes,
                 mask: super::values::byte_mask(bytes),
             };
-            let cols = super::block_columns::<NB>(&at, blk0, None);
-            let first = chunk * 128;
-            'coords: for grp in 0..4 {
-                // Dwords 3·grp … 3·grp + 2 of every block, and the one the
-                // next codes are shifted down from.
-                let mut x = [_mm512_setzero_si512(); NB];
-                for (x, col) in x.iter_mut().zip(&cols) {
-                    *x = col[3 * grp];
+            let cols = super::block_columns::<NB>(&at, blk0);
+            let first = chunk * codes_per_chunk;
+            // Every block's dword holding the next code, shifted down to it.
+            let mut x = [_mm512_setzero_si512(); NB];
+            for i in 0..codes_per_chunk {
+                let j = first + i;
+                if j >= d {
+                    break;
                 }
-                for i in 0..32 {
-                    let j = first + 32 * grp + i;
-                    if j >= d {
-                        break 'coords;
+                let (w, off) = (B * i / 32, (B * i % 32) as u32);
+                let crosses = off as usize + B > 32;
+                let count = _mm512_set1_epi32(off as i32);
+                let rest = _mm512_set1_epi32((off as usize + B).saturating_sub(32) as i32);
+                let mut c = [_mm512_setzero_ps(); NB];
+                for ((c, x), col) in c.iter_mut().zip(x.iter_mut()).zip(&cols) {
+                    if off == 0 {
+                        *x = col[w];
                     }
-                    let mut c = [_mm512_setzero_ps(); NB];
-                    for ((c, x), col) in c.iter_mut().zip(x.iter_mut()).zip(&cols) {
-                        let (d0, d1, d2) = (col[3 * grp], col[3 * grp + 1], col[3 * grp + 2]);
-                        // The lookup reads the low 4 bits: the table repeats
-                        // with period 8, so the bit above the code does not
-                        // matter.
-                        let code = match i {
-                            10 => _mm512_shrdi_epi32::<30>(d0, d1),
-                            21 => _mm512_shrdi_epi32::<31>(d1, d2),
-                            _ => *x,
-                        };
-                        *c = cents.lookup::<3>(code);
-                        *x = match i {
-                            10 => _mm512_srli_epi32::<1>(d1),
-                            21 => _mm512_srli_epi32::<2>(d2),
-                            _ => _mm512_srli_epi32::<3>(*x),
-                        };
-                    }
-                    for (h, acc) in acc.iter_mut().enumerate() {
-                        let qv = _mm512_set1_ps(*a.queries.get_unchecked(h * a.q_stride + j));
-                        for (s, c) in acc.iter_mut().zip(&c) {
-                            *s = _mm512_fmadd_ps(*c, qv, *s);
+                    // The lookup reads the low 4, 5 or 6 bits: the table
+                    // repeats with period 2^B, so bits above the code do
+                    // not matter.
+                    let code = if crosses {
+                        _mm512_shrdv_epi32(col[w], col[w + 1], count)
+                    } else {
+                        *x
+                    };
+                    *c = cents.lookup::<B>(code);
+                    *x = if crosses {
+                        _mm512_srlv_epi32(col[w + 1], rest)
+                    } else {
+                        match B {
+                            3 => _mm512_srli_epi32::<3>(*x),
+                            5 => _mm512_srli_epi32::<5>(*x),
+                            _ => _mm512_srli_epi32::<6>(*x),
                         }
+                    };
+                }
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    let qv = _mm512_set1_ps(*a.queries.get_unchecked(h * a.q_stride + j));
+                    for (s, c) in acc.iter_mut().zip(&c) {
+                        *s = _mm512_fmadd_ps(*c, qv, *s);
                     }
                 }
             }
