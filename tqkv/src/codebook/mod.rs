@@ -735,10 +735,10 @@ pub(crate) struct Queries<'a> {
 
 /// [`dot_rows_in`] for several query vectors over the same `n` rows:
 /// `out[h·out_stride + r]` is query `h`'s score of row `r`. AVX-512 shares
-/// the codes' work between up to four queries at 1, 2 and 4 bits (the
-/// scores then agree with [`dot_rows`] within its tolerance, not bit for
-/// bit); elsewhere, and for a lone query, the queries run one after the
-/// other over rows that stay in cache.
+/// the codes' work between up to four queries at 1 to 6 bits (the scores
+/// then agree with [`dot_rows`] within its tolerance, not bit for bit);
+/// elsewhere, and for a lone query at 1, 2 and 4 bits, the queries run one
+/// after the other over rows that stay in cache.
 ///
 /// # Errors
 /// As [`dot_rows_on`]; [`Error::BufferTooShort`] if `out` or the queries

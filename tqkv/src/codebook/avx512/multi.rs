@@ -25,16 +25,15 @@ const SCORE_MAX_DIM: usize = 256;
 /// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g` query
 /// vectors (`q_h = queries[h·q_stride..][..d]`) for the first `16·⌊n/16⌋` of `n`
 /// rows; returns how many rows it scored (0 for shapes it does not take:
-/// 1, 2 or more than 6 bits, rows of more than 256 codes, groups of more
-/// than [`MAX_GROUP`]).
+/// more than 6 bits, rows of more than 256 codes, groups of more than
+/// [`MAX_GROUP`], a lone query at 1 or 2 bits, which the single-query
+/// kernel scores bit for bit as the scalar one).
 ///
-/// 1- and 2-bit keys are left to the single-query kernel, one query at a
-/// time: their fully unrolled instantiations (16 or 32 codes a dword) made
-/// the crate slow to compile for little use. The packed dwords of 16 rows
-/// are transposed as they are: at 4 bits a dword holds 8 whole codes; at
-/// 3, 5 and 6 bits a run of 3, 5 or 3 dwords holds 32, 32 or 16 codes,
-/// the few that cross from one dword into the next taken by a funnel
-/// shift ([`group_packed`]). Lookups: `vpermps` from the centroids
+/// The packed dwords of 16 rows are transposed as they are: at 1, 2 and 4
+/// bits a dword holds 32, 16 or 8 whole codes; at 3, 5 and 6 bits a run
+/// of 3, 5 or 3 dwords holds 32, 32 or 16 codes, the few that cross from
+/// one dword into the next taken by a funnel shift ([`group_packed`]).
+/// Lookups: `vpermps` from the centroids
 /// repeated with period `2^b` (≤ 4 bits), `vpermt2ps` from two registers
 /// (5 bits), two of them and a blend (6 bits).
 ///
@@ -56,7 +55,8 @@ pub(in crate::codebook) fn dot_rows(
     out_stride: usize,
 ) -> usize {
     if backend.backend() != crate::Backend::Avx512
-        || !(3..=6).contains(&cb.bits())
+        || !(1..=6).contains(&cb.bits())
+        || (cb.bits() <= 2 && g == 1)
         || d == 0
         || d > SCORE_MAX_DIM
         || !(1..=MAX_GROUP).contains(&g)
@@ -111,6 +111,12 @@ crate::backend::avx512_features!(crate::backend::target_features {
             // One query: four blocks side by side (four FMA chains); more
             // queries: two, each query a chain of its own.
             match (cb.bits(), g) {
+                (1, 2) => run!(1, 2, 2),
+                (1, 3) => run!(1, 3, 2),
+                (1, _) => run!(1, 4, 2),
+                (2, 2) => run!(2, 2, 2),
+                (2, 3) => run!(2, 3, 2),
+                (2, _) => run!(2, 4, 2),
                 (3, 1) => run!(3, 1, 4),
                 (3, 2) => run!(3, 2, 2),
                 (3, 3) => run!(3, 3, 2),
@@ -195,7 +201,7 @@ impl Centroids {
 /// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits for `G`
 /// queries: each block's codes transposed once (16 dwords, one row per
 /// lane), each coordinate's codes looked up once, then one FMA per query.
-/// 3, 5 and 6 bits go to [`group_packed`].
+/// Other widths go to [`group_packed`].
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI are available; the `16·NB` rows from `16·blk0` fit in
@@ -208,7 +214,7 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
     out: &mut [f32],
 ) {
     if B != 4 {
-        // SAFETY: forwarded; B is 3, 5 or 6.
+        // SAFETY: forwarded; B is 1, 2, 3, 5 or 6.
         unsafe { group_packed::<B, G, NB>(cents, a, blk0, out) };
         return;
     }
@@ -270,9 +276,10 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
     }
 }
 
-/// [`group`] at 3, 5 and 6 bits, from the packed dwords as they are: a
-/// run of `B / gcd(B, 32)` dwords holds a whole number of codes (32 at 3
-/// and 5 bits, 16 at 6); a code inside one dword is a shift of it, one
+/// [`group`] at 1, 2, 3, 5 and 6 bits, from the packed dwords as they
+/// are: a run of `B / gcd(B, 32)` dwords holds a whole number of codes (one
+/// dword of 32 or 16 at 1 and 2 bits, three of 32 at 3, five of 32 at 5,
+/// three of 16 at 6); a code inside one dword is a shift of it, one
 /// that crosses into the next dword one funnel shift (`vpshrdvd`) of the
 /// two. So a chunk of up to 64 bytes takes one transpose and no
 /// unpacking, where spreading codes to bytes first took a transpose per
@@ -280,7 +287,7 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
 /// order: the same scores.
 ///
 /// # Safety
-/// As [`group`], with AVX-512 VBMI2 and `B ∈ {3, 5, 6}`.
+/// As [`group`], with AVX-512 VBMI2 and `B ∈ {1, 2, 3, 5, 6}`.
 #[inline(always)]
 unsafe fn group_packed<const B: usize, const G: usize, const NB: usize>(
     cents: &Centroids,
@@ -340,6 +347,8 @@ unsafe fn group_packed<const B: usize, const G: usize, const NB: usize>(
                         _mm512_srlv_epi32(col[w + 1], rest)
                     } else {
                         match B {
+                            1 => _mm512_srli_epi32::<1>(*x),
+                            2 => _mm512_srli_epi32::<2>(*x),
                             3 => _mm512_srli_epi32::<3>(*x),
                             5 => _mm512_srli_epi32::<5>(*x),
                             _ => _mm512_srli_epi32::<6>(*x),
