@@ -12,7 +12,7 @@
 //! (`g` query heads sharing the KV head, split over `threads` threads,
 //! `queries` positions in one call), each scheme beside
 //! `attention/memcpy/1core/t65536/<scheme>n<bits>`, a copy of its cache's
-//! bytes in the same run.
+//! bytes in the same run (every scheme and budget at g = 1 and g = 4).
 //!
 //! Head dims: `attention/kqv/n4/<backend>/t65536/d<d>` for d = 64, 96, 128,
 //! 192 and 256 (per-token time against d / 128 of the d = 128 time).
@@ -297,8 +297,11 @@ fn shapes(c: &mut Criterion) {
         })
     });
     drop(kqv4);
-    // Every scheme and budget, one query head, beside a copy of its bytes.
+    // Every scheme and budget, one query head and four sharing the KV head,
+    // beside a copy of its bytes.
     let mut scratch = vec![0.0f32; 1 << 16];
+    let q4 = data(4 * D, 3);
+    let mut out4 = vec![0.0f32; 4 * D];
     for &scheme in Scheme::ALL {
         for bits in 2u8..=6 {
             let cache = filled(scheme, bits, T);
@@ -309,15 +312,22 @@ fn shapes(c: &mut Criterion) {
                 b.iter(|| to.copy_from_slice(black_box(&bytes)))
             });
             if scheme == Scheme::Kqv && bits == 4 {
-                continue; // measured above as g1x1q1
+                continue; // measured above as g1x1q1 and g4x1q1
             }
-            group.bench_function(
+            let id = |shape: &str| {
                 BenchmarkId::new(
                     format!("{}/n{bits}/{}/t{T}", scheme.name(), best.name()),
-                    "g1x1q1",
-                ),
-                |b| b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch)),
-            );
+                    shape,
+                )
+            };
+            group.bench_function(id("g1x1q1"), |b| {
+                b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch))
+            });
+            assert!(scratch_len(&cache, 4) <= scratch.len(), "scratch for g = 4");
+            attend_on(best, &cache, 0, &q4, &mut out4, &mut scratch).expect("g = 4 attends");
+            group.bench_function(id("g4x1q1"), |b| {
+                b.iter(|| attend_on(best, &cache, 0, black_box(&q4), &mut out4, &mut scratch))
+            });
         }
     }
     group.finish();
