@@ -406,7 +406,9 @@ impl Rotation {
         if x.len() <= ONE_PASS_MAX && rotate_one_pass_in(backend, x, &around) {
             return true;
         }
+        // The scalar backend keeps the separate steps: no work space for it.
         paley.is_some()
+            && backend.backend() != Backend::Scalar
             && crate::stack::floats(x.len(), |tmp| rotate_two_pass_in(backend, x, &around, tmp))
     }
 

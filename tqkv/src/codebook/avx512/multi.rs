@@ -32,7 +32,7 @@ const SCORE_MAX_DIM: usize = 256;
 /// The packed dwords of 16 rows are transposed as they are: at 1, 2 and 4
 /// bits a dword holds 32, 16 or 8 whole codes; at 3, 5 and 6 bits a run
 /// of 3, 5 or 3 dwords holds 32, 32 or 16 codes, the few that cross from
-/// one dword into the next taken by a funnel shift ([`group_packed`]).
+/// one dword into the next taken by a funnel shift ([`group`]).
 /// Lookups: `vpermps` from the centroids
 /// repeated with period `2^b` (≤ 4 bits), `vpermt2ps` from two registers
 /// (5 bits), two of them and a blend (6 bits).
@@ -199,97 +199,21 @@ impl Centroids {
 }
 
 /// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits for `G`
-/// queries: each block's codes transposed once (16 dwords, one row per
-/// lane), each coordinate's codes looked up once, then one FMA per query.
-/// Other widths go to [`group_packed`].
+/// queries, from the packed dwords as they are: each block's chunk of up
+/// to 64 bytes transposed once (16 dwords, one row per lane), each
+/// coordinate's codes looked up once, then one FMA per query. A run of
+/// `B / gcd(B, 32)` dwords holds a whole number of codes (one dword of 32,
+/// 16 or 8 at 1, 2 and 4 bits, three of 32 at 3, five of 32 at 5, three of
+/// 16 at 6); a code inside one dword is a shift of it, one that crosses
+/// into the next dword one funnel shift (`vpshrdvd`) of the two. No
+/// unpacking: spreading codes to bytes first took a transpose per 64 codes
+/// and two byte shuffles a row.
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI are available; the `16·NB` rows from `16·blk0` fit in
-/// the rows and in each query's part of `out`.
+/// AVX-512 F/BW/VBMI/VBMI2 are available; `B ≤ 6`; the `16·NB` rows from
+/// `16·blk0` fit in the rows and in each query's part of `out`.
 #[inline(always)]
 unsafe fn group<const B: usize, const G: usize, const NB: usize>(
-    cents: &Centroids,
-    a: &Args<'_>,
-    blk0: usize,
-    out: &mut [f32],
-) {
-    if B != 4 {
-        // SAFETY: forwarded; B is 1, 2, 3, 5 or 6.
-        unsafe { group_packed::<B, G, NB>(cents, a, blk0, out) };
-        return;
-    }
-    let d = a.d;
-    let row_len = packed_len(d, 4);
-    // Packed dwords hold 8 whole codes at 4 bits.
-    let (chunk_bytes, per_dword) = (64, 8);
-    let codes_per_chunk = 16 * per_dword;
-    // SAFETY: AVX-512 F/BW/VBMI are the caller's promise. Every load reads
-    // inside one row (masked where the row ends inside its chunk) or
-    // queries[h·q_stride + j] with j < d; prefetches never fault; the stores
-    // write each query's 16·NB scores from 16·blk0.
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); NB]; G];
-        let mut chunk = 0;
-        while chunk * chunk_bytes < row_len {
-            let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
-            let mask = super::values::byte_mask(bytes);
-            let at = super::Rows {
-                rows: a.rows,
-                stride: a.stride,
-                offset: chunk * chunk_bytes,
-                mask,
-            };
-            let cols = super::block_columns::<NB>(&at, blk0);
-            let first = chunk * codes_per_chunk;
-            'coords: for k in 0..16 {
-                let mut x = [_mm512_setzero_si512(); NB];
-                for (x, col) in x.iter_mut().zip(&cols) {
-                    *x = col[k];
-                }
-                for s in 0..per_dword {
-                    let j = first + k * per_dword + s;
-                    if j >= d {
-                        break 'coords;
-                    }
-                    let mut c = [_mm512_setzero_ps(); NB];
-                    for (c, x) in c.iter_mut().zip(x.iter_mut()) {
-                        // vpermps reads the low 4 bits.
-                        *c = cents.lookup::<B>(*x);
-                        *x = _mm512_srli_epi32::<4>(*x);
-                    }
-                    for (h, acc) in acc.iter_mut().enumerate() {
-                        let qv = _mm512_set1_ps(*a.queries.get_unchecked(h * a.q_stride + j));
-                        for (s, c) in acc.iter_mut().zip(&c) {
-                            *s = _mm512_fmadd_ps(*c, qv, *s);
-                        }
-                    }
-                }
-            }
-            chunk += 1;
-        }
-        for (h, acc) in acc.iter().enumerate() {
-            for (nb, s) in acc.iter().enumerate() {
-                let at = h * a.out_stride + (blk0 + nb) * 16;
-                _mm512_storeu_ps(out.as_mut_ptr().add(at), *s);
-            }
-        }
-    }
-}
-
-/// [`group`] at 1, 2, 3, 5 and 6 bits, from the packed dwords as they
-/// are: a run of `B / gcd(B, 32)` dwords holds a whole number of codes (one
-/// dword of 32 or 16 at 1 and 2 bits, three of 32 at 3, five of 32 at 5,
-/// three of 16 at 6); a code inside one dword is a shift of it, one
-/// that crosses into the next dword one funnel shift (`vpshrdvd`) of the
-/// two. So a chunk of up to 64 bytes takes one transpose and no
-/// unpacking, where spreading codes to bytes first took a transpose per
-/// 64 codes and two byte shuffles a row. The same products in the same
-/// order: the same scores.
-///
-/// # Safety
-/// As [`group`], with AVX-512 VBMI2 and `B ∈ {1, 2, 3, 5, 6}`.
-#[inline(always)]
-unsafe fn group_packed<const B: usize, const G: usize, const NB: usize>(
     cents: &Centroids,
     a: &Args<'_>,
     blk0: usize,
@@ -302,9 +226,10 @@ unsafe fn group_packed<const B: usize, const G: usize, const NB: usize>(
     let codes_per_chunk = 32 * chunk_dwords / B;
     let d = a.d;
     let row_len = packed_len(d, B as u8);
-    // SAFETY: as in `group`: every load reads inside one row (masked to
-    // its bytes in the chunk) or queries[h·q_stride + j] with j < d; the
-    // stores write each query's 16·NB scores from 16·blk0.
+    // SAFETY: AVX-512 F/BW/VBMI/VBMI2 are the caller's promise. Every load
+    // reads inside one row (masked to its bytes in the chunk) or
+    // queries[h·q_stride + j] with j < d; prefetches never fault; the stores
+    // write each query's 16·NB scores from 16·blk0.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); NB]; G];
         let mut chunk = 0;
@@ -350,6 +275,7 @@ unsafe fn group_packed<const B: usize, const G: usize, const NB: usize>(
                             1 => _mm512_srli_epi32::<1>(*x),
                             2 => _mm512_srli_epi32::<2>(*x),
                             3 => _mm512_srli_epi32::<3>(*x),
+                            4 => _mm512_srli_epi32::<4>(*x),
                             5 => _mm512_srli_epi32::<5>(*x),
                             _ => _mm512_srli_epi32::<6>(*x),
                         }
