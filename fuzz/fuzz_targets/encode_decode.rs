@@ -14,7 +14,7 @@ use tqkv_fuzz::{Input, backends};
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
-    // Mostly supported dims (powers of two, Paley products, block-diagonal
+    // Mostly supported dims (powers of two, Williamson products, block-diagonal
     // ones), sometimes anything.
     const DIMS: [usize; 14] = [8, 16, 24, 32, 64, 80, 96, 104, 112, 128, 192, 256, 576, 1024];
     let tag = inp.u8();

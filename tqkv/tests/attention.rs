@@ -83,7 +83,7 @@ fn fused_attention_equals_attention_over_decoded_cache() {
             (4, Projection::Gaussian, 32),
             (2, Projection::Hadamard, 128),
             (5, Projection::Hadamard, 16),
-            // Head dimensions that are not powers of two (Paley rotations).
+            // Head dimensions that are not powers of two (Williamson rotations).
             (4, Projection::Hadamard, 96),
             (3, Projection::Gaussian, 80),
             (2, Projection::Hadamard, 40),

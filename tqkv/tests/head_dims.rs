@@ -8,7 +8,7 @@ use tqkv::quant::MseQuantizer;
 use tqkv::rng::SplitMix64;
 use tqkv::{Backend, Error, Rotation, RotationKind};
 
-/// Head dims of real models and the Paley products (and block-diagonal
+/// Head dims of real models and the Williamson products (and block-diagonal
 /// dims: 104, 136, 184, 1016) around them.
 const DIMS: [usize; 19] = [
     24, 40, 56, 72, 80, 88, 96, 104, 112, 136, 144, 160, 184, 192, 320, 384, 576, 720, 1016,
@@ -73,7 +73,7 @@ fn a_hadamard_rotation_spreads_each_coordinate_evenly() {
             .iter()
             .flatten()
             .all(|&v| (v.abs() - rot.scale() as f64).abs() < 1e-9);
-        // Block-diagonal where no Paley product of factors ≤ 64 exists.
+        // Block-diagonal where no Williamson product of factors ≤ 60 exists.
         let want = if [104, 136, 184, 1016].contains(&d) {
             RotationKind::BlockDiagonal
         } else {

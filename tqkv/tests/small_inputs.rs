@@ -156,7 +156,7 @@ fn wht_rotation_and_qjl_on(b: Backend) {
 #[test]
 fn rotations_of_other_dims_on_every_backend() {
     // Rows shorter than a register (the partial in-register stages), the
-    // Paley products on rows of 2, 4, 8 and 16 (portable and FMA paths) and
+    // Williamson products on rows of 2, 4, 8 and 16 (portable and vector paths) and
     // the block-diagonal construction: every backend equals the scalar one
     // bit for bit.
     let mut rows: Vec<f32> = (0..32).map(|i| (i * 7 % 11) as f32 - 5.0).collect();

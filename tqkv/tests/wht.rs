@@ -476,9 +476,9 @@ fn rotation_rejects_bad_dims_and_lengths() {
 }
 
 /// A head dimension of every construction and kernel shape: powers of two
-/// (one-pass sizes and longer), Paley products whose rows are a quarter, a
+/// (one-pass sizes and longer), Williamson products whose rows are a quarter, a
 /// half, one or several registers (80 = 20·4, 96 = 12·8, 192 = 12·16, 384
-/// = 12·32, 576 = 36·16, and two passes up to 1152 = 36·32), the other Paley orders, and block-diagonal ones.
+/// = 12·32, 576 = 36·16, and two passes up to 1152 = 36·32), the other Williamson orders, and block-diagonal ones.
 fn any_dim() -> impl Strategy<Value = usize> {
     prop::sample::select(vec![
         8usize, 16, 64, 128, 256, 512, 24, 40, 48, 56, 80, 96, 112, 120, 160, 176, 192, 224, 240,
@@ -486,7 +486,9 @@ fn any_dim() -> impl Strategy<Value = usize> {
     ])
 }
 
-/// Finite values of every magnitude, signed zeros, and rarely NaN or ±∞.
+/// Finite values of every magnitude and signed zeros. (A NaN or an
+/// infinity spreads to every output of a dense transform, which would
+/// hide any wrong sign: they come one at a time, see below.)
 fn any_value() -> impl Strategy<Value = f32> {
     prop_oneof![
         20 => -10.0f32..10.0,
@@ -494,9 +496,18 @@ fn any_value() -> impl Strategy<Value = f32> {
         1 => Just(0.0f32),
         1 => Just(-0.0f32),
         1 => Just(1e-38f32),
-        1 => Just(f32::NAN),
-        1 => Just(f32::INFINITY),
     ]
+}
+
+/// In one case in ten, one element made NaN or ±∞.
+fn any_special() -> impl Strategy<Value = Option<(usize, f32)>> {
+    prop::option::weighted(
+        0.1,
+        (
+            0usize..1152,
+            prop_oneof![Just(f32::NAN), Just(f32::INFINITY), Just(f32::NEG_INFINITY)],
+        ),
+    )
 }
 
 proptest! {
@@ -511,7 +522,12 @@ proptest! {
         seed in any::<u64>(),
         offset in 0usize..16,
         values in prop::collection::vec(any_value(), 1152),
+        special in any_special(),
     ) {
+        let mut values = values;
+        if let Some((i, v)) = special {
+            values[i % d] = v;
+        }
         let rot = Rotation::new(d, seed).unwrap();
         let mut buf = vec![0.0f32; offset + d];
         buf[offset..].copy_from_slice(&values[..d]);

@@ -144,7 +144,7 @@ static void test_wht_and_rotation(void) {
     for (int i = 0; i < 256; i++) CHECK(fabsf(z[i] - x[i]) < 1e-5f);
     CHECK(tqkv_rotate(z, 100, 1) == TQKV_INVALID_DIM);
     printf("rotate %016llx\n", (unsigned long long)fnv1a((const uint8_t *)y, sizeof y));
-    /* Head dims that are not powers of two: a Paley product (96 = 12·8) and
+    /* Head dims that are not powers of two: a Williamson product (96 = 12·8) and
      * the block-diagonal construction (104); the same bits as Rust's. */
     for (int d = 96; d <= 104; d += 8) {
         memcpy(z, x, d * sizeof(float));

@@ -56,7 +56,7 @@
 //!   the Rademacher one a small one; it is measured (the 0.6% above), not
 //!   bounded.
 //!   Hadamard needs a `d` that [`Rotation`](crate::Rotation) supports (a
-//!   power of two, or a multiple of 8 with a Paley–Kronecker Hadamard
+//!   power of two, or a multiple of 8 with a Williamson–Kronecker Hadamard
 //!   matrix, whose `H` then replaces the WHT's and `Hᵀ` its transpose), at
 //!   most [`HADAMARD_MAX_DIM`].
 //!

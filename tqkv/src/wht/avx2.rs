@@ -45,30 +45,15 @@ unsafe impl Vector for F32x8 {
     }
 
     #[inline(always)]
-    fn repeats(len: usize) -> bool {
-        len == 4
+    fn packs(width: usize) -> bool {
+        width == 4
     }
 
     #[inline(always)]
-    unsafe fn repeat_part(self, part: usize, _len: usize) -> Self {
-        // SAFETY: AVX is available (trait contract); registers only.
-        unsafe {
-            F32x8(if part == 0 {
-                _mm256_permute2f128_ps::<0x00>(self.0, self.0)
-            } else {
-                _mm256_permute2f128_ps::<0x11>(self.0, self.0)
-            })
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn load_repeated(p: *const f32, _len: usize) -> Self {
-        // SAFETY: AVX is available (trait contract); 4 f32 are readable at p
-        // (caller).
-        unsafe {
-            let half = _mm_loadu_ps(p);
-            F32x8(_mm256_set_m128(half, half))
-        }
+    unsafe fn xor_rows(self, _m: usize, _width: usize) -> Self {
+        // SAFETY: AVX is available (trait contract); registers only. Rows of
+        // 4 are the 128-bit halves, and m = 1: swap them.
+        unsafe { F32x8(_mm256_permute2f128_ps::<0x01>(self.0, self.0)) }
     }
 }
 

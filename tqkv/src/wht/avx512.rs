@@ -51,36 +51,21 @@ unsafe impl Vector for F32x16 {
     }
 
     #[inline(always)]
-    fn repeats(len: usize) -> bool {
-        matches!(len, 4 | 8)
+    fn packs(width: usize) -> bool {
+        matches!(width, 4 | 8)
     }
 
     #[inline(always)]
-    unsafe fn repeat_part(self, part: usize, len: usize) -> Self {
+    unsafe fn xor_rows(self, m: usize, width: usize) -> Self {
         // SAFETY: AVX-512F is available (trait contract); registers only.
         unsafe {
             let x = self.0;
-            // 128-bit lanes: (0, 1) or (2, 3) for halves, one for quarters.
-            F32x16(match (len, part) {
-                (8, 0) => _mm512_shuffle_f32x4::<0b01_00_01_00>(x, x),
-                (8, _) => _mm512_shuffle_f32x4::<0b11_10_11_10>(x, x),
-                (_, 0) => _mm512_shuffle_f32x4::<0b00_00_00_00>(x, x),
-                (_, 1) => _mm512_shuffle_f32x4::<0b01_01_01_01>(x, x),
-                (_, 2) => _mm512_shuffle_f32x4::<0b10_10_10_10>(x, x),
-                _ => _mm512_shuffle_f32x4::<0b11_11_11_11>(x, x),
-            })
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn load_repeated(p: *const f32, len: usize) -> Self {
-        // SAFETY: AVX-512 F/DQ are available (trait contract); `len` f32 are
-        // readable at p (caller).
-        unsafe {
-            F32x16(if len == 4 {
-                _mm512_broadcast_f32x4(_mm_loadu_ps(p))
-            } else {
-                _mm512_broadcast_f32x8(_mm256_loadu_ps(p))
+            // Rows of 8 are 256-bit halves, rows of 4 128-bit lanes: lane
+            // i takes lane i ⊕ m.
+            F32x16(match (width, m) {
+                (8, _) | (_, 2) => _mm512_shuffle_f32x4::<0b01_00_11_10>(x, x),
+                (_, 1) => _mm512_shuffle_f32x4::<0b10_11_00_01>(x, x),
+                _ => _mm512_shuffle_f32x4::<0b00_01_10_11>(x, x),
             })
         }
     }

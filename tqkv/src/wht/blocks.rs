@@ -1,5 +1,5 @@
 //! The block-diagonal construction of the rotation, for the multiples of 8
-//! that no Paley product reaches (104, 136, 184, …): two passes of
+//! that no Williamson product reaches (104, 136, 184, …): two passes of
 //! normalised WHT blocks with a fixed interleave between them.
 //!
 //! # Exactly

@@ -39,11 +39,13 @@ mod avx512;
 mod blocks;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-mod paley;
 mod rotation;
 mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod simd_factor;
+mod williamson;
 
 pub use rotation::{Rotation, RotationKind};
 
@@ -129,16 +131,15 @@ pub(crate) struct Around {
     /// A factor applied after the transform (before signs that come
     /// after), or none.
     pub(crate) scale: Option<f32>,
-    /// The transform `F ⊗ H_L` with one Paley factor `F`: its masks by
-    /// input row (bit `a` of entry `b`: the sign of output row `a`'s term
-    /// in row `b`) and `L`; `None` for a Sylvester transform of the whole
-    /// vector.
-    pub(crate) paley: Option<(&'static [u64], usize)>,
+    /// The transform `F ⊗ H_L` (or its transpose, with `true`) with one
+    /// Williamson factor `F`, and `L`; `None` for a Sylvester transform of
+    /// the whole vector.
+    pub(crate) factor: Option<(williamson::Factor, bool, usize)>,
 }
 
 /// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`]) in one load and one
 /// store per register, where the backend can (a power of two from one
-/// register to a pass's group of them; one Paley factor on rows of a
+/// register to a pass's group of them; one Williamson factor on rows of a
 /// quarter, a half or a whole register, in at most 16 registers); `false`,
 /// with `x` untouched, elsewhere (and on the scalar backend). Bits as the
 /// separate steps.
@@ -148,46 +149,31 @@ pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Aroun
     on_backend!(backend, scalar(x, around), rotate_one_pass(x, around)).unwrap_or(false)
 }
 
-/// [`rotate_one_pass_in`] for vectors longer than one pass with one Paley
-/// factor on rows of whole registers (576 = 36·16): two passes, through
-/// `tmp` (at least `x.len()`); `false`, with `x` untouched, elsewhere (and
-/// on the scalar backend).
-pub(crate) fn rotate_two_pass_in(
-    backend: Checked,
-    x: &mut [f32],
-    around: &Around,
-    tmp: &mut [f32],
-) -> bool {
-    let scalar = |_: &mut [f32], _: &Around, _: &mut [f32]| false;
-    on_backend!(
-        backend,
-        scalar(x, around, tmp),
-        rotate_two_pass(x, around, tmp)
-    )
-    .unwrap_or(false)
+/// [`rotate_one_pass_in`] for vectors longer than one pass with one
+/// Williamson factor on rows of whole registers (576 = 36·16): two passes,
+/// in place; `false`, with `x` untouched, elsewhere (and on the scalar
+/// backend).
+pub(crate) fn rotate_two_pass_in(backend: Checked, x: &mut [f32], around: &Around) -> bool {
+    let scalar = |_: &mut [f32], _: &Around| false;
+    on_backend!(backend, scalar(x, around), rotate_two_pass(x, around)).unwrap_or(false)
 }
 
-/// A Paley factor's mode product on a checked backend (see `paley`): the
-/// same sums, in the same order, on every backend.
-// `by_input` serves the vector kernels only (none on other architectures).
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    allow(unused_variables)
-)]
-pub(crate) fn mode_product_in(
+/// A Williamson factor's product on a checked backend (see `williamson`):
+/// the same arithmetic on every backend.
+pub(crate) fn product_in(
     backend: Checked,
-    (masks, by_input): (&[u64], &[u64]),
+    f: williamson::Factor,
+    transpose: bool,
     x: &mut [f32],
     stride: usize,
-    tmp: &mut [f32],
 ) {
     // The sizes are the rotation's own (the factor's order times `stride`
-    // divides `x.len()`, `tmp` holds one block), and `on_backend!` fails
-    // only for a backend of another architecture, which `Checked` excludes.
+    // divides `x.len()`), and `on_backend!` fails only for a backend of
+    // another architecture, which `Checked` excludes.
     let _ = on_backend!(
         backend,
-        paley::mode_product(masks, x, stride, tmp),
-        mode_product(masks, by_input, x, stride, tmp)
+        williamson::product(f, transpose, x, stride),
+        product(f, transpose, x, stride)
     );
 }
 

@@ -36,38 +36,15 @@ unsafe impl Vector for F32x4 {
     }
 
     #[inline(always)]
-    fn repeats(_len: usize) -> bool {
+    fn packs(_width: usize) -> bool {
         // Rows shorter than 4 lanes take the portable loop.
         false
     }
 
     #[inline(always)]
-    unsafe fn repeat_part(self, part: usize, len: usize) -> Self {
-        // Not reached by the kernels (`repeats` takes no length), but
-        // correct for any `len` dividing 4.
-        let mut lanes = [0.0f32; 4];
-        // SAFETY: NEON is available (trait contract); the local array.
-        unsafe { vst1q_f32(lanes.as_mut_ptr(), self.0) };
-        let len = len.clamp(1, 4);
-        let mut out = [0.0f32; 4];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = lanes[(part * len + i % len) % 4];
-        }
-        // SAFETY: as above.
-        F32x4(unsafe { vld1q_f32(out.as_ptr()) })
-    }
-
-    #[inline(always)]
-    unsafe fn load_repeated(p: *const f32, len: usize) -> Self {
-        // Not reached by the kernels (`repeats` takes no length), but
-        // correct for any `len` dividing 4.
-        let mut lanes = [0.0f32; 4];
-        for (i, v) in lanes.iter_mut().enumerate() {
-            // SAFETY: `len` f32 are readable at p (caller); i % len < len.
-            *v = unsafe { *p.add(i % len.max(1)) };
-        }
-        // SAFETY: NEON is available (trait contract); the local array.
-        F32x4(unsafe { vld1q_f32(lanes.as_ptr()) })
+    unsafe fn xor_rows(self, _m: usize, _width: usize) -> Self {
+        // Not reached: `packs` takes no width.
+        self
     }
 }
 

@@ -1,7 +1,7 @@
 //! The randomised Hadamard rotation `R = H·D/√d` of the quantisers.
 
 use super::blocks;
-use super::paley::Kronecker;
+use super::williamson::Kronecker;
 use super::{
     Around, ONE_PASS_MAX, check_len, fwht_rows_in, rotate_one_pass_in, rotate_two_pass_in,
 };
@@ -24,11 +24,11 @@ use crate::{Backend, Error};
 /// - A power of two up to [`MAX_LEN`](crate::wht::MAX_LEN): `H` is the
 ///   Sylvester matrix, applied by the WHT (`H` symmetric).
 /// - A multiple of 8 up to [`MAX_DIM`](crate::quant::MAX_DIM) that is a
-///   power of two times Paley orders of at most 64 (12, 20, 28, 36, 44,
-///   60): `H = F ⊗ … ⊗ H_L` (80 = 20·4, 96 = 12·8, 112 = 28·4, 160,
+///   power of two times Williamson orders of at most 60 (12, 20, 28, 36,
+///   44, 60): `H = F ⊗ … ⊗ H_L` (80 = 20·4, 96 = 12·8, 112 = 28·4, 160,
 ///   192 = 12·16, 320, 384, 576 = 36·16). The WHT runs on the blocks of
-///   `L`, each Paley factor as a dense ±1 product (ARCHITECTURE.md gives
-///   its signs exactly).
+///   `L`, each Williamson factor through its four symmetric circulants
+///   (ARCHITECTURE.md gives its entries and arithmetic exactly).
 /// - Any other multiple of 8 up to [`MAX_DIM`](crate::quant::MAX_DIM)
 ///   (104, 136, 184, …): no Hadamard matrix is at hand, and `R` is the
 ///   block-diagonal construction ([`RotationKind::BlockDiagonal`]): two
@@ -51,8 +51,8 @@ use crate::{Backend, Error};
 /// in place of the WHT; the C ABI's `tqkv_rotate` gives them.
 ///
 /// The rotation stores only `dim`, `seed`, the scale and which product `H`
-/// is: signs are generated on the fly, 64 per generator call, and the Paley
-/// signs are tables made at compile time, so it needs no allocation and no
+/// is: signs are generated on the fly, 64 per generator call, and the
+/// Williamson factors are tables made at compile time, so it needs no allocation and no
 /// storage that grows with `dim`.
 ///
 /// ```
@@ -84,7 +84,7 @@ impl Eq for Rotation {}
 /// Which orthogonal transform follows the signs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transform {
-    /// `H/√d`, `H` a Hadamard matrix (Sylvester, or a Paley product).
+    /// `H/√d`, `H` a Hadamard matrix (Sylvester, or a Williamson product).
     Hadamard(Kronecker),
     /// The two block-diagonal passes of `blocks`.
     Blocks,
@@ -96,7 +96,7 @@ enum Transform {
 pub enum RotationKind {
     /// A Hadamard matrix of order `d`, scaled by `1/√d`: every output is
     /// `±x_i/√d` summed over all `i`. Powers of two (the WHT) and the
-    /// multiples of 8 with a Paley product.
+    /// multiples of 8 with a Williamson product.
     Hadamard,
     /// Two passes of normalised WHT blocks (the binary expansion of `d`)
     /// with an interleave between: orthogonal and dense, but not flat (the
@@ -124,7 +124,7 @@ impl Rotation {
     /// ```
     /// use tqkv::{Error, Rotation};
     ///
-    /// let rot = Rotation::new(96, 1)?; // 12·8: a Paley factor and the WHT
+    /// let rot = Rotation::new(96, 1)?; // 12·8: a Williamson factor and the WHT
     /// let mut x = [0.0f32; 96];
     /// x[5] = 1.0;
     /// rot.rotate(&mut x)?;
@@ -364,7 +364,7 @@ impl Rotation {
 
     /// Signs, the transform and an optional scale fused where the backend
     /// has that form (see [`Around`]): one pass over `x` up to
-    /// [`ONE_PASS_MAX`], two for one Paley factor on rows of whole
+    /// [`ONE_PASS_MAX`], two for one Williamson factor on rows of whole
     /// registers beyond; `false`, with `x` untouched, elsewhere. The same
     /// bits as the separate steps.
     fn one_pass(
@@ -379,12 +379,12 @@ impl Rotation {
         };
         // The inverse runs the transpose (`H_L` is symmetric).
         let transpose = !signs_first;
-        let paley = match h.factors() {
+        let factor = match h.factors() {
             [] => None,
-            [f] => Some((f.by_input(transpose), h.sylvester())),
+            [f] => Some((*f, transpose, h.sylvester())),
             _ => return false,
         };
-        if x.len() > ONE_PASS_MAX && paley.is_none() {
+        if x.len() > ONE_PASS_MAX && factor.is_none() {
             return false;
         }
         // The words `flip_signs` draws, one per 64 elements (the two-pass
@@ -401,15 +401,12 @@ impl Rotation {
             signs,
             signs_first,
             scale,
-            paley,
+            factor,
         };
         if x.len() <= ONE_PASS_MAX && rotate_one_pass_in(backend, x, &around) {
             return true;
         }
-        // The scalar backend keeps the separate steps: no work space for it.
-        paley.is_some()
-            && backend.backend() != Backend::Scalar
-            && crate::stack::floats(x.len(), |tmp| rotate_two_pass_in(backend, x, &around, tmp))
+        factor.is_some() && rotate_two_pass_in(backend, x, &around)
     }
 
     /// `D₂` of the block-diagonal construction: the signs seeded with
@@ -428,7 +425,7 @@ impl Rotation {
     }
 }
 
-/// `x ← H·x` or `Hᵀ·x`: the WHT on blocks of `L`, then the Paley factors
+/// `x ← H·x` or `Hᵀ·x`: the WHT on blocks of `L`, then the Williamson factors
 /// from the innermost out.
 fn hadamard_in(backend: Checked, h: &Kronecker, x: &mut [f32], transpose: bool) {
     // `L` is a power of two dividing `x.len()` ≤ MAX_LEN and the backend was
@@ -437,11 +434,9 @@ fn hadamard_in(backend: Checked, h: &Kronecker, x: &mut [f32], transpose: bool) 
     if h.factors().is_empty() {
         return;
     }
-    crate::stack::floats(x.len(), |tmp| {
-        let mut stride = h.sylvester();
-        for f in h.factors().iter().rev() {
-            f.apply(backend, x, stride, transpose, tmp);
-            stride *= f.order();
-        }
-    });
+    let mut stride = h.sylvester();
+    for f in h.factors().iter().rev() {
+        f.apply(backend, x, stride, transpose);
+        stride *= f.order();
+    }
 }

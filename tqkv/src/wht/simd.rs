@@ -27,18 +27,15 @@ pub(super) unsafe trait Vector: F32Vector {
     /// The first `stages` stages (`h = 1, 2, …, 2^(stages−1)`, at most
     /// every `h < LANES`), in order, inside this register.
     unsafe fn in_register(self, stages: u32) -> Self;
-    /// Whether [`load_repeated`](Self::load_repeated) takes rows of `len`.
-    fn repeats(len: usize) -> bool;
-    /// `len` f32 at `p` repeated across the register (`len` one that
-    /// [`repeats`](Self::repeats) takes).
-    unsafe fn load_repeated(p: *const f32, len: usize) -> Self;
-    /// Lanes `part·len … (part + 1)·len − 1` of `self` repeated across the
-    /// register (`len` one that [`repeats`](Self::repeats) takes, `part <
-    /// LANES / len`).
-    unsafe fn repeat_part(self, part: usize, len: usize) -> Self;
+    /// Whether rows of `width` floats pack into a register for
+    /// [`xor_rows`](Self::xor_rows): a quarter or a half of one.
+    fn packs(width: usize) -> bool;
+    /// The register with its rows of `width` (one that
+    /// [`packs`](Self::packs) takes) permuted: row `r` takes row `r ⊕ m`
+    /// (`0 < m < LANES / width`).
+    unsafe fn xor_rows(self, m: usize, width: usize) -> Self;
 }
 
-use crate::quant::MAX_DIM;
 use crate::vector::F32Vector;
 
 /// Chunks longer than this (in f32) are finished one at a time, depth-first,
@@ -51,7 +48,7 @@ const WIDE_STRIDE: usize = 1024;
 /// The butterflies across a group: register `j` holds elements `h` apart, so
 /// register stride `s` is element stride `s·h`.
 #[inline(always)]
-unsafe fn cross<V: Vector, const R: usize>(r: &mut [V; R]) {
+pub(super) unsafe fn cross<V: Vector, const R: usize>(r: &mut [V; R]) {
     let mut s = 1;
     while s < R {
         let mut j = 0;
@@ -218,9 +215,9 @@ pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
 #[inline(always)]
 pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::Around) -> bool {
     let n = x.len();
-    if let Some((by_input, l)) = around.paley {
+    if let Some((f, transpose, l)) = around.factor {
         // SAFETY: forwarded.
-        return unsafe { paley_one_pass::<V>(x, around, by_input, l) };
+        return unsafe { super::simd_factor::one_pass::<V>(x, around, f, transpose, l) };
     }
     if !n.is_power_of_two() || n < V::LANES || n > V::LANES << V::GROUP_LOG2 {
         return false;
@@ -238,169 +235,6 @@ pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::A
     true
 }
 
-/// [`rotate_one_pass`] for `F ⊗ H_L` (`F` of order `by_input.len()`): in
-/// registers where rows of `L` are a quarter, a half or a whole register
-/// and the vector at most 16 of them; else `false`, touching nothing.
-///
-/// # Safety
-/// The ISA behind `V` is available; `x.len() = by_input.len()·L`.
-#[inline(always)]
-unsafe fn paley_one_pass<V: Vector>(
-    x: &mut [f32],
-    around: &super::Around,
-    by_input: &[u64],
-    l: usize,
-) -> bool {
-    let n = x.len();
-    if !(l == V::LANES || (l < V::LANES && V::repeats(l))) || n > 16 * V::LANES {
-        return false;
-    }
-    let regs = n / V::LANES;
-    let rows_log2 = (V::LANES / l).trailing_zeros();
-    // SAFETY: forwarded; regs·LANES = n, and each instantiation's REGS,
-    // rows and order agree with the match (order = REGS·2^ROWS).
-    unsafe {
-        match (regs, rows_log2) {
-            (3, 2) => paley_pass::<V, 3, 2>(x, around, by_input),
-            (5, 2) => paley_pass::<V, 5, 2>(x, around, by_input),
-            (7, 2) => paley_pass::<V, 7, 2>(x, around, by_input),
-            (9, 2) => paley_pass::<V, 9, 2>(x, around, by_input),
-            (6, 1) => paley_pass::<V, 6, 1>(x, around, by_input),
-            (10, 1) => paley_pass::<V, 10, 1>(x, around, by_input),
-            (12, 0) => paley_pass::<V, 12, 0>(x, around, by_input),
-            _ => return false,
-        }
-    }
-    true
-}
-
-/// `x ← s·(F ⊗ H_L)·D·x` or `x ← D·s·(F ⊗ H_L)ᵀ·x` (see [`Around`]) for
-/// one Paley factor `F` on rows of `L` a whole number of registers, at most
-/// a pass's group: the vectors too long for one pass (576 = 36·16,
-/// 320 = 20·16, 384 = 12·32). Two passes instead of five: the first flips
-/// the signs (if they come first) and runs `H_L` on each row in registers,
-/// into `tmp`; the second is `F`'s product from `tmp` back into `x`, each
-/// register scaled and flipped (if the signs come last) as it is stored.
-/// Returns `false`, touching nothing, for other shapes. The same IEEE
-/// operations in the same order as the separate steps, so the same bits.
-///
-/// # Safety
-/// The ISA behind `V` is available on this CPU.
-#[inline(always)]
-pub(super) unsafe fn rotate_two_pass<V: Vector>(
-    x: &mut [f32],
-    around: &super::Around,
-    tmp: &mut [f32],
-) -> bool {
-    let Some((by_input, l)) = around.paley else {
-        return false;
-    };
-    let n = x.len();
-    let rows = by_input.len();
-    if !l.is_multiple_of(V::LANES)
-        || l > V::LANES << V::GROUP_LOG2
-        || rows * l != n
-        || tmp.len() < n
-        || n > MAX_DIM
-    {
-        return false;
-    }
-    // The sign words, one per 64 elements, as `flip_signs` draws them.
-    let mut words = [0u64; MAX_DIM / 64];
-    let mut rng = crate::rng::SplitMix64::new(around.seed);
-    for w in words.iter_mut().take(n.div_ceil(64)) {
-        *w = rng.next_u64();
-    }
-    let words = &words[..n.div_ceil(64)];
-    let first = around.signs_first.then_some(words);
-    // SAFETY: forwarded; l = LANES·R for the R chosen, rows·l = n ≤
-    // tmp.len(), and the words cover the n elements.
-    unsafe {
-        match l / V::LANES {
-            1 => rows_pass::<V, 1>(x, tmp, first),
-            2 => rows_pass::<V, 2>(x, tmp, first),
-            4 => rows_pass::<V, 4>(x, tmp, first),
-            8 => rows_pass::<V, 8>(x, tmp, first),
-            _ => rows_pass::<V, 16>(x, tmp, first),
-        }
-        let finish = Finish {
-            scale: around.scale,
-            signs: (!around.signs_first).then_some(words),
-        };
-        mode_block::<V>(by_input, &tmp[..n], x, l, &finish);
-    }
-    true
-}
-
-/// `tmp` ← `H_L` on every row of `R` registers of `x`, the signs applied
-/// first where given.
-///
-/// # Safety
-/// The ISA is available; `R·LANES` divides `x.len() ≤ tmp.len()`; `signs`
-/// covers `x`.
-#[inline(always)]
-unsafe fn rows_pass<V: Vector, const R: usize>(x: &[f32], tmp: &mut [f32], signs: Option<&[u64]>) {
-    let row = R * V::LANES;
-    for (i, (src, dst)) in x
-        .chunks_exact(row)
-        .zip(tmp.chunks_exact_mut(row))
-        .enumerate()
-    {
-        // SAFETY: `src` and `dst` hold R·LANES f32; the ISA is the caller's;
-        // `signs` covers the row.
-        unsafe {
-            let stages = V::LANES.trailing_zeros();
-            let mut r: [V; R] = load_signed(src.as_ptr(), signs, i * row, stages);
-            cross(&mut r);
-            for (j, v) in r.iter().enumerate() {
-                v.store(dst.as_mut_ptr().add(j * V::LANES));
-            }
-        }
-    }
-}
-
-/// [`paley_one_pass`] on `REGS` registers of `2^ROWS` rows each.
-///
-/// # Safety
-/// The ISA is available; `x.len() = REGS·LANES = by_input.len()·L` with
-/// `L = LANES / 2^ROWS` a length [`Vector::repeats`] takes (or `LANES`).
-#[inline(always)]
-unsafe fn paley_pass<V: Vector, const REGS: usize, const ROWS: u32>(
-    x: &mut [f32],
-    around: &super::Around,
-    by_input: &[u64],
-) {
-    let rows = 1usize << ROWS;
-    let width = V::LANES >> ROWS;
-    let pick = (1u64 << rows) - 1;
-    let table = &PATTERNS[width.trailing_zeros() as usize - 2];
-    // SAFETY: REGS·LANES f32 are valid at x (caller); the ISA is the
-    // caller's; the patterns are 16 ≥ LANES f32.
-    unsafe {
-        // D, then H_L on every row (its stages inside each row's lanes).
-        let r: [V; REGS] = load_signed(x.as_ptr(), first_signs(around), 0, width.trailing_zeros());
-        // F across rows: output row a = Σ_b F_ab·row_b in order b, each row
-        // repeated across a register and multiplied by every output
-        // register's pattern of signs.
-        let mut acc = [V::zero(); REGS];
-        for (k, v) in r.iter().enumerate() {
-            for part in 0..rows {
-                let row = if rows == 1 {
-                    *v
-                } else {
-                    v.repeat_part(part, width)
-                };
-                let signs = by_input[k * rows + part];
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let idx = ((signs >> (j * rows)) & pick & 15) as usize;
-                    *acc = row.mul_add(V::load(table[idx].as_ptr()), *acc);
-                }
-            }
-        }
-        store_finished(acc, x, around);
-    }
-}
-
 /// `R` registers at `p` (elements `base …` of the vector), each negated
 /// where `signs` has its bits (if given), then `stages` in-register
 /// stages each.
@@ -409,7 +243,7 @@ unsafe fn paley_pass<V: Vector, const REGS: usize, const ROWS: u32>(
 /// The ISA is available; `R·LANES` f32 are readable at `p`; `signs`
 /// covers elements `base … base + R·LANES − 1`.
 #[inline(always)]
-unsafe fn load_signed<V: Vector, const R: usize>(
+pub(super) unsafe fn load_signed<V: Vector, const R: usize>(
     p: *const f32,
     signs: Option<&[u64]>,
     base: usize,
@@ -444,7 +278,7 @@ fn sign_bits(words: &[u64], at: usize) -> u32 {
 /// # Safety
 /// The ISA is available; `x` holds at least `R·LANES` ≤ 256 f32.
 #[inline(always)]
-unsafe fn store_finished<V: Vector, const R: usize>(
+pub(super) unsafe fn store_finished<V: Vector, const R: usize>(
     r: [V; R],
     x: &mut [f32],
     around: &super::Around,
@@ -466,7 +300,7 @@ unsafe fn store_finished<V: Vector, const R: usize>(
 
 /// The signs of a one-pass rotation that come first, if they do.
 #[inline(always)]
-fn first_signs(around: &super::Around) -> Option<&[u64]> {
+pub(super) fn first_signs(around: &super::Around) -> Option<&[u64]> {
     around.signs_first.then_some(&around.signs[..])
 }
 
@@ -519,82 +353,17 @@ pub(super) unsafe fn fwht_rows<V: Vector>(data: &mut [f32], len: usize) {
     }
 }
 
-/// Sign registers of [`mode_product`]: `PATTERNS[k][idx]` lane `l` is `−1`
-/// where bit `l >> (k + 2)` of `idx` is set, else `+1`. With `2^(k+2)`
-/// floats of a row in a register (`k = 0, 1, 2` for 4, 8, 16), pattern
-/// `idx` gives each row of the register the sign of its bit of `idx`.
-const PATTERNS: [[[f32; 16]; 16]; 3] = {
-    let mut t = [[[0.0f32; 16]; 16]; 3];
-    let mut k = 0;
-    while k < 3 {
-        let mut idx = 0;
-        while idx < 16 {
-            let mut l = 0;
-            while l < 16 {
-                t[k][idx][l] = if (idx >> (l >> (k + 2))) & 1 == 1 {
-                    -1.0
-                } else {
-                    1.0
-                };
-                l += 1;
-            }
-            idx += 1;
-        }
-        k += 1;
-    }
-    t
-};
-
-/// A Paley factor's mode product (see `paley::mode_product`, the same sums
-/// in the same order): `out_a = Σ_b F_ab·row_b` as `acc + row·(±1)` FMAs
-/// (the product is exact, so each rounds as the reference's add does).
-/// Rows of a whole number of registers take them a register at a time;
-/// rows of a half or a quarter of a register (strides 8 and 4 in 16 lanes:
-/// d = 96 = 12·8, 80 = 20·4) are repeated across it, so one FMA serves
-/// that many output rows, each lane with its own row's sign from
-/// [`PATTERNS`]. Up to eight registers of output rows at a time, for as
-/// many independent chains of FMAs; the signs come from `by_input[b]` (bit
-/// `a` set where `F_ab = −1`), one scalar shift per input row. Other
-/// strides take the portable loop, compiled here with the backend's
-/// features.
-///
-/// # Safety
-/// The ISA behind `V` is available; `by_output` and `by_input` are a
-/// factor's masks by rows and by columns (or the transpose's), of equal
-/// length `n`, a multiple of 4 up to 64; `n·stride` divides `x.len()`;
-/// `tmp` holds at least `n·stride`.
-#[inline(always)]
-pub(super) unsafe fn mode_product<V: Vector>(
-    by_output: &[u64],
-    by_input: &[u64],
-    x: &mut [f32],
-    stride: usize,
-    tmp: &mut [f32],
-) {
-    if !(stride.is_multiple_of(V::LANES) || V::repeats(stride)) {
-        super::paley::mode_product(by_output, x, stride, tmp);
-        return;
-    }
-    let n = by_output.len();
-    let tmp = &mut tmp[..n * stride];
-    for block in x.chunks_exact_mut(n * stride) {
-        tmp.copy_from_slice(block);
-        // SAFETY: forwarded; the block and its copy hold n·stride f32.
-        unsafe { mode_block::<V>(by_input, tmp, block, stride, &Finish::NONE) };
-    }
-}
-
-/// What is done to each register of a mode product's output as it is
+/// What is done to each register of a factor product's output as it is
 /// stored: the rotation's scale, then its signs (bit `i % 64` of word
 /// `i / 64` negates output element `i`) where they come last.
-struct Finish<'a> {
-    scale: Option<f32>,
-    signs: Option<&'a [u64]>,
+pub(super) struct Finish<'a> {
+    pub(super) scale: Option<f32>,
+    pub(super) signs: Option<&'a [u64]>,
 }
 
 impl Finish<'_> {
     /// Nothing: the plain product.
-    const NONE: Finish<'static> = Finish {
+    pub(super) const NONE: Finish<'static> = Finish {
         scale: None,
         signs: None,
     };
@@ -606,7 +375,7 @@ impl Finish<'_> {
     /// # Safety
     /// The ISA is available; `signs` covers element `at`.
     #[inline(always)]
-    unsafe fn apply<V: Vector>(&self, mut v: V, at: usize) -> V {
+    pub(super) unsafe fn apply<V: Vector>(&self, mut v: V, at: usize) -> V {
         // SAFETY: the ISA is the caller's; registers only.
         unsafe {
             if let Some(s) = self.scale {
@@ -617,126 +386,6 @@ impl Finish<'_> {
             }
         }
         v
-    }
-}
-
-/// One block of [`mode_product`]: `dst` ← the factor's product of `src`
-/// (`by_input.len()` rows of `stride`), each register finished as stored.
-///
-/// # Safety
-/// As [`mode_product`], with `src` and `dst` of `by_input.len()·stride`
-/// f32 and `stride` a multiple of `LANES` or a length [`Vector::repeats`]
-/// takes.
-#[inline(always)]
-unsafe fn mode_block<V: Vector>(
-    by_input: &[u64],
-    src: &[f32],
-    dst: &mut [f32],
-    stride: usize,
-    finish: &Finish<'_>,
-) {
-    let n = by_input.len();
-    let width = stride.min(V::LANES);
-    // Shifts, not divisions (an integer division costs more than a group
-    // of this kernel at d = 96).
-    let rows_log2 = V::LANES.trailing_zeros() - width.trailing_zeros();
-    let table = &PATTERNS[width.trailing_zeros() as usize - 2];
-    let mut a0 = 0;
-    while a0 < n {
-        // Registers of output rows left (n is a multiple of 4 ≥ rows).
-        let left = (n - a0) >> rows_log2;
-        let g = GroupArgs {
-            by_input,
-            src,
-            stride,
-            width,
-            a0,
-            table,
-            finish,
-        };
-        // Groups of 8, 4, 2 or 1 registers (constants, so that the
-        // sums and the sign shifts stay in registers).
-        let regs = [8, 4, 2, 1].into_iter().find(|&r| r <= left).unwrap_or(1);
-        // SAFETY: forwarded; the group's rows a0 … a0 + regs·rows − 1
-        // are below n.
-        unsafe {
-            match (regs, rows_log2) {
-                (8, 0) => mode_group::<V, 8, 0>(&g, dst),
-                (8, 1) => mode_group::<V, 8, 1>(&g, dst),
-                (8, _) => mode_group::<V, 8, 2>(&g, dst),
-                (4, 0) => mode_group::<V, 4, 0>(&g, dst),
-                (4, 1) => mode_group::<V, 4, 1>(&g, dst),
-                (4, _) => mode_group::<V, 4, 2>(&g, dst),
-                (2, 0) => mode_group::<V, 2, 0>(&g, dst),
-                (2, 1) => mode_group::<V, 2, 1>(&g, dst),
-                (2, _) => mode_group::<V, 2, 2>(&g, dst),
-                (_, 0) => mode_group::<V, 1, 0>(&g, dst),
-                (_, 1) => mode_group::<V, 1, 1>(&g, dst),
-                (_, _) => mode_group::<V, 1, 2>(&g, dst),
-            }
-        }
-        a0 += regs << rows_log2;
-    }
-}
-
-/// The fixed arguments of [`mode_group`].
-struct GroupArgs<'a> {
-    by_input: &'a [u64],
-    src: &'a [f32],
-    stride: usize,
-    width: usize,
-    a0: usize,
-    table: &'a [[f32; 16]; 16],
-    finish: &'a Finish<'a>,
-}
-
-/// Output rows `a0 … a0 + A·rows − 1` of one block of [`mode_block`]
-/// (`rows = 2^R = LANES / width` a register), into `dst`.
-///
-/// # Safety
-/// As [`mode_block`]; those rows exist, and `2^R = LANES / width`.
-#[inline(always)]
-unsafe fn mode_group<V: Vector, const A: usize, const R: u32>(g: &GroupArgs<'_>, dst: &mut [f32]) {
-    let rows = 1usize << R;
-    let pick = (1u64 << rows) - 1;
-    let mut c = 0;
-    while c < g.stride {
-        // SAFETY: the ISA is available (caller); no memory access.
-        let mut acc = unsafe { [V::zero(); A] };
-        for (b, &mask) in g.by_input.iter().enumerate() {
-            let bits = mask >> g.a0;
-            // SAFETY: reads LANES f32 (or `width` repeated) at b·stride + c,
-            // inside row b < n of `src`; the patterns are 16 ≥ LANES f32.
-            unsafe {
-                let p = g.src.as_ptr().add(b * g.stride + c);
-                let v = if rows == 1 {
-                    V::load(p)
-                } else {
-                    V::load_repeated(p, g.width)
-                };
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    // (`& 15`: a bound the compiler sees; pick ≤ 15.)
-                    let idx = ((bits >> (j * rows)) & pick & 15) as usize;
-                    // One row a register: a broadcast ±1 (4 bytes read,
-                    // not a 64-byte pattern).
-                    let s = if R == 0 {
-                        V::splat(super::paley::SIGN[idx & 1])
-                    } else {
-                        V::load(g.table[idx].as_ptr())
-                    };
-                    *acc = v.mul_add(s, *acc);
-                }
-            }
-        }
-        for (j, acc) in acc.iter().enumerate() {
-            // Register j holds rows a0 + j·rows … (contiguous when rows > 1,
-            // where stride = width), columns c … c + width − 1 of each.
-            let at = (g.a0 + j * rows) * g.stride + c;
-            // SAFETY: LANES f32 at `at` lie inside the block's rows; the
-            // finish's signs cover the block.
-            unsafe { g.finish.apply(*acc, at).store(dst.as_mut_ptr().add(at)) };
-        }
-        c += g.width;
     }
 }
 
@@ -775,13 +424,9 @@ macro_rules! entry_points {
             ///
             /// # Safety
             /// As [`fwht`].
-            pub(super) unsafe fn rotate_two_pass(
-                x: &mut [f32],
-                around: &super::Around,
-                tmp: &mut [f32],
-            ) -> bool {
+            pub(super) unsafe fn rotate_two_pass(x: &mut [f32], around: &super::Around) -> bool {
                 // SAFETY: as in `fwht`.
-                unsafe { super::simd::rotate_two_pass::<$vector>(x, around, tmp) }
+                unsafe { super::simd_factor::two_pass::<$vector>(x, around) }
             }
 
             /// WHT of every `len`-long row (`len` validated, dividing the length).
@@ -793,22 +438,19 @@ macro_rules! entry_points {
                 unsafe { super::simd::fwht_rows::<$vector>(data, len) }
             }
 
-            /// A Paley factor's mode product (`by_output.len()·stride`
-            /// divides `x.len()`, `tmp` holds that many).
+            /// A Williamson factor's product (`|F|·stride` divides
+            /// `x.len()`).
             ///
             /// # Safety
             /// As [`fwht`].
-            pub(super) unsafe fn mode_product(
-                by_output: &[u64],
-                by_input: &[u64],
+            pub(super) unsafe fn product(
+                f: super::williamson::Factor,
+                transpose: bool,
                 x: &mut [f32],
                 stride: usize,
-                tmp: &mut [f32],
             ) {
                 // SAFETY: as in `fwht`; the sizes are the caller's.
-                unsafe {
-                    super::simd::mode_product::<$vector>(by_output, by_input, x, stride, tmp)
-                }
+                unsafe { super::simd_factor::product::<$vector>(f, transpose, x, stride) }
             }
         }
     };

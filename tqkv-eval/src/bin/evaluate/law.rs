@@ -137,7 +137,7 @@ pub(super) fn write(dir: &std::path::Path, rows: &[Row], vectors: usize) -> Res<
          `Codebook::mse()` at the same d and b (1.00: the law the codebook was solved for\n\
          holds). `gauss`: isotropic Gaussian keys; `t3-o4`: Student-t ν = 3 keys with\n\
          four channels ×10. `hadamard`: the rotation each d gets (a Hadamard matrix: the\n\
-         WHT, or a Paley product); `block-diagonal`: the two-pass block construction\n\
+         WHT, or a Williamson product); `block-diagonal`: the two-pass block construction\n\
          (what 104 gets, shown at every d for comparison).\n\n\
          | d | data | rotation | b = 1 | b = 2 | b = 3 | b = 4 |\n|---|---|---|---|---|---|---|\n"
     );
