@@ -204,12 +204,6 @@ impl Factor {
         ORDERS[self.0 as usize]
     }
 
-    /// The factor's arithmetic.
-    #[inline(always)]
-    pub(crate) fn program(self) -> &'static Program {
-        &PROGRAMS[self.0 as usize]
-    }
-
     /// `F[a][b]` (or `Fᵀ`), from the first rows (module docs).
     #[cfg(test)]
     pub(crate) fn entry(self, a: usize, b: usize, transpose: bool) -> i32 {
@@ -255,20 +249,32 @@ pub(super) fn product(f: Factor, transpose: bool, x: &mut [f32], stride: usize) 
     }
 }
 
-/// [`product`] `W` columns at a time: each column's steps of the module
-/// docs, in place (a chunk's rows are read before any is written).
+/// [`product`] with `n` a constant, so that the program's loops unroll.
 #[inline(always)]
 fn product_w<const W: usize>(f: Factor, transpose: bool, x: &mut [f32], stride: usize) {
-    let p = f.program();
-    let n = p.n;
-    let h = (n - 1) / 2;
-    let mut rows = [[[0.0f32; W]; 4]; MAX_N];
-    for block in x.chunks_exact_mut(4 * n * stride) {
+    match f.n() {
+        3 => product_nw::<3, W>(transpose, x, stride),
+        5 => product_nw::<5, W>(transpose, x, stride),
+        7 => product_nw::<7, W>(transpose, x, stride),
+        9 => product_nw::<9, W>(transpose, x, stride),
+        11 => product_nw::<11, W>(transpose, x, stride),
+        _ => product_nw::<15, W>(transpose, x, stride),
+    }
+}
+
+/// [`product`] for the factor of `N`, `W` columns at a time: each
+/// column's steps of the module docs, in place (a chunk's rows are read
+/// before any is written).
+#[inline(always)]
+fn product_nw<const N: usize, const W: usize>(transpose: bool, x: &mut [f32], stride: usize) {
+    let p = const { program_of(N) };
+    let h = (N - 1) / 2;
+    let mut rows = [[[0.0f32; W]; 4]; N];
+    for block in x.chunks_exact_mut(4 * N * stride) {
         for c in (0..stride).step_by(W) {
             for (a, row) in block.chunks_exact(stride).enumerate() {
                 rows[a / 4][a % 4].copy_from_slice(&row[c..][..W]);
             }
-            let rows = &rows[..n];
             let mut s = rows[0];
             for quad in &rows[1..] {
                 for (s, r) in s.iter_mut().zip(quad) {
@@ -280,7 +286,10 @@ fn product_w<const W: usize>(f: Factor, transpose: bool, x: &mut [f32], stride: 
             for (k, quad) in rows.iter().enumerate() {
                 let mut u = [[[0.0f32; W]; 4]; MAX_N / 2];
                 for (j, u) in u.iter_mut().enumerate().take(h) {
-                    let (a, b) = (&rows[(k + j + 1) % n], &rows[(k + n - j - 1) % n]);
+                    if p.offsets >> j & 1 == 0 {
+                        continue;
+                    }
+                    let (a, b) = (&rows[(k + j + 1) % N], &rows[(k + N - j - 1) % N]);
                     for l in 0..4 {
                         for i in 0..W {
                             u[l][i] = a[l][i] + b[l][i];
@@ -324,6 +333,7 @@ fn product_w<const W: usize>(f: Factor, transpose: bool, x: &mut [f32], stride: 
         }
     }
 }
+
 /// A Hadamard matrix of order `d` as `F₁ ⊗ … ⊗ F_k ⊗ H_L`: the Williamson
 /// factors (the first `count`) and the Sylvester order `L`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
