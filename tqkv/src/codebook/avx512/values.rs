@@ -34,6 +34,27 @@ pub(super) unsafe fn add_row<const C: usize>(
             let data = _mm512_maskz_loadu_epi8(mask, row.wrapping_add(k.chunk_bytes * ch).cast());
             let codes =
                 _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(k.perm, data));
+            if ch + 1 == C && k.half_last {
+                // At most 32 codes: they sit in lanes 0–7 of the four
+                // registers, so 256-bit lookups and FMAs do the work at
+                // half the cost (Zen 4 runs a zmm op as two ymm ones). The
+                // same lanes, the same operations: the same bits; the
+                // upper lanes stay zero, as `load_permuted` left them.
+                let codes = _mm512_castsi512_si256(codes);
+                let idx = [
+                    codes,
+                    _mm256_srli_epi32::<8>(codes),
+                    _mm256_srli_epi32::<16>(codes),
+                    _mm256_srli_epi32::<24>(codes),
+                ];
+                let w = _mm512_castps512_ps256(wv);
+                for (s, i) in a.iter_mut().zip(idx) {
+                    let c = _mm256_permutex2var_ps(k.lut_low, i, k.lut_high);
+                    let sum = _mm256_fmadd_ps(c, w, _mm512_castps512_ps256(*s));
+                    *s = _mm512_zextps256_ps512(sum);
+                }
+                continue;
+            }
             let idx = [
                 codes,
                 _mm512_srli_epi32::<8>(codes),
@@ -104,6 +125,11 @@ pub(super) struct RowConstants<const C: usize> {
     chunk_bytes: usize,
     /// The centroids, repeated with period 2^b.
     lut: __m512,
+    /// Its entries 0–7 and 8–15, for the 256-bit lookup of a last chunk.
+    lut_low: __m256,
+    lut_high: __m256,
+    /// The last chunk holds at most 32 codes.
+    half_last: bool,
     /// The multishift control.
     shift: __m512i,
     /// The `vpermb` control that spreads a chunk's bytes.
@@ -137,6 +163,9 @@ pub(super) unsafe fn row_constants<const C: usize>(
             load_masks,
             chunk_bytes: 8 * b,
             lut: _mm512_loadu_ps(table.as_ptr()),
+            lut_low: _mm256_loadu_ps(table.as_ptr()),
+            lut_high: _mm256_loadu_ps(table.as_ptr().add(8)),
+            half_last: (1..=32).contains(&(d - 64 * (C - 1))),
             shift: _mm512_set1_epi64(shifts(b as u64) as i64),
             perm: _mm512_loadu_si512(PERM[b].as_ptr().cast()),
         }
