@@ -514,7 +514,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// Every backend's rotation and its inverse (the one-pass sizes, the
-    /// register-repeated and whole-register mode products, the block-diagonal
+    /// packed-row and whole-register factor products, the block-diagonal
     /// passes) give the scalar backend's bits, from buffers at any offset.
     #[test]
     fn rotations_of_every_shape_equal_scalar_bit_for_bit(

@@ -36,7 +36,7 @@
 //! `(w₀ + 1)·x_k − s + 2·Σ_{w_j = +1} u_j` or
 //! `(w₀ − 1)·x_k + s − 2·Σ_{w_j = −1} u_j`, whichever is shorter (a
 //! [`Letter`]). The four letters are taken for the four blocks at once
-//! and then combined by the array's signs: 4 to 14 operations per output
+//! and then combined by the array's signs: 4 to 17 operations per output
 //! instead of 12 to 60. Every output element is, exactly, for each column:
 //!
 //! 1. `s_l = ((x_{0,l} + x_{1,l}) + x_{2,l}) + …` over `k` in order;
