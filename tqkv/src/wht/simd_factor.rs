@@ -22,21 +22,24 @@ fn quad_regs<V: Vector>(width: usize) -> usize {
     (4 * width / V::LANES).min(4)
 }
 
-/// `F` (or `Fᵀ` with `T`) on `N` quads of `Q` registers (module docs): the
-/// outputs, quad by quad, before any scale or signs. The factor's program
-/// is a constant here, so its loops unroll to straight-line code.
+/// `F` (or `Fᵀ`) on `N` quads of `Q` registers (module docs): the outputs,
+/// quad by quad, before any scale or signs. The factor's program is a
+/// constant here, so its loops unroll to straight-line code. `Fᵀ` has the
+/// opposite sign on every term of letters 1–3 (`ε(l ⊕ m, m) = −ε(l, m)`):
+/// those letters are negated once (exact) and combined with `F`'s signs,
+/// the same bits as adding `Fᵀ`'s signed terms, with one body for both.
 ///
 /// # Safety
 /// The ISA is available; `N` is a factor's `n`; `Q = 4` or rows of `width`
 /// a half (`Q = 2`) or quarter (`Q = 1`) of a register that
 /// [`Vector::xor_rows`] takes.
 #[inline(always)]
-unsafe fn williamson<V: Vector, const N: usize, const Q: usize, const T: bool>(
+unsafe fn williamson<V: Vector, const N: usize, const Q: usize>(
     x: &[[V; Q]; N],
+    transpose: bool,
     width: usize,
 ) -> [[V; Q]; N] {
     let p = const { program_of(N) };
-    let transpose = T;
     let h = (N - 1) / 2;
     // Rows a register holds, and how many bits of `m` pick among them.
     let per_reg = 4 / Q;
@@ -69,6 +72,13 @@ unsafe fn williamson<V: Vector, const N: usize, const Q: usize, const T: bool>(
             for m in 0..4 {
                 if p.same[m] < m {
                     t[m] = t[p.same[m]];
+                    // A copy of letter 0 is negated for `Fᵀ` on its own; a
+                    // copy of letter 1 or 2 already was.
+                    if transpose && m > 0 && p.same[m] == 0 {
+                        for v in t[m].iter_mut() {
+                            *v = v.mul(V::splat(-1.0));
+                        }
+                    }
                     continue;
                 }
                 let le = p.letters[m];
@@ -84,7 +94,11 @@ unsafe fn williamson<V: Vector, const N: usize, const Q: usize, const T: bool>(
                             v = u[q].mul_add(V::splat(le.u), v);
                         }
                     }
-                    t[m][q] = v;
+                    t[m][q] = if transpose && m > 0 {
+                        v.mul(V::splat(-1.0))
+                    } else {
+                        v
+                    };
                 }
             }
             *out = t[0];
@@ -96,7 +110,7 @@ unsafe fn williamson<V: Vector, const N: usize, const Q: usize, const T: bool>(
                         v = v.xor_rows(low, width);
                     }
                     *y = if Q == 4 {
-                        if eps(q, m, transpose) > 0.0 {
+                        if eps(q, m, false) > 0.0 {
                             y.add(v)
                         } else {
                             y.sub(v)
@@ -106,7 +120,7 @@ unsafe fn williamson<V: Vector, const N: usize, const Q: usize, const T: bool>(
                         // the pattern index for row r (slot q·per_reg + r).
                         let mut idx = 0;
                         for r in 0..per_reg {
-                            if eps(q * per_reg + r, m, transpose) < 0.0 {
+                            if eps(q * per_reg + r, m, false) < 0.0 {
                                 idx |= 1 << r;
                             }
                         }
@@ -207,11 +221,7 @@ unsafe fn quads_pass<V: Vector, const N: usize, const Q: usize, const REGS: usiz
                 *v = r[k * Q + q];
             }
         }
-        let y = if transpose {
-            williamson::<V, N, Q, true>(&quads, l)
-        } else {
-            williamson::<V, N, Q, false>(&quads, l)
-        };
+        let y = williamson::<V, N, Q>(&quads, transpose, l);
         let mut out = r;
         for (k, quad) in y.iter().enumerate() {
             for (q, v) in quad.iter().enumerate() {
@@ -244,6 +254,7 @@ pub(super) unsafe fn two_pass<V: Vector>(x: &mut [f32], around: &Around) -> bool
         || l > V::LANES << V::GROUP_LOG2
         || f.order() * l != n
         || n > MAX_DIM
+        || !has_block(f)
     {
         return false;
     }
@@ -297,7 +308,7 @@ unsafe fn rows_pass<V: Vector, const R: usize>(x: &mut [f32], signs: Option<&[u6
 }
 
 /// A factor's product on every block of `x` (`|F|·stride` floats each),
-/// in place: rows of whole registers or of a half or a quarter of one
+/// in place: rows of whole registers for the factors [`has_block`] names
 /// here, the portable loop (compiled with the backend's features)
 /// otherwise. The same bits either way.
 ///
@@ -305,7 +316,7 @@ unsafe fn rows_pass<V: Vector, const R: usize>(x: &mut [f32], signs: Option<&[u6
 /// The ISA behind `V` is available; `|F|·stride` divides `x.len()`.
 #[inline(always)]
 pub(super) unsafe fn product<V: Vector>(f: Factor, transpose: bool, x: &mut [f32], stride: usize) {
-    if !(stride.is_multiple_of(V::LANES) || V::packs(stride)) {
+    if !stride.is_multiple_of(V::LANES) || !has_block(f) {
         super::williamson::product(f, transpose, x, stride);
         return;
     }
@@ -315,11 +326,23 @@ pub(super) unsafe fn product<V: Vector>(f: Factor, transpose: bool, x: &mut [f32
     }
 }
 
+/// Whether [`block`] has a kernel for `f` (on rows of whole registers):
+/// the orders of the two-pass head dims (12: 384; 20: 320; 36:
+/// 576). Each kernel is a fully unrolled instance, and one for every
+/// order and row width tripled the crate's build time (the fuzz build's
+/// most); the other shapes are rare (multi-factor products, vectors past
+/// one pass with rows of a part of a register) and take the portable
+/// loop.
+#[inline(always)]
+fn has_block(f: Factor) -> bool {
+    matches!(f.n(), 3 | 5 | 9)
+}
+
 /// One block of [`product`], each register finished as stored.
 ///
 /// # Safety
-/// As [`product`], with `x` one block and `stride` a multiple of `LANES`
-/// or a length [`Vector::packs`] takes; `finish`'s signs cover the block.
+/// As [`product`], with `x` one block, `stride` a multiple of `LANES` and
+/// [`has_block`] true for `f`; `finish`'s signs cover the block.
 #[inline(always)]
 unsafe fn block<V: Vector>(
     f: Factor,
@@ -328,28 +351,13 @@ unsafe fn block<V: Vector>(
     stride: usize,
     finish: &Finish<'_>,
 ) {
-    // SAFETY: forwarded; the match gives N = f.n() and Q the quad's
-    // registers for rows of `stride`.
+    // SAFETY: forwarded; the match gives N = f.n() (one that `has_block`
+    // names) and rows of whole registers (Q = 4).
     unsafe {
-        match (f.n(), quad_regs::<V>(stride)) {
-            (3, 1) => block_nq::<V, 3, 1>(transpose, x, stride, finish),
-            (5, 1) => block_nq::<V, 5, 1>(transpose, x, stride, finish),
-            (7, 1) => block_nq::<V, 7, 1>(transpose, x, stride, finish),
-            (9, 1) => block_nq::<V, 9, 1>(transpose, x, stride, finish),
-            (11, 1) => block_nq::<V, 11, 1>(transpose, x, stride, finish),
-            (_, 1) => block_nq::<V, 15, 1>(transpose, x, stride, finish),
-            (3, 2) => block_nq::<V, 3, 2>(transpose, x, stride, finish),
-            (5, 2) => block_nq::<V, 5, 2>(transpose, x, stride, finish),
-            (7, 2) => block_nq::<V, 7, 2>(transpose, x, stride, finish),
-            (9, 2) => block_nq::<V, 9, 2>(transpose, x, stride, finish),
-            (11, 2) => block_nq::<V, 11, 2>(transpose, x, stride, finish),
-            (_, 2) => block_nq::<V, 15, 2>(transpose, x, stride, finish),
-            (3, _) => block_nq::<V, 3, 4>(transpose, x, stride, finish),
-            (5, _) => block_nq::<V, 5, 4>(transpose, x, stride, finish),
-            (7, _) => block_nq::<V, 7, 4>(transpose, x, stride, finish),
-            (9, _) => block_nq::<V, 9, 4>(transpose, x, stride, finish),
-            (11, _) => block_nq::<V, 11, 4>(transpose, x, stride, finish),
-            (_, _) => block_nq::<V, 15, 4>(transpose, x, stride, finish),
+        match f.n() {
+            3 => block_nq::<V, 3, 4>(transpose, x, stride, finish),
+            5 => block_nq::<V, 5, 4>(transpose, x, stride, finish),
+            _ => block_nq::<V, 9, 4>(transpose, x, stride, finish),
         }
     }
 }
@@ -383,12 +391,7 @@ unsafe fn block_nq<V: Vector, const N: usize, const Q: usize>(
                     *v = V::load(x.as_ptr().add(at(k, q)));
                 }
             }
-            let width = stride.min(V::LANES);
-            let y = if transpose {
-                williamson::<V, N, Q, true>(&quads, width)
-            } else {
-                williamson::<V, N, Q, false>(&quads, width)
-            };
+            let y = williamson::<V, N, Q>(&quads, transpose, stride.min(V::LANES));
             for (k, quad) in y.iter().enumerate() {
                 for (q, v) in quad.iter().enumerate() {
                     let i = at(k, q);

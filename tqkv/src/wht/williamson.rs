@@ -237,40 +237,29 @@ impl Factor {
 /// them, so that it is compiled with their features.
 #[inline(always)]
 pub(super) fn product(f: Factor, transpose: bool, x: &mut [f32], stride: usize) {
-    // The widest column chunk that divides the rows, in registers.
-    if stride.is_multiple_of(16) {
-        product_w::<16>(f, transpose, x, stride);
-    } else if stride.is_multiple_of(8) {
-        product_w::<8>(f, transpose, x, stride);
-    } else if stride.is_multiple_of(4) {
+    // Four columns at a time where the rows allow (a register of the
+    // narrowest vector backend; the vector kernels take wider rows
+    // themselves), else one.
+    if stride.is_multiple_of(4) {
         product_w::<4>(f, transpose, x, stride);
     } else {
         product_w::<1>(f, transpose, x, stride);
     }
 }
 
-/// [`product`] with `n` a constant, so that the program's loops unroll.
+/// [`product`] `W` columns at a time: each column's steps of the module
+/// docs, in place (a chunk's rows are read before any is written). The
+/// program is read at run time: one body for every factor keeps the
+/// crate's code small (unrolled copies per factor multiplied the
+/// instrumented fuzz build's time); the vector kernels unroll instead.
 #[inline(always)]
 fn product_w<const W: usize>(f: Factor, transpose: bool, x: &mut [f32], stride: usize) {
-    match f.n() {
-        3 => product_nw::<3, W>(transpose, x, stride),
-        5 => product_nw::<5, W>(transpose, x, stride),
-        7 => product_nw::<7, W>(transpose, x, stride),
-        9 => product_nw::<9, W>(transpose, x, stride),
-        11 => product_nw::<11, W>(transpose, x, stride),
-        _ => product_nw::<15, W>(transpose, x, stride),
-    }
-}
-
-/// [`product`] for the factor of `N`, `W` columns at a time: each
-/// column's steps of the module docs, in place (a chunk's rows are read
-/// before any is written).
-#[inline(always)]
-fn product_nw<const N: usize, const W: usize>(transpose: bool, x: &mut [f32], stride: usize) {
-    let p = const { program_of(N) };
-    let h = (N - 1) / 2;
-    let mut rows = [[[0.0f32; W]; 4]; N];
-    for block in x.chunks_exact_mut(4 * N * stride) {
+    let p = &PROGRAMS[f.0 as usize];
+    let n = p.n;
+    let h = (n - 1) / 2;
+    let mut rows = [[[0.0f32; W]; 4]; MAX_N];
+    let rows = &mut rows[..n];
+    for block in x.chunks_exact_mut(4 * n * stride) {
         for c in (0..stride).step_by(W) {
             for (a, row) in block.chunks_exact(stride).enumerate() {
                 rows[a / 4][a % 4].copy_from_slice(&row[c..][..W]);
@@ -289,7 +278,7 @@ fn product_nw<const N: usize, const W: usize>(transpose: bool, x: &mut [f32], st
                     if p.offsets >> j & 1 == 0 {
                         continue;
                     }
-                    let (a, b) = (&rows[(k + j + 1) % N], &rows[(k + N - j - 1) % N]);
+                    let (a, b) = (&rows[(k + j + 1) % n], &rows[(k + n - j - 1) % n]);
                     for l in 0..4 {
                         for i in 0..W {
                             u[l][i] = a[l][i] + b[l][i];
@@ -303,19 +292,22 @@ fn product_nw<const N: usize, const W: usize>(transpose: bool, x: &mut [f32], st
                         continue;
                     }
                     let le = p.letters[m];
+                    // Each element's steps in order; a row of W at a time.
                     for l in 0..4 {
+                        let v = &mut t[m][l];
                         for i in 0..W {
-                            let mut v = if le.x == 0.0 {
+                            v[i] = if le.x == 0.0 {
                                 le.s * s[l][i]
                             } else {
                                 le.x * quad[l][i] + le.s * s[l][i]
                             };
-                            for (j, u) in u.iter().enumerate().take(h) {
-                                if le.offsets >> j & 1 == 1 {
-                                    v += le.u * u[l][i];
+                        }
+                        for (j, u) in u.iter().enumerate().take(h) {
+                            if le.offsets >> j & 1 == 1 {
+                                for i in 0..W {
+                                    v[i] += le.u * u[l][i];
                                 }
                             }
-                            t[m][l][i] = v;
                         }
                     }
                 }
