@@ -181,6 +181,11 @@ pub(crate) const PROGRAMS: [Program; ORDERS.len()] = {
 
 /// The program of the factor with this `n` (one of [`ORDERS`]), for the
 /// kernels' compile-time use.
+// Used by the vector kernels only (none on other architectures).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) const fn program_of(n: usize) -> Program {
     let mut f = 0;
     while ORDERS[f] != n {
@@ -200,6 +205,10 @@ impl Factor {
     }
 
     /// `n`.
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     pub(crate) fn n(self) -> usize {
         ORDERS[self.0 as usize]
     }
