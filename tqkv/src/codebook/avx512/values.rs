@@ -279,22 +279,38 @@ pub(in crate::codebook) fn accumulate_rows_and_signs(
         {
             return false;
         }
-        match d.div_ceil(64) {
-            1 => fused_simd::<1, 4>(cb, rows, out, acc),
-            2 => fused_simd::<2, 8>(cb, rows, out, acc),
-            3 => fused_simd::<3, 12>(cb, rows, out, acc),
+        // One instance per number of sign registers (the row's chunks
+        // follow): every loop over them has a constant trip count, so the
+        // sums stay in registers (with a run-time count, the compiler kept
+        // d = 192's twelve on the stack).
+        match m / 16 {
+            1 => fused_simd::<1, 1>(cb, rows, out, acc),
+            2 => fused_simd::<1, 2>(cb, rows, out, acc),
+            3 => fused_simd::<1, 3>(cb, rows, out, acc),
+            4 => fused_simd::<1, 4>(cb, rows, out, acc),
+            5 => fused_simd::<2, 5>(cb, rows, out, acc),
+            6 => fused_simd::<2, 6>(cb, rows, out, acc),
+            7 => fused_simd::<2, 7>(cb, rows, out, acc),
+            8 => fused_simd::<2, 8>(cb, rows, out, acc),
+            9 => fused_simd::<3, 9>(cb, rows, out, acc),
+            10 => fused_simd::<3, 10>(cb, rows, out, acc),
+            11 => fused_simd::<3, 11>(cb, rows, out, acc),
+            12 => fused_simd::<3, 12>(cb, rows, out, acc),
+            13 => fused_simd::<4, 13>(cb, rows, out, acc),
+            14 => fused_simd::<4, 14>(cb, rows, out, acc),
+            15 => fused_simd::<4, 15>(cb, rows, out, acc),
             _ => fused_simd::<4, 16>(cb, rows, out, acc),
         }
     }
     true
 }
 
-/// [`accumulate_rows_and_signs`] for `64·(C−1) < d ≤ 64·C` coordinates
-/// and `acc.len() ≤ 16·N` signs, a multiple of 16 (inlined into
-/// [`fused_simd`], which carries the target features).
+/// [`accumulate_rows_and_signs`] for `d = m = 16·N` coordinates and signs,
+/// `C = ⌈N/4⌉` chunks of 64 codes (inlined into [`fused_simd`], which
+/// carries the target features).
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI are available; `out.len()` and `acc.len()` as above;
+/// AVX-512 F/BW/VBMI are available; `out.len() == acc.len() == 16·N`;
 /// row `t` of the codes (and of the signs) fits in `rows.codes`
 /// (`rows.signs`) for every `t < rows.weights.len() ==
 /// rows.sign_weights.len()`.
@@ -305,14 +321,14 @@ pub(super) unsafe fn fused<const C: usize, const N: usize>(
     out: &mut [f32],
     acc: &mut [f32],
 ) {
-    // Registers of 16 signs in use (a constant bound, so that the sums stay
-    // in registers).
-    let regs = acc.len() / 16;
     // SAFETY: the ISA is the caller's promise. Loads: out, acc, each
-    // token's code row (masked, [`add_row`]) and its first 2·regs sign
-    // bytes, all inside the validated rows. Stores: out, acc.
+    // token's code row (masked, [`add_row`]) and its 2·N sign bytes, all
+    // inside the validated rows. Stores: out, acc.
     unsafe {
-        let k = row_constants::<C>(cb, out.len());
+        // The dimension as a constant: whether the last chunk takes the
+        // 256-bit path is then known at compile time, and its tables are
+        // not held in registers when it does not.
+        let k = row_constants::<C>(cb, 16 * N);
         let mut sums = load_permuted::<C>(out);
         let mut set = [_mm512_setzero_ps(); N];
         let mut total = _mm512_setzero_ps();
@@ -321,7 +337,7 @@ pub(super) unsafe fn fused<const C: usize, const N: usize>(
             add_row::<C>(row, &k, _mm512_set1_ps(w), &mut sums);
             let rv = _mm512_set1_ps(r);
             total = _mm512_add_ps(total, rv);
-            for (k, s) in set.iter_mut().enumerate().take(regs) {
+            for (k, s) in set.iter_mut().enumerate() {
                 let bits = core::ptr::read_unaligned(sg.add(2 * k).cast::<u16>());
                 *s = _mm512_mask_add_ps(*s, bits, *s, rv);
             }
@@ -329,7 +345,7 @@ pub(super) unsafe fn fused<const C: usize, const N: usize>(
             sg = sg.wrapping_add(rows.sign_stride);
         }
         store_permuted::<C>(&sums, out);
-        for (k, s) in set.iter().enumerate().take(regs) {
+        for (k, s) in set.iter().enumerate() {
             let at = acc.as_mut_ptr().add(16 * k);
             let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
             _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
