@@ -266,6 +266,33 @@ unsafe impl Lanes for F32x16 {
 /// 64 bytes a coordinate on the stack.
 const BLOCK_MAX_DIM: usize = 256;
 
+/// The first two steps of a dword transpose: `out[4k + m]`'s 128-bit lane
+/// `L` holds dword `m` of that lane of registers `4k … 4k + 3`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn transpose_quads<const R: usize>(r: &[__m512i; R]) -> [__m512i; R] {
+    // SAFETY: AVX-512F is the caller's promise; registers only.
+    unsafe {
+        // In each 128-bit lane: the dwords of registers 2k and 2k + 1
+        // interleaved.
+        let mut t = [_mm512_setzero_si512(); R];
+        for k in 0..R / 2 {
+            t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        let mut u = [_mm512_setzero_si512(); R];
+        for k in 0..R / 4 {
+            u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        u
+    }
+}
+
 /// Transposes 16 rows of 16 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
 ///
 /// # Safety
@@ -274,19 +301,8 @@ const BLOCK_MAX_DIM: usize = 256;
 unsafe fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
     // SAFETY: AVX-512F is the caller's promise; registers only.
     unsafe {
-        let mut t = [_mm512_setzero_si512(); 16];
-        for k in 0..8 {
-            t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-            t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-        }
         // u[4k + m], 128-bit lane L = column 4L + m of rows 4k … 4k + 3.
-        let mut u = [_mm512_setzero_si512(); 16];
-        for k in 0..4 {
-            u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
-            u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
-            u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
-            u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
-        }
+        let u = transpose_quads(r);
         let mut o = [_mm512_setzero_si512(); 16];
         for m in 0..4 {
             let v = _mm512_shuffle_i32x4::<0x88>(u[m], u[4 + m]);
@@ -325,6 +341,10 @@ pub(super) unsafe fn block_columns<const NB: usize>(
     at: &Rows<'_>,
     blk0: usize,
 ) -> [[__m512i; 16]; NB] {
+    if at.mask >> 32 == 0 {
+        // SAFETY: forwarded.
+        return unsafe { block_columns_half::<NB>(at, blk0) };
+    }
     // Wrapping arithmetic: see the AVX2 row blocks.
     let ahead_bytes = at.stride.wrapping_mul(128);
     // SAFETY: the caller's promises; prefetches never fault.
@@ -343,6 +363,59 @@ pub(super) unsafe fn block_columns<const NB: usize>(
                 *ri = _mm512_maskz_loadu_epi8(at.mask, at.rows.as_ptr().add(from).cast());
             }
             *col = transpose16(&r);
+        }
+        cols
+    }
+}
+
+/// [`block_columns`] where each row's masked bytes are at most 32 (8
+/// dwords; columns 8–15 are zero, as the masked loads would leave them):
+/// rows `r` and `r + 8` share a register, `r` in the low half and `r + 8`
+/// in the high half (two masked loads), and each half is transposed 8 × 8.
+/// That is 24 shuffles for 16 rows, against 64 for the full transpose,
+/// which a half-empty last chunk (d = 192 at 4 bits) or a short row (d ≤
+/// 64 at 4 bits, every row at 1 bit) would otherwise pay.
+///
+/// # Safety
+/// As [`block_columns`], with `at.mask < 2^32`.
+#[inline(always)]
+unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize) -> [[__m512i; 16]; NB] {
+    let ahead_bytes = at.stride.wrapping_mul(128);
+    let base = at.rows.as_ptr();
+    // SAFETY: the caller's promises: every unmasked byte lies in its row
+    // (the high half's load starts 32 bytes before row `r + 8`'s chunk and
+    // reads only the 32 bytes from it, masked loads never touch masked-off
+    // bytes); prefetches never fault.
+    unsafe {
+        // Output qwords: [u_m lane h, u_{4+m} lane h, u_m lane 2+h,
+        // u_{4+m} lane 2+h] (128-bit lanes) for column 4h + m.
+        let pick = [
+            _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13),
+            _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15),
+        ];
+        let mut cols = [[_mm512_setzero_si512(); 16]; NB];
+        for (nb, col) in cols.iter_mut().enumerate() {
+            let at_row = |i: usize| ((blk0 + nb) * 16 + i) * at.stride + at.offset;
+            let mut r = [_mm512_setzero_si512(); 8];
+            for (i, ri) in r.iter_mut().enumerate() {
+                let (lo, hi) = (at_row(i), at_row(i + 8));
+                _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(lo).wrapping_add(ahead_bytes).cast());
+                _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(hi).wrapping_add(ahead_bytes).cast());
+                let low = _mm512_maskz_loadu_epi8(at.mask, base.add(lo).cast());
+                *ri = _mm512_mask_loadu_epi8(
+                    low,
+                    at.mask << 32,
+                    base.wrapping_add(hi).wrapping_sub(32).cast(),
+                );
+            }
+            // u[4k + m], 128-bit lane L: dword 4(L mod 2) + m of rows
+            // 4k … 4k + 3 (L < 2) or 8 + 4k … 8 + 4k + 3 (L ≥ 2).
+            let u = transpose_quads(&r);
+            for h in 0..2 {
+                for m in 0..4 {
+                    col[4 * h + m] = _mm512_permutex2var_epi64(u[m], pick[h], u[4 + m]);
+                }
+            }
         }
         cols
     }
