@@ -268,6 +268,10 @@ fn product_w<const W: usize>(f: Factor, transpose: bool, x: &mut [f32], stride: 
     let h = (n - 1) / 2;
     let mut rows = [[[0.0f32; W]; 4]; MAX_N];
     let rows = &mut rows[..n];
+    // Work space, set before it is read (a `u_j` only where the offsets
+    // hold `j`): made once, not zeroed for every block row.
+    let mut u = [[[0.0f32; W]; 4]; MAX_N / 2];
+    let mut t = [[[0.0f32; W]; 4]; 4];
     for block in x.chunks_exact_mut(4 * n * stride) {
         for c in (0..stride).step_by(W) {
             for (a, row) in block.chunks_exact(stride).enumerate() {
@@ -282,7 +286,6 @@ fn product_w<const W: usize>(f: Factor, transpose: bool, x: &mut [f32], stride: 
                 }
             }
             for (k, quad) in rows.iter().enumerate() {
-                let mut u = [[[0.0f32; W]; 4]; MAX_N / 2];
                 for (j, u) in u.iter_mut().enumerate().take(h) {
                     if p.offsets >> j & 1 == 0 {
                         continue;
@@ -294,7 +297,6 @@ fn product_w<const W: usize>(f: Factor, transpose: bool, x: &mut [f32], stride: 
                         }
                     }
                 }
-                let mut t = [[[0.0f32; W]; 4]; 4];
                 for m in 0..4 {
                     if p.same[m] < m {
                         t[m] = t[p.same[m]];

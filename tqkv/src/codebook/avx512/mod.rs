@@ -460,26 +460,46 @@ unsafe fn row_blocks(
         }
         let table = &table[..d];
         let blocks = out.len() / 16;
-        let mut blk = 0;
-        while blk + 4 <= blocks {
-            match bits {
-                1 => block_group::<1, 4>(table, rows, stride, blk, out),
-                2 => block_group::<2, 4>(table, rows, stride, blk, out),
-                _ => block_group::<4, 4>(table, rows, stride, blk, out),
-            }
-            blk += 4;
-        }
-        while blk < blocks {
-            match bits {
-                1 => block_group::<1, 1>(table, rows, stride, blk, out),
-                2 => block_group::<2, 1>(table, rows, stride, blk, out),
-                _ => block_group::<4, 1>(table, rows, stride, blk, out),
-            }
-            blk += 1;
+        match bits {
+            1 => block_runs::<1>(table, rows, stride, blocks, out),
+            2 => block_runs::<2>(table, rows, stride, blocks, out),
+            _ => block_runs::<4>(table, rows, stride, blocks, out),
         }
         blocks * 16
     }
 }
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// Blocks `0 … blocks − 1` of [`row_blocks`] at `B` bits: four at a
+    /// time, then one. A function of its own for each `B`, never inlined:
+    /// with the three unrolled kernels in one body, the instrumented fuzz
+    /// build spent minutes on that one function (LLVM's coverage tables
+    /// cost the square of a function's blocks).
+    ///
+    /// # Safety
+    /// As [`block_group`], for every block.
+    #[inline(never)]
+    unsafe fn block_runs<const B: usize>(
+        table: &[__m512],
+        rows: &[u8],
+        stride: usize,
+        blocks: usize,
+        out: &mut [f32],
+    ) {
+        let mut blk = 0;
+        // SAFETY: forwarded; every block below `blocks` fits.
+        unsafe {
+            while blk + 4 <= blocks {
+                block_group::<B, 4>(table, rows, stride, blk, out);
+                blk += 4;
+            }
+            while blk < blocks {
+                block_group::<B, 1>(table, rows, stride, blk, out);
+                blk += 1;
+            }
+        }
+    }
+});
 
 /// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits.
 ///

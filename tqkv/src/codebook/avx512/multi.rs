@@ -95,18 +95,10 @@ crate::backend::avx512_features!(crate::backend::target_features {
         unsafe {
             let cents = Centroids::of(cb);
             let blocks = n / 16;
-            let mut blk = 0;
             macro_rules! run {
-                ($b:literal, $g:literal, $nb:literal) => {{
-                    while blk + $nb <= blocks {
-                        group::<$b, $g, $nb>(&cents, a, blk, out);
-                        blk += $nb;
-                    }
-                    while blk < blocks {
-                        group::<$b, $g, 1>(&cents, a, blk, out);
-                        blk += 1;
-                    }
-                }};
+                ($b:literal, $g:literal, $nb:literal) => {
+                    group_runs::<$b, $g, $nb>(&cents, a, blocks, out)
+                };
             }
             // One query: four blocks side by side (four FMA chains); more
             // queries: two, each query a chain of its own.
@@ -135,6 +127,35 @@ crate::backend::avx512_features!(crate::backend::target_features {
                 _ => run!(6, 4, 2),
             }
             blocks * 16
+        }
+    }
+
+    /// Blocks `0 … blocks − 1` of [`dot_rows_simd`]: `NB` at a time, then
+    /// one. A function of its own for each shape, never inlined: with every
+    /// shape's unrolled kernel in one body, the instrumented fuzz build
+    /// spent minutes on that one function (LLVM's coverage tables cost the
+    /// square of a function's blocks).
+    ///
+    /// # Safety
+    /// As [`group`], for every block.
+    #[inline(never)]
+    unsafe fn group_runs<const B: usize, const G: usize, const NB: usize>(
+        cents: &Centroids,
+        a: &Args<'_>,
+        blocks: usize,
+        out: &mut [f32],
+    ) {
+        let mut blk = 0;
+        // SAFETY: forwarded; every block below `blocks` fits.
+        unsafe {
+            while blk + NB <= blocks {
+                group::<B, G, NB>(cents, a, blk, out);
+                blk += NB;
+            }
+            while blk < blocks {
+                group::<B, G, 1>(cents, a, blk, out);
+                blk += 1;
+            }
         }
     }
 });

@@ -207,10 +207,10 @@ pub(super) unsafe fn accumulate_whole(
     // SAFETY: forwarded; d ≤ 64·C with C ≤ 4.
     unsafe {
         match d.div_ceil(64) {
-            1 => accumulate_chunks::<1>(cb, rows, stride, weights, out),
-            2 => accumulate_chunks::<2>(cb, rows, stride, weights, out),
-            3 => accumulate_chunks::<3>(cb, rows, stride, weights, out),
-            _ => accumulate_chunks::<4>(cb, rows, stride, weights, out),
+            1 => chunks_simd::<1>(cb, rows, stride, weights, out),
+            2 => chunks_simd::<2>(cb, rows, stride, weights, out),
+            3 => chunks_simd::<3>(cb, rows, stride, weights, out),
+            _ => chunks_simd::<4>(cb, rows, stride, weights, out),
         }
     }
     true
@@ -240,6 +240,27 @@ pub(super) unsafe fn accumulate_chunks<const C: usize>(
         store_permuted::<C>(&acc, out);
     }
 }
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`accumulate_chunks`] compiled with the AVX-512 feature list, a
+    /// function of its own for each `C` (never inlined, so that no one
+    /// function holds every unrolled copy: the instrumented fuzz build's
+    /// coverage tables cost the square of a function's blocks).
+    ///
+    /// # Safety
+    /// As [`accumulate_chunks`].
+    #[inline(never)]
+    unsafe fn chunks_simd<const C: usize>(
+        cb: &crate::codebook::Codebook,
+        rows: &[u8],
+        stride: usize,
+        weights: &[f32],
+        out: &mut [f32],
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { accumulate_chunks::<C>(cb, rows, stride, weights, out) }
+    }
+});
 
 /// [`crate::codebook::accumulate_rows_and_signs_in`] on AVX-512: both sums in one
 /// pass over the tokens. The value codes' lookups are shuffle-bound, the
