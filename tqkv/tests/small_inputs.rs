@@ -308,3 +308,31 @@ fn dot_rows_with_a_huge_stride_and_one_row() {
         }
     }
 }
+
+/// The row-block key kernels (16 rows, blocks of 8 on AVX2 and 16 on
+/// AVX-512) on rows whose last chunk is partial: whole dwords (a masked
+/// load) and not (a copy), in a buffer that ends at the last row's last
+/// byte, so that Miri sees any read past it. Equal to scalar bit for bit.
+#[test]
+fn row_blocks_with_partial_chunks() {
+    for (d, bits) in [(24usize, 4u8), (20, 4), (48, 2), (40, 1), (72, 4)] {
+        let cb = Codebook::lloyd_max(d, bits).unwrap();
+        let c = cb.centroids();
+        let row = pack::packed_len(d, bits);
+        let rows = 16;
+        let mut packed = vec![0u8; rows * row];
+        for (r, dst) in packed.chunks_exact_mut(row).enumerate() {
+            let idx: Vec<u8> = (0..d).map(|i| ((i * 7 + r * 3) % c.len()) as u8).collect();
+            pack::pack(bits, &idx, dst).unwrap();
+        }
+        let q: Vec<f32> = (0..d).map(|i| (i as f32 - 7.5) / 16.0).collect();
+        let mut want = vec![0.0f32; rows];
+        codebook::dot_rows_on(Backend::Scalar, &cb, &q, &packed, row, &mut want).unwrap();
+        for b in Backend::available() {
+            let mut got = vec![0.0f32; rows];
+            codebook::dot_rows_on(b, &cb, &q, &packed, row, &mut got).unwrap();
+            let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits_of(&got), bits_of(&want), "{b}, d = {d}, {bits} bits");
+        }
+    }
+}

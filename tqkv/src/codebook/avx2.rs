@@ -278,9 +278,11 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     let row_len = super::pack::packed_len(d, B as u8);
     let per_dword = 32 / B;
     // SAFETY: AVX2 is the caller's promise. Full 32-byte chunks are loaded in
-    // place, inside one row; a partial last chunk is copied to a local
-    // buffer first, so nothing past the row is read. Prefetches never fault;
-    // the stores write out[8·blk0 … 8·(blk0 + NB)).
+    // place, inside one row; a partial last chunk of whole dwords by a
+    // masked load, which reads only the masked-in dwords (inside the row)
+    // and never faults on the others; any other partial chunk is copied to
+    // a local buffer first. So nothing past the row is read. Prefetches
+    // never fault; the stores write out[8·blk0 … 8·(blk0 + NB)).
     unsafe {
         let keep = _mm256_set1_epi32((1 << B) - 1);
         let ahead_bytes = stride.wrapping_mul(32);
@@ -288,6 +290,13 @@ unsafe fn block_group<const B: usize, const NB: usize>(
         let mut chunk = 0;
         while chunk * 32 < row_len {
             let bytes = (row_len - chunk * 32).min(32);
+            // Dword lanes below bytes/4: a partial chunk of whole dwords (4-bit
+            // rows of d = 96, 160, 224) loads without the copy, whose narrow
+            // stores and wide reload stalled every row.
+            let dwords = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32((bytes / 4) as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
             let mut cols = [[_mm256_setzero_si256(); 8]; NB];
             for (nb, col) in cols.iter_mut().enumerate() {
                 let mut r = [_mm256_setzero_si256(); 8];
@@ -300,6 +309,8 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                     _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
                     *ri = if bytes == 32 {
                         _mm256_loadu_si256(rows.as_ptr().add(at).cast())
+                    } else if bytes.is_multiple_of(4) {
+                        _mm256_maskload_epi32(rows.as_ptr().add(at).cast(), dwords)
                     } else {
                         let mut part = [0u8; 32];
                         part[..bytes].copy_from_slice(&rows[at..at + bytes]);
