@@ -15,7 +15,8 @@
 //! bytes in the same run (every scheme and budget at g = 1 and g = 4).
 //!
 //! Head dims: `attention/kqv/n4/<backend>/t65536/d<d>` for d = 64, 96, 128,
-//! 192 and 256 (per-token time against d / 128 of the d = 128 time).
+//! 192 and 256 on the detected backend and on AVX2 (per-token time against
+//! d / 128 of the d = 128 time).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -220,20 +221,26 @@ fn filled_d(scheme: Scheme, bits: u8, tokens: usize, d: usize) -> KvCache<Vec<u8
 }
 
 /// `attention/kqv/n4/<backend>/t65536/d<d>`: one query head at head dims
-/// that are not powers of two (96, 192) beside those that are.
+/// that are not powers of two (96, 192) beside those that are, on the
+/// detected backend and on AVX2 where that is another one.
 fn head_dims(c: &mut Criterion) {
     let mut group = runtime_group(c);
     let best = Backend::detect();
+    let backends: Vec<Backend> = Backend::available()
+        .filter(|&b| b == best || b == Backend::Avx2)
+        .collect();
     for d in [64usize, 96, 128, 192, 256] {
         let cache = filled_d(Scheme::Kqv, 4, T, d);
         let q = data(d, 3);
         let mut out = vec![0.0f32; d];
         let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
         group.throughput(Throughput::Elements(T as u64));
-        group.bench_function(
-            BenchmarkId::new(format!("kqv/n4/{}/t{T}", best.name()), format!("d{d}")),
-            |b| b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch)),
-        );
+        for &backend in &backends {
+            group.bench_function(
+                BenchmarkId::new(format!("kqv/n4/{}/t{T}", backend.name()), format!("d{d}")),
+                |b| b.iter(|| attend_on(backend, &cache, 0, black_box(&q), &mut out, &mut scratch)),
+            );
+        }
     }
     group.finish();
 }
