@@ -312,7 +312,9 @@ fn dot_rows_with_a_huge_stride_and_one_row() {
 /// The row-block key kernels (16 rows, blocks of 8 on AVX2 and 16 on
 /// AVX-512) on rows whose last chunk is partial: whole dwords (a masked
 /// load) and not (a copy), in a buffer that ends at the last row's last
-/// byte, so that Miri sees any read past it. Equal to scalar bit for bit.
+/// byte, so that Miri sees any read past it. The x86 row blocks sum each
+/// row in the scalar order, so they equal scalar bit for bit; NEON scores
+/// a row at a time with its own order of additions, within rounding.
 #[test]
 fn row_blocks_with_partial_chunks() {
     for (d, bits) in [(24usize, 4u8), (20, 4), (48, 2), (40, 1), (72, 4)] {
@@ -331,8 +333,15 @@ fn row_blocks_with_partial_chunks() {
         for b in Backend::available() {
             let mut got = vec![0.0f32; rows];
             codebook::dot_rows_on(b, &cb, &q, &packed, row, &mut got).unwrap();
-            let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits_of(&got), bits_of(&want), "{b}, d = {d}, {bits} bits");
+            if matches!(b, Backend::Avx2 | Backend::Avx512) {
+                let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits_of(&got), bits_of(&want), "{b}, d = {d}, {bits} bits");
+            } else {
+                let scale: f32 = q.iter().map(|v| v.abs()).sum::<f32>() * c[c.len() - 1].abs();
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-5 * scale, "{b}, d = {d}: {g} vs {w}");
+                }
+            }
         }
     }
 }
