@@ -22,8 +22,8 @@
 //!   ([`attend_many`]: speculative decoding, chunked prefill);
 //! - a range of tokens into a [`Partial`] state that merges exactly with
 //!   the states of other ranges ([`attend_partial`], [`Partial::merge`]),
-//!   to split one long decode across cores; with `std`,
-//!   [`attend_parallel`] does it with scoped threads.
+//!   to split one long decode across cores; with the `parallel` feature,
+//!   [`attend_parallel`] does it on rayon's thread pool.
 //!
 //! Grouped-query heads, two positions of a chunk, and a split decode:
 //!
@@ -94,13 +94,13 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-#[cfg(feature = "std")]
+#[cfg(feature = "parallel")]
 mod parallel;
 mod pass;
 mod rows;
 mod state;
 
-#[cfg(feature = "std")]
+#[cfg(feature = "parallel")]
 pub use parallel::{attend_parallel, attend_parallel_on};
 pub use state::Partial;
 #[cfg(feature = "capi")]
