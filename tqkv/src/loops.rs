@@ -11,26 +11,43 @@
 
 use crate::backend::{Checked, on_backend};
 
-/// `Σ xᵢ²` in f64, in eight partial sums (element `i` into sum `i % 8`)
-/// added in order at the end: eight independent chains instead of one,
-/// which vectorise.
+/// `Σ xᵢ²` in f64, in 32 partial sums (element `i` into sum `i % 32`) that
+/// end in a fixed tree (sum `i` takes sum `i + w` for w = 16, 8, 4, 2, 1):
+/// four independent vector chains and a short reduction instead of one long
+/// chain (eight sums added in order cost a third of an encode's norms).
 ///
 /// Each square of a finite f32 is below 2²⁵⁶ and at most
 /// [`MAX_DIM`](crate::quant::MAX_DIM) are summed, so the sum is finite
 /// exactly when every element is: it doubles as the finiteness check.
 #[inline(always)]
 pub(crate) fn sum_squares(x: &[f32]) -> f64 {
-    let mut parts = [0.0f64; 8];
-    let mut chunks = x.chunks_exact(8);
-    for chunk in &mut chunks {
+    const PARTS: usize = 32;
+    let mut parts = [0.0f64; PARTS];
+    let mut add = |chunk: &[f32; PARTS]| {
         for (p, &v) in parts.iter_mut().zip(chunk) {
             *p += v as f64 * v as f64;
         }
+    };
+    let (whole, rest) = x.as_chunks::<PARTS>();
+    for chunk in whole {
+        add(chunk);
     }
-    for (p, &v) in parts.iter_mut().zip(chunks.remainder()) {
-        *p += v as f64 * v as f64;
+    // The tail as a chunk padded with zeros (each sum gains +0, which keeps
+    // it): only whole chunks keep the sums in registers.
+    if !rest.is_empty() {
+        let mut tail = [0.0f32; PARTS];
+        tail[..rest.len()].copy_from_slice(rest);
+        add(&tail);
     }
-    parts.iter().sum()
+    let mut w = PARTS / 2;
+    while w > 0 {
+        let (low, high) = parts.split_at_mut(w);
+        for (p, &h) in low.iter_mut().zip(&high[..w]) {
+            *p += h;
+        }
+        w /= 2;
+    }
+    parts[0]
 }
 
 /// Whether no element is NaN or ±∞ (branch-free over the whole slice: an

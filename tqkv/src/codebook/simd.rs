@@ -67,6 +67,20 @@ pub(super) unsafe trait Lanes: F32Vector {
     ) -> bool {
         false
     }
+    /// Quantises 64 elements and packs their codes into `out` (and writes
+    /// their centroids, if asked) straight from registers where the backend
+    /// can for this width; returns whether it did (else nothing is
+    /// touched). `thr` and the table are `cb`'s, of `bits` bits.
+    #[inline(always)]
+    unsafe fn quantize_pack64(
+        _bits: u8,
+        _thr: &Self::Thr<'_>,
+        _x: &[f32; 64],
+        _out: &mut [u8],
+        _centroids: Option<(&Self::Lut<'_>, &mut [f32; 64])>,
+    ) -> bool {
+        false
+    }
     /// Hints the cache to fetch the line at `p` (which may be out of bounds:
     /// a prefetch never faults and reads nothing the program sees).
     #[inline(always)]
@@ -142,6 +156,12 @@ pub(super) unsafe fn quantize_packed<V: Lanes>(cb: &Codebook, x: &[f32], out: &m
     let thr = unsafe { V::thr(cb) };
     let mut buf = [0u8; 64];
     for (chunk, dst) in x.chunks(64).zip(out.chunks_mut(8 * bits as usize)) {
+        if let Ok(whole) = <&[f32; 64]>::try_from(chunk) {
+            // SAFETY: forwarded from the caller; `thr` is `cb`'s.
+            if unsafe { V::quantize_pack64(bits, &thr, whole, dst, None) } {
+                continue;
+            }
+        }
         let idx = &mut buf[..chunk.len()];
         // SAFETY: forwarded from the caller; `dst` is exactly the packed
         // length of `idx` (64 indices fill 8·bits bytes; the last chunk gets
@@ -173,6 +193,15 @@ pub(super) unsafe fn quantize_packed_centroids<V: Lanes>(
     let mut buf = [0u8; 64];
     let chunks = x.chunks(64).zip(out.chunks_mut(8 * bits as usize));
     for ((chunk, dst), cen) in chunks.zip(centroids.chunks_mut(64)) {
+        if let (Ok(whole), Ok(cen)) = (
+            <&[f32; 64]>::try_from(chunk),
+            <&mut [f32; 64]>::try_from(&mut *cen),
+        ) {
+            // SAFETY: forwarded from the caller; `thr` and `lut` are `cb`'s.
+            if unsafe { V::quantize_pack64(bits, &thr, whole, dst, Some((&lut, cen))) } {
+                continue;
+            }
+        }
         let idx = &mut buf[..chunk.len()];
         let cen = &mut cen[..chunk.len()];
         let at = cen.as_mut_ptr();

@@ -10,11 +10,13 @@
 //! thresholds are sorted.
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::bmi;
 use super::simd::{self, Lanes};
 use crate::vector::F32x16;
 
+mod encode;
 pub(in crate::codebook) mod multi;
 mod values;
 
@@ -238,6 +240,19 @@ unsafe impl Lanes for F32x16 {
     }
 
     #[inline(always)]
+    unsafe fn quantize_pack64(
+        bits: u8,
+        thr: &Thr16<'_>,
+        x: &[f32; 64],
+        out: &mut [u8],
+        centroids: Option<(&Lut16<'_>, &mut [f32; 64])>,
+    ) -> bool {
+        // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); `thr`
+        // and the table are prepared for `bits` (caller).
+        unsafe { encode::quantize_pack64(bits, thr, x, out, centroids) }
+    }
+
+    #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
@@ -337,19 +352,39 @@ pub(super) struct Rows<'a> {
 /// AVX-512 F/BW are available; the masked bytes
 /// of the `16·NB` rows lie inside `at.rows`.
 #[inline(always)]
-pub(super) unsafe fn block_columns<const NB: usize>(
+pub(super) unsafe fn block_columns<'c, const NB: usize>(
     at: &Rows<'_>,
     blk0: usize,
-) -> [[__m512i; 16]; NB] {
+    cols: &'c mut Columns<NB>,
+) -> &'c [[__m512i; 16]; NB] {
     if at.mask >> 32 == 0 {
         // SAFETY: forwarded.
-        return unsafe { block_columns_half::<NB>(at, blk0) };
+        unsafe { block_columns_half::<NB>(at, blk0, cols) };
+    } else {
+        // SAFETY: forwarded.
+        unsafe { block_columns_full::<NB>(at, blk0, cols) };
     }
+    // SAFETY: both fill every entry of `cols`; MaybeUninit<T> has T's
+    // layout.
+    unsafe { &*(cols as *const Columns<NB>).cast::<[[__m512i; 16]; NB]>() }
+}
+
+/// Room for the columns of `NB` blocks, filled by [`block_columns`]: not
+/// zeroed first (4 KB at NB = 4; zeroing it and copying the returned array
+/// out took 7 % of a decode).
+pub(super) type Columns<const NB: usize> = [[MaybeUninit<__m512i>; 16]; NB];
+
+/// [`block_columns`] for chunks of more than 32 bytes: a full 16 × 16
+/// transpose per block.
+///
+/// # Safety
+/// As [`block_columns`].
+#[inline(always)]
+unsafe fn block_columns_full<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: &mut Columns<NB>) {
     // Wrapping arithmetic: see the AVX2 row blocks.
     let ahead_bytes = at.stride.wrapping_mul(128);
     // SAFETY: the caller's promises; prefetches never fault.
     unsafe {
-        let mut cols = [[_mm512_setzero_si512(); 16]; NB];
         for (nb, col) in cols.iter_mut().enumerate() {
             let mut r = [_mm512_setzero_si512(); 16];
             for (i, ri) in r.iter_mut().enumerate() {
@@ -362,9 +397,10 @@ pub(super) unsafe fn block_columns<const NB: usize>(
                 _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
                 *ri = _mm512_maskz_loadu_epi8(at.mask, at.rows.as_ptr().add(from).cast());
             }
-            *col = transpose16(&r);
+            for (c, v) in col.iter_mut().zip(transpose16(&r)) {
+                c.write(v);
+            }
         }
-        cols
     }
 }
 
@@ -379,7 +415,7 @@ pub(super) unsafe fn block_columns<const NB: usize>(
 /// # Safety
 /// As [`block_columns`], with `at.mask < 2^32`.
 #[inline(always)]
-unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize) -> [[__m512i; 16]; NB] {
+unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: &mut Columns<NB>) {
     let ahead_bytes = at.stride.wrapping_mul(128);
     let base = at.rows.as_ptr();
     // SAFETY: the caller's promises: every unmasked byte lies in its row
@@ -393,7 +429,6 @@ unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize) -> [[_
             _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13),
             _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15),
         ];
-        let mut cols = [[_mm512_setzero_si512(); 16]; NB];
         for (nb, col) in cols.iter_mut().enumerate() {
             let at_row = |i: usize| ((blk0 + nb) * 16 + i) * at.stride + at.offset;
             let mut r = [_mm512_setzero_si512(); 8];
@@ -413,11 +448,13 @@ unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize) -> [[_
             let u = transpose_quads(&r);
             for h in 0..2 {
                 for m in 0..4 {
-                    col[4 * h + m] = _mm512_permutex2var_epi64(u[m], pick[h], u[4 + m]);
+                    col[4 * h + m].write(_mm512_permutex2var_epi64(u[m], pick[h], u[4 + m]));
                 }
             }
+            for c in &mut col[8..] {
+                c.write(_mm512_setzero_si512());
+            }
         }
-        cols
     }
 }
 
@@ -545,13 +582,14 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 offset: chunk * 64,
                 mask,
             };
-            let cols = block_columns::<NB>(&at, blk0);
+            let mut room = [[MaybeUninit::uninit(); 16]; NB];
+            let cols = block_columns::<NB>(&at, blk0, &mut room);
             let first = chunk * 64 * 8 / B;
             'coords: for k in 0..16 {
                 // The k-th dword of every block's rows, shifted down by B
                 // bits per coordinate (the lowest code needs no shift).
                 let mut x = [_mm512_setzero_si512(); NB];
-                for (x, col) in x.iter_mut().zip(&cols) {
+                for (x, col) in x.iter_mut().zip(cols) {
                     *x = col[k];
                 }
                 for s in 0..per_dword {

@@ -262,7 +262,8 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                 offset: chunk * chunk_bytes,
                 mask: super::values::byte_mask(bytes),
             };
-            let cols = super::block_columns::<NB>(&at, blk0);
+            let mut room = [[core::mem::MaybeUninit::uninit(); 16]; NB];
+            let cols = super::block_columns::<NB>(&at, blk0, &mut room);
             let first = chunk * codes_per_chunk;
             // Every block's dword holding the next code, shifted down to it.
             let mut x = [_mm512_setzero_si512(); NB];
@@ -276,7 +277,7 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                 let count = _mm512_set1_epi32(off as i32);
                 let rest = _mm512_set1_epi32((off as usize + B).saturating_sub(32) as i32);
                 let mut c = [_mm512_setzero_ps(); NB];
-                for ((c, x), col) in c.iter_mut().zip(x.iter_mut()).zip(&cols) {
+                for ((c, x), col) in c.iter_mut().zip(x.iter_mut()).zip(cols) {
                     if off == 0 {
                         *x = col[w];
                     }
