@@ -50,15 +50,30 @@ pub(crate) fn sum_squares(x: &[f32]) -> f64 {
     parts[0]
 }
 
-/// Whether no element is NaN or ±∞ (branch-free over the whole slice: an
-/// exponent field of all ones is NaN or ±∞).
+/// Whether no element is NaN or ±∞: the largest magnitude's bits (sign
+/// cleared) stay below the exponent field of all ones, which only NaN and
+/// ±∞ have. Branch-free, in 64-element chunks (a tail padded with zeros)
+/// whose running maximum stays in registers.
 #[inline(always)]
 pub(crate) fn all_finite(x: &[f32]) -> bool {
-    const EXPONENT: u32 = 0x7f80_0000;
-    let bad = x.iter().fold(0u32, |acc, v| {
-        acc | u32::from(v.to_bits() & EXPONENT == EXPONENT)
-    });
-    bad == 0
+    const CHUNK: usize = 64;
+    const MAGNITUDE: u32 = 0x7fff_ffff;
+    let mut top = [0u32; CHUNK];
+    let mut fold = |chunk: &[f32; CHUNK]| {
+        for (t, v) in top.iter_mut().zip(chunk) {
+            *t = (*t).max(v.to_bits() & MAGNITUDE);
+        }
+    };
+    let (whole, rest) = x.as_chunks::<CHUNK>();
+    for chunk in whole {
+        fold(chunk);
+    }
+    if !rest.is_empty() {
+        let mut tail = [0.0f32; CHUNK];
+        tail[..rest.len()].copy_from_slice(rest);
+        fold(&tail);
+    }
+    top.iter().fold(0, |a, &t| a.max(t)) < 0x7f80_0000
 }
 
 /// `y[i] = (x[i]·s)` computed in f64 and rounded once to f32.
@@ -122,10 +137,21 @@ pub(crate) fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
 }
 
 /// Bit `i % 8` of `out[i / 8]` set where `v[i] > 0` (for `out.len() ≥
-/// v.len()/8` bytes; a trailing partial byte is not written).
+/// v.len()/8` bytes; a trailing partial byte is not written). Whole
+/// 64-element chunks build a u64 each (compares into mask registers where
+/// the backend has them), the rest a byte per 8 elements.
 #[inline(always)]
 pub(crate) fn sign_bits(v: &[f32], out: &mut [u8]) {
-    for (o, eight) in out.iter_mut().zip(v.chunks_exact(8)) {
+    let (whole, rest) = v.as_chunks::<64>();
+    let (words, tail) = out.split_at_mut((8 * whole.len()).min(out.len()));
+    for (chunk, o) in whole.iter().zip(words.as_chunks_mut::<8>().0) {
+        let word = chunk
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &x)| w | (u64::from(x > 0.0) << i));
+        *o = word.to_le_bytes();
+    }
+    for (o, eight) in tail.iter_mut().zip(rest.chunks_exact(8)) {
         *o = eight
             .iter()
             .enumerate()
