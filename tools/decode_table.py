@@ -41,7 +41,8 @@ def main():
         ("one query head", "g1x1q1"),
         ("4 query heads sharing the KV head", "g4x1q1"),
         ("8 query heads sharing the KV head", "g8x1q1"),
-        ("one query head, two threads", "g1x2q1"),
+        ("one query head, two threads (attend_parallel, rayon)", "g1x2q1"),
+        ("one query head, two threads (attend_partial, a spinning helper)", "g1x2q1spin"),
         ("8 positions in one call", "g1x1q8"),
     ]
     for name, shape in rows:

@@ -13,6 +13,9 @@
 //! `queries` positions in one call), each scheme beside
 //! `attention/memcpy/1core/t65536/<scheme>n<bits>`, a copy of its cache's
 //! bytes in the same run (every scheme and budget at g = 1 and g = 4).
+//! `…/g1x2q1` runs `attend_parallel` (rayon's pool); `…/g1x2q1spin` the
+//! same split the way a runtime's own pool would, `attend_partial` on the
+//! calling thread and a helper that spins between calls.
 //!
 //! Head dims: `attention/kqv/n4/<backend>/t65536/d<d>` for d = 64, 96, 128,
 //! 192 and 256 on the detected backend and on AVX2 (per-token time against
@@ -24,7 +27,12 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use tqkv::attention::{attend_many_on, attend_on, attend_parallel_on, scratch_len};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tqkv::attention::{
+    Partial, attend_many_on, attend_on, attend_parallel_on, attend_partial_on, scratch_len,
+};
 use tqkv::quant::{CacheConfig, KvCache, Scheme};
 use tqkv::rng::SplitMix64;
 use tqkv::{Backend, codebook};
@@ -260,6 +268,79 @@ fn runtime_group(
     group
 }
 
+/// One query head over the calling thread and one helper that spins
+/// between calls: both take the next of 32 token ranges into that range's
+/// own `Partial`, and the states merge in range order.
+fn spinning_split(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: BenchmarkId,
+    backend: Backend,
+    cache: &KvCache<Vec<u8>>,
+    q: &[f32],
+) {
+    const RANGES: usize = 32;
+    const STOP: usize = usize::MAX;
+    let len = cache.len();
+    let state_len = Partial::len_for(cache, 1);
+    let slots: Vec<Mutex<Vec<f32>>> = (0..RANGES)
+        .map(|_| Mutex::new(vec![0.0f32; state_len]))
+        .collect();
+    let (epoch, next, done) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let drain = |scratch: &mut [f32]| {
+        loop {
+            let i = next.fetch_add(1, Ordering::AcqRel);
+            let Some(slot) = slots.get(i) else { break };
+            let mut buf = slot.lock().expect("no panics");
+            let mut state = Partial::new(cache, 1, &mut buf).expect("shape");
+            let range = i * len / RANGES..(i + 1) * len / RANGES;
+            attend_partial_on(backend, cache, 0, q, range, &mut state, scratch).expect("valid");
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut scratch = vec![0.0f32; scratch_len(cache, 1)];
+            let mut seen = 0;
+            loop {
+                match epoch.load(Ordering::Acquire) {
+                    STOP => break,
+                    e if e == seen => std::hint::spin_loop(),
+                    e => {
+                        seen = e;
+                        drain(&mut scratch);
+                        done.fetch_add(1, Ordering::Release);
+                    }
+                }
+            }
+        });
+        let mut scratch = vec![0.0f32; scratch_len(cache, 1)];
+        let mut total = vec![0.0f32; state_len];
+        let mut out = vec![0.0f32; D];
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                next.store(0, Ordering::Release);
+                let before = done.load(Ordering::Acquire);
+                epoch.fetch_add(1, Ordering::AcqRel);
+                drain(&mut scratch);
+                while done.load(Ordering::Acquire) == before {
+                    std::hint::spin_loop();
+                }
+                let mut sum = Partial::new(cache, 1, &mut total).expect("shape");
+                for slot in &slots {
+                    let mut buf = slot.lock().expect("no panics");
+                    sum.merge(&Partial::resume(cache, 1, &mut buf).expect("shape"))
+                        .expect("same shape");
+                }
+                sum.finish_on(backend, cache, &mut out, &mut scratch)
+            })
+        });
+        epoch.store(STOP, Ordering::Release);
+    });
+}
+
 fn shapes(c: &mut Criterion) {
     let mut group = runtime_group(c);
     let best = Backend::detect();
@@ -285,6 +366,11 @@ fn shapes(c: &mut Criterion) {
     group.bench_function(shape_id(1, 2, 1), |b| {
         b.iter(|| attend_parallel_on(best, &kqv4, 0, black_box(&q), &mut out, 2))
     });
+    // The same split on a helper thread that spins between calls, as a
+    // runtime's own pool would run `attend_partial` (rayon parks idle
+    // workers, and waking a halted vCPU of a VM takes 15 µs to over 1 ms).
+    let id = BenchmarkId::new(format!("kqv/n4/{}/t{T}", best.name()), "g1x2q1spin");
+    spinning_split(&mut group, id, best, &kqv4, &q);
     // Eight positions in one call (all at the full length: the worst case).
     let q8 = data(8 * D, 4);
     let mut out8 = vec![0.0f32; 8 * D];
