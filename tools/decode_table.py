@@ -53,15 +53,17 @@ def main():
     if copy4:
         print(f"| memcpy of the KQV n = 4 cache's bytes | `attention/memcpy/1core/t65536/kqvn4` | {fmt(copy4)} | {copy4 / one:.2f}× |")
     print()
-    print("| scheme | n | attention (g1x1q1) | copy of its bytes | attention / copy |")
-    print("|---|---|---|---|---|")
+    print("| scheme | n | attention (g1x1q1) | copy of its bytes | attention / copy | g4x1q1 | g = 4 / g = 1 |")
+    print("|---|---|---|---|---|---|---|")
     for scheme in ["kv", "kqv", "qkqv"]:
         for n in range(2, 7):
             t = m.get(f"attention/{scheme}/n{n}/{backend}/t65536/g1x1q1")
             c = m.get(f"attention/memcpy/1core/t65536/{scheme}n{n}")
+            g4 = m.get(f"attention/{scheme}/n{n}/{backend}/t65536/g4x1q1")
             if t is None or c is None:
                 continue
-            print(f"| {scheme.upper()} | {n} | {fmt(t)} | {fmt(c)} | {t / c:.2f}× |")
+            four = f"{fmt(g4)} | {g4 / t:.2f}×" if g4 else "— | —"
+            print(f"| {scheme.upper()} | {n} | {fmt(t)} | {fmt(c)} | {t / c:.2f}× | {four} |")
     h8 = m.get(f"attention/kqv/n4/{backend}/t65536h8")
     big = m.get("attention/memcpy/1core/512MB")
     if h8 and big:
