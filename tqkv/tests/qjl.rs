@@ -490,6 +490,33 @@ mod backends {
             }
         }
 
+        /// Many rows: whole blocks of 16 (the AVX-512 nibble tables) and
+        /// the rows after them, at every multiple of 4 signs around the
+        /// tables' limit of 256, with gaps between rows.
+        #[test]
+        fn signed_sums_of_many_rows_match_scalar(
+            quarter in 1usize..72,
+            nrows in 0usize..70,
+            gap in 0usize..3,
+            seed in any::<u64>(),
+        ) {
+            let m = 4 * quarter;
+            let mut g = SplitMix64::new(seed);
+            let sq: Vec<f32> = (0..m).map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 20) as f32 - 8.0).collect();
+            let stride = m.div_ceil(8) + gap;
+            let rows: Vec<u8> = (0..nrows * stride).map(|_| g.next_u64() as u8).collect();
+            let mut want = vec![0.0f32; nrows];
+            qjl::signed_sum_rows_on(Backend::Scalar, &sq, &rows, stride, &mut want).unwrap();
+            let scale: f32 = sq.iter().map(|v| v.abs()).sum();
+            for backend in simd() {
+                let mut got = vec![0.0f32; nrows];
+                qjl::signed_sum_rows_on(backend, &sq, &rows, stride, &mut got).unwrap();
+                for (r, (x, y)) in got.iter().zip(&want).enumerate() {
+                    prop_assert!((x - y).abs() <= 1e-5 * scale, "{} row {} of {}, m = {}: {} vs {}", backend, r, nrows, m, x, y);
+                }
+            }
+        }
+
         #[test]
         fn bit_planes_match_scalar_exactly(
             words in 1usize..20,

@@ -36,6 +36,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::nibble_table_rows;
+#[cfg(target_arch = "x86_64")]
 mod bmi;
 mod lloyd;
 #[cfg(target_arch = "aarch64")]

@@ -521,6 +521,26 @@ unsafe fn row_blocks(
     }
 }
 
+/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
+/// 4p + 3` of the row's bytes) for the first `16·⌊out.len()/16⌋` rows;
+/// returns how many. The 4-bit key row blocks with a caller's tables: the
+/// QJL sign sums use them with a table per four signs.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the rows (`⌈table.len()/2⌉` bytes each,
+/// `stride` apart, one per value of `out`) lie inside `rows`.
+pub(crate) unsafe fn nibble_table_rows(
+    table: &[__m512],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let blocks = out.len() / 16;
+    // SAFETY: the caller's promises are `block_runs`' for every block.
+    unsafe { block_runs::<4>(table, rows, stride, blocks, out) };
+    blocks * 16
+}
+
 crate::backend::avx512_features!(crate::backend::target_features {
     /// Blocks `0 … blocks − 1` of [`row_blocks`] at `B` bits: four at a
     /// time, then one. A function of its own for each `B`, never inlined:
