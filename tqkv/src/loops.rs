@@ -23,22 +23,12 @@ use crate::backend::{Checked, on_backend};
 pub(crate) fn sum_squares(x: &[f32]) -> f64 {
     const PARTS: usize = 32;
     let mut parts = [0.0f64; PARTS];
-    let mut add = |chunk: &[f32; PARTS]| {
+    // A padded tail adds +0 to its sums, which keeps them.
+    padded_chunks::<PARTS>(x, |chunk| {
         for (p, &v) in parts.iter_mut().zip(chunk) {
             *p += v as f64 * v as f64;
         }
-    };
-    let (whole, rest) = x.as_chunks::<PARTS>();
-    for chunk in whole {
-        add(chunk);
-    }
-    // The tail as a chunk padded with zeros (each sum gains +0, which keeps
-    // it): only whole chunks keep the sums in registers.
-    if !rest.is_empty() {
-        let mut tail = [0.0f32; PARTS];
-        tail[..rest.len()].copy_from_slice(rest);
-        add(&tail);
-    }
+    });
     let mut w = PARTS / 2;
     while w > 0 {
         let (low, high) = parts.split_at_mut(w);
@@ -50,6 +40,23 @@ pub(crate) fn sum_squares(x: &[f32]) -> f64 {
     parts[0]
 }
 
+/// `f` on every whole `N`-element chunk of `x`, then on the rest padded
+/// with zeros: with only whole chunks, the compiler keeps a loop's
+/// per-lane state in registers (a variable-length tail sent it through
+/// the stack).
+#[inline(always)]
+fn padded_chunks<const N: usize>(x: &[f32], mut f: impl FnMut(&[f32; N])) {
+    let (whole, rest) = x.as_chunks::<N>();
+    for chunk in whole {
+        f(chunk);
+    }
+    if !rest.is_empty() {
+        let mut tail = [0.0f32; N];
+        tail[..rest.len()].copy_from_slice(rest);
+        f(&tail);
+    }
+}
+
 /// Whether no element is NaN or ±∞: the largest magnitude's bits (sign
 /// cleared) stay below the exponent field of all ones, which only NaN and
 /// ±∞ have. Branch-free, in 64-element chunks (a tail padded with zeros)
@@ -59,20 +66,12 @@ pub(crate) fn all_finite(x: &[f32]) -> bool {
     const CHUNK: usize = 64;
     const MAGNITUDE: u32 = 0x7fff_ffff;
     let mut top = [0u32; CHUNK];
-    let mut fold = |chunk: &[f32; CHUNK]| {
+    // A padded tail's zeros never raise the maximum.
+    padded_chunks::<CHUNK>(x, |chunk| {
         for (t, v) in top.iter_mut().zip(chunk) {
             *t = (*t).max(v.to_bits() & MAGNITUDE);
         }
-    };
-    let (whole, rest) = x.as_chunks::<CHUNK>();
-    for chunk in whole {
-        fold(chunk);
-    }
-    if !rest.is_empty() {
-        let mut tail = [0.0f32; CHUNK];
-        tail[..rest.len()].copy_from_slice(rest);
-        fold(&tail);
-    }
+    });
     top.iter().fold(0, |a, &t| a.max(t)) < 0x7f80_0000
 }
 

@@ -121,6 +121,22 @@ unsafe fn sign_group<const N: usize>(
     }
 }
 
+/// Lane `l` of row `i`: +1 where bit `i` of `l` is set, else −1 (the signs
+/// that nibble `l` gives its four coordinates).
+const NIBBLE_SIGNS: [[f32; 16]; 4] = {
+    let mut t = [[0.0f32; 16]; 4];
+    let mut i = 0;
+    while i < 4 {
+        let mut l = 0;
+        while l < 16 {
+            t[i][l] = if (l >> i) & 1 == 1 { 1.0 } else { -1.0 };
+            l += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// Most signs [`nibble_rows`] takes (64 tables of 16 sums).
 const NIBBLE_MAX_SIGNS: usize = 256;
 
@@ -148,17 +164,9 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
     {
         return 0;
     }
-    // Lane l of sign register i: +1 where bit i of l is set, else −1.
-    let sign = |i: u32| {
-        let mut v = [0.0f32; 16];
-        for (l, x) in v.iter_mut().enumerate() {
-            *x = if (l >> i) & 1 == 1 { 1.0 } else { -1.0 };
-        }
-        v
-    };
-    let signs = [sign(0), sign(1), sign(2), sign(3)];
+    let signs = &NIBBLE_SIGNS;
     let mut table = [core::mem::MaybeUninit::<__m512>::uninit(); NIBBLE_MAX_SIGNS / 4];
-    // SAFETY: AVX-512F (caller); the loads read the local sign arrays and
+    // SAFETY: AVX-512F (caller); the loads read the constant sign rows and
     // sq[4p + i] with 4p + i < m; `nibble_table_rows` gets the m/4 entries
     // written here and the caller's validated rows (⌈m/8⌉ = ⌈(m/4)/2⌉
     // bytes each).
