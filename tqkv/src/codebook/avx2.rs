@@ -1,7 +1,9 @@
 //! AVX2 + FMA + BMI2 codebook kernels: 8 lanes.
 //!
-//! Lookup: `vpermps` on one register for ≤ 3 bits, two and a blend on the
-//! index's bit 3 for 4 bits, a gather for 5–8 bits. Quantisation: one
+//! Lookup: `vpermps` on one register for ≤ 3 bits, then for each further
+//! bit twice the registers and a blend on that bit of the index: 2 and a
+//! blend for 4 bits, 4 and 3 for 5, 8 and 7 for 6 (a gather of 8 lanes
+//! measured slower); a gather for 7 and 8 bits. Quantisation: one
 //! compare per threshold for ≤ 4 bits (the mask is −1, so subtracting it
 //! counts), a gathered binary search above. Packing: `pext`/`pdep`.
 
@@ -12,9 +14,10 @@ use super::simd::{self, Lanes};
 use crate::vector::F32x8;
 
 pub(super) struct Lut8<'a> {
-    lo: __m256,
-    hi: __m256,
-    /// The centroids, for the gathers (and lookups past 4 bits).
+    /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the
+    /// codebook).
+    t: [__m256; 8],
+    /// The centroids, for the gathers past 6 bits.
     centroids: &'a [f32],
     bits: u8,
 }
@@ -40,15 +43,18 @@ unsafe impl Lanes for F32x8 {
     #[inline(always)]
     unsafe fn lut(cb: &super::Codebook) -> Lut8<'_> {
         let c = cb.centroids();
-        let (mut lo, mut hi) = ([0.0f32; 8], [0.0f32; 8]);
-        for (i, &v) in c.iter().take(16).enumerate() {
-            if i < 8 { lo[i] = v } else { hi[i - 8] = v }
-        }
-        // SAFETY: the loads read the two local 8-element arrays.
+        let mut table = [0.0f32; 64];
+        let used = c.len().min(64);
+        table[..used].copy_from_slice(&c[..used]);
+        // SAFETY: AVX is available (trait contract); each load reads 8 of the
+        // local 64-element array.
         unsafe {
+            let mut t = [_mm256_setzero_ps(); 8];
+            for (k, tk) in t.iter_mut().enumerate().take(used.div_ceil(8)) {
+                *tk = _mm256_loadu_ps(table.as_ptr().add(8 * k));
+            }
             Lut8 {
-                lo: _mm256_loadu_ps(lo.as_ptr()),
-                hi: _mm256_loadu_ps(hi.as_ptr()),
+                t,
                 centroids: c,
                 bits: cb.bits(),
             }
@@ -95,17 +101,28 @@ unsafe impl Lanes for F32x8 {
 
     #[inline(always)]
     unsafe fn lookup(lut: &Lut8<'_>, i: __m256i) -> Self {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match lut.bits {
+                1..=3 => Self::lookup_bits::<3>(lut, i),
+                4 => Self::lookup_bits::<4>(lut, i),
+                5 => Self::lookup_bits::<5>(lut, i),
+                6 => Self::lookup_bits::<6>(lut, i),
+                _ => Self::lookup_bits::<8>(lut, i),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn lookup_bits<const B: u8>(lut: &Lut8<'_>, i: __m256i) -> Self {
         // SAFETY: AVX2 available; the gather reads centroids[i] with every
         // lane below 2^bits (caller), inside the codebook's array.
         unsafe {
-            F32x8(match lut.bits {
-                1..=3 => _mm256_permutevar8x32_ps(lut.lo, i),
-                4 => {
-                    let a = _mm256_permutevar8x32_ps(lut.lo, i);
-                    let b = _mm256_permutevar8x32_ps(lut.hi, i);
-                    let high = _mm256_cmpgt_epi32(i, _mm256_set1_epi32(7));
-                    _mm256_blendv_ps(a, b, _mm256_castsi256_ps(high))
-                }
+            F32x8(match B {
+                1..=3 => _mm256_permutevar8x32_ps(lut.t[0], i),
+                4 => pick::<2>(&lut.t, i),
+                5 => pick::<4>(&lut.t, i),
+                6 => pick::<8>(&lut.t, i),
                 _ => _mm256_i32gather_ps::<4>(lut.centroids.as_ptr(), i),
             })
         }
@@ -170,6 +187,34 @@ unsafe impl Lanes for F32x8 {
     }
 }
 
+/// `t[i >> 3][i & 7]` per lane for indices below `8·N` (`N` = 2, 4 or 8):
+/// a `vpermps` (which reads the low 3 bits) in each register, then pairs
+/// merged by `blendv` on bits 3, 4 and 5 of the index moved to the sign bit.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn pick<const N: usize>(t: &[__m256; 8], i: __m256i) -> __m256 {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let mut v = [_mm256_setzero_ps(); N];
+        for (vk, tk) in v.iter_mut().zip(t) {
+            *vk = _mm256_permutevar8x32_ps(*tk, i);
+        }
+        let mut n = N;
+        let mut bit = 3;
+        while n > 1 {
+            let sel = _mm256_castsi256_ps(_mm256_sll_epi32(i, _mm_cvtsi32_si128(31 - bit)));
+            for k in 0..n / 2 {
+                v[k] = _mm256_blendv_ps(v[2 * k], v[2 * k + 1], sel);
+            }
+            n /= 2;
+            bit += 1;
+        }
+        v[0]
+    }
+}
+
 /// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
 /// 64 bytes a coordinate on the stack.
 const BLOCK_MAX_DIM: usize = 256;
@@ -204,7 +249,7 @@ unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
     }
 }
 
-/// Eight rows per step, one row per lane, for 1, 2 and 4 bits and rows of at
+/// Eight rows per step, one row per lane, for 1 to 4 bits and rows of at
 /// most [`BLOCK_MAX_DIM`] codes: the AVX2 form of the AVX-512 row blocks
 /// (see there). A 4-bit code takes two `vpermps` over the low and high
 /// halves of its 16-entry table and a blend on the code's bit 3, shifted to
@@ -224,7 +269,7 @@ unsafe fn row_blocks(
 ) -> usize {
     let bits = cb.bits() as usize;
     let d = q.len();
-    if !matches!(bits, 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
+    if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
         return 0;
     }
     let c = cb.centroids();
@@ -250,6 +295,7 @@ unsafe fn row_blocks(
             match bits {
                 1 => block_group::<1, 2>(table, rows, stride, blk, out),
                 2 => block_group::<2, 2>(table, rows, stride, blk, out),
+                3 => block_group::<3, 2>(table, rows, stride, blk, out),
                 _ => block_group::<4, 2>(table, rows, stride, blk, out),
             }
             blk += 2;
@@ -258,6 +304,7 @@ unsafe fn row_blocks(
             match bits {
                 1 => block_group::<1, 1>(table, rows, stride, blk, out),
                 2 => block_group::<2, 1>(table, rows, stride, blk, out),
+                3 => block_group::<3, 1>(table, rows, stride, blk, out),
                 _ => block_group::<4, 1>(table, rows, stride, blk, out),
             }
         }
@@ -266,6 +313,10 @@ unsafe fn row_blocks(
 }
 
 /// Scores blocks `blk0 … blk0 + NB − 1` (8 rows each) at `B` bits.
+///
+/// A chunk is the bytes of a whole number of codes in at most 8 dwords: 32
+/// bytes for 1, 2 and 4 bits, 24 (64 codes) for 3, whose codes 10 and 21 of
+/// each 3 dwords straddle two of them.
 ///
 /// # Safety
 /// AVX2 and FMA are available; the 8·NB rows from `8·blk0` fit in `rows`
@@ -280,20 +331,23 @@ unsafe fn block_group<const B: usize, const NB: usize>(
 ) {
     let d = table.len();
     let row_len = super::pack::packed_len(d, B as u8);
-    let per_dword = 32 / B;
-    // SAFETY: AVX2 is the caller's promise. Full 32-byte chunks are loaded in
-    // place, inside one row; a partial last chunk of whole dwords by a
-    // masked load, which reads only the masked-in dwords (inside the row)
-    // and never faults on the others; any other partial chunk is copied to
-    // a local buffer first. So nothing past the row is read. Prefetches
-    // never fault; the stores write out[8·blk0 … 8·(blk0 + NB)).
+    let chunk_bytes = if B == 3 { 24 } else { 32 };
+    let chunk_codes = chunk_bytes * 8 / B;
+    // SAFETY: AVX2 is the caller's promise. Chunks with 32 bytes of the row
+    // from their start are loaded in place, inside one row; a shorter rest
+    // of whole dwords by a masked load, which reads only the masked-in
+    // dwords (inside the row) and never faults on the others; any other
+    // rest is copied to a local buffer first. So nothing past the row is
+    // read. Prefetches never fault; the stores write
+    // out[8·blk0 … 8·(blk0 + NB)).
     unsafe {
         let keep = _mm256_set1_epi32((1 << B) - 1);
         let ahead_bytes = stride.wrapping_mul(32);
         let mut acc = [_mm256_setzero_ps(); NB];
         let mut chunk = 0;
-        while chunk * 32 < row_len {
-            let bytes = (row_len - chunk * 32).min(32);
+        while chunk * chunk_bytes < row_len {
+            let rest = row_len - chunk * chunk_bytes;
+            let bytes = rest.min(32);
             // Dword lanes below bytes/4: a partial chunk of whole dwords (4-bit
             // rows of d = 96, 160, 224) loads without the copy, whose narrow
             // stores and wide reload stalled every row.
@@ -305,7 +359,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
             for (nb, col) in cols.iter_mut().enumerate() {
                 let mut r = [_mm256_setzero_si256(); 8];
                 for (i, ri) in r.iter_mut().enumerate() {
-                    let at = ((blk0 + nb) * 8 + i) * stride + chunk * 32;
+                    let at = ((blk0 + nb) * 8 + i) * stride + chunk * chunk_bytes;
                     // Wrapping (not checked) arithmetic: a prefetch of any
                     // address is harmless, and a huge caller stride must
                     // not overflow-panic in a debug build.
@@ -323,29 +377,35 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 }
                 *col = transpose8(&r);
             }
-            let first = chunk * 32 * 8 / B;
-            'coords: for k in 0..8 {
-                for s in 0..per_dword {
-                    let j = first + k * per_dword + s;
-                    if j >= d {
-                        break 'coords;
+            let first = chunk * chunk_codes;
+            // A constant trip count (with an exit at d), so the loop unrolls
+            // and `cols` stay in registers.
+            for code in 0..chunk_codes {
+                let j = first + code;
+                if j >= d {
+                    break;
+                }
+                let (k, at) = (code * B / 32, (code * B % 32) as i32);
+                let [t_lo, t_hi] = table[j];
+                for (a, col) in acc.iter_mut().zip(&cols) {
+                    let mut codes = _mm256_srl_epi32(col[k], _mm_cvtsi32_si128(at));
+                    if at as usize + B > 32 {
+                        // The code's high bits open the next dword.
+                        let high = _mm256_sll_epi32(col[k + 1], _mm_cvtsi32_si128(32 - at));
+                        codes = _mm256_or_si256(codes, high);
                     }
-                    let [t_lo, t_hi] = table[j];
-                    let down = _mm256_set1_epi32((s * B) as i32);
-                    for (a, col) in acc.iter_mut().zip(&cols) {
-                        let codes = _mm256_srlv_epi32(col[k], down);
-                        let p = if B == 4 {
-                            // vpermps reads the low 3 bits; bit 3 picks the half.
-                            let top =
-                                _mm256_sllv_epi32(col[k], _mm256_set1_epi32((28 - 4 * s) as i32));
+                    let p = match B {
+                        // vpermps reads the low 3 bits; bit 3 picks the half.
+                        4 => {
+                            let top = _mm256_sll_epi32(col[k], _mm_cvtsi32_si128(28 - at));
                             let a = _mm256_permutevar8x32_ps(t_lo, codes);
                             let b = _mm256_permutevar8x32_ps(t_hi, codes);
                             _mm256_blendv_ps(a, b, _mm256_castsi256_ps(top))
-                        } else {
-                            _mm256_permutevar8x32_ps(t_lo, _mm256_and_si256(codes, keep))
-                        };
-                        *a = _mm256_add_ps(*a, p);
-                    }
+                        }
+                        3 => _mm256_permutevar8x32_ps(t_lo, codes),
+                        _ => _mm256_permutevar8x32_ps(t_lo, _mm256_and_si256(codes, keep)),
+                    };
+                    *a = _mm256_add_ps(*a, p);
                 }
             }
             chunk += 1;

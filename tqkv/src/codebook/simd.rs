@@ -39,6 +39,15 @@ pub(super) unsafe trait Lanes: F32Vector {
     unsafe fn narrow(i: Self::Idx, p: *mut u8);
     /// `centroids[i]` per lane (every lane `< 2^bits`).
     unsafe fn lookup(lut: &Self::Lut<'_>, i: Self::Idx) -> Self;
+    /// [`lookup`](Self::lookup) for a codebook of `B` bits known when
+    /// compiling, so a backend whose lookup differs by width has no branch
+    /// in the loop (which kept the AVX2 value sums from staying in
+    /// registers).
+    #[inline(always)]
+    unsafe fn lookup_bits<const B: u8>(lut: &Self::Lut<'_>, i: Self::Idx) -> Self {
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::lookup(lut, i) }
+    }
     /// `#{j : x > thresholds[j]}` per lane (NaN → 0), as the scalar kernel.
     unsafe fn quantize(thr: &Self::Thr<'_>, x: Self) -> Self::Idx;
     /// Scores whole blocks of rows at once where the backend has a faster
@@ -95,6 +104,23 @@ pub(super) unsafe trait Lanes: F32Vector {
     unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
         pack::unpack_unchecked(bits, packed, out)
     }
+}
+
+/// `$f::<V, B>(args)` with `B` the codebook width `$bits` (1–8) as a
+/// constant: the hot decoding loops are compiled once per width.
+macro_rules! per_width {
+    ($bits:expr, $f:ident::<$v:ident>($($arg:expr),* $(,)?)) => {
+        match $bits {
+            1 => $f::<$v, 1>($($arg),*),
+            2 => $f::<$v, 2>($($arg),*),
+            3 => $f::<$v, 3>($($arg),*),
+            4 => $f::<$v, 4>($($arg),*),
+            5 => $f::<$v, 5>($($arg),*),
+            6 => $f::<$v, 6>($($arg),*),
+            7 => $f::<$v, 7>($($arg),*),
+            _ => $f::<$v, 8>($($arg),*),
+        }
+    };
 }
 
 /// Indices of `x` into `out` (`out.len() >= x.len()`).
@@ -292,15 +318,18 @@ pub(super) unsafe fn accumulate_rows<V: Lanes>(
         // bytes first .. first + bytes lie inside its packed length (with at
         // least one row, `first < row_len <= rows.len()`).
         unsafe {
-            accumulate_chunk::<V>(
-                cb,
-                &lut,
-                &rows[first..],
-                stride,
-                bytes,
-                weights,
-                chunk,
-                whole,
+            per_width!(
+                cb.bits(),
+                accumulate_chunk::<V>(
+                    cb,
+                    &lut,
+                    &rows[first..],
+                    stride,
+                    bytes,
+                    weights,
+                    chunk,
+                    whole,
+                )
             )
         };
     }
@@ -315,7 +344,7 @@ pub(super) unsafe fn accumulate_rows<V: Lanes>(
 /// of `out.len()` codes at `rows[r·stride..]`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn accumulate_chunk<V: Lanes>(
+unsafe fn accumulate_chunk<V: Lanes, const B: u8>(
     cb: &Codebook,
     lut: &V::Lut<'_>,
     rows: &[u8],
@@ -343,7 +372,7 @@ unsafe fn accumulate_chunk<V: Lanes>(
             V::unpack(bits, src, &mut buf[..n]);
             let wv = V::splat(w);
             for (k, a) in acc.iter_mut().enumerate().take(whole) {
-                let cv = V::lookup(lut, V::widen(buf.as_ptr().add(k * V::LANES)));
+                let cv = V::lookup_bits::<B>(lut, V::widen(buf.as_ptr().add(k * V::LANES)));
                 *a = cv.mul_add(wv, *a);
             }
         }
@@ -371,6 +400,21 @@ pub(super) unsafe fn dot<V: Lanes>(
     q: &[f32],
     packed: &[u8],
 ) -> f32 {
+    // SAFETY: forwarded from the caller.
+    unsafe { per_width!(cb.bits(), dot_width::<V>(cb, lut, q, packed)) }
+}
+
+/// [`dot`] for a codebook of `B` bits.
+///
+/// # Safety
+/// As [`dot`], with `B = cb.bits()`.
+#[inline(always)]
+unsafe fn dot_width<V: Lanes, const B: u8>(
+    cb: &Codebook,
+    lut: &V::Lut<'_>,
+    q: &[f32],
+    packed: &[u8],
+) -> f32 {
     let bits = cb.bits();
     let c = cb.centroids();
     let mut buf = [0u8; 64];
@@ -389,7 +433,7 @@ pub(super) unsafe fn dot<V: Lanes>(
                 // SAFETY: at + LANES <= n <= 64 keeps the reads of `buf`
                 // and `chunk` in bounds; indices < 2^bits.
                 unsafe {
-                    let cv = V::lookup(lut, V::widen(buf.as_ptr().add(at)));
+                    let cv = V::lookup_bits::<B>(lut, V::widen(buf.as_ptr().add(at)));
                     *acc = V::load(chunk.as_ptr().add(at)).mul_add(cv, *acc);
                 }
             }
@@ -398,7 +442,7 @@ pub(super) unsafe fn dot<V: Lanes>(
         while k + V::LANES <= n {
             // SAFETY: as above.
             unsafe {
-                let cv = V::lookup(lut, V::widen(buf.as_ptr().add(k)));
+                let cv = V::lookup_bits::<B>(lut, V::widen(buf.as_ptr().add(k)));
                 acc[0] = V::load(chunk.as_ptr().add(k)).mul_add(cv, acc[0]);
             }
             k += V::LANES;
