@@ -490,7 +490,7 @@ mod backends {
             }
         }
 
-        /// Many rows: whole blocks of 16 (the AVX-512 nibble tables) and
+        /// Many rows: whole blocks of 16 and 8 (the AVX-512 and AVX2 nibble tables) and
         /// the rows after them, at every multiple of 4 signs around the
         /// tables' limit of 256, with gaps between rows.
         #[test]

@@ -312,6 +312,38 @@ unsafe fn row_blocks(
     }
 }
 
+/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
+/// 4p + 3` of the row's bytes; entries 0–7 of a table in its first
+/// register, 8–15 in its second) for the first `8·⌊out.len()/8⌋` rows;
+/// returns how many. The 4-bit key row blocks with a caller's tables: the
+/// QJL sign sums use them with a table per four signs.
+///
+/// # Safety
+/// AVX2 and FMA are available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
+/// (`⌈table.len()/2⌉` bytes each, `stride` apart, one per value of `out`)
+/// lie inside `rows`.
+#[inline(always)]
+pub(crate) unsafe fn nibble_table_rows(
+    table: &[[__m256; 2]],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let blocks = out.len() / 8;
+    let mut blk = 0;
+    // SAFETY: the caller's promises are `block_group`'s for every block.
+    unsafe {
+        while blk + 2 <= blocks {
+            block_group::<4, 2>(table, rows, stride, blk, out);
+            blk += 2;
+        }
+        if blk < blocks {
+            block_group::<4, 1>(table, rows, stride, blk, out);
+        }
+    }
+    blocks * 8
+}
+
 /// Scores blocks `blk0 … blk0 + NB − 1` (8 rows each) at `B` bits.
 ///
 /// A chunk is the bytes of a whole number of codes in at most 8 dwords: 32

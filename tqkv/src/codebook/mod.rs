@@ -36,7 +36,9 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::nibble_table_rows;
+pub(crate) use avx2::nibble_table_rows as avx2_nibble_table_rows;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::nibble_table_rows as avx512_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
 mod bmi;
 mod lloyd;

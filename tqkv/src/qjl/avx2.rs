@@ -7,6 +7,48 @@ use core::arch::x86_64::*;
 
 use super::Planes;
 
+/// Signed sums of whole blocks of 8 rows by the 4-bit key row blocks, as
+/// the AVX-512 kernel does with 16 (see there): each four signs of a row
+/// are a nibble picking one of 16 sums `±sq[4p] ± … ± sq[4p + 3]`, held in
+/// two registers. Returns the rows done (0 unless
+/// [`nibble_sums_take`](super::nibble_sums_take) them). Within the
+/// documented `1e-5 · Σ|sq|` of the scalar kernel.
+///
+/// # Safety
+/// AVX2 and FMA are available; `rows` holds `out.len()` rows of `⌈m/8⌉`
+/// bytes, `stride` apart.
+#[inline(always)]
+unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -> usize {
+    let m = sq.len();
+    if !super::nibble_sums_take(sq, out.len(), 8) {
+        return 0;
+    }
+    let signs = &super::NIBBLE_SIGNS;
+    let mut table = [core::mem::MaybeUninit::<[__m256; 2]>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
+    // SAFETY: AVX2 and FMA (caller); the loads read the constant sign rows
+    // and sq[4p + i] with 4p + i < m; `avx2_nibble_table_rows` gets the m/4
+    // ≤ 64 entries written here and the caller's validated rows (⌈m/8⌉ =
+    // ⌈(m/4)/2⌉ bytes each).
+    unsafe {
+        for (p, t) in table.iter_mut().take(m / 4).enumerate() {
+            let mut v = [_mm256_setzero_ps(); 2];
+            for (half, v) in v.iter_mut().enumerate() {
+                *v = _mm256_mul_ps(
+                    _mm256_loadu_ps(signs[0].as_ptr().add(8 * half)),
+                    _mm256_set1_ps(sq[4 * p]),
+                );
+                for (i, s) in signs.iter().enumerate().skip(1) {
+                    let x = _mm256_set1_ps(sq[4 * p + i]);
+                    *v = _mm256_fmadd_ps(_mm256_loadu_ps(s.as_ptr().add(8 * half)), x, *v);
+                }
+            }
+            t.write(v);
+        }
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[__m256; 2]>(), m / 4);
+        crate::codebook::avx2_nibble_table_rows(table, rows, stride, out)
+    }
+}
+
 /// Popcount of 32 bytes, summed per 64-bit lane (nibble table).
 ///
 /// # Safety
@@ -180,18 +222,57 @@ crate::backend::avx2_features!(crate::backend::target_features {
     }
 
     pub(super) unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
+        // SAFETY: this function's features include AVX2 and FMA; rows were
+        // validated by the caller (every row's ⌈m/8⌉ bytes fit).
+        let done = unsafe { nibble_rows(sq, rows, stride, out) };
         // SAFETY: this function's target features are those of
         // `signed_sum_simd`; rows were validated by the caller.
-        super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
+        super::signed_rows_with(sq, rows, stride, out, done, |q, s| unsafe {
             signed_sum_simd(q, s)
         })
     }
 
     pub(super) unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
         let m = acc.len();
+        let whole = m / 64 * 64;
+        // Signs 64 at a time, every row for each: the sums stay in eight
+        // registers instead of being loaded and stored once per row. Each
+        // sum adds the same ±w in the same row order, so the bits are those
+        // of the row-at-a-time loop below.
+        // SAFETY: AVX2 by this function's features; acc[c..c + 64] with
+        // c + 64 <= m; row r's bytes c/8 .. c/8 + 8 lie inside its ⌈m/8⌉
+        // (the caller checked them).
+        unsafe {
+            // Lane l of register k: bit 8k + l of a dword of signs.
+            let bit = |k: i32| _mm256_sllv_epi32(_mm256_set1_epi32(1 << (8 * k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            let bits = [bit(0), bit(1), bit(2), bit(3)];
+            for c in (0..whole).step_by(64) {
+                let mut sums = [_mm256_setzero_ps(); 8];
+                for (k, v) in sums.iter_mut().enumerate() {
+                    *v = _mm256_loadu_ps(acc.as_ptr().add(c + 8 * k));
+                }
+                for (r, &w) in weights.iter().enumerate() {
+                    let at = rows.as_ptr().add(r * stride + c / 8);
+                    let words = [
+                        _mm256_set1_epi32(at.cast::<i32>().read_unaligned()),
+                        _mm256_set1_epi32(at.add(4).cast::<i32>().read_unaligned()),
+                    ];
+                    let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
+                    for (k, v) in sums.iter_mut().enumerate() {
+                        let b = bits[k % 4];
+                        let set = _mm256_cmpeq_epi32(_mm256_and_si256(words[k / 4], b), b);
+                        let add = _mm256_blendv_ps(minus, plus, _mm256_castsi256_ps(set));
+                        *v = _mm256_add_ps(*v, add);
+                    }
+                }
+                for (k, v) in sums.iter().enumerate() {
+                    _mm256_storeu_ps(acc.as_mut_ptr().add(c + 8 * k), *v);
+                }
+            }
+        }
         for (r, &w) in weights.iter().enumerate() {
             let signs = &rows[r * stride..];
-            let mut j = 0;
+            let mut j = whole;
             // SAFETY: AVX2 by this function's features; acc[j..j + 8] with
             // j + 8 <= m; signs[j/8] exists (the caller checked ⌈m/8⌉ bytes).
             unsafe {

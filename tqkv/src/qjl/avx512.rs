@@ -121,34 +121,14 @@ unsafe fn sign_group<const N: usize>(
     }
 }
 
-/// Lane `l` of row `i`: +1 where bit `i` of `l` is set, else −1 (the signs
-/// that nibble `l` gives its four coordinates).
-const NIBBLE_SIGNS: [[f32; 16]; 4] = {
-    let mut t = [[0.0f32; 16]; 4];
-    let mut i = 0;
-    while i < 4 {
-        let mut l = 0;
-        while l < 16 {
-            t[i][l] = if (l >> i) & 1 == 1 { 1.0 } else { -1.0 };
-            l += 1;
-        }
-        i += 1;
-    }
-    t
-};
-
-/// Most signs [`nibble_rows`] takes (64 tables of 16 sums).
-const NIBBLE_MAX_SIGNS: usize = 256;
-
 /// Signed sums of whole blocks of 16 rows by the 4-bit key row blocks:
 /// every four signs of a row are a nibble, which picks one of the 16 sums
 /// `±sq[4p] ± … ± sq[4p + 3]` held in register `p`; rows go 16 to a block,
 /// one per lane, with no horizontal sum (a row of 128 signs costs 32
 /// lookups and adds shared by 16 rows, against 8 sign flips, 8 adds and a
-/// horizontal sum each). Returns the rows done (0 unless `m` is a multiple
-/// of 4 up to [`NIBBLE_MAX_SIGNS`], `sq` finite and small enough that no
-/// table entry overflows). Sums in another order than the scalar kernel:
-/// within the documented `1e-5 · Σ|sq|`.
+/// horizontal sum each). Returns the rows done (0 unless
+/// [`nibble_sums_take`](super::nibble_sums_take) them). Sums in another
+/// order than the scalar kernel: within the documented `1e-5 · Σ|sq|`.
 ///
 /// # Safety
 /// AVX-512 F/BW are available; `rows` holds `out.len()` rows of
@@ -156,16 +136,11 @@ const NIBBLE_MAX_SIGNS: usize = 256;
 #[inline(always)]
 unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -> usize {
     let m = sq.len();
-    if out.len() < 16
-        || m == 0
-        || !m.is_multiple_of(4)
-        || m > NIBBLE_MAX_SIGNS
-        || !super::weights_bounded(sq)
-    {
+    if !super::nibble_sums_take(sq, out.len(), 16) {
         return 0;
     }
-    let signs = &NIBBLE_SIGNS;
-    let mut table = [core::mem::MaybeUninit::<__m512>::uninit(); NIBBLE_MAX_SIGNS / 4];
+    let signs = &super::NIBBLE_SIGNS;
+    let mut table = [core::mem::MaybeUninit::<__m512>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
     // SAFETY: AVX-512F (caller); the loads read the constant sign rows and
     // sq[4p + i] with 4p + i < m; `nibble_table_rows` gets the m/4 entries
     // written here and the caller's validated rows (⌈m/8⌉ = ⌈(m/4)/2⌉
@@ -183,7 +158,7 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
             t.write(v);
         }
         let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), m / 4);
-        crate::codebook::nibble_table_rows(table, rows, stride, out)
+        crate::codebook::avx512_nibble_table_rows(table, rows, stride, out)
     }
 }
 
@@ -302,13 +277,9 @@ crate::backend::avx512_features!(crate::backend::target_features {
         let done = unsafe { nibble_rows(sq, rows, stride, out) };
         // SAFETY: this function's target features are those of
         // `signed_sum_simd`; rows were validated by the caller.
-        super::signed_rows_with(
-            sq,
-            rows.get(done * stride..).unwrap_or(&[]),
-            stride,
-            &mut out[done..],
-            |q, s| unsafe { signed_sum_simd(q, s) },
-        )
+        super::signed_rows_with(sq, rows, stride, out, done, |q, s| unsafe {
+            signed_sum_simd(q, s)
+        })
     }
 
     pub(super) unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {

@@ -65,7 +65,7 @@ crate::backend::neon_features!(crate::backend::target_features {
     pub(super) unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
         // SAFETY: this function's target feature is that of `signed_sum_simd`;
         // rows were validated by the caller.
-        super::signed_rows_with(sq, rows, stride, out, |q, s| unsafe {
+        super::signed_rows_with(sq, rows, stride, out, 0, |q, s| unsafe {
             signed_sum_simd(q, s)
         })
     }

@@ -52,17 +52,19 @@ pub(crate) fn signed_sum_in(backend: Checked, sq: &[f32], signs: &[u8]) -> Resul
     )
 }
 
-/// Every row's f32 signed sum (rows validated), with `sum` for one row.
+/// Every row's f32 signed sum from row `done` on (rows validated; a
+/// kernel for blocks of rows did those before), with `sum` for one row.
 #[inline(always)]
 pub(super) fn signed_rows_with(
     sq: &[f32],
     rows: &[u8],
     stride: usize,
     out: &mut [f32],
+    done: usize,
     sum: impl Fn(&[f32], &[u8]) -> f32,
 ) {
     let bytes = sq.len().div_ceil(8);
-    for (r, o) in out.iter_mut().enumerate() {
+    for (r, o) in out.iter_mut().enumerate().skip(done) {
         *o = sum(sq, &rows[r * stride..r * stride + bytes]);
     }
 }
@@ -152,7 +154,7 @@ pub(crate) fn signed_sum_rows_in(
     check_rows(bytes, rows.len(), stride, out.len())?;
     on_backend!(
         backend,
-        signed_rows_with(sq, rows, stride, out, signed_sum_scalar),
+        signed_rows_with(sq, rows, stride, out, 0, signed_sum_scalar),
         signed_rows_simd(sq, rows, stride, out)
     )
 }
@@ -225,4 +227,38 @@ pub(crate) fn weights_bounded(weights: &[f32]) -> bool {
         }
     }
     parts.iter().sum::<f32>() < 1e37
+}
+
+/// Lane `l` of row `i`: +1 where bit `i` of `l` is set, else −1 (the signs
+/// that nibble `l` gives its four coordinates), for the x86 sign sums that
+/// look every four signs up in a table of the 16 sums `±sq[4p] ± … ±
+/// sq[4p + 3]`.
+#[cfg(target_arch = "x86_64")]
+pub(super) const NIBBLE_SIGNS: [[f32; 16]; 4] = {
+    let mut t = [[0.0f32; 16]; 4];
+    let mut i = 0;
+    while i < 4 {
+        let mut l = 0;
+        while l < 16 {
+            t[i][l] = if (l >> i) & 1 == 1 { 1.0 } else { -1.0 };
+            l += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Most signs the nibble-table sign sums take (64 tables of 16 sums).
+#[cfg(target_arch = "x86_64")]
+pub(super) const NIBBLE_MAX_SIGNS: usize = 256;
+
+/// Whether the nibble-table sign sums take `rows` sketches of `sq.len()`
+/// signs in blocks of `lanes`: at least one block, a positive multiple of 4
+/// signs up to [`NIBBLE_MAX_SIGNS`], and `sq` finite and small enough that
+/// no table entry overflows.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn nibble_sums_take(sq: &[f32], rows: usize, lanes: usize) -> bool {
+    let m = sq.len();
+    rows >= lanes && m > 0 && m.is_multiple_of(4) && m <= NIBBLE_MAX_SIGNS && weights_bounded(sq)
 }
