@@ -12,7 +12,8 @@
 //! (`g` query heads sharing the KV head, split over `threads` threads,
 //! `queries` positions in one call), each scheme beside
 //! `attention/memcpy/1core/t65536/<scheme>n<bits>`, a copy of its cache's
-//! bytes in the same run (every scheme and budget at g = 1 and g = 4).
+//! bytes in the same run (every scheme and budget at g = 1 and g = 4, and
+//! at g = 1 on AVX2 too where the detected backend is AVX-512).
 //! `…/g1x2q1` runs `attend_parallel` (rayon's pool); `…/g1x2q1spin` the
 //! same split the way a runtime's own pool would, `attend_partial` on the
 //! calling thread and a helper that spins between calls.
@@ -404,6 +405,18 @@ fn shapes(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(format!("memcpy/1core/t{T}"), &name), |b| {
                 b.iter(|| to.copy_from_slice(black_box(&bytes)))
             });
+            // AVX2 beside the detected AVX-512: the backend of x86 machines
+            // without AVX-512, at every budget.
+            if best != Backend::Avx2 && Backend::available().any(|b| b == Backend::Avx2) {
+                let avx2 = Backend::Avx2;
+                let id = BenchmarkId::new(
+                    format!("{}/n{bits}/{}/t{T}", scheme.name(), avx2.name()),
+                    "g1x1q1",
+                );
+                group.bench_function(id, |b| {
+                    b.iter(|| attend_on(avx2, &cache, 0, black_box(&q), &mut out, &mut scratch))
+                });
+            }
             if scheme == Scheme::Kqv && bits == 4 {
                 continue; // measured above as g1x1q1 and g4x1q1
             }

@@ -16,11 +16,11 @@ use super::{Partial, attend_partial_on, check, scratch_len};
 use crate::quant::KvCache;
 use crate::{Backend, Error};
 
-/// [`attend`](super::attend) split into `16 × threads` ranges of tokens
-/// (fewer if a range would hold under 1,024 tokens), on the detected
-/// backend. The calling thread and `threads - 1` jobs on rayon's pool (the
-/// global one, or the one whose `install` runs the call) each take the next
-/// range until none is left. The states merge in range order, so the bits
+/// [`attend`](super::attend) split into ranges of tokens that shrink from
+/// `1/(2·threads)` of the tokens to 512, on the detected backend. The
+/// calling thread and `threads - 1` jobs on rayon's pool (the global one,
+/// or the one whose `install` runs the call) each take the next range until
+/// none is left. The states merge in range order, so the bits
 /// of the result do not depend on the scheduling. Allocates each range's
 /// state and each thread's scratch.
 ///
@@ -54,17 +54,32 @@ pub fn attend_parallel<B: AsRef<[u8]> + Sync>(
     attend_parallel_on(Backend::detect(), cache, head, q, out, threads)
 }
 
-/// Fewest tokens worth a range of their own.
-const MIN_TOKENS_PER_RANGE: usize = 1024;
+/// Fewest tokens worth a range of their own (about 7 µs of decode at
+/// d = 128 on the benchmark machine): the end of a split waits at most
+/// about that long for the last range.
+const MIN_TOKENS_PER_RANGE: usize = 512;
 
 const PANICKED: Error = Error::InvalidParameter("an attention thread panicked");
 
-/// Ranges per thread: a thread slowed by another tenant of its core leaves
-/// more of the ranges to the others, and the wait for the last range is
-/// short. 65,536 tokens on two threads (alternating best-of runs): one range
-/// a thread 1.54-1.66x one thread, four 1.59-1.72x, sixteen 1.71-1.82x;
-/// 32 ranges one after the other cost 1 % more than one.
-const RANGES_PER_THREAD: usize = 16;
+/// Bounds of the token ranges of one split, from 0 to `len`: each range
+/// `1/(2·threads)` of the tokens left (guided self-scheduling), at least
+/// [`MIN_TOKENS_PER_RANGE`] unless fewer are left. The first ranges are
+/// long, the last short, so the threads finish within a short range of each
+/// other and a helper that starts late leaves its share to the others. The
+/// bounds depend only on `len` and `threads`, never on the scheduling.
+fn range_bounds(len: usize, threads: usize) -> Vec<usize> {
+    let mut bounds = vec![0];
+    let mut at = 0;
+    while at < len {
+        let rest = len - at;
+        at += (rest / (2 * threads)).max(MIN_TOKENS_PER_RANGE).min(rest);
+        bounds.push(at);
+    }
+    if len == 0 {
+        bounds.push(0);
+    }
+    bounds
+}
 
 /// [`attend_parallel`] on a chosen backend.
 ///
@@ -87,10 +102,8 @@ pub fn attend_parallel_on<B: AsRef<[u8]> + Sync>(
     check(cache, head, q, Some(out.len()), scratch)?;
     backend.check()?;
     let len = cache.len();
-    let parts = threads
-        .saturating_mul(RANGES_PER_THREAD)
-        .min(len / MIN_TOKENS_PER_RANGE)
-        .max(1);
+    let bounds = range_bounds(len, threads);
+    let parts = bounds.len() - 1;
     let workers = threads.min(parts);
     let state_len = Partial::len_for(cache, queries);
     let mut states = vec![0.0f32; parts * state_len];
@@ -99,7 +112,6 @@ pub fn attend_parallel_on<B: AsRef<[u8]> + Sync>(
         .chunks_mut(state_len)
         .map(|buf| Partial::new(cache, queries, buf).map(Mutex::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let bounds: Vec<usize> = (0..=parts).map(|p| p * len / parts).collect();
     // Each worker takes the next range not yet taken; range `i` always goes
     // into state `i`, and the states merge in order, so the result does not
     // depend on which thread took which range.
@@ -143,4 +155,35 @@ pub fn attend_parallel_on<B: AsRef<[u8]> + Sync>(
     }
     let mut tmp = vec![0.0f32; d];
     total.finish_on(backend, cache, out, &mut tmp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_bounds;
+    use std::vec::Vec;
+
+    #[test]
+    fn ranges_cover_the_tokens_in_order_and_shrink() {
+        for len in [0usize, 1, 511, 512, 513, 4096, 65_536, 100_003] {
+            for threads in 1..=5 {
+                let b = range_bounds(len, threads);
+                assert_eq!((b[0], *b.last().unwrap()), (0, len), "{len} {threads}");
+                let sizes: Vec<usize> = b.windows(2).map(|w| w[1] - w[0]).collect();
+                assert!(len == 0 || sizes.iter().all(|&s| s > 0), "{len} {threads}");
+                assert!(
+                    sizes.windows(2).all(|w| w[1] <= w[0]),
+                    "{len} {threads}: {sizes:?}"
+                );
+                assert!(
+                    sizes
+                        .iter()
+                        .all(|&s| s <= len.div_ceil(2 * threads).max(512))
+                );
+            }
+        }
+        // 65,536 tokens on two threads: a quarter first, at most 512 last.
+        let b = range_bounds(65_536, 2);
+        assert_eq!(b[1], 16_384);
+        assert!(b[b.len() - 1] - b[b.len() - 2] <= 512);
+    }
 }

@@ -21,15 +21,17 @@
 //! Every kernel runs on the detected [`Backend`] and has an `…_on` form
 //! for a chosen one. Indices and packed bytes are identical on every
 //! backend; [`dot`] and [`dot_rows`] agree with the scalar kernel within
-//! `1e-5 · Σ|q·c|` (summation order differs). On AVX-512, [`dot_rows`] at 1,
-//! 2 and 4 bits with at most 256 codes a row scores 16 rows per vector from a
-//! table of `q_j · c_v`, summing each row in the scalar kernel's order: those
-//! scores equal the scalar ones bit for bit (tested).
+//! `1e-5 · Σ|q·c|` (summation order differs). On AVX-512 at 1, 2 and 4 bits
+//! and on AVX2 at 1 to 4 bits, [`dot_rows`] with at most 256 codes a row
+//! scores 16 (AVX2: 8) rows per vector from a table of `q_j · c_v`, summing
+//! each row in the scalar kernel's order: those scores equal the scalar
+//! ones bit for bit (tested).
 //!
-//! How they run: AVX2 looks centroids up with `vpermps` (two and a blend at
-//! 4 bits, a gather above), AVX-512 with `vpermps`/`vpermt2ps` (a gather at
-//! 6+ bits) and unpacks 64 codes with `vpermb` + `vpmultishiftqb`, NEON with
-//! `tbl` (per-lane loads at 5+ bits); x86 packs with BMI2 `pext`/`pdep`.
+//! How they run: AVX2 looks centroids up with `vpermps` (up to 6 bits: one
+//! register per 8 centroids, merged by blends on the index bits; a gather
+//! at 7 and 8), AVX-512 with `vpermps`/`vpermt2ps` (a gather at 6+ bits)
+//! and unpacks 64 codes with `vpermb` + `vpmultishiftqb`, NEON with `tbl`
+//! (per-lane loads at 5+ bits); x86 packs with BMI2 `pext`/`pdep`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
