@@ -84,6 +84,10 @@ def main():
         print("| eight KV heads past the LLC | median | GB/s read | against one core's copy |")
         print("|---|---|---|---|")
         print(f"| `attention/kqv/n4/{backend}/t65536h8` | {fmt(h8)} | {bw_h8:.1f} | {bw_h8 / bw_copy:.0%} |")
+        h8x2 = m.get(f"attention/kqv/n4/{backend}/t65536h8x2")
+        if h8x2:
+            bw = bytes_h8 / h8x2
+            print(f"| `attention/kqv/n4/{backend}/t65536h8x2` (two threads) | {fmt(h8x2)} | {bw:.1f} | {bw / bw_copy:.0%} |")
         print(f"| `attention/memcpy/1core/512MB` | {fmt(big)} | {bw_copy:.1f} | 100% |")
 
 

@@ -4,7 +4,8 @@
 //! `attention/f16/<backend>/t<tokens>` over the same tokens uncompressed, and
 //! `attention/memcpy/1core/t<tokens>` copying the compressed cache's bytes;
 //! then `attention/kqv/n4/<backend>/t65536h8`, one query against each of 8
-//! KV heads of a cache larger than the LLC, beside
+//! KV heads of a cache larger than the LLC (`…h8x2`: four heads on each of
+//! two threads), beside
 //! `attention/memcpy/1core/512MB`, a copy from memory to memory.
 //!
 //! The runtime shapes, at T = 65,536 tokens of one KV head:
@@ -202,6 +203,29 @@ fn past_the_cache(c: &mut Criterion) {
                 attend_on(best, &cache, head, black_box(&q), &mut out, &mut scratch)
                     .expect("valid");
             }
+        })
+    });
+    // The same eight heads over two threads, four heads each (a thread
+    // spawned per call: about 60 µs against milliseconds of work).
+    let id = BenchmarkId::new(
+        format!("kqv/n4/{}", best.name()),
+        format!("t{TOKENS}h{HEADS}x2"),
+    );
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for heads in [0..HEADS / 2, HEADS / 2..HEADS] {
+                    let (cache, q) = (&cache, &q);
+                    s.spawn(move || {
+                        let mut out = vec![0.0f32; D];
+                        let mut scratch = vec![0.0f32; scratch_len(cache, 1)];
+                        for head in heads {
+                            attend_on(best, cache, head, black_box(q), &mut out, &mut scratch)
+                                .expect("valid");
+                        }
+                    });
+                }
+            })
         })
     });
     let from = vec![1u8; 512 << 20];
