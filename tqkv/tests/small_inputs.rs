@@ -312,12 +312,26 @@ fn dot_rows_with_a_huge_stride_and_one_row() {
 /// The row-block key kernels (16 rows, blocks of 8 on AVX2 and 16 on
 /// AVX-512) on rows whose last chunk is partial: whole dwords (a masked
 /// load) and not (a copy), in a buffer that ends at the last row's last
-/// byte, so that Miri sees any read past it. The x86 row blocks sum each
-/// row in the scalar order, so they equal scalar bit for bit; NEON scores
-/// a row at a time with its own order of additions, within rounding.
+/// byte, so that Miri sees any read past it. The x86 row blocks (AVX2 at 1
+/// to 4 bits, AVX-512 at 1, 2 and 4) sum each row in the scalar order, so
+/// they equal scalar bit for bit; the other kernels (NEON, AVX-512 at 3
+/// bits) add in their own order, within rounding.
 #[test]
 fn row_blocks_with_partial_chunks() {
-    for (d, bits) in [(24usize, 4u8), (20, 4), (48, 2), (40, 1), (72, 4)] {
+    let shapes = [
+        (24usize, 4u8),
+        (20, 4),
+        (48, 2),
+        (40, 1),
+        (72, 4),
+        // 3 bits: a rest of 9 bytes (copied), of 3 and 6 whole dwords
+        // (masked loads), and 30 bytes.
+        (24, 3),
+        (32, 3),
+        (128, 3),
+        (80, 3),
+    ];
+    for (d, bits) in shapes {
         let cb = Codebook::lloyd_max(d, bits).unwrap();
         let c = cb.centroids();
         let row = pack::packed_len(d, bits);
@@ -333,13 +347,83 @@ fn row_blocks_with_partial_chunks() {
         for b in Backend::available() {
             let mut got = vec![0.0f32; rows];
             codebook::dot_rows_on(b, &cb, &q, &packed, row, &mut got).unwrap();
-            if matches!(b, Backend::Avx2 | Backend::Avx512) {
+            // The row blocks: AVX2 at 1–4 bits, AVX-512 at 1, 2 and 4.
+            if b == Backend::Avx2 || (b == Backend::Avx512 && bits != 3) {
                 let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits_of(&got), bits_of(&want), "{b}, d = {d}, {bits} bits");
             } else {
                 let scale: f32 = q.iter().map(|v| v.abs()).sum::<f32>() * c[c.len() - 1].abs();
                 for (g, w) in got.iter().zip(&want) {
                     assert!((g - w).abs() <= 1e-5 * scale, "{b}, d = {d}: {g} vs {w}");
+                }
+            }
+        }
+    }
+}
+
+/// Value rows of 1–4 bits whose coordinates are whole groups of 8, in a
+/// buffer that ends at the last row's last byte: AVX2 reads each group's
+/// codes as one dword, and must copy the last group of the last row
+/// instead. Against the scalar kernel, on every backend.
+#[test]
+fn value_rows_in_groups_of_eight_end_at_the_buffer() {
+    for (d, bits) in [(8usize, 1u8), (8, 3), (16, 2), (24, 3), (16, 4), (72, 3)] {
+        let cb = Codebook::lloyd_max(d, bits).unwrap();
+        let c = cb.centroids();
+        let row = pack::packed_len(d, bits);
+        let rows = 3;
+        let mut packed = vec![0u8; rows * row];
+        for (r, dst) in packed.chunks_exact_mut(row).enumerate() {
+            let idx: Vec<u8> = (0..d).map(|i| ((i * 5 + r * 3) % c.len()) as u8).collect();
+            pack::pack(bits, &idx, dst).unwrap();
+        }
+        let weights = [0.5f32, -1.25, 2.0];
+        let mut want = vec![0.25f32; d];
+        codebook::accumulate_rows_on(Backend::Scalar, &cb, &packed, row, &weights, &mut want)
+            .unwrap();
+        for b in Backend::available() {
+            let mut got = vec![0.25f32; d];
+            codebook::accumulate_rows_on(b, &cb, &packed, row, &weights, &mut got).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                    "{b}, d = {d}, {bits} bits"
+                );
+            }
+        }
+    }
+}
+
+/// QJL sign sums of 8 and 9 rows whose sketches end the buffer: the nibble
+/// tables of the x86 row blocks (a rest of bytes copied, or dwords masked),
+/// and the values' sign sums kept in registers 64 signs at a time.
+#[test]
+fn sign_rows_end_at_the_buffer() {
+    for m in [12usize, 32, 64, 72] {
+        let sq: Vec<f32> = (0..m).map(|j| (j as f32 - 20.0) / 8.0).collect();
+        let bytes = m.div_ceil(8);
+        for rows in [8usize, 9] {
+            let signs: Vec<u8> = (0..rows * bytes).map(|i| (i * 37 + 11) as u8).collect();
+            let mut want = vec![0.0f32; rows];
+            qjl::signed_sum_rows_on(Backend::Scalar, &sq, &signs, bytes, &mut want).unwrap();
+            let weights: Vec<f32> = (0..rows).map(|r| r as f32 / 4.0 - 1.0).collect();
+            let mut acc_want = vec![0.5f32; m];
+            qjl::accumulate_signs_rows_on(Backend::Scalar, &signs, bytes, &weights, &mut acc_want)
+                .unwrap();
+            let scale: f32 = sq.iter().map(|v| v.abs()).sum();
+            for b in Backend::available() {
+                let mut got = vec![0.0f32; rows];
+                qjl::signed_sum_rows_on(b, &sq, &signs, bytes, &mut got).unwrap();
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-5 * scale, "{b}, m = {m}: {g} vs {w}");
+                }
+                let mut acc = vec![0.5f32; m];
+                qjl::accumulate_signs_rows_on(b, &signs, bytes, &weights, &mut acc).unwrap();
+                for (g, w) in acc.iter().zip(&acc_want) {
+                    assert!(
+                        (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                        "{b}, m = {m}: {g} vs {w}"
+                    );
                 }
             }
         }

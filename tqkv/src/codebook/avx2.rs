@@ -169,6 +169,32 @@ unsafe impl Lanes for F32x8 {
     }
 
     #[inline(always)]
+    unsafe fn accumulate_rows_whole(
+        cb: &super::Codebook,
+        rows: &[u8],
+        stride: usize,
+        weights: &[f32],
+        out: &mut [f32],
+    ) -> bool {
+        let d = out.len();
+        if d == 0 || !d.is_multiple_of(8) {
+            return false;
+        }
+        // SAFETY: AVX2 and FMA are available (trait contract); the
+        // arguments were validated by `accumulate_rows_on`.
+        unsafe {
+            match cb.bits() {
+                1 => value_groups::<1>(cb, rows, stride, weights, out),
+                2 => value_groups::<2>(cb, rows, stride, weights, out),
+                3 => value_groups::<3>(cb, rows, stride, weights, out),
+                4 => value_groups::<4>(cb, rows, stride, weights, out),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         // SAFETY: SSE is baseline; a prefetch never faults, whatever `p` is.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
@@ -212,6 +238,80 @@ unsafe fn pick<const N: usize>(t: &[__m256; 8], i: __m256i) -> __m256 {
             bit += 1;
         }
         v[0]
+    }
+}
+
+/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 4` bits, `out.len()` a
+/// multiple of 8: the `B` bytes of each 8 codes are one dword load,
+/// broadcast and shifted apart in the lanes (no unpacking through memory),
+/// then looked up and added with one FMA, 64 coordinates at a time over
+/// every row. Each sum takes the same FMAs in the same row order as the
+/// generic kernel, so the bits are the same.
+///
+/// # Safety
+/// AVX2 and FMA are available; rows validated as by `accumulate_rows_on`
+/// (row `r`'s `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`).
+#[inline(always)]
+unsafe fn value_groups<const B: usize>(
+    cb: &super::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: AVX2 and FMA are the caller's promise. A group's dword load
+    // reads rows[at..at + 4] only when that lies inside `rows`; the last
+    // group of the last row may not, and is copied instead. The bytes past
+    // a group's own belong to the next codes (or the next row) and land in
+    // bits the lookups ignore. Loads and stores of `out` stay inside it.
+    unsafe {
+        let lut = <F32x8 as Lanes>::lut(cb);
+        let shifts = _mm256_setr_epi32(
+            0,
+            B as i32,
+            2 * B as i32,
+            3 * B as i32,
+            4 * B as i32,
+            5 * B as i32,
+            6 * B as i32,
+            7 * B as i32,
+        );
+        let keep = _mm256_set1_epi32((1 << B) - 1);
+        for (ci, chunk) in out.chunks_mut(64).enumerate() {
+            let groups = chunk.len() / 8;
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (k, a) in acc.iter_mut().enumerate().take(groups) {
+                *a = _mm256_loadu_ps(chunk.as_ptr().add(8 * k));
+            }
+            for (r, &w) in weights.iter().enumerate() {
+                let wv = _mm256_set1_ps(w);
+                let row = r * stride + 8 * ci * B;
+                for (k, a) in acc.iter_mut().enumerate() {
+                    if k >= groups {
+                        break;
+                    }
+                    let at = row + k * B;
+                    let word = if at + 4 <= rows.len() {
+                        rows.as_ptr().add(at).cast::<u32>().read_unaligned()
+                    } else {
+                        let mut w4 = [0u8; 4];
+                        w4[..B].copy_from_slice(&rows[at..at + B]);
+                        u32::from_le_bytes(w4)
+                    };
+                    let idx = _mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts);
+                    let c = match B {
+                        // vpermps reads the low 3 bits; `pick` moves bit 3 up.
+                        4 => pick::<2>(&lut.t, idx),
+                        3 => _mm256_permutevar8x32_ps(lut.t[0], idx),
+                        _ => _mm256_permutevar8x32_ps(lut.t[0], _mm256_and_si256(idx, keep)),
+                    };
+                    *a = _mm256_fmadd_ps(c, wv, *a);
+                }
+            }
+            for (k, a) in acc.iter().enumerate().take(groups) {
+                _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * k), *a);
+            }
+        }
     }
 }
 
