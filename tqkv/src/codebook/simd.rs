@@ -6,8 +6,9 @@
 //! Quantisation fills it `LANES` at a time (vector compares against the
 //! thresholds) and packs it; decoding unpacks into it and then looks the
 //! centroids up `LANES` at a time from a table held in registers (or a
-//! gather for 5+ bits). Elements past the last whole vector use the scalar
-//! code, so every length and alignment is handled. Indices and packed bytes
+//! gather where a backend's registers cannot hold it), in loops compiled
+//! once per codebook width. Elements past the last whole vector use the
+//! scalar code, so every length and alignment is handled. Indices and packed bytes
 //! are identical to the scalar kernels'; `dot` sums in a different order
 //! (one accumulator per lane), within the documented tolerance.
 
