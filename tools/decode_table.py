@@ -54,9 +54,9 @@ def main():
         print(f"| memcpy of the KQV n = 4 cache's bytes | `attention/memcpy/1core/t65536/kqvn4` | {fmt(copy4)} | {copy4 / one:.2f}× |")
     print()
     avx2 = backend != "avx2" and any("/avx2/" in k and k.endswith("/g1x1q1") for k in m)
-    extra = " AVX2 (g1x1q1) | AVX2 / copy |" if avx2 else ""
+    extra = " AVX2 (g1x1q1) | AVX2 / copy | AVX2 g = 4 / g = 1 |" if avx2 else ""
     print(f"| scheme | n | attention (g1x1q1) | copy of its bytes | attention / copy | g4x1q1 | g = 4 / g = 1 |{extra}")
-    print("|---|---|---|---|---|---|---|" + ("---|---|" if avx2 else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|---|---|" if avx2 else ""))
     for scheme in ["kv", "kqv", "qkqv"]:
         for n in range(2, 7):
             t = m.get(f"attention/{scheme}/n{n}/{backend}/t65536/g1x1q1")
@@ -68,7 +68,9 @@ def main():
             row = f"| {scheme.upper()} | {n} | {fmt(t)} | {fmt(c)} | {t / c:.2f}× | {four} |"
             if avx2:
                 a = m.get(f"attention/{scheme}/n{n}/avx2/t65536/g1x1q1")
+                a4 = m.get(f"attention/{scheme}/n{n}/avx2/t65536/g4x1q1")
                 row += f" {fmt(a)} | {a / c:.2f}× |" if a else " — | — |"
+                row += f" {a4 / a:.2f}× |" if a and a4 else " — |"
             print(row)
     h8 = m.get(f"attention/kqv/n4/{backend}/t65536h8")
     big = m.get("attention/memcpy/1core/512MB")

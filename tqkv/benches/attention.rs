@@ -13,8 +13,8 @@
 //! (`g` query heads sharing the KV head, split over `threads` threads,
 //! `queries` positions in one call), each scheme beside
 //! `attention/memcpy/1core/t65536/<scheme>n<bits>`, a copy of its cache's
-//! bytes in the same run (every scheme and budget at g = 1 and g = 4, and
-//! at g = 1 on AVX2 too where the detected backend is AVX-512).
+//! bytes in the same run (every scheme and budget at g = 1 and g = 4, on
+//! AVX2 too where the detected backend is AVX-512).
 //! `…/g1x2q1` runs `attend_parallel` (rayon's pool); `…/g1x2q1spin` the
 //! same split the way a runtime's own pool would, `attend_partial` on the
 //! calling thread and a helper that spins between calls.
@@ -439,6 +439,13 @@ fn shapes(c: &mut Criterion) {
                 );
                 group.bench_function(id, |b| {
                     b.iter(|| attend_on(avx2, &cache, 0, black_box(&q), &mut out, &mut scratch))
+                });
+                let id = BenchmarkId::new(
+                    format!("{}/n{bits}/{}/t{T}", scheme.name(), avx2.name()),
+                    "g4x1q1",
+                );
+                group.bench_function(id, |b| {
+                    b.iter(|| attend_on(avx2, &cache, 0, black_box(&q4), &mut out4, &mut scratch))
                 });
             }
             if scheme == Scheme::Kqv && bits == 4 {

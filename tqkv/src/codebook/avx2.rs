@@ -266,17 +266,7 @@ unsafe fn value_groups<const B: usize>(
     // bits the lookups ignore. Loads and stores of `out` stay inside it.
     unsafe {
         let lut = <F32x8 as Lanes>::lut(cb);
-        let shifts = _mm256_setr_epi32(
-            0,
-            B as i32,
-            2 * B as i32,
-            3 * B as i32,
-            4 * B as i32,
-            5 * B as i32,
-            6 * B as i32,
-            7 * B as i32,
-        );
-        let keep = _mm256_set1_epi32((1 << B) - 1);
+        let (shifts, keep) = group_shifts::<B>();
         for (ci, chunk) in out.chunks_mut(64).enumerate() {
             let groups = chunk.len() / 8;
             let mut acc = [_mm256_setzero_ps(); 8];
@@ -290,27 +280,185 @@ unsafe fn value_groups<const B: usize>(
                     if k >= groups {
                         break;
                     }
-                    let at = row + k * B;
-                    let word = if at + 4 <= rows.len() {
-                        rows.as_ptr().add(at).cast::<u32>().read_unaligned()
-                    } else {
-                        let mut w4 = [0u8; 4];
-                        w4[..B].copy_from_slice(&rows[at..at + B]);
-                        u32::from_le_bytes(w4)
-                    };
-                    let idx = _mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts);
-                    let c = match B {
-                        // vpermps reads the low 3 bits; `pick` moves bit 3 up.
-                        4 => pick::<2>(&lut.t, idx),
-                        3 => _mm256_permutevar8x32_ps(lut.t[0], idx),
-                        _ => _mm256_permutevar8x32_ps(lut.t[0], _mm256_and_si256(idx, keep)),
-                    };
+                    let c = group_centroids::<B>(&lut, rows, row + k * B, shifts, keep);
                     *a = _mm256_fmadd_ps(c, wv, *a);
                 }
             }
             for (k, a) in acc.iter().enumerate().take(groups) {
                 _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * k), *a);
             }
+        }
+    }
+}
+
+/// The centroids of the 8 codes of `B ≤ 4` bits at `rows[at..at + B]`: one
+/// dword load (a copy where fewer than 4 bytes are left in `rows`),
+/// broadcast and shifted apart by `shifts` (lane `l`: `l·B`), looked up.
+///
+/// # Safety
+/// AVX2 is available; `at + B ≤ rows.len()`; `lut` is `cb`'s; `keep` holds
+/// `2^B − 1` in every lane.
+#[inline(always)]
+unsafe fn group_centroids<const B: usize>(
+    lut: &Lut8<'_>,
+    rows: &[u8],
+    at: usize,
+    shifts: __m256i,
+    keep: __m256i,
+) -> __m256 {
+    // SAFETY: AVX2 is the caller's promise; the dword load reads
+    // rows[at..at + 4], inside `rows` by the test, else B bytes are copied
+    // (at + B ≤ rows.len()). The bytes past the group's own land in bits
+    // the lookups ignore.
+    unsafe {
+        let word = if at + 4 <= rows.len() {
+            rows.as_ptr().add(at).cast::<u32>().read_unaligned()
+        } else {
+            let mut w4 = [0u8; 4];
+            w4[..B].copy_from_slice(&rows[at..at + B]);
+            u32::from_le_bytes(w4)
+        };
+        let idx = _mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts);
+        match B {
+            // vpermps reads the low 3 bits; `pick` moves bit 3 up.
+            4 => pick::<2>(&lut.t, idx),
+            3 => _mm256_permutevar8x32_ps(lut.t[0], idx),
+            _ => _mm256_permutevar8x32_ps(lut.t[0], _mm256_and_si256(idx, keep)),
+        }
+    }
+}
+
+/// `shifts` and `keep` of [`group_centroids`] at `B` bits.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn group_shifts<const B: usize>() -> (__m256i, __m256i) {
+    let b = B as i32;
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        (
+            _mm256_setr_epi32(0, b, 2 * b, 3 * b, 4 * b, 5 * b, 6 * b, 7 * b),
+            _mm256_set1_epi32((1 << B) - 1),
+        )
+    }
+}
+
+/// Most weight sets of [`accumulate_rows_multi`].
+const MULTI_MAX: usize = 4;
+
+/// `out[h·out_stride + j] += Σ_r weights[h·w_stride + r]·c[idx_{r,j}]` for
+/// `g ≤ 4` weight sets over the same `n` rows of `B ≤ 4` bits, `d` a
+/// multiple of 8: each group of 8 codes is loaded and looked up once for
+/// every set, then one FMA per set. Coordinates go `8·⌊8/g⌋` at a time so
+/// the sums stay in registers. Each sum takes the FMAs of the one-set
+/// kernel in the same row order, so the bits equal `g` calls of it.
+/// Returns false (touching nothing) for other shapes or backends.
+///
+/// # Safety
+/// The arguments are validated: `n` rows of `packed_len(d, bits)` bytes,
+/// `stride` apart, fit in `rows`; `weights` holds `(g − 1)·w_stride + n`
+/// values and `out` `(g − 1)·out_stride + d`.
+pub(super) fn accumulate_rows_multi(
+    backend: crate::backend::Checked,
+    cb: &super::Codebook,
+    a: &super::WeightedCodes<'_>,
+    out: &mut [f32],
+    g: usize,
+) -> bool {
+    let b = cb.bits();
+    if backend.backend() != crate::Backend::Avx2
+        || !(1..=4).contains(&b)
+        || a.d == 0
+        || !a.d.is_multiple_of(8)
+        || !(2..=MULTI_MAX).contains(&g)
+    {
+        return false;
+    }
+    // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
+    // kernel takes and the arguments are the caller's validated ones.
+    unsafe {
+        match (b, g) {
+            (1, 2) => multi_simd::<1, 2, 4>(cb, a, out),
+            (1, 3) => multi_simd::<1, 3, 2>(cb, a, out),
+            (1, _) => multi_simd::<1, 4, 2>(cb, a, out),
+            (2, 2) => multi_simd::<2, 2, 4>(cb, a, out),
+            (2, 3) => multi_simd::<2, 3, 2>(cb, a, out),
+            (2, _) => multi_simd::<2, 4, 2>(cb, a, out),
+            (3, 2) => multi_simd::<3, 2, 4>(cb, a, out),
+            (3, 3) => multi_simd::<3, 3, 2>(cb, a, out),
+            (3, _) => multi_simd::<3, 4, 2>(cb, a, out),
+            (_, 2) => multi_simd::<4, 2, 4>(cb, a, out),
+            (_, 3) => multi_simd::<4, 3, 2>(cb, a, out),
+            _ => multi_simd::<4, 4, 2>(cb, a, out),
+        }
+    }
+    true
+}
+
+crate::backend::avx2_features!(crate::backend::target_features {
+    /// [`multi_groups`] compiled with the AVX2 feature list.
+    ///
+    /// # Safety
+    /// As [`accumulate_rows_multi`], with AVX2 available and the shape
+    /// accepted.
+    unsafe fn multi_simd<const B: usize, const G: usize, const NG: usize>(
+        cb: &super::Codebook,
+        a: &super::WeightedCodes<'_>,
+        out: &mut [f32],
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { multi_groups::<B, G, NG>(cb, a, out) }
+    }
+});
+
+/// [`accumulate_rows_multi`] for `G` sets, `NG` groups of 8 coordinates
+/// at a time (`G·NG ≤ 8` sums in registers).
+///
+/// # Safety
+/// As [`accumulate_rows_multi`], with AVX2 and FMA available and the shape
+/// accepted.
+#[inline(always)]
+unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
+    cb: &super::Codebook,
+    a: &super::WeightedCodes<'_>,
+    out: &mut [f32],
+) {
+    // SAFETY: AVX2 and FMA are the caller's promise. Group loads read row
+    // r's bytes (r < n) through `group_centroids`; weights[h·w_stride + r]
+    // with h < G, r < n; out's groups of each set, inside its d values.
+    unsafe {
+        let lut = <F32x8 as Lanes>::lut(cb);
+        let (shifts, keep) = group_shifts::<B>();
+        let groups = a.d / 8;
+        let mut g0 = 0;
+        while g0 < groups {
+            let here = (groups - g0).min(NG);
+            let mut acc = [[_mm256_setzero_ps(); NG]; G];
+            for (h, acc) in acc.iter_mut().enumerate() {
+                for (k, v) in acc.iter_mut().enumerate().take(here) {
+                    *v = _mm256_loadu_ps(out.as_ptr().add(h * a.out_stride + 8 * (g0 + k)));
+                }
+            }
+            for r in 0..a.n {
+                let row = r * a.stride + g0 * B;
+                let mut c = [_mm256_setzero_ps(); NG];
+                for (k, ck) in c.iter_mut().enumerate().take(here) {
+                    *ck = group_centroids::<B>(&lut, a.rows, row + k * B, shifts, keep);
+                }
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    let w = _mm256_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
+                    for (v, ck) in acc.iter_mut().zip(&c).take(here) {
+                        *v = _mm256_fmadd_ps(*ck, w, *v);
+                    }
+                }
+            }
+            for (h, acc) in acc.iter().enumerate() {
+                for (k, v) in acc.iter().enumerate().take(here) {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(h * a.out_stride + 8 * (g0 + k)), *v);
+                }
+            }
+            g0 += here;
         }
     }
 }

@@ -801,6 +801,27 @@ pub(crate) fn dot_rows_multi_in(
     Ok(())
 }
 
+/// Rows of codes with one weight set per query vector, and where each
+/// query's sums go: the arguments of the x86 multi-query value kernels
+/// (validated by [`accumulate_multi_in`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct WeightedCodes<'a> {
+    /// `n` rows of packed codes, `stride` apart.
+    pub rows: &'a [u8],
+    /// Bytes from one row to the next.
+    pub stride: usize,
+    /// Rows.
+    pub n: usize,
+    /// Query `h`'s weights: `weights[h·w_stride..][..n]`.
+    pub weights: &'a [f32],
+    /// From one query's weights to the next.
+    pub w_stride: usize,
+    /// From one query's sums to the next in the output.
+    pub out_stride: usize,
+    /// Coordinates a row.
+    pub d: usize,
+}
+
 /// Rows of codes (and, for prod values, sign sketches) with one weight set
 /// per query vector: the value side of attention for several queries.
 #[derive(Clone, Copy)]
@@ -907,19 +928,19 @@ pub(crate) fn accumulate_multi_in(
             continue;
         }
         #[cfg(target_arch = "x86_64")]
-        let codes_done = avx512::multi::accumulate_rows(
-            backend,
-            cb,
-            r.codes,
-            r.code_stride,
-            n,
-            w,
-            r.w_stride,
-            a,
-            acc_stride,
-            dim,
-            k,
-        );
+        let codes_done = {
+            let rows = WeightedCodes {
+                rows: r.codes,
+                stride: r.code_stride,
+                n,
+                weights: w,
+                w_stride: r.w_stride,
+                out_stride: acc_stride,
+                d: dim,
+            };
+            avx512::multi::accumulate_rows(backend, cb, &rows, a, k)
+                || avx2::accumulate_rows_multi(backend, cb, &rows, a, k)
+        };
         #[cfg(not(target_arch = "x86_64"))]
         let codes_done = false;
         if !codes_done {

@@ -336,17 +336,12 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
 pub(in crate::codebook) fn accumulate_rows(
     backend: crate::backend::Checked,
     cb: &Codebook,
-    rows: &[u8],
-    stride: usize,
-    n: usize,
-    weights: &[f32],
-    w_stride: usize,
+    a: &crate::codebook::WeightedCodes<'_>,
     out: &mut [f32],
-    out_stride: usize,
-    d: usize,
     g: usize,
 ) -> bool {
     let b = cb.bits() as usize;
+    let d = a.d;
     if backend.backend() != crate::Backend::Avx512
         || b > 6
         || d == 0
@@ -355,45 +350,25 @@ pub(in crate::codebook) fn accumulate_rows(
     {
         return false;
     }
-    let a = Weighted {
-        rows,
-        stride,
-        n,
-        weights,
-        w_stride,
-        out_stride,
-        d,
-    };
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
     // the kernel takes and the arguments are the caller's validated ones.
     unsafe {
         match g {
-            1 if b == 6 => accumulate_simd::<1, 6>(cb, &a, out),
-            2 if b == 6 => accumulate_simd::<2, 6>(cb, &a, out),
-            3 if b == 6 => accumulate_simd::<3, 6>(cb, &a, out),
-            _ if b == 6 => accumulate_simd::<4, 6>(cb, &a, out),
-            1 if b == 5 => accumulate_simd::<1, 5>(cb, &a, out),
-            2 if b == 5 => accumulate_simd::<2, 5>(cb, &a, out),
-            3 if b == 5 => accumulate_simd::<3, 5>(cb, &a, out),
-            _ if b == 5 => accumulate_simd::<4, 5>(cb, &a, out),
-            1 => accumulate_simd::<1, 4>(cb, &a, out),
-            2 => accumulate_simd::<2, 4>(cb, &a, out),
-            3 => accumulate_simd::<3, 4>(cb, &a, out),
-            _ => accumulate_simd::<4, 4>(cb, &a, out),
+            1 if b == 6 => accumulate_simd::<1, 6>(cb, a, out),
+            2 if b == 6 => accumulate_simd::<2, 6>(cb, a, out),
+            3 if b == 6 => accumulate_simd::<3, 6>(cb, a, out),
+            _ if b == 6 => accumulate_simd::<4, 6>(cb, a, out),
+            1 if b == 5 => accumulate_simd::<1, 5>(cb, a, out),
+            2 if b == 5 => accumulate_simd::<2, 5>(cb, a, out),
+            3 if b == 5 => accumulate_simd::<3, 5>(cb, a, out),
+            _ if b == 5 => accumulate_simd::<4, 5>(cb, a, out),
+            1 => accumulate_simd::<1, 4>(cb, a, out),
+            2 => accumulate_simd::<2, 4>(cb, a, out),
+            3 => accumulate_simd::<3, 4>(cb, a, out),
+            _ => accumulate_simd::<4, 4>(cb, a, out),
         }
     }
     true
-}
-
-/// The fixed arguments of [`accumulate`].
-struct Weighted<'a> {
-    rows: &'a [u8],
-    stride: usize,
-    n: usize,
-    weights: &'a [f32],
-    w_stride: usize,
-    out_stride: usize,
-    d: usize,
 }
 
 crate::backend::avx512_features!(crate::backend::target_features {
@@ -403,7 +378,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
     /// As [`accumulate_rows`], with AVX-512 available and the shape accepted.
     unsafe fn accumulate_simd<const G: usize, const B: usize>(
         cb: &Codebook,
-        a: &Weighted<'_>,
+        a: &crate::codebook::WeightedCodes<'_>,
         out: &mut [f32],
     ) {
         // SAFETY: forwarded from the caller.
@@ -420,7 +395,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
 #[inline(always)]
 unsafe fn accumulate<const G: usize, const B: usize>(
     cb: &Codebook,
-    a: &Weighted<'_>,
+    a: &crate::codebook::WeightedCodes<'_>,
     out: &mut [f32],
 ) {
     let b = cb.bits() as usize;
