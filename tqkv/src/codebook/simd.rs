@@ -77,19 +77,20 @@ pub(super) unsafe trait Lanes: F32Vector {
     ) -> bool {
         false
     }
-    /// Quantises 64 elements and packs their codes into `out` (and writes
-    /// their centroids, if asked) straight from registers where the backend
-    /// can for this width; returns whether it did (else nothing is
-    /// touched). `thr` and the table are `cb`'s, of `bits` bits.
+    /// Quantises and packs the leading whole chunks of 64 elements of `x`
+    /// into `out` (and writes their centroids to `centroids`, if given)
+    /// straight from registers where the backend can for this codebook;
+    /// returns how many leading elements it did (a multiple of 64; 0
+    /// touches nothing). `out` holds `packed_len(x.len(), bits)` bytes and
+    /// `centroids` as many values as `x`.
     #[inline(always)]
-    unsafe fn quantize_pack64(
-        _bits: u8,
-        _thr: &Self::Thr<'_>,
-        _x: &[f32; 64],
+    unsafe fn quantize_pack_chunks(
+        _cb: &Codebook,
+        _x: &[f32],
         _out: &mut [u8],
-        _centroids: Option<(&Self::Lut<'_>, &mut [f32; 64])>,
-    ) -> bool {
-        false
+        _centroids: Option<&mut [f32]>,
+    ) -> usize {
+        0
     }
     /// Hints the cache to fetch the line at `p` (which may be out of bounds:
     /// a prefetch never faults and reads nothing the program sees).
@@ -179,16 +180,18 @@ unsafe fn quantize_with<V: Lanes>(
 #[inline(always)]
 pub(super) unsafe fn quantize_packed<V: Lanes>(cb: &Codebook, x: &[f32], out: &mut [u8]) {
     let bits = cb.bits();
+    // SAFETY: forwarded from the caller; `out` is x's packed length.
+    let done = unsafe { V::quantize_pack_chunks(cb, x, out, None) };
+    if done == x.len() {
+        return;
+    }
+    // Built only here: made for every call, the thresholds went through
+    // the stack even when the chunks above did all the work.
     // SAFETY: forwarded from the caller.
     let thr = unsafe { V::thr(cb) };
     let mut buf = [0u8; 64];
-    for (chunk, dst) in x.chunks(64).zip(out.chunks_mut(8 * bits as usize)) {
-        if let Ok(whole) = <&[f32; 64]>::try_from(chunk) {
-            // SAFETY: forwarded from the caller; `thr` is `cb`'s.
-            if unsafe { V::quantize_pack64(bits, &thr, whole, dst, None) } {
-                continue;
-            }
-        }
+    let rest = out[8 * bits as usize * done / 64..].chunks_mut(8 * bits as usize);
+    for (chunk, dst) in x[done..].chunks(64).zip(rest) {
         let idx = &mut buf[..chunk.len()];
         // SAFETY: forwarded from the caller; `dst` is exactly the packed
         // length of `idx` (64 indices fill 8·bits bytes; the last chunk gets
@@ -215,22 +218,19 @@ pub(super) unsafe fn quantize_packed_centroids<V: Lanes>(
 ) {
     let bits = cb.bits();
     let c = cb.centroids();
+    // SAFETY: forwarded from the caller; `out` is x's packed length and
+    // `centroids` as long as `x`.
+    let done = unsafe { V::quantize_pack_chunks(cb, x, out, Some(&mut *centroids)) };
+    if done == x.len() {
+        return;
+    }
     // SAFETY: forwarded from the caller.
     let (thr, lut) = unsafe { (V::thr(cb), V::lut(cb)) };
     let mut buf = [0u8; 64];
-    let chunks = x.chunks(64).zip(out.chunks_mut(8 * bits as usize));
-    for ((chunk, dst), cen) in chunks.zip(centroids.chunks_mut(64)) {
-        if let (Ok(whole), Ok(cen)) = (
-            <&[f32; 64]>::try_from(chunk),
-            <&mut [f32; 64]>::try_from(&mut *cen),
-        ) {
-            // SAFETY: forwarded from the caller; `thr` and `lut` are `cb`'s.
-            if unsafe { V::quantize_pack64(bits, &thr, whole, dst, Some((&lut, cen))) } {
-                continue;
-            }
-        }
+    let rest = out[8 * bits as usize * done / 64..].chunks_mut(8 * bits as usize);
+    let chunks = x[done..].chunks(64).zip(rest);
+    for ((chunk, dst), cen) in chunks.zip(centroids[done..].chunks_mut(64)) {
         let idx = &mut buf[..chunk.len()];
-        let cen = &mut cen[..chunk.len()];
         let at = cen.as_mut_ptr();
         // SAFETY: forwarded from the caller; `each` gets offsets of whole
         // registers inside the chunk, whose `cen` holds as many f32, and

@@ -73,31 +73,70 @@ unsafe fn pack64<const BITS: u32>(
     }
 }
 
-/// [`pack64`] for the codebook's width, if it is 1–4 bits; returns whether
-/// it ran (else nothing is touched).
+/// The leading whole chunks of 64 elements of `x` quantised and packed by
+/// [`pack64`] at the codebook's width, if it is 1–4 bits, their centroids
+/// written too if asked; returns how many elements it did (0 for other
+/// widths, touching nothing). The thresholds and the table are made here,
+/// in registers: built by the caller for every call and passed by
+/// reference, they went through the stack, a quarter of a quantise-and-pack
+/// at d = 128.
 ///
 /// # Safety
-/// As [`pack64`], for any width; `thr` and `lut` prepared for `bits`.
+/// AVX-512 F/BW/VBMI are available; `out` holds `packed_len(x.len(),
+/// bits)` bytes and `centroids` as many values as `x`.
 #[inline(always)]
-pub(super) unsafe fn quantize_pack64(
-    bits: u8,
-    thr: &Thr16<'_>,
-    x: &[f32; 64],
+pub(super) unsafe fn quantize_pack_chunks(
+    cb: &crate::codebook::Codebook,
+    x: &[f32],
     out: &mut [u8],
-    centroids: Option<(&Lut16<'_>, &mut [f32; 64])>,
-) -> bool {
-    if out.len() < 8 * bits as usize {
-        return false;
-    }
+    centroids: Option<&mut [f32]>,
+) -> usize {
     // SAFETY: forwarded from the caller, with the width matched.
     unsafe {
-        match bits {
-            1 => pack64::<1>(thr, x, out, centroids),
-            2 => pack64::<2>(thr, x, out, centroids),
-            3 => pack64::<3>(thr, x, out, centroids),
-            4 => pack64::<4>(thr, x, out, centroids),
-            _ => return false,
+        match cb.bits() {
+            1 => chunks::<1>(cb, x, out, centroids),
+            2 => chunks::<2>(cb, x, out, centroids),
+            3 => chunks::<3>(cb, x, out, centroids),
+            4 => chunks::<4>(cb, x, out, centroids),
+            _ => 0,
         }
     }
-    true
+}
+
+/// [`quantize_pack_chunks`] at `BITS` bits.
+///
+/// # Safety
+/// As [`quantize_pack_chunks`], with `cb.bits() == BITS`.
+#[inline(always)]
+unsafe fn chunks<const BITS: u32>(
+    cb: &crate::codebook::Codebook,
+    x: &[f32],
+    out: &mut [u8],
+    mut centroids: Option<&mut [f32]>,
+) -> usize {
+    use super::super::simd::Lanes;
+    use crate::vector::F32x16;
+    // SAFETY: the ISA is the caller's promise; each chunk's 8·BITS bytes of
+    // `out` and 64 centroids lie inside the caller's buffers.
+    unsafe {
+        let thr = <F32x16 as Lanes>::thr(cb);
+        let lut = <F32x16 as Lanes>::lut(cb);
+        let dsts = out.chunks_mut(8 * BITS as usize);
+        let mut done = 0;
+        for (chunk, dst) in x.chunks_exact(64).zip(dsts) {
+            let Ok(whole) = <&[f32; 64]>::try_from(chunk) else {
+                break;
+            };
+            let cen = match centroids.as_deref_mut() {
+                Some(c) => match <&mut [f32; 64]>::try_from(&mut c[done..done + 64]) {
+                    Ok(c) => Some((&lut, c)),
+                    Err(_) => break,
+                },
+                None => None,
+            };
+            pack64::<BITS>(&thr, whole, dst, cen);
+            done += 64;
+        }
+        done
+    }
 }

@@ -252,16 +252,15 @@ unsafe impl Lanes for F32x16 {
     }
 
     #[inline(always)]
-    unsafe fn quantize_pack64(
-        bits: u8,
-        thr: &Thr16<'_>,
-        x: &[f32; 64],
+    unsafe fn quantize_pack_chunks(
+        cb: &super::Codebook,
+        x: &[f32],
         out: &mut [u8],
-        centroids: Option<(&Lut16<'_>, &mut [f32; 64])>,
-    ) -> bool {
-        // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); `thr`
-        // and the table are prepared for `bits` (caller).
-        unsafe { encode::quantize_pack64(bits, thr, x, out, centroids) }
+        centroids: Option<&mut [f32]>,
+    ) -> usize {
+        // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); the
+        // lengths are the caller's promise.
+        unsafe { encode::quantize_pack_chunks(cb, x, out, centroids) }
     }
 
     #[inline(always)]

@@ -612,27 +612,19 @@ pub(in crate::codebook) fn accumulate_fused(
     {
         return false;
     }
-    // Σ_r w_r of each query's sign weights, in row order (as the sign
-    // kernel's running total).
-    let mut totals = [0.0f32; MAX_FUSED_GROUP];
-    for (h, t) in totals.iter_mut().enumerate().take(g) {
-        *t = r.sign_weights[h * r.w_stride..][..r.n]
-            .iter()
-            .fold(0.0, |a, &w| a + w);
-    }
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
     // the kernel takes and the arguments are the caller's validated ones.
     unsafe {
         match g {
-            1 if b == 6 => fused_simd::<1, 6>(cb, r, &totals, out, out_stride, d),
-            2 if b == 6 => fused_simd::<2, 6>(cb, r, &totals, out, out_stride, d),
-            _ if b == 6 => fused_simd::<3, 6>(cb, r, &totals, out, out_stride, d),
-            1 if b == 5 => fused_simd::<1, 5>(cb, r, &totals, out, out_stride, d),
-            2 if b == 5 => fused_simd::<2, 5>(cb, r, &totals, out, out_stride, d),
-            _ if b == 5 => fused_simd::<3, 5>(cb, r, &totals, out, out_stride, d),
-            1 => fused_simd::<1, 4>(cb, r, &totals, out, out_stride, d),
-            2 => fused_simd::<2, 4>(cb, r, &totals, out, out_stride, d),
-            _ => fused_simd::<3, 4>(cb, r, &totals, out, out_stride, d),
+            1 if b == 6 => fused_simd::<1, 6>(cb, r, out, out_stride, d),
+            2 if b == 6 => fused_simd::<2, 6>(cb, r, out, out_stride, d),
+            _ if b == 6 => fused_simd::<3, 6>(cb, r, out, out_stride, d),
+            1 if b == 5 => fused_simd::<1, 5>(cb, r, out, out_stride, d),
+            2 if b == 5 => fused_simd::<2, 5>(cb, r, out, out_stride, d),
+            _ if b == 5 => fused_simd::<3, 5>(cb, r, out, out_stride, d),
+            1 => fused_simd::<1, 4>(cb, r, out, out_stride, d),
+            2 => fused_simd::<2, 4>(cb, r, out, out_stride, d),
+            _ => fused_simd::<3, 4>(cb, r, out, out_stride, d),
         }
     }
     true
@@ -646,13 +638,12 @@ crate::backend::avx512_features!(crate::backend::target_features {
     unsafe fn fused_simd<const G: usize, const B: usize>(
         cb: &Codebook,
         r: &crate::codebook::WeightedRows<'_>,
-        totals: &[f32; MAX_FUSED_GROUP],
         out: &mut [f32],
         out_stride: usize,
         d: usize,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { fused::<G, B>(cb, r, totals, out, out_stride, d) }
+        unsafe { fused::<G, B>(cb, r, out, out_stride, d) }
     }
 });
 
@@ -666,7 +657,6 @@ crate::backend::avx512_features!(crate::backend::target_features {
 unsafe fn fused<const G: usize, const B: usize>(
     cb: &Codebook,
     r: &crate::codebook::WeightedRows<'_>,
-    totals: &[f32; MAX_FUSED_GROUP],
     out: &mut [f32],
     out_stride: usize,
     d: usize,
@@ -694,6 +684,11 @@ unsafe fn fused<const G: usize, const B: usize>(
                 let o = &out[h * out_stride + 64 * ch..][..len];
                 *acc = super::values::load_permuted::<1>(o)[0];
             }
+            // Σ_t of each query's sign weights in row order, as the sign
+            // kernel's running total. Scalar adds inside the loop run in
+            // the shadow of the vector work; a fold per query before it
+            // was a chain of dependent adds, 3 cycles a token and query.
+            let mut totals = [0.0f32; G];
             let mut row = r.codes.as_ptr().add(ch * chunk_bytes);
             let mut sg = r.signs.as_ptr().add(8 * ch);
             for t in 0..r.n {
@@ -718,7 +713,9 @@ unsafe fn fused<const G: usize, const B: usize>(
                     for (s, c) in acc[h].iter_mut().zip(&c) {
                         *s = _mm512_fmadd_ps(*c, w, *s);
                     }
-                    let rv = _mm512_set1_ps(*r.sign_weights.get_unchecked(h * r.w_stride + t));
+                    let sw = *r.sign_weights.get_unchecked(h * r.w_stride + t);
+                    totals[h] += sw;
+                    let rv = _mm512_set1_ps(sw);
                     for (s, &mk) in set[h].iter_mut().zip(&masks) {
                         *s = _mm512_mask_add_ps(*s, mk, *s, rv);
                     }
