@@ -309,13 +309,13 @@ fn dot_rows_with_a_huge_stride_and_one_row() {
     }
 }
 
-/// The row-block key kernels (16 rows, blocks of 8 on AVX2 and 16 on
-/// AVX-512) on rows whose last chunk is partial: whole dwords (a masked
-/// load) and not (a copy), in a buffer that ends at the last row's last
-/// byte, so that Miri sees any read past it. The x86 row blocks (AVX2 at 1
-/// to 4 bits, AVX-512 at 1, 2 and 4) sum each row in the scalar order, so
-/// they equal scalar bit for bit; the other kernels (NEON, AVX-512 at 3
-/// bits) add in their own order, within rounding.
+/// The row-block key kernels (16 rows, blocks of 4 on NEON, 8 on AVX2 and
+/// 16 on AVX-512) on rows whose last chunk is partial: whole dwords (a
+/// masked load on x86) and not (a copy), in a buffer that ends at the last
+/// row's last byte, so that Miri sees any read past it. The row blocks
+/// (NEON and AVX2 at 1 to 4 bits, AVX-512 at 1, 2 and 4) sum each row in
+/// the scalar order, so they equal scalar bit for bit; AVX-512 at 3 bits
+/// adds in its own order, within rounding.
 #[test]
 fn row_blocks_with_partial_chunks() {
     let shapes = [
@@ -347,8 +347,9 @@ fn row_blocks_with_partial_chunks() {
         for b in Backend::available() {
             let mut got = vec![0.0f32; rows];
             codebook::dot_rows_on(b, &cb, &q, &packed, row, &mut got).unwrap();
-            // The row blocks: AVX2 at 1–4 bits, AVX-512 at 1, 2 and 4.
-            if b == Backend::Avx2 || (b == Backend::Avx512 && bits != 3) {
+            // The row blocks: NEON and AVX2 at 1–4 bits, AVX-512 at 1, 2
+            // and 4.
+            if matches!(b, Backend::Avx2 | Backend::Neon) || (b == Backend::Avx512 && bits != 3) {
                 let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits_of(&got), bits_of(&want), "{b}, d = {d}, {bits} bits");
             } else {
@@ -362,9 +363,9 @@ fn row_blocks_with_partial_chunks() {
 }
 
 /// Value rows of 1–4 bits whose coordinates are whole groups of 8, in a
-/// buffer that ends at the last row's last byte: AVX2 reads each group's
-/// codes as one dword, and must copy the last group of the last row
-/// instead. Against the scalar kernel, on every backend.
+/// buffer that ends at the last row's last byte: AVX2 and NEON read each
+/// group's codes as one dword, and must copy the last group of the last
+/// row instead. Against the scalar kernel, on every backend.
 #[test]
 fn value_rows_in_groups_of_eight_end_at_the_buffer() {
     for (d, bits) in [(8usize, 1u8), (8, 3), (16, 2), (24, 3), (16, 4), (72, 3)] {

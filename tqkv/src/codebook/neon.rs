@@ -4,6 +4,12 @@
 //! indices `4i … 4i + 3` per lane), per-lane loads above (NEON has no
 //! gather). Quantisation: one compare per threshold for ≤ 4 bits (the mask
 //! is all ones, so subtracting it counts), the scalar search per lane above.
+//! At 1–4 bits, keys are scored in row blocks (four rows, one a lane, from
+//! their packed dwords transposed, with a table of `q_j·c` per coordinate:
+//! the scalar kernel's products added in its order, so the same bits), and
+//! value rows whose length is a multiple of 8 are read 8 codes to one word,
+//! shifted apart in the lanes (no unpacking through memory; the generic
+//! kernel's FMAs in its order, so its bits).
 
 use core::arch::aarch64::*;
 
@@ -111,11 +117,7 @@ unsafe impl Lanes for F32x4 {
         // per-lane reads stay inside the codebook's centroids.
         unsafe {
             if lut.bits <= 4 {
-                let bytes = vaddq_u32(vmulq_n_u32(i, 0x0404_0404), vdupq_n_u32(0x0302_0100));
-                F32x4(vreinterpretq_f32_u8(vqtbl4q_u8(
-                    lut.table,
-                    vreinterpretq_u8_u32(bytes),
-                )))
+                F32x4(vreinterpretq_f32_u8(vqtbl4q_u8(lut.table, entry_bytes(i))))
             } else {
                 let c = lut.centroids.as_ptr();
                 let c = [
@@ -127,6 +129,45 @@ unsafe impl Lanes for F32x4 {
                 F32x4(vld1q_f32(c.as_ptr()))
             }
         }
+    }
+
+    #[inline(always)]
+    unsafe fn dot_row_blocks(
+        cb: &super::Codebook,
+        q: &[f32],
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> usize {
+        // SAFETY: NEON is available (trait contract); the arguments were
+        // validated by `dot_rows_on`.
+        unsafe { row_blocks(cb, q, rows, stride, out) }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate_rows_whole(
+        cb: &super::Codebook,
+        rows: &[u8],
+        stride: usize,
+        weights: &[f32],
+        out: &mut [f32],
+    ) -> bool {
+        let d = out.len();
+        if d == 0 || !d.is_multiple_of(8) {
+            return false;
+        }
+        // SAFETY: NEON is available (trait contract); the arguments were
+        // validated by `accumulate_rows_on`.
+        unsafe {
+            match cb.bits() {
+                1 => value_groups::<1>(cb, rows, stride, weights, out),
+                2 => value_groups::<2>(cb, rows, stride, weights, out),
+                3 => value_groups::<3>(cb, rows, stride, weights, out),
+                4 => value_groups::<4>(cb, rows, stride, weights, out),
+                _ => return false,
+            }
+        }
+        true
     }
 
     #[inline(always)]
@@ -146,6 +187,288 @@ unsafe impl Lanes for F32x4 {
                 let idx = v.map(|xj| search(t, xj));
                 vld1q_u32(idx.as_ptr())
             }
+        }
+    }
+}
+
+/// The `tbl` byte indices of the f32 entries `i` (each lane below 16):
+/// `4i … 4i + 3`.
+///
+/// # Safety
+/// NEON is available.
+#[inline(always)]
+unsafe fn entry_bytes(i: uint32x4_t) -> uint8x16_t {
+    // SAFETY: NEON is the caller's promise; registers only.
+    unsafe {
+        vreinterpretq_u8_u32(vmlaq_u32(
+            vdupq_n_u32(0x0302_0100),
+            i,
+            vdupq_n_u32(0x0404_0404),
+        ))
+    }
+}
+
+/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 4` bits, `out.len()` a
+/// multiple of 8: the `B` bytes of each 8 codes are one word load,
+/// duplicated and shifted apart in the lanes of two registers, looked up
+/// and added with one FMA each, 64 coordinates at a time over every row.
+/// The same FMAs in the same row order as the generic kernel, so the same
+/// bits.
+///
+/// # Safety
+/// NEON is available; rows validated as by `accumulate_rows_on` (row `r`'s
+/// `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`).
+#[inline(always)]
+unsafe fn value_groups<const B: usize>(
+    cb: &super::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let b = B as i32;
+    // SAFETY: NEON is the caller's promise. A group's word load reads
+    // rows[at..at + 4] only when that lies inside `rows`; otherwise its B
+    // bytes are copied. The bytes past a group's own belong to the next
+    // codes (or row) and land in bits the mask clears. Loads and stores of
+    // `out` stay inside it.
+    unsafe {
+        let lut = <F32x4 as Lanes>::lut(cb);
+        let low = [0, -b, -2 * b, -3 * b];
+        let high = [-4 * b, -5 * b, -6 * b, -7 * b];
+        let shifts = [vld1q_s32(low.as_ptr()), vld1q_s32(high.as_ptr())];
+        let keep = vdupq_n_u32((1 << B) - 1);
+        for (ci, chunk) in out.chunks_mut(64).enumerate() {
+            let groups = chunk.len() / 8;
+            let mut acc = [[vdupq_n_f32(0.0); 2]; 8];
+            for (k, a) in acc.iter_mut().enumerate().take(groups) {
+                for (h, v) in a.iter_mut().enumerate() {
+                    *v = vld1q_f32(chunk.as_ptr().add(8 * k + 4 * h));
+                }
+            }
+            for (r, &w) in weights.iter().enumerate() {
+                let row = r * stride + 8 * ci * B;
+                for (k, a) in acc.iter_mut().enumerate() {
+                    if k >= groups {
+                        break;
+                    }
+                    let at = row + k * B;
+                    let word = if at + 4 <= rows.len() {
+                        rows.as_ptr().add(at).cast::<u32>().read_unaligned()
+                    } else {
+                        let mut w4 = [0u8; 4];
+                        w4[..B].copy_from_slice(&rows[at..at + B]);
+                        u32::from_le_bytes(w4)
+                    };
+                    let all = vdupq_n_u32(word);
+                    for (v, sh) in a.iter_mut().zip(shifts) {
+                        let idx = vandq_u32(vshlq_u32(all, sh), keep);
+                        let c = vreinterpretq_f32_u8(vqtbl4q_u8(lut.table, entry_bytes(idx)));
+                        *v = vfmaq_f32(*v, c, vdupq_n_f32(w));
+                    }
+                }
+            }
+            for (k, a) in acc.iter().enumerate().take(groups) {
+                for (h, v) in a.iter().enumerate() {
+                    vst1q_f32(chunk.as_mut_ptr().add(8 * k + 4 * h), *v);
+                }
+            }
+        }
+    }
+}
+
+/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
+/// 64 bytes a coordinate on the stack.
+const BLOCK_MAX_DIM: usize = 256;
+
+/// Transposes 4 rows of 4 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// NEON is available.
+#[inline(always)]
+unsafe fn transpose4(r: &[uint32x4_t; 4]) -> [uint32x4_t; 4] {
+    // SAFETY: NEON is the caller's promise; registers only.
+    unsafe {
+        let t0 = vreinterpretq_u64_u32(vtrn1q_u32(r[0], r[1]));
+        let t1 = vreinterpretq_u64_u32(vtrn2q_u32(r[0], r[1]));
+        let t2 = vreinterpretq_u64_u32(vtrn1q_u32(r[2], r[3]));
+        let t3 = vreinterpretq_u64_u32(vtrn2q_u32(r[2], r[3]));
+        [
+            vreinterpretq_u32_u64(vtrn1q_u64(t0, t2)),
+            vreinterpretq_u32_u64(vtrn1q_u64(t1, t3)),
+            vreinterpretq_u32_u64(vtrn2q_u64(t0, t2)),
+            vreinterpretq_u32_u64(vtrn2q_u64(t1, t3)),
+        ]
+    }
+}
+
+/// Four rows per step, one row per lane, for 1 to 4 bits and rows of at
+/// most [`BLOCK_MAX_DIM`] codes (the NEON form of the x86 row blocks): the
+/// table of coordinate `j` holds `q_j·c[v]` for the 16 values `v`, looked
+/// up by `tbl` on the code's byte indices and added in coordinate order.
+/// Those are the scalar kernel's products and sums, so the scores equal
+/// the scalar ones bit for bit. Returns how many leading rows it scored.
+///
+/// # Safety
+/// NEON is available; the arguments are validated as by `dot_rows_on`
+/// (every row of `out` fits in `rows`).
+#[inline(always)]
+unsafe fn row_blocks(
+    cb: &super::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let bits = cb.bits() as usize;
+    let d = q.len();
+    if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 4 {
+        return 0;
+    }
+    let mut cents = [0.0f32; 16];
+    cents[..cb.centroids().len()].copy_from_slice(cb.centroids());
+    // Only the d entries used are written.
+    let mut table = [core::mem::MaybeUninit::<[f32; 16]>::uninit(); BLOCK_MAX_DIM];
+    for (t, &qj) in table.iter_mut().zip(q) {
+        t.write(cents.map(|c| qj * c));
+    }
+    // SAFETY: entries 0 … d − 1 (d = q.len() ≤ BLOCK_MAX_DIM) were written
+    // just above; MaybeUninit<T> has T's layout. NEON is the caller's
+    // promise and the rows were validated (`block_group`'s contract).
+    unsafe {
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[f32; 16]>(), d);
+        match bits {
+            1 => table_rows::<1>(table, rows, stride, out),
+            2 => table_rows::<2>(table, rows, stride, out),
+            3 => table_rows::<3>(table, rows, stride, out),
+            _ => table_rows::<4>(table, rows, stride, out),
+        }
+    }
+}
+
+/// `out[r] = Σ_j table[j][code j of row r]` at `B` bits for the first
+/// `4·⌊out.len()/4⌋` rows, two blocks of 4 at a time, then one; returns
+/// how many.
+///
+/// # Safety
+/// NEON is available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
+/// (`packed_len(table.len(), B)` bytes each, `stride` apart, one per value
+/// of `out`) lie inside `rows`.
+#[inline(always)]
+unsafe fn table_rows<const B: usize>(
+    table: &[[f32; 16]],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let blocks = out.len() / 4;
+    let mut blk = 0;
+    // SAFETY: the caller's promises are `block_group`'s for every block.
+    unsafe {
+        while blk + 2 <= blocks {
+            block_group::<B, 2>(table, rows, stride, blk, out);
+            blk += 2;
+        }
+        if blk < blocks {
+            block_group::<B, 1>(table, rows, stride, blk, out);
+        }
+    }
+    blocks * 4
+}
+
+/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
+/// 4p + 3` of the row's bytes) for the first `4·⌊out.len()/4⌋` rows;
+/// returns how many. The 4-bit key row blocks with a caller's tables: the
+/// QJL sign sums use them with a table per four signs.
+///
+/// # Safety
+/// NEON is available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
+/// (`⌈table.len()/2⌉` bytes each, `stride` apart, one per value of `out`)
+/// lie inside `rows`.
+#[inline(always)]
+pub(crate) unsafe fn nibble_table_rows(
+    table: &[[f32; 16]],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    // SAFETY: the caller's promises, at 4 bits.
+    unsafe { table_rows::<4>(table, rows, stride, out) }
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (4 rows each) at `B` bits.
+///
+/// A chunk is the bytes of a whole number of codes in at most 4 dwords: 16
+/// bytes for 1, 2 and 4 bits, 12 (32 codes) for 3, whose codes 10 and 21
+/// straddle two dwords.
+///
+/// # Safety
+/// NEON is available; the 4·NB rows from `4·blk0` fit in `rows` and `out`;
+/// `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn block_group<const B: usize, const NB: usize>(
+    table: &[[f32; 16]],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = table.len();
+    let row_len = super::pack::packed_len(d, B as u8);
+    let chunk_bytes = if B == 3 { 12 } else { 16 };
+    let chunk_codes = chunk_bytes * 8 / B;
+    // SAFETY: NEON is the caller's promise. A chunk is loaded in place when
+    // 16 bytes from its start lie inside `rows` (bytes past the row's own
+    // belong to the next chunk or row and land in codes past d, or in bits
+    // no code of the chunk reads); otherwise its bytes are copied to a
+    // local buffer first. So nothing past `rows` is read. The table loads
+    // read entry j < d; the stores write out[4·blk0 … 4·(blk0 + NB)).
+    unsafe {
+        let keep = vdupq_n_u32((1 << B) - 1);
+        let mut acc = [vdupq_n_f32(0.0); NB];
+        let mut chunk = 0;
+        while chunk * chunk_bytes < row_len {
+            let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
+            let mut cols = [[vdupq_n_u32(0); 4]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [vdupq_n_u32(0); 4];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 4 + i) * stride + chunk * chunk_bytes;
+                    *ri = if at + 16 <= rows.len() {
+                        vreinterpretq_u32_u8(vld1q_u8(rows.as_ptr().add(at)))
+                    } else {
+                        let mut part = [0u8; 16];
+                        part[..bytes].copy_from_slice(&rows[at..at + bytes]);
+                        vreinterpretq_u32_u8(vld1q_u8(part.as_ptr()))
+                    };
+                }
+                *col = transpose4(&r);
+            }
+            let first = chunk * chunk_codes;
+            // A constant trip count (with an exit at d), so the loop unrolls
+            // and the shifts are constants.
+            for code in 0..chunk_codes {
+                let j = first + code;
+                if j >= d {
+                    break;
+                }
+                let (k, at) = (code * B / 32, (code * B % 32) as i32);
+                let t = vld1q_u8_x4(table[j].as_ptr().cast());
+                for (a, col) in acc.iter_mut().zip(&cols) {
+                    let mut codes = vshlq_u32(col[k], vdupq_n_s32(-at));
+                    if at as usize + B > 32 {
+                        // The code's high bits open the next dword.
+                        let high = vshlq_u32(col[k + 1], vdupq_n_s32(32 - at));
+                        codes = vorrq_u32(codes, high);
+                    }
+                    let idx = entry_bytes(vandq_u32(codes, keep));
+                    *a = vaddq_f32(*a, vreinterpretq_f32_u8(vqtbl4q_u8(t, idx)));
+                }
+            }
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            vst1q_f32(out.as_mut_ptr().add((blk0 + nb) * 4), *a);
         }
     }
 }

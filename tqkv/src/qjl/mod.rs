@@ -104,7 +104,7 @@ use bitplanes::{Planes, plane_rows_with};
 use rows::signed_rows_with;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use rows::weights_bounded;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use rows::{NIBBLE_MAX_SIGNS, NIBBLE_SIGNS, nibble_sums_take};
 pub(crate) use rows::{accumulate_signs_rows_in, signed_sum_in, signed_sum_rows_in};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

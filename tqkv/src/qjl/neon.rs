@@ -1,10 +1,50 @@
 //! NEON QJL kernels: Hamming with `cnt` on 16-byte blocks; sign-masked f32
-//! sums by testing 4 bits at a time into lane masks; bit-plane counts with
-//! `count_ones` (which is `cnt` on aarch64).
+//! sums by testing 4 bits at a time into lane masks, and for blocks of four
+//! rows by the 4-bit key row blocks with a table per four signs; bit-plane
+//! counts with `count_ones` (which is `cnt` on aarch64).
 
 use core::arch::aarch64::*;
 
 use super::Planes;
+
+/// Signed sums of whole blocks of 4 rows by the 4-bit key row blocks, as
+/// the x86 kernels do: each four signs of a row are a nibble picking one
+/// of 16 sums `±sq[4p] ± … ± sq[4p + 3]`, held in four registers. Returns
+/// the rows done (0 unless [`nibble_sums_take`](super::nibble_sums_take)
+/// them). Within the documented `1e-5 · Σ|sq|` of the scalar kernel.
+///
+/// # Safety
+/// NEON is available; `rows` holds `out.len()` rows of `⌈m/8⌉` bytes,
+/// `stride` apart.
+#[inline(always)]
+unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -> usize {
+    let m = sq.len();
+    if !super::nibble_sums_take(sq, out.len(), 4) {
+        return 0;
+    }
+    let signs = &super::NIBBLE_SIGNS;
+    let mut table = [core::mem::MaybeUninit::<[f32; 16]>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
+    // SAFETY: NEON (caller); the loads read the constant sign rows, the
+    // stores a local array, and sq[4p + i] with 4p + i < m;
+    // `neon_nibble_table_rows` gets the m/4 ≤ 64 entries written here and
+    // the caller's validated rows (⌈m/8⌉ = ⌈(m/4)/2⌉ bytes each).
+    unsafe {
+        for (p, t) in table.iter_mut().take(m / 4).enumerate() {
+            let mut sums = [0.0f32; 16];
+            for (quarter, chunk) in sums.chunks_exact_mut(4).enumerate() {
+                let mut v = vmulq_n_f32(vld1q_f32(signs[0].as_ptr().add(4 * quarter)), sq[4 * p]);
+                for (i, s) in signs.iter().enumerate().skip(1) {
+                    let row = vld1q_f32(s.as_ptr().add(4 * quarter));
+                    v = vfmaq_n_f32(v, row, sq[4 * p + i]);
+                }
+                vst1q_f32(chunk.as_mut_ptr(), v);
+            }
+            t.write(sums);
+        }
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[f32; 16]>(), m / 4);
+        crate::codebook::neon_nibble_table_rows(table, rows, stride, out)
+    }
+}
 
 crate::backend::neon_features!(crate::backend::target_features {
     pub(super) unsafe fn hamming_simd(a: &[u8], b: &[u8]) -> u32 {
@@ -63,9 +103,12 @@ crate::backend::neon_features!(crate::backend::target_features {
     }
 
     pub(super) unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
+        // SAFETY: this function's target feature is NEON; rows were
+        // validated by the caller (every row's ⌈m/8⌉ bytes fit).
+        let done = unsafe { nibble_rows(sq, rows, stride, out) };
         // SAFETY: this function's target feature is that of `signed_sum_simd`;
         // rows were validated by the caller.
-        super::signed_rows_with(sq, rows, stride, out, 0, |q, s| unsafe {
+        super::signed_rows_with(sq, rows, stride, out, done, |q, s| unsafe {
             signed_sum_simd(q, s)
         })
     }

@@ -213,7 +213,7 @@ pub(crate) fn accumulate_signs_rows_in(
     )
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Whether `Σ|w|` is below 1e37 (so finite, and no NaN among the weights):
 /// then kernels may sum `Σ ±w` as `2·Σ_{bit set} w − Σ w` without an
 /// overflow the direct sum would not have, and without turning a ±∞ weight
@@ -230,10 +230,10 @@ pub(crate) fn weights_bounded(weights: &[f32]) -> bool {
 }
 
 /// Lane `l` of row `i`: +1 where bit `i` of `l` is set, else −1 (the signs
-/// that nibble `l` gives its four coordinates), for the x86 sign sums that
-/// look every four signs up in a table of the 16 sums `±sq[4p] ± … ±
-/// sq[4p + 3]`.
-#[cfg(target_arch = "x86_64")]
+/// that nibble `l` gives its four coordinates), for the sign sums that look
+/// every four signs up in a table of the 16 sums `±sq[4p] ± … ± sq[4p + 3]`
+/// (the row blocks of x86 and NEON).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(super) const NIBBLE_SIGNS: [[f32; 16]; 4] = {
     let mut t = [[0.0f32; 16]; 4];
     let mut i = 0;
@@ -249,14 +249,14 @@ pub(super) const NIBBLE_SIGNS: [[f32; 16]; 4] = {
 };
 
 /// Most signs the nibble-table sign sums take (64 tables of 16 sums).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(super) const NIBBLE_MAX_SIGNS: usize = 256;
 
 /// Whether the nibble-table sign sums take `rows` sketches of `sq.len()`
 /// signs in blocks of `lanes`: at least one block, a positive multiple of 4
 /// signs up to [`NIBBLE_MAX_SIGNS`], and `sq` finite and small enough that
 /// no table entry overflows.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(super) fn nibble_sums_take(sq: &[f32], rows: usize, lanes: usize) -> bool {
     let m = sq.len();
