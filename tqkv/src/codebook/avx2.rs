@@ -306,18 +306,11 @@ unsafe fn group_centroids<const B: usize>(
     shifts: __m256i,
     keep: __m256i,
 ) -> __m256 {
-    // SAFETY: AVX2 is the caller's promise; the dword load reads
-    // rows[at..at + 4], inside `rows` by the test, else B bytes are copied
-    // (at + B ≤ rows.len()). The bytes past the group's own land in bits
-    // the lookups ignore.
+    // SAFETY: AVX2 is the caller's promise; registers only (`group_word`
+    // reads the bytes, in bounds). The bytes past the group's own land in
+    // bits the lookups ignore.
     unsafe {
-        let word = if at + 4 <= rows.len() {
-            rows.as_ptr().add(at).cast::<u32>().read_unaligned()
-        } else {
-            let mut w4 = [0u8; 4];
-            w4[..B].copy_from_slice(&rows[at..at + B]);
-            u32::from_le_bytes(w4)
-        };
+        let word = super::pack::group_word::<B>(rows, at);
         let idx = _mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts);
         match B {
             // vpermps reads the low 3 bits; `pick` moves bit 3 up.

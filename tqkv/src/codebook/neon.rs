@@ -227,11 +227,10 @@ unsafe fn value_groups<const B: usize>(
     out: &mut [f32],
 ) {
     let b = B as i32;
-    // SAFETY: NEON is the caller's promise. A group's word load reads
-    // rows[at..at + 4] only when that lies inside `rows`; otherwise its B
-    // bytes are copied. The bytes past a group's own belong to the next
-    // codes (or row) and land in bits the mask clears. Loads and stores of
-    // `out` stay inside it.
+    // SAFETY: NEON is the caller's promise. `group_word` reads each
+    // group's bytes in bounds; the bytes past a group's own belong to the
+    // next codes (or row) and land in bits the mask clears. Loads and
+    // stores of `out` stay inside it.
     unsafe {
         let lut = <F32x4 as Lanes>::lut(cb);
         let low = [0, -b, -2 * b, -3 * b];
@@ -253,13 +252,7 @@ unsafe fn value_groups<const B: usize>(
                         break;
                     }
                     let at = row + k * B;
-                    let word = if at + 4 <= rows.len() {
-                        rows.as_ptr().add(at).cast::<u32>().read_unaligned()
-                    } else {
-                        let mut w4 = [0u8; 4];
-                        w4[..B].copy_from_slice(&rows[at..at + B]);
-                        u32::from_le_bytes(w4)
-                    };
+                    let word = super::pack::group_word::<B>(rows, at);
                     let all = vdupq_n_u32(word);
                     for (v, sh) in a.iter_mut().zip(shifts) {
                         let idx = vandq_u32(vshlq_u32(all, sh), keep);

@@ -168,3 +168,21 @@ pub(crate) fn unpack_unchecked(bits: u8, packed: &[u8], out: &mut [u8]) {
         }
     }
 }
+
+/// The `B ≤ 4` bytes of a group of 8 codes at `rows[at..at + B]` as the
+/// low bytes of a little-endian word: one 4-byte read where 4 bytes are
+/// left in `rows` (the bytes past the group's own then belong to the next
+/// codes, and the value kernels mask them off), else the `B` bytes alone.
+/// Panics unless `at + B ≤ rows.len()`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(super) fn group_word<const B: usize>(rows: &[u8], at: usize) -> u32 {
+    match rows.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => {
+            let mut w4 = [0u8; 4];
+            w4[..B].copy_from_slice(&rows[at..at + B]);
+            u32::from_le_bytes(w4)
+        }
+    }
+}

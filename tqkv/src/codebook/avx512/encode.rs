@@ -112,7 +112,7 @@ unsafe fn chunks<const BITS: u32>(
     cb: &crate::codebook::Codebook,
     x: &[f32],
     out: &mut [u8],
-    mut centroids: Option<&mut [f32]>,
+    centroids: Option<&mut [f32]>,
 ) -> usize {
     use super::super::simd::Lanes;
     use crate::vector::F32x16;
@@ -121,22 +121,12 @@ unsafe fn chunks<const BITS: u32>(
     unsafe {
         let thr = <F32x16 as Lanes>::thr(cb);
         let lut = <F32x16 as Lanes>::lut(cb);
-        let dsts = out.chunks_mut(8 * BITS as usize);
-        let mut done = 0;
-        for (chunk, dst) in x.chunks_exact(64).zip(dsts) {
-            let Ok(whole) = <&[f32; 64]>::try_from(chunk) else {
-                break;
-            };
-            let cen = match centroids.as_deref_mut() {
-                Some(c) => match <&mut [f32; 64]>::try_from(&mut c[done..done + 64]) {
-                    Ok(c) => Some((&lut, c)),
-                    Err(_) => break,
-                },
-                None => None,
-            };
-            pack64::<BITS>(&thr, whole, dst, cen);
-            done += 64;
+        let (whole, _) = x.as_chunks::<64>();
+        let mut cens = centroids.map(|c| c.as_chunks_mut::<64>().0.iter_mut());
+        for (chunk, dst) in whole.iter().zip(out.chunks_mut(8 * BITS as usize)) {
+            let cen = cens.as_mut().and_then(Iterator::next).map(|c| (&lut, c));
+            pack64::<BITS>(&thr, chunk, dst, cen);
         }
-        done
+        64 * whole.len()
     }
 }
