@@ -1,6 +1,8 @@
 //! Criterion benches for encoding into the cache: `cache/push/<scheme>n<bits>/d128`
-//! (one token of one KV head) and `cache/push_batch/<scheme>n<bits>/d128x256`
-//! (256 tokens in one call, the time per call), beside
+//! (one token of one KV head), `cache/push_batch/<scheme>n<bits>/d128x256`
+//! (256 tokens in one call, the time per call) and
+//! `cache/push_batch_parallel/kqvn4/d128x256x2` (the same call shared
+//! between two threads), beside
 //! `cache/memcpy/d128x256`, copying the 256 tokens' f32 keys and values.
 
 use std::hint::black_box;
@@ -60,6 +62,21 @@ fn push(c: &mut Criterion) {
                 })
             },
         );
+        #[cfg(feature = "parallel")]
+        if (scheme, bits) == (Scheme::Kqv, 4) {
+            group.bench_function(
+                BenchmarkId::new(
+                    format!("push_batch_parallel/{name}"),
+                    format!("d{D}x{BATCH}x2"),
+                ),
+                |b| {
+                    b.iter(|| {
+                        cache.clear();
+                        cache.push_batch_parallel(black_box(&k), black_box(&v), 2)
+                    })
+                },
+            );
+        }
     }
     let mut to = vec![0.0f32; 2 * BATCH * D];
     group.bench_function(BenchmarkId::new("memcpy", format!("d{D}x{BATCH}")), |b| {

@@ -529,3 +529,137 @@ fn push_batch_equals_push_token_by_token() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Batches, on one thread or shared out between several, store the
+    /// bytes of token-by-token pushes, whatever the heads, the dimension,
+    /// the batch's length (groups of eight vectors cross tokens when a
+    /// token has several heads) and the thread count.
+    #[test]
+    fn batches_store_the_bytes_of_pushes(
+        scheme in prop::sample::select(Scheme::ALL.to_vec()),
+        budget in 2u8..=6,
+        heads in 1usize..=4,
+        dim in prop::sample::select(vec![16usize, 96, 128]),
+        tokens in 0usize..30,
+        split in 0usize..30,
+        threads in 1usize..=5,
+        seed in any::<u64>(),
+    ) {
+        let cfg = config(scheme, budget, heads, dim, 30);
+        let mut g = tqkv::rng::SplitMix64::new(seed);
+        let mut draw = |n: usize| -> Vec<f32> {
+            (0..n).map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 21) as f32 - 4.0).collect()
+        };
+        let (k, v) = (draw(tokens * heads * dim), draw(tokens * heads * dim));
+        let row = heads * dim;
+        let mut one = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        for t in 0..tokens {
+            one.push(&k[t * row..][..row], &v[t * row..][..row]).unwrap();
+        }
+        let split = split.min(tokens) * row;
+        let mut batch = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        batch.push_batch(&k[..split], &v[..split]).unwrap();
+        batch.push_batch(&k[split..], &v[split..]).unwrap();
+        prop_assert_eq!(batch.as_bytes(), one.as_bytes());
+        #[cfg(feature = "parallel")]
+        {
+            let mut par = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+            par.push_batch_parallel(&k[..split], &v[..split], threads).unwrap();
+            par.push_batch_parallel(&k[split..], &v[split..], threads).unwrap();
+            prop_assert_eq!(par.as_bytes(), one.as_bytes());
+        }
+        let _ = threads;
+    }
+}
+
+/// At the largest dimension a group is one vector (eight would not fit the
+/// stack's work space): batches still store the bytes of pushes.
+#[test]
+fn batches_at_the_largest_dimension() {
+    let dim = tqkv::quant::MAX_DIM;
+    for scheme in [Scheme::Kqv, Scheme::Qkqv] {
+        let cfg = config(scheme, 6, 2, dim, 3);
+        let k: Vec<f32> = (0..3 * 2 * dim)
+            .map(|i| ((i * 37) % 101) as f32 - 50.0)
+            .collect();
+        let v: Vec<f32> = k.iter().map(|x| x * 0.25 + 1.0).collect();
+        let mut one = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        for t in 0..3 {
+            one.push(&k[t * 2 * dim..][..2 * dim], &v[t * 2 * dim..][..2 * dim])
+                .unwrap();
+        }
+        let mut batch = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        batch.push_batch(&k, &v).unwrap();
+        assert_eq!(batch.as_bytes(), one.as_bytes(), "{scheme:?}");
+        #[cfg(feature = "parallel")]
+        {
+            let mut par = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+            par.push_batch_parallel(&k, &v, 2).unwrap();
+            assert_eq!(par.as_bytes(), one.as_bytes(), "{scheme:?}");
+        }
+    }
+}
+
+/// A batch shared between threads refuses what `push_batch` refuses, and
+/// zero threads, storing nothing; on every backend it stores the bytes of
+/// one thread's batch.
+#[cfg(feature = "parallel")]
+#[test]
+fn parallel_batches_refuse_bad_input_and_match_every_backend() {
+    let cfg = config(Scheme::Kqv, 4, 2, 64, 20);
+    let row = 2 * 64;
+    let k: Vec<f32> = (0..20 * row)
+        .map(|i| ((i * 13) % 29) as f32 - 14.0)
+        .collect();
+    let v: Vec<f32> = k.iter().rev().copied().collect();
+    let mut want = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+    want.push_batch(&k[..17 * row], &v[..17 * row]).unwrap();
+    for backend in tqkv::Backend::available() {
+        let mut par = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        par.push_batch_parallel_on(backend, &k[..17 * row], &v[..17 * row], 3)
+            .unwrap();
+        assert_eq!(par.as_bytes(), want.as_bytes(), "{backend}");
+        let before = par.as_bytes().to_vec();
+        assert_eq!(
+            par.push_batch_parallel_on(backend, &k[..row], &v[..row], 0),
+            Err(Error::InvalidParameter("threads must be at least 1"))
+        );
+        assert!(matches!(
+            par.push_batch_parallel_on(backend, &k[..row + 1], &v[..row + 1], 2),
+            Err(Error::RaggedRows { .. })
+        ));
+        assert!(matches!(
+            par.push_batch_parallel_on(backend, &k[..row], &v[..2 * row], 2),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert_eq!(
+            par.push_batch_parallel_on(backend, &k[..4 * row], &v[..4 * row], 2),
+            Err(Error::CacheFull { capacity: 20 })
+        );
+        let mut bad = k[..3 * row].to_vec();
+        bad[2 * row + 5] = f32::INFINITY;
+        assert_eq!(
+            par.push_batch_parallel_on(backend, &bad, &v[..3 * row], 2),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(par.as_bytes(), &before[..]);
+        // A norm past f16's range fails inside the encoding: nothing counted.
+        let mut huge = k[..3 * row].to_vec();
+        huge[2 * row..].fill(1e6);
+        for threads in [1, 2] {
+            assert_eq!(
+                par.push_batch_parallel_on(backend, &huge, &v[..3 * row], threads),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(par.len(), 17);
+        }
+        assert_eq!(
+            par.push_batch_on(backend, &huge, &v[..3 * row]),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(par.len(), 17);
+    }
+}

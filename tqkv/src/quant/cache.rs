@@ -61,6 +61,8 @@
 //! [`Error::CorruptCache`] (with the reason) on anything inconsistent, so no
 //! later access can fall outside the buffer.
 
+mod batch;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::{MAX_DIM, NormPrecision, Quantizer, QuantizerKind, QuantizerSpec, Scheme};
@@ -414,6 +416,13 @@ impl Layout {
             head_stride: at - HEADER_BYTES,
         }
     }
+
+    /// Where each field region of `head`'s keys (`side` 0) or values
+    /// (`side` 1) starts, with the field's bytes per token.
+    fn regions(&self, head: usize, side: usize) -> [(usize, usize); 4] {
+        let base = head * self.head_stride;
+        self.regions[side].map(|(at, f)| (at + base, f))
+    }
 }
 
 impl<B: AsRef<[u8]>> KvCache<B> {
@@ -586,8 +595,7 @@ impl<B: AsRef<[u8]>> KvCache<B> {
     /// (`side` 1) starts, with the field's bytes per token: offsets into
     /// the buffer, valid once `new`/`from_bytes` checked the layout.
     fn regions(&self, head: usize, side: usize) -> [(usize, usize); 4] {
-        let base = head * self.layout.head_stride;
-        self.layout.regions[side].map(|(at, f)| (at + base, f))
+        self.layout.regions(head, side)
     }
 
     fn fields(&self, head: usize, side: usize) -> Option<Fields<'_>> {
@@ -832,80 +840,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         self.push_in(backend.check()?, k, v)
     }
 
-    /// Appends `n` tokens at once (a prefill): `k` and `v` hold `n` tokens
-    /// of `heads·dim` keys and `heads·value_dim` values each, token-major
-    /// then head-major. The bytes stored equal those of `n` calls of
-    /// [`push`](Self::push).
-    ///
-    /// ```
-    /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
-    ///
-    /// let config = CacheConfig::new(Scheme::Kqv, 4, 2, 64, 8);
-    /// let (k, v): (Vec<f32>, Vec<f32>) = (0..3 * 128).map(|i| (i as f32, 1.0)).unzip();
-    /// let mut batch = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
-    /// batch.push_batch(&k, &v)?;
-    /// let mut one = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
-    /// for t in 0..3 {
-    ///     one.push(&k[t * 128..][..128], &v[t * 128..][..128])?;
-    /// }
-    /// assert_eq!(batch.as_bytes(), one.as_bytes());
-    /// # Ok::<(), tqkv::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`] unless `k` and `v` have the same length;
-    /// [`Error::RaggedRows`] unless it is a whole number of tokens;
-    /// [`Error::CacheFull`] if the tokens do not all fit; [`Error::NonFinite`].
-    /// On error nothing is stored.
-    pub fn push_batch(&mut self, k: &[f32], v: &[f32]) -> Result<(), Error> {
-        self.push_batch_on(Backend::detect(), k, v)
-    }
-
-    /// [`push_batch`](Self::push_batch) on a chosen backend.
-    ///
-    /// # Errors
-    /// As [`push_batch`](Self::push_batch), plus [`Error::BackendUnavailable`].
-    pub fn push_batch_on(&mut self, backend: Backend, k: &[f32], v: &[f32]) -> Result<(), Error> {
-        let backend = backend.check()?;
-        let (k_row, v_row) = self.rows();
-        if k_row == 0 || !k.len().is_multiple_of(k_row) {
-            return Err(Error::RaggedRows {
-                len: k.len(),
-                row_len: k_row,
-            });
-        }
-        let n = k.len() / k_row;
-        if v.len() != n * v_row {
-            return Err(Error::LengthMismatch {
-                expected: n * v_row,
-                found: v.len(),
-            });
-        }
-        if self.len + n > self.config.capacity {
-            return Err(Error::CacheFull {
-                capacity: self.config.capacity,
-            });
-        }
-        crate::error::finite_on(backend, k)?;
-        crate::error::finite_on(backend, v)?;
-        let start = self.len;
-        for (kt, vt) in k.chunks_exact(k_row).zip(v.chunks_exact(v_row)) {
-            // Lengths, room and finiteness are checked for the whole batch.
-            if let Err(e) = self.store_token(backend, kt, vt) {
-                self.set_len(start);
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// [`push_on`](Self::push_on) on a backend already checked.
     /// Floats of one token's keys and of its values, all heads.
     fn rows(&self) -> (usize, usize) {
         let c = &self.config;
         (c.heads * c.dim, c.heads * c.value_dim)
     }
 
+    /// [`push_on`](Self::push_on) on a backend already checked.
     pub(crate) fn push_in(&mut self, backend: Checked, k: &[f32], v: &[f32]) -> Result<(), Error> {
         let (k_row, v_row) = self.rows();
         for (x, row) in [(k, k_row), (v, v_row)] {
@@ -944,20 +885,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 let regions = self.regions(h, side);
                 crate::stack::bytes(q.encoded_len(), |code| {
                     q.encode_in(backend, &x[h * dim..(h + 1) * dim], code)?;
-                    let buf = self.buf.as_mut();
-                    let mut at = 0;
-                    for (start, f) in regions {
-                        let slot = start + t * f;
-                        buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
-                        at += f;
-                    }
+                    batch::scatter(self.buf.as_mut(), regions, t, code);
                     Ok::<(), Error>(())
                 })?;
             }
         }
-        self.len += 1;
-        let len = (self.len as u32).to_le_bytes();
-        self.buf.as_mut()[28..32].copy_from_slice(&len);
+        self.set_len(t + 1);
         Ok(())
     }
 }

@@ -55,6 +55,7 @@
 //! ```
 
 mod cache;
+mod rows;
 
 pub use cache::{CacheConfig, Fields, HEADER_BYTES, KvCache, MAGIC, VERSION};
 use half::{bf16, f16};
