@@ -559,6 +559,24 @@ proptest! {
         for t in 0..tokens {
             one.push(&k[t * row..][..row], &v[t * row..][..row]).unwrap();
         }
+        // Each stored field is that of the quantiser's own encoding of the
+        // head's vector (pushes of several heads go in groups too).
+        for (side, x) in [&k, &v].into_iter().enumerate() {
+            let q = if side == 0 { one.key_quantizer() } else { one.value_quantizer() };
+            let (len, f) = (q.encoded_len(), q.fields());
+            let mut code = vec![0u8; len];
+            for (t, h) in (0..tokens).flat_map(|t| (0..heads).map(move |h| (t, h))) {
+                q.encode(&x[t * row + h * dim..][..dim], &mut code).unwrap();
+                let stored = if side == 0 { one.key_fields(h) } else { one.value_fields(h) };
+                let stored = stored.unwrap();
+                let fields = [stored.norms, stored.residual_norms, stored.codes, stored.signs];
+                let mut at = 0;
+                for (field, bytes) in fields.iter().zip(f) {
+                    prop_assert_eq!(&field[t * bytes..][..bytes], &code[at..at + bytes]);
+                    at += bytes;
+                }
+            }
+        }
         let split = split.min(tokens) * row;
         let mut batch = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
         batch.push_batch(&k[..split], &v[..split]).unwrap();

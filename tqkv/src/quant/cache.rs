@@ -821,7 +821,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     }
 
     /// Appends one token: `k` holds `heads·dim` values and `v`
-    /// `heads·value_dim`, head-major.
+    /// `heads·value_dim`, head-major. Several heads are encoded as a
+    /// [`push_batch`](Self::push_batch) groups them, eight vectors a step.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] for wrong lengths; [`Error::CacheFull`];
@@ -863,7 +864,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 capacity: self.config.capacity,
             });
         }
-        self.store_token(backend, k, v)
+        // One head alone is faster without the groups' bookkeeping.
+        if self.config.heads == 1 {
+            self.store_token(backend, k, v)
+        } else {
+            self.store_tokens(backend, self.config.heads, k, v)
+        }
     }
 
     /// Encodes one token (lengths, room and finiteness checked by the

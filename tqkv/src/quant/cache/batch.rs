@@ -133,7 +133,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// Encodes the tokens of `k` and `v` (lengths, room and finiteness
     /// checked by the caller) into the slots from `len()` on, then counts
     /// them: on error nothing is stored.
-    fn store_tokens(
+    pub(super) fn store_tokens(
         &mut self,
         backend: Checked,
         rows: usize,
