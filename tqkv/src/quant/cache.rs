@@ -891,7 +891,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 let regions = self.regions(h, side);
                 crate::stack::bytes(q.encoded_len(), |code| {
                     q.encode_in(backend, &x[h * dim..(h + 1) * dim], code)?;
-                    batch::scatter(self.buf.as_mut(), regions, t, code);
+                    let buf = self.buf.as_mut();
+                    let mut at = 0;
+                    for (start, f) in regions {
+                        let slot = start + t * f;
+                        buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
+                        at += f;
+                    }
                     Ok::<(), Error>(())
                 })?;
             }

@@ -10,10 +10,22 @@
 //! same operations in the same order as [`encode_in`](super::Quantizer),
 //! so the bytes are the same.
 
-use super::{BaselineQuantizer, Error, MseQuantizer, ProdQuantizer, Quantizer, start_encode, unit};
+use super::{
+    BaselineQuantizer, Error, MseQuantizer, NormPrecision, ProdQuantizer, Quantizer, check_len,
+    norm, unit,
+};
 use crate::backend::Checked;
-use crate::codebook::{self, pack};
+use crate::codebook;
 use crate::loops;
+
+/// Where the fields of each vector's encoding are stored, in place: the
+/// caller's buffer (a cache's field regions), not a copy.
+pub(crate) trait Slots {
+    /// Field `field` of vector `row`'s encoding, exactly its bytes: 0 the
+    /// norm, 1 the residual norm, 2 the codes, 3 the signs (the order of
+    /// [`Quantizer::fields`]; a field of no bytes is never asked for).
+    fn slot(&mut self, row: usize, field: usize) -> &mut [u8];
+}
 
 /// The most vectors encoded together. Eight hide most of the latencies at
 /// d = 128; the work space (`2·dim` floats a vector for prod) stays small.
@@ -29,42 +41,55 @@ impl Quantizer {
         }
     }
 
-    /// Encodes each `xs[i]` into `out[i·len..(i+1)·len]` (`len` =
-    /// [`encoded_len`](Self::encoded_len)), the same bytes as
+    /// Encodes each `xs[i]` into the slots of row `i`, the same bytes as
     /// [`encode_in`](Self::encode_in) on each; `work` holds at least
     /// `xs.len()·`[`row_work`](Self::row_work) floats and `xs.len() ≤`
-    /// [`ROWS`]. On error the encodings are unspecified.
+    /// [`ROWS`]. On error the slots' bytes are unspecified.
     pub(crate) fn encode_rows_in(
         &self,
         backend: Checked,
         xs: &[&[f32]],
-        out: &mut [u8],
+        slots: &mut impl Slots,
         work: &mut [f32],
     ) -> Result<(), Error> {
         debug_assert!(xs.len() <= ROWS);
         match self {
-            Quantizer::Mse(q) => q.encode_rows_in(backend, xs, out, work),
-            Quantizer::Prod(q) => q.encode_rows_in(backend, xs, out, work),
-            Quantizer::Baseline(q) => q.encode_rows_in(backend, xs, out, work),
+            Quantizer::Mse(q) => q.encode_rows_in(backend, xs, slots, work),
+            Quantizer::Prod(q) => q.encode_rows_in(backend, xs, slots, work),
+            Quantizer::Baseline(q) => q.encode_rows_in(backend, xs, slots, work),
         }
     }
 }
 
-/// Each vector's norm, checked and stored at the start of its encoding
-/// (`len` bytes each in `out`): `(‖x‖, the value a decoder reads)`.
-fn norms(
-    backend: Checked,
-    dim: usize,
-    len: usize,
-    precision: super::NormPrecision,
-    xs: &[&[f32]],
-    out: &mut [u8],
-) -> Result<[(f64, f32); ROWS], Error> {
-    let mut norms = [(0.0, 0.0); ROWS];
-    for (i, x) in xs.iter().enumerate() {
-        norms[i] = start_encode(backend, dim, len, precision, x, row(out, i, len))?;
+/// Each vector's norm `‖x‖`, checked and stored in its slot, and the value
+/// a decoder reads of it.
+#[derive(Default)]
+struct Norms {
+    exact: [f64; ROWS],
+    stored: [f32; ROWS],
+}
+
+impl Norms {
+    /// Filled in place: returned by value, the norms were written as
+    /// scalars and copied in 16-byte moves, loads that cannot take their
+    /// bytes from the stores just made (a stall of a few percent of an
+    /// encode).
+    fn fill(
+        &mut self,
+        backend: Checked,
+        dim: usize,
+        precision: NormPrecision,
+        xs: &[&[f32]],
+        slots: &mut impl Slots,
+    ) -> Result<(), Error> {
+        for (i, x) in xs.iter().enumerate() {
+            check_len(dim, x.len())?;
+            let n = norm(backend, x)?;
+            self.exact[i] = n;
+            self.stored[i] = precision.store(n as f32, slots.slot(i, 0))?;
+        }
+        Ok(())
     }
-    Ok(norms)
 }
 
 /// Row `i` of `len` elements. Indexing, not `chunks_exact`: its length
@@ -75,8 +100,8 @@ fn row<T>(x: &mut [T], i: usize, len: usize) -> &mut [T] {
 }
 
 /// Each `xs[i]/‖xs[i]‖` into row `i` (`dim` floats) of `work`.
-fn units(backend: Checked, dim: usize, xs: &[&[f32]], norms: &[(f64, f32)], work: &mut [f32]) {
-    for (i, (x, &(n, _))) in xs.iter().zip(norms).enumerate() {
+fn units(backend: Checked, dim: usize, xs: &[&[f32]], norms: &Norms, work: &mut [f32]) {
+    for (i, (x, &n)) in xs.iter().zip(&norms.exact).enumerate() {
         unit(backend, x, n, row(work, i, dim));
     }
 }
@@ -87,48 +112,36 @@ impl MseQuantizer {
         &self,
         backend: Checked,
         xs: &[&[f32]],
-        out: &mut [u8],
+        slots: &mut impl Slots,
         work: &mut [f32],
     ) -> Result<(), Error> {
-        let len = self.encoded_len();
         let codebook = (&self.codebook, self.norm);
-        codes_of_units(
-            backend,
-            self.dim,
-            len,
-            codebook,
-            Some(&self.rotation),
-            xs,
-            out,
-            work,
-        )
+        let rotation = Some(&self.rotation);
+        codes_of_units(backend, self.dim, codebook, rotation, xs, slots, work)
     }
 }
 
 /// Norms, unit vectors, their rotations (if any) and their codes, for the
 /// quantisers whose encoding is only that (mse and the baseline).
-#[allow(clippy::too_many_arguments)]
 fn codes_of_units(
     backend: Checked,
     dim: usize,
-    len: usize,
-    (codebook, precision): (&codebook::Codebook, super::NormPrecision),
+    (codebook, precision): (&codebook::Codebook, NormPrecision),
     rotation: Option<&crate::Rotation>,
     xs: &[&[f32]],
-    out: &mut [u8],
+    slots: &mut impl Slots,
     work: &mut [f32],
 ) -> Result<(), Error> {
-    let norms = norms(backend, dim, len, precision, xs, out)?;
+    let mut norms = Norms::default();
+    norms.fill(backend, dim, precision, xs, slots)?;
     units(backend, dim, xs, &norms, work);
     if let Some(rotation) = rotation {
         for i in 0..xs.len() {
             rotation.rotate_in(backend, row(work, i, dim))?;
         }
     }
-    let nb = precision.bytes();
     for i in 0..xs.len() {
-        let code = &mut row(out, i, len)[nb..];
-        codebook::quantize_packed_in(backend, codebook, row(work, i, dim), code)?;
+        codebook::quantize_packed_in(backend, codebook, row(work, i, dim), slots.slot(i, 2))?;
     }
     Ok(())
 }
@@ -140,12 +153,12 @@ impl ProdQuantizer {
         &self,
         backend: Checked,
         xs: &[&[f32]],
-        out: &mut [u8],
+        slots: &mut impl Slots,
         work: &mut [f32],
     ) -> Result<(), Error> {
-        let (dim, len, nb) = (self.dim, self.encoded_len(), self.norm.bytes());
-        let codes = pack::packed_len(dim, self.mse.codebook.bits());
-        let norms = norms(backend, dim, len, self.norm, xs, out)?;
+        let dim = self.dim;
+        let mut norms = Norms::default();
+        norms.fill(backend, dim, self.norm, xs, slots)?;
         // The unit vectors, then their codes' centroids.
         let (ys, yhats) = work.split_at_mut(xs.len() * dim);
         units(backend, dim, xs, &norms, ys);
@@ -154,12 +167,12 @@ impl ProdQuantizer {
         }
         let cb = &self.mse.codebook;
         for i in 0..xs.len() {
-            let code = &mut row(out, i, len)[2 * nb..][..codes];
             let (y, yhat) = (row(ys, i, dim), row(yhats, i, dim));
-            codebook::quantize_packed_centroids_in(backend, cb, y, code, yhat)?;
+            codebook::quantize_packed_centroids_in(backend, cb, y, slots.slot(i, 2), yhat)?;
         }
         // The residuals, at the decoder's scale, in place of the units.
-        for (i, &(n, stored)) in norms.iter().enumerate().take(xs.len()) {
+        for i in 0..xs.len() {
+            let (n, stored) = (norms.exact[i], norms.stored[i]);
             loops::residual_on(
                 backend,
                 row(ys, i, dim),
@@ -169,11 +182,10 @@ impl ProdQuantizer {
             );
         }
         for i in 0..xs.len() {
-            let (head, rest) = row(out, i, len).split_at_mut(2 * nb);
             let gamma = self
                 .sketcher
-                .sketch_in(backend, row(ys, i, dim), &mut rest[codes..])?;
-            self.norm.store(gamma, &mut head[nb..])?;
+                .sketch_in(backend, row(ys, i, dim), slots.slot(i, 3))?;
+            self.norm.store(gamma, slots.slot(i, 1))?;
         }
         Ok(())
     }
@@ -185,11 +197,10 @@ impl BaselineQuantizer {
         &self,
         backend: Checked,
         xs: &[&[f32]],
-        out: &mut [u8],
+        slots: &mut impl Slots,
         work: &mut [f32],
     ) -> Result<(), Error> {
-        let len = self.encoded_len();
         let codebook = (&self.codebook, self.norm);
-        codes_of_units(backend, self.dim, len, codebook, None, xs, out, work)
+        codes_of_units(backend, self.dim, codebook, None, xs, slots, work)
     }
 }

@@ -4,20 +4,50 @@
 //! chains), and under the `parallel` feature the groups are shared out
 //! between threads, each writing its own tokens' slots.
 
-use super::{CacheConfig, KvCache, MAX_ENCODED};
+use super::{CacheConfig, KvCache, Layout};
 use crate::backend::Checked;
-use crate::quant::rows::ROWS;
+use crate::quant::rows::{ROWS, Slots};
 use crate::quant::{MAX_DIM, Quantizer};
 use crate::{Backend, Error};
 
-/// Copies the fields of one encoding (their bytes in order) to slot `t` of
-/// their regions, `(start, bytes per token)` each.
-pub(super) fn scatter(buf: &mut [u8], regions: [(usize, usize); 4], t: usize, code: &[u8]) {
-    let mut at = 0;
-    for (start, f) in regions {
-        let slot = start + t * f;
-        buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
-        at += f;
+/// Where a batch's encodings go, in place: field `field` (as in
+/// [`Slots`]) of the encoding of `head`'s keys (`side` 0) or values
+/// (`side` 1) for the batch's token `token`, exactly its bytes.
+trait Destination {
+    fn field(&mut self, head: usize, side: usize, token: usize, field: usize) -> &mut [u8];
+}
+
+/// The cache's own regions, the batch's tokens from slot `first` on.
+struct Regions<'b> {
+    buf: &'b mut [u8],
+    layout: Layout,
+    first: usize,
+}
+
+impl Destination for Regions<'_> {
+    #[inline]
+    fn field(&mut self, head: usize, side: usize, token: usize, field: usize) -> &mut [u8] {
+        let (start, f) = self.layout.regions[side][field];
+        let at = start + head * self.layout.head_stride + (self.first + token) * f;
+        &mut self.buf[at..at + f]
+    }
+}
+
+/// One side of a group of vectors seen as [`Slots`]: row `i` is
+/// `(head, token)` `rows[i]`.
+struct GroupSlots<'d, D> {
+    dest: &'d mut D,
+    side: usize,
+    // Borrowed: a copy was made in 16-byte moves of the 8-byte stores
+    // just made, which cannot forward (a stall on every group).
+    rows: &'d [(usize, usize)],
+}
+
+impl<D: Destination> Slots for GroupSlots<'_, D> {
+    #[inline]
+    fn slot(&mut self, row: usize, field: usize) -> &mut [u8] {
+        let (head, token) = self.rows[row];
+        self.dest.field(head, self.side, token, field)
     }
 }
 
@@ -30,59 +60,50 @@ struct Encoders<'a> {
 }
 
 impl Encoders<'_> {
-    /// Encodes every token of `k` and `v` (lengths and finiteness checked),
-    /// handing each encoding to `put(head, side, token, code)`: `side` 0
-    /// for keys, 1 for values, `token` counted from 0. The vectors go in
-    /// groups of up to [`ROWS`] in their order in `k` and `v` (token-major,
-    /// then head-major), so the heads of one token make a group too.
+    /// Encodes the `rows` vectors (tokens × heads) of `k` and `v` (lengths
+    /// and finiteness checked) into `dest`. They go in groups of up to
+    /// [`ROWS`] in their order in `k` and `v` (token-major, then
+    /// head-major), so the heads of one token make a group too.
     fn encode(
         &self,
         backend: Checked,
         rows: usize,
         k: &[f32],
         v: &[f32],
-        mut put: impl FnMut(usize, usize, usize, &[u8]),
+        dest: &mut impl Destination,
     ) -> Result<(), Error> {
-        let len = self.k.encoded_len().max(self.v.encoded_len());
-        if len > MAX_ENCODED {
-            return Err(Error::InvalidParameter("encoding longer than MAX_ENCODED"));
-        }
         let work = self.k.row_work().max(self.v.row_work());
-        // The stack's largest buffers: 2·MAX_DIM floats, MAX_ENCODED bytes.
-        let group = ROWS
-            .min(2 * MAX_DIM / work)
-            .min(MAX_ENCODED / len)
-            .min(rows)
-            .max(1);
+        // The stack's largest buffer holds 2·MAX_DIM floats.
+        let group = ROWS.min(2 * MAX_DIM / work).min(rows).max(1);
         let c = self.config;
         crate::stack::floats(group * work, |work| {
-            crate::stack::bytes(group * len, |code| {
-                let (mut token, mut head) = (0, 0);
-                for first in (0..rows).step_by(group) {
-                    let n = group.min(rows - first);
-                    let sides = [(self.k, k, c.dim), (self.v, v, c.value_dim)];
-                    for (side, (q, x, dim)) in sides.into_iter().enumerate() {
-                        let xs: [&[f32]; ROWS] = core::array::from_fn(|i| match i < n {
-                            true => &x[(first + i) * dim..][..dim],
-                            false => &[],
-                        });
-                        let len = q.encoded_len();
-                        q.encode_rows_in(backend, &xs[..n], &mut code[..n * len], work)?;
-                        let (mut t, mut h) = (token, head);
-                        for code in code[..n * len].chunks_exact(len) {
-                            put(h, side, t, code);
-                            h += 1;
-                            if h == c.heads {
-                                (t, h) = (t + 1, 0);
-                            }
-                        }
-                        if side == 1 {
-                            (token, head) = (t, h);
-                        }
+            let (mut head, mut token) = (0, 0);
+            for first in (0..rows).step_by(group) {
+                let n = group.min(rows - first);
+                let mut at = [(0, 0); ROWS];
+                for a in &mut at[..n] {
+                    *a = (head, token);
+                    head += 1;
+                    if head == c.heads {
+                        (head, token) = (0, token + 1);
                     }
                 }
-                Ok(())
-            })
+                let sides = [(self.k, k, c.dim), (self.v, v, c.value_dim)];
+                for (side, (q, x, dim)) in sides.into_iter().enumerate() {
+                    let xs: [&[f32]; ROWS] = core::array::from_fn(|i| match i < n {
+                        true => &x[(first + i) * dim..][..dim],
+                        false => &[],
+                    });
+                    let dest = &mut *dest;
+                    let mut slots = GroupSlots {
+                        dest,
+                        side,
+                        rows: &at,
+                    };
+                    q.encode_rows_in(backend, &xs[..n], &mut slots, work)?;
+                }
+            }
+            Ok(())
         })
     }
 }
@@ -140,16 +161,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         k: &[f32],
         v: &[f32],
     ) -> Result<(), Error> {
-        let (first, layout) = (self.len, self.layout);
+        let first = self.len;
         let encoders = Encoders {
             k: &self.k,
             v: &self.v,
             config: &self.config,
         };
-        let buf = self.buf.as_mut();
-        encoders.encode(backend, rows, k, v, |h, side, t, code| {
-            scatter(buf, layout.regions(h, side), first + t, code)
-        })?;
+        let mut dest = Regions {
+            buf: self.buf.as_mut(),
+            layout: self.layout,
+            first,
+        };
+        encoders.encode(backend, rows, k, v, &mut dest)?;
         self.set_len(first + rows / self.config.heads);
         Ok(())
     }
@@ -266,19 +289,31 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 let (from, to) = (run * per_run, ((run + 1) * per_run).min(tokens));
                 let (k, v) = (&k[from * k_row..to * k_row], &v[from * v_row..to * v_row]);
                 let rows = (to - from) * heads;
-                encoders.encode(backend, rows, k, v, |h, side, t, code| {
-                    let fields = layout.regions[side].map(|(_, f)| f);
-                    let mut at = 0;
-                    for (field, f) in fields.into_iter().enumerate() {
-                        let slot = &mut share[(2 * h + side) * 4 + field];
-                        slot[t * f..(t + 1) * f].copy_from_slice(&code[at..at + f]);
-                        at += f;
-                    }
-                })
+                let mut dest = Shares {
+                    share: &mut share,
+                    layout: &layout,
+                };
+                encoders.encode(backend, rows, k, v, &mut dest)
             })?;
         // Counted only now: on error nothing is stored.
         self.set_len(first + tokens);
         Ok(())
+    }
+}
+
+/// A run's share of the batch's slots (see [`slots`]).
+#[cfg(feature = "parallel")]
+struct Shares<'s, 'b> {
+    share: &'s mut [&'b mut [u8]],
+    layout: &'s Layout,
+}
+
+#[cfg(feature = "parallel")]
+impl Destination for Shares<'_, '_> {
+    #[inline]
+    fn field(&mut self, head: usize, side: usize, token: usize, field: usize) -> &mut [u8] {
+        let f = self.layout.regions[side][field].1;
+        &mut self.share[(2 * head + side) * 4 + field][token * f..(token + 1) * f]
     }
 }
 
@@ -288,7 +323,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
 #[cfg(feature = "parallel")]
 fn slots<'b>(
     buf: &'b mut [u8],
-    layout: &super::Layout,
+    layout: &Layout,
     heads: usize,
     first: usize,
     tokens: usize,
