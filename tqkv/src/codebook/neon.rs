@@ -1,15 +1,19 @@
 //! NEON codebook kernels: 4 lanes.
 //!
 //! Lookup: `tbl` over the 64 bytes of 16 centroids for ≤ 4 bits (byte
-//! indices `4i … 4i + 3` per lane), per-lane loads above (NEON has no
-//! gather). Quantisation: one compare per threshold for ≤ 4 bits (the mask
+//! indices `4i … 4i + 3` per lane), byte planes at 5 and 6 bits, per-lane
+//! loads above (NEON has no gather). Quantisation: one compare per threshold for ≤ 4 bits (the mask
 //! is all ones, so subtracting it counts), the scalar search per lane above.
 //! At 1–4 bits, keys are scored in row blocks (four rows, one a lane, from
 //! their packed dwords transposed, with a table of `q_j·c` per coordinate:
 //! the scalar kernel's products added in its order, so the same bits), and
 //! value rows whose length is a multiple of 8 are read 8 codes to one word,
 //! shifted apart in the lanes (no unpacking through memory; the generic
-//! kernel's FMAs in its order, so its bits).
+//! kernel's FMAs in its order, so its bits). At 5 and 6 bits the generic
+//! loops unpack 16 codes at a time (a `tbl` puts each code's two bytes in
+//! a u16 lane, then a shift and a mask) and look 16 centroids up at a time
+//! from the codebook's byte planes (a `tbl` a plane, then zips): the same
+//! values, so the generic kernel's bits.
 
 use core::arch::aarch64::*;
 

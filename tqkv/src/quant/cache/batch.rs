@@ -115,7 +115,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// [`push`](Self::push). The vectors (a token's heads, then the next
     /// token's) are encoded eight at a time, each encoding step over all
     /// eight, which lets the core overlap their work: at d = 128 a token
-    /// costs about a seventh less than a [`push`](Self::push).
+    /// costs about a fifth less than a [`push`](Self::push).
     ///
     /// ```
     /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
