@@ -1,5 +1,6 @@
 //! Criterion benches for encoding into the cache: `cache/push/<scheme>n<bits>/d128`
-//! (one token of one KV head), `cache/push_batch/<scheme>n<bits>/d128x256`
+//! (one token of one KV head), `cache/push/kqvn4/d128h8` (one token of eight
+//! KV heads), `cache/push_batch/<scheme>n<bits>/d128x256`
 //! (256 tokens in one call, the time per call) and
 //! `cache/push_batch_parallel/kqvn4/d128x256x2` (the same call shared
 //! between two threads), beside
@@ -78,6 +79,24 @@ fn push(c: &mut Criterion) {
             );
         }
     }
+    // One token of eight KV heads (its heads are encoded as a group), the
+    // time per token.
+    const HEADS: usize = 8;
+    let cfg = CacheConfig::new(Scheme::Kqv, 4, HEADS, D, BATCH).with_seed(5);
+    let mut cache =
+        KvCache::new(cfg, vec![0u8; cfg.bytes_needed().expect("valid config")]).expect("fits");
+    group.throughput(Throughput::Elements(HEADS as u64));
+    group.bench_function(
+        BenchmarkId::new("push/kqvn4", format!("d{D}h{HEADS}")),
+        |b| {
+            b.iter(|| {
+                if cache.len() == BATCH {
+                    cache.clear();
+                }
+                cache.push(black_box(&k[..HEADS * D]), black_box(&v[..HEADS * D]))
+            })
+        },
+    );
     let mut to = vec![0.0f32; 2 * BATCH * D];
     group.bench_function(BenchmarkId::new("memcpy", format!("d{D}x{BATCH}")), |b| {
         b.iter(|| {

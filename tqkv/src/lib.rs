@@ -87,6 +87,8 @@ mod loops;
 pub mod qjl;
 pub mod quant;
 pub mod rng;
+#[cfg(feature = "parallel")]
+mod split;
 mod stack;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod vector;

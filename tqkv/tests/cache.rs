@@ -621,6 +621,33 @@ fn batches_at_the_largest_dimension() {
     }
 }
 
+/// A batch long enough for many runs (they shrink from a quarter of the
+/// tokens to 32) stores, on any thread count, the bytes of one thread's.
+#[cfg(feature = "parallel")]
+#[test]
+fn parallel_batches_of_many_runs_equal_one_thread() {
+    for scheme in [Scheme::Kqv, Scheme::Kv, Scheme::Qkqv] {
+        let cfg = config(scheme, 3, 2, 64, 400);
+        let row = 2 * 64;
+        let k: Vec<f32> = (0..333 * row)
+            .map(|i| ((i * 29) % 53) as f32 * 0.1 - 2.6)
+            .collect();
+        let v: Vec<f32> = k.iter().map(|x| 1.5 - x).collect();
+        let mut want = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        want.push_batch(&k[..row], &v[..row]).unwrap();
+        want.push_batch(&k[row..], &v[row..]).unwrap();
+        for threads in [1, 2, 3, 4, 7] {
+            let mut par = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+            par.push_batch_parallel(&k[..row], &v[..row], threads)
+                .unwrap();
+            par.push_batch_parallel(&k[row..], &v[row..], threads)
+                .unwrap();
+            assert_eq!(par.len(), 333);
+            assert_eq!(par.as_bytes(), want.as_bytes(), "{scheme:?} {threads}");
+        }
+    }
+}
+
 /// A batch shared between threads refuses what `push_batch` refuses, and
 /// zero threads, storing nothing; on every backend it stores the bytes of
 /// one thread's batch.

@@ -61,20 +61,12 @@ const MIN_TOKENS_PER_RANGE: usize = 512;
 
 const PANICKED: Error = Error::InvalidParameter("an attention thread panicked");
 
-/// Bounds of the token ranges of one split, from 0 to `len`: each range
-/// `1/(2·threads)` of the tokens left (guided self-scheduling), at least
-/// [`MIN_TOKENS_PER_RANGE`] unless fewer are left. The first ranges are
-/// long, the last short, so the threads finish within a short range of each
-/// other and a helper that starts late leaves its share to the others. The
-/// bounds depend only on `len` and `threads`, never on the scheduling.
+/// Bounds of the token ranges of one split, from 0 to `len`
+/// ([`guided_bounds`](crate::split::guided_bounds) of at least
+/// [`MIN_TOKENS_PER_RANGE`]); one empty range for an empty cache, whose
+/// state the result is still finished from.
 fn range_bounds(len: usize, threads: usize) -> Vec<usize> {
-    let mut bounds = vec![0];
-    let mut at = 0;
-    while at < len {
-        let rest = len - at;
-        at += (rest / (2 * threads)).max(MIN_TOKENS_PER_RANGE).min(rest);
-        bounds.push(at);
-    }
+    let mut bounds = crate::split::guided_bounds(len, threads, MIN_TOKENS_PER_RANGE);
     if len == 0 {
         bounds.push(0);
     }

@@ -252,7 +252,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         v: &[f32],
         threads: usize,
     ) -> Result<(), Error> {
-        use rayon::prelude::*;
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
         use std::vec::Vec;
 
         let backend = backend.check()?;
@@ -261,45 +262,74 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         }
         let tokens = self.check_batch(backend, k, v)?;
         let (k_row, v_row) = self.rows();
-        let per_run = tokens.div_ceil(threads).next_multiple_of(ROWS).max(ROWS);
+        let bounds = crate::split::guided_bounds(tokens, threads, MIN_TOKENS_PER_RUN);
         let (first, layout, heads) = (self.len, self.layout, self.config.heads);
         // Each region's new slots, cut into the runs' shares.
-        let mut shares: Vec<Vec<&mut [u8]>> = (0..tokens.div_ceil(per_run))
+        let mut shares: Vec<Vec<&mut [u8]>> = bounds
+            .windows(2)
             .map(|_| Vec::with_capacity(8 * heads))
             .collect();
         let slots = slots(self.buf.as_mut(), &layout, heads, first, tokens);
         for (i, mut rest) in slots.into_iter().enumerate() {
             let f = layout.regions[i / 4 % 2][i % 4].1;
-            for share in shares.iter_mut() {
-                let take = (per_run * f).min(rest.len());
-                let (mine, tail) = core::mem::take(&mut rest).split_at_mut(take);
+            for (share, run) in shares.iter_mut().zip(bounds.windows(2)) {
+                let (mine, tail) = core::mem::take(&mut rest).split_at_mut((run[1] - run[0]) * f);
                 share.push(mine);
                 rest = tail;
             }
         }
+        let shares: Vec<Mutex<Vec<&mut [u8]>>> = shares.into_iter().map(Mutex::new).collect();
         let encoders = Encoders {
             k: &self.k,
             v: &self.v,
             config: &self.config,
         };
-        shares
-            .into_par_iter()
-            .enumerate()
-            .try_for_each(|(run, mut share)| {
-                let (from, to) = (run * per_run, ((run + 1) * per_run).min(tokens));
+        // Each thread takes the next run not yet taken; run `i` always
+        // writes the slots of its own tokens.
+        let next = AtomicUsize::new(0);
+        let drain = || -> Result<(), Error> {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let (Some(share), Some(&[from, to])) = (shares.get(i), bounds.get(i..i + 2)) else {
+                    return Ok(());
+                };
+                let mut share = share.lock().map_err(|_| PANICKED)?;
                 let (k, v) = (&k[from * k_row..to * k_row], &v[from * v_row..to * v_row]);
-                let rows = (to - from) * heads;
                 let mut dest = Shares {
                     share: &mut share,
                     layout: &layout,
                 };
-                encoders.encode(backend, rows, k, v, &mut dest)
-            })?;
+                encoders.encode(backend, (to - from) * heads, k, v, &mut dest)?;
+            }
+        };
+        let helpers = threads.min(shares.len()).saturating_sub(1);
+        let mut results = std::vec![Ok(()); helpers];
+        // The calling thread works too, so a call wakes only the helpers
+        // and never waits to be woken itself.
+        let mut result = rayon::in_place_scope(|s| {
+            for result in &mut results {
+                s.spawn(|_| *result = drain());
+            }
+            drain()
+        });
+        for r in results {
+            result = result.and(r);
+        }
+        result?;
         // Counted only now: on error nothing is stored.
         self.set_len(first + tokens);
         Ok(())
     }
 }
+
+/// A helper thread of [`KvCache::push_batch_parallel`] panicked.
+#[cfg(feature = "parallel")]
+const PANICKED: Error = Error::InvalidParameter("an encoding thread panicked");
+
+/// Fewest tokens worth a run of their own (a few microseconds of encoding
+/// at d = 128): runs shrink to this, so that the threads end close together.
+#[cfg(feature = "parallel")]
+const MIN_TOKENS_PER_RUN: usize = 32;
 
 /// A run's share of the batch's slots (see [`slots`]).
 #[cfg(feature = "parallel")]
