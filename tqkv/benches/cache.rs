@@ -1,9 +1,10 @@
 //! Criterion benches for encoding into the cache: `cache/push/<scheme>n<bits>/d128`
 //! (one token of one KV head), `cache/push/kqvn4/d128h8` (one token of eight
 //! KV heads), `cache/push_batch/<scheme>n<bits>/d128x256`
-//! (256 tokens in one call, the time per call) and
+//! (256 tokens in one call, the time per call),
 //! `cache/push_batch_parallel/kqvn4/d128x256x2` (the same call shared
-//! between two threads), beside
+//! between two threads), `cache/push_batch/kqvn4/d128x2048` and
+//! `…_parallel/kqvn4/d128x2048x2` (a prefill of 2,048 tokens), beside
 //! `cache/memcpy/d128x256`, copying the 256 tokens' f32 keys and values.
 
 use std::hint::black_box;
@@ -77,6 +78,33 @@ fn push(c: &mut Criterion) {
                     })
                 },
             );
+        }
+    }
+    // A prefill's worth of tokens, on one thread and on two: a helper's
+    // wake-up (16 µs to over 1 ms on a VM) is small beside this work, not
+    // beside 256 tokens'.
+    #[cfg(feature = "parallel")]
+    {
+        const PREFILL: usize = 2048;
+        let (k, v) = (data(PREFILL * D, 3), data(PREFILL * D, 4));
+        let cfg = CacheConfig::new(Scheme::Kqv, 4, 1, D, PREFILL).with_seed(5);
+        let mut cache =
+            KvCache::new(cfg, vec![0u8; cfg.bytes_needed().expect("valid config")]).expect("fits");
+        group.throughput(Throughput::Elements(PREFILL as u64));
+        for threads in [1, 2] {
+            let id = match threads {
+                1 => BenchmarkId::new("push_batch/kqvn4", format!("d{D}x{PREFILL}")),
+                _ => BenchmarkId::new("push_batch_parallel/kqvn4", format!("d{D}x{PREFILL}x2")),
+            };
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    cache.clear();
+                    match threads {
+                        1 => cache.push_batch(black_box(&k), black_box(&v)),
+                        _ => cache.push_batch_parallel(black_box(&k), black_box(&v), threads),
+                    }
+                })
+            });
         }
     }
     // One token of eight KV heads (its heads are encoded as a group), the
