@@ -536,7 +536,8 @@ proptest! {
     /// Batches, on one thread or shared out between several, store the
     /// bytes of token-by-token pushes, whatever the heads, the dimension,
     /// the batch's length (groups of eight vectors cross tokens when a
-    /// token has several heads) and the thread count.
+    /// token has several heads), the projection, the norms' precision and
+    /// the thread count.
     #[test]
     fn batches_store_the_bytes_of_pushes(
         scheme in prop::sample::select(Scheme::ALL.to_vec()),
@@ -547,8 +548,12 @@ proptest! {
         split in 0usize..30,
         threads in 1usize..=5,
         seed in any::<u64>(),
+        projection in prop::sample::select(vec![Projection::Hadamard, Projection::Gaussian]),
+        norm in prop::sample::select(vec![NormPrecision::F16, NormPrecision::F32]),
     ) {
-        let cfg = config(scheme, budget, heads, dim, 30);
+        let cfg = config(scheme, budget, heads, dim, 30)
+            .with_projection(projection)
+            .with_norm(norm);
         let mut g = tqkv::rng::SplitMix64::new(seed);
         let mut draw = |n: usize| -> Vec<f32> {
             (0..n).map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 21) as f32 - 4.0).collect()
