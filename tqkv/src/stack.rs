@@ -33,18 +33,6 @@ pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     }
 }
 
-/// Runs `f` on `len` zeroed bytes (`len ≤ 8 + 2·MAX_DIM`, as [`floats`]).
-#[inline]
-pub(crate) fn bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    if len <= 128 {
-        on_lines::<u8, 128, R>(len, f)
-    } else if len <= 512 {
-        on_lines::<u8, 512, R>(len, f)
-    } else {
-        on_lines::<u8, { 8 + 2 * MAX_DIM }, R>(len, f)
-    }
-}
-
 /// `f` on the first `min(len, N)` of `N` zeroed values. Not inlined: each
 /// size gets a frame of its own (one frame holding every size's array made
 /// each call probe and reserve 32 KB of stack).

@@ -55,7 +55,7 @@ mod simd;
 mod tables;
 
 use crate::backend::{Checked, on_backend};
-use crate::error::{check_rows, finite, need};
+use crate::error::{check_rows, finite, finite_on, need};
 use crate::{Backend, Error};
 use lloyd::{Normal, Sphere};
 use pack::{check_bits, packed_len};
@@ -336,8 +336,9 @@ pub fn quantize_on(
     x: &[f32],
     out: &mut [u8],
 ) -> Result<(), Error> {
-    finite(x)?;
-    quantize_in(backend.check()?, cb, x, out)
+    let backend = backend.check()?;
+    finite_on(backend, x)?;
+    quantize_in(backend, cb, x, out)
 }
 
 /// [`quantize_on`] on a backend already checked.
@@ -383,8 +384,9 @@ pub fn quantize_packed_on(
     x: &[f32],
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    finite(x)?;
-    quantize_packed_in(backend.check()?, cb, x, out)
+    let backend = backend.check()?;
+    finite_on(backend, x)?;
+    quantize_packed_in(backend, cb, x, out)
 }
 
 /// [`quantize_packed_on`] on a backend already checked.
@@ -577,8 +579,9 @@ pub fn dot_rows_on(
     row_stride: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    finite(q)?;
-    dot_rows_in(backend.check()?, cb, q, packed_rows, row_stride, out)
+    let backend = backend.check()?;
+    finite_on(backend, q)?;
+    dot_rows_in(backend, cb, q, packed_rows, row_stride, out)
 }
 
 /// [`dot_rows_on`] on a backend already checked.

@@ -65,15 +65,10 @@ mod batch;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{MAX_DIM, NormPrecision, Quantizer, QuantizerKind, QuantizerSpec, Scheme};
+use super::{NormPrecision, Quantizer, QuantizerKind, QuantizerSpec, Scheme};
 use crate::backend::Checked;
 use crate::qjl::Projection;
 use crate::{Backend, Error};
-
-/// The longest encoding of any quantiser a cache holds: two f32 norms, 8-bit
-/// codes and an 8·dim-bit sketch at [`MAX_DIM`] (`push` builds one on the
-/// stack).
-const MAX_ENCODED: usize = 8 + MAX_DIM + MAX_DIM;
 
 /// The magic bytes at the start of every cache.
 pub const MAGIC: [u8; 8] = *b"TQKV\0\0\0\0";
@@ -875,34 +870,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// Encodes one token (lengths, room and finiteness checked by the
     /// caller) into slot `len()`, then counts it.
     fn store_token(&mut self, backend: Checked, k: &[f32], v: &[f32]) -> Result<(), Error> {
-        // Each head's encoding is made whole on the stack, then its fields
-        // go to their regions.
         let t = self.len;
-        for h in 0..self.config.heads {
-            for (side, x) in [k, v].into_iter().enumerate() {
-                let (q, dim) = if side == 0 {
-                    (&self.k, self.config.dim)
-                } else {
-                    (&self.v, self.config.value_dim)
-                };
-                if q.encoded_len() > MAX_ENCODED {
-                    return Err(Error::InvalidParameter("encoding longer than MAX_ENCODED"));
-                }
-                let regions = self.regions(h, side);
-                crate::stack::bytes(q.encoded_len(), |code| {
-                    q.encode_in(backend, &x[h * dim..(h + 1) * dim], code)?;
-                    let buf = self.buf.as_mut();
-                    let mut at = 0;
-                    for (start, f) in regions {
-                        let slot = start + t * f;
-                        buf[slot..slot + f].copy_from_slice(&code[at..at + f]);
-                        at += f;
-                    }
-                    Ok::<(), Error>(())
-                })?;
-            }
+        for (side, x) in [k, v].into_iter().enumerate() {
+            let q = if side == 0 { &self.k } else { &self.v };
+            let mut slot = TokenSlots {
+                buf: self.buf.as_mut(),
+                regions: self.layout.regions(0, side),
+                token: t,
+            };
+            crate::stack::floats(q.row_work(), |work| {
+                q.encode_rows_in(backend, &[x], &mut slot, work)
+            })?;
         }
         self.set_len(t + 1);
         Ok(())
+    }
+}
+
+/// The field slots of one token of head 0, one side.
+struct TokenSlots<'b> {
+    buf: &'b mut [u8],
+    regions: [(usize, usize); 4],
+    token: usize,
+}
+
+impl crate::quant::rows::Slots for TokenSlots<'_> {
+    #[inline]
+    fn slot(&mut self, _row: usize, field: usize) -> &mut [u8] {
+        let (start, f) = self.regions[field];
+        let at = start + self.token * f;
+        &mut self.buf[at..at + f]
     }
 }

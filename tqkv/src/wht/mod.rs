@@ -109,8 +109,8 @@ pub(crate) fn fwht_in(backend: Checked, x: &mut [f32]) -> Result<(), Error> {
     on_backend!(backend, scalar::fwht(x), fwht(x))
 }
 
-/// The most f32 a one-pass rotation takes on any backend (16 registers of
-/// 16 lanes).
+/// The most f32 a fused rotation takes on any backend (16 registers of 16
+/// lanes in one pass; AVX2 and NEON take it in two passes).
 pub(crate) const ONE_PASS_MAX: usize = 256;
 
 /// How a one-pass rotation treats its vector around the transform.
@@ -139,7 +139,8 @@ pub(crate) struct Around {
 
 /// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`]) in one load and one
 /// store per register, where the backend can (a power of two from one
-/// register to a pass's group of them; one Williamson factor on rows of a
+/// register to a pass's group of them, or in two passes up to
+/// [`ONE_PASS_MAX`]; one Williamson factor on rows of a
 /// quarter, a half or a whole register, in at most 16 registers); `false`,
 /// with `x` untouched, elsewhere (and on the scalar backend). Bits as the
 /// separate steps.

@@ -364,8 +364,9 @@ impl Rotation {
 
     /// Signs, the transform and an optional scale fused where the backend
     /// has that form (see [`Around`]): one pass over `x` up to
-    /// [`ONE_PASS_MAX`], two for one Williamson factor on rows of whole
-    /// registers beyond; `false`, with `x` untouched, elsewhere. The same
+    /// [`ONE_PASS_MAX`] (two past a pass's group of registers: AVX2 and
+    /// NEON past 64 elements), two for one Williamson factor on
+    /// rows of whole registers beyond; `false`, with `x` untouched, elsewhere. The same
     /// bits as the separate steps.
     fn one_pass(
         &self,

@@ -205,9 +205,10 @@ pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
 }
 
 /// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`]) in one load and one
-/// store per register, where the whole transform is one pass: `x.len()` a
-/// power of two from `LANES` to `LANES·2^GROUP_LOG2`. Returns `false`
-/// (nothing done) for other lengths. The same IEEE operations in the same
+/// store per register where the whole transform is one pass (`x.len()` a
+/// power of two from `LANES` to `LANES·2^GROUP_LOG2`), in two
+/// ([`two_passes`]) up to [`ONE_PASS_MAX`](super::ONE_PASS_MAX). Returns
+/// `false` (nothing done) for other lengths. The same IEEE operations in the same
 /// order as the separate sign flip, transform and scale, so the same bits.
 ///
 /// # Safety
@@ -219,20 +220,78 @@ pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::A
         // SAFETY: forwarded.
         return unsafe { super::simd_factor::one_pass::<V>(x, around, f, transpose, l) };
     }
-    if !n.is_power_of_two() || n < V::LANES || n > V::LANES << V::GROUP_LOG2 {
+    if !n.is_power_of_two() || n < V::LANES || n > super::ONE_PASS_MAX {
         return false;
     }
-    // SAFETY: forwarded; n = LANES·R exactly for the R chosen.
+    let group = 1 << V::GROUP_LOG2;
+    // SAFETY: forwarded; n = LANES·R exactly for the R chosen, or
+    // LANES·group·R2 for the two passes.
     unsafe {
         match n / V::LANES {
             1 => one_pass::<V, 1>(x, around),
             2 => one_pass::<V, 2>(x, around),
             4 => one_pass::<V, 4>(x, around),
             8 => one_pass::<V, 8>(x, around),
-            _ => one_pass::<V, 16>(x, around),
+            16 if group >= 16 => one_pass::<V, 16>(x, around),
+            regs => match (group, regs / group) {
+                (8, 2) => two_passes::<V, 8, 2>(x, around),
+                (8, 4) => two_passes::<V, 8, 4>(x, around),
+                (16, 2) => two_passes::<V, 16, 2>(x, around),
+                (16, 4) => two_passes::<V, 16, 4>(x, around),
+                _ => return false,
+            },
         }
     }
     true
+}
+
+/// [`rotate_one_pass`] for vectors of `R1·R2` registers, `R1` a pass's
+/// group (AVX2 at 128 and 256, NEON at 128 and 256 elements): the first
+/// pass flips the signs (if they come first) and runs the stages with
+/// strides up to `R1·LANES/2` on each run of `R1` registers; the second
+/// runs the rest on registers `R1·LANES` elements apart, each scaled and
+/// flipped (if the signs come last) as it is stored. The same IEEE
+/// operations in the same order as the separate steps, so the same bits;
+/// four passes over memory (signs, two of the transform, scale) became two.
+///
+/// # Safety
+/// The ISA is available; `x.len() == LANES·R1·R2` ≤
+/// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
+#[inline(always)]
+unsafe fn two_passes<V: Vector, const R1: usize, const R2: usize>(
+    x: &mut [f32],
+    around: &super::Around,
+) {
+    let run = R1 * V::LANES;
+    let p = x.as_mut_ptr();
+    // SAFETY: every register read or written lies inside x's R1·R2·LANES
+    // f32; the ISA is the caller's; the sign words cover ONE_PASS_MAX
+    // elements.
+    unsafe {
+        for at in (0..R2 * run).step_by(run) {
+            let stages = V::LANES.trailing_zeros();
+            let mut r: [V; R1] = load_signed(p.add(at), first_signs(around), at, stages);
+            cross(&mut r);
+            for (j, v) in r.iter().enumerate() {
+                v.store(p.add(at + j * V::LANES));
+            }
+        }
+        let finish = Finish {
+            scale: around.scale,
+            signs: (!around.signs_first).then_some(&around.signs[..]),
+        };
+        for off in (0..run).step_by(V::LANES) {
+            let mut r: [V; R2] = [V::load(p.add(off)); R2];
+            for (j, v) in r.iter_mut().enumerate().skip(1) {
+                *v = V::load(p.add(off + j * run));
+            }
+            cross(&mut r);
+            for (j, v) in r.iter().enumerate() {
+                let at = off + j * run;
+                finish.apply(*v, at).store(p.add(at));
+            }
+        }
+    }
 }
 
 /// `R` registers at `p` (elements `base …` of the vector), each negated

@@ -3,15 +3,19 @@
 //! Lookup: `vpermps` on one register for ≤ 3 bits, then for each further
 //! bit twice the registers and a blend on that bit of the index: 2 and a
 //! blend for 4 bits, 4 and 3 for 5, 8 and 7 for 6 (a gather of 8 lanes
-//! measured slower); a gather for 7 and 8 bits. Quantisation: one
-//! compare per threshold for ≤ 4 bits (the mask is −1, so subtracting it
-//! counts), a gathered binary search above. Packing: `pext`/`pdep`.
+//! measured slower); a gather for 7 and 8 bits. Quantisation: a binary
+//! search over the thresholds, in registers for ≤ 4 bits (one `vpermps`,
+//! one compare and two integer operations a step; a compare per threshold
+//! took twice the instructions at 4 bits), gathered above. Packing 64
+//! codes of ≤ 4 bits: in registers (`encode`); else `pext`/`pdep`.
 
 use core::arch::x86_64::*;
 
 use super::bmi;
 use super::simd::{self, Lanes};
 use crate::vector::F32x8;
+
+mod encode;
 
 pub(super) struct Lut8<'a> {
     /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the
@@ -23,11 +27,84 @@ pub(super) struct Lut8<'a> {
 }
 
 pub(super) struct Thr8<'a> {
-    t: [__m256; 15],
-    count: usize,
+    /// For ≤ 4 bits, the thresholds step `2^s` of the search probes:
+    /// `steps[s]` lane `k` holds `t[k·2^(s+1) + 2^s − 1]` (see [`search`]).
+    steps: [__m256; 4],
     /// The thresholds, for the searches past 4 bits.
     thresholds: &'a [f32],
     bits: u8,
+}
+
+/// `STEP_PROBES[b][s][k]`: the threshold lane `k` of step `2^s` of a
+/// `b`-bit search probes, `(k mod 2^(b−s−1))·2^(s+1) + 2^s − 1` (≤ 14):
+/// the `2^(b−s−1)` thresholds that split the intervals left after the
+/// larger steps, repeated, so that the first step's register holds its
+/// one threshold in every lane and needs no permute.
+const STEP_PROBES: [[[i32; 8]; 4]; 5] = {
+    let mut t = [[[0i32; 8]; 4]; 5];
+    let mut b = 1;
+    while b <= 4 {
+        let mut s = 0;
+        while s < b {
+            let count = 1 << (b - s - 1);
+            let mut k = 0;
+            while k < 8 {
+                t[b][s][k] = ((k % count) << (s + 1)) as i32 + (1 << s) - 1;
+                k += 1;
+            }
+            s += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// `values[at … at + 7]` in lanes 0–7, zeros past the end: a masked load
+/// straight from the codebook (a table built on the stack and reloaded
+/// whole would stall on store forwarding).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn lanes_from(values: &[f32], at: usize) -> __m256 {
+    let n = values.len().saturating_sub(at).min(8) as i32;
+    // SAFETY: the masked load reads only lanes below `n`, the values
+    // `at … at + n − 1`, inside `values`; masked-off lanes do not fault.
+    unsafe {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+        _mm256_maskload_ps(values.as_ptr().wrapping_add(at), mask)
+    }
+}
+
+/// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 4`): a
+/// binary search whose index so far, shifted down by the step, picks the
+/// next threshold straight from the step's register. Before step `2^s`,
+/// `c = idx >> (s + 1)`; the compare's mask `gt` (−1 or 0) gives the next
+/// `c = 2c − gt`, and after the last step `c` is the index. It equals the
+/// count because the thresholds are sorted; NaN compares false and gets 0.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn search<const BITS: u32>(thr: &Thr8<'_>, x: __m256) -> __m256i {
+    // SAFETY: register operations only, on the caller's ISA.
+    unsafe {
+        let mut c = _mm256_setzero_si256();
+        let mut s = BITS;
+        while s > 0 {
+            s -= 1;
+            let table = thr.steps[s as usize];
+            let t = if s + 1 == BITS {
+                table
+            } else {
+                _mm256_permutevar8x32_ps(table, c)
+            };
+            let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x, t));
+            c = _mm256_sub_epi32(_mm256_add_epi32(c, c), gt);
+        }
+        c
+    }
 }
 
 // SAFETY: every method uses AVX, AVX2, FMA or BMI2 instructions only, which
@@ -63,19 +140,33 @@ unsafe impl Lanes for F32x8 {
 
     #[inline(always)]
     unsafe fn thr(cb: &super::Codebook) -> Thr8<'_> {
-        let t = cb.thresholds();
-        // SAFETY: AVX is available (trait contract); no memory access.
-        let mut v = [unsafe { _mm256_setzero_ps() }; 15];
-        let count = t.len().min(15);
-        for (vj, &tj) in v.iter_mut().zip(t) {
-            // SAFETY: as above.
-            *vj = unsafe { _mm256_set1_ps(tj) };
-        }
+        let thresholds = cb.thresholds();
+        let bits = cb.bits();
+        // SAFETY: AVX2 is available (trait contract); the masked loads read
+        // only lanes below `thresholds.len()` (masked-off lanes do not
+        // fault and read 0, never probed); the step tables are registers.
+        let steps = unsafe {
+            let mut steps = [_mm256_setzero_ps(); 4];
+            if (1..=4).contains(&bits) {
+                let (low, high) = (lanes_from(thresholds, 0), lanes_from(thresholds, 8));
+                for (s, step) in steps.iter_mut().enumerate().take(bits as usize) {
+                    let probe = STEP_PROBES[bits as usize][s];
+                    let j = _mm256_loadu_si256(probe.as_ptr().cast());
+                    // Bit 3 of the probe (moved to the sign) picks `high`.
+                    let upper = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(j));
+                    *step = _mm256_blendv_ps(
+                        _mm256_permutevar8x32_ps(low, j),
+                        _mm256_permutevar8x32_ps(high, j),
+                        upper,
+                    );
+                }
+            }
+            steps
+        };
         Thr8 {
-            t: v,
-            count,
-            thresholds: t,
-            bits: cb.bits(),
+            steps,
+            thresholds,
+            bits,
         }
     }
 
@@ -130,16 +221,17 @@ unsafe impl Lanes for F32x8 {
 
     #[inline(always)]
     unsafe fn quantize(thr: &Thr8<'_>, x: Self) -> __m256i {
-        // SAFETY: AVX2 available; the gathers read thresholds[idx + step − 1]
-        // ≤ thresholds[2^bits − 2], inside the codebook's array.
+        // SAFETY: AVX2 available; `search` reads registers only; the gathers
+        // read thresholds[idx + step − 1] ≤ thresholds[2^bits − 2], inside
+        // the codebook's array.
         unsafe {
             if thr.bits <= 4 {
-                let mut acc = _mm256_setzero_si256();
-                for t in &thr.t[..thr.count] {
-                    let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x.0, *t));
-                    acc = _mm256_sub_epi32(acc, gt);
+                match thr.bits {
+                    1 => search::<1>(thr, x.0),
+                    2 => search::<2>(thr, x.0),
+                    3 => search::<3>(thr, x.0),
+                    _ => search::<4>(thr, x.0),
                 }
-                acc
             } else {
                 let mut idx = _mm256_setzero_si256();
                 let mut step = 1i32 << (thr.bits - 1);
@@ -192,6 +284,18 @@ unsafe impl Lanes for F32x8 {
             }
         }
         true
+    }
+
+    #[inline(always)]
+    unsafe fn quantize_pack_chunks(
+        cb: &super::Codebook,
+        x: &[f32],
+        out: &mut [u8],
+        centroids: Option<&mut [f32]>,
+    ) -> usize {
+        // SAFETY: AVX2 is available (trait contract); the lengths are the
+        // caller's promise.
+        unsafe { encode::quantize_pack_chunks(cb, x, out, centroids) }
     }
 
     #[inline(always)]

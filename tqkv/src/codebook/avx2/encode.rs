@@ -1,0 +1,149 @@
+//! Quantise-and-pack of 64 elements in registers, for codes of 1–4 bits:
+//! eight binary searches ([`search`]), the indices narrowed to bytes, then
+//! packed by multiply-adds (two codes a word, four a dword, eight a qword)
+//! and a byte shift that joins each 128-bit lane's two qwords. The generic
+//! path went through a byte buffer on the stack and `pext`; this is its
+//! fast case, with the same bytes.
+
+use core::arch::x86_64::*;
+
+use super::{Lut8, Thr8, search};
+use crate::codebook::simd::Lanes;
+use crate::vector::F32x8;
+
+/// Packs 32 codes of `BITS` bits (lanes of `idx`, code `8k + l` in lane `l`
+/// of `idx[k]`) into `out[..4·BITS]`.
+///
+/// # Safety
+/// AVX2 is available; every lane is below `2^BITS`, `BITS ∈ 1..=4`.
+#[inline(always)]
+unsafe fn pack32<const BITS: u32>(idx: &[__m256i], out: &mut [u8]) {
+    // SAFETY: register operations on the caller's ISA; the stores go
+    // through the slice.
+    unsafe {
+        // Saturating packs keep lanes below 256; they interleave the
+        // 128-bit lanes, which the dword permute puts back in order: byte j
+        // holds code j.
+        let low = _mm256_packs_epi32(idx[0], idx[1]);
+        let high = _mm256_packs_epi32(idx[2], idx[3]);
+        let bytes = _mm256_permutevar8x32_epi32(
+            _mm256_packus_epi16(low, high),
+            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+        );
+        // Codes 2i, 2i+1 → word i (2·BITS bits); words → dwords (4·BITS);
+        // dwords → qwords (8·BITS bits): the high dword moves down by
+        // 32 − 4·BITS, next to the low one's bits.
+        let words = _mm256_maddubs_epi16(bytes, _mm256_set1_epi16(1 | (1 << (BITS + 8))));
+        let dwords = _mm256_madd_epi16(words, _mm256_set1_epi32(1 | (1 << (2 * BITS + 16))));
+        let high = _mm256_srlv_epi64(dwords, _mm256_set1_epi64x(i64::from(32 - 4 * BITS)));
+        let low = _mm256_and_si256(dwords, _mm256_set1_epi64x(0xffff_ffff));
+        let qwords = _mm256_or_si256(low, high);
+        // Each lane's second qword moves down next to the first's BITS
+        // bytes (the bytes above them are zeros, as 2·BITS ≤ 8).
+        let joined = _mm256_or_si256(
+            qwords,
+            match BITS {
+                1 => _mm256_bsrli_epi128::<7>(qwords),
+                2 => _mm256_bsrli_epi128::<6>(qwords),
+                3 => _mm256_bsrli_epi128::<5>(qwords),
+                _ => _mm256_bsrli_epi128::<4>(qwords),
+            },
+        );
+        let lanes = [
+            _mm_cvtsi128_si64(_mm256_castsi256_si128(joined)),
+            _mm_cvtsi128_si64(_mm256_extracti128_si256::<1>(joined)),
+        ];
+        let n = 2 * BITS as usize;
+        for (dst, lane) in out.chunks_exact_mut(n).zip(lanes) {
+            dst.copy_from_slice(&lane.to_le_bytes()[..n]);
+        }
+    }
+}
+
+/// Quantises `x` (64 values) against `thr`, writes the packed codes to
+/// `out[..8·BITS]` and, with `centroids`, each value's centroid.
+///
+/// # Safety
+/// AVX2 is available; `BITS ∈ 1..=4` and `thr`, `lut` are prepared for a
+/// codebook of that width; `out.len() >= 8·BITS`.
+#[inline(always)]
+unsafe fn pack64<const BITS: u32, const B: u8>(
+    thr: &Thr8<'_>,
+    x: &[f32; 64],
+    out: &mut [u8],
+    centroids: Option<(&Lut8<'_>, &mut [f32; 64])>,
+) {
+    // SAFETY: the loads read x's 64 floats, the stores write 64 centroids;
+    // every index is below 2^BITS, inside the lookup's registers.
+    unsafe {
+        let mut idx = [_mm256_setzero_si256(); 8];
+        for (k, i) in idx.iter_mut().enumerate() {
+            *i = search::<BITS>(thr, _mm256_loadu_ps(x.as_ptr().add(8 * k)));
+        }
+        if let Some((lut, c)) = centroids {
+            for (k, &i) in idx.iter().enumerate() {
+                let v = <F32x8 as Lanes>::lookup_bits::<B>(lut, i);
+                _mm256_storeu_ps(c.as_mut_ptr().add(8 * k), v.0);
+            }
+        }
+        let (first, second) = out[..8 * BITS as usize].split_at_mut(4 * BITS as usize);
+        pack32::<BITS>(&idx[..4], first);
+        pack32::<BITS>(&idx[4..], second);
+    }
+}
+
+/// The leading whole chunks of 64 elements of `x` quantised and packed by
+/// [`pack64`] at the codebook's width, if it is 1–4 bits, their centroids
+/// written too if asked; returns how many elements it did (0 for other
+/// widths, touching nothing). The thresholds and the table are made here,
+/// in registers, once a call.
+///
+/// # Safety
+/// AVX2 is available; `out` holds `packed_len(x.len(), bits)` bytes and
+/// `centroids` as many values as `x`.
+#[inline(always)]
+pub(super) unsafe fn quantize_pack_chunks(
+    cb: &crate::codebook::Codebook,
+    x: &[f32],
+    out: &mut [u8],
+    centroids: Option<&mut [f32]>,
+) -> usize {
+    // SAFETY: forwarded from the caller, with the width matched (lookups
+    // of ≤ 3 bits read one register, as `lookup` does).
+    unsafe {
+        match cb.bits() {
+            1 => chunks::<1, 3>(cb, x, out, centroids),
+            2 => chunks::<2, 3>(cb, x, out, centroids),
+            3 => chunks::<3, 3>(cb, x, out, centroids),
+            4 => chunks::<4, 4>(cb, x, out, centroids),
+            _ => 0,
+        }
+    }
+}
+
+/// [`quantize_pack_chunks`] at `BITS` bits, centroids looked up as `B`.
+///
+/// # Safety
+/// As [`quantize_pack_chunks`], with `cb.bits() == BITS`.
+#[inline(always)]
+unsafe fn chunks<const BITS: u32, const B: u8>(
+    cb: &crate::codebook::Codebook,
+    x: &[f32],
+    out: &mut [u8],
+    centroids: Option<&mut [f32]>,
+) -> usize {
+    // SAFETY: the ISA is the caller's promise; each chunk's 8·BITS bytes of
+    // `out` and 64 centroids lie inside the caller's buffers.
+    unsafe {
+        let thr = <F32x8 as Lanes>::thr(cb);
+        // The table only for centroids: it is built through the stack.
+        let lut = centroids.as_ref().map(|_| <F32x8 as Lanes>::lut(cb));
+        let (whole, _) = x.as_chunks::<64>();
+        let mut cens = centroids.map(|c| c.as_chunks_mut::<64>().0.iter_mut());
+        for (chunk, dst) in whole.iter().zip(out.chunks_mut(8 * BITS as usize)) {
+            let cen = cens.as_mut().and_then(Iterator::next).zip(lut.as_ref());
+            pack64::<BITS, B>(&thr, chunk, dst, cen.map(|(c, lut)| (lut, c)));
+        }
+        64 * whole.len()
+    }
+}
