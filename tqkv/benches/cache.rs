@@ -6,11 +6,15 @@
 //! between two threads), `cache/push_batch/kqvn4/d128x2048` and
 //! `…_parallel/kqvn4/d128x2048x2` (a prefill of 2,048 tokens), beside
 //! `cache/memcpy/d128x256`, copying the 256 tokens' f32 keys and values.
+//! `cache/push_on/<backend>/kqvn4/d128` and
+//! `cache/push_batch_on/<backend>/kqvn4/d128x256`: the same calls on each
+//! backend this machine has, scalar included.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tqkv::Backend;
 use tqkv::quant::{CacheConfig, KvCache, Scheme};
 use tqkv::rng::SplitMix64;
 
@@ -125,6 +129,43 @@ fn push(c: &mut Criterion) {
             })
         },
     );
+    // KQV n = 4 on every backend.
+    let cfg = CacheConfig::new(Scheme::Kqv, 4, 1, D, BATCH).with_seed(5);
+    let mut cache =
+        KvCache::new(cfg, vec![0u8; cfg.bytes_needed().expect("valid config")]).expect("fits");
+    let backends = [
+        Backend::Scalar,
+        Backend::Avx2,
+        Backend::Avx512,
+        Backend::Neon,
+    ];
+    for backend in backends.into_iter().filter(|b| b.is_available()) {
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(
+            BenchmarkId::new(format!("push_on/{backend}/kqvn4"), format!("d{D}")),
+            |b| {
+                b.iter(|| {
+                    if cache.len() == BATCH {
+                        cache.clear();
+                    }
+                    cache.push_on(backend, black_box(&k[..D]), black_box(&v[..D]))
+                })
+            },
+        );
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function(
+            BenchmarkId::new(
+                format!("push_batch_on/{backend}/kqvn4"),
+                format!("d{D}x{BATCH}"),
+            ),
+            |b| {
+                b.iter(|| {
+                    cache.clear();
+                    cache.push_batch_on(backend, black_box(&k), black_box(&v))
+                })
+            },
+        );
+    }
     let mut to = vec![0.0f32; 2 * BATCH * D];
     group.bench_function(BenchmarkId::new("memcpy", format!("d{D}x{BATCH}")), |b| {
         b.iter(|| {

@@ -88,21 +88,17 @@ pub(super) unsafe trait Lanes: F32Vector {
     ) -> bool {
         false
     }
-    /// Quantises and packs the leading whole chunks of 64 elements of `x`
-    /// into `out` (and writes their centroids to `centroids`, if given)
-    /// straight from registers where the backend can for this codebook;
-    /// returns how many leading elements it did (a multiple of 64; 0
-    /// touches nothing). `out` holds `packed_len(x.len(), bits)` bytes and
-    /// `centroids` as many values as `x`.
-    #[inline(always)]
-    unsafe fn quantize_pack_chunks(
-        _cb: &Codebook,
-        _x: &[f32],
-        _out: &mut [u8],
-        _centroids: Option<&mut [f32]>,
-    ) -> usize {
-        0
-    }
+    /// Quantises the 64 values of `x` against `thr` (a `BITS`-bit
+    /// codebook, `BITS ∈ 1..=4`), writes their packed codes to
+    /// `out[..8·BITS]` and, with `centroids`, each value's centroid, all in
+    /// registers (the generic loops go through a byte buffer and the
+    /// packer). The bytes of [`quantize`] and [`pack::pack_unchecked`].
+    unsafe fn pack64<const BITS: u32>(
+        thr: &Self::Thr<'_>,
+        x: &[f32; 64],
+        out: &mut [u8],
+        centroids: Option<(&Self::Lut<'_>, &mut [f32; 64])>,
+    );
     /// Hints the cache to fetch the line at `p` (which may be out of bounds:
     /// a prefetch never faults and reads nothing the program sees).
     #[inline(always)]
@@ -204,6 +200,60 @@ unsafe fn quantize_with<V: Lanes>(
     i
 }
 
+/// The leading whole chunks of 64 elements of `x` quantised and packed
+/// by [`Lanes::pack64`] if the codebook has 1–4 bits, their centroids
+/// written too if asked; returns how many elements it did (0 for other
+/// widths, touching nothing). The thresholds (and the table, for
+/// centroids) are made once here, in registers.
+///
+/// # Safety
+/// The ISA of `V` is available; `out` holds `packed_len(x.len(), bits)`
+/// bytes and `centroids` as many values as `x`.
+#[inline(always)]
+unsafe fn quantize_pack_chunks<V: Lanes>(
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+    centroids: Option<&mut [f32]>,
+) -> usize {
+    // SAFETY: forwarded from the caller, with the width matched.
+    unsafe {
+        match cb.bits() {
+            1 => pack_chunks::<V, 1>(cb, x, out, centroids),
+            2 => pack_chunks::<V, 2>(cb, x, out, centroids),
+            3 => pack_chunks::<V, 3>(cb, x, out, centroids),
+            4 => pack_chunks::<V, 4>(cb, x, out, centroids),
+            _ => 0,
+        }
+    }
+}
+
+/// [`quantize_pack_chunks`] at `BITS` bits.
+///
+/// # Safety
+/// As [`quantize_pack_chunks`], with `cb.bits() == BITS`.
+#[inline(always)]
+unsafe fn pack_chunks<V: Lanes, const BITS: u32>(
+    cb: &Codebook,
+    x: &[f32],
+    out: &mut [u8],
+    centroids: Option<&mut [f32]>,
+) -> usize {
+    // SAFETY: the ISA is the caller's promise; each chunk's 8·BITS bytes of
+    // `out` and 64 centroids lie inside the caller's buffers.
+    unsafe {
+        let thr = V::thr(cb);
+        let lut = centroids.as_ref().map(|_| V::lut(cb));
+        let (whole, _) = x.as_chunks::<64>();
+        let mut cens = centroids.map(|c| c.as_chunks_mut::<64>().0.iter_mut());
+        for (chunk, dst) in whole.iter().zip(out.chunks_mut(8 * BITS as usize)) {
+            let cen = cens.as_mut().and_then(Iterator::next).zip(lut.as_ref());
+            V::pack64::<BITS>(&thr, chunk, dst, cen.map(|(c, lut)| (lut, c)));
+        }
+        64 * whole.len()
+    }
+}
+
 /// Quantise and pack (`out.len() == packed_len(x.len(), bits)`).
 ///
 /// # Safety
@@ -212,7 +262,7 @@ unsafe fn quantize_with<V: Lanes>(
 pub(super) unsafe fn quantize_packed<V: Lanes>(cb: &Codebook, x: &[f32], out: &mut [u8]) {
     let bits = cb.bits();
     // SAFETY: forwarded from the caller; `out` is x's packed length.
-    let done = unsafe { V::quantize_pack_chunks(cb, x, out, None) };
+    let done = unsafe { quantize_pack_chunks::<V>(cb, x, out, None) };
     if done == x.len() {
         return;
     }
@@ -251,7 +301,7 @@ pub(super) unsafe fn quantize_packed_centroids<V: Lanes>(
     let c = cb.centroids();
     // SAFETY: forwarded from the caller; `out` is x's packed length and
     // `centroids` as long as `x`.
-    let done = unsafe { V::quantize_pack_chunks(cb, x, out, Some(&mut *centroids)) };
+    let done = unsafe { quantize_pack_chunks::<V>(cb, x, out, Some(&mut *centroids)) };
     if done == x.len() {
         return;
     }

@@ -10,10 +10,7 @@
 //! same operations in the same order as [`encode_in`](super::Quantizer),
 //! so the bytes are the same.
 
-use super::{
-    BaselineQuantizer, Error, MseQuantizer, NormPrecision, ProdQuantizer, Quantizer, check_len,
-    norm, unit,
-};
+use super::{Error, NormPrecision, ProdQuantizer, Quantizer, check_len, norm, unit};
 use crate::backend::Checked;
 use crate::codebook;
 use crate::loops;
@@ -54,9 +51,15 @@ impl Quantizer {
     ) -> Result<(), Error> {
         debug_assert!(xs.len() <= ROWS);
         match self {
-            Quantizer::Mse(q) => q.encode_rows_in(backend, xs, slots, work),
+            Quantizer::Mse(q) => {
+                let codebook = (&q.codebook, q.norm);
+                codes_of_units(backend, q.dim, codebook, Some(&q.rotation), xs, slots, work)
+            }
             Quantizer::Prod(q) => q.encode_rows_in(backend, xs, slots, work),
-            Quantizer::Baseline(q) => q.encode_rows_in(backend, xs, slots, work),
+            Quantizer::Baseline(q) => {
+                let codebook = (&q.codebook, q.norm);
+                codes_of_units(backend, q.dim, codebook, None, xs, slots, work)
+            }
         }
     }
 }
@@ -103,21 +106,6 @@ fn row<T>(x: &mut [T], i: usize, len: usize) -> &mut [T] {
 fn units(backend: Checked, dim: usize, xs: &[&[f32]], norms: &Norms, work: &mut [f32]) {
     for (i, (x, &n)) in xs.iter().zip(&norms.exact).enumerate() {
         unit(backend, x, n, row(work, i, dim));
-    }
-}
-
-impl MseQuantizer {
-    /// [`Quantizer::encode_rows_in`] for TurboQuant_mse.
-    fn encode_rows_in(
-        &self,
-        backend: Checked,
-        xs: &[&[f32]],
-        slots: &mut impl Slots,
-        work: &mut [f32],
-    ) -> Result<(), Error> {
-        let codebook = (&self.codebook, self.norm);
-        let rotation = Some(&self.rotation);
-        codes_of_units(backend, self.dim, codebook, rotation, xs, slots, work)
     }
 }
 
@@ -188,19 +176,5 @@ impl ProdQuantizer {
             self.norm.store(gamma, slots.slot(i, 1))?;
         }
         Ok(())
-    }
-}
-
-impl BaselineQuantizer {
-    /// [`Quantizer::encode_rows_in`] for the KV baseline.
-    fn encode_rows_in(
-        &self,
-        backend: Checked,
-        xs: &[&[f32]],
-        slots: &mut impl Slots,
-        work: &mut [f32],
-    ) -> Result<(), Error> {
-        let codebook = (&self.codebook, self.norm);
-        codes_of_units(backend, self.dim, codebook, None, xs, slots, work)
     }
 }

@@ -110,7 +110,7 @@ pub(crate) fn fwht_in(backend: Checked, x: &mut [f32]) -> Result<(), Error> {
 }
 
 /// The most f32 a fused rotation takes on any backend (16 registers of 16
-/// lanes in one pass; AVX2 and NEON take it in two passes).
+/// lanes in one pass; AVX2 takes it in two passes).
 pub(crate) const ONE_PASS_MAX: usize = 256;
 
 /// How a one-pass rotation treats its vector around the transform.

@@ -364,8 +364,8 @@ impl Rotation {
 
     /// Signs, the transform and an optional scale fused where the backend
     /// has that form (see [`Around`]): one pass over `x` up to
-    /// [`ONE_PASS_MAX`] (two past a pass's group of registers: AVX2 and
-    /// NEON past 64 elements), two for one Williamson factor on
+    /// [`ONE_PASS_MAX`] (two past a pass's group of registers: AVX2 past 64
+    /// elements; NEON runs the separate steps there), two for one Williamson factor on
     /// rows of whole registers beyond; `false`, with `x` untouched, elsewhere. The same
     /// bits as the separate steps.
     fn one_pass(

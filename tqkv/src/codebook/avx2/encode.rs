@@ -67,7 +67,7 @@ unsafe fn pack32<const BITS: u32>(idx: &[__m256i], out: &mut [u8]) {
 /// AVX2 is available; `BITS ∈ 1..=4` and `thr`, `lut` are prepared for a
 /// codebook of that width; `out.len() >= 8·BITS`.
 #[inline(always)]
-unsafe fn pack64<const BITS: u32, const B: u8>(
+pub(super) unsafe fn pack64<const BITS: u32>(
     thr: &Thr8<'_>,
     x: &[f32; 64],
     out: &mut [u8],
@@ -82,68 +82,16 @@ unsafe fn pack64<const BITS: u32, const B: u8>(
         }
         if let Some((lut, c)) = centroids {
             for (k, &i) in idx.iter().enumerate() {
-                let v = <F32x8 as Lanes>::lookup_bits::<B>(lut, i);
+                // One register of centroids up to 3 bits, two at 4.
+                let v = match BITS {
+                    4 => <F32x8 as Lanes>::lookup_bits::<4>(lut, i),
+                    _ => <F32x8 as Lanes>::lookup_bits::<3>(lut, i),
+                };
                 _mm256_storeu_ps(c.as_mut_ptr().add(8 * k), v.0);
             }
         }
         let (first, second) = out[..8 * BITS as usize].split_at_mut(4 * BITS as usize);
         pack32::<BITS>(&idx[..4], first);
         pack32::<BITS>(&idx[4..], second);
-    }
-}
-
-/// The leading whole chunks of 64 elements of `x` quantised and packed by
-/// [`pack64`] at the codebook's width, if it is 1–4 bits, their centroids
-/// written too if asked; returns how many elements it did (0 for other
-/// widths, touching nothing). The thresholds and the table are made here,
-/// in registers, once a call.
-///
-/// # Safety
-/// AVX2 is available; `out` holds `packed_len(x.len(), bits)` bytes and
-/// `centroids` as many values as `x`.
-#[inline(always)]
-pub(super) unsafe fn quantize_pack_chunks(
-    cb: &crate::codebook::Codebook,
-    x: &[f32],
-    out: &mut [u8],
-    centroids: Option<&mut [f32]>,
-) -> usize {
-    // SAFETY: forwarded from the caller, with the width matched (lookups
-    // of ≤ 3 bits read one register, as `lookup` does).
-    unsafe {
-        match cb.bits() {
-            1 => chunks::<1, 3>(cb, x, out, centroids),
-            2 => chunks::<2, 3>(cb, x, out, centroids),
-            3 => chunks::<3, 3>(cb, x, out, centroids),
-            4 => chunks::<4, 4>(cb, x, out, centroids),
-            _ => 0,
-        }
-    }
-}
-
-/// [`quantize_pack_chunks`] at `BITS` bits, centroids looked up as `B`.
-///
-/// # Safety
-/// As [`quantize_pack_chunks`], with `cb.bits() == BITS`.
-#[inline(always)]
-unsafe fn chunks<const BITS: u32, const B: u8>(
-    cb: &crate::codebook::Codebook,
-    x: &[f32],
-    out: &mut [u8],
-    centroids: Option<&mut [f32]>,
-) -> usize {
-    // SAFETY: the ISA is the caller's promise; each chunk's 8·BITS bytes of
-    // `out` and 64 centroids lie inside the caller's buffers.
-    unsafe {
-        let thr = <F32x8 as Lanes>::thr(cb);
-        // The table only for centroids: it is built through the stack.
-        let lut = centroids.as_ref().map(|_| <F32x8 as Lanes>::lut(cb));
-        let (whole, _) = x.as_chunks::<64>();
-        let mut cens = centroids.map(|c| c.as_chunks_mut::<64>().0.iter_mut());
-        for (chunk, dst) in whole.iter().zip(out.chunks_mut(8 * BITS as usize)) {
-            let cen = cens.as_mut().and_then(Iterator::next).zip(lut.as_ref());
-            pack64::<BITS, B>(&thr, chunk, dst, cen.map(|(c, lut)| (lut, c)));
-        }
-        64 * whole.len()
     }
 }

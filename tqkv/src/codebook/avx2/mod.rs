@@ -287,15 +287,15 @@ unsafe impl Lanes for F32x8 {
     }
 
     #[inline(always)]
-    unsafe fn quantize_pack_chunks(
-        cb: &super::Codebook,
-        x: &[f32],
+    unsafe fn pack64<const BITS: u32>(
+        thr: &Thr8<'_>,
+        x: &[f32; 64],
         out: &mut [u8],
-        centroids: Option<&mut [f32]>,
-    ) -> usize {
-        // SAFETY: AVX2 is available (trait contract); the lengths are the
-        // caller's promise.
-        unsafe { encode::quantize_pack_chunks(cb, x, out, centroids) }
+        centroids: Option<(&Lut8<'_>, &mut [f32; 64])>,
+    ) {
+        // SAFETY: forwarded from the caller (the ISA is the trait's
+        // contract, the width and lengths the caller's promise).
+        unsafe { encode::pack64::<BITS>(thr, x, out, centroids) }
     }
 
     #[inline(always)]

@@ -33,7 +33,7 @@ const GATHER: [[u8; 64]; 5] = {
 /// AVX-512 F/BW/VBMI are available; `BITS ∈ 1..=4` and `thr`, `lut` are
 /// prepared for a codebook of that width; `out.len() >= 8·BITS`.
 #[inline(always)]
-unsafe fn pack64<const BITS: u32>(
+pub(super) unsafe fn pack64<const BITS: u32>(
     thr: &Thr16<'_>,
     x: &[f32; 64],
     out: &mut [u8],
@@ -70,63 +70,5 @@ unsafe fn pack64<const BITS: u32>(
         let packed = _mm512_permutexvar_epi8(gather, qwords);
         let keep = (1u64 << (8 * BITS)) - 1;
         _mm512_mask_storeu_epi8(out.as_mut_ptr().cast(), keep, packed);
-    }
-}
-
-/// The leading whole chunks of 64 elements of `x` quantised and packed by
-/// [`pack64`] at the codebook's width, if it is 1–4 bits, their centroids
-/// written too if asked; returns how many elements it did (0 for other
-/// widths, touching nothing). The thresholds and the table are made here,
-/// in registers: built by the caller for every call and passed by
-/// reference, they went through the stack, a quarter of a quantise-and-pack
-/// at d = 128.
-///
-/// # Safety
-/// AVX-512 F/BW/VBMI are available; `out` holds `packed_len(x.len(),
-/// bits)` bytes and `centroids` as many values as `x`.
-#[inline(always)]
-pub(super) unsafe fn quantize_pack_chunks(
-    cb: &crate::codebook::Codebook,
-    x: &[f32],
-    out: &mut [u8],
-    centroids: Option<&mut [f32]>,
-) -> usize {
-    // SAFETY: forwarded from the caller, with the width matched.
-    unsafe {
-        match cb.bits() {
-            1 => chunks::<1>(cb, x, out, centroids),
-            2 => chunks::<2>(cb, x, out, centroids),
-            3 => chunks::<3>(cb, x, out, centroids),
-            4 => chunks::<4>(cb, x, out, centroids),
-            _ => 0,
-        }
-    }
-}
-
-/// [`quantize_pack_chunks`] at `BITS` bits.
-///
-/// # Safety
-/// As [`quantize_pack_chunks`], with `cb.bits() == BITS`.
-#[inline(always)]
-unsafe fn chunks<const BITS: u32>(
-    cb: &crate::codebook::Codebook,
-    x: &[f32],
-    out: &mut [u8],
-    centroids: Option<&mut [f32]>,
-) -> usize {
-    use super::super::simd::Lanes;
-    use crate::vector::F32x16;
-    // SAFETY: the ISA is the caller's promise; each chunk's 8·BITS bytes of
-    // `out` and 64 centroids lie inside the caller's buffers.
-    unsafe {
-        let thr = <F32x16 as Lanes>::thr(cb);
-        let lut = <F32x16 as Lanes>::lut(cb);
-        let (whole, _) = x.as_chunks::<64>();
-        let mut cens = centroids.map(|c| c.as_chunks_mut::<64>().0.iter_mut());
-        for (chunk, dst) in whole.iter().zip(out.chunks_mut(8 * BITS as usize)) {
-            let cen = cens.as_mut().and_then(Iterator::next).map(|c| (&lut, c));
-            pack64::<BITS>(&thr, chunk, dst, cen);
-        }
-        64 * whole.len()
     }
 }

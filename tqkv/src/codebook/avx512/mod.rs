@@ -252,15 +252,15 @@ unsafe impl Lanes for F32x16 {
     }
 
     #[inline(always)]
-    unsafe fn quantize_pack_chunks(
-        cb: &super::Codebook,
-        x: &[f32],
+    unsafe fn pack64<const BITS: u32>(
+        thr: &Thr16<'_>,
+        x: &[f32; 64],
         out: &mut [u8],
-        centroids: Option<&mut [f32]>,
-    ) -> usize {
-        // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); the
-        // lengths are the caller's promise.
-        unsafe { encode::quantize_pack_chunks(cb, x, out, centroids) }
+        centroids: Option<(&Lut16<'_>, &mut [f32; 64])>,
+    ) {
+        // SAFETY: forwarded from the caller (the ISA is the trait's
+        // contract, the width and lengths the caller's promise).
+        unsafe { encode::pack64::<BITS>(thr, x, out, centroids) }
     }
 
     #[inline(always)]

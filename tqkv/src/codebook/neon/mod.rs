@@ -2,8 +2,10 @@
 //!
 //! Lookup: `tbl` over the 64 bytes of 16 centroids for ≤ 4 bits (byte
 //! indices `4i … 4i + 3` per lane), byte planes at 5 and 6 bits, per-lane
-//! loads above (NEON has no gather). Quantisation: one compare per threshold for ≤ 4 bits (the mask
-//! is all ones, so subtracting it counts), the scalar search per lane above.
+//! loads above (NEON has no gather). Quantisation: one compare per
+//! threshold for ≤ 4 bits (the mask is all ones, so subtracting it counts),
+//! the scalar search per lane above; 64 codes of ≤ 4 bits are quantised
+//! and packed in registers (`encode`).
 //! At 1–4 bits, keys are scored in row blocks (four rows, one a lane, from
 //! their packed dwords transposed, with a table of `q_j·c` per coordinate:
 //! the scalar kernel's products added in its order, so the same bits), and
@@ -19,6 +21,8 @@ use core::arch::aarch64::*;
 
 use super::simd::{self, Lanes};
 use crate::vector::F32x4;
+
+mod encode;
 
 pub(super) struct Lut4<'a> {
     table: uint8x16x4_t,
@@ -163,6 +167,18 @@ unsafe impl Lanes for F32x4 {
                 _ => simd::lookup_each::<Self, B>(lut, p),
             }
         }
+    }
+
+    #[inline(always)]
+    unsafe fn pack64<const BITS: u32>(
+        thr: &Thr4<'_>,
+        x: &[f32; 64],
+        out: &mut [u8],
+        centroids: Option<(&Lut4<'_>, &mut [f32; 64])>,
+    ) {
+        // SAFETY: forwarded from the caller (the ISA is the trait's
+        // contract, the width and lengths the caller's promise).
+        unsafe { encode::pack64::<BITS>(thr, x, out, centroids) }
     }
 
     #[inline(always)]
