@@ -120,15 +120,13 @@ unsafe impl Lanes for F32x8 {
     #[inline(always)]
     unsafe fn lut(cb: &super::Codebook) -> Lut8<'_> {
         let c = cb.centroids();
-        let mut table = [0.0f32; 64];
         let used = c.len().min(64);
-        table[..used].copy_from_slice(&c[..used]);
-        // SAFETY: AVX is available (trait contract); each load reads 8 of the
-        // local 64-element array.
+        // SAFETY: AVX2 is available (trait contract); `lanes_from` reads
+        // only the centroids.
         unsafe {
             let mut t = [_mm256_setzero_ps(); 8];
             for (k, tk) in t.iter_mut().enumerate().take(used.div_ceil(8)) {
-                *tk = _mm256_loadu_ps(table.as_ptr().add(8 * k));
+                *tk = lanes_from(c, 8 * k);
             }
             Lut8 {
                 t,

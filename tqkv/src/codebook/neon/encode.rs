@@ -1,6 +1,5 @@
 //! Quantise-and-pack of 64 elements in registers, for codes of 1–4 bits:
-//! a compare per threshold with the thresholds in registers (the generic
-//! loop kept them in an array and ran a loop of run-time length over it),
+//! a compare per threshold with the thresholds in registers ([`count`]),
 //! the indices narrowed to bytes, then packed by shifts that join two
 //! codes a u16, four a u32, eight a u64. The generic path went through a
 //! byte buffer and the scalar packer; this is its fast case, with the same
@@ -8,26 +7,9 @@
 
 use core::arch::aarch64::*;
 
-use super::{Lut4, Thr4};
+use super::{Lut4, Thr4, count};
 use crate::codebook::simd::Lanes;
 use crate::vector::F32x4;
-
-/// `#{j : x > t[j]}` per lane over the `2^BITS − 1` thresholds (all ones
-/// from a compare, so subtracting counts). NaN compares false: 0.
-///
-/// # Safety
-/// NEON is available; `thr` is prepared for a `BITS`-bit codebook.
-#[inline(always)]
-unsafe fn count<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
-    // SAFETY: register operations on the caller's ISA.
-    unsafe {
-        let mut acc = vdupq_n_u32(0);
-        for t in &thr.t[..(1 << BITS) - 1] {
-            acc = vsubq_u32(acc, vcgtq_f32(x, *t));
-        }
-        acc
-    }
-}
 
 /// Packs 16 codes of `BITS` bits (lane `l` of `idx[k]` is code `4k + l`)
 /// into `out[..2·BITS]`.

@@ -38,8 +38,26 @@ pub(super) struct Thr4<'a> {
     t: [float32x4_t; 15],
     /// The thresholds, for the searches past 4 bits.
     thresholds: &'a [f32],
-    count: usize,
     bits: u8,
+}
+
+/// `#{j : x > t[j]}` per lane over the `2^BITS − 1` thresholds of a
+/// codebook of `BITS ≤ 4` bits, held in registers (all ones from a compare,
+/// so subtracting counts); a compile-time count, so the loop unrolls. NaN
+/// compares false: 0.
+///
+/// # Safety
+/// NEON is available; `thr` is prepared for a `BITS`-bit codebook.
+#[inline(always)]
+unsafe fn count<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
+    // SAFETY: register operations on the caller's ISA.
+    unsafe {
+        let mut acc = vdupq_n_u32(0);
+        for t in &thr.t[..(1 << BITS) - 1] {
+            acc = vsubq_u32(acc, vcgtq_f32(x, *t));
+        }
+        acc
+    }
 }
 
 /// `#{j : x > t[j]}` by binary search over `2^bits − 1` sorted thresholds.
@@ -99,7 +117,6 @@ unsafe impl Lanes for F32x4 {
         Thr4 {
             t: v,
             thresholds: t,
-            count: t.len(),
             bits: cb.bits(),
         }
     }
@@ -225,11 +242,12 @@ unsafe impl Lanes for F32x4 {
         // SAFETY: NEON available; registers and local arrays only.
         unsafe {
             if thr.bits <= 4 {
-                let mut acc = vdupq_n_u32(0);
-                for t in &thr.t[..thr.count] {
-                    acc = vsubq_u32(acc, vcgtq_f32(x.0, *t));
+                match thr.bits {
+                    1 => count::<1>(thr, x.0),
+                    2 => count::<2>(thr, x.0),
+                    3 => count::<3>(thr, x.0),
+                    _ => count::<4>(thr, x.0),
                 }
-                acc
             } else {
                 let t = thr.thresholds;
                 let mut v = [0.0f32; 4];
