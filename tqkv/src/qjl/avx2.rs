@@ -234,33 +234,33 @@ crate::backend::avx2_features!(crate::backend::target_features {
 
     pub(super) unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {
         let m = acc.len();
-        let whole = m / 64 * 64;
-        // Signs 64 at a time, every row for each: the sums stay in eight
-        // registers instead of being loaded and stored once per row. Each
-        // sum adds the same ±w in the same row order, so the bits are those
-        // of the row-at-a-time loop below.
-        // SAFETY: AVX2 by this function's features; acc[c..c + 64] with
-        // c + 64 <= m; row r's bytes c/8 .. c/8 + 8 lie inside its ⌈m/8⌉
+        let whole = m / 32 * 32;
+        // Signs 32 at a time, every row for each: the sums stay in four
+        // registers instead of being loaded and stored once per row (eight,
+        // for 64 signs, left too few registers: two sums went through the
+        // stack, their chains through store forwarding). Each sum adds the
+        // same ±w in the same row order, so the bits are those of the
+        // row-at-a-time loop below.
+        // SAFETY: AVX2 by this function's features; acc[c..c + 32] with
+        // c + 32 <= m; row r's bytes c/8 .. c/8 + 4 lie inside its ⌈m/8⌉
         // (the caller checked them).
         unsafe {
-            // Lane l of register k: bit 8k + l of a dword of signs.
-            let bit = |k: i32| _mm256_sllv_epi32(_mm256_set1_epi32(1 << (8 * k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-            let bits = [bit(0), bit(1), bit(2), bit(3)];
-            for c in (0..whole).step_by(64) {
-                let mut sums = [_mm256_setzero_ps(); 8];
+            // Register k moves bit 8k + l of a dword of signs to lane l's
+            // sign bit, which `blendv` reads: one shift picks a sign (an
+            // and and a compare did before).
+            let up = |k: i32| _mm256_sub_epi32(_mm256_set1_epi32(31 - 8 * k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            let ups = [up(0), up(1), up(2), up(3)];
+            for c in (0..whole).step_by(32) {
+                let mut sums = [_mm256_setzero_ps(); 4];
                 for (k, v) in sums.iter_mut().enumerate() {
                     *v = _mm256_loadu_ps(acc.as_ptr().add(c + 8 * k));
                 }
                 for (r, &w) in weights.iter().enumerate() {
                     let at = rows.as_ptr().add(r * stride + c / 8);
-                    let words = [
-                        _mm256_set1_epi32(at.cast::<i32>().read_unaligned()),
-                        _mm256_set1_epi32(at.add(4).cast::<i32>().read_unaligned()),
-                    ];
+                    let word = _mm256_set1_epi32(at.cast::<i32>().read_unaligned());
                     let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
-                    for (k, v) in sums.iter_mut().enumerate() {
-                        let b = bits[k % 4];
-                        let set = _mm256_cmpeq_epi32(_mm256_and_si256(words[k / 4], b), b);
+                    for (v, up) in sums.iter_mut().zip(ups) {
+                        let set = _mm256_sllv_epi32(word, up);
                         let add = _mm256_blendv_ps(minus, plus, _mm256_castsi256_ps(set));
                         *v = _mm256_add_ps(*v, add);
                     }

@@ -16,6 +16,10 @@ use super::simd::{self, Lanes};
 use crate::vector::F32x8;
 
 mod encode;
+mod rows;
+
+pub(crate) use rows::nibble_table_rows;
+use rows::{group_centroids, group_shifts, row_blocks, value_groups, value_table};
 
 pub(super) struct Lut8<'a> {
     /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the
@@ -343,102 +347,6 @@ unsafe fn pick<const N: usize>(t: &[__m256; 8], i: __m256i) -> __m256 {
     }
 }
 
-/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 4` bits, `out.len()` a
-/// multiple of 8: the `B` bytes of each 8 codes are one dword load,
-/// broadcast and shifted apart in the lanes (no unpacking through memory),
-/// then looked up and added with one FMA, 64 coordinates at a time over
-/// every row. Each sum takes the same FMAs in the same row order as the
-/// generic kernel, so the bits are the same.
-///
-/// # Safety
-/// AVX2 and FMA are available; rows validated as by `accumulate_rows_on`
-/// (row `r`'s `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`).
-#[inline(always)]
-unsafe fn value_groups<const B: usize>(
-    cb: &super::Codebook,
-    rows: &[u8],
-    stride: usize,
-    weights: &[f32],
-    out: &mut [f32],
-) {
-    // SAFETY: AVX2 and FMA are the caller's promise. A group's dword load
-    // reads rows[at..at + 4] only when that lies inside `rows`; the last
-    // group of the last row may not, and is copied instead. The bytes past
-    // a group's own belong to the next codes (or the next row) and land in
-    // bits the lookups ignore. Loads and stores of `out` stay inside it.
-    unsafe {
-        let lut = <F32x8 as Lanes>::lut(cb);
-        let (shifts, keep) = group_shifts::<B>();
-        for (ci, chunk) in out.chunks_mut(64).enumerate() {
-            let groups = chunk.len() / 8;
-            let mut acc = [_mm256_setzero_ps(); 8];
-            for (k, a) in acc.iter_mut().enumerate().take(groups) {
-                *a = _mm256_loadu_ps(chunk.as_ptr().add(8 * k));
-            }
-            for (r, &w) in weights.iter().enumerate() {
-                let wv = _mm256_set1_ps(w);
-                let row = r * stride + 8 * ci * B;
-                for (k, a) in acc.iter_mut().enumerate() {
-                    if k >= groups {
-                        break;
-                    }
-                    let c = group_centroids::<B>(&lut, rows, row + k * B, shifts, keep);
-                    *a = _mm256_fmadd_ps(c, wv, *a);
-                }
-            }
-            for (k, a) in acc.iter().enumerate().take(groups) {
-                _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * k), *a);
-            }
-        }
-    }
-}
-
-/// The centroids of the 8 codes of `B ≤ 4` bits at `rows[at..at + B]`: one
-/// dword load (a copy where fewer than 4 bytes are left in `rows`),
-/// broadcast and shifted apart by `shifts` (lane `l`: `l·B`), looked up.
-///
-/// # Safety
-/// AVX2 is available; `at + B ≤ rows.len()`; `lut` is `cb`'s; `keep` holds
-/// `2^B − 1` in every lane.
-#[inline(always)]
-unsafe fn group_centroids<const B: usize>(
-    lut: &Lut8<'_>,
-    rows: &[u8],
-    at: usize,
-    shifts: __m256i,
-    keep: __m256i,
-) -> __m256 {
-    // SAFETY: AVX2 is the caller's promise; registers only (`group_word`
-    // reads the bytes, in bounds). The bytes past the group's own land in
-    // bits the lookups ignore.
-    unsafe {
-        let word = super::pack::group_word::<B>(rows, at);
-        let idx = _mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts);
-        match B {
-            // vpermps reads the low 3 bits; `pick` moves bit 3 up.
-            4 => pick::<2>(&lut.t, idx),
-            3 => _mm256_permutevar8x32_ps(lut.t[0], idx),
-            _ => _mm256_permutevar8x32_ps(lut.t[0], _mm256_and_si256(idx, keep)),
-        }
-    }
-}
-
-/// `shifts` and `keep` of [`group_centroids`] at `B` bits.
-///
-/// # Safety
-/// AVX2 is available.
-#[inline(always)]
-unsafe fn group_shifts<const B: usize>() -> (__m256i, __m256i) {
-    let b = B as i32;
-    // SAFETY: AVX2 is the caller's promise; registers only.
-    unsafe {
-        (
-            _mm256_setr_epi32(0, b, 2 * b, 3 * b, 4 * b, 5 * b, 6 * b, 7 * b),
-            _mm256_set1_epi32((1 << B) - 1),
-        )
-    }
-}
-
 /// Most weight sets of [`accumulate_rows_multi`].
 const MULTI_MAX: usize = 4;
 
@@ -523,8 +431,8 @@ unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
     // r's bytes (r < n) through `group_centroids`; weights[h·w_stride + r]
     // with h < G, r < n; out's groups of each set, inside its d values.
     unsafe {
-        let lut = <F32x8 as Lanes>::lut(cb);
-        let (shifts, keep) = group_shifts::<B>();
+        let t = value_table::<B>(cb);
+        let shifts = group_shifts::<B>();
         let groups = a.d / 8;
         let mut g0 = 0;
         while g0 < groups {
@@ -539,7 +447,7 @@ unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
                 let row = r * a.stride + g0 * B;
                 let mut c = [_mm256_setzero_ps(); NG];
                 for (k, ck) in c.iter_mut().enumerate().take(here) {
-                    *ck = group_centroids::<B>(&lut, a.rows, row + k * B, shifts, keep);
+                    *ck = group_centroids::<B>(&t, a.rows, row + k * B, shifts);
                 }
                 for (h, acc) in acc.iter_mut().enumerate() {
                     let w = _mm256_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
@@ -554,239 +462,6 @@ unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
                 }
             }
             g0 += here;
-        }
-    }
-}
-
-/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
-/// 64 bytes a coordinate on the stack.
-const BLOCK_MAX_DIM: usize = 256;
-
-/// Transposes 8 rows of 8 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
-///
-/// # Safety
-/// AVX2 is available.
-#[inline(always)]
-unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
-    // SAFETY: AVX2 is the caller's promise; registers only.
-    unsafe {
-        let mut t = [_mm256_setzero_si256(); 8];
-        for k in 0..4 {
-            t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-            t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-        }
-        // u[4k + m], 128-bit lane L = column 4L + m of rows 4k … 4k + 3.
-        let mut u = [_mm256_setzero_si256(); 8];
-        for k in 0..2 {
-            u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
-            u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
-            u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
-            u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
-        }
-        let mut o = [_mm256_setzero_si256(); 8];
-        for m in 0..4 {
-            o[m] = _mm256_permute2x128_si256::<0x20>(u[m], u[4 + m]);
-            o[4 + m] = _mm256_permute2x128_si256::<0x31>(u[m], u[4 + m]);
-        }
-        o
-    }
-}
-
-/// Eight rows per step, one row per lane, for 1 to 4 bits and rows of at
-/// most [`BLOCK_MAX_DIM`] codes: the AVX2 form of the AVX-512 row blocks
-/// (see there). A 4-bit code takes two `vpermps` over the low and high
-/// halves of its 16-entry table and a blend on the code's bit 3, shifted to
-/// the sign bit. Each row is summed in the scalar kernel's order, so the
-/// scores equal the scalar ones bit for bit.
-///
-/// # Safety
-/// AVX2 and FMA are available; the arguments are validated as by
-/// `dot_rows_on` (every row of `out` fits in `rows`).
-#[inline(always)]
-unsafe fn row_blocks(
-    cb: &super::Codebook,
-    q: &[f32],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> usize {
-    let bits = cb.bits() as usize;
-    let d = q.len();
-    if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
-        return 0;
-    }
-    let c = cb.centroids();
-    // SAFETY: AVX2 is the caller's promise; the loads read local arrays.
-    unsafe {
-        let mut cents = [0.0f32; 16];
-        cents[..c.len()].copy_from_slice(c);
-        let lo = _mm256_loadu_ps(cents.as_ptr());
-        let hi = _mm256_loadu_ps(cents.as_ptr().add(8));
-        // Only the d entries used are written (zeroing all 256, 16 KB, for
-        // every call cost a tenth of decode at small d).
-        let mut table = [core::mem::MaybeUninit::<[__m256; 2]>::uninit(); BLOCK_MAX_DIM];
-        for (t, &qj) in table.iter_mut().zip(q) {
-            let qv = _mm256_set1_ps(qj);
-            t.write([_mm256_mul_ps(qv, lo), _mm256_mul_ps(qv, hi)]);
-        }
-        // SAFETY: entries 0 … d − 1 (d = q.len() ≤ BLOCK_MAX_DIM) were
-        // written just above; MaybeUninit<T> has T's layout.
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[__m256; 2]>(), d);
-        let blocks = out.len() / 8;
-        let mut blk = 0;
-        while blk + 2 <= blocks {
-            match bits {
-                1 => block_group::<1, 2>(table, rows, stride, blk, out),
-                2 => block_group::<2, 2>(table, rows, stride, blk, out),
-                3 => block_group::<3, 2>(table, rows, stride, blk, out),
-                _ => block_group::<4, 2>(table, rows, stride, blk, out),
-            }
-            blk += 2;
-        }
-        if blk < blocks {
-            match bits {
-                1 => block_group::<1, 1>(table, rows, stride, blk, out),
-                2 => block_group::<2, 1>(table, rows, stride, blk, out),
-                3 => block_group::<3, 1>(table, rows, stride, blk, out),
-                _ => block_group::<4, 1>(table, rows, stride, blk, out),
-            }
-        }
-        blocks * 8
-    }
-}
-
-/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
-/// 4p + 3` of the row's bytes; entries 0–7 of a table in its first
-/// register, 8–15 in its second) for the first `8·⌊out.len()/8⌋` rows;
-/// returns how many. The 4-bit key row blocks with a caller's tables: the
-/// QJL sign sums use them with a table per four signs.
-///
-/// # Safety
-/// AVX2 and FMA are available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
-/// (`⌈table.len()/2⌉` bytes each, `stride` apart, one per value of `out`)
-/// lie inside `rows`.
-#[inline(always)]
-pub(crate) unsafe fn nibble_table_rows(
-    table: &[[__m256; 2]],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> usize {
-    let blocks = out.len() / 8;
-    let mut blk = 0;
-    // SAFETY: the caller's promises are `block_group`'s for every block.
-    unsafe {
-        while blk + 2 <= blocks {
-            block_group::<4, 2>(table, rows, stride, blk, out);
-            blk += 2;
-        }
-        if blk < blocks {
-            block_group::<4, 1>(table, rows, stride, blk, out);
-        }
-    }
-    blocks * 8
-}
-
-/// Scores blocks `blk0 … blk0 + NB − 1` (8 rows each) at `B` bits.
-///
-/// A chunk is the bytes of a whole number of codes in at most 8 dwords: 32
-/// bytes for 1, 2 and 4 bits, 24 (64 codes) for 3, whose codes 10 and 21 of
-/// each 3 dwords straddle two of them.
-///
-/// # Safety
-/// AVX2 and FMA are available; the 8·NB rows from `8·blk0` fit in `rows`
-/// and `out`; `table.len()` is the row's number of codes.
-#[inline(always)]
-unsafe fn block_group<const B: usize, const NB: usize>(
-    table: &[[__m256; 2]],
-    rows: &[u8],
-    stride: usize,
-    blk0: usize,
-    out: &mut [f32],
-) {
-    let d = table.len();
-    let row_len = super::pack::packed_len(d, B as u8);
-    let chunk_bytes = if B == 3 { 24 } else { 32 };
-    let chunk_codes = chunk_bytes * 8 / B;
-    // SAFETY: AVX2 is the caller's promise. Chunks with 32 bytes of the row
-    // from their start are loaded in place, inside one row; a shorter rest
-    // of whole dwords by a masked load, which reads only the masked-in
-    // dwords (inside the row) and never faults on the others; any other
-    // rest is copied to a local buffer first. So nothing past the row is
-    // read. Prefetches never fault; the stores write
-    // out[8·blk0 … 8·(blk0 + NB)).
-    unsafe {
-        let keep = _mm256_set1_epi32((1 << B) - 1);
-        let ahead_bytes = stride.wrapping_mul(32);
-        let mut acc = [_mm256_setzero_ps(); NB];
-        let mut chunk = 0;
-        while chunk * chunk_bytes < row_len {
-            let rest = row_len - chunk * chunk_bytes;
-            let bytes = rest.min(32);
-            // Dword lanes below bytes/4: a partial chunk of whole dwords (4-bit
-            // rows of d = 96, 160, 224) loads without the copy, whose narrow
-            // stores and wide reload stalled every row.
-            let dwords = _mm256_cmpgt_epi32(
-                _mm256_set1_epi32((bytes / 4) as i32),
-                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-            );
-            let mut cols = [[_mm256_setzero_si256(); 8]; NB];
-            for (nb, col) in cols.iter_mut().enumerate() {
-                let mut r = [_mm256_setzero_si256(); 8];
-                for (i, ri) in r.iter_mut().enumerate() {
-                    let at = ((blk0 + nb) * 8 + i) * stride + chunk * chunk_bytes;
-                    // Wrapping (not checked) arithmetic: a prefetch of any
-                    // address is harmless, and a huge caller stride must
-                    // not overflow-panic in a debug build.
-                    let ahead = rows.as_ptr().wrapping_add(at).wrapping_add(ahead_bytes);
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
-                    *ri = if bytes == 32 {
-                        _mm256_loadu_si256(rows.as_ptr().add(at).cast())
-                    } else if bytes.is_multiple_of(4) {
-                        _mm256_maskload_epi32(rows.as_ptr().add(at).cast(), dwords)
-                    } else {
-                        let mut part = [0u8; 32];
-                        part[..bytes].copy_from_slice(&rows[at..at + bytes]);
-                        _mm256_loadu_si256(part.as_ptr().cast())
-                    };
-                }
-                *col = transpose8(&r);
-            }
-            let first = chunk * chunk_codes;
-            // A constant trip count (with an exit at d), so the loop unrolls
-            // and `cols` stay in registers.
-            for code in 0..chunk_codes {
-                let j = first + code;
-                if j >= d {
-                    break;
-                }
-                let (k, at) = (code * B / 32, (code * B % 32) as i32);
-                let [t_lo, t_hi] = table[j];
-                for (a, col) in acc.iter_mut().zip(&cols) {
-                    let mut codes = _mm256_srl_epi32(col[k], _mm_cvtsi32_si128(at));
-                    if at as usize + B > 32 {
-                        // The code's high bits open the next dword.
-                        let high = _mm256_sll_epi32(col[k + 1], _mm_cvtsi32_si128(32 - at));
-                        codes = _mm256_or_si256(codes, high);
-                    }
-                    let p = match B {
-                        // vpermps reads the low 3 bits; bit 3 picks the half.
-                        4 => {
-                            let top = _mm256_sll_epi32(col[k], _mm_cvtsi32_si128(28 - at));
-                            let a = _mm256_permutevar8x32_ps(t_lo, codes);
-                            let b = _mm256_permutevar8x32_ps(t_hi, codes);
-                            _mm256_blendv_ps(a, b, _mm256_castsi256_ps(top))
-                        }
-                        3 => _mm256_permutevar8x32_ps(t_lo, codes),
-                        _ => _mm256_permutevar8x32_ps(t_lo, _mm256_and_si256(codes, keep)),
-                    };
-                    *a = _mm256_add_ps(*a, p);
-                }
-            }
-            chunk += 1;
-        }
-        for (nb, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 8), *a);
         }
     }
 }

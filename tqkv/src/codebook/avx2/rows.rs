@@ -1,0 +1,471 @@
+//! The AVX2 decode kernels over rows of codes of at most 4 bits: the
+//! values' weighted sums ([`value_groups`]) and the keys' scores, eight
+//! rows at a time ([`row_blocks`]).
+
+use core::arch::x86_64::*;
+
+use super::lanes_from;
+
+/// The lookup registers of `B`-bit codes: at 4 bits the centroids 0–7 and
+/// 8–15; below, the centroids repeated with period `2^B` in the first, so
+/// that the bits above a code in its lane (the next codes) do not change
+/// what `vpermps` (which reads the low 3 bits) picks, and need no mask.
+///
+/// # Safety
+/// AVX2 is available; `cb.bits() == B ≤ 4`.
+#[inline(always)]
+pub(super) unsafe fn value_table<const B: usize>(cb: &crate::codebook::Codebook) -> [__m256; 2] {
+    let c = cb.centroids();
+    // SAFETY: AVX2 is the caller's promise; `lanes_from` reads inside the
+    // centroids; the rest are registers.
+    unsafe {
+        let low = lanes_from(c, 0);
+        if B == 4 {
+            return [low, lanes_from(c, 8)];
+        }
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let period = _mm256_and_si256(lanes, _mm256_set1_epi32((1 << B) - 1));
+        [_mm256_permutevar8x32_ps(low, period), _mm256_setzero_ps()]
+    }
+}
+
+/// `t[i]` per lane for the `B`-bit code in the low bits of each lane of `i`
+/// (bits above it ignored), `t` from [`value_table`] (scaled or not): one
+/// `vpermps`, and at 4 bits a second one and a blend on bit 3 moved to the
+/// sign bit.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn look_up<const B: usize>(t: &[__m256; 2], i: __m256i) -> __m256 {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let low = _mm256_permutevar8x32_ps(t[0], i);
+        if B < 4 {
+            return low;
+        }
+        let high = _mm256_permutevar8x32_ps(t[1], i);
+        _mm256_blendv_ps(low, high, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(i)))
+    }
+}
+
+/// How many of `n` rows `stride` apart have their bytes `0 … need − 1`
+/// inside `len` bytes: the rows read in place.
+fn rows_within(len: usize, stride: usize, need: usize, n: usize) -> usize {
+    match len.checked_sub(need) {
+        None => 0,
+        Some(_) if stride == 0 => n,
+        Some(room) => (room / stride).saturating_add(1).min(n),
+    }
+}
+
+/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 4` bits, `out.len()` a
+/// multiple of 8: the `B` bytes of each 8 codes are one dword load,
+/// broadcast and shifted apart in the lanes (no unpacking through memory),
+/// then looked up and added with one FMA, 64 coordinates at a time over
+/// every row. Rows whose dwords all lie in `rows` are read in place; the
+/// rest (the last rows of a buffer that ends with them) through
+/// [`group_centroids`]. Each sum takes the same FMAs in the same row order
+/// as the generic kernel, so the bits are the same.
+///
+/// # Safety
+/// AVX2 and FMA are available; rows validated as by `accumulate_rows_on`
+/// (row `r`'s `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`).
+#[inline(always)]
+pub(super) unsafe fn value_groups<const B: usize>(
+    cb: &crate::codebook::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    // SAFETY: AVX2 and FMA are the caller's promise. The in-place dword
+    // loads of a row lie inside `rows` (`rows_within`); the other rows go
+    // through `group_centroids`, in bounds. The bytes past a group's own
+    // belong to the next codes (or the next row) and land in bits the
+    // lookups ignore. Loads and stores of `out` stay inside it.
+    unsafe {
+        let t = value_table::<B>(cb);
+        let shifts = group_shifts::<B>();
+        for (ci, chunk) in out.chunks_mut(64).enumerate() {
+            let groups = chunk.len() / 8;
+            let first = 8 * ci * B;
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (k, a) in acc.iter_mut().enumerate().take(groups) {
+                *a = _mm256_loadu_ps(chunk.as_ptr().add(8 * k));
+            }
+            // A whole chunk's eight dwords, the last at first + 7B.
+            let direct = if groups == 8 {
+                rows_within(rows.len(), stride, first + 7 * B + 4, weights.len())
+            } else {
+                0
+            };
+            let (near, far) = weights.split_at(direct);
+            let mut row = rows.as_ptr().wrapping_add(first);
+            for &w in near {
+                let wv = _mm256_set1_ps(w);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let word = row.add(k * B).cast::<i32>().read_unaligned();
+                    let idx = _mm256_srlv_epi32(_mm256_set1_epi32(word), shifts);
+                    *a = _mm256_fmadd_ps(look_up::<B>(&t, idx), wv, *a);
+                }
+                row = row.wrapping_add(stride);
+            }
+            for (r, &w) in far.iter().enumerate() {
+                let wv = _mm256_set1_ps(w);
+                let row = (direct + r) * stride + first;
+                for (k, a) in acc.iter_mut().enumerate().take(groups) {
+                    let c = group_centroids::<B>(&t, rows, row + k * B, shifts);
+                    *a = _mm256_fmadd_ps(c, wv, *a);
+                }
+            }
+            for (k, a) in acc.iter().enumerate().take(groups) {
+                _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * k), *a);
+            }
+        }
+    }
+}
+
+/// The centroids of the 8 codes of `B ≤ 4` bits at `rows[at..at + B]`: one
+/// dword load (a copy where fewer than 4 bytes are left in `rows`),
+/// broadcast and shifted apart by `shifts` (lane `l`: `l·B`), looked up in
+/// `t` (from [`value_table`]).
+///
+/// # Safety
+/// AVX2 is available; `at + B ≤ rows.len()`.
+#[inline(always)]
+pub(super) unsafe fn group_centroids<const B: usize>(
+    t: &[__m256; 2],
+    rows: &[u8],
+    at: usize,
+    shifts: __m256i,
+) -> __m256 {
+    // SAFETY: AVX2 is the caller's promise; registers only (`group_word`
+    // reads the bytes, in bounds). The bytes past the group's own land in
+    // bits the lookups ignore.
+    unsafe {
+        let word = crate::codebook::pack::group_word::<B>(rows, at);
+        look_up::<B>(t, _mm256_srlv_epi32(_mm256_set1_epi32(word as i32), shifts))
+    }
+}
+
+/// The shifts of [`group_centroids`] at `B` bits (lane `l`: `l·B`).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+pub(super) unsafe fn group_shifts<const B: usize>() -> __m256i {
+    let b = B as i32;
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe { _mm256_setr_epi32(0, b, 2 * b, 3 * b, 4 * b, 5 * b, 6 * b, 7 * b) }
+}
+
+/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
+/// 64 bytes a coordinate on the stack.
+const BLOCK_MAX_DIM: usize = 256;
+
+/// Blocks of 8 rows scored side by side, so that as many add chains
+/// overlap (one chain of `d` adds per block holds each row's order).
+const SIDE_BY_SIDE: usize = 4;
+
+/// Transposes 8 rows of 8 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let mut t = [_mm256_setzero_si256(); 8];
+        for k in 0..4 {
+            t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
+        // u[4k + m], 128-bit lane L = column 4L + m of rows 4k … 4k + 3.
+        let mut u = [_mm256_setzero_si256(); 8];
+        for k in 0..2 {
+            u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        let mut o = [_mm256_setzero_si256(); 8];
+        for m in 0..4 {
+            o[m] = _mm256_permute2x128_si256::<0x20>(u[m], u[4 + m]);
+            o[4 + m] = _mm256_permute2x128_si256::<0x31>(u[m], u[4 + m]);
+        }
+        o
+    }
+}
+
+/// Eight rows per step, one row per lane, for 1 to 4 bits and rows of at
+/// most [`BLOCK_MAX_DIM`] codes: the AVX2 form of the AVX-512 row blocks
+/// (see there). Per query, a table of `q_j·c_v` per coordinate `j` (the
+/// [`value_table`] registers scaled); per block, the rows' dwords are
+/// transposed, then each code costs a shift, a `vpermps` into its table
+/// (two and a blend at 4 bits) and an add, for 8 rows at once. Each row is
+/// summed in the scalar kernel's order, so the scores equal the scalar
+/// ones bit for bit.
+///
+/// # Safety
+/// AVX2 and FMA are available; the arguments are validated as by
+/// `dot_rows_on` (every row of `out` fits in `rows`).
+#[inline(always)]
+pub(super) unsafe fn row_blocks(
+    cb: &crate::codebook::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let bits = cb.bits() as usize;
+    let d = q.len();
+    if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
+        return 0;
+    }
+    // SAFETY: AVX2 is the caller's promise; the loads read local arrays.
+    unsafe {
+        let [lo, hi] = match bits {
+            1 => value_table::<1>(cb),
+            2 => value_table::<2>(cb),
+            3 => value_table::<3>(cb),
+            _ => value_table::<4>(cb),
+        };
+        // Only the d entries used are written (zeroing all 256, 16 KB, for
+        // every call cost a tenth of decode at small d).
+        let mut table = [core::mem::MaybeUninit::<[__m256; 2]>::uninit(); BLOCK_MAX_DIM];
+        for (t, &qj) in table.iter_mut().zip(q) {
+            let qv = _mm256_set1_ps(qj);
+            t.write([_mm256_mul_ps(qv, lo), _mm256_mul_ps(qv, hi)]);
+        }
+        // SAFETY: entries 0 … d − 1 (d = q.len() ≤ BLOCK_MAX_DIM) were
+        // written just above; MaybeUninit<T> has T's layout.
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[__m256; 2]>(), d);
+        let blocks = out.len() / 8;
+        match bits {
+            1 => block_runs::<1>(table, rows, stride, blocks, out),
+            2 => block_runs::<2>(table, rows, stride, blocks, out),
+            3 => block_runs::<3>(table, rows, stride, blocks, out),
+            _ => block_runs::<4>(table, rows, stride, blocks, out),
+        }
+        blocks * 8
+    }
+}
+
+/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
+/// 4p + 3` of the row's bytes; entries 0–7 of a table in its first
+/// register, 8–15 in its second) for the first `8·⌊out.len()/8⌋` rows;
+/// returns how many. The 4-bit key row blocks with a caller's tables: the
+/// QJL sign sums use them with a table per four signs.
+///
+/// # Safety
+/// AVX2 and FMA are available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
+/// (`⌈table.len()/2⌉` bytes each, `stride` apart, one per value of `out`)
+/// lie inside `rows`.
+#[inline(always)]
+pub(crate) unsafe fn nibble_table_rows(
+    table: &[[__m256; 2]],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let blocks = out.len() / 8;
+    // SAFETY: the caller's promises are `block_group`'s for every block.
+    unsafe { block_runs::<4>(table, rows, stride, blocks, out) };
+    blocks * 8
+}
+
+crate::backend::avx2_features!(crate::backend::target_features {
+    /// Blocks `0 … blocks − 1` of [`row_blocks`] at `B` bits:
+    /// [`SIDE_BY_SIDE`] at a time, then one. A function of its own for each
+    /// `B`, never inlined (as the AVX-512 one: the instrumented fuzz build's
+    /// coverage tables cost the square of a function's blocks).
+    ///
+    /// # Safety
+    /// As [`block_group`], for every block.
+    #[inline(never)]
+    unsafe fn block_runs<const B: usize>(
+        table: &[[__m256; 2]],
+        rows: &[u8],
+        stride: usize,
+        blocks: usize,
+        out: &mut [f32],
+    ) {
+        let mut blk = 0;
+        // SAFETY: forwarded; every block below `blocks` fits.
+        unsafe {
+            while blk + SIDE_BY_SIDE <= blocks {
+                block_group::<B, SIDE_BY_SIDE>(table, rows, stride, blk, out);
+                blk += SIDE_BY_SIDE;
+            }
+            while blk < blocks {
+                block_group::<B, 1>(table, rows, stride, blk, out);
+                blk += 1;
+            }
+        }
+    }
+});
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (8 rows each) at `B` bits.
+///
+/// A chunk is the bytes of a whole number of codes in at most 8 dwords: 32
+/// bytes for 1, 2 and 4 bits, 24 (64 codes) for 3. Every `B` dwords hold
+/// 32 codes ([`add_codes`]).
+///
+/// # Safety
+/// AVX2 and FMA are available; the 8·NB rows from `8·blk0` fit in `rows`
+/// and `out`; `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn block_group<const B: usize, const NB: usize>(
+    table: &[[__m256; 2]],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = table.len();
+    let row_len = crate::codebook::pack::packed_len(d, B as u8);
+    let chunk_bytes = if B == 3 { 24 } else { 32 };
+    let chunk_codes = chunk_bytes * 8 / B;
+    // SAFETY: AVX2 is the caller's promise. Chunks with 32 bytes of the row
+    // from their start are loaded in place, inside one row; a shorter rest
+    // of whole dwords by a masked load, which reads only the masked-in
+    // dwords (inside the row) and never faults on the others; any other
+    // rest is copied to a local buffer first. So nothing past the row is
+    // read. Table entries below `d` only. Prefetches never fault; the
+    // stores write out[8·blk0 … 8·(blk0 + NB)).
+    unsafe {
+        let ahead_bytes = stride.wrapping_mul(32);
+        // Opaque to the compiler, which would otherwise turn the FMAs by
+        // 1.0 below back into adds (FMAs leave the add pipes to the shifts,
+        // as on AVX-512).
+        let one = _mm256_set1_ps(core::hint::black_box(1.0));
+        let mut acc = [_mm256_setzero_ps(); NB];
+        let mut chunk = 0;
+        while chunk * chunk_bytes < row_len {
+            let rest = row_len - chunk * chunk_bytes;
+            let bytes = rest.min(32);
+            // Dword lanes below bytes/4: a partial chunk of whole dwords (4-bit
+            // rows of d = 96, 160, 224) loads without the copy, whose narrow
+            // stores and wide reload stalled every row.
+            let dwords = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32((bytes / 4) as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            let mut cols = [[_mm256_setzero_si256(); 8]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [_mm256_setzero_si256(); 8];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 8 + i) * stride + chunk * chunk_bytes;
+                    // Wrapping (not checked) arithmetic: a prefetch of any
+                    // address is harmless, and a huge caller stride must
+                    // not overflow-panic in a debug build.
+                    let ahead = rows.as_ptr().wrapping_add(at).wrapping_add(ahead_bytes);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                    *ri = if bytes == 32 {
+                        _mm256_loadu_si256(rows.as_ptr().add(at).cast())
+                    } else if bytes.is_multiple_of(4) {
+                        _mm256_maskload_epi32(rows.as_ptr().add(at).cast(), dwords)
+                    } else {
+                        let mut part = [0u8; 32];
+                        part[..bytes].copy_from_slice(&rows[at..at + bytes]);
+                        _mm256_loadu_si256(part.as_ptr().cast())
+                    };
+                }
+                *col = transpose8(&r);
+            }
+            let first = chunk * chunk_codes;
+            for run in 0..chunk_bytes / 4 / B {
+                let j0 = first + 32 * run;
+                if j0 >= d {
+                    break;
+                }
+                let table = &table[j0..];
+                add_codes::<B, NB>(&cols, B * run, table, one, &mut acc);
+            }
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 8), *a);
+        }
+    }
+}
+
+/// `$body` 32 times, with `$c` the constant 0, 1, …, 31.
+macro_rules! unroll_32 {
+    ($c:ident => $body:block) => {
+        unroll_32!(@ $c $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
+    };
+    (@ $c:ident $body:block; $($n:literal)*) => {
+        $({
+            const $c: usize = $n;
+            $body
+        })*
+    };
+}
+
+/// Adds `table[c][code c]` (by an FMA with `one`) into each block's sums,
+/// for the first `table.len().min(32)` of the 32 codes in dwords `dw0 …
+/// dw0 + B − 1` of every block's columns, in order: code `c` starts at
+/// bit `B·c` of the run, is shifted to the bottom of its lane (the next
+/// codes stay above it, ignored by the lookup); at 3 bits codes 10 and 21
+/// cross into the next dword and take its low bits by a shift and an or.
+///
+/// # Safety
+/// AVX2 and FMA are available; `dw0 + B ≤ 8`.
+#[inline(always)]
+unsafe fn add_codes<const B: usize, const NB: usize>(
+    cols: &[[__m256i; 8]; NB],
+    dw0: usize,
+    table: &[[__m256; 2]],
+    one: __m256,
+    acc: &mut [__m256; NB],
+) {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let mut x = [_mm256_setzero_si256(); NB];
+        // Unrolled by hand: LLVM kept the loop, with `x` on the stack and
+        // every shift count in a register.
+        'codes: {
+            unroll_32!(C => {
+                let Some(t) = table.get(C) else {
+                    break 'codes;
+                };
+                let (w, off) = (dw0 + B * C / 32, (B * C % 32) as i32);
+                if off == 0 {
+                    for (x, col) in x.iter_mut().zip(cols) {
+                        *x = col[w];
+                    }
+                }
+                let crosses = off as usize + B > 32;
+                let mut idx = x;
+                if crosses {
+                    let up = _mm_cvtsi32_si128(32 - off);
+                    for (i, col) in idx.iter_mut().zip(cols) {
+                        *i = _mm256_or_si256(*i, _mm256_sll_epi32(col[w + 1], up));
+                    }
+                }
+                for (a, &i) in acc.iter_mut().zip(&idx) {
+                    *a = _mm256_fmadd_ps(look_up::<B>(t, i), one, *a);
+                }
+                // The next code at the bottom of `x` (a new dword is loaded
+                // above when it starts one).
+                if crosses {
+                    let down = _mm_cvtsi32_si128(off + B as i32 - 32);
+                    for (x, col) in x.iter_mut().zip(cols) {
+                        *x = _mm256_srl_epi32(col[w + 1], down);
+                    }
+                } else if off as usize + B < 32 {
+                    for x in x.iter_mut() {
+                        *x = match B {
+                            1 => _mm256_srli_epi32::<1>(*x),
+                            2 => _mm256_srli_epi32::<2>(*x),
+                            3 => _mm256_srli_epi32::<3>(*x),
+                            _ => _mm256_srli_epi32::<4>(*x),
+                        };
+                    }
+                }
+            });
+        }
+    }
+}
