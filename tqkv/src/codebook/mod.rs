@@ -21,9 +21,9 @@
 //! Every kernel runs on the detected [`Backend`] and has an `…_on` form
 //! for a chosen one. Indices and packed bytes are identical on every
 //! backend; [`dot`] and [`dot_rows`] agree with the scalar kernel within
-//! `1e-5 · Σ|q·c|` (summation order differs). On AVX-512 at 1, 2 and 4 bits
-//! and on AVX2 and NEON at 1 to 4 bits, [`dot_rows`] with at most 256 codes
-//! a row scores 16 (AVX2: 8, NEON: 4) rows per vector from a table of
+//! `1e-5 · Σ|q·c|` (summation order differs). On AVX-512, AVX2 and NEON at
+//! 1 to 4 bits, [`dot_rows`] with at most 256 codes a row scores 16 (AVX2
+//! and AVX-512 at 3 bits: 8; NEON: 4) rows per vector from a table of
 //! `q_j · c_v`, summing each row in the scalar kernel's order: those scores
 //! equal the scalar ones bit for bit (tested).
 //!

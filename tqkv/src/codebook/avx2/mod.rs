@@ -19,7 +19,8 @@ mod encode;
 mod rows;
 
 pub(crate) use rows::nibble_table_rows;
-use rows::{group_centroids, group_shifts, row_blocks, value_groups, value_table};
+pub(super) use rows::row_blocks;
+use rows::{group_centroids, group_shifts, value_groups, value_table};
 
 pub(super) struct Lut8<'a> {
     /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the

@@ -211,7 +211,7 @@ unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
 /// AVX2 and FMA are available; the arguments are validated as by
 /// `dot_rows_on` (every row of `out` fits in `rows`).
 #[inline(always)]
-pub(super) unsafe fn row_blocks(
+pub(in crate::codebook) unsafe fn row_blocks(
     cb: &crate::codebook::Codebook,
     q: &[f32],
     rows: &[u8],

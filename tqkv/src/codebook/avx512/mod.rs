@@ -233,6 +233,13 @@ unsafe impl Lanes for F32x16 {
         stride: usize,
         out: &mut [f32],
     ) -> usize {
+        if cb.bits() == 3 {
+            // Codes cross dwords at 3 bits; the AVX2 row blocks take them
+            // (eight rows a step, the same scalar order).
+            // SAFETY: the AVX-512 feature list includes AVX2 and FMA; the
+            // arguments were validated by `dot_rows_on`.
+            return unsafe { super::avx2::row_blocks(cb, q, rows, stride, out) };
+        }
         // SAFETY: AVX-512 F/BW is available (trait contract); the arguments
         // were validated by `dot_rows_on`.
         unsafe { row_blocks(cb, q, rows, stride, out) }
@@ -499,7 +506,14 @@ unsafe fn row_blocks(
     // SAFETY: AVX-512 F/BW are the caller's promise; the loads read the
     // local arrays.
     unsafe {
-        let cv = centroid_lanes(c, 0);
+        // Repeated with period 2^b: `vpermps` reads the low 4 bits of a
+        // lane, and the bits above a code (the next codes) then pick the
+        // same entry, so the lookups need no mask.
+        let period = _mm512_and_si512(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32((1 << bits) - 1),
+        );
+        let cv = _mm512_permutexvar_ps(period, centroid_lanes(c, 0));
         // Only the d entries used are written: zeroing all 256 (16 KB) for
         // every call, once per block of tokens in attention, cost a tenth of
         // decode at d = 96.
@@ -592,7 +606,6 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     // one row (masked where the row ends inside its 64-byte chunk); prefetches
     // never fault; the stores write out[16·blk0 … 16·(blk0 + NB)).
     unsafe {
-        let keep = _mm512_set1_epi32((1 << B) - 1);
         // Opaque to the compiler, which would otherwise turn the FMAs by
         // 1.0 below back into adds.
         let one = _mm512_set1_ps(core::hint::black_box(1.0));
@@ -628,11 +641,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                     }
                     let t = table[j];
                     for (a, x) in acc.iter_mut().zip(x.iter_mut()) {
-                        let mut codes = *x;
-                        if B < 4 {
-                            // vpermps reads only the low 4 bits of each lane.
-                            codes = _mm512_and_si512(codes, keep);
-                        }
+                        let codes = *x;
                         // An FMA by 1.0 adds exactly as `vaddps` does, but on
                         // the FMA pipes: on Zen 4 adds share a pipe with the
                         // shifts (8 shifts, 8 lookups and 8 adds take 16.3
