@@ -20,7 +20,9 @@ mod rows;
 
 pub(crate) use rows::nibble_table_rows;
 pub(super) use rows::row_blocks;
-use rows::{group_centroids, group_shifts, value_groups, value_table};
+use rows::{
+    group_centroids, group_shifts, in_place_centroids, rows_within, value_groups, value_table,
+};
 
 pub(super) struct Lut8<'a> {
     /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the
@@ -444,11 +446,17 @@ unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
                     *v = _mm256_loadu_ps(out.as_ptr().add(h * a.out_stride + 8 * (g0 + k)));
                 }
             }
+            // Rows whose `here` group dwords lie in `rows` are read in place.
+            let direct = rows_within(a.rows.len(), a.stride, g0 * B + (here - 1) * B + 4, a.n);
             for r in 0..a.n {
                 let row = r * a.stride + g0 * B;
                 let mut c = [_mm256_setzero_ps(); NG];
                 for (k, ck) in c.iter_mut().enumerate().take(here) {
-                    *ck = group_centroids::<B>(&t, a.rows, row + k * B, shifts);
+                    *ck = if r < direct {
+                        in_place_centroids::<B>(&t, a.rows.as_ptr().add(row + k * B), shifts)
+                    } else {
+                        group_centroids::<B>(&t, a.rows, row + k * B, shifts)
+                    };
                 }
                 for (h, acc) in acc.iter_mut().enumerate() {
                     let w = _mm256_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));

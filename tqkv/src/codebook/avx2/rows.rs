@@ -51,7 +51,7 @@ unsafe fn look_up<const B: usize>(t: &[__m256; 2], i: __m256i) -> __m256 {
 
 /// How many of `n` rows `stride` apart have their bytes `0 … need − 1`
 /// inside `len` bytes: the rows read in place.
-fn rows_within(len: usize, stride: usize, need: usize, n: usize) -> usize {
+pub(super) fn rows_within(len: usize, stride: usize, need: usize, n: usize) -> usize {
     match len.checked_sub(need) {
         None => 0,
         Some(_) if stride == 0 => n,
@@ -105,9 +105,8 @@ pub(super) unsafe fn value_groups<const B: usize>(
             for &w in near {
                 let wv = _mm256_set1_ps(w);
                 for (k, a) in acc.iter_mut().enumerate() {
-                    let word = row.add(k * B).cast::<i32>().read_unaligned();
-                    let idx = _mm256_srlv_epi32(_mm256_set1_epi32(word), shifts);
-                    *a = _mm256_fmadd_ps(look_up::<B>(&t, idx), wv, *a);
+                    let c = in_place_centroids::<B>(&t, row.add(k * B), shifts);
+                    *a = _mm256_fmadd_ps(c, wv, *a);
                 }
                 row = row.wrapping_add(stride);
             }
@@ -123,6 +122,25 @@ pub(super) unsafe fn value_groups<const B: usize>(
                 _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * k), *a);
             }
         }
+    }
+}
+
+/// The centroids of the 8 codes of `B ≤ 4` bits at `at`, read by one dword
+/// load in place ([`group_centroids`] copies near the end of a buffer).
+///
+/// # Safety
+/// AVX2 is available; the 4 bytes at `at` are readable.
+#[inline(always)]
+pub(super) unsafe fn in_place_centroids<const B: usize>(
+    t: &[__m256; 2],
+    at: *const u8,
+    shifts: __m256i,
+) -> __m256 {
+    // SAFETY: the caller's promises; the bytes past the group's own land in
+    // bits the lookups ignore.
+    unsafe {
+        let word = at.cast::<i32>().read_unaligned();
+        look_up::<B>(t, _mm256_srlv_epi32(_mm256_set1_epi32(word), shifts))
     }
 }
 
