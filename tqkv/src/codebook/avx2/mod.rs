@@ -19,10 +19,8 @@ mod encode;
 mod rows;
 
 pub(crate) use rows::nibble_table_rows;
-pub(super) use rows::row_blocks;
-use rows::{
-    group_centroids, group_shifts, in_place_centroids, rows_within, value_groups, value_table,
-};
+pub(super) use rows::{accumulate_groups, row_blocks};
+use rows::{group_centroids, group_shifts, in_place_centroids, rows_within, value_table};
 
 pub(super) struct Lut8<'a> {
     /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the
@@ -273,22 +271,9 @@ unsafe impl Lanes for F32x8 {
         weights: &[f32],
         out: &mut [f32],
     ) -> bool {
-        let d = out.len();
-        if d == 0 || !d.is_multiple_of(8) {
-            return false;
-        }
         // SAFETY: AVX2 and FMA are available (trait contract); the
         // arguments were validated by `accumulate_rows_on`.
-        unsafe {
-            match cb.bits() {
-                1 => value_groups::<1>(cb, rows, stride, weights, out),
-                2 => value_groups::<2>(cb, rows, stride, weights, out),
-                3 => value_groups::<3>(cb, rows, stride, weights, out),
-                4 => value_groups::<4>(cb, rows, stride, weights, out),
-                _ => return false,
-            }
-        }
-        true
+        unsafe { rows::accumulate_groups(cb, rows, stride, weights, out) }
     }
 
     #[inline(always)]

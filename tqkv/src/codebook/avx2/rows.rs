@@ -59,6 +59,36 @@ pub(super) fn rows_within(len: usize, stride: usize, need: usize, n: usize) -> u
     }
 }
 
+/// [`value_groups`] for `cb`'s width, if it takes the shape (1–4 bits,
+/// `out.len()` a nonzero multiple of 8); else `false`, touching nothing.
+///
+/// # Safety
+/// AVX2 and FMA are available; rows validated as by `accumulate_rows_on`.
+#[inline(always)]
+pub(in crate::codebook) unsafe fn accumulate_groups(
+    cb: &crate::codebook::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let d = out.len();
+    if d == 0 || !d.is_multiple_of(8) {
+        return false;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match cb.bits() {
+            1 => value_groups::<1>(cb, rows, stride, weights, out),
+            2 => value_groups::<2>(cb, rows, stride, weights, out),
+            3 => value_groups::<3>(cb, rows, stride, weights, out),
+            4 => value_groups::<4>(cb, rows, stride, weights, out),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 4` bits, `out.len()` a
 /// multiple of 8: the `B` bytes of each 8 codes are one dword load,
 /// broadcast and shifted apart in the lanes (no unpacking through memory),
@@ -72,7 +102,7 @@ pub(super) fn rows_within(len: usize, stride: usize, need: usize, n: usize) -> u
 /// AVX2 and FMA are available; rows validated as by `accumulate_rows_on`
 /// (row `r`'s `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`).
 #[inline(always)]
-pub(super) unsafe fn value_groups<const B: usize>(
+unsafe fn value_groups<const B: usize>(
     cb: &crate::codebook::Codebook,
     rows: &[u8],
     stride: usize,

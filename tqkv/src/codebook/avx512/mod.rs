@@ -253,6 +253,13 @@ unsafe impl Lanes for F32x16 {
         weights: &[f32],
         out: &mut [f32],
     ) -> bool {
+        if cb.bits() <= 3 {
+            // SAFETY: the AVX-512 feature list includes AVX2 and FMA; the
+            // arguments were validated by `accumulate_rows_on`.
+            if unsafe { super::avx2::accumulate_groups(cb, rows, stride, weights, out) } {
+                return true;
+            }
+        }
         // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); the
         // arguments were validated by `accumulate_rows_on`.
         unsafe { accumulate_whole(cb, rows, stride, weights, out) }
