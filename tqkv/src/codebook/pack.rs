@@ -186,3 +186,14 @@ pub(super) fn group_word<const B: usize>(rows: &[u8], at: usize) -> u32 {
         }
     }
 }
+
+/// How many of `n` rows `stride` apart have their bytes `0 … need − 1`
+/// inside `len` bytes: the rows read in place.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(super) fn rows_within(len: usize, stride: usize, need: usize, n: usize) -> usize {
+    match len.checked_sub(need) {
+        None => 0,
+        Some(_) if stride == 0 => n,
+        Some(room) => (room / stride).saturating_add(1).min(n),
+    }
+}

@@ -20,7 +20,7 @@ mod rows;
 
 pub(crate) use rows::nibble_table_rows;
 pub(super) use rows::{accumulate_groups, row_blocks};
-use rows::{group_centroids, group_shifts, in_place_centroids, rows_within, value_table};
+use rows::{group_centroids, group_shifts, in_place_centroids, value_table};
 
 pub(super) struct Lut8<'a> {
     /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the
@@ -432,7 +432,8 @@ unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
                 }
             }
             // Rows whose `here` group dwords lie in `rows` are read in place.
-            let direct = rows_within(a.rows.len(), a.stride, g0 * B + (here - 1) * B + 4, a.n);
+            let direct =
+                super::pack::rows_within(a.rows.len(), a.stride, g0 * B + (here - 1) * B + 4, a.n);
             for r in 0..a.n {
                 let row = r * a.stride + g0 * B;
                 let mut c = [_mm256_setzero_ps(); NG];

@@ -5,6 +5,7 @@
 use core::arch::x86_64::*;
 
 use super::lanes_from;
+use crate::codebook::pack::rows_within;
 
 /// The lookup registers of `B`-bit codes: at 4 bits the centroids 0–7 and
 /// 8–15; below, the centroids repeated with period `2^B` in the first, so
@@ -46,16 +47,6 @@ unsafe fn look_up<const B: usize>(t: &[__m256; 2], i: __m256i) -> __m256 {
         }
         let high = _mm256_permutevar8x32_ps(t[1], i);
         _mm256_blendv_ps(low, high, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(i)))
-    }
-}
-
-/// How many of `n` rows `stride` apart have their bytes `0 … need − 1`
-/// inside `len` bytes: the rows read in place.
-pub(super) fn rows_within(len: usize, stride: usize, need: usize, n: usize) -> usize {
-    match len.checked_sub(need) {
-        None => 0,
-        Some(_) if stride == 0 => n,
-        Some(room) => (room / stride).saturating_add(1).min(n),
     }
 }
 
@@ -437,19 +428,6 @@ unsafe fn block_group<const B: usize, const NB: usize>(
             _mm256_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 8), *a);
         }
     }
-}
-
-/// `$body` 32 times, with `$c` the constant 0, 1, …, 31.
-macro_rules! unroll_32 {
-    ($c:ident => $body:block) => {
-        unroll_32!(@ $c $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
-    };
-    (@ $c:ident $body:block; $($n:literal)*) => {
-        $({
-            const $c: usize = $n;
-            $body
-        })*
-    };
 }
 
 /// Adds `table[c][code c]` (by an FMA with `one`) into each block's sums,

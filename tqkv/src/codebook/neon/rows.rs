@@ -1,0 +1,366 @@
+//! The NEON decode kernels over rows of codes of at most 4 bits: the
+//! values' weighted sums ([`value_groups`]) and the keys' scores, four
+//! rows at a time ([`row_blocks`]).
+
+use core::arch::aarch64::*;
+
+use super::entry_bytes;
+use crate::codebook::pack::{group_word, rows_within};
+
+/// `t[i]` per lane, `t` 16 floats of which the first `2^B` are used, for
+/// the `B`-bit code in each lane of `i` (bits above it masked off by
+/// `keep`): `tbl` on the code's four byte indices, over as many table
+/// registers as `2^B` entries take (one up to 2 bits, two at 3, four at
+/// 4).
+///
+/// # Safety
+/// NEON is available; `keep` holds `2^B − 1` in every lane.
+#[inline(always)]
+unsafe fn look_up<const B: usize>(t: &[f32; 16], i: uint32x4_t, keep: uint32x4_t) -> float32x4_t {
+    // SAFETY: NEON is the caller's promise; the loads read inside `t`.
+    unsafe {
+        let idx = entry_bytes(vandq_u32(i, keep));
+        let p = t.as_ptr().cast::<u8>();
+        let bytes = match B {
+            1 | 2 => vqtbl1q_u8(vld1q_u8(p), idx),
+            3 => vqtbl2q_u8(vld1q_u8_x2(p), idx),
+            _ => vqtbl4q_u8(vld1q_u8_x4(p), idx),
+        };
+        vreinterpretq_f32_u8(bytes)
+    }
+}
+
+/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 4` bits, `out.len()` a
+/// multiple of 8: the `B` bytes of each 8 codes are one word load,
+/// duplicated and shifted apart in the lanes of two registers, looked up
+/// and added with one FMA each, 64 coordinates at a time over every row.
+/// Rows whose words all lie in `rows` are read in place, the rest through
+/// `group_word`. The same FMAs in the same row order as the generic
+/// kernel, so the same bits.
+///
+/// # Safety
+/// NEON is available; rows validated as by `accumulate_rows_on` (row `r`'s
+/// `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`).
+#[inline(always)]
+pub(super) unsafe fn value_groups<const B: usize>(
+    cb: &crate::codebook::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    let b = B as i32;
+    let mut t = [0.0f32; 16];
+    t[..cb.centroids().len()].copy_from_slice(cb.centroids());
+    // SAFETY: NEON is the caller's promise. The in-place word loads of a
+    // row lie inside `rows` (`rows_within`); `group_word` reads the other
+    // rows' groups in bounds; the bytes past a group's own belong to the
+    // next codes (or row) and land in bits the mask clears. Loads and
+    // stores of `out` stay inside it.
+    unsafe {
+        let low = [0, -b, -2 * b, -3 * b];
+        let high = [-4 * b, -5 * b, -6 * b, -7 * b];
+        let shifts = [vld1q_s32(low.as_ptr()), vld1q_s32(high.as_ptr())];
+        let keep = vdupq_n_u32((1 << B) - 1);
+        for (ci, chunk) in out.chunks_mut(64).enumerate() {
+            let groups = chunk.len() / 8;
+            let first = 8 * ci * B;
+            let mut acc = [[vdupq_n_f32(0.0); 2]; 8];
+            for (k, a) in acc.iter_mut().enumerate().take(groups) {
+                for (h, v) in a.iter_mut().enumerate() {
+                    *v = vld1q_f32(chunk.as_ptr().add(8 * k + 4 * h));
+                }
+            }
+            // A whole chunk's eight words, the last at first + 7B.
+            let direct = if groups == 8 {
+                rows_within(rows.len(), stride, first + 7 * B + 4, weights.len())
+            } else {
+                0
+            };
+            let (near, far) = weights.split_at(direct);
+            let mut row = rows.as_ptr().wrapping_add(first);
+            for &w in near {
+                let wv = vdupq_n_f32(w);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let all = vdupq_n_u32(row.add(k * B).cast::<u32>().read_unaligned());
+                    for (v, sh) in a.iter_mut().zip(shifts) {
+                        let c = look_up::<B>(&t, vshlq_u32(all, sh), keep);
+                        *v = vfmaq_f32(*v, c, wv);
+                    }
+                }
+                row = row.wrapping_add(stride);
+            }
+            for (r, &w) in far.iter().enumerate() {
+                let wv = vdupq_n_f32(w);
+                let row = (direct + r) * stride + first;
+                for (k, a) in acc.iter_mut().enumerate().take(groups) {
+                    let all = vdupq_n_u32(group_word::<B>(rows, row + k * B));
+                    for (v, sh) in a.iter_mut().zip(shifts) {
+                        let c = look_up::<B>(&t, vshlq_u32(all, sh), keep);
+                        *v = vfmaq_f32(*v, c, wv);
+                    }
+                }
+            }
+            for (k, a) in acc.iter().enumerate().take(groups) {
+                for (h, v) in a.iter().enumerate() {
+                    vst1q_f32(chunk.as_mut_ptr().add(8 * k + 4 * h), *v);
+                }
+            }
+        }
+    }
+}
+
+/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
+/// 64 bytes a coordinate on the stack.
+const BLOCK_MAX_DIM: usize = 256;
+
+/// Blocks of 4 rows scored side by side, so that as many add chains
+/// overlap (one chain of `d` adds per block holds each row's order).
+const SIDE_BY_SIDE: usize = 4;
+
+/// Transposes 4 rows of 4 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// NEON is available.
+#[inline(always)]
+unsafe fn transpose4(r: &[uint32x4_t; 4]) -> [uint32x4_t; 4] {
+    // SAFETY: NEON is the caller's promise; registers only.
+    unsafe {
+        let t0 = vreinterpretq_u64_u32(vtrn1q_u32(r[0], r[1]));
+        let t1 = vreinterpretq_u64_u32(vtrn2q_u32(r[0], r[1]));
+        let t2 = vreinterpretq_u64_u32(vtrn1q_u32(r[2], r[3]));
+        let t3 = vreinterpretq_u64_u32(vtrn2q_u32(r[2], r[3]));
+        [
+            vreinterpretq_u32_u64(vtrn1q_u64(t0, t2)),
+            vreinterpretq_u32_u64(vtrn1q_u64(t1, t3)),
+            vreinterpretq_u32_u64(vtrn2q_u64(t0, t2)),
+            vreinterpretq_u32_u64(vtrn2q_u64(t1, t3)),
+        ]
+    }
+}
+
+/// Four rows per step, one row per lane, for 1 to 4 bits and rows of at
+/// most [`BLOCK_MAX_DIM`] codes (the NEON form of the x86 row blocks): the
+/// table of coordinate `j` holds `q_j·c[v]` for the 16 values `v`, looked
+/// up by `tbl` on the code's byte indices and added in coordinate order.
+/// Those are the scalar kernel's products and sums, so the scores equal
+/// the scalar ones bit for bit. Returns how many leading rows it scored.
+///
+/// # Safety
+/// NEON is available; the arguments are validated as by `dot_rows_on`
+/// (every row of `out` fits in `rows`).
+#[inline(always)]
+pub(super) unsafe fn row_blocks(
+    cb: &crate::codebook::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let bits = cb.bits() as usize;
+    let d = q.len();
+    if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 4 {
+        return 0;
+    }
+    let mut cents = [0.0f32; 16];
+    cents[..cb.centroids().len()].copy_from_slice(cb.centroids());
+    // Only the d entries used are written.
+    let mut table = [core::mem::MaybeUninit::<[f32; 16]>::uninit(); BLOCK_MAX_DIM];
+    for (t, &qj) in table.iter_mut().zip(q) {
+        t.write(cents.map(|c| qj * c));
+    }
+    // SAFETY: entries 0 … d − 1 (d = q.len() ≤ BLOCK_MAX_DIM) were written
+    // just above; MaybeUninit<T> has T's layout. NEON is the caller's
+    // promise and the rows were validated (`block_group`'s contract).
+    unsafe {
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[f32; 16]>(), d);
+        match bits {
+            1 => table_rows::<1>(table, rows, stride, out),
+            2 => table_rows::<2>(table, rows, stride, out),
+            3 => table_rows::<3>(table, rows, stride, out),
+            _ => table_rows::<4>(table, rows, stride, out),
+        }
+    }
+}
+
+crate::backend::neon_features!(crate::backend::target_features {
+    /// `out[r] = Σ_j table[j][code j of row r]` at `B` bits for the first
+    /// `4·⌊out.len()/4⌋` rows, [`SIDE_BY_SIDE`] blocks of 4 at a time, then
+    /// one; returns how many. A function of its own for each `B`, never
+    /// inlined (as the x86 ones: the instrumented fuzz build's coverage
+    /// tables cost the square of a function's blocks).
+    ///
+    /// # Safety
+    /// NEON is available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
+    /// (`packed_len(table.len(), B)` bytes each, `stride` apart, one per
+    /// value of `out`) lie inside `rows`.
+    #[inline(never)]
+    unsafe fn table_rows<const B: usize>(
+        table: &[[f32; 16]],
+        rows: &[u8],
+        stride: usize,
+        out: &mut [f32],
+    ) -> usize {
+        let blocks = out.len() / 4;
+        let mut blk = 0;
+        // SAFETY: the caller's promises are `block_group`'s for every block.
+        unsafe {
+            while blk + SIDE_BY_SIDE <= blocks {
+                block_group::<B, SIDE_BY_SIDE>(table, rows, stride, blk, out);
+                blk += SIDE_BY_SIDE;
+            }
+            while blk < blocks {
+                block_group::<B, 1>(table, rows, stride, blk, out);
+                blk += 1;
+            }
+        }
+        blocks * 4
+    }
+});
+
+/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
+/// 4p + 3` of the row's bytes) for the first `4·⌊out.len()/4⌋` rows;
+/// returns how many. The 4-bit key row blocks with a caller's tables: the
+/// QJL sign sums use them with a table per four signs.
+///
+/// # Safety
+/// NEON is available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
+/// (`⌈table.len()/2⌉` bytes each, `stride` apart, one per value of `out`)
+/// lie inside `rows`.
+#[inline(always)]
+pub(crate) unsafe fn nibble_table_rows(
+    table: &[[f32; 16]],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    // SAFETY: the caller's promises, at 4 bits.
+    unsafe { table_rows::<4>(table, rows, stride, out) }
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (4 rows each) at `B` bits.
+///
+/// A chunk is the bytes of a whole number of codes in at most 4 dwords: 16
+/// bytes for 1, 2 and 4 bits, 12 (32 codes) for 3. Every `B` dwords hold
+/// 32 codes ([`add_codes`]).
+///
+/// # Safety
+/// NEON is available; the 4·NB rows from `4·blk0` fit in `rows` and `out`;
+/// `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn block_group<const B: usize, const NB: usize>(
+    table: &[[f32; 16]],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let d = table.len();
+    let row_len = crate::codebook::pack::packed_len(d, B as u8);
+    let chunk_bytes = if B == 3 { 12 } else { 16 };
+    let chunk_codes = chunk_bytes * 8 / B;
+    // SAFETY: NEON is the caller's promise. A chunk is loaded in place when
+    // 16 bytes from its start lie inside `rows` (bytes past the row's own
+    // belong to the next chunk or row and land in codes past d, or in bits
+    // no code of the chunk reads); otherwise its bytes are copied to a
+    // local buffer first. So nothing past `rows` is read. The table loads
+    // read entries j < d; the stores write out[4·blk0 … 4·(blk0 + NB)).
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); NB];
+        let mut chunk = 0;
+        while chunk * chunk_bytes < row_len {
+            let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
+            let mut cols = [[vdupq_n_u32(0); 4]; NB];
+            for (nb, col) in cols.iter_mut().enumerate() {
+                let mut r = [vdupq_n_u32(0); 4];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let at = ((blk0 + nb) * 4 + i) * stride + chunk * chunk_bytes;
+                    *ri = if at + 16 <= rows.len() {
+                        vreinterpretq_u32_u8(vld1q_u8(rows.as_ptr().add(at)))
+                    } else {
+                        let mut part = [0u8; 16];
+                        part[..bytes].copy_from_slice(&rows[at..at + bytes]);
+                        vreinterpretq_u32_u8(vld1q_u8(part.as_ptr()))
+                    };
+                }
+                *col = transpose4(&r);
+            }
+            let first = chunk * chunk_codes;
+            for run in 0..chunk_bytes / 4 / B {
+                let j0 = first + 32 * run;
+                if j0 >= d {
+                    break;
+                }
+                add_codes::<B, NB>(&cols, B * run, &table[j0..], &mut acc);
+            }
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            vst1q_f32(out.as_mut_ptr().add((blk0 + nb) * 4), *a);
+        }
+    }
+}
+
+/// Adds `table[c][code c]` into each block's sums, for the first
+/// `table.len().min(32)` of the 32 codes in dwords `dw0 … dw0 + B − 1` of
+/// every block's columns, in order: code `c` starts at bit `B·c` of the
+/// run and is shifted to the bottom of its lane (the next codes above it
+/// are masked off by the lookup); at 3 bits codes 10 and 21 cross into the
+/// next dword and take its low bits by a shift and an or.
+///
+/// # Safety
+/// NEON is available; `dw0 + B ≤ 4`.
+#[inline(always)]
+unsafe fn add_codes<const B: usize, const NB: usize>(
+    cols: &[[uint32x4_t; 4]; NB],
+    dw0: usize,
+    table: &[[f32; 16]],
+    acc: &mut [float32x4_t; NB],
+) {
+    // SAFETY: NEON is the caller's promise; registers and the table only.
+    unsafe {
+        let keep = vdupq_n_u32((1 << B) - 1);
+        let mut x = [vdupq_n_u32(0); NB];
+        'codes: {
+            unroll_32!(C => {
+                let Some(t) = table.get(C) else {
+                    break 'codes;
+                };
+                let (w, off) = (dw0 + B * C / 32, (B * C % 32) as i32);
+                if off == 0 {
+                    for (x, col) in x.iter_mut().zip(cols) {
+                        *x = col[w];
+                    }
+                }
+                let crosses = off as usize + B > 32;
+                let mut idx = x;
+                if crosses {
+                    let up = vdupq_n_s32(32 - off);
+                    for (i, col) in idx.iter_mut().zip(cols) {
+                        *i = vorrq_u32(*i, vshlq_u32(col[w + 1], up));
+                    }
+                }
+                for (a, &i) in acc.iter_mut().zip(&idx) {
+                    *a = vaddq_f32(*a, look_up::<B>(t, i, keep));
+                }
+                // The next code at the bottom of `x` (a new dword is loaded
+                // above when it starts one).
+                if crosses {
+                    let down = vdupq_n_s32(32 - off - B as i32);
+                    for (x, col) in x.iter_mut().zip(cols) {
+                        *x = vshlq_u32(col[w + 1], down);
+                    }
+                } else if off as usize + B < 32 {
+                    for x in x.iter_mut() {
+                        *x = match B {
+                            1 => vshrq_n_u32::<1>(*x),
+                            2 => vshrq_n_u32::<2>(*x),
+                            3 => vshrq_n_u32::<3>(*x),
+                            _ => vshrq_n_u32::<4>(*x),
+                        };
+                    }
+                }
+            });
+        }
+    }
+}
