@@ -33,23 +33,6 @@
 //! and unpacks 64 codes with `vpermb` + `vpmultishiftqb`, NEON with `tbl`
 //! (per-lane loads at 5+ bits); x86 packs with BMI2 `pext`/`pdep`.
 
-/// `$body` 32 times, with `$c` the constant 0, 1, …, 31: the row-block
-/// kernels' loop over the 32 codes of a run of dwords, unrolled by hand
-/// (LLVM kept the loop, its state on the stack and every shift count in a
-/// register).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-macro_rules! unroll_32 {
-    ($c:ident => $body:block) => {
-        unroll_32!(@ $c $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
-    };
-    (@ $c:ident $body:block; $($n:literal)*) => {
-        $({
-            const $c: usize = $n;
-            $body
-        })*
-    };
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -66,6 +49,8 @@ mod lloyd;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod pack;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod runs;
 mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;

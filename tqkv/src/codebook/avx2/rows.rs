@@ -6,6 +6,7 @@ use core::arch::x86_64::*;
 
 use super::lanes_from;
 use crate::codebook::pack::rows_within;
+use crate::codebook::runs::{RunLanes, add_codes};
 
 /// The lookup registers of `B`-bit codes: at 4 bits the centroids 0–7 and
 /// 8–15; below, the centroids repeated with period `2^B` in the first, so
@@ -349,7 +350,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
 ///
 /// A chunk is the bytes of a whole number of codes in at most 8 dwords: 32
 /// bytes for 1, 2 and 4 bits, 24 (64 codes) for 3. Every `B` dwords hold
-/// 32 codes ([`add_codes`]).
+/// 32 codes ([`add_codes`](crate::codebook::runs::add_codes)).
 ///
 /// # Safety
 /// AVX2 and FMA are available; the 8·NB rows from `8·blk0` fit in `rows`
@@ -420,7 +421,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                     break;
                 }
                 let table = &table[j0..];
-                add_codes::<B, NB>(&cols, B * run, table, one, &mut acc);
+                add_codes::<Avx2Runs, B, NB, 8>(&cols, B * run, table, one, &mut acc);
             }
             chunk += 1;
         }
@@ -430,68 +431,64 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     }
 }
 
-/// Adds `table[c][code c]` (by an FMA with `one`) into each block's sums,
-/// for the first `table.len().min(32)` of the 32 codes in dwords `dw0 …
-/// dw0 + B − 1` of every block's columns, in order: code `c` starts at
-/// bit `B·c` of the run, is shifted to the bottom of its lane (the next
-/// codes stay above it, ignored by the lookup); at 3 bits codes 10 and 21
-/// cross into the next dword and take its low bits by a shift and an or.
-///
-/// # Safety
-/// AVX2 and FMA are available; `dw0 + B ≤ 8`.
-#[inline(always)]
-unsafe fn add_codes<const B: usize, const NB: usize>(
-    cols: &[[__m256i; 8]; NB],
-    dw0: usize,
-    table: &[[__m256; 2]],
-    one: __m256,
-    acc: &mut [__m256; NB],
-) {
-    // SAFETY: AVX2 is the caller's promise; registers only.
-    unsafe {
-        let mut x = [_mm256_setzero_si256(); NB];
-        // Unrolled by hand: LLVM kept the loop, with `x` on the stack and
-        // every shift count in a register.
-        'codes: {
-            unroll_32!(C => {
-                let Some(t) = table.get(C) else {
-                    break 'codes;
-                };
-                let (w, off) = (dw0 + B * C / 32, (B * C % 32) as i32);
-                if off == 0 {
-                    for (x, col) in x.iter_mut().zip(cols) {
-                        *x = col[w];
-                    }
-                }
-                let crosses = off as usize + B > 32;
-                let mut idx = x;
-                if crosses {
-                    let up = _mm_cvtsi32_si128(32 - off);
-                    for (i, col) in idx.iter_mut().zip(cols) {
-                        *i = _mm256_or_si256(*i, _mm256_sll_epi32(col[w + 1], up));
-                    }
-                }
-                for (a, &i) in acc.iter_mut().zip(&idx) {
-                    *a = _mm256_fmadd_ps(look_up::<B>(t, i), one, *a);
-                }
-                // The next code at the bottom of `x` (a new dword is loaded
-                // above when it starts one).
-                if crosses {
-                    let down = _mm_cvtsi32_si128(off + B as i32 - 32);
-                    for (x, col) in x.iter_mut().zip(cols) {
-                        *x = _mm256_srl_epi32(col[w + 1], down);
-                    }
-                } else if off as usize + B < 32 {
-                    for x in x.iter_mut() {
-                        *x = match B {
-                            1 => _mm256_srli_epi32::<1>(*x),
-                            2 => _mm256_srli_epi32::<2>(*x),
-                            3 => _mm256_srli_epi32::<3>(*x),
-                            _ => _mm256_srli_epi32::<4>(*x),
-                        };
-                    }
-                }
-            });
+/// [`RunLanes`] on AVX2: a code's entry by [`look_up`], added by an FMA
+/// with `one` (the context), which rounds as an add but runs on the FMA
+/// pipes, leaving the add pipes to the shifts (as on AVX-512).
+struct Avx2Runs;
+
+// SAFETY: AVX2 and FMA instructions only, which the callers' target
+// features provide; `add_entry` reads its entry's two registers.
+unsafe impl RunLanes for Avx2Runs {
+    type Col = __m256i;
+    type Sum = __m256;
+    type Entry = [__m256; 2];
+    type Ctx = __m256;
+
+    #[inline(always)]
+    unsafe fn zero() -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_setzero_si256() }
+    }
+
+    #[inline(always)]
+    unsafe fn shr_width<const B: usize>(x: __m256i) -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe {
+            match B {
+                1 => _mm256_srli_epi32::<1>(x),
+                2 => _mm256_srli_epi32::<2>(x),
+                3 => _mm256_srli_epi32::<3>(x),
+                _ => _mm256_srli_epi32::<4>(x),
+            }
         }
+    }
+
+    #[inline(always)]
+    unsafe fn shl(x: __m256i, n: i32) -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_sll_epi32(x, _mm_cvtsi32_si128(n)) }
+    }
+
+    #[inline(always)]
+    unsafe fn shr(x: __m256i, n: i32) -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_srl_epi32(x, _mm_cvtsi32_si128(n)) }
+    }
+
+    #[inline(always)]
+    unsafe fn or(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_or_si256(a, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn add_entry<const B: usize>(
+        sum: __m256,
+        entry: &[__m256; 2],
+        codes: __m256i,
+        one: __m256,
+    ) -> __m256 {
+        // SAFETY: the trait's contract.
+        unsafe { _mm256_fmadd_ps(look_up::<B>(entry, codes), one, sum) }
     }
 }

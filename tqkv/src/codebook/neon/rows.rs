@@ -6,6 +6,7 @@ use core::arch::aarch64::*;
 
 use super::entry_bytes;
 use crate::codebook::pack::{group_word, rows_within};
+use crate::codebook::runs::{RunLanes, add_codes};
 
 /// `t[i]` per lane, `t` 16 floats of which the first `2^B` are used, for
 /// the `B`-bit code in each lane of `i` (bits above it masked off by
@@ -242,7 +243,7 @@ pub(crate) unsafe fn nibble_table_rows(
 ///
 /// A chunk is the bytes of a whole number of codes in at most 4 dwords: 16
 /// bytes for 1, 2 and 4 bits, 12 (32 codes) for 3. Every `B` dwords hold
-/// 32 codes ([`add_codes`]).
+/// 32 codes ([`add_codes`](crate::codebook::runs::add_codes)).
 ///
 /// # Safety
 /// NEON is available; the 4·NB rows from `4·blk0` fit in `rows` and `out`;
@@ -291,7 +292,8 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 if j0 >= d {
                     break;
                 }
-                add_codes::<B, NB>(&cols, B * run, &table[j0..], &mut acc);
+                let keep = vdupq_n_u32((1 << B) - 1);
+                add_codes::<NeonRuns, B, NB, 4>(&cols, B * run, &table[j0..], keep, &mut acc);
             }
             chunk += 1;
         }
@@ -301,66 +303,63 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     }
 }
 
-/// Adds `table[c][code c]` into each block's sums, for the first
-/// `table.len().min(32)` of the 32 codes in dwords `dw0 … dw0 + B − 1` of
-/// every block's columns, in order: code `c` starts at bit `B·c` of the
-/// run and is shifted to the bottom of its lane (the next codes above it
-/// are masked off by the lookup); at 3 bits codes 10 and 21 cross into the
-/// next dword and take its low bits by a shift and an or.
-///
-/// # Safety
-/// NEON is available; `dw0 + B ≤ 4`.
-#[inline(always)]
-unsafe fn add_codes<const B: usize, const NB: usize>(
-    cols: &[[uint32x4_t; 4]; NB],
-    dw0: usize,
-    table: &[[f32; 16]],
-    acc: &mut [float32x4_t; NB],
-) {
-    // SAFETY: NEON is the caller's promise; registers and the table only.
-    unsafe {
-        let keep = vdupq_n_u32((1 << B) - 1);
-        let mut x = [vdupq_n_u32(0); NB];
-        'codes: {
-            unroll_32!(C => {
-                let Some(t) = table.get(C) else {
-                    break 'codes;
-                };
-                let (w, off) = (dw0 + B * C / 32, (B * C % 32) as i32);
-                if off == 0 {
-                    for (x, col) in x.iter_mut().zip(cols) {
-                        *x = col[w];
-                    }
-                }
-                let crosses = off as usize + B > 32;
-                let mut idx = x;
-                if crosses {
-                    let up = vdupq_n_s32(32 - off);
-                    for (i, col) in idx.iter_mut().zip(cols) {
-                        *i = vorrq_u32(*i, vshlq_u32(col[w + 1], up));
-                    }
-                }
-                for (a, &i) in acc.iter_mut().zip(&idx) {
-                    *a = vaddq_f32(*a, look_up::<B>(t, i, keep));
-                }
-                // The next code at the bottom of `x` (a new dword is loaded
-                // above when it starts one).
-                if crosses {
-                    let down = vdupq_n_s32(32 - off - B as i32);
-                    for (x, col) in x.iter_mut().zip(cols) {
-                        *x = vshlq_u32(col[w + 1], down);
-                    }
-                } else if off as usize + B < 32 {
-                    for x in x.iter_mut() {
-                        *x = match B {
-                            1 => vshrq_n_u32::<1>(*x),
-                            2 => vshrq_n_u32::<2>(*x),
-                            3 => vshrq_n_u32::<3>(*x),
-                            _ => vshrq_n_u32::<4>(*x),
-                        };
-                    }
-                }
-            });
+/// [`RunLanes`] on NEON: a code's entry by [`look_up`] (the context is
+/// the mask of a code's bits), added by `fadd`.
+struct NeonRuns;
+
+// SAFETY: NEON instructions only, which the callers' target features
+// provide; `add_entry` reads its entry's 16 floats.
+unsafe impl RunLanes for NeonRuns {
+    type Col = uint32x4_t;
+    type Sum = float32x4_t;
+    type Entry = [f32; 16];
+    type Ctx = uint32x4_t;
+
+    #[inline(always)]
+    unsafe fn zero() -> uint32x4_t {
+        // SAFETY: the trait's contract.
+        unsafe { vdupq_n_u32(0) }
+    }
+
+    #[inline(always)]
+    unsafe fn shr_width<const B: usize>(x: uint32x4_t) -> uint32x4_t {
+        // SAFETY: the trait's contract.
+        unsafe {
+            match B {
+                1 => vshrq_n_u32::<1>(x),
+                2 => vshrq_n_u32::<2>(x),
+                3 => vshrq_n_u32::<3>(x),
+                _ => vshrq_n_u32::<4>(x),
+            }
         }
+    }
+
+    #[inline(always)]
+    unsafe fn shl(x: uint32x4_t, n: i32) -> uint32x4_t {
+        // SAFETY: the trait's contract.
+        unsafe { vshlq_u32(x, vdupq_n_s32(n)) }
+    }
+
+    #[inline(always)]
+    unsafe fn shr(x: uint32x4_t, n: i32) -> uint32x4_t {
+        // SAFETY: the trait's contract.
+        unsafe { vshlq_u32(x, vdupq_n_s32(-n)) }
+    }
+
+    #[inline(always)]
+    unsafe fn or(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+        // SAFETY: the trait's contract.
+        unsafe { vorrq_u32(a, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn add_entry<const B: usize>(
+        sum: float32x4_t,
+        entry: &[f32; 16],
+        codes: uint32x4_t,
+        keep: uint32x4_t,
+    ) -> float32x4_t {
+        // SAFETY: the trait's contract.
+        unsafe { vaddq_f32(sum, look_up::<B>(entry, codes, keep)) }
     }
 }
