@@ -124,9 +124,42 @@ crate::backend::neon_features!(crate::backend::target_features {
         const LOW: [u32; 4] = [1, 2, 4, 8];
         const HIGH: [u32; 4] = [16, 32, 64, 128];
         let m = acc.len();
+        let whole = m / 32 * 32;
+        // Signs 32 at a time, every row for each: the sums stay in eight
+        // registers instead of being loaded and stored once per row (each
+        // row's add then waited on the previous row's store). Each sum adds
+        // the same ±w in the same row order, so the bits are those of the
+        // row-at-a-time loop below.
+        // SAFETY: NEON by this function's features; acc[c..c + 32] with
+        // c + 32 <= m; row r's bytes c/8 .. c/8 + 4 lie inside its ⌈m/8⌉
+        // (the caller checked them).
+        unsafe {
+            // Lane l of register k: bit 4k + l of a word of signs.
+            let mut bits = [vdupq_n_u32(0); 8];
+            for (k, b) in bits.iter_mut().enumerate() {
+                *b = vshlq_u32(vld1q_u32(LOW.as_ptr()), vdupq_n_s32(4 * k as i32));
+            }
+            for c in (0..whole).step_by(32) {
+                let mut sums = [vdupq_n_f32(0.0); 8];
+                for (k, v) in sums.iter_mut().enumerate() {
+                    *v = vld1q_f32(acc.as_ptr().add(c + 4 * k));
+                }
+                for (r, &w) in weights.iter().enumerate() {
+                    let at = rows.as_ptr().add(r * stride + c / 8);
+                    let word = vdupq_n_u32(at.cast::<u32>().read_unaligned());
+                    let (plus, minus) = (vdupq_n_f32(w), vdupq_n_f32(-w));
+                    for (v, b) in sums.iter_mut().zip(bits) {
+                        *v = vaddq_f32(*v, vbslq_f32(vtstq_u32(word, b), plus, minus));
+                    }
+                }
+                for (k, v) in sums.iter().enumerate() {
+                    vst1q_f32(acc.as_mut_ptr().add(c + 4 * k), *v);
+                }
+            }
+        }
         for (r, &w) in weights.iter().enumerate() {
             let signs = &rows[r * stride..];
-            let mut j = 0;
+            let mut j = whole;
             // SAFETY: NEON by this function's features; acc[j..j + 8] with
             // j + 8 <= m and the two 4-element constants; signs[j/8] exists.
             unsafe {
