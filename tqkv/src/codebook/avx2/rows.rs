@@ -377,8 +377,8 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     unsafe {
         let ahead_bytes = stride.wrapping_mul(32);
         // Opaque to the compiler, which would otherwise turn the FMAs by
-        // 1.0 below back into adds (FMAs leave the add pipes to the shifts,
-        // as on AVX-512).
+        // 1.0 of `Avx2Runs::add_entry` back into adds (FMAs leave the add
+        // pipes to the shifts, as on AVX-512).
         let one = _mm256_set1_ps(core::hint::black_box(1.0));
         let mut acc = [_mm256_setzero_ps(); NB];
         let mut chunk = 0;
