@@ -56,6 +56,30 @@ macro_rules! unroll_32 {
     };
 }
 
+/// [`add_codes`] over the `dwords / B` runs of a chunk's `dwords` columns,
+/// `table` from the chunk's first coordinate (codes past its end are
+/// skipped: the last chunk of a row may hold fewer).
+///
+/// # Safety
+/// The backend's target features are available; `dwords ≤ C`.
+#[inline(always)]
+pub(super) unsafe fn add_chunk<R: RunLanes, const B: usize, const NB: usize, const C: usize>(
+    cols: &[[R::Col; C]; NB],
+    dwords: usize,
+    table: &[R::Entry],
+    ctx: R::Ctx,
+    sums: &mut [R::Sum; NB],
+) {
+    for run in 0..dwords / B {
+        let Some(table) = table.get(32 * run..).filter(|t| !t.is_empty()) else {
+            break;
+        };
+        // SAFETY: forwarded; run `run` takes columns `B·run … B·run + B − 1`,
+        // below `dwords ≤ C`.
+        unsafe { add_codes::<R, B, NB, C>(cols, B * run, table, ctx, sums) };
+    }
+}
+
 /// Adds `table[c][code c]` into each block's sums for the first
 /// `table.len().min(32)` of the 32 codes in columns `dw0 … dw0 + B − 1` of
 /// every block, in order: code `c` starts at bit `B·c` of the run and is
@@ -66,7 +90,7 @@ macro_rules! unroll_32 {
 /// # Safety
 /// The backend's target features are available; `dw0 + B ≤ C`.
 #[inline(always)]
-pub(super) unsafe fn add_codes<R: RunLanes, const B: usize, const NB: usize, const C: usize>(
+unsafe fn add_codes<R: RunLanes, const B: usize, const NB: usize, const C: usize>(
     cols: &[[R::Col; C]; NB],
     dw0: usize,
     table: &[R::Entry],

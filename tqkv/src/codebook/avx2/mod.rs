@@ -307,14 +307,16 @@ unsafe impl Lanes for F32x8 {
     }
 }
 
-/// `t[i >> 3][i & 7]` per lane for indices below `8·N` (`N` = 2, 4 or 8):
-/// a `vpermps` (which reads the low 3 bits) in each register, then pairs
-/// merged by `blendv` on bits 3, 4 and 5 of the index moved to the sign bit.
+/// `t[i >> 3][i & 7]` per lane for indices below `8·N` (`N` = 2, 4 or 8;
+/// `t` holds at least `N` registers, and the index bits above bit
+/// `log2(8·N) − 1` are ignored): a `vpermps` (which reads the low 3 bits)
+/// in each register, then pairs merged by `blendv` on bits 3, 4 and 5 of
+/// the index moved to the sign bit.
 ///
 /// # Safety
 /// AVX2 is available.
 #[inline(always)]
-unsafe fn pick<const N: usize>(t: &[__m256; 8], i: __m256i) -> __m256 {
+unsafe fn pick<const N: usize>(t: &[__m256], i: __m256i) -> __m256 {
     // SAFETY: AVX2 is the caller's promise; registers only.
     unsafe {
         let mut v = [_mm256_setzero_ps(); N];

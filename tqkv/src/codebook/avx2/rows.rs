@@ -4,9 +4,9 @@
 
 use core::arch::x86_64::*;
 
-use super::lanes_from;
+use super::{lanes_from, pick};
 use crate::codebook::pack::rows_within;
-use crate::codebook::runs::{RunLanes, add_codes};
+use crate::codebook::runs::{RunLanes, add_chunk};
 
 /// The lookup registers of `B`-bit codes: at 4 bits the centroids 0–7 and
 /// 8–15; below, the centroids repeated with period `2^B` in the first, so
@@ -42,12 +42,11 @@ pub(super) unsafe fn value_table<const B: usize>(cb: &crate::codebook::Codebook)
 unsafe fn look_up<const B: usize>(t: &[__m256; 2], i: __m256i) -> __m256 {
     // SAFETY: AVX2 is the caller's promise; registers only.
     unsafe {
-        let low = _mm256_permutevar8x32_ps(t[0], i);
         if B < 4 {
-            return low;
+            _mm256_permutevar8x32_ps(t[0], i)
+        } else {
+            pick::<2>(t, i)
         }
-        let high = _mm256_permutevar8x32_ps(t[1], i);
-        _mm256_blendv_ps(low, high, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(i)))
     }
 }
 
@@ -415,14 +414,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 *col = transpose8(&r);
             }
             let first = chunk * chunk_codes;
-            for run in 0..chunk_bytes / 4 / B {
-                let j0 = first + 32 * run;
-                if j0 >= d {
-                    break;
-                }
-                let table = &table[j0..];
-                add_codes::<Avx2Runs, B, NB, 8>(&cols, B * run, table, one, &mut acc);
-            }
+            add_chunk::<Avx2Runs, B, NB, 8>(&cols, chunk_bytes / 4, &table[first..], one, &mut acc);
             chunk += 1;
         }
         for (nb, a) in acc.iter().enumerate() {

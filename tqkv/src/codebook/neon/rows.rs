@@ -6,7 +6,7 @@ use core::arch::aarch64::*;
 
 use super::entry_bytes;
 use crate::codebook::pack::{group_word, rows_within};
-use crate::codebook::runs::{RunLanes, add_codes};
+use crate::codebook::runs::{RunLanes, add_chunk};
 
 /// `t[i]` per lane, `t` 16 floats of which the first `2^B` are used, for
 /// the `B`-bit code in each lane of `i` (bits above it masked off by
@@ -267,6 +267,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
     // local buffer first. So nothing past `rows` is read. The table loads
     // read entries j < d; the stores write out[4·blk0 … 4·(blk0 + NB)).
     unsafe {
+        let keep = vdupq_n_u32((1 << B) - 1);
         let mut acc = [vdupq_n_f32(0.0); NB];
         let mut chunk = 0;
         while chunk * chunk_bytes < row_len {
@@ -287,14 +288,13 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                 *col = transpose4(&r);
             }
             let first = chunk * chunk_codes;
-            for run in 0..chunk_bytes / 4 / B {
-                let j0 = first + 32 * run;
-                if j0 >= d {
-                    break;
-                }
-                let keep = vdupq_n_u32((1 << B) - 1);
-                add_codes::<NeonRuns, B, NB, 4>(&cols, B * run, &table[j0..], keep, &mut acc);
-            }
+            add_chunk::<NeonRuns, B, NB, 4>(
+                &cols,
+                chunk_bytes / 4,
+                &table[first..],
+                keep,
+                &mut acc,
+            );
             chunk += 1;
         }
         for (nb, a) in acc.iter().enumerate() {
