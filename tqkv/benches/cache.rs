@@ -8,7 +8,8 @@
 //! `cache/memcpy/d128x256`, copying the 256 tokens' f32 keys and values.
 //! `cache/push_on/<backend>/kqvn4/d128` and
 //! `cache/push_batch_on/<backend>/kqvn4/d128x256`: the same calls on each
-//! backend this machine has, scalar included.
+//! backend this machine has, scalar included; `…/kvn5`, `…/kvn6` and
+//! `…/kqvn6`: batches of the widest codes on each backend.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -165,6 +166,28 @@ fn push(c: &mut Criterion) {
                 })
             },
         );
+    }
+    // The widest budgets (5- and 6-bit codes) on every backend.
+    for (scheme, bits) in [(Scheme::Kv, 5u8), (Scheme::Kv, 6), (Scheme::Kqv, 6)] {
+        let name = format!("{}n{bits}", scheme.name());
+        let cfg = CacheConfig::new(scheme, bits, 1, D, BATCH).with_seed(5);
+        let mut cache =
+            KvCache::new(cfg, vec![0u8; cfg.bytes_needed().expect("valid config")]).expect("fits");
+        for backend in backends.into_iter().filter(|b| b.is_available()) {
+            group.throughput(Throughput::Elements(BATCH as u64));
+            group.bench_function(
+                BenchmarkId::new(
+                    format!("push_batch_on/{backend}/{name}"),
+                    format!("d{D}x{BATCH}"),
+                ),
+                |b| {
+                    b.iter(|| {
+                        cache.clear();
+                        cache.push_batch_on(backend, black_box(&k), black_box(&v))
+                    })
+                },
+            );
+        }
     }
     let mut to = vec![0.0f32; 2 * BATCH * D];
     group.bench_function(BenchmarkId::new("memcpy", format!("d{D}x{BATCH}")), |b| {

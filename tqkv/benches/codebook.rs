@@ -32,7 +32,7 @@ fn kernels(c: &mut Criterion) {
     let q = data(DIM, 1);
     let rows = data(DIM * ROWS, 2);
     let q_rows = data(ROWS, 3);
-    for bits in [2u8, 3, 4] {
+    for bits in [2u8, 3, 4, 5, 6] {
         let cb = Codebook::lloyd_max(DIM, bits).expect("valid codebook");
         let len = pack::packed_len(DIM, bits);
         let mut packed = vec![0u8; len * ROWS];

@@ -384,6 +384,29 @@ proptest! {
 }
 
 #[test]
+fn thresholds_and_their_neighbours_quantize_to_the_count_below_on_every_backend() {
+    // Ties go down (`x > t` only), which a search of the wrong side or a
+    // misplaced probe gets wrong exactly here.
+    for bits in 1..=8u8 {
+        let cb = Codebook::lloyd_max(128, bits).unwrap();
+        let t = cb.thresholds();
+        let mut xs = vec![0.0f32, -0.0, f32::MAX, -f32::MAX, 1e-40, -1e-40];
+        for &v in t.iter().chain(cb.centroids()) {
+            xs.extend([v, v.next_up(), v.next_down()]);
+        }
+        let want: Vec<u8> = xs
+            .iter()
+            .map(|&x| t.iter().filter(|&&v| x > v).count() as u8)
+            .collect();
+        for backend in tqkv::Backend::available() {
+            let mut idx = vec![0u8; xs.len()];
+            codebook::quantize_on(backend, &cb, &xs, &mut idx).unwrap();
+            assert_eq!(idx, want, "{backend} bits {bits}");
+        }
+    }
+}
+
+#[test]
 fn edge_values_quantize_as_documented() {
     for bits in 1..=8u8 {
         let cb = Codebook::lloyd_max(128, bits).unwrap();

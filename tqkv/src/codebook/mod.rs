@@ -64,6 +64,8 @@ use pack::{check_bits, packed_len};
 
 /// Largest number of levels (8 bits).
 const MAX_LEVELS: usize = 256;
+/// The widest codebook whose thresholds [`Codebook::search_order`] holds.
+pub(crate) const SEARCH_BITS: u8 = 6;
 
 /// What a codebook is optimal for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +99,8 @@ pub struct Codebook {
     bits: u8,
     centroids: [f32; MAX_LEVELS],
     thresholds: [f32; MAX_LEVELS - 1],
+    /// See [`search_order`](Self::search_order).
+    search_order: [f32; 1 << SEARCH_BITS],
     exact: [f64; MAX_LEVELS],
     mse: f64,
 }
@@ -173,6 +177,7 @@ impl Codebook {
             bits,
             centroids: [0.0; MAX_LEVELS],
             thresholds: [0.0; MAX_LEVELS - 1],
+            search_order: [f32::INFINITY; 1 << SEARCH_BITS],
             exact: [0.0; MAX_LEVELS],
             mse: 0.0,
         };
@@ -187,6 +192,16 @@ impl Codebook {
             // The midpoint of two f32 is exact in f64; round it once.
             let mid = (cb.centroids[i] as f64 + cb.centroids[i + 1] as f64) / 2.0;
             cb.thresholds[i] = mid as f32;
+        }
+        if bits <= SEARCH_BITS {
+            // Level `l` of the search, probe `k`: the threshold that splits
+            // the `k`-th of the `2^l` intervals the levels above have left.
+            for l in 0..bits {
+                let step = 1usize << (bits - 1 - l);
+                for k in 0..1usize << l {
+                    cb.search_order[(1 << l) - 1 + k] = cb.thresholds[(2 * k + 1) * step - 1];
+                }
+            }
         }
         cb.mse = match mse {
             Some(m) => m,
@@ -245,6 +260,19 @@ impl Codebook {
     /// of `centroids[i]` and `centroids[i + 1]`, rounded to the nearest f32.
     pub fn thresholds(&self) -> &[f32] {
         &self.thresholds[..self.levels() - 1]
+    }
+
+    /// The thresholds of a codebook of at most [`SEARCH_BITS`] bits in the
+    /// order a binary search over them probes them, level by level: level
+    /// `l` (`0 ≤ l < bits`) holds `2^l` probes from index `2^l − 1`, and the
+    /// search, at node `k` of level `l`, compares with entry `2^l − 1 + k`
+    /// and goes on to node `2k + 1` of the next level if the value is
+    /// greater, else to `2k`; the node reached below the last level is the
+    /// code. A level whose probes fill whole registers is then one load,
+    /// and the node number picks its lane. `+∞` past the probes (and for
+    /// wider codebooks).
+    pub(crate) fn search_order(&self) -> &[f32; 1 << SEARCH_BITS] {
+        &self.search_order
     }
 
     /// The expected squared error of quantising with this codebook,

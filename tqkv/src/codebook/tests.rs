@@ -359,3 +359,30 @@ fn quantize_packed_centroids_equals_quantize_then_dequantize() {
         }
     }
 }
+
+#[test]
+fn a_walk_down_the_search_order_counts_the_thresholds_below() {
+    for bits in 1..=SEARCH_BITS {
+        let cb = Codebook::lloyd_max(128, bits).unwrap();
+        let t = cb.thresholds();
+        let order = cb.search_order();
+        // Every probe is a threshold, each threshold probed once, +∞ after.
+        let mut probes: std::vec::Vec<f32> = order[..t.len()].to_vec();
+        probes.sort_by(f32::total_cmp);
+        assert_eq!(probes, t, "bits {bits}");
+        assert!(order[t.len()..].iter().all(|&v| v == f32::INFINITY));
+        let mut xs = std::vec![0.0f32, -0.0, f32::MAX, -f32::MAX, f32::NAN, 1e-40];
+        for &v in t {
+            xs.extend([v, v.next_up(), v.next_down()]);
+        }
+        for x in xs {
+            let mut node = 0usize;
+            for level in 0..bits {
+                let probe = order[(1 << level) - 1 + node];
+                node = 2 * node + usize::from(x > probe);
+            }
+            let count = t.iter().filter(|&&v| x > v).count();
+            assert_eq!(node, count, "bits {bits} x {x}");
+        }
+    }
+}

@@ -32,37 +32,19 @@ pub(super) struct Lut8<'a> {
 }
 
 pub(super) struct Thr8<'a> {
-    /// For ≤ 4 bits, the thresholds step `2^s` of the search probes:
-    /// `steps[s]` lane `k` holds `t[k·2^(s+1) + 2^s − 1]` (see [`search`]).
-    steps: [__m256; 4],
-    /// The thresholds, for the searches past 4 bits.
+    /// For ≤ 6 bits, the levels of the search (see
+    /// [`Codebook::search_order`](super::Codebook::search_order)): level 0's
+    /// probe in every lane of register 0, level `l ∈ 1..=3` in lanes
+    /// `0 … 2^l − 1` of register `l`, level 4 in registers 4–5 and level 5
+    /// in registers 6–9, eight probes a register.
+    levels: [__m256; 10],
+    /// The thresholds, for the searches past 6 bits.
     thresholds: &'a [f32],
     bits: u8,
 }
 
-/// `STEP_PROBES[b][s][k]`: the threshold lane `k` of step `2^s` of a
-/// `b`-bit search probes, `(k mod 2^(b−s−1))·2^(s+1) + 2^s − 1` (≤ 14):
-/// the `2^(b−s−1)` thresholds that split the intervals left after the
-/// larger steps, repeated, so that the first step's register holds its
-/// one threshold in every lane and needs no permute.
-const STEP_PROBES: [[[i32; 8]; 4]; 5] = {
-    let mut t = [[[0i32; 8]; 4]; 5];
-    let mut b = 1;
-    while b <= 4 {
-        let mut s = 0;
-        while s < b {
-            let count = 1 << (b - s - 1);
-            let mut k = 0;
-            while k < 8 {
-                t[b][s][k] = ((k % count) << (s + 1)) as i32 + (1 << s) - 1;
-                k += 1;
-            }
-            s += 1;
-        }
-        b += 1;
-    }
-    t
-};
+/// The first register of each level of the search in [`Thr8::levels`].
+const LEVEL_AT: [usize; 6] = [0, 1, 2, 3, 4, 6];
 
 /// `values[at … at + 7]` in lanes 0–7, zeros past the end: a masked load
 /// straight from the codebook (a table built on the stack and reloaded
@@ -82,12 +64,14 @@ unsafe fn lanes_from(values: &[f32], at: usize) -> __m256 {
     }
 }
 
-/// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 4`): a
-/// binary search whose index so far, shifted down by the step, picks the
-/// next threshold straight from the step's register. Before step `2^s`,
-/// `c = idx >> (s + 1)`; the compare's mask `gt` (−1 or 0) gives the next
-/// `c = 2c − gt`, and after the last step `c` is the index. It equals the
-/// count because the thresholds are sorted; NaN compares false and gets 0.
+/// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 6`): a
+/// binary search down the levels of [`Thr8::levels`], where `c`, the node
+/// reached so far, picks the next probe straight from its level's
+/// registers (a `vpermps`, plus blends on its bits 3 and up past eight
+/// probes); the compare's mask `gt` (−1 or 0) gives the next node
+/// `c = 2c − gt`, and the node below the last level is the index. It
+/// equals the count because the thresholds are sorted; NaN compares false
+/// and gets 0.
 ///
 /// # Safety
 /// AVX2 is available.
@@ -95,20 +79,40 @@ unsafe fn lanes_from(values: &[f32], at: usize) -> __m256 {
 unsafe fn search<const BITS: u32>(thr: &Thr8<'_>, x: __m256) -> __m256i {
     // SAFETY: register operations only, on the caller's ISA.
     unsafe {
-        let mut c = _mm256_setzero_si256();
-        let mut s = BITS;
-        while s > 0 {
-            s -= 1;
-            let table = thr.steps[s as usize];
-            let t = if s + 1 == BITS {
-                table
-            } else {
-                _mm256_permutevar8x32_ps(table, c)
-            };
-            let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x, t));
-            c = _mm256_sub_epi32(_mm256_add_epi32(c, c), gt);
+        // Spelled out level by level: as a loop over the levels, the
+        // levels stayed on the stack and the loop was not unrolled.
+        let l = &thr.levels;
+        let mut c = descend(x, l[0], _mm256_setzero_si256());
+        if BITS > 1 {
+            c = descend(x, _mm256_permutevar8x32_ps(l[1], c), c);
+        }
+        if BITS > 2 {
+            c = descend(x, _mm256_permutevar8x32_ps(l[2], c), c);
+        }
+        if BITS > 3 {
+            c = descend(x, _mm256_permutevar8x32_ps(l[3], c), c);
+        }
+        if BITS > 4 {
+            c = descend(x, pick::<2>(&l[LEVEL_AT[4]..], c), c);
+        }
+        if BITS > 5 {
+            c = descend(x, pick::<4>(&l[LEVEL_AT[5]..], c), c);
         }
         c
+    }
+}
+
+/// One level of [`search`]: from node `c`, on to `2c + 1` where `x > t`,
+/// else `2c`.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn descend(x: __m256, t: __m256, c: __m256i) -> __m256i {
+    // SAFETY: register operations only, on the caller's ISA.
+    unsafe {
+        let gt = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(x, t));
+        _mm256_sub_epi32(_mm256_add_epi32(c, c), gt)
     }
 }
 
@@ -143,32 +147,28 @@ unsafe impl Lanes for F32x8 {
 
     #[inline(always)]
     unsafe fn thr(cb: &super::Codebook) -> Thr8<'_> {
-        let thresholds = cb.thresholds();
         let bits = cb.bits();
-        // SAFETY: AVX2 is available (trait contract); the masked loads read
-        // only lanes below `thresholds.len()` (masked-off lanes do not
-        // fault and read 0, never probed); the step tables are registers.
-        let steps = unsafe {
-            let mut steps = [_mm256_setzero_ps(); 4];
-            if (1..=4).contains(&bits) {
-                let (low, high) = (lanes_from(thresholds, 0), lanes_from(thresholds, 8));
-                for (s, step) in steps.iter_mut().enumerate().take(bits as usize) {
-                    let probe = STEP_PROBES[bits as usize][s];
-                    let j = _mm256_loadu_si256(probe.as_ptr().cast());
-                    // Bit 3 of the probe (moved to the sign) picks `high`.
-                    let upper = _mm256_castsi256_ps(_mm256_slli_epi32::<28>(j));
-                    *step = _mm256_blendv_ps(
-                        _mm256_permutevar8x32_ps(low, j),
-                        _mm256_permutevar8x32_ps(high, j),
-                        upper,
-                    );
+        let order = cb.search_order();
+        // SAFETY: AVX2 is available (trait contract); every load reads 8 f32
+        // of `order` (64 of them) through a bounds-checked slice.
+        let levels = unsafe {
+            let mut levels = [_mm256_setzero_ps(); 10];
+            if (1..=super::SEARCH_BITS).contains(&bits) {
+                levels[0] = _mm256_set1_ps(order[0]);
+                // Level l's 2^l probes from `order[2^l − 1]`.
+                for (level, &first) in LEVEL_AT.iter().enumerate().take(bits as usize).skip(1) {
+                    let count = (1usize << level).div_ceil(8);
+                    for (r, reg) in levels[first..first + count].iter_mut().enumerate() {
+                        let at = (1 << level) - 1 + 8 * r;
+                        *reg = _mm256_loadu_ps(order[at..at + 8].as_ptr());
+                    }
                 }
             }
-            steps
+            levels
         };
         Thr8 {
-            steps,
-            thresholds,
+            levels,
+            thresholds: cb.thresholds(),
             bits,
         }
     }
@@ -228,12 +228,14 @@ unsafe impl Lanes for F32x8 {
         // read thresholds[idx + step − 1] ≤ thresholds[2^bits − 2], inside
         // the codebook's array.
         unsafe {
-            if thr.bits <= 4 {
+            if thr.bits <= super::SEARCH_BITS {
                 match thr.bits {
                     1 => search::<1>(thr, x.0),
                     2 => search::<2>(thr, x.0),
                     3 => search::<3>(thr, x.0),
-                    _ => search::<4>(thr, x.0),
+                    4 => search::<4>(thr, x.0),
+                    5 => search::<5>(thr, x.0),
+                    _ => search::<6>(thr, x.0),
                 }
             } else {
                 let mut idx = _mm256_setzero_si256();
