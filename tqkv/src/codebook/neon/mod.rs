@@ -4,7 +4,8 @@
 //! indices `4i … 4i + 3` per lane), byte planes at 5 and 6 bits, per-lane
 //! loads above (NEON has no gather). Quantisation: one compare per
 //! threshold for ≤ 4 bits (the mask is all ones, so subtracting it counts),
-//! the scalar search per lane above; 64 codes of ≤ 4 bits are quantised
+//! a binary search in registers at 5 and 6 bits (a `tbl` a level picks each
+//! lane's next probe), the scalar search per lane above; 64 codes of ≤ 4 bits are quantised
 //! and packed in registers (`encode`).
 //! At 1–4 bits, keys are scored in row blocks (four rows, one a lane, from
 //! their packed dwords transposed, with a table of `q_j·c` per coordinate:
@@ -40,10 +41,21 @@ pub(super) struct Lut4<'a> {
 
 pub(super) struct Thr4<'a> {
     t: [float32x4_t; 15],
-    /// The thresholds, for the searches past 4 bits.
+    /// At 5 and 6 bits, the search's root probe in every lane.
+    root: float32x4_t,
+    /// At 5 and 6 bits, the search's levels 1 and up (see
+    /// [`Codebook::search_order`](super::Codebook::search_order)) as bytes
+    /// for `tbl`, four probes a register: level `l` from register
+    /// [`LEVEL_AT`]`[l]`.
+    levels: [uint8x16_t; 16],
+    /// The thresholds, for the searches past 6 bits.
     thresholds: &'a [f32],
     bits: u8,
 }
+
+/// The first register of each level of the search in [`Thr4::levels`]
+/// (level 0 is [`Thr4::root`]).
+const LEVEL_AT: [usize; 6] = [0, 0, 1, 2, 4, 8];
 
 /// `#{j : x > t[j]}` per lane over the `2^BITS − 1` thresholds of a
 /// codebook of `BITS ≤ 4` bits, held in registers (all ones from a compare,
@@ -62,6 +74,75 @@ unsafe fn count<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
         }
         acc
     }
+}
+
+/// `#{j : x > t[j]}` per lane for a codebook of `BITS ∈ 5..=6` bits: a
+/// binary search down the levels of [`Thr4::levels`], where `c`, the node
+/// reached so far, picks the next probe from its level's registers with
+/// one `tbl` (byte indices `4c … 4c + 3`; the 32 probes of level 5 take a
+/// `tbl` over the first 64 bytes and a `tbx` over the rest). The compare's
+/// mask gives the next node `2c + 1` where `x` is greater, else `2c`; the
+/// node below the last level is the count, as the thresholds are sorted.
+/// NaN compares false: 0.
+///
+/// # Safety
+/// NEON is available; `thr` is prepared for a `BITS`-bit codebook.
+#[inline(always)]
+unsafe fn search_levels<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
+    // SAFETY: register operations on the caller's ISA.
+    unsafe {
+        let l = &thr.levels;
+        let mut c = descend(x, vreinterpretq_u8_f32(thr.root), vdupq_n_u32(0));
+        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[1]], lanes_of(c)), c);
+        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[2]], lanes_of(c)), c);
+        let at = LEVEL_AT[3];
+        c = descend(
+            x,
+            vqtbl2q_u8(uint8x16x2_t(l[at], l[at + 1]), lanes_of(c)),
+            c,
+        );
+        c = descend(x, vqtbl4q_u8(four(l, LEVEL_AT[4]), lanes_of(c)), c);
+        if BITS > 5 {
+            let i = lanes_of(c);
+            let low = vqtbl4q_u8(four(l, LEVEL_AT[5]), i);
+            let t = vqtbx4q_u8(low, four(l, LEVEL_AT[5] + 4), vsubq_u8(i, vdupq_n_u8(64)));
+            c = descend(x, t, c);
+        }
+        c
+    }
+}
+
+/// The `tbl` byte indices `4c … 4c + 3` of lane value `c` (`c < 64`).
+///
+/// # Safety
+/// NEON is available.
+#[inline(always)]
+unsafe fn lanes_of(c: uint32x4_t) -> uint8x16_t {
+    // SAFETY: register operations on the caller's ISA.
+    unsafe {
+        let bytes = vmlaq_u32(vdupq_n_u32(0x0302_0100), c, vdupq_n_u32(0x0404_0404));
+        vreinterpretq_u8_u32(bytes)
+    }
+}
+
+/// One level of [`search_levels`]: from node `c`, on to `2c + 1` where
+/// `x > t` (the four probes' bytes), else `2c`.
+///
+/// # Safety
+/// NEON is available.
+#[inline(always)]
+unsafe fn descend(x: float32x4_t, t: uint8x16_t, c: uint32x4_t) -> uint32x4_t {
+    // SAFETY: register operations on the caller's ISA.
+    unsafe {
+        let gt = vcgtq_f32(x, vreinterpretq_f32_u8(t));
+        vsubq_u32(vaddq_u32(c, c), gt)
+    }
+}
+
+/// Registers `at … at + 3` of `l` as one `tbl` table of 64 bytes.
+#[inline(always)]
+fn four(l: &[uint8x16_t; 16], at: usize) -> uint8x16x4_t {
+    uint8x16x4_t(l[at], l[at + 1], l[at + 2], l[at + 3])
 }
 
 /// `#{j : x > t[j]}` by binary search over `2^bits − 1` sorted thresholds.
@@ -118,10 +199,30 @@ unsafe impl Lanes for F32x4 {
             // SAFETY: as above.
             *vj = unsafe { vdupq_n_f32(tj) };
         }
+        let bits = cb.bits();
+        let order = cb.search_order();
+        // SAFETY: NEON is available (trait contract); each load reads 4 f32
+        // of `order` (64 of them) through a bounds-checked slice.
+        let (root, levels) = unsafe {
+            let mut levels = [vdupq_n_u8(0); 16];
+            if (5..=super::SEARCH_BITS).contains(&bits) {
+                // Level l's 2^l probes from `order[2^l − 1]`, four a register.
+                for (level, &first) in LEVEL_AT.iter().enumerate().take(bits as usize).skip(1) {
+                    let count = (1usize << level).div_ceil(4);
+                    for (r, reg) in levels[first..first + count].iter_mut().enumerate() {
+                        let at = (1 << level) - 1 + 4 * r;
+                        *reg = vreinterpretq_u8_f32(vld1q_f32(order[at..at + 4].as_ptr()));
+                    }
+                }
+            }
+            (vdupq_n_f32(order[0]), levels)
+        };
         Thr4 {
             t: v,
+            root,
+            levels,
             thresholds: t,
-            bits: cb.bits(),
+            bits,
         }
     }
 
@@ -252,6 +353,10 @@ unsafe impl Lanes for F32x4 {
                     3 => count::<3>(thr, x.0),
                     _ => count::<4>(thr, x.0),
                 }
+            } else if thr.bits == 5 {
+                search_levels::<5>(thr, x.0)
+            } else if thr.bits == 6 {
+                search_levels::<6>(thr, x.0)
             } else {
                 let t = thr.thresholds;
                 let mut v = [0.0f32; 4];
