@@ -88,8 +88,10 @@ pub(super) unsafe trait Lanes: F32Vector {
     ) -> bool {
         false
     }
+    /// The widest codes [`pack64`](Self::pack64) takes (at least 4).
+    const PACK64_BITS: u8 = 4;
     /// Quantises the 64 values of `x` against `thr` (a `BITS`-bit
-    /// codebook, `BITS ∈ 1..=4`), writes their packed codes to
+    /// codebook, `BITS ∈ 1..=`[`PACK64_BITS`](Self::PACK64_BITS)), writes their packed codes to
     /// `out[..8·BITS]` and, with `centroids`, each value's centroid, all in
     /// registers (the generic loops go through a byte buffer and the
     /// packer). The bytes of [`quantize`] and [`pack::pack_unchecked`].
@@ -201,7 +203,8 @@ unsafe fn quantize_with<V: Lanes>(
 }
 
 /// The leading whole chunks of 64 elements of `x` quantised and packed
-/// by [`Lanes::pack64`] if the codebook has 1–4 bits, their centroids
+/// by [`Lanes::pack64`] if the backend's `pack64` takes the codebook's
+/// width ([`Lanes::PACK64_BITS`]), their centroids
 /// written too if asked; returns how many elements it did (0 for other
 /// widths, touching nothing). The thresholds (and the table, for
 /// centroids) are made once here, in registers.
@@ -223,6 +226,8 @@ unsafe fn quantize_pack_chunks<V: Lanes>(
             2 => pack_chunks::<V, 2>(cb, x, out, centroids),
             3 => pack_chunks::<V, 3>(cb, x, out, centroids),
             4 => pack_chunks::<V, 4>(cb, x, out, centroids),
+            5 if V::PACK64_BITS >= 5 => pack_chunks::<V, 5>(cb, x, out, centroids),
+            6 if V::PACK64_BITS >= 6 => pack_chunks::<V, 6>(cb, x, out, centroids),
             _ => 0,
         }
     }

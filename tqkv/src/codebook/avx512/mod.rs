@@ -265,6 +265,8 @@ unsafe impl Lanes for F32x16 {
         unsafe { accumulate_whole(cb, rows, stride, weights, out) }
     }
 
+    const PACK64_BITS: u8 = 6;
+
     #[inline(always)]
     unsafe fn pack64<const BITS: u32>(
         thr: &Thr16<'_>,
