@@ -278,6 +278,8 @@ unsafe impl Lanes for F32x8 {
         unsafe { rows::accumulate_groups(cb, rows, stride, weights, out) }
     }
 
+    const PACK64_BITS: u8 = 6;
+
     #[inline(always)]
     unsafe fn pack64<const BITS: u32>(
         thr: &Thr8<'_>,
