@@ -88,40 +88,27 @@ unsafe fn count<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
 /// # Safety
 /// NEON is available; `thr` is prepared for a `BITS`-bit codebook.
 #[inline(always)]
-unsafe fn search_levels<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
+pub(super) unsafe fn search_levels<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
     // SAFETY: register operations on the caller's ISA.
     unsafe {
         let l = &thr.levels;
         let mut c = descend(x, vreinterpretq_u8_f32(thr.root), vdupq_n_u32(0));
-        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[1]], lanes_of(c)), c);
-        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[2]], lanes_of(c)), c);
+        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[1]], entry_bytes(c)), c);
+        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[2]], entry_bytes(c)), c);
         let at = LEVEL_AT[3];
         c = descend(
             x,
-            vqtbl2q_u8(uint8x16x2_t(l[at], l[at + 1]), lanes_of(c)),
+            vqtbl2q_u8(uint8x16x2_t(l[at], l[at + 1]), entry_bytes(c)),
             c,
         );
-        c = descend(x, vqtbl4q_u8(four(l, LEVEL_AT[4]), lanes_of(c)), c);
+        c = descend(x, vqtbl4q_u8(four(l, LEVEL_AT[4]), entry_bytes(c)), c);
         if BITS > 5 {
-            let i = lanes_of(c);
+            let i = entry_bytes(c);
             let low = vqtbl4q_u8(four(l, LEVEL_AT[5]), i);
             let t = vqtbx4q_u8(low, four(l, LEVEL_AT[5] + 4), vsubq_u8(i, vdupq_n_u8(64)));
             c = descend(x, t, c);
         }
         c
-    }
-}
-
-/// The `tbl` byte indices `4c … 4c + 3` of lane value `c` (`c < 64`).
-///
-/// # Safety
-/// NEON is available.
-#[inline(always)]
-unsafe fn lanes_of(c: uint32x4_t) -> uint8x16_t {
-    // SAFETY: register operations on the caller's ISA.
-    unsafe {
-        let bytes = vmlaq_u32(vdupq_n_u32(0x0302_0100), c, vdupq_n_u32(0x0404_0404));
-        vreinterpretq_u8_u32(bytes)
     }
 }
 
@@ -290,6 +277,8 @@ unsafe impl Lanes for F32x4 {
             }
         }
     }
+
+    const PACK64_BITS: u8 = 6;
 
     #[inline(always)]
     unsafe fn pack64<const BITS: u32>(
@@ -502,7 +491,7 @@ unsafe fn planes_lookup<const B: u8>(planes: &[uint8x16x4_t; 4], codes: uint8x16
     }
 }
 
-/// The `tbl` byte indices of the f32 entries `i` (each lane below 16):
+/// The `tbl` byte indices of the f32 entries `i` (each lane below 64):
 /// `4i … 4i + 3`.
 ///
 /// # Safety
