@@ -2,7 +2,8 @@
 //!
 //! Lookup: one `vpermps` over a 16-entry register for ≤ 4 bits, `vpermt2ps`
 //! over 32 entries for 5 bits, a gather for 6–8 bits. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
-//! (VBMI); packing and short tails: `pext`/`pdep`. Quantisation is a
+//! (VBMI); packing 64 codes of ≤ 6 bits: in registers (`encode`); other
+//! packing and short tails: `pext`/`pdep`. Quantisation is a
 //! binary search over the thresholds held in registers: `bits` steps of one
 //! `vpermps`/`vpermt2ps` (two and a blend at 6 bits), one compare and one
 //! masked add, a gather per step only past 6 bits. The search finds the

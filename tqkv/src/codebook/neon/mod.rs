@@ -5,8 +5,8 @@
 //! loads above (NEON has no gather). Quantisation: one compare per
 //! threshold for ≤ 4 bits (the mask is all ones, so subtracting it counts),
 //! a binary search in registers at 5 and 6 bits (a `tbl` a level picks each
-//! lane's next probe), the scalar search per lane above; 64 codes of ≤ 4 bits are quantised
-//! and packed in registers (`encode`).
+//! lane's next probe), the scalar search per lane above; 64 codes of ≤ 6
+//! bits are quantised and packed in registers (`encode`).
 //! At 1–4 bits, keys are scored in row blocks (four rows, one a lane, from
 //! their packed dwords transposed, with a table of `q_j·c` per coordinate:
 //! the scalar kernel's products added in its order, so the same bits), and
