@@ -157,12 +157,16 @@ unsafe impl Lanes for F32x8 {
             let mut levels = [_mm256_setzero_ps(); 10];
             if (1..=super::SEARCH_BITS).contains(&bits) {
                 levels[0] = _mm256_set1_ps(order[0]);
-                // Level l's 2^l probes from `order[2^l − 1]`.
-                for (level, &first) in LEVEL_AT.iter().enumerate().take(bits as usize).skip(1) {
-                    let count = (1usize << level).div_ceil(8);
-                    for (r, reg) in levels[first..first + count].iter_mut().enumerate() {
-                        let at = (1 << level) - 1 + 8 * r;
-                        *reg = _mm256_loadu_ps(order[at..at + 8].as_ptr());
+                // Level l's 2^l probes from `order[2^l − 1]`, the levels'
+                // registers one after the other (as `LEVEL_AT` has them).
+                // Plain loops: through iterator adapters, each level was a
+                // call.
+                let mut reg = 1;
+                for level in 1..bits as usize {
+                    for k in 0..(1usize << level).div_ceil(8) {
+                        let at = (1 << level) - 1 + 8 * k;
+                        levels[reg] = _mm256_loadu_ps(order[at..at + 8].as_ptr());
+                        reg += 1;
                     }
                 }
             }

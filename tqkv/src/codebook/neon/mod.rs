@@ -193,12 +193,15 @@ unsafe impl Lanes for F32x4 {
         let (root, levels) = unsafe {
             let mut levels = [vdupq_n_u8(0); 16];
             if (5..=super::SEARCH_BITS).contains(&bits) {
-                // Level l's 2^l probes from `order[2^l − 1]`, four a register.
-                for (level, &first) in LEVEL_AT.iter().enumerate().take(bits as usize).skip(1) {
-                    let count = (1usize << level).div_ceil(4);
-                    for (r, reg) in levels[first..first + count].iter_mut().enumerate() {
-                        let at = (1 << level) - 1 + 4 * r;
-                        *reg = vreinterpretq_u8_f32(vld1q_f32(order[at..at + 4].as_ptr()));
+                // Level l's 2^l probes from `order[2^l − 1]`, four a
+                // register, the levels' registers one after the other (as
+                // `LEVEL_AT` has them).
+                let mut reg = 0;
+                for level in 1..bits as usize {
+                    for k in 0..(1usize << level).div_ceil(4) {
+                        let at = (1 << level) - 1 + 4 * k;
+                        levels[reg] = vreinterpretq_u8_f32(vld1q_f32(order[at..at + 4].as_ptr()));
+                        reg += 1;
                     }
                 }
             }
