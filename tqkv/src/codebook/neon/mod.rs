@@ -40,22 +40,19 @@ pub(super) struct Lut4<'a> {
 }
 
 pub(super) struct Thr4<'a> {
-    t: [float32x4_t; 15],
-    /// At 5 and 6 bits, the search's root probe in every lane.
-    root: float32x4_t,
-    /// At 5 and 6 bits, the search's levels 1 and up (see
-    /// [`Codebook::search_order`](super::Codebook::search_order)) as bytes
-    /// for `tbl`, four probes a register: level `l` from register
-    /// [`LEVEL_AT`]`[l]`.
-    levels: [uint8x16_t; 16],
+    /// Up to 4 bits, threshold `j` in every lane of register `j` (for
+    /// [`count`]). At 5 and 6 bits, the levels of the search (see
+    /// [`Codebook::search_order`](super::Codebook::search_order)): the root
+    /// probe in every lane of register 0, then level `l` from register
+    /// [`LEVEL_AT`]`[l]`, four probes a register (the bytes a `tbl` reads).
+    t: [float32x4_t; 17],
     /// The thresholds, for the searches past 6 bits.
     thresholds: &'a [f32],
     bits: u8,
 }
 
-/// The first register of each level of the search in [`Thr4::levels`]
-/// (level 0 is [`Thr4::root`]).
-const LEVEL_AT: [usize; 6] = [0, 0, 1, 2, 4, 8];
+/// The first register of each level of the search in [`Thr4::t`].
+const LEVEL_AT: [usize; 6] = [0, 1, 2, 3, 5, 9];
 
 /// `#{j : x > t[j]}` per lane over the `2^BITS − 1` thresholds of a
 /// codebook of `BITS ≤ 4` bits, held in registers (all ones from a compare,
@@ -91,16 +88,13 @@ unsafe fn count<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
 pub(super) unsafe fn search_levels<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
     // SAFETY: register operations on the caller's ISA.
     unsafe {
-        let l = &thr.levels;
-        let mut c = descend(x, vreinterpretq_u8_f32(thr.root), vdupq_n_u32(0));
-        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[1]], entry_bytes(c)), c);
-        c = descend(x, vqtbl1q_u8(l[LEVEL_AT[2]], entry_bytes(c)), c);
+        let l = &thr.t;
+        let mut c = descend(x, bytes(l[0]), vdupq_n_u32(0));
+        c = descend(x, vqtbl1q_u8(bytes(l[LEVEL_AT[1]]), entry_bytes(c)), c);
+        c = descend(x, vqtbl1q_u8(bytes(l[LEVEL_AT[2]]), entry_bytes(c)), c);
         let at = LEVEL_AT[3];
-        c = descend(
-            x,
-            vqtbl2q_u8(uint8x16x2_t(l[at], l[at + 1]), entry_bytes(c)),
-            c,
-        );
+        let two = uint8x16x2_t(bytes(l[at]), bytes(l[at + 1]));
+        c = descend(x, vqtbl2q_u8(two, entry_bytes(c)), c);
         c = descend(x, vqtbl4q_u8(four(l, LEVEL_AT[4]), entry_bytes(c)), c);
         if BITS > 5 {
             let i = entry_bytes(c);
@@ -126,10 +120,22 @@ unsafe fn descend(x: float32x4_t, t: uint8x16_t, c: uint32x4_t) -> uint32x4_t {
     }
 }
 
+/// The bytes of `v`, for `tbl`.
+#[inline(always)]
+fn bytes(v: float32x4_t) -> uint8x16_t {
+    // SAFETY: a reinterpretation; NEON is baseline on aarch64.
+    unsafe { vreinterpretq_u8_f32(v) }
+}
+
 /// Registers `at … at + 3` of `l` as one `tbl` table of 64 bytes.
 #[inline(always)]
-fn four(l: &[uint8x16_t; 16], at: usize) -> uint8x16x4_t {
-    uint8x16x4_t(l[at], l[at + 1], l[at + 2], l[at + 3])
+fn four(l: &[float32x4_t; 17], at: usize) -> uint8x16x4_t {
+    uint8x16x4_t(
+        bytes(l[at]),
+        bytes(l[at + 1]),
+        bytes(l[at + 2]),
+        bytes(l[at + 3]),
+    )
 }
 
 /// `#{j : x > t[j]}` by binary search over `2^bits − 1` sorted thresholds.
@@ -179,39 +185,35 @@ unsafe impl Lanes for F32x4 {
 
     #[inline(always)]
     unsafe fn thr(cb: &super::Codebook) -> Thr4<'_> {
-        let t = cb.thresholds();
-        // SAFETY: NEON is available (trait contract); no memory access.
-        let mut v = [unsafe { vdupq_n_f32(0.0) }; 15];
-        for (vj, &tj) in v.iter_mut().zip(t) {
-            // SAFETY: as above.
-            *vj = unsafe { vdupq_n_f32(tj) };
-        }
+        let thresholds = cb.thresholds();
         let bits = cb.bits();
-        let order = cb.search_order();
         // SAFETY: NEON is available (trait contract); each load reads 4 f32
-        // of `order` (64 of them) through a bounds-checked slice.
-        let (root, levels) = unsafe {
-            let mut levels = [vdupq_n_u8(0); 16];
-            if (5..=super::SEARCH_BITS).contains(&bits) {
-                // Level l's 2^l probes from `order[2^l − 1]`, four a
-                // register, the levels' registers one after the other (as
-                // `LEVEL_AT` has them).
-                let mut reg = 0;
+        // of the 64 of `order` through a bounds-checked slice.
+        let t = unsafe {
+            let mut t = [vdupq_n_f32(0.0); 17];
+            if bits <= 4 {
+                for (tj, &v) in t.iter_mut().zip(thresholds) {
+                    *tj = vdupq_n_f32(v);
+                }
+            } else if bits <= super::SEARCH_BITS {
+                let order = cb.search_order();
+                t[0] = vdupq_n_f32(order[0]);
+                // Level l's 2^l probes from `order[2^l − 1]`, the levels'
+                // registers one after the other (as `LEVEL_AT` has them).
+                let mut reg = 1;
                 for level in 1..bits as usize {
                     for k in 0..(1usize << level).div_ceil(4) {
                         let at = (1 << level) - 1 + 4 * k;
-                        levels[reg] = vreinterpretq_u8_f32(vld1q_f32(order[at..at + 4].as_ptr()));
+                        t[reg] = vld1q_f32(order[at..at + 4].as_ptr());
                         reg += 1;
                     }
                 }
             }
-            (vdupq_n_f32(order[0]), levels)
+            t
         };
         Thr4 {
-            t: v,
-            root,
-            levels,
-            thresholds: t,
+            t,
+            thresholds,
             bits,
         }
     }
