@@ -1,7 +1,7 @@
 //! AVX-512 codebook kernels: 16 lanes.
 //!
 //! Lookup: one `vpermps` over a 16-entry register for ≤ 4 bits, `vpermt2ps`
-//! over 32 entries for 5 bits, a gather for 6–8 bits. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
+//! over 32 entries for 5 bits, two and a blend for 6, a gather for 7 and 8. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
 //! (VBMI); packing 64 codes of ≤ 6 bits: in registers (`encode`); other
 //! packing and short tails: `pext`/`pdep`. Quantisation is a
 //! binary search over the thresholds held in registers: `bits` steps of one
@@ -27,6 +27,8 @@ use values::accumulate_whole;
 pub(super) struct Lut16<'a> {
     lo: __m512,
     hi: __m512,
+    /// At 6 bits, centroids 32–47 and 48–63 (zeros otherwise).
+    upper: [__m512; 2],
     /// The centroids, for the gathers (and lookups past 4 bits).
     centroids: &'a [f32],
     bits: u8,
@@ -126,6 +128,10 @@ unsafe impl Lanes for F32x16 {
             Lut16 {
                 lo: centroid_lanes(c, 0),
                 hi: centroid_lanes(c, 16),
+                upper: match cb.bits() {
+                    6 => [centroid_lanes(c, 32), centroid_lanes(c, 48)],
+                    _ => [_mm512_setzero_ps(); 2],
+                },
                 centroids: c,
                 bits: cb.bits(),
             }
@@ -192,6 +198,14 @@ unsafe impl Lanes for F32x16 {
             F32x16(match lut.bits {
                 1..=4 => _mm512_permutexvar_ps(i, lut.lo),
                 5 => _mm512_permutex2var_ps(lut.lo, i, lut.hi),
+                6 => {
+                    // Two 32-entry permutes (each reads the index's low 5
+                    // bits), bit 5 picks: a gather measured 2–4 times slower.
+                    let low = _mm512_permutex2var_ps(lut.lo, i, lut.hi);
+                    let high = _mm512_permutex2var_ps(lut.upper[0], i, lut.upper[1]);
+                    let upper = _mm512_test_epi32_mask(i, _mm512_set1_epi32(32));
+                    _mm512_mask_blend_ps(upper, low, high)
+                }
                 _ => _mm512_i32gather_ps::<4>(i, lut.centroids.as_ptr()),
             })
         }
