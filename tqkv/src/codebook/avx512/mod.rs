@@ -192,10 +192,23 @@ unsafe impl Lanes for F32x16 {
 
     #[inline(always)]
     unsafe fn lookup(lut: &Lut16<'_>, i: __m512i) -> Self {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match lut.bits {
+                1..=4 => Self::lookup_bits::<4>(lut, i),
+                5 => Self::lookup_bits::<5>(lut, i),
+                6 => Self::lookup_bits::<6>(lut, i),
+                _ => Self::lookup_bits::<8>(lut, i),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn lookup_bits<const B: u8>(lut: &Lut16<'_>, i: __m512i) -> Self {
         // SAFETY: AVX-512F available; the gather reads centroids[i] with
         // every lane below 2^bits (caller), inside the codebook's array.
         unsafe {
-            F32x16(match lut.bits {
+            F32x16(match B {
                 1..=4 => _mm512_permutexvar_ps(i, lut.lo),
                 5 => _mm512_permutex2var_ps(lut.lo, i, lut.hi),
                 6 => {
