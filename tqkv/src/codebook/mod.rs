@@ -66,6 +66,10 @@ use pack::{check_bits, packed_len};
 const MAX_LEVELS: usize = 256;
 /// The widest codebook whose thresholds [`Codebook::search_order`] holds.
 pub(crate) const SEARCH_BITS: u8 = 6;
+/// Where the search order starts in the thresholds' array: past the
+/// thresholds of any codebook of up to [`SEARCH_BITS`] bits, in room only
+/// wider codebooks use (the codebook's size is part of the C ABI).
+const SEARCH_AT: usize = 1 << SEARCH_BITS;
 
 /// What a codebook is optimal for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,9 +102,9 @@ pub struct Codebook {
     law: Law,
     bits: u8,
     centroids: [f32; MAX_LEVELS],
+    /// The `2^bits − 1` thresholds; up to [`SEARCH_BITS`] bits, also the
+    /// [`search_order`](Self::search_order) from [`SEARCH_AT`].
     thresholds: [f32; MAX_LEVELS - 1],
-    /// See [`search_order`](Self::search_order).
-    search_order: [f32; 1 << SEARCH_BITS],
     exact: [f64; MAX_LEVELS],
     mse: f64,
 }
@@ -177,7 +181,6 @@ impl Codebook {
             bits,
             centroids: [0.0; MAX_LEVELS],
             thresholds: [0.0; MAX_LEVELS - 1],
-            search_order: [f32::INFINITY; 1 << SEARCH_BITS],
             exact: [0.0; MAX_LEVELS],
             mse: 0.0,
         };
@@ -194,12 +197,15 @@ impl Codebook {
             cb.thresholds[i] = mid as f32;
         }
         if bits <= SEARCH_BITS {
+            let order = SEARCH_AT..2 * SEARCH_AT;
+            cb.thresholds[order].fill(f32::INFINITY);
             // Level `l` of the search, probe `k`: the threshold that splits
             // the `k`-th of the `2^l` intervals the levels above have left.
             for l in 0..bits {
                 let step = 1usize << (bits - 1 - l);
                 for k in 0..1usize << l {
-                    cb.search_order[(1 << l) - 1 + k] = cb.thresholds[(2 * k + 1) * step - 1];
+                    let probe = cb.thresholds[(2 * k + 1) * step - 1];
+                    cb.thresholds[SEARCH_AT + (1 << l) - 1 + k] = probe;
                 }
             }
         }
@@ -269,10 +275,11 @@ impl Codebook {
     /// and goes on to node `2k + 1` of the next level if the value is
     /// greater, else to `2k`; the node reached below the last level is the
     /// code. A level whose probes fill whole registers is then one load,
-    /// and the node number picks its lane. `+∞` past the probes (and for
-    /// wider codebooks).
-    pub(crate) fn search_order(&self) -> &[f32; 1 << SEARCH_BITS] {
-        &self.search_order
+    /// and the node number picks its lane. `+∞` past the probes; other
+    /// values (never read) for wider codebooks.
+    pub(crate) fn search_order(&self) -> &[f32; SEARCH_AT] {
+        // The second whole chunk of the array: `SEARCH_AT … 2·SEARCH_AT`.
+        &self.thresholds.as_chunks::<SEARCH_AT>().0[1]
     }
 
     /// The expected squared error of quantising with this codebook,

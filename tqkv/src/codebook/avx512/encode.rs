@@ -43,8 +43,7 @@ pub(super) unsafe fn pack64<const BITS: u32>(
 ) {
     // SAFETY: the loads read x's 64 floats, the stores write the 64
     // centroids and out's first 8·BITS bytes (masked store); every index
-    // is below 2^BITS, inside the lookup's registers (or the codebook, for
-    // the gather at 6 bits).
+    // is below 2^BITS, inside the lookup's registers.
     unsafe {
         let mut idx = [_mm512_setzero_si512(); 4];
         for (k, i) in idx.iter_mut().enumerate() {

@@ -1,9 +1,10 @@
 //! AVX-512 codebook kernels: 16 lanes.
 //!
 //! Lookup: one `vpermps` over a 16-entry register for ≤ 4 bits, `vpermt2ps`
-//! over 32 entries for 5 bits, two and a blend for 6, a gather for 7 and 8. Unpacking 64 codes: `vpermb` + `vpmultishiftqb`
-//! (VBMI); packing 64 codes of ≤ 6 bits: in registers (`encode`); other
-//! packing and short tails: `pext`/`pdep`. Quantisation is a
+//! over 32 entries for 5 bits, two and a blend for 6, a gather for 7 and 8.
+//! Unpacking 64 codes: `vpermb` + `vpmultishiftqb` (VBMI); packing 64
+//! codes of ≤ 6 bits: in registers (`encode`); other packing and short
+//! tails: `pext`/`pdep`. Quantisation is a
 //! binary search over the thresholds held in registers: `bits` steps of one
 //! `vpermps`/`vpermt2ps` (two and a blend at 6 bits), one compare and one
 //! masked add, a gather per step only past 6 bits. The search finds the
@@ -29,7 +30,7 @@ pub(super) struct Lut16<'a> {
     hi: __m512,
     /// At 6 bits, centroids 32–47 and 48–63 (zeros otherwise).
     upper: [__m512; 2],
-    /// The centroids, for the gathers (and lookups past 4 bits).
+    /// The centroids, for the gathers past 6 bits.
     centroids: &'a [f32],
     bits: u8,
 }
