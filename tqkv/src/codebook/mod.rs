@@ -277,6 +277,7 @@ impl Codebook {
     /// code. A level whose probes fill whole registers is then one load,
     /// and the node number picks its lane. `+∞` past the probes; other
     /// values (never read) for wider codebooks.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     pub(crate) fn search_order(&self) -> &[f32; SEARCH_AT] {
         // The second whole chunk of the array: `SEARCH_AT … 2·SEARCH_AT`.
         &self.thresholds.as_chunks::<SEARCH_AT>().0[1]
