@@ -52,11 +52,11 @@ pub(super) unsafe fn pack64<const BITS: u32>(
         if let Some((lut, c)) = centroids {
             for (k, &i) in idx.iter().enumerate() {
                 let v = match BITS {
-                    1..=4 => _mm512_permutexvar_ps(i, lut.lo),
-                    5 => _mm512_permutex2var_ps(lut.lo, i, lut.hi),
-                    _ => <F32x16 as Lanes>::lookup(lut, i).0,
+                    1..=4 => <F32x16 as Lanes>::lookup_bits::<4>(lut, i),
+                    5 => <F32x16 as Lanes>::lookup_bits::<5>(lut, i),
+                    _ => <F32x16 as Lanes>::lookup_bits::<6>(lut, i),
                 };
-                _mm512_storeu_ps(c.as_mut_ptr().add(16 * k), v);
+                _mm512_storeu_ps(c.as_mut_ptr().add(16 * k), v.0);
             }
         }
         // Byte 16k + l holds code 16k + l.
