@@ -875,7 +875,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             let q = if side == 0 { &self.k } else { &self.v };
             let mut slot = TokenSlots {
                 buf: self.buf.as_mut(),
-                regions: self.layout.regions(0, side),
+                // Head 0's regions, borrowed: a copy was written in 8-byte
+                // stores and read back in 16-byte moves, which cannot
+                // forward (a stall on every push).
+                regions: &self.layout.regions[side],
                 token: t,
             };
             crate::stack::floats(q.row_work(), |work| {
@@ -890,7 +893,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
 /// The field slots of one token of head 0, one side.
 struct TokenSlots<'b> {
     buf: &'b mut [u8],
-    regions: [(usize, usize); 4],
+    regions: &'b [(usize, usize); 4],
     token: usize,
 }
 
