@@ -154,6 +154,41 @@ macro_rules! per_width {
     };
 }
 
+/// The levels of the binary search
+/// ([`Codebook::search_order`](super::Codebook::search_order)) in registers
+/// of `V::LANES` probes, as the backends' searches in registers read them,
+/// each given to `put` with its index: the root probe in every lane of
+/// register 0, then level `l`'s `2^l` probes (`l = 1 … bits − 1`), each
+/// level from the register after the last one's (10 registers of 8
+/// probes, 17 of 4, at 6 bits). A level narrower than a register has the
+/// next levels' probes in its upper lanes, never picked. Handed over one
+/// by one, the registers go straight into the backend's own array (an
+/// array returned whole was copied again: 3 % more instructions in a NEON
+/// quantisation at 5 and 6 bits).
+///
+/// # Safety
+/// The ISA of `V` is available; `cb.bits() ∈ 1..=SEARCH_BITS`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(super) unsafe fn search_levels<V: F32Vector>(cb: &Codebook, mut put: impl FnMut(usize, V)) {
+    let order = cb.search_order();
+    // SAFETY: the ISA is the caller's; every load reads `LANES` f32 of
+    // `order` (64 of them) through a bounds-checked slice.
+    unsafe {
+        put(0, V::splat(order[0]));
+        // Level l's 2^l probes start at `order[2^l − 1]`. Plain loops:
+        // through iterator adapters, each level was a call.
+        let mut reg = 1;
+        for level in 1..cb.bits() as usize {
+            for k in 0..(1usize << level).div_ceil(V::LANES) {
+                let at = (1 << level) - 1 + V::LANES * k;
+                put(reg, V::load(order[at..at + V::LANES].as_ptr()));
+                reg += 1;
+            }
+        }
+    }
+}
+
 /// Indices of `x` into `out` (`out.len() >= x.len()`).
 ///
 /// # Safety

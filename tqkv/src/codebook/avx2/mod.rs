@@ -150,25 +150,12 @@ unsafe impl Lanes for F32x8 {
     #[inline(always)]
     unsafe fn thr(cb: &super::Codebook) -> Thr8<'_> {
         let bits = cb.bits();
-        let order = cb.search_order();
-        // SAFETY: AVX2 is available (trait contract); every load reads 8 f32
-        // of `order` (64 of them) through a bounds-checked slice.
+        // SAFETY: AVX2 is available (trait contract); the width is checked,
+        // and 10 registers hold the levels of 6 bits.
         let levels = unsafe {
             let mut levels = [_mm256_setzero_ps(); 10];
             if (1..=super::SEARCH_BITS).contains(&bits) {
-                levels[0] = _mm256_set1_ps(order[0]);
-                // Level l's 2^l probes from `order[2^l − 1]`, the levels'
-                // registers one after the other (as `LEVEL_AT` has them).
-                // Plain loops: through iterator adapters, each level was a
-                // call.
-                let mut reg = 1;
-                for level in 1..bits as usize {
-                    for k in 0..(1usize << level).div_ceil(8) {
-                        let at = (1 << level) - 1 + 8 * k;
-                        levels[reg] = _mm256_loadu_ps(order[at..at + 8].as_ptr());
-                        reg += 1;
-                    }
-                }
+                simd::search_levels::<F32x8>(cb, |reg, v| levels[reg] = v.0);
             }
             levels
         };

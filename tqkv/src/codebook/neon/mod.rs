@@ -187,8 +187,8 @@ unsafe impl Lanes for F32x4 {
     unsafe fn thr(cb: &super::Codebook) -> Thr4<'_> {
         let thresholds = cb.thresholds();
         let bits = cb.bits();
-        // SAFETY: NEON is available (trait contract); each load reads 4 f32
-        // of the 64 of `order` through a bounds-checked slice.
+        // SAFETY: NEON is available (trait contract); the width is checked,
+        // and 17 registers hold the levels of 6 bits.
         let t = unsafe {
             let mut t = [vdupq_n_f32(0.0); 17];
             if bits <= 4 {
@@ -196,18 +196,7 @@ unsafe impl Lanes for F32x4 {
                     *tj = vdupq_n_f32(v);
                 }
             } else if bits <= super::SEARCH_BITS {
-                let order = cb.search_order();
-                t[0] = vdupq_n_f32(order[0]);
-                // Level l's 2^l probes from `order[2^l − 1]`, the levels'
-                // registers one after the other (as `LEVEL_AT` has them).
-                let mut reg = 1;
-                for level in 1..bits as usize {
-                    for k in 0..(1usize << level).div_ceil(4) {
-                        let at = (1 << level) - 1 + 4 * k;
-                        t[reg] = vld1q_f32(order[at..at + 4].as_ptr());
-                        reg += 1;
-                    }
-                }
+                simd::search_levels::<F32x4>(cb, |reg, v| t[reg] = v.0);
             }
             t
         };
