@@ -180,6 +180,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// The checks of a batch (every token's lengths, room for all, every
     /// value finite): the number of tokens.
     fn check_batch(&self, backend: Checked, k: &[f32], v: &[f32]) -> Result<usize, Error> {
+        let tokens = self.check_batch_shape(k, v)?;
+        crate::error::finite_on(backend, k)?;
+        crate::error::finite_on(backend, v)?;
+        Ok(tokens)
+    }
+
+    /// [`check_batch`](Self::check_batch) without the values' finiteness.
+    fn check_batch_shape(&self, k: &[f32], v: &[f32]) -> Result<usize, Error> {
         let (k_row, v_row) = self.rows();
         if k_row == 0 || !k.len().is_multiple_of(k_row) {
             return Err(Error::RaggedRows {
@@ -199,8 +207,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 capacity: self.config.capacity,
             });
         }
-        crate::error::finite_on(backend, k)?;
-        crate::error::finite_on(backend, v)?;
         Ok(n)
     }
 }
@@ -256,7 +262,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         v: &[f32],
         threads: usize,
     ) -> Result<(), Error> {
-        use core::sync::atomic::{AtomicUsize, Ordering};
+        use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Mutex;
         use std::vec::Vec;
 
@@ -264,7 +270,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         if threads == 0 {
             return Err(Error::InvalidParameter("threads must be at least 1"));
         }
-        let tokens = self.check_batch(backend, k, v)?;
+        // Finiteness is scanned by the threads too (below).
+        let tokens = self.check_batch_shape(k, v)?;
         let (k_row, v_row) = self.rows();
         let bounds = crate::split::guided_bounds(tokens, threads, MIN_TOKENS_PER_RUN);
         let (first, layout, heads) = (self.len, self.layout, self.config.heads);
@@ -288,10 +295,49 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             v: &self.v,
             config: &self.config,
         };
+        // The finiteness scan, shared: each thread scans the next piece of
+        // `k` or `v` not yet taken, and none writes before every piece is
+        // scanned (a refused batch stores nothing). The calling thread never
+        // waits for a helper to wake: it scans whatever is left, then waits
+        // only for pieces a helper is scanning.
+        let (next_piece, scanned) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let finite = AtomicBool::new(true);
+        let scan = || -> Result<(), Error> {
+            loop {
+                let i = next_piece.fetch_add(1, Ordering::Relaxed);
+                if i >= 2 * SCAN_PIECES {
+                    break;
+                }
+                let x = if i < SCAN_PIECES { k } else { v };
+                let j = i % SCAN_PIECES;
+                let piece = &x[x.len() * j / SCAN_PIECES..x.len() * (j + 1) / SCAN_PIECES];
+                if !crate::loops::all_finite_on(backend, piece) {
+                    finite.store(false, Ordering::Relaxed);
+                }
+                // Release: a thread that sees the count sees the flag.
+                scanned.fetch_add(1, Ordering::Release);
+            }
+            // A short wait: a piece takes microseconds (a helper descheduled
+            // mid-piece gets the core back by yielding).
+            let mut spins = 0u32;
+            while scanned.load(Ordering::Acquire) < 2 * SCAN_PIECES {
+                spins += 1;
+                if spins.is_multiple_of(64) {
+                    std::thread::yield_now();
+                } else {
+                    core::hint::spin_loop();
+                }
+            }
+            match finite.load(Ordering::Relaxed) {
+                true => Ok(()),
+                false => Err(Error::NonFinite),
+            }
+        };
         // Each thread takes the next run not yet taken; run `i` always
         // writes the slots of its own tokens.
         let next = AtomicUsize::new(0);
         let drain = || -> Result<(), Error> {
+            scan()?;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let (Some(share), Some(&[from, to])) = (shares.get(i), bounds.get(i..i + 2)) else {
@@ -334,6 +380,11 @@ const PANICKED: Error = Error::InvalidParameter("an encoding thread panicked");
 /// at d = 128): runs shrink to this, so that the threads end close together.
 #[cfg(feature = "parallel")]
 const MIN_TOKENS_PER_RUN: usize = 32;
+
+/// Pieces of `k` (and as many of `v`) the threads of a parallel batch scan
+/// for NaN and ∞ before any of them writes.
+#[cfg(feature = "parallel")]
+const SCAN_PIECES: usize = 8;
 
 /// A run's share of the batch's slots (see [`slots`]).
 #[cfg(feature = "parallel")]
