@@ -713,3 +713,45 @@ fn parallel_batches_refuse_bad_input_and_match_every_backend() {
         assert_eq!(par.len(), 17);
     }
 }
+
+/// The threads of a parallel batch share the scan for NaN and ∞: one bad
+/// value anywhere in `k` or `v` (the first, the last, the edge of a scan's
+/// piece) refuses the batch with every thread count, leaving the buffer's
+/// bytes as they were.
+#[cfg(feature = "parallel")]
+#[test]
+fn a_parallel_batch_with_one_bad_value_anywhere_stores_nothing() {
+    let cfg = config(Scheme::Kqv, 4, 2, 64, 40);
+    let row = 2 * 64;
+    let tokens = 37;
+    let k: Vec<f32> = (0..tokens * row)
+        .map(|i| ((i * 7) % 31) as f32 - 15.0)
+        .collect();
+    let v: Vec<f32> = k.iter().map(|x| 0.5 * x + 1.0).collect();
+    let mut par = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+    par.push_batch(&k[..row], &v[..row]).unwrap();
+    let before = par.as_bytes().to_vec();
+    let n = k.len();
+    for side in 0..2 {
+        for at in [0, 1, n / 8 - 1, n / 8, n / 2, n - 2, n - 1] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let (mut kb, mut vb) = (k.clone(), v.clone());
+                if side == 0 {
+                    kb[at] = bad;
+                } else {
+                    vb[at] = bad;
+                }
+                for threads in [1, 2, 3, 5] {
+                    assert_eq!(
+                        par.push_batch_parallel(&kb, &vb, threads),
+                        Err(Error::NonFinite),
+                        "side {side}, at {at}, {bad}, {threads} threads"
+                    );
+                    assert_eq!(par.as_bytes(), &before[..]);
+                }
+            }
+        }
+    }
+    par.push_batch_parallel(&k, &v, 2).unwrap();
+    assert_eq!(par.len(), 1 + tokens);
+}
