@@ -253,11 +253,16 @@ mod tests {
                     let at = (g.next_u64() % n as u64) as usize;
                     v[at] = specials[(g.next_u64() % specials.len() as u64) as usize];
                 }
-                // f16 norms with subnormals mixed in; f32 norms with zeros.
+                // f16 norms with subnormals mixed in, and on odd trials
+                // the bits a corrupt cache may hold (±0, ±∞, quiet and
+                // signalling NaNs, negative values); f32 norms with zeros.
+                let corrupt = [0x8000u16, 0x7c00, 0xfc00, 0x7e01, 0x7d01, 0xbc00];
                 let f16: Vec<u8> = (0..n)
                     .flat_map(|i| {
                         let h = if i % 7 == 3 {
                             1u16
+                        } else if trial % 2 == 1 && i % 5 == 2 {
+                            corrupt[i % corrupt.len()]
                         } else {
                             (g.next_u64() & 0x7bff) as u16
                         };
