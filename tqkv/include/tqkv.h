@@ -46,6 +46,10 @@ extern "C" {
 #define TQKV_VERSION_MINOR 2
 #define TQKV_VERSION_PATCH 0
 #define TQKV_VERSION "0.2.0"
+/* Raised whenever a change to this header breaks callers built with the
+ * older one (a signature, a struct, an object's size or layout); additions
+ * leave it. Call tqkv_abi_check_header() once at start-up. */
+#define TQKV_ABI_VERSION 1
 
 /* ---------------------------------------------------------------- status */
 
@@ -70,7 +74,8 @@ enum {
     TQKV_NULL_POINTER = 15,      /* a required pointer is NULL */
     TQKV_INVALID_HANDLE = 16,    /* an object that was not initialised */
     TQKV_INTERNAL = 17,          /* a bug in tqkv (never input) */
-    TQKV_MISALIGNED = 18         /* a pointer not aligned for its element type */
+    TQKV_MISALIGNED = 18,        /* a pointer not aligned for its element type */
+    TQKV_ABI_MISMATCH = 19       /* caller built with another tqkv.h */
 };
 
 /* A static description of a status code. */
@@ -78,6 +83,14 @@ const char *tqkv_status_str(tqkv_status status);
 
 /* The library version, "MAJOR.MINOR.PATCH" (equals TQKV_VERSION). */
 const char *tqkv_version(void);
+/* The library's TQKV_ABI_VERSION. */
+uint32_t tqkv_abi_version(void);
+/* TQKV_OK if a caller built with this ABI version and these object sizes
+ * (bytes) can use the library, else TQKV_ABI_MISMATCH. Use
+ * tqkv_abi_check_header() (end of this file), which passes the caller's. */
+tqkv_status tqkv_abi_check(uint32_t abi_version, size_t codebook_bytes,
+                           size_t quantizer_bytes, size_t cache_config_bytes,
+                           size_t cache_bytes);
 
 /* ---------------------------------------------------------------- backends */
 
@@ -298,6 +311,17 @@ tqkv_status tqkv_partial_merge(const tqkv_cache *cache, size_t q_len, float *sta
 tqkv_status tqkv_partial_finish(const tqkv_cache *cache, size_t q_len, const float *state,
                                       size_t state_len, float *out, float *scratch,
                                       size_t scratch_len);
+
+/* ---------------------------------------------------------------- ABI check */
+
+/* TQKV_OK if the library linked is the one this header describes (its
+ * ABI version and the sizes of the objects above), else TQKV_ABI_MISMATCH:
+ * call once at start-up, before any object is made. A caller built with
+ * another header would hand the library objects of the wrong size. */
+static inline tqkv_status tqkv_abi_check_header(void) {
+    return tqkv_abi_check(TQKV_ABI_VERSION, sizeof(tqkv_codebook), sizeof(tqkv_quantizer),
+                          sizeof(tqkv_cache_config), sizeof(tqkv_cache));
+}
 
 #ifdef __cplusplus
 }

@@ -39,11 +39,15 @@ fn constants(h: &str) -> Vec<(String, i64)> {
 }
 
 /// Names of the functions the header declares (`tqkv_xxx(` at the start
-/// of a declaration).
+/// of a declaration), without its `static inline` helpers.
 fn declared(h: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for line in h.lines() {
-        if line.starts_with(' ') || line.starts_with("/*") || line.starts_with(" *") {
+        if line.starts_with(' ')
+            || line.starts_with("/*")
+            || line.starts_with(" *")
+            || line.starts_with("static inline")
+        {
             continue;
         }
         let Some(open) = line.find('(') else {
@@ -144,6 +148,7 @@ fn constants_agree() {
         ("TQKV_INVALID_HANDLE", capi::TQKV_INVALID_HANDLE as i64),
         ("TQKV_INTERNAL", capi::TQKV_INTERNAL as i64),
         ("TQKV_MISALIGNED", capi::TQKV_MISALIGNED as i64),
+        ("TQKV_ABI_MISMATCH", capi::TQKV_ABI_MISMATCH as i64),
         (
             "TQKV_CODEBOOK_WORDS",
             (size_of::<capi::tqkv_codebook>() / 8) as i64,
@@ -156,6 +161,7 @@ fn constants_agree() {
             "TQKV_CACHE_WORDS",
             (size_of::<capi::tqkv_cache>() / 8) as i64,
         ),
+        ("TQKV_ABI_VERSION", capi::TQKV_ABI_VERSION as i64),
         (
             "TQKV_VERSION_MAJOR",
             env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap(),
@@ -241,4 +247,55 @@ fn declared_functions_are_exactly_the_exported_ones_and_all_tested() {
             "the C test never calls {name}"
         );
     }
+}
+
+/// The header's `static inline` helpers: the C test calls each.
+#[test]
+fn the_header_helpers_are_all_tested() {
+    let h = header();
+    let test = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/c/capi_test.c"
+    ))
+    .unwrap();
+    let helpers: Vec<&str> = h
+        .lines()
+        .filter_map(|l| l.strip_prefix("static inline "))
+        .filter_map(|l| l.split('(').next()?.rsplit(' ').next())
+        .collect();
+    assert_eq!(helpers, ["tqkv_abi_check_header"]);
+    for name in helpers {
+        assert!(
+            test.contains(&format!("{name}(")),
+            "the C test never calls {name}"
+        );
+    }
+}
+
+/// `tqkv_abi_check` accepts this library's version and object sizes, and
+/// refuses each one changed alone.
+#[test]
+fn the_abi_check_refuses_any_other_version_or_size() {
+    let ours = [
+        capi::TQKV_ABI_VERSION as usize,
+        size_of::<capi::tqkv_codebook>(),
+        size_of::<capi::tqkv_quantizer>(),
+        size_of::<capi::tqkv_cache_config>(),
+        size_of::<capi::tqkv_cache>(),
+    ];
+    let check = |a: [usize; 5]| capi::tqkv_abi_check(a[0] as u32, a[1], a[2], a[3], a[4]);
+    assert_eq!(check(ours), capi::TQKV_OK);
+    assert_eq!(capi::tqkv_abi_version(), capi::TQKV_ABI_VERSION);
+    for i in 0..ours.len() {
+        for delta in [1usize, 8, usize::MAX] {
+            let mut theirs = ours;
+            theirs[i] = theirs[i].wrapping_add(delta);
+            if i == 0 {
+                theirs[0] &= u32::MAX as usize;
+            }
+            assert_eq!(check(theirs), capi::TQKV_ABI_MISMATCH, "{i} {delta}");
+        }
+    }
+    let s = unsafe { std::ffi::CStr::from_ptr(capi::tqkv_status_str(capi::TQKV_ABI_MISMATCH)) };
+    assert!(s.to_str().unwrap().contains("tqkv.h"));
 }

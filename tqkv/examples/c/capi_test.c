@@ -92,7 +92,18 @@ enum { DIM = 64, HEADS = 2, TOKENS = 12, CAPACITY = 16 };
 
 static void test_info(void) {
     CHECK(strcmp(tqkv_version(), TQKV_VERSION) == 0);
-    for (int s = 0; s <= TQKV_INTERNAL; s++) {
+    /* This file was built with the library's own header. */
+    CHECK(tqkv_abi_check_header() == TQKV_OK);
+    CHECK(tqkv_abi_version() == TQKV_ABI_VERSION);
+    /* A caller whose header had another version or another object size. */
+    size_t cb = sizeof(tqkv_codebook), qz = sizeof(tqkv_quantizer);
+    size_t cfg = sizeof(tqkv_cache_config), ca = sizeof(tqkv_cache);
+    CHECK(tqkv_abi_check(TQKV_ABI_VERSION + 1, cb, qz, cfg, ca) == TQKV_ABI_MISMATCH);
+    CHECK(tqkv_abi_check(TQKV_ABI_VERSION, cb - 8, qz, cfg, ca) == TQKV_ABI_MISMATCH);
+    CHECK(tqkv_abi_check(TQKV_ABI_VERSION, cb, qz - 8, cfg, ca) == TQKV_ABI_MISMATCH);
+    CHECK(tqkv_abi_check(TQKV_ABI_VERSION, cb, qz, cfg + 8, ca) == TQKV_ABI_MISMATCH);
+    CHECK(tqkv_abi_check(TQKV_ABI_VERSION, cb, qz, cfg, ca + 8) == TQKV_ABI_MISMATCH);
+    for (int s = 0; s <= TQKV_ABI_MISMATCH; s++) {
         const char *m = tqkv_status_str(s);
         CHECK(m != NULL && strlen(m) > 0);
         CHECK(strcmp(m, "unknown status") != 0);

@@ -22,6 +22,8 @@ static int check(tqkv_status s, const char *what) {
 }
 
 int main(void) {
+    /* The library linked must be the one this header describes. */
+    check(tqkv_abi_check_header(), "abi_check_header");
     printf("tqkv %s on %s\n", tqkv_version(), tqkv_backend_name(tqkv_backend_detect()));
     tqkv_cache_config cfg = {TQKV_SCHEME_KQV, 4, HEADS, DIM, TOKENS,
                                 TQKV_PROJECTION_HADAMARD, TQKV_NORM_F16, 0, 2026, 0, 0, 0, 0};

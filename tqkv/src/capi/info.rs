@@ -1,6 +1,69 @@
-//! The library version and the backends.
+//! The library version, the ABI check and the backends.
 
 use super::*;
+
+/// The version of the C ABI that `include/tqkv.h` declares. It is raised
+/// whenever a change breaks a caller built with the older header: a
+/// function's signature, a struct's fields, an opaque object's size or
+/// layout, a constant's meaning. Additions (a new function, a new status)
+/// do not raise it.
+pub const TQKV_ABI_VERSION: u32 = 1;
+
+/// This library's ABI version (`TQKV_ABI_VERSION` of its header).
+#[unsafe(no_mangle)]
+pub extern "C" fn tqkv_abi_version() -> u32 {
+    TQKV_ABI_VERSION
+}
+
+/// `TQKV_OK` if a caller built with ABI version `abi_version` and these
+/// object sizes (in bytes) can use this library, else
+/// `TQKV_ABI_MISMATCH`. The opaque objects live in caller memory, so a
+/// caller built with a header of other sizes would hand the library too
+/// little memory: the header's `tqkv_abi_check_header()` passes the
+/// caller's own values, once at start-up.
+///
+/// ```
+/// use core::mem::size_of;
+/// use tqkv::capi::*;
+///
+/// let sizes = (
+///     size_of::<tqkv_codebook>(),
+///     size_of::<tqkv_quantizer>(),
+///     size_of::<tqkv_cache_config>(),
+///     size_of::<tqkv_cache>(),
+/// );
+/// let (cb, qz, cfg, cache) = sizes;
+/// assert_eq!(tqkv_abi_check(TQKV_ABI_VERSION, cb, qz, cfg, cache), TQKV_OK);
+/// assert_eq!(tqkv_abi_check(TQKV_ABI_VERSION, cb, qz - 8, cfg, cache), TQKV_ABI_MISMATCH);
+/// ```
+#[unsafe(no_mangle)]
+pub extern "C" fn tqkv_abi_check(
+    abi_version: u32,
+    codebook_bytes: usize,
+    quantizer_bytes: usize,
+    cache_config_bytes: usize,
+    cache_bytes: usize,
+) -> Status {
+    let ours = (
+        TQKV_ABI_VERSION,
+        size_of::<tqkv_codebook>(),
+        size_of::<tqkv_quantizer>(),
+        size_of::<tqkv_cache_config>(),
+        size_of::<tqkv_cache>(),
+    );
+    let theirs = (
+        abi_version,
+        codebook_bytes,
+        quantizer_bytes,
+        cache_config_bytes,
+        cache_bytes,
+    );
+    if ours == theirs {
+        TQKV_OK
+    } else {
+        TQKV_ABI_MISMATCH
+    }
+}
 
 /// The library version, `"MAJOR.MINOR.PATCH"`, NUL-terminated, static.
 #[unsafe(no_mangle)]

@@ -45,6 +45,10 @@ pub const TQKV_INTERNAL: Status = 17;
 /// A pointer is not aligned for its element type (a `float*` not on a
 /// 4-byte boundary, an output `size_t*` not on 8, …).
 pub const TQKV_MISALIGNED: Status = 18;
+/// The caller was built with another `tqkv.h`: its ABI version or the size
+/// of an object it declares differs from this library's
+/// ([`tqkv_abi_check`](super::tqkv_abi_check)).
+pub const TQKV_ABI_MISMATCH: Status = 19;
 
 pub(super) fn status_of(e: Error) -> Status {
     match e {
@@ -118,6 +122,9 @@ pub extern "C" fn tqkv_status_str(status: Status) -> *const c_char {
         TQKV_INVALID_HANDLE => "object not initialised\0",
         TQKV_INTERNAL => "internal error (a bug in tqkv)\0",
         TQKV_MISALIGNED => "pointer not aligned for its element type\0",
+        TQKV_ABI_MISMATCH => {
+            "caller built with another tqkv.h: rebuild it with this library's header\0"
+        }
         _ => "unknown status\0",
     };
     s.as_ptr().cast()
