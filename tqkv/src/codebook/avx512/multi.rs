@@ -516,6 +516,29 @@ unsafe fn chunk_signs(p: *const u8, bytes: usize) -> u64 {
     }
 }
 
+/// The four 16-bit sign masks of a chunk of up to 64 signs at `p`, `regs`
+/// registers of 16 (masks past them zero). A whole chunk is read as four
+/// u16 loads, each of which the compiler takes straight into a mask
+/// register; a partial one through [`chunk_signs`]'s masked load, then
+/// moved to general registers and on to masks, several instructions a
+/// mask on the vector pipes.
+///
+/// # Safety
+/// AVX-512 BW/VL are available; `2·regs ≤ 8` bytes are readable at `p`.
+#[inline(always)]
+unsafe fn chunk_masks(p: *const u8, regs: usize) -> [u16; 4] {
+    // SAFETY: the caller's promises; a whole chunk's four loads read its
+    // 8 bytes.
+    unsafe {
+        if regs == 4 {
+            [0, 1, 2, 3].map(|k| core::ptr::read_unaligned(p.add(2 * k).cast::<u16>()))
+        } else {
+            let bits = chunk_signs(p, 2 * regs);
+            [0, 1, 2, 3].map(|k| (bits >> (16 * k)) as u16)
+        }
+    }
+}
+
 /// The fixed arguments of [`signs_chunks`].
 struct Signed<'a> {
     signs: &'a [u8],
@@ -556,12 +579,11 @@ unsafe fn signs_chunks<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
             let mut total = [_mm512_setzero_ps(); G];
             let mut sg = a.signs.as_ptr().add(8 * ch);
             for r in 0..a.n {
-                let bits = chunk_signs(sg, 2 * regs);
+                let masks = chunk_masks(sg, regs);
                 for h in 0..G {
                     let rv = _mm512_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
                     total[h] = _mm512_add_ps(total[h], rv);
-                    for (k, s) in set[h].iter_mut().enumerate() {
-                        let mk = (bits >> (16 * k)) as u16;
+                    for (s, &mk) in set[h].iter_mut().zip(&masks) {
                         *s = _mm512_mask_add_ps(*s, mk, *s, rv);
                     }
                 }
@@ -701,13 +723,7 @@ unsafe fn fused<const G: usize, const B: usize>(
                     cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
                     cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
                 ];
-                let bits = chunk_signs(sg, 2 * regs);
-                let masks = [
-                    bits as u16,
-                    (bits >> 16) as u16,
-                    (bits >> 32) as u16,
-                    (bits >> 48) as u16,
-                ];
+                let masks = chunk_masks(sg, regs);
                 for h in 0..G {
                     let w = _mm512_set1_ps(*r.weights.get_unchecked(h * r.w_stride + t));
                     for (s, c) in acc[h].iter_mut().zip(&c) {
