@@ -517,11 +517,11 @@ unsafe fn chunk_signs(p: *const u8, bytes: usize) -> u64 {
 }
 
 /// The four 16-bit sign masks of a chunk of up to 64 signs at `p`, `regs`
-/// registers of 16 (masks past them zero). A whole chunk is read as four
-/// u16 loads, each of which the compiler takes straight into a mask
-/// register; a partial one through [`chunk_signs`]'s masked load, then
-/// moved to general registers and on to masks, several instructions a
-/// mask on the vector pipes.
+/// registers of 16 (masks past them zero). A whole chunk is read with
+/// plain loads (the compiler takes its 8 bytes into a general register and
+/// shifts the masks out there); a partial one through [`chunk_signs`]'s
+/// masked load, whose vector register the compiler unpacks lane by lane
+/// (`vpextrw`): several instructions a mask on the vector pipes.
 ///
 /// # Safety
 /// AVX-512 BW/VL are available; `2·regs ≤ 8` bytes are readable at `p`.
