@@ -57,6 +57,18 @@ fn padded_chunks<const N: usize>(x: &[f32], mut f: impl FnMut(&[f32; N])) {
     }
 }
 
+/// `f` on every whole `N`-element chunk of `x`, then once on the rest
+/// (shorter, maybe empty), for loops whose per-lane state must not be
+/// padded: one loop over `chunks(N)` leaves the inner trip count unknown,
+/// and the compiler then keeps that state on the stack.
+#[inline(always)]
+pub(crate) fn whole_chunks_then_tail<const N: usize>(x: &[f32], mut f: impl FnMut(&[f32])) {
+    let whole = x.chunks_exact(N);
+    let tail = whole.remainder();
+    whole.for_each(&mut f);
+    f(tail);
+}
+
 /// Whether no element is NaN or ±∞: the largest magnitude's bits (sign
 /// cleared) stay below the exponent field of all ones, which only NaN and
 /// ±∞ have. Branch-free, in 64-element chunks (a tail padded with zeros)

@@ -65,6 +65,7 @@ const LANES: usize = 16;
 /// The one source of the loops.
 pub(super) mod generic {
     use super::{LANES, NormPrecision, exp_nonpositive, f16_bits_to_f32};
+    use crate::loops::whole_chunks_then_tail;
 
     /// See [`Loops::mul_norms`](super::Loops::mul_norms).
     #[inline(always)]
@@ -96,19 +97,15 @@ pub(super) mod generic {
     pub(crate) fn max_finite(values: &[f32]) -> Option<f32> {
         let mut top = [f32::NEG_INFINITY; LANES];
         let mut bad = [false; LANES];
-        let mut fold = |chunk: &[f32]| {
+        // Whole chunks apart from the tail: with one loop over `chunks`,
+        // the partial results lived on the stack, each chunk waiting on
+        // the last one's stores.
+        whole_chunks_then_tail::<LANES>(values, |chunk| {
             for ((m, b), &s) in top.iter_mut().zip(bad.iter_mut()).zip(chunk) {
                 *b |= !s.is_finite();
                 *m = m.max(s);
             }
-        };
-        // Whole chunks apart from the tail: with one loop over `chunks`,
-        // the partial results lived on the stack, each chunk waiting on
-        // the last one's stores.
-        let whole = values.chunks_exact(LANES);
-        let tail = whole.remainder();
-        whole.for_each(&mut fold);
-        fold(tail);
+        });
         if bad.iter().any(|&b| b) {
             return None;
         }
@@ -124,16 +121,12 @@ pub(super) mod generic {
             *p = exp_nonpositive(*p - max);
         }
         let mut parts = [0.0f64; LANES];
-        let mut add = |chunk: &[f32]| {
+        // As in `max_finite`: the tail apart, so the sums stay in registers.
+        whole_chunks_then_tail::<LANES>(values, |chunk| {
             for (a, &p) in parts.iter_mut().zip(chunk) {
                 *a += p as f64;
             }
-        };
-        // As in `max_finite`: the tail apart, so the sums stay in registers.
-        let whole = values.chunks_exact(LANES);
-        let tail = whole.remainder();
-        whole.for_each(&mut add);
-        add(tail);
+        });
         parts.iter().sum()
     }
 }

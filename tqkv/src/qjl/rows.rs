@@ -221,11 +221,12 @@ pub(crate) fn accumulate_signs_rows_in(
 #[inline(always)]
 pub(crate) fn weights_bounded(weights: &[f32]) -> bool {
     let mut parts = [0.0f32; 16];
-    for chunk in weights.chunks(16) {
+    // The tail apart, so that the sums stay in registers.
+    crate::loops::whole_chunks_then_tail::<16>(weights, |chunk| {
         for (p, &w) in parts.iter_mut().zip(chunk) {
             *p += w.abs();
         }
-    }
+    });
     parts.iter().sum::<f32>() < 1e37
 }
 
@@ -261,4 +262,28 @@ pub(super) const NIBBLE_MAX_SIGNS: usize = 256;
 pub(super) fn nibble_sums_take(sq: &[f32], rows: usize, lanes: usize) -> bool {
     let m = sq.len();
     rows >= lanes && m > 0 && m.is_multiple_of(4) && m <= NIBBLE_MAX_SIGNS && weights_bounded(sq)
+}
+
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod tests {
+    use super::weights_bounded;
+    use std::vec;
+
+    /// One weight that is NaN, ±∞ or too large, at any place of any
+    /// length (whole chunks of 16 and every tail), makes the weights
+    /// unbounded; small ones, and none, are bounded.
+    #[test]
+    fn one_unbounded_weight_anywhere_is_seen() {
+        for n in 0..=40 {
+            let w = vec![0.5f32; n];
+            assert!(weights_bounded(&w), "n = {n}");
+            for at in 0..n {
+                for bad in [f32::NAN, f32::INFINITY, -f32::INFINITY, 2e37, -2e37] {
+                    let mut w = w.clone();
+                    w[at] = bad;
+                    assert!(!weights_bounded(&w), "{bad} at {at} of {n}");
+                }
+            }
+        }
+    }
 }
