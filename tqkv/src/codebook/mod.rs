@@ -184,6 +184,8 @@ impl Codebook {
             exact: [0.0; MAX_LEVELS],
             mse: 0.0,
         };
+        // The upper half mirrors the lower exactly, in f64 and (rounding
+        // is symmetric) in f32: the AVX2 6-bit lookup relies on it.
         for (i, &c) in lower.iter().enumerate().take(half) {
             cb.exact[i] = c;
             cb.exact[levels - 1 - i] = -c;
