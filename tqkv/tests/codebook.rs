@@ -98,11 +98,18 @@ fn gaussian_codebooks_satisfy_lloyd_max_conditions() {
     }
 }
 
+/// Sorted, sized, and symmetric bit for bit (`c[L − 1 − k] = −c[k]`: the
+/// AVX2 6-bit lookup reads the lower half only and negates).
 #[test]
 fn codebooks_are_symmetric_sorted_and_sized() {
     for dim in [2usize, 5, 64, 128, 256, 333, 4096] {
         for bits in 1..=8u8 {
             let cb = Codebook::lloyd_max(dim, bits).unwrap();
+            let gaussian = Codebook::gaussian(bits).unwrap();
+            for i in 0..gaussian.levels() {
+                let c = gaussian.centroids();
+                assert_eq!(c[i], -c[c.len() - 1 - i], "gaussian symmetric");
+            }
             let c = cb.centroids();
             assert_eq!(c.len(), 1 << bits);
             assert_eq!(cb.thresholds().len(), (1 << bits) - 1);
@@ -641,6 +648,55 @@ proptest! {
                 let blocked = rows / lanes * lanes;
                 let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 prop_assert_eq!(bits_of(&got[..blocked]), bits_of(&want[..blocked]), "blocked rows are exact");
+            }
+        }
+    }
+}
+
+/// On AVX-512, rows of 1–4-bit codes (up to 256 coordinates) add one FMA
+/// per code and row, in row order, onto `out`: whether the codes are
+/// looked up in place (4 bits, 128 and 256 coordinates) or spread to bytes
+/// first (the rest), the sums equal, bit for bit, a reference that does
+/// just that from the dequantised rows, read unaligned with gaps between
+/// rows.
+#[test]
+fn avx512_value_rows_add_one_fma_per_code_in_row_order() {
+    use tqkv::Backend;
+    if !Backend::available().any(|b| b == Backend::Avx512) {
+        eprintln!("no AVX-512 here: nothing to compare");
+        return;
+    }
+    let mut g = SplitMix64::new(11);
+    for bits in 1..=4u8 {
+        for d in [48, 64, 96, 128, 192, 256] {
+            let cb = Codebook::lloyd_max(d, bits).unwrap();
+            let (rows, stride, offset) = (41, pack::packed_len(d, bits) + 3, 5);
+            let mut storage = vec![0u8; offset + rows * stride];
+            let mut centroids = vec![0.0f32; rows * d];
+            for (r, c) in centroids.chunks_exact_mut(d).enumerate() {
+                let x: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
+                let row = &mut storage[offset + r * stride..];
+                codebook::quantize_packed_on(Backend::Scalar, &cb, &x, row).unwrap();
+                codebook::dequantize_on(Backend::Scalar, &cb, row, c).unwrap();
+            }
+            let w: Vec<f32> = (0..rows).map(|_| normal(&mut g) as f32).collect();
+            let start: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
+            let mut want = start.clone();
+            for (c, &w) in centroids.chunks_exact(d).zip(&w) {
+                for (o, &c) in want.iter_mut().zip(c) {
+                    *o = c.mul_add(w, *o);
+                }
+            }
+            let packed = &storage[offset..offset + (rows - 1) * stride + pack::packed_len(d, bits)];
+            let mut got = start.clone();
+            codebook::accumulate_rows_on(Backend::Avx512, &cb, packed, stride, &w, &mut got)
+                .unwrap();
+            for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{bits} bits, d = {d}, coordinate {j}"
+                );
             }
         }
     }

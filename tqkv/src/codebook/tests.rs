@@ -43,33 +43,6 @@ fn tables_equal_the_solver() {
     );
 }
 
-/// The upper half of every codebook is the mirror of the lower, bit for
-/// bit: `c[L − 1 − k] = −c[k]`. The AVX2 6-bit lookup relies on it (it
-/// looks up the lower half only and negates).
-#[test]
-fn every_codebook_is_its_own_mirror() {
-    let mut books: std::vec::Vec<Codebook> =
-        (1..=8).map(|b| Codebook::gaussian(b).unwrap()).collect();
-    for dim in [2, 3, 64, 96, 128, 200, 256] {
-        for bits in 1..=6 {
-            books.push(Codebook::lloyd_max(dim, bits).unwrap());
-        }
-    }
-    for cb in &books {
-        let c = cb.centroids();
-        let levels = c.len();
-        assert_eq!(levels, 1 << cb.bits());
-        for k in 0..levels {
-            assert_eq!(
-                c[levels - 1 - k].to_bits(),
-                (-c[k]).to_bits(),
-                "{} bits, centroid {k}",
-                cb.bits()
-            );
-        }
-    }
-}
-
 #[test]
 fn lloyd_max_uses_the_table_and_equals_a_fresh_solve() {
     let cb = Codebook::lloyd_max(128, 3).unwrap();

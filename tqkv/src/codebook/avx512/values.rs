@@ -1,7 +1,10 @@
 //! The AVX-512 value kernels: `accumulate_rows` with each row held in
-//! registers (codes looked up in place on every byte of a dword, the
-//! accumulators in a permuted order undone once per call), and the codes
-//! and signs of prod values summed in one fused pass.
+//! registers (codes looked up in place in their dwords, the accumulators
+//! in a permuted order undone once per call), and the codes and signs of
+//! prod values summed in one fused pass. Both are written once over
+//! [`RowSums`], which adds one row: [`Bytes`] spreads the codes to bytes
+//! first (1–4 bits, any length up to 256), [`Nibbles`] looks 4-bit codes
+//! up where they lie (rows of 128 and 256).
 
 use super::*;
 
@@ -75,15 +78,39 @@ pub(super) unsafe fn add_row<const C: usize>(
 /// AVX-512F is available.
 #[inline(always)]
 pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4]; C] {
-    let mut buf = [0.0f32; 64];
+    // SAFETY: forwarded.
+    unsafe { load_lanes::<C, 4>(out) }
+}
+
+/// [`load_permuted`] undone: the accumulators back into `out` (at most
+/// `64·C` values; lanes past its end are dropped).
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+pub(super) unsafe fn store_permuted<const C: usize>(acc: &[[__m512; 4]; C], out: &mut [f32]) {
+    // SAFETY: forwarded.
+    unsafe { store_lanes::<C, 4>(acc, out) }
+}
+
+/// `out` (at most `16·S·C` values, zeros past its end) into `C` chunks of
+/// `S` registers where lane `i` of register `s` of chunk `ch` holds
+/// coordinate `16·S·ch + S·i + s`: the order in which codes come out of
+/// their bytes when every dword is looked up in place and then shifted.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn load_lanes<const C: usize, const S: usize>(out: &[f32]) -> [[__m512; S]; C] {
+    let mut buf = [0.0f32; 128];
+    let buf = &mut buf[..16 * S];
     // SAFETY: AVX-512F (caller); the loads read the local buffer.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 4]; C];
+        let mut acc = [[_mm512_setzero_ps(); S]; C];
         for (ch, a) in acc.iter_mut().enumerate() {
             for (i, b) in buf.iter_mut().enumerate() {
-                // Lane i of register s holds coordinate 4i + s.
                 *b = out
-                    .get(64 * ch + 4 * (i % 16) + i / 16)
+                    .get(16 * S * ch + S * (i % 16) + i / 16)
                     .copied()
                     .unwrap_or(0.0);
             }
@@ -95,25 +122,71 @@ pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4];
     }
 }
 
-/// [`load_permuted`] undone: the accumulators back into `out` (at most
-/// `64·C` values; lanes past its end are dropped).
+/// [`load_lanes`] undone: the accumulators back into `out` (lanes past its
+/// end are dropped).
 ///
 /// # Safety
 /// AVX-512F is available.
 #[inline(always)]
-pub(super) unsafe fn store_permuted<const C: usize>(acc: &[[__m512; 4]; C], out: &mut [f32]) {
-    let mut buf = [0.0f32; 64];
+unsafe fn store_lanes<const C: usize, const S: usize>(acc: &[[__m512; S]; C], out: &mut [f32]) {
+    let mut buf = [0.0f32; 128];
+    let buf = &mut buf[..16 * S];
     for (ch, a) in acc.iter().enumerate() {
         for (s, r) in a.iter().enumerate() {
             // SAFETY: AVX-512F (caller); the store writes the local buffer.
             unsafe { _mm512_storeu_ps(buf.as_mut_ptr().add(16 * s), *r) };
         }
         for (i, b) in buf.iter().enumerate() {
-            if let Some(o) = out.get_mut(64 * ch + 4 * (i % 16) + i / 16) {
+            if let Some(o) = out.get_mut(16 * S * ch + S * (i % 16) + i / 16) {
                 *o = *b;
             }
         }
     }
+}
+
+/// The value codes of one row of `128·C` 4-bit codes, looked up and added
+/// with weight `wv` into `acc` ([`load_lanes`] order, 8 registers a chunk):
+/// each 128 codes are one 64-byte load, and a dword's eight codes are
+/// looked up where they lie, the dword shifted right by 4 bits between
+/// lookups (`vpermps` reads the low 4 bits of a lane). No byte shuffles:
+/// [`add_row`]'s `vpermb` and `vpmultishiftqb` spread 64 codes to bytes
+/// first, two shuffles more per 64 codes on the pipes the lookups use.
+///
+/// # Safety
+/// AVX-512F is available; `row` has `64·C` readable bytes.
+#[inline(always)]
+unsafe fn add_row_nibbles<const C: usize>(
+    row: *const u8,
+    lut: __m512,
+    wv: __m512,
+    acc: &mut [[__m512; 8]; C],
+) {
+    // SAFETY: the caller's promises; each load reads 64 bytes of the row.
+    unsafe {
+        for (ch, a) in acc.iter_mut().enumerate() {
+            let data = _mm512_loadu_si512(row.add(64 * ch).cast());
+            let idx = [
+                data,
+                _mm512_srli_epi32::<4>(data),
+                _mm512_srli_epi32::<8>(data),
+                _mm512_srli_epi32::<12>(data),
+                _mm512_srli_epi32::<16>(data),
+                _mm512_srli_epi32::<20>(data),
+                _mm512_srli_epi32::<24>(data),
+                _mm512_srli_epi32::<28>(data),
+            ];
+            for (s, i) in a.iter_mut().zip(idx) {
+                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, lut), wv, *s);
+            }
+        }
+    }
+}
+
+/// Whether rows of `d` codes of `cb` take [`add_row_nibbles`]: 4 bits,
+/// `d` = 128 or 256 (whole 64-byte loads; a shorter last chunk would
+/// waste half of every lookup, where [`add_row`] halves its registers).
+fn nibble_rows(cb: &crate::codebook::Codebook, d: usize) -> Option<usize> {
+    (cb.bits() == 4 && matches!(d, 128 | 256)).then_some(d / 128)
 }
 
 /// The per-call constants of [`add_row`] for `b`-bit codes.
@@ -172,6 +245,95 @@ pub(super) unsafe fn row_constants<const C: usize>(
     }
 }
 
+/// One row's weighted value codes added into registers of sums: the
+/// per-call constants and the sums, in the adder's order of coordinates.
+/// The value kernels are written once over it.
+pub(super) trait RowSums: Sized {
+    /// The adder for `cb`'s rows of `d` codes, its sums loaded from `out`
+    /// (`d` values).
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VBMI are available; the shape is the adder's.
+    unsafe fn new(cb: &crate::codebook::Codebook, d: usize, out: &[f32]) -> Self;
+
+    /// Adds the codes of the row at `row` times `wv` (one FMA per 16 codes).
+    ///
+    /// # Safety
+    /// As [`new`](Self::new); the row's packed bytes are readable at `row`.
+    unsafe fn add(&mut self, row: *const u8, wv: __m512);
+
+    /// The sums back into `out`.
+    ///
+    /// # Safety
+    /// As [`new`](Self::new).
+    unsafe fn store(&self, out: &mut [f32]);
+}
+
+/// [`add_row`]: rows of `64·(C−1) < d ≤ 64·C` codes of 1–4 bits, spread to
+/// bytes.
+pub(super) struct Bytes<const C: usize> {
+    k: RowConstants<C>,
+    sums: [[__m512; 4]; C],
+}
+
+impl<const C: usize> RowSums for Bytes<C> {
+    #[inline(always)]
+    unsafe fn new(cb: &crate::codebook::Codebook, d: usize, out: &[f32]) -> Self {
+        // SAFETY: forwarded.
+        unsafe {
+            Bytes {
+                k: row_constants::<C>(cb, d),
+                sums: load_permuted::<C>(out),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn add(&mut self, row: *const u8, wv: __m512) {
+        // SAFETY: forwarded.
+        unsafe { add_row::<C>(row, &self.k, wv, &mut self.sums) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, out: &mut [f32]) {
+        // SAFETY: forwarded.
+        unsafe { store_permuted::<C>(&self.sums, out) }
+    }
+}
+
+/// [`add_row_nibbles`]: rows of `128·C` codes of 4 bits, looked up in
+/// place.
+pub(super) struct Nibbles<const C: usize> {
+    lut: __m512,
+    sums: [[__m512; 8]; C],
+}
+
+impl<const C: usize> RowSums for Nibbles<C> {
+    #[inline(always)]
+    unsafe fn new(cb: &crate::codebook::Codebook, d: usize, out: &[f32]) -> Self {
+        debug_assert!(cb.bits() == 4 && d == 128 * C);
+        // SAFETY: forwarded; a 4-bit codebook has 16 centroids.
+        unsafe {
+            Nibbles {
+                lut: _mm512_loadu_ps(cb.centroids().as_ptr()),
+                sums: load_lanes::<C, 8>(&out[..d]),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn add(&mut self, row: *const u8, wv: __m512) {
+        // SAFETY: forwarded; a row of 128·C codes has 64·C bytes.
+        unsafe { add_row_nibbles::<C>(row, self.lut, wv, &mut self.sums) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, out: &mut [f32]) {
+        // SAFETY: forwarded.
+        unsafe { store_lanes::<C, 8>(&self.sums, out) }
+    }
+}
+
 /// The mask of a row's `len ≤ 64` bytes.
 pub(super) fn byte_mask(len: usize) -> u64 {
     if len >= 64 {
@@ -182,7 +344,7 @@ pub(super) fn byte_mask(len: usize) -> u64 {
 }
 
 /// [`accumulate_rows`](super::simd::accumulate_rows) for rows of 1 to 256
-/// coordinates at 1–4 bits, with no trip through memory ([`add_row`]): one
+/// coordinates at 1–4 bits, with no trip through memory ([`RowSums`]): one
 /// FMA per 16 codes and row, in row order, as the generic kernel (a last,
 /// partial chunk of 64 codes computes lanes past the row's end and drops
 /// them). Returns false (touching nothing) for other shapes.
@@ -204,24 +366,27 @@ pub(super) unsafe fn accumulate_whole(
     if b > 4 || d == 0 || d > 256 {
         return false;
     }
-    // SAFETY: forwarded; d ≤ 64·C with C ≤ 4.
+    // SAFETY: forwarded; d ≤ 64·C with C ≤ 4, or d = 128·C for the
+    // nibbles.
     unsafe {
-        match d.div_ceil(64) {
-            1 => chunks_simd::<1>(cb, rows, stride, weights, out),
-            2 => chunks_simd::<2>(cb, rows, stride, weights, out),
-            3 => chunks_simd::<3>(cb, rows, stride, weights, out),
-            _ => chunks_simd::<4>(cb, rows, stride, weights, out),
+        match (nibble_rows(cb, d), d.div_ceil(64)) {
+            (Some(1), _) => chunks_simd::<Nibbles<1>>(cb, rows, stride, weights, out),
+            (Some(_), _) => chunks_simd::<Nibbles<2>>(cb, rows, stride, weights, out),
+            (None, 1) => chunks_simd::<Bytes<1>>(cb, rows, stride, weights, out),
+            (None, 2) => chunks_simd::<Bytes<2>>(cb, rows, stride, weights, out),
+            (None, 3) => chunks_simd::<Bytes<3>>(cb, rows, stride, weights, out),
+            (None, _) => chunks_simd::<Bytes<4>>(cb, rows, stride, weights, out),
         }
     }
     true
 }
 
-/// [`accumulate_whole`] for `64·(C−1) < d ≤ 64·C` coordinates.
+/// [`accumulate_whole`] with the adder `R` (whose shape `out.len()` is).
 ///
 /// # Safety
-/// As [`accumulate_whole`], with `out.len()` in that range.
+/// As [`accumulate_whole`], with `out.len()` in `R`'s shape.
 #[inline(always)]
-pub(super) unsafe fn accumulate_chunks<const C: usize>(
+pub(super) unsafe fn accumulate_chunks<R: RowSums>(
     cb: &crate::codebook::Codebook,
     rows: &[u8],
     stride: usize,
@@ -230,27 +395,26 @@ pub(super) unsafe fn accumulate_chunks<const C: usize>(
 ) {
     // SAFETY: forwarded; every row read lies in the validated rows.
     unsafe {
-        let k = row_constants::<C>(cb, out.len());
-        let mut acc = load_permuted::<C>(out);
+        let mut sums = R::new(cb, out.len(), out);
         let mut row = rows.as_ptr();
         for &w in weights {
-            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut acc);
+            sums.add(row, _mm512_set1_ps(w));
             row = row.wrapping_add(stride);
         }
-        store_permuted::<C>(&acc, out);
+        sums.store(out);
     }
 }
 
 crate::backend::avx512_features!(crate::backend::target_features {
     /// [`accumulate_chunks`] compiled with the AVX-512 feature list, a
-    /// function of its own for each `C` (never inlined, so that no one
+    /// function of its own for each adder (never inlined, so that no one
     /// function holds every unrolled copy: the instrumented fuzz build's
     /// coverage tables cost the square of a function's blocks).
     ///
     /// # Safety
     /// As [`accumulate_chunks`].
     #[inline(never)]
-    unsafe fn chunks_simd<const C: usize>(
+    unsafe fn chunks_simd<R: RowSums>(
         cb: &crate::codebook::Codebook,
         rows: &[u8],
         stride: usize,
@@ -258,7 +422,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
         out: &mut [f32],
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { accumulate_chunks::<C>(cb, rows, stride, weights, out) }
+        unsafe { accumulate_chunks::<R>(cb, rows, stride, weights, out) }
     }
 });
 
@@ -304,31 +468,33 @@ pub(in crate::codebook) fn accumulate_rows_and_signs(
         // follow): every loop over them has a constant trip count, so the
         // sums stay in registers (with a run-time count, the compiler kept
         // d = 192's twelve on the stack).
-        match m / 16 {
-            1 => fused_simd::<1, 1>(cb, rows, out, acc),
-            2 => fused_simd::<1, 2>(cb, rows, out, acc),
-            3 => fused_simd::<1, 3>(cb, rows, out, acc),
-            4 => fused_simd::<1, 4>(cb, rows, out, acc),
-            5 => fused_simd::<2, 5>(cb, rows, out, acc),
-            6 => fused_simd::<2, 6>(cb, rows, out, acc),
-            7 => fused_simd::<2, 7>(cb, rows, out, acc),
-            8 => fused_simd::<2, 8>(cb, rows, out, acc),
-            9 => fused_simd::<3, 9>(cb, rows, out, acc),
-            10 => fused_simd::<3, 10>(cb, rows, out, acc),
-            11 => fused_simd::<3, 11>(cb, rows, out, acc),
-            12 => fused_simd::<3, 12>(cb, rows, out, acc),
-            13 => fused_simd::<4, 13>(cb, rows, out, acc),
-            14 => fused_simd::<4, 14>(cb, rows, out, acc),
-            15 => fused_simd::<4, 15>(cb, rows, out, acc),
-            _ => fused_simd::<4, 16>(cb, rows, out, acc),
+        match (nibble_rows(cb, d), m / 16) {
+            (Some(1), _) => fused_simd::<Nibbles<1>, 8>(cb, rows, out, acc),
+            (Some(_), _) => fused_simd::<Nibbles<2>, 16>(cb, rows, out, acc),
+            (None, 1) => fused_simd::<Bytes<1>, 1>(cb, rows, out, acc),
+            (None, 2) => fused_simd::<Bytes<1>, 2>(cb, rows, out, acc),
+            (None, 3) => fused_simd::<Bytes<1>, 3>(cb, rows, out, acc),
+            (None, 4) => fused_simd::<Bytes<1>, 4>(cb, rows, out, acc),
+            (None, 5) => fused_simd::<Bytes<2>, 5>(cb, rows, out, acc),
+            (None, 6) => fused_simd::<Bytes<2>, 6>(cb, rows, out, acc),
+            (None, 7) => fused_simd::<Bytes<2>, 7>(cb, rows, out, acc),
+            (None, 8) => fused_simd::<Bytes<2>, 8>(cb, rows, out, acc),
+            (None, 9) => fused_simd::<Bytes<3>, 9>(cb, rows, out, acc),
+            (None, 10) => fused_simd::<Bytes<3>, 10>(cb, rows, out, acc),
+            (None, 11) => fused_simd::<Bytes<3>, 11>(cb, rows, out, acc),
+            (None, 12) => fused_simd::<Bytes<3>, 12>(cb, rows, out, acc),
+            (None, 13) => fused_simd::<Bytes<4>, 13>(cb, rows, out, acc),
+            (None, 14) => fused_simd::<Bytes<4>, 14>(cb, rows, out, acc),
+            (None, 15) => fused_simd::<Bytes<4>, 15>(cb, rows, out, acc),
+            (None, _) => fused_simd::<Bytes<4>, 16>(cb, rows, out, acc),
         }
     }
     true
 }
 
 /// [`accumulate_rows_and_signs`] for `d = m = 16·N` coordinates and signs,
-/// `C = ⌈N/4⌉` chunks of 64 codes (inlined into [`fused_simd`], which
-/// carries the target features).
+/// the codes added by `R` (whose shape `16·N` is; inlined into
+/// [`fused_simd`], which carries the target features).
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI are available; `out.len() == acc.len() == 16·N`;
@@ -336,26 +502,25 @@ pub(in crate::codebook) fn accumulate_rows_and_signs(
 /// (`rows.signs`) for every `t < rows.weights.len() ==
 /// rows.sign_weights.len()`.
 #[inline(always)]
-pub(super) unsafe fn fused<const C: usize, const N: usize>(
+pub(super) unsafe fn fused<R: RowSums, const N: usize>(
     cb: &crate::codebook::Codebook,
     rows: &crate::codebook::SignedRows<'_>,
     out: &mut [f32],
     acc: &mut [f32],
 ) {
     // SAFETY: the ISA is the caller's promise. Loads: out, acc, each
-    // token's code row (masked, [`add_row`]) and its 2·N sign bytes, all
-    // inside the validated rows. Stores: out, acc.
+    // token's code row (masked, [`add_row`], or whole) and its 2·N sign
+    // bytes, all inside the validated rows. Stores: out, acc.
     unsafe {
         // The dimension as a constant: whether the last chunk takes the
         // 256-bit path is then known at compile time, and its tables are
         // not held in registers when it does not.
-        let k = row_constants::<C>(cb, 16 * N);
-        let mut sums = load_permuted::<C>(out);
+        let mut sums = R::new(cb, 16 * N, out);
         let mut set = [_mm512_setzero_ps(); N];
         let mut total = _mm512_setzero_ps();
         let (mut row, mut sg) = (rows.codes.as_ptr(), rows.signs.as_ptr());
         for (&w, &r) in rows.weights.iter().zip(rows.sign_weights) {
-            add_row::<C>(row, &k, _mm512_set1_ps(w), &mut sums);
+            sums.add(row, _mm512_set1_ps(w));
             let rv = _mm512_set1_ps(r);
             total = _mm512_add_ps(total, rv);
             for (k, s) in set.iter_mut().enumerate() {
@@ -365,7 +530,7 @@ pub(super) unsafe fn fused<const C: usize, const N: usize>(
             row = row.wrapping_add(rows.code_stride);
             sg = sg.wrapping_add(rows.sign_stride);
         }
-        store_permuted::<C>(&sums, out);
+        sums.store(out);
         for (k, s) in set.iter().enumerate() {
             let at = acc.as_mut_ptr().add(16 * k);
             let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total);
@@ -379,13 +544,13 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ///
     /// # Safety
     /// As [`fused`].
-    unsafe fn fused_simd<const C: usize, const N: usize>(
+    unsafe fn fused_simd<R: RowSums, const N: usize>(
         cb: &crate::codebook::Codebook,
         rows: &crate::codebook::SignedRows<'_>,
         out: &mut [f32],
         acc: &mut [f32],
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { fused::<C, N>(cb, rows, out, acc) }
+        unsafe { fused::<R, N>(cb, rows, out, acc) }
     }
 });
