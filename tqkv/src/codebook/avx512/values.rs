@@ -4,7 +4,7 @@
 //! prod values summed in one fused pass. Both are written once over
 //! [`RowSums`], which adds one row: [`Bytes`] spreads the codes to bytes
 //! first (1–4 bits, any length up to 256), [`Nibbles`] looks 4-bit codes
-//! up where they lie (rows of 128 and 256).
+//! up where they lie (rows of 64, 128, 192 and 256).
 
 use super::*;
 
@@ -144,27 +144,52 @@ unsafe fn store_lanes<const C: usize, const S: usize>(acc: &[[__m512; S]; C], ou
     }
 }
 
-/// The value codes of one row of `128·C` 4-bit codes, looked up and added
-/// with weight `wv` into `acc` ([`load_lanes`] order, 8 registers a chunk):
-/// each 128 codes are one 64-byte load, and a dword's eight codes are
+/// The value codes of one row of 4-bit codes, looked up and added with
+/// weight `wv` into `acc` ([`load_lanes`] order, 8 registers a chunk of
+/// 128): each 128 codes are one 64-byte load, and a dword's eight codes are
 /// looked up where they lie, the dword shifted right by 4 bits between
-/// lookups (`vpermps` reads the low 4 bits of a lane). No byte shuffles:
+/// lookups (`vpermps` reads the low 4 bits of a lane). With `HALF`, the
+/// last chunk holds 64 codes: one 32-byte load and 256-bit operations on
+/// the low 8 lanes (Zen 4 runs a zmm operation as two ymm ones; the upper
+/// lanes stay zero, as [`load_lanes`] left them). No byte shuffles:
 /// [`add_row`]'s `vpermb` and `vpmultishiftqb` spread 64 codes to bytes
 /// first, two shuffles more per 64 codes on the pipes the lookups use.
 ///
 /// # Safety
-/// AVX-512F is available; `row` has `64·C` readable bytes.
+/// AVX-512 F/VL are available; `row` has the row's `64·C` (`64·C − 32`
+/// with `HALF`) readable bytes.
 #[inline(always)]
-unsafe fn add_row_nibbles<const C: usize>(
+unsafe fn add_row_nibbles<const C: usize, const HALF: bool>(
     row: *const u8,
-    lut: __m512,
+    lut: &NibbleTable,
     wv: __m512,
     acc: &mut [[__m512; 8]; C],
 ) {
-    // SAFETY: the caller's promises; each load reads 64 bytes of the row.
+    // SAFETY: the caller's promises; each load reads bytes of the row.
     unsafe {
         for (ch, a) in acc.iter_mut().enumerate() {
-            let data = _mm512_loadu_si512(row.add(64 * ch).cast());
+            let at = row.add(64 * ch);
+            if HALF && ch + 1 == C {
+                let data = _mm256_loadu_si256(at.cast());
+                let idx = [
+                    data,
+                    _mm256_srli_epi32::<4>(data),
+                    _mm256_srli_epi32::<8>(data),
+                    _mm256_srli_epi32::<12>(data),
+                    _mm256_srli_epi32::<16>(data),
+                    _mm256_srli_epi32::<20>(data),
+                    _mm256_srli_epi32::<24>(data),
+                    _mm256_srli_epi32::<28>(data),
+                ];
+                let w = _mm512_castps512_ps256(wv);
+                for (s, i) in a.iter_mut().zip(idx) {
+                    let c = _mm256_permutex2var_ps(lut.low, i, lut.high);
+                    let sum = _mm256_fmadd_ps(c, w, _mm512_castps512_ps256(*s));
+                    *s = _mm512_zextps256_ps512(sum);
+                }
+                continue;
+            }
+            let data = _mm512_loadu_si512(at.cast());
             let idx = [
                 data,
                 _mm512_srli_epi32::<4>(data),
@@ -176,17 +201,26 @@ unsafe fn add_row_nibbles<const C: usize>(
                 _mm512_srli_epi32::<28>(data),
             ];
             for (s, i) in a.iter_mut().zip(idx) {
-                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, lut), wv, *s);
+                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, lut.all), wv, *s);
             }
         }
     }
 }
 
-/// Whether rows of `d` codes of `cb` take [`add_row_nibbles`]: 4 bits,
-/// `d` = 128 or 256 (whole 64-byte loads; a shorter last chunk would
-/// waste half of every lookup, where [`add_row`] halves its registers).
-fn nibble_rows(cb: &crate::codebook::Codebook, d: usize) -> Option<usize> {
-    (cb.bits() == 4 && matches!(d, 128 | 256)).then_some(d / 128)
+/// The 16 centroids of a 4-bit codebook for [`add_row_nibbles`]: in one
+/// register, and in two halves for the 256-bit lookups.
+struct NibbleTable {
+    all: __m512,
+    low: __m256,
+    high: __m256,
+}
+
+/// How rows of `d` codes of `cb` take [`add_row_nibbles`], if they do: 4
+/// bits and `d` = 64, 128, 192 or 256 (whole dwords of whole chunks of 128
+/// codes, and at most one of 64); `(C, HALF)`.
+fn nibble_rows(cb: &crate::codebook::Codebook, d: usize) -> Option<(usize, bool)> {
+    (cb.bits() == 4 && d.is_multiple_of(64) && (64..=256).contains(&d))
+        .then_some((d.div_ceil(128), d % 128 == 64))
 }
 
 /// The per-call constants of [`add_row`] for `b`-bit codes.
@@ -301,21 +335,26 @@ impl<const C: usize> RowSums for Bytes<C> {
     }
 }
 
-/// [`add_row_nibbles`]: rows of `128·C` codes of 4 bits, looked up in
-/// place.
-pub(super) struct Nibbles<const C: usize> {
-    lut: __m512,
+/// [`add_row_nibbles`]: rows of `128·C` codes of 4 bits (`128·C − 64`
+/// with `HALF`), looked up in place.
+pub(super) struct Nibbles<const C: usize, const HALF: bool> {
+    lut: NibbleTable,
     sums: [[__m512; 8]; C],
 }
 
-impl<const C: usize> RowSums for Nibbles<C> {
+impl<const C: usize, const HALF: bool> RowSums for Nibbles<C, HALF> {
     #[inline(always)]
     unsafe fn new(cb: &crate::codebook::Codebook, d: usize, out: &[f32]) -> Self {
-        debug_assert!(cb.bits() == 4 && d == 128 * C);
+        debug_assert!(cb.bits() == 4 && d == 128 * C - if HALF { 64 } else { 0 });
+        let c = cb.centroids();
         // SAFETY: forwarded; a 4-bit codebook has 16 centroids.
         unsafe {
             Nibbles {
-                lut: _mm512_loadu_ps(cb.centroids().as_ptr()),
+                lut: NibbleTable {
+                    all: _mm512_loadu_ps(c.as_ptr()),
+                    low: _mm256_loadu_ps(c.as_ptr()),
+                    high: _mm256_loadu_ps(c.as_ptr().add(8)),
+                },
                 sums: load_lanes::<C, 8>(&out[..d]),
             }
         }
@@ -323,8 +362,8 @@ impl<const C: usize> RowSums for Nibbles<C> {
 
     #[inline(always)]
     unsafe fn add(&mut self, row: *const u8, wv: __m512) {
-        // SAFETY: forwarded; a row of 128·C codes has 64·C bytes.
-        unsafe { add_row_nibbles::<C>(row, self.lut, wv, &mut self.sums) }
+        // SAFETY: forwarded; a row of d codes has d/2 bytes.
+        unsafe { add_row_nibbles::<C, HALF>(row, &self.lut, wv, &mut self.sums) }
     }
 
     #[inline(always)]
@@ -370,8 +409,12 @@ pub(super) unsafe fn accumulate_whole(
     // nibbles.
     unsafe {
         match (nibble_rows(cb, d), d.div_ceil(64)) {
-            (Some(1), _) => chunks_simd::<Nibbles<1>>(cb, rows, stride, weights, out),
-            (Some(_), _) => chunks_simd::<Nibbles<2>>(cb, rows, stride, weights, out),
+            (Some((1, true)), _) => chunks_simd::<Nibbles<1, true>>(cb, rows, stride, weights, out),
+            (Some((1, false)), _) => {
+                chunks_simd::<Nibbles<1, false>>(cb, rows, stride, weights, out)
+            }
+            (Some((_, true)), _) => chunks_simd::<Nibbles<2, true>>(cb, rows, stride, weights, out),
+            (Some(_), _) => chunks_simd::<Nibbles<2, false>>(cb, rows, stride, weights, out),
             (None, 1) => chunks_simd::<Bytes<1>>(cb, rows, stride, weights, out),
             (None, 2) => chunks_simd::<Bytes<2>>(cb, rows, stride, weights, out),
             (None, 3) => chunks_simd::<Bytes<3>>(cb, rows, stride, weights, out),
@@ -469,8 +512,10 @@ pub(in crate::codebook) fn accumulate_rows_and_signs(
         // sums stay in registers (with a run-time count, the compiler kept
         // d = 192's twelve on the stack).
         match (nibble_rows(cb, d), m / 16) {
-            (Some(1), _) => fused_simd::<Nibbles<1>, 8>(cb, rows, out, acc),
-            (Some(_), _) => fused_simd::<Nibbles<2>, 16>(cb, rows, out, acc),
+            (Some((1, true)), _) => fused_simd::<Nibbles<1, true>, 4>(cb, rows, out, acc),
+            (Some((1, false)), _) => fused_simd::<Nibbles<1, false>, 8>(cb, rows, out, acc),
+            (Some((_, true)), _) => fused_simd::<Nibbles<2, true>, 12>(cb, rows, out, acc),
+            (Some(_), _) => fused_simd::<Nibbles<2, false>, 16>(cb, rows, out, acc),
             (None, 1) => fused_simd::<Bytes<1>, 1>(cb, rows, out, acc),
             (None, 2) => fused_simd::<Bytes<1>, 2>(cb, rows, out, acc),
             (None, 3) => fused_simd::<Bytes<1>, 3>(cb, rows, out, acc),
