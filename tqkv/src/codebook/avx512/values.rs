@@ -50,12 +50,7 @@ pub(super) unsafe fn add_row<const C: usize>(
                     _mm256_srli_epi32::<16>(codes),
                     _mm256_srli_epi32::<24>(codes),
                 ];
-                let w = _mm512_castps512_ps256(wv);
-                for (s, i) in a.iter_mut().zip(idx) {
-                    let c = _mm256_permutex2var_ps(k.lut_low, i, k.lut_high);
-                    let sum = _mm256_fmadd_ps(c, w, _mm512_castps512_ps256(*s));
-                    *s = _mm512_zextps256_ps512(sum);
-                }
+                k.lut.add_low(a, idx, wv);
                 continue;
             }
             let idx = [
@@ -64,9 +59,7 @@ pub(super) unsafe fn add_row<const C: usize>(
                 _mm512_srli_epi32::<16>(codes),
                 _mm512_srli_epi32::<24>(codes),
             ];
-            for (s, i) in a.iter_mut().zip(idx) {
-                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, k.lut), wv, *s);
-            }
+            k.lut.add(a, idx, wv);
         }
     }
 }
@@ -161,7 +154,7 @@ unsafe fn store_lanes<const C: usize, const S: usize>(acc: &[[__m512; S]; C], ou
 #[inline(always)]
 unsafe fn add_row_nibbles<const C: usize, const HALF: bool>(
     row: *const u8,
-    lut: &NibbleTable,
+    lut: &Table16,
     wv: __m512,
     acc: &mut [[__m512; 8]; C],
 ) {
@@ -181,12 +174,7 @@ unsafe fn add_row_nibbles<const C: usize, const HALF: bool>(
                     _mm256_srli_epi32::<24>(data),
                     _mm256_srli_epi32::<28>(data),
                 ];
-                let w = _mm512_castps512_ps256(wv);
-                for (s, i) in a.iter_mut().zip(idx) {
-                    let c = _mm256_permutex2var_ps(lut.low, i, lut.high);
-                    let sum = _mm256_fmadd_ps(c, w, _mm512_castps512_ps256(*s));
-                    *s = _mm512_zextps256_ps512(sum);
-                }
+                lut.add_low(a, idx, wv);
                 continue;
             }
             let data = _mm512_loadu_si512(at.cast());
@@ -200,19 +188,76 @@ unsafe fn add_row_nibbles<const C: usize, const HALF: bool>(
                 _mm512_srli_epi32::<24>(data),
                 _mm512_srli_epi32::<28>(data),
             ];
-            for (s, i) in a.iter_mut().zip(idx) {
-                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, lut.all), wv, *s);
-            }
+            lut.add(a, idx, wv);
         }
     }
 }
 
-/// The 16 centroids of a 4-bit codebook for [`add_row_nibbles`]: in one
-/// register, and in two halves for the 256-bit lookups.
-struct NibbleTable {
+/// A table of 16 centroids for `vpermps` lookups: in one register, and in
+/// two halves for the 256-bit lookups of a half-filled chunk.
+pub(super) struct Table16 {
     all: __m512,
     low: __m256,
     high: __m256,
+}
+
+impl Table16 {
+    /// The centroids of `cb` (at most 16) repeated with period `2^b` over
+    /// 16 entries: `vpermps` reads a lane's low 4 bits, so the bits above a
+    /// code then pick the same entry and need no mask.
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    #[inline(always)]
+    unsafe fn of(cb: &crate::codebook::Codebook) -> Table16 {
+        let c = cb.centroids();
+        let mut table = [0.0f32; 16];
+        for (v, t) in table.iter_mut().enumerate() {
+            *t = c[v % c.len()];
+        }
+        // SAFETY: AVX-512F (caller); the loads read the local table.
+        unsafe {
+            Table16 {
+                all: _mm512_loadu_ps(table.as_ptr()),
+                low: _mm256_loadu_ps(table.as_ptr()),
+                high: _mm256_loadu_ps(table.as_ptr().add(8)),
+            }
+        }
+    }
+
+    /// `sums[s] += t[idx[s]]·w` in every lane (the low 4 bits of a lane
+    /// pick), one FMA a register.
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    #[inline(always)]
+    unsafe fn add<const S: usize>(&self, sums: &mut [__m512; S], idx: [__m512i; S], w: __m512) {
+        // SAFETY: AVX-512F (caller); registers only.
+        unsafe {
+            for (s, i) in sums.iter_mut().zip(idx) {
+                *s = _mm512_fmadd_ps(_mm512_permutexvar_ps(i, self.all), w, *s);
+            }
+        }
+    }
+
+    /// [`add`](Self::add) on the low 8 lanes only, with 256-bit operations
+    /// (Zen 4 runs a zmm operation as two ymm ones): the same operations on
+    /// those lanes, so the same bits; the upper lanes become zero.
+    ///
+    /// # Safety
+    /// AVX-512 F/VL are available.
+    #[inline(always)]
+    unsafe fn add_low<const S: usize>(&self, sums: &mut [__m512; S], idx: [__m256i; S], w: __m512) {
+        // SAFETY: AVX-512 F/VL (caller); registers only.
+        unsafe {
+            let w = _mm512_castps512_ps256(w);
+            for (s, i) in sums.iter_mut().zip(idx) {
+                let c = _mm256_permutex2var_ps(self.low, i, self.high);
+                let sum = _mm256_fmadd_ps(c, w, _mm512_castps512_ps256(*s));
+                *s = _mm512_zextps256_ps512(sum);
+            }
+        }
+    }
 }
 
 /// How rows of `d` codes of `cb` take [`add_row_nibbles`], if they do: 4
@@ -231,10 +276,7 @@ pub(super) struct RowConstants<const C: usize> {
     /// Bytes from one chunk to the next (`8·b`).
     chunk_bytes: usize,
     /// The centroids, repeated with period 2^b.
-    lut: __m512,
-    /// Its entries 0–7 and 8–15, for the 256-bit lookup of a last chunk.
-    lut_low: __m256,
-    lut_high: __m256,
+    lut: Table16,
     /// The last chunk holds at most 32 codes.
     half_last: bool,
     /// The multishift control.
@@ -253,25 +295,18 @@ pub(super) unsafe fn row_constants<const C: usize>(
     d: usize,
 ) -> RowConstants<C> {
     let b = cb.bits() as usize;
-    let c = cb.centroids();
-    let mut table = [0.0f32; 16];
-    for (v, t) in table.iter_mut().enumerate() {
-        *t = c[v % c.len()];
-    }
     // Chunk `ch` of 64 codes starts 8·b·ch bytes into the row.
     let row_len = crate::codebook::pack::packed_len(d, b as u8);
     let mut load_masks = [0u64; C];
     for (ch, m) in load_masks.iter_mut().enumerate() {
         *m = byte_mask(row_len.saturating_sub(8 * b * ch).min(8 * b));
     }
-    // SAFETY: AVX-512F (caller); the loads read the local table and PERM.
+    // SAFETY: AVX-512F (caller); the load reads PERM.
     unsafe {
         RowConstants {
             load_masks,
             chunk_bytes: 8 * b,
-            lut: _mm512_loadu_ps(table.as_ptr()),
-            lut_low: _mm256_loadu_ps(table.as_ptr()),
-            lut_high: _mm256_loadu_ps(table.as_ptr().add(8)),
+            lut: Table16::of(cb),
             half_last: (1..=32).contains(&(d - 64 * (C - 1))),
             shift: _mm512_set1_epi64(shifts(b as u64) as i64),
             perm: _mm512_loadu_si512(PERM[b].as_ptr().cast()),
@@ -338,7 +373,7 @@ impl<const C: usize> RowSums for Bytes<C> {
 /// [`add_row_nibbles`]: rows of `128·C` codes of 4 bits (`128·C − 64`
 /// with `HALF`), looked up in place.
 pub(super) struct Nibbles<const C: usize, const HALF: bool> {
-    lut: NibbleTable,
+    lut: Table16,
     sums: [[__m512; 8]; C],
 }
 
@@ -346,15 +381,10 @@ impl<const C: usize, const HALF: bool> RowSums for Nibbles<C, HALF> {
     #[inline(always)]
     unsafe fn new(cb: &crate::codebook::Codebook, d: usize, out: &[f32]) -> Self {
         debug_assert!(cb.bits() == 4 && d == 128 * C - if HALF { 64 } else { 0 });
-        let c = cb.centroids();
         // SAFETY: forwarded; a 4-bit codebook has 16 centroids.
         unsafe {
             Nibbles {
-                lut: NibbleTable {
-                    all: _mm512_loadu_ps(c.as_ptr()),
-                    low: _mm256_loadu_ps(c.as_ptr()),
-                    high: _mm256_loadu_ps(c.as_ptr().add(8)),
-                },
+                lut: Table16::of(cb),
                 sums: load_lanes::<C, 8>(&out[..d]),
             }
         }
