@@ -502,38 +502,25 @@ pub(in crate::codebook) fn accumulate_signs(
     true
 }
 
-/// The `bytes ≤ 8` sign bytes at `p` as the low bytes of a u64 (one masked
-/// load: a last, partial chunk must not read past its row).
-///
-/// # Safety
-/// AVX-512 BW/VL are available; `bytes` bytes are readable at `p`.
-#[inline(always)]
-unsafe fn chunk_signs(p: *const u8, bytes: usize) -> u64 {
-    // SAFETY: the caller's promises; the masked load reads `bytes` bytes.
-    unsafe {
-        let v = _mm_maskz_loadu_epi8(((1u32 << bytes) - 1) as __mmask16, p.cast());
-        _mm_cvtsi128_si64(v) as u64
-    }
-}
-
 /// The four 16-bit sign masks of a chunk of up to 64 signs at `p`, `regs`
 /// registers of 16 (masks past them zero). A whole chunk is read with
 /// plain loads (the compiler takes its 8 bytes into a general register and
-/// shifts the masks out there); a partial one through [`chunk_signs`]'s
-/// masked load, whose vector register the compiler unpacks lane by lane
-/// (`vpextrw`): several instructions a mask on the vector pipes.
+/// shifts the masks out there); a partial one with a masked load (it must
+/// not read past its row), whose vector register the compiler unpacks lane
+/// by lane (`vpextrw`): several instructions a mask on the vector pipes.
 ///
 /// # Safety
 /// AVX-512 BW/VL are available; `2·regs ≤ 8` bytes are readable at `p`.
 #[inline(always)]
 unsafe fn chunk_masks(p: *const u8, regs: usize) -> [u16; 4] {
     // SAFETY: the caller's promises; a whole chunk's four loads read its
-    // 8 bytes.
+    // 8 bytes, a partial one's masked load its 2·regs bytes.
     unsafe {
         if regs == 4 {
             [0, 1, 2, 3].map(|k| core::ptr::read_unaligned(p.add(2 * k).cast::<u16>()))
         } else {
-            let bits = chunk_signs(p, 2 * regs);
+            let v = _mm_maskz_loadu_epi8(((1u32 << (2 * regs)) - 1) as __mmask16, p.cast());
+            let bits = _mm_cvtsi128_si64(v) as u64;
             [0, 1, 2, 3].map(|k| (bits >> (16 * k)) as u16)
         }
     }
