@@ -4,12 +4,12 @@
 //! bit twice the registers and a blend on that bit of the index: 2 and a
 //! blend for 4 bits, 4 and 3 for 5 (a gather of 8 lanes measured slower);
 //! at 6 bits the 5-bit lookup of the lower half and a sign flip, the upper
-//! half being its mirror ([`pick_mirrored`]); a gather for 7 and 8 bits. Quantisation: a binary
-//! search over the thresholds, in registers for ≤ 6 bits (one `vpermps`,
-//! one compare and two integer operations a step, and blends on the
-//! levels of 16 and 32 probes; a compare per threshold took twice the
-//! instructions at 4 bits, and a gather per step four times the time at
-//! 5 and 6 bits), gathered above. Packing 64 codes of ≤ 6 bits: in
+//! half being its mirror ([`pick_mirrored`]); a gather for 7 and 8 bits.
+//! Quantisation: a binary search over the thresholds, in registers for
+//! ≤ 6 bits (one `vpermps`, one compare and two integer operations a step,
+//! and blends on the levels of 16 and 32 probes; a compare per threshold
+//! took twice the instructions at 4 bits, and a gather per step four times
+//! the time at 5 and 6 bits), gathered above. Packing 64 codes of ≤ 6 bits: in
 //! registers (`encode`); else `pext`/`pdep`.
 
 use core::arch::x86_64::*;
