@@ -23,6 +23,9 @@ pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         on_lines::<f32, 128, R>(len, f)
     } else if len <= 256 {
         on_lines::<f32, 256, R>(len, f)
+    } else if len <= 384 {
+        // A push's key and value at d = 128 (mse 128, prod 256).
+        on_lines::<f32, 384, R>(len, f)
     } else if len <= 640 {
         // 576 (latent keys) and 640 without zeroing 8 KB.
         on_lines::<f32, 640, R>(len, f)

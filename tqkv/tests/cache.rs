@@ -372,24 +372,31 @@ fn keys_and_values_take_their_own_quantiser_and_bits() {
         (S::new(K::Prod, 5), S::new(K::Mse, 2)),
         (S::new(K::Baseline, 6), S::new(K::Prod, 3)),
     ];
-    for (keys, values) in sides {
-        let cfg = config(Scheme::Kqv, 4, 2, 64, 3)
+    // One head (key and value encoded as a pair) and two (in groups).
+    for ((keys, values), heads) in sides.into_iter().flat_map(|s| [(s, 1), (s, 2)]) {
+        let cfg = config(Scheme::Kqv, 4, heads, 64, 3)
             .with_keys(keys)
             .with_values(values);
         let mut buf = vec![0u8; cfg.bytes_needed().unwrap()];
         let mut cache = KvCache::new(cfg, &mut buf[..]).unwrap();
-        let (k, v) = (token(2, 64, 1, 0.2), token(2, 64, 4, -0.1));
+        let (k, v) = (token(heads, 64, 1, 0.2), token(heads, 64, 4, -0.1));
         cache.push(&k, &v).unwrap();
         // Each side's quantiser is the one its spec builds (seeds 42 and 44).
         let kq = keys.build(64, 42, Projection::Hadamard).unwrap();
         let vq = values.build(64, 44, Projection::Hadamard).unwrap();
         assert_eq!(cache.key_quantizer().encoded_len(), kq.encoded_len());
         assert_eq!(cache.value_quantizer().encoded_len(), vq.encoded_len());
-        let mut want = vec![0u8; vq.encoded_len()];
-        let mut got = vec![0u8; vq.encoded_len()];
-        vq.encode(&v[64..], &mut want).unwrap();
-        cache.value(1, 0, &mut got).unwrap();
-        assert_eq!(got, want, "{keys:?} {values:?}");
+        let h = heads - 1;
+        for (q, x, side) in [(&kq, &k, 0), (&vq, &v, 1)] {
+            let mut want = vec![0u8; q.encoded_len()];
+            let mut got = vec![0u8; q.encoded_len()];
+            q.encode(&x[h * 64..][..64], &mut want).unwrap();
+            match side {
+                0 => cache.key(h, 0, &mut got).unwrap(),
+                _ => cache.value(h, 0, &mut got).unwrap(),
+            }
+            assert_eq!(got, want, "{keys:?} {values:?}, {heads} heads, side {side}");
+        }
         let again = KvCache::from_bytes(&buf[..]).unwrap();
         assert_eq!(again.config(), &cfg);
         assert_eq!((again.config().keys, again.config().values), (keys, values));
@@ -439,6 +446,23 @@ fn bad_pushes_store_nothing() {
     nan[3] = f32::NAN;
     assert_eq!(cache.push(&[0.5; 8], &nan), Err(Error::NonFinite));
     assert_eq!(cache.len(), 0);
+    // Not a byte is written: a key and a value are encoded together, both
+    // norms checked first, on every scheme and backend.
+    for scheme in Scheme::ALL {
+        let cfg = config(*scheme, 4, 1, 64, 2);
+        let mut cache = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+        let before = cache.as_bytes().to_vec();
+        let good = token(1, 64, 0, 0.3);
+        for bad in [f32::NAN, f32::INFINITY, -f32::INFINITY, f32::MAX] {
+            let mut x = good.clone();
+            x[40] = bad;
+            for backend in tqkv::Backend::available() {
+                assert_eq!(cache.push_on(backend, &good, &x), Err(Error::NonFinite));
+                assert_eq!(cache.push_on(backend, &x, &good), Err(Error::NonFinite));
+            }
+        }
+        assert_eq!(cache.as_bytes(), &before[..], "{scheme:?}");
+    }
     assert_eq!(
         KvCache::new(cfg, &mut buf[..10]).err(),
         Some(Error::BufferTooShort {

@@ -100,23 +100,32 @@ impl NormPrecision {
 
     /// Stores `v` (finite, ≥ 0) and returns the value a decoder will read.
     fn store(self, v: f32, out: &mut [u8]) -> Result<f32, Error> {
+        let stored = self.rounded(v)?;
+        self.write(stored, out);
+        Ok(stored)
+    }
+
+    /// The value a decoder will read of `v` (≥ 0) once stored;
+    /// [`Error::NonFinite`] where the format cannot hold it.
+    fn rounded(self, v: f32) -> Result<f32, Error> {
+        let stored = match self {
+            NormPrecision::F16 => f16::from_f32(v).to_f32(),
+            // Also catches a finite f64 norm that rounds to +∞ in f32.
+            NormPrecision::F32 if !(0.0..=MAX_NORM).contains(&v) => f32::INFINITY,
+            NormPrecision::F32 => v,
+        };
+        match stored.is_finite() {
+            true => Ok(stored),
+            false => Err(Error::NonFinite),
+        }
+    }
+
+    /// Writes a value [`rounded`](Self::rounded) returned (exact in the
+    /// format).
+    fn write(self, stored: f32, out: &mut [u8]) {
         match self {
-            NormPrecision::F16 => {
-                let h = f16::from_f32(v);
-                if !h.is_finite() {
-                    return Err(Error::NonFinite);
-                }
-                out[..2].copy_from_slice(&h.to_le_bytes());
-                Ok(h.to_f32())
-            }
-            NormPrecision::F32 => {
-                // Also catches a finite f64 norm that rounds to +∞ in f32.
-                if !(0.0..=MAX_NORM).contains(&v) {
-                    return Err(Error::NonFinite);
-                }
-                out[..4].copy_from_slice(&v.to_le_bytes());
-                Ok(v)
-            }
+            NormPrecision::F16 => out[..2].copy_from_slice(&f16::from_f32(stored).to_le_bytes()),
+            NormPrecision::F32 => out[..4].copy_from_slice(&stored.to_le_bytes()),
         }
     }
 

@@ -6,11 +6,13 @@
 //! square root, a division, reductions, the butterflies' stages). One step
 //! of a few independent vectors in a row lets the core overlap them, which
 //! an encoding of one vector after the other cannot (its whole chain is far
-//! longer than the core's reorder window). Each vector goes through the
-//! same operations in the same order as [`encode_in`](super::Quantizer),
-//! so the bytes are the same.
+//! longer than the core's reorder window). The vectors may have quantisers
+//! of different kinds (a token's key and value make a pair of rows for
+//! `push`): each step is taken by the rows that have it. Each vector goes
+//! through the same operations in the same order as
+//! [`encode_in`](super::Quantizer), so the bytes are the same.
 
-use super::{Error, NormPrecision, ProdQuantizer, Quantizer, check_len, norm, unit};
+use super::{Error, NormPrecision, Quantizer, check_len, norm, unit};
 use crate::backend::Checked;
 use crate::codebook;
 use crate::loops;
@@ -28,9 +30,12 @@ pub(crate) trait Slots {
 /// d = 128; the work space (`2·dim` floats a vector for prod) stays small.
 pub(crate) const ROWS: usize = 8;
 
+/// A vector to encode and the quantiser that encodes it.
+pub(crate) type Row<'a> = (&'a Quantizer, &'a [f32]);
+
 impl Quantizer {
-    /// Floats of work space one vector needs in
-    /// [`encode_rows_in`](Self::encode_rows_in).
+    /// Floats of work space one vector needs in [`encode_rows_in`]: its
+    /// unit vector, and for prod the centroids of its codes.
     pub(crate) fn row_work(&self) -> usize {
         match self {
             Quantizer::Prod(q) => 2 * q.dim,
@@ -38,30 +43,94 @@ impl Quantizer {
         }
     }
 
-    /// Encodes each `xs[i]` into the slots of row `i`, the same bytes as
-    /// [`encode_in`](Self::encode_in) on each; `work` holds at least
-    /// `xs.len()·`[`row_work`](Self::row_work) floats and `xs.len() ≤`
-    /// [`ROWS`]. On error the slots' bytes are unspecified.
-    pub(crate) fn encode_rows_in(
-        &self,
-        backend: Checked,
-        xs: &[&[f32]],
-        slots: &mut impl Slots,
-        work: &mut [f32],
-    ) -> Result<(), Error> {
-        debug_assert!(xs.len() <= ROWS);
+    /// How it stores norms.
+    fn precision(&self) -> NormPrecision {
         match self {
+            Quantizer::Mse(q) => q.norm,
+            Quantizer::Prod(q) => q.norm,
+            Quantizer::Baseline(q) => q.norm,
+        }
+    }
+}
+
+/// Encodes each `rows[i]` into the slots of row `i`, the same bytes as
+/// [`encode_in`](Quantizer::encode_in) on each; `work` holds at least the
+/// rows' [`row_work`](Quantizer::row_work) summed, and `rows.len() ≤`
+/// [`ROWS`]. Every length and norm is checked before any slot is written;
+/// a later error (a residual norm past f16) leaves the slots' bytes
+/// unspecified.
+pub(crate) fn encode_rows_in(
+    backend: Checked,
+    rows: &[Row<'_>],
+    slots: &mut impl Slots,
+    work: &mut [f32],
+) -> Result<(), Error> {
+    debug_assert!(rows.len() <= ROWS);
+    let mut norms = Norms::default();
+    norms.fill(backend, rows, slots)?;
+    // Row i's unit vector (then its residual) at `at[i]`, a prod row's
+    // centroids right after it.
+    let mut at = [0; ROWS];
+    let mut end = 0;
+    for (a, (q, _)) in at.iter_mut().zip(rows) {
+        *a = end;
+        end += q.row_work();
+    }
+    for (i, &(q, x)) in rows.iter().enumerate() {
+        unit(backend, x, norms.exact[i], span(work, at[i], q.dim()).0);
+    }
+    for (i, &(q, _)) in rows.iter().enumerate() {
+        let rotation = match q {
+            Quantizer::Mse(q) => &q.rotation,
+            Quantizer::Prod(q) => &q.mse.rotation,
+            Quantizer::Baseline(_) => continue,
+        };
+        rotation.rotate_in(backend, span(work, at[i], q.dim()).0)?;
+    }
+    for (i, &(q, _)) in rows.iter().enumerate() {
+        let (y, centroids) = span(work, at[i], q.dim());
+        let codes = slots.slot(i, 2);
+        match q {
             Quantizer::Mse(q) => {
-                let codebook = (&q.codebook, q.norm);
-                codes_of_units(backend, q.dim, codebook, Some(&q.rotation), xs, slots, work)
+                codebook::quantize_packed_in(backend, &q.codebook, y, codes)?;
             }
-            Quantizer::Prod(q) => q.encode_rows_in(backend, xs, slots, work),
             Quantizer::Baseline(q) => {
-                let codebook = (&q.codebook, q.norm);
-                codes_of_units(backend, q.dim, codebook, None, xs, slots, work)
+                codebook::quantize_packed_in(backend, &q.codebook, y, codes)?;
+            }
+            Quantizer::Prod(q) => {
+                let cb = &q.mse.codebook;
+                codebook::quantize_packed_centroids_in(backend, cb, y, codes, centroids)?;
             }
         }
     }
+    // A prod row's residual, at the decoder's scale, in place of its unit
+    // vector; then its sketch.
+    for (i, &(q, _)) in rows.iter().enumerate() {
+        if let Quantizer::Prod(_) = q {
+            let (y, centroids) = span(work, at[i], q.dim());
+            let (n, stored) = (norms.exact[i] as f32, norms.stored[i]);
+            loops::residual_on(backend, y, n, centroids, stored);
+        }
+    }
+    for (i, &(q, _)) in rows.iter().enumerate() {
+        if let Quantizer::Prod(p) = q {
+            let residual = span(work, at[i], q.dim()).0;
+            let gamma = p.sketcher.sketch_in(backend, residual, slots.slot(i, 3))?;
+            p.norm.store(gamma, slots.slot(i, 1))?;
+        }
+    }
+    Ok(())
+}
+
+/// A row's `dim` floats of work space at `at`, and the `dim` after them
+/// (a prod row's centroids; empty past the end of `work`). Indexing, not
+/// `chunks_exact`: its length check divides, a cost that shows when a group
+/// is a single token.
+#[inline(always)]
+fn span(work: &mut [f32], at: usize, dim: usize) -> (&mut [f32], &mut [f32]) {
+    let (y, rest) = work[at..].split_at_mut(dim);
+    let end = rest.len().min(dim);
+    (y, &mut rest[..end])
 }
 
 /// Each vector's norm `‖x‖`, checked and stored in its slot, and the value
@@ -73,107 +142,24 @@ struct Norms {
 }
 
 impl Norms {
-    /// Filled in place: returned by value, the norms were written as
-    /// scalars and copied in 16-byte moves, loads that cannot take their
-    /// bytes from the stores just made (a stall of a few percent of an
-    /// encode).
+    /// Every row's length and norm checked, then every norm stored: no
+    /// slot is written unless all are finite and fit their format. Filled in place: returned by
+    /// value, the norms were written as scalars and copied in 16-byte
+    /// moves, loads that cannot take their bytes from the stores just made
+    /// (a stall of a few percent of an encode).
     fn fill(
         &mut self,
         backend: Checked,
-        dim: usize,
-        precision: NormPrecision,
-        xs: &[&[f32]],
+        rows: &[Row<'_>],
         slots: &mut impl Slots,
     ) -> Result<(), Error> {
-        for (i, x) in xs.iter().enumerate() {
-            check_len(dim, x.len())?;
-            let n = norm(backend, x)?;
-            self.exact[i] = n;
-            self.stored[i] = precision.store(n as f32, slots.slot(i, 0))?;
+        for (i, &(q, x)) in rows.iter().enumerate() {
+            check_len(q.dim(), x.len())?;
+            self.exact[i] = norm(backend, x)?;
+            self.stored[i] = q.precision().rounded(self.exact[i] as f32)?;
         }
-        Ok(())
-    }
-}
-
-/// Row `i` of `len` elements. Indexing, not `chunks_exact`: its length
-/// check divides, a cost that shows when a group is a single token.
-#[inline(always)]
-fn row<T>(x: &mut [T], i: usize, len: usize) -> &mut [T] {
-    &mut x[i * len..(i + 1) * len]
-}
-
-/// Each `xs[i]/‖xs[i]‖` into row `i` (`dim` floats) of `work`.
-fn units(backend: Checked, dim: usize, xs: &[&[f32]], norms: &Norms, work: &mut [f32]) {
-    for (i, (x, &n)) in xs.iter().zip(&norms.exact).enumerate() {
-        unit(backend, x, n, row(work, i, dim));
-    }
-}
-
-/// Norms, unit vectors, their rotations (if any) and their codes, for the
-/// quantisers whose encoding is only that (mse and the baseline).
-fn codes_of_units(
-    backend: Checked,
-    dim: usize,
-    (codebook, precision): (&codebook::Codebook, NormPrecision),
-    rotation: Option<&crate::Rotation>,
-    xs: &[&[f32]],
-    slots: &mut impl Slots,
-    work: &mut [f32],
-) -> Result<(), Error> {
-    let mut norms = Norms::default();
-    norms.fill(backend, dim, precision, xs, slots)?;
-    units(backend, dim, xs, &norms, work);
-    if let Some(rotation) = rotation {
-        for i in 0..xs.len() {
-            rotation.rotate_in(backend, row(work, i, dim))?;
-        }
-    }
-    for i in 0..xs.len() {
-        codebook::quantize_packed_in(backend, codebook, row(work, i, dim), slots.slot(i, 2))?;
-    }
-    Ok(())
-}
-
-impl ProdQuantizer {
-    /// [`Quantizer::encode_rows_in`] for TurboQuant_prod: the steps of
-    /// [`encode_in`](Self::encode_in), each over every vector.
-    fn encode_rows_in(
-        &self,
-        backend: Checked,
-        xs: &[&[f32]],
-        slots: &mut impl Slots,
-        work: &mut [f32],
-    ) -> Result<(), Error> {
-        let dim = self.dim;
-        let mut norms = Norms::default();
-        norms.fill(backend, dim, self.norm, xs, slots)?;
-        // The unit vectors, then their codes' centroids.
-        let (ys, yhats) = work.split_at_mut(xs.len() * dim);
-        units(backend, dim, xs, &norms, ys);
-        for i in 0..xs.len() {
-            self.mse.rotation.rotate_in(backend, row(ys, i, dim))?;
-        }
-        let cb = &self.mse.codebook;
-        for i in 0..xs.len() {
-            let (y, yhat) = (row(ys, i, dim), row(yhats, i, dim));
-            codebook::quantize_packed_centroids_in(backend, cb, y, slots.slot(i, 2), yhat)?;
-        }
-        // The residuals, at the decoder's scale, in place of the units.
-        for i in 0..xs.len() {
-            let (n, stored) = (norms.exact[i], norms.stored[i]);
-            loops::residual_on(
-                backend,
-                row(ys, i, dim),
-                n as f32,
-                row(yhats, i, dim),
-                stored,
-            );
-        }
-        for i in 0..xs.len() {
-            let gamma = self
-                .sketcher
-                .sketch_in(backend, row(ys, i, dim), slots.slot(i, 3))?;
-            self.norm.store(gamma, slots.slot(i, 1))?;
+        for (i, &(q, _)) in rows.iter().enumerate() {
+            q.precision().write(self.stored[i], slots.slot(i, 0));
         }
         Ok(())
     }

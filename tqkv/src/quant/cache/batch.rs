@@ -6,7 +6,7 @@
 
 use super::{CacheConfig, KvCache, Layout};
 use crate::backend::Checked;
-use crate::quant::rows::{ROWS, Slots};
+use crate::quant::rows::{ROWS, Row, Slots, encode_rows_in};
 use crate::quant::{MAX_DIM, Quantizer};
 use crate::{Backend, Error};
 
@@ -90,9 +90,9 @@ impl Encoders<'_> {
                 }
                 let sides = [(self.k, k, c.dim), (self.v, v, c.value_dim)];
                 for (side, (q, x, dim)) in sides.into_iter().enumerate() {
-                    let xs: [&[f32]; ROWS] = core::array::from_fn(|i| match i < n {
-                        true => &x[(first + i) * dim..][..dim],
-                        false => &[],
+                    let rows: [Row<'_>; ROWS] = core::array::from_fn(|i| match i < n {
+                        true => (q, &x[(first + i) * dim..][..dim]),
+                        false => (q, &[][..]),
                     });
                     let dest = &mut *dest;
                     let mut slots = GroupSlots {
@@ -100,7 +100,7 @@ impl Encoders<'_> {
                         side,
                         rows: &at,
                     };
-                    q.encode_rows_in(backend, &xs[..n], &mut slots, work)?;
+                    encode_rows_in(backend, &rows[..n], &mut slots, work)?;
                 }
             }
             Ok(())
