@@ -887,7 +887,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         let rows = [(&self.k, k), (&self.v, v)];
         let work = self.k.row_work() + self.v.row_work();
         crate::stack::floats(work, |work| {
-            crate::quant::rows::encode_rows_in(backend, &rows, &mut slots, work)
+            crate::quant::rows::encode_rows_in::<2>(backend, &rows, &mut slots, work)
         })?;
         self.set_len(t + 1);
         Ok(())

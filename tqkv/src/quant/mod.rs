@@ -100,32 +100,42 @@ impl NormPrecision {
 
     /// Stores `v` (finite, ≥ 0) and returns the value a decoder will read.
     fn store(self, v: f32, out: &mut [u8]) -> Result<f32, Error> {
-        let stored = self.rounded(v)?;
-        self.write(stored, out);
+        let (stored, bytes) = self.encoded(v)?;
+        self.write(bytes, out);
         Ok(stored)
     }
 
-    /// The value a decoder will read of `v` (≥ 0) once stored;
-    /// [`Error::NonFinite`] where the format cannot hold it.
-    fn rounded(self, v: f32) -> Result<f32, Error> {
-        let stored = match self {
-            NormPrecision::F16 => f16::from_f32(v).to_f32(),
-            // Also catches a finite f64 norm that rounds to +∞ in f32.
-            NormPrecision::F32 if !(0.0..=MAX_NORM).contains(&v) => f32::INFINITY,
-            NormPrecision::F32 => v,
-        };
-        match stored.is_finite() {
-            true => Ok(stored),
-            false => Err(Error::NonFinite),
+    /// Writes the bytes [`encoded`](Self::encoded) gave to `out`, in
+    /// copies of constant length (one of `bytes()` was a `memcpy` call).
+    #[inline(always)]
+    fn write(self, bytes: [u8; 4], out: &mut [u8]) {
+        match self {
+            NormPrecision::F16 => out[..2].copy_from_slice(&bytes[..2]),
+            NormPrecision::F32 => out[..4].copy_from_slice(&bytes),
         }
     }
 
-    /// Writes a value [`rounded`](Self::rounded) returned (exact in the
-    /// format).
-    fn write(self, stored: f32, out: &mut [u8]) {
+    /// The value a decoder will read of `v` (≥ 0) once stored, and the
+    /// bytes that store it (the first [`bytes`](Self::bytes) of four);
+    /// [`Error::NonFinite`] where the format cannot hold it.
+    #[inline(always)]
+    fn encoded(self, v: f32) -> Result<(f32, [u8; 4]), Error> {
         match self {
-            NormPrecision::F16 => out[..2].copy_from_slice(&f16::from_f32(stored).to_le_bytes()),
-            NormPrecision::F32 => out[..4].copy_from_slice(&stored.to_le_bytes()),
+            NormPrecision::F16 => {
+                let h = f16::from_f32(v);
+                if !h.is_finite() {
+                    return Err(Error::NonFinite);
+                }
+                let [a, b] = h.to_le_bytes();
+                Ok((h.to_f32(), [a, b, 0, 0]))
+            }
+            NormPrecision::F32 => {
+                // Also catches a finite f64 norm that rounds to +∞ in f32.
+                if !(0.0..=MAX_NORM).contains(&v) {
+                    return Err(Error::NonFinite);
+                }
+                Ok((v, v.to_le_bytes()))
+            }
         }
     }
 

@@ -12,9 +12,11 @@
 //! through the same operations in the same order as
 //! [`encode_in`](super::Quantizer), so the bytes are the same.
 
-use super::{Error, NormPrecision, Quantizer, check_len, norm, unit};
+use super::{Error, NormPrecision, ProdQuantizer, Quantizer, check_len, norm, unit};
+use crate::Rotation;
 use crate::backend::Checked;
 use crate::codebook;
+use crate::codebook::Codebook;
 use crate::loops;
 
 /// Where the fields of each vector's encoding are stored, in place: the
@@ -42,124 +44,170 @@ impl Quantizer {
             _ => self.dim(),
         }
     }
-
-    /// How it stores norms.
-    fn precision(&self) -> NormPrecision {
-        match self {
-            Quantizer::Mse(q) => q.norm,
-            Quantizer::Prod(q) => q.norm,
-            Quantizer::Baseline(q) => q.norm,
-        }
-    }
 }
 
 /// Encodes each `rows[i]` into the slots of row `i`, the same bytes as
 /// [`encode_in`](Quantizer::encode_in) on each; `work` holds at least the
-/// rows' [`row_work`](Quantizer::row_work) summed, and `rows.len() ≤`
-/// [`ROWS`]. Every length and norm is checked before any slot is written;
-/// a later error (a residual norm past f16) leaves the slots' bytes
-/// unspecified.
-pub(crate) fn encode_rows_in(
+/// rows' [`row_work`](Quantizer::row_work) summed, and `rows.len() ≤ N ≤`
+/// [`ROWS`] (`N` sizes the per-row arrays: a push's pair builds two plans,
+/// not eight, 5 % of a push). Every length and norm is checked before any
+/// slot is written; a later error (a residual norm past f16) leaves the
+/// slots' bytes unspecified.
+pub(crate) fn encode_rows_in<const N: usize>(
     backend: Checked,
     rows: &[Row<'_>],
     slots: &mut impl Slots,
     work: &mut [f32],
 ) -> Result<(), Error> {
-    debug_assert!(rows.len() <= ROWS);
-    let mut norms = Norms::default();
-    norms.fill(backend, rows, slots)?;
-    // Row i's unit vector (then its residual) at `at[i]`, a prod row's
-    // centroids right after it.
-    let mut at = [0; ROWS];
-    let mut end = 0;
-    for (a, (q, _)) in at.iter_mut().zip(rows) {
-        *a = end;
-        end += q.row_work();
+    debug_assert!(rows.len() <= N && N <= ROWS);
+    let Some(&(first, _)) = rows.first() else {
+        return Ok(());
+    };
+    // Rows past the last are never read; they copy the first's plan.
+    let mut plans: [Plan<'_>; N] =
+        core::array::from_fn(|i| Plan::of(rows.get(i).map_or(first, |r| r.0)));
+    let plans = &mut plans[..rows.len()];
+    Plan::place(plans);
+    let plans = &*plans;
+    let mut norms = Norms::<N> {
+        exact: [0.0; N],
+        stored: [0.0; N],
+        bytes: [[0; 4]; N],
+    };
+    norms.fill(backend, rows, plans, slots)?;
+    for (i, (p, &(_, x))) in plans.iter().zip(rows).enumerate() {
+        unit(backend, x, norms.exact[i], p.spans(work).0);
     }
-    for (i, &(q, x)) in rows.iter().enumerate() {
-        unit(backend, x, norms.exact[i], span(work, at[i], q.dim()).0);
+    for p in plans {
+        if let Some(rotation) = p.rotation {
+            rotation.rotate_in(backend, p.spans(work).0)?;
+        }
     }
-    for (i, &(q, _)) in rows.iter().enumerate() {
-        let rotation = match q {
-            Quantizer::Mse(q) => &q.rotation,
-            Quantizer::Prod(q) => &q.mse.rotation,
-            Quantizer::Baseline(_) => continue,
-        };
-        rotation.rotate_in(backend, span(work, at[i], q.dim()).0)?;
-    }
-    for (i, &(q, _)) in rows.iter().enumerate() {
-        let (y, centroids) = span(work, at[i], q.dim());
+    for (i, p) in plans.iter().enumerate() {
+        let (y, centroids) = p.spans(work);
         let codes = slots.slot(i, 2);
-        match q {
-            Quantizer::Mse(q) => {
-                codebook::quantize_packed_in(backend, &q.codebook, y, codes)?;
-            }
-            Quantizer::Baseline(q) => {
-                codebook::quantize_packed_in(backend, &q.codebook, y, codes)?;
-            }
-            Quantizer::Prod(q) => {
-                let cb = &q.mse.codebook;
-                codebook::quantize_packed_centroids_in(backend, cb, y, codes, centroids)?;
-            }
+        if p.prod.is_some() {
+            codebook::quantize_packed_centroids_in(backend, p.codebook, y, codes, centroids)?;
+        } else {
+            codebook::quantize_packed_in(backend, p.codebook, y, codes)?;
         }
     }
     // A prod row's residual, at the decoder's scale, in place of its unit
     // vector; then its sketch.
-    for (i, &(q, _)) in rows.iter().enumerate() {
-        if let Quantizer::Prod(_) = q {
-            let (y, centroids) = span(work, at[i], q.dim());
+    for (i, p) in plans.iter().enumerate() {
+        if p.prod.is_some() {
+            let (y, centroids) = p.spans(work);
             let (n, stored) = (norms.exact[i] as f32, norms.stored[i]);
             loops::residual_on(backend, y, n, centroids, stored);
         }
     }
-    for (i, &(q, _)) in rows.iter().enumerate() {
-        if let Quantizer::Prod(p) = q {
-            let residual = span(work, at[i], q.dim()).0;
-            let gamma = p.sketcher.sketch_in(backend, residual, slots.slot(i, 3))?;
-            p.norm.store(gamma, slots.slot(i, 1))?;
+    for (i, p) in plans.iter().enumerate() {
+        if let Some(q) = p.prod {
+            let gamma = q
+                .sketcher
+                .sketch_in(backend, p.spans(work).0, slots.slot(i, 3))?;
+            q.norm.store(gamma, slots.slot(i, 1))?;
         }
     }
     Ok(())
 }
 
-/// A row's `dim` floats of work space at `at`, and the `dim` after them
-/// (a prod row's centroids; empty past the end of `work`). Indexing, not
-/// `chunks_exact`: its length check divides, a cost that shows when a group
-/// is a single token.
-#[inline(always)]
-fn span(work: &mut [f32], at: usize, dim: usize) -> (&mut [f32], &mut [f32]) {
-    let (y, rest) = work[at..].split_at_mut(dim);
-    let end = rest.len().min(dim);
-    (y, &mut rest[..end])
+/// What the steps need of one row's quantiser, looked up once (a match on
+/// the quantiser in every step cost a batch 5 %), and where its work space
+/// lies.
+#[derive(Clone, Copy)]
+struct Plan<'q> {
+    dim: usize,
+    precision: NormPrecision,
+    rotation: Option<&'q Rotation>,
+    codebook: &'q Codebook,
+    /// The prod quantiser, for the residual and the sketch.
+    prod: Option<&'q ProdQuantizer>,
+    /// Where the unit vector (then the residual) starts.
+    unit: usize,
+    /// Where the centroids (prod) start.
+    centroids: usize,
+}
+
+impl<'q> Plan<'q> {
+    /// The unit vector and the centroids (none but for prod).
+    #[inline(always)]
+    fn spans<'w>(&self, work: &'w mut [f32]) -> (&'w mut [f32], &'w mut [f32]) {
+        let (units, centroids) = work.split_at_mut(self.centroids);
+        let len = if self.prod.is_some() { self.dim } else { 0 };
+        (
+            &mut units[self.unit..self.unit + self.dim],
+            &mut centroids[..len],
+        )
+    }
+
+    /// The plan of `q`'s row, its work space not yet placed.
+    #[inline(always)]
+    fn of(q: &'q Quantizer) -> Self {
+        let (rotation, codebook, prod, precision) = match q {
+            Quantizer::Mse(m) => (Some(&m.rotation), &m.codebook, None, m.norm),
+            Quantizer::Prod(p) => (Some(&p.mse.rotation), &p.mse.codebook, Some(p), p.norm),
+            Quantizer::Baseline(b) => (None, &b.codebook, None, b.norm),
+        };
+        Plan {
+            dim: q.dim(),
+            precision,
+            rotation,
+            codebook,
+            prod,
+            unit: 0,
+            centroids: 0,
+        }
+    }
+
+    /// Places every row's work space in its plan (in place: plans returned
+    /// by value were copied by a `memcpy`). Unit vectors lie side by side
+    /// in row order, then every prod row's centroids, as one quantiser's
+    /// rows were before rows could mix.
+    #[inline(always)]
+    fn place(plans: &mut [Plan<'q>]) {
+        let mut end = 0;
+        for p in plans.iter_mut() {
+            p.unit = end;
+            end += p.dim;
+        }
+        for p in plans.iter_mut() {
+            p.centroids = end;
+            if p.prod.is_some() {
+                end += p.dim;
+            }
+        }
+    }
 }
 
 /// Each vector's norm `‖x‖`, checked and stored in its slot, and the value
 /// a decoder reads of it.
-#[derive(Default)]
-struct Norms {
-    exact: [f64; ROWS],
-    stored: [f32; ROWS],
+struct Norms<const N: usize> {
+    exact: [f64; N],
+    stored: [f32; N],
+    bytes: [[u8; 4]; N],
 }
 
-impl Norms {
+impl<const N: usize> Norms<N> {
     /// Every row's length and norm checked, then every norm stored: no
-    /// slot is written unless all are finite and fit their format. Filled in place: returned by
-    /// value, the norms were written as scalars and copied in 16-byte
-    /// moves, loads that cannot take their bytes from the stores just made
-    /// (a stall of a few percent of an encode).
+    /// slot is written unless all are finite and fit their format. Filled
+    /// in place: returned by value, the norms were written as scalars and
+    /// copied in 16-byte moves, loads that cannot take their bytes from
+    /// the stores just made (a stall of a few percent of an encode).
     fn fill(
         &mut self,
         backend: Checked,
         rows: &[Row<'_>],
+        plans: &[Plan<'_>],
         slots: &mut impl Slots,
     ) -> Result<(), Error> {
-        for (i, &(q, x)) in rows.iter().enumerate() {
-            check_len(q.dim(), x.len())?;
+        for (i, (p, &(_, x))) in plans.iter().zip(rows).enumerate() {
+            check_len(p.dim, x.len())?;
             self.exact[i] = norm(backend, x)?;
-            self.stored[i] = q.precision().rounded(self.exact[i] as f32)?;
+            (self.stored[i], self.bytes[i]) = p.precision.encoded(self.exact[i] as f32)?;
         }
-        for (i, &(q, _)) in rows.iter().enumerate() {
-            q.precision().write(self.stored[i], slots.slot(i, 0));
+        for (i, p) in plans.iter().enumerate() {
+            p.precision.write(self.bytes[i], slots.slot(i, 0));
         }
         Ok(())
     }

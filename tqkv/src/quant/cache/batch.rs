@@ -100,7 +100,7 @@ impl Encoders<'_> {
                         side,
                         rows: &at,
                     };
-                    encode_rows_in(backend, &rows[..n], &mut slots, work)?;
+                    encode_rows_in::<ROWS>(backend, &rows[..n], &mut slots, work)?;
                 }
             }
             Ok(())
