@@ -2,7 +2,10 @@
 //! flips, residuals, sign bits), written once as plain Rust and compiled
 //! once per backend inside `#[target_feature]` functions, so that each is
 //! auto-vectorised with that backend's registers (the crate is built for the
-//! baseline ISA, where these loops get 128-bit registers at best).
+//! baseline ISA, where these loops get 128-bit registers at best). Sign
+//! bits are the exception: the vectoriser packed them poorly, so the
+//! backends take whole registers through the vector trait's compare into a
+//! mask, and the plain loop is their reference.
 //!
 //! Every backend runs the same operations in the same order (no
 //! reassociation, no fused multiply-add: Rust contracts neither), so the
@@ -10,6 +13,8 @@
 //! on every CPU.
 
 use crate::backend::{Checked, on_backend};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::vector::F32Vector;
 
 /// `Σ xᵢ²` in f64, in 32 partial sums (element `i` into sum `i % 32`) that
 /// end in a fixed tree (sum `i` takes sum `i + w` for w = 16, 8, 4, 2, 1):
@@ -170,12 +175,36 @@ pub(crate) fn sign_bits(v: &[f32], out: &mut [u8]) {
     }
 }
 
+/// [`sign_bits`] with each register's bits from one compare into a mask
+/// ([`F32Vector::positive_bits`]): compiled for a backend, the loop above
+/// became eight-lane compares, masked moves and a tree of ors a word.
+/// The rest past whole 64-element chunks goes through [`sign_bits`].
+///
+/// # Safety
+/// The ISA behind `V` is available.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(crate) unsafe fn sign_bits_in_registers<V: F32Vector>(v: &[f32], out: &mut [u8]) {
+    let (whole, rest) = v.as_chunks::<64>();
+    let (words, tail) = out.split_at_mut((8 * whole.len()).min(out.len()));
+    for (chunk, o) in whole.iter().zip(words.as_chunks_mut::<8>().0) {
+        let mut word = 0u64;
+        for (j, lanes) in chunk.chunks_exact(V::LANES).enumerate() {
+            // SAFETY: `lanes` holds LANES f32; the ISA is the caller's.
+            let bits = unsafe { V::load(lanes.as_ptr()).positive_bits() };
+            word |= u64::from(bits) << (j * V::LANES);
+        }
+        *o = word.to_le_bytes();
+    }
+    sign_bits(rest, tail);
+}
+
 /// Expands, inside a backend file, to the loops above inside functions
 /// with the backend's target features. Reached only through
 /// [`on_backend!`], whose `Checked` token proves the features exist.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! entry_points {
-    ([$($feature:tt),*]) => {
+    ([$($feature:tt),*] $vector:ty) => {
         crate::backend::target_features! {
             [$($feature),*]
             /// # Safety
@@ -211,7 +240,9 @@ macro_rules! entry_points {
             /// # Safety
             /// As [`sum_squares`].
             pub(crate) unsafe fn sign_bits(v: &[f32], out: &mut [u8]) {
-                crate::loops::sign_bits(v, out)
+                // SAFETY: this function's target features are the ISA of
+                // the vector type.
+                unsafe { crate::loops::sign_bits_in_registers::<$vector>(v, out) }
             }
         }
     };
@@ -221,15 +252,15 @@ pub(crate) use entry_points;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    crate::backend::avx2_features!(super::entry_points {});
+    crate::backend::avx2_features!(super::entry_points { crate::vector::F32x8 });
 }
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    crate::backend::avx512_features!(super::entry_points {});
+    crate::backend::avx512_features!(super::entry_points { crate::vector::F32x16 });
 }
 #[cfg(target_arch = "aarch64")]
 mod neon {
-    crate::backend::neon_features!(super::entry_points {});
+    crate::backend::neon_features!(super::entry_points { crate::vector::F32x4 });
 }
 
 /// `f(args)` compiled for `backend` (a checked backend of another

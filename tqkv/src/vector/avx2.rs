@@ -79,6 +79,15 @@ unsafe impl F32Vector for F32x8 {
     }
 
     #[inline(always)]
+    unsafe fn positive_bits(self) -> u32 {
+        // SAFETY: AVX is available (trait contract); registers only.
+        unsafe {
+            let above = _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, _mm256_setzero_ps());
+            _mm256_movemask_ps(above) as u32
+        }
+    }
+
+    #[inline(always)]
     unsafe fn sum(self) -> f32 {
         // SAFETY: AVX is available (trait contract); registers only.
         unsafe {

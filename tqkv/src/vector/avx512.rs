@@ -78,6 +78,17 @@ unsafe impl F32Vector for F32x16 {
     }
 
     #[inline(always)]
+    unsafe fn positive_bits(self) -> u32 {
+        // SAFETY: AVX-512F is available (trait contract); registers only.
+        unsafe {
+            u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(
+                self.0,
+                _mm512_setzero_ps(),
+            ))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn sum(self) -> f32 {
         // SAFETY: AVX-512F is available (trait contract).
         unsafe { _mm512_reduce_add_ps(self.0) }

@@ -49,6 +49,9 @@ pub(crate) unsafe trait F32Vector: Copy {
     /// `self` with lane `i` negated (its sign bit flipped) where bit `i` of
     /// `bits` is set (bits `LANES` and up are ignored).
     unsafe fn negate_where(self, bits: u32) -> Self;
+    /// Bit `i` set where lane `i` is greater than zero (clear for ±0 and
+    /// NaN, as `x > 0.0`); bits `LANES` and up clear.
+    unsafe fn positive_bits(self) -> u32;
     /// The sum of the lanes (in the backend's fixed order).
     unsafe fn sum(self) -> f32;
 }

@@ -78,6 +78,17 @@ unsafe impl F32Vector for F32x4 {
     }
 
     #[inline(always)]
+    unsafe fn positive_bits(self) -> u32 {
+        // SAFETY: NEON is available (trait contract); registers only; the
+        // load reads the local four-element array.
+        unsafe {
+            let lane_bit = [1u32, 2, 4, 8];
+            let above = vcgtq_f32(self.0, vdupq_n_f32(0.0));
+            vaddvq_u32(vandq_u32(above, vld1q_u32(lane_bit.as_ptr())))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn sum(self) -> f32 {
         // SAFETY: NEON is available (trait contract).
         unsafe { vaddvq_f32(self.0) }
