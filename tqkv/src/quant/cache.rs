@@ -863,7 +863,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             // One head alone is faster without the groups' bookkeeping, and
             // its key and value as a pair of rows: the encoding checks both
             // norms (finiteness) before it writes anything.
-            return self.store_token(backend, k, v);
+            return self.store_token(backend, k, v, pair);
         }
         crate::error::finite_on(backend, k)?;
         crate::error::finite_on(backend, v)?;
@@ -872,9 +872,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
 
     /// Encodes one token of one head (lengths and room checked by the
     /// caller) into slot `len()`, then counts it. Its key and value are a
-    /// pair of rows of one encoding: the steps of the two overlap (a push
-    /// costs about a sixth less than one side after the other).
-    fn store_token(&mut self, backend: Checked, k: &[f32], v: &[f32]) -> Result<(), Error> {
+    /// pair of rows of one encoding, in `work` floats of work space (the
+    /// two sides' `row_work`): the steps of the two overlap (a push costs
+    /// about a seventh less than one side after the other).
+    fn store_token(
+        &mut self,
+        backend: Checked,
+        k: &[f32],
+        v: &[f32],
+        work: usize,
+    ) -> Result<(), Error> {
         let t = self.len;
         let mut slots = TokenSlots {
             buf: self.buf.as_mut(),
@@ -885,7 +892,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
             token: t,
         };
         let rows = [(&self.k, k), (&self.v, v)];
-        let work = self.k.row_work() + self.v.row_work();
         crate::stack::floats(work, |work| {
             crate::quant::rows::encode_rows_in::<2>(backend, &rows, &mut slots, work)
         })?;
