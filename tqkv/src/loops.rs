@@ -26,14 +26,26 @@ use crate::vector::F32Vector;
 /// exactly when every element is: it doubles as the finiteness check.
 #[inline(always)]
 pub(crate) fn sum_squares(x: &[f32]) -> f64 {
-    const PARTS: usize = 32;
     let mut parts = [0.0f64; PARTS];
     // A padded tail adds +0 to its sums, which keeps them.
-    padded_chunks::<PARTS>(x, |chunk| {
-        for (p, &v) in parts.iter_mut().zip(chunk) {
-            *p += v as f64 * v as f64;
-        }
-    });
+    padded_chunks::<PARTS>(x, |chunk| add_squares(&mut parts, chunk));
+    sum_parts(parts)
+}
+
+/// Partial sums of [`sum_squares`].
+const PARTS: usize = 32;
+
+/// `parts[i] += chunk[i]²` in f64.
+#[inline(always)]
+fn add_squares(parts: &mut [f64; PARTS], chunk: &[f32; PARTS]) {
+    for (p, &v) in parts.iter_mut().zip(chunk) {
+        *p += v as f64 * v as f64;
+    }
+}
+
+/// [`sum_squares`]'s fixed tree over its partial sums.
+#[inline(always)]
+fn sum_parts(mut parts: [f64; PARTS]) -> f64 {
     let mut w = PARTS / 2;
     while w > 0 {
         let (low, high) = parts.split_at_mut(w);
@@ -144,12 +156,33 @@ pub(crate) fn flip_signs_seeded(x: &mut [f32], seed: u64) {
 }
 
 /// `y[i] = y[i]·n − yhat[i]·stored`, each product rounded, then the
-/// difference (the residual of a code at the decoder's scale).
+/// difference (the residual of a code at the decoder's scale); returns
+/// [`sum_squares`] of the new `y`, the same bits, from the same loop (a
+/// prod code's γ without a second pass over the residual). Only the first
+/// `min(y.len(), yhat.len())` elements are taken.
 #[inline(always)]
-pub(crate) fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
-    for (r, &h) in y.iter_mut().zip(yhat) {
-        *r = *r * n - h * stored;
+pub(crate) fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) -> f64 {
+    let len = y.len().min(yhat.len());
+    let (y, yhat) = (&mut y[..len], &yhat[..len]);
+    let mut parts = [0.0f64; PARTS];
+    let (whole, rest) = y.as_chunks_mut::<PARTS>();
+    let (hats, hat_rest) = yhat.as_chunks::<PARTS>();
+    for (chunk, hat) in whole.iter_mut().zip(hats) {
+        for (r, &h) in chunk.iter_mut().zip(hat) {
+            *r = *r * n - h * stored;
+        }
+        add_squares(&mut parts, chunk);
     }
+    if !rest.is_empty() {
+        // As in `sum_squares`: the tail padded with zeros.
+        let mut tail = [0.0f32; PARTS];
+        for ((r, &h), t) in rest.iter_mut().zip(hat_rest).zip(&mut tail) {
+            *r = *r * n - h * stored;
+            *t = *r;
+        }
+        add_squares(&mut parts, &tail);
+    }
+    sum_parts(parts)
 }
 
 /// Bit `i % 8` of `out[i / 8]` set where `v[i] > 0` (for `out.len() ≥
@@ -234,7 +267,7 @@ macro_rules! entry_points {
             }
             /// # Safety
             /// As [`sum_squares`].
-            pub(crate) unsafe fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
+            pub(crate) unsafe fn residual(y: &mut [f32], n: f32, yhat: &[f32], stored: f32) -> f64 {
                 crate::loops::residual(y, n, yhat, stored)
             }
             /// # Safety
@@ -306,7 +339,13 @@ pub(crate) fn flip_signs_on(backend: Checked, x: &mut [f32], seed: u64) {
 }
 
 /// [`residual`] on `backend`.
-pub(crate) fn residual_on(backend: Checked, y: &mut [f32], n: f32, yhat: &[f32], stored: f32) {
+pub(crate) fn residual_on(
+    backend: Checked,
+    y: &mut [f32],
+    n: f32,
+    yhat: &[f32],
+    stored: f32,
+) -> f64 {
     dispatch!(backend, residual(y, n, yhat, stored))
 }
 
@@ -438,9 +477,12 @@ mod tests {
                 }
 
                 let (mut want, mut got) = (y.to_vec(), y.to_vec());
-                residual(&mut want, 1.5, x, s as f32);
-                residual_on(b, &mut got, 1.5, x, s as f32);
+                let want_sum = residual(&mut want, 1.5, x, s as f32);
+                let got_sum = residual_on(b, &mut got, 1.5, x, s as f32);
                 prop_assert_eq!(bits(&got), bits(&want), "{}", backend);
+                prop_assert_eq!(canon(got_sum), canon(want_sum), "{}", backend);
+                // The sum is `sum_squares` of the residual, bit for bit.
+                prop_assert_eq!(canon(want_sum), canon(sum_squares(&want)), "{}", backend);
 
                 let (mut want, mut got) = (std::vec![0u8; n / 8], std::vec![0u8; n / 8]);
                 sign_bits(x, &mut want);

@@ -292,19 +292,46 @@ impl QjlSketcher {
         out: &mut [u8],
     ) -> Result<f32, Error> {
         self.check_input(r)?;
-        let bytes = self.sketch_bytes();
-        if out.len() < bytes {
-            return Err(Error::BufferTooShort {
-                needed: bytes,
-                found: out.len(),
-            });
-        }
-        let out = &mut out[..bytes];
-        // Blocks start at multiples of 8 (m and the block lengths are).
+        let out = self.sketch_out(out)?;
         self.for_each_projection(backend, r, |j, v| {
             crate::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
         });
         Ok(crate::loops::l2_on(backend, r) as f32)
+    }
+
+    /// The sign bits of [`sketch_in`](Self::sketch_in), the same bytes,
+    /// without γ (an encoder has it from the residual's own loop), and
+    /// `r` overwritten: a Hadamard sketch of at most `dim` bits projects
+    /// it in place instead of in a copy (a zeroed buffer, a copy and a
+    /// call fewer a prod code). Other sketches leave `r` as it was.
+    pub(crate) fn sketch_signs_in_place(
+        &self,
+        backend: Checked,
+        r: &mut [f32],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        self.check_input(r)?;
+        let out = self.sketch_out(out)?;
+        if self.projection == Projection::Hadamard && self.m <= self.dim {
+            // `for_each_projection`'s first (and only) block.
+            self.block_rotation(0).sketch_rows_in(backend, r);
+            crate::loops::sign_bits_on(backend, &r[..self.m], out);
+        } else {
+            self.for_each_projection(backend, r, |j, v| {
+                crate::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
+            });
+        }
+        Ok(())
+    }
+
+    /// The first [`sketch_bytes`](Self::sketch_bytes) of `out`.
+    fn sketch_out<'o>(&self, out: &'o mut [u8]) -> Result<&'o mut [u8], Error> {
+        let bytes = self.sketch_bytes();
+        let found = out.len();
+        out.get_mut(..bytes).ok_or(Error::BufferTooShort {
+            needed: bytes,
+            found,
+        })
     }
 
     /// `out = √(π/2)/m · γ · Sᵀ·s` (`dim` values): the reconstruction of `r`
@@ -513,5 +540,58 @@ impl QjlSketcher {
             });
         }
         Ok(self.scale() * gamma * signed_sum_in(backend, sq, signs)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use std::vec;
+
+    /// The encoders' in-place sketch writes the bytes of `sketch_in` on
+    /// every backend: Hadamard sketches of `m < dim`, `m = dim` (in place)
+    /// and `m > dim` (blocks from a copy), a Williamson and a
+    /// block-diagonal dimension, and the Gaussian projection. Each bit is
+    /// also checked against the sign of the public projection `S·r`.
+    #[test]
+    fn signs_in_place_are_the_sketch_bits() {
+        let mut g = SplitMix64::new(3);
+        let shapes: &[(usize, usize, Projection)] = &[
+            (128, 128, Projection::Hadamard),
+            (128, 64, Projection::Hadamard),
+            (64, 128, Projection::Hadamard),
+            (96, 96, Projection::Hadamard),
+            (104, 104, Projection::Hadamard),
+            (64, 64, Projection::Gaussian),
+        ];
+        for &(dim, m, projection) in shapes {
+            let sk = QjlSketcher::new(dim, m, projection, 17).unwrap();
+            let r: vec::Vec<f32> = (0..dim)
+                .map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+                .collect();
+            for backend in Backend::available() {
+                let b = backend.check().unwrap();
+                let mut want = vec![0u8; m / 8];
+                sk.sketch_in(b, &r, &mut want).unwrap();
+                let mut got = vec![0u8; m / 8];
+                let mut y = r.clone();
+                sk.sketch_signs_in_place(b, &mut y, &mut got).unwrap();
+                assert_eq!(got, want, "{dim}/{m} {projection:?} on {backend}");
+                let mut s = vec![0.0f32; m];
+                sk.project_on(backend, &r, &mut s).unwrap();
+                for (j, &v) in s.iter().enumerate() {
+                    assert_eq!((got[j / 8] >> (j % 8)) & 1 == 1, v > 0.0, "bit {j}");
+                }
+                let mut short = vec![0u8; m / 8 - 1];
+                assert_eq!(
+                    sk.sketch_signs_in_place(b, &mut y, &mut short),
+                    Err(Error::BufferTooShort {
+                        needed: m / 8,
+                        found: m / 8 - 1
+                    })
+                );
+            }
+        }
     }
 }

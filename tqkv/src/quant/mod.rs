@@ -544,9 +544,10 @@ impl ProdQuantizer {
             // domain at the decoder's scale.
             let cb = &self.mse.codebook;
             codebook::quantize_packed_centroids_in(backend, cb, y, &mut rest[..codes], yhat)?;
-            loops::residual_on(backend, y, n as f32, yhat, stored);
-            let gamma = self.sketcher.sketch_in(backend, y, &mut rest[codes..])?;
-            self.norm.store(gamma, &mut head[nb..])?;
+            let gamma = libm::sqrt(loops::residual_on(backend, y, n as f32, yhat, stored));
+            self.sketcher
+                .sketch_signs_in_place(backend, y, &mut rest[codes..])?;
+            self.norm.store(gamma as f32, &mut head[nb..])?;
             Ok(())
         })
     }

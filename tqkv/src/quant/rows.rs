@@ -93,20 +93,19 @@ pub(crate) fn encode_rows_in<const N: usize>(
         }
     }
     // A prod row's residual, at the decoder's scale, in place of its unit
-    // vector; then its sketch.
+    // vector, and its norm γ; then its sketch.
     for (i, p) in plans.iter().enumerate() {
-        if p.prod.is_some() {
+        if let Some(q) = p.prod {
             let (y, centroids) = p.spans(work);
             let (n, stored) = (norms.exact[i] as f32, norms.stored[i]);
-            loops::residual_on(backend, y, n, centroids, stored);
+            let gamma = libm::sqrt(loops::residual_on(backend, y, n, centroids, stored));
+            q.norm.store(gamma as f32, slots.slot(i, 1))?;
         }
     }
     for (i, p) in plans.iter().enumerate() {
         if let Some(q) = p.prod {
-            let gamma = q
-                .sketcher
-                .sketch_in(backend, p.spans(work).0, slots.slot(i, 3))?;
-            q.norm.store(gamma, slots.slot(i, 1))?;
+            q.sketcher
+                .sketch_signs_in_place(backend, p.spans(work).0, slots.slot(i, 3))?;
         }
     }
     Ok(())
