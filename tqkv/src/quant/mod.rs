@@ -187,8 +187,12 @@ pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
 
 /// `‖x‖₂` in f64, or `NonFinite`.
 fn norm(backend: Checked, x: &[f32]) -> Result<f64, Error> {
-    // The sum of squares is finite exactly when every element is.
-    let squares = loops::sum_squares_on(backend, x);
+    norm_of_squares(loops::sum_squares_on(backend, x))
+}
+
+/// `√squares`, or [`Error::NonFinite`]: the sum of squares is finite
+/// exactly when every element is.
+fn norm_of_squares(squares: f64) -> Result<f64, Error> {
     if !squares.is_finite() {
         return Err(Error::NonFinite);
     }
