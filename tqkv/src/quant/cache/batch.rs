@@ -114,8 +114,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// then head-major. The bytes stored equal those of `n` calls of
     /// [`push`](Self::push). The vectors (a token's heads, then the next
     /// token's) are encoded eight at a time, each encoding step over all
-    /// eight, which lets the core overlap their work: at d = 128 a token
-    /// costs about a fifth less than a [`push`](Self::push).
+    /// eight, which lets the core overlap their work. At d = 128 a token
+    /// costs a few percent less than a one-head [`push`](Self::push),
+    /// which already encodes its key and value side by side.
     ///
     /// ```
     /// use tqkv::quant::{CacheConfig, KvCache, Scheme};
