@@ -292,10 +292,7 @@ impl QjlSketcher {
         out: &mut [u8],
     ) -> Result<f32, Error> {
         self.check_input(r)?;
-        let out = self.sketch_out(out)?;
-        self.for_each_projection(backend, r, |j, v| {
-            crate::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
-        });
+        self.projected_signs(backend, r, self.sketch_out(out)?);
         Ok(crate::loops::l2_on(backend, r) as f32)
     }
 
@@ -317,11 +314,18 @@ impl QjlSketcher {
             self.block_rotation(0).sketch_rows_in(backend, r);
             crate::loops::sign_bits_on(backend, &r[..self.m], out);
         } else {
-            self.for_each_projection(backend, r, |j, v| {
-                crate::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
-            });
+            self.projected_signs(backend, r, out);
         }
         Ok(())
+    }
+
+    /// The signs of `S·r` into `out` (`sketch_bytes` long), through a copy
+    /// of `r` for the Hadamard projection.
+    fn projected_signs(&self, backend: Checked, r: &[f32], out: &mut [u8]) {
+        // Blocks start at multiples of 8 (m and the block lengths are).
+        self.for_each_projection(backend, r, |j, v| {
+            crate::loops::sign_bits_on(backend, v, &mut out[j / 8..]);
+        });
     }
 
     /// The first [`sketch_bytes`](Self::sketch_bytes) of `out`.
