@@ -14,7 +14,9 @@
 //! `queries` positions in one call), each scheme beside
 //! `attention/memcpy/1core/t65536/<scheme>n<bits>`, a copy of its cache's
 //! bytes in the same run (every scheme and budget at g = 1 and g = 4, on
-//! AVX2 too where the detected backend is AVX-512).
+//! AVX2 too where the detected backend is AVX-512). A shape ending in
+//! `int8` scores the keys from 8-bit integers (`Scoring::Int8`; KQV n = 4
+//! at g = 1, 4, 8 and every scheme and budget at g = 1).
 //! `…/g1x2q1` runs `attend_parallel` (rayon's pool); `…/g1x2q1spin` the
 //! same split the way a runtime's own pool would, `attend_partial` on the
 //! calling thread and a helper that spins between calls.
@@ -33,7 +35,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tqkv::attention::{
-    Partial, attend_many_on, attend_on, attend_parallel_on, attend_partial_on, scratch_len,
+    Partial, Scoring, attend_many_on, attend_many_with, attend_on, attend_parallel_on,
+    attend_partial_on, scratch_len,
 };
 use tqkv::quant::{CacheConfig, KvCache, Scheme};
 use tqkv::rng::SplitMix64;
@@ -384,6 +387,26 @@ fn shapes(c: &mut Criterion) {
         group.bench_function(shape_id(g, 1, 1), |b| {
             b.iter(|| attend_on(best, &kqv4, 0, black_box(&q), &mut out, &mut scratch))
         });
+        // The same with the keys scored from 8-bit integers.
+        let id = BenchmarkId::new(
+            format!("kqv/n4/{}/t{T}", best.name()),
+            format!("g{g}x1q1int8"),
+        );
+        let limit = [T];
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                attend_many_with(
+                    best,
+                    Scoring::Int8,
+                    &kqv4,
+                    0,
+                    black_box(&q),
+                    &limit,
+                    &mut out,
+                    &mut scratch,
+                )
+            })
+        });
     }
     // One query head split over two threads.
     let q = data(D, 3);
@@ -459,6 +482,21 @@ fn shapes(c: &mut Criterion) {
             };
             group.bench_function(id("g1x1q1"), |b| {
                 b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch))
+            });
+            let limit = [T];
+            group.bench_function(id("g1x1q1int8"), |b| {
+                b.iter(|| {
+                    attend_many_with(
+                        best,
+                        Scoring::Int8,
+                        &cache,
+                        0,
+                        black_box(&q),
+                        &limit,
+                        &mut out,
+                        &mut scratch,
+                    )
+                })
             });
             assert!(scratch_len(&cache, 4) <= scratch.len(), "scratch for g = 4");
             attend_on(best, &cache, 0, &q4, &mut out4, &mut scratch).expect("g = 4 attends");

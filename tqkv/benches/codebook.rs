@@ -1,6 +1,7 @@
 //! Criterion benches for the codebook kernels, every SIMD backend beside the
 //! scalar one: `codebook/<op>/<backend>/b<bits>/d<dim>` for quantize_packed,
-//! dequantize, dot (one row), dot_rows (one query against 4096 rows) and
+//! dequantize, dot (one row), dot_rows (one query against 4096 rows),
+//! dot_rows_int8 (the same from 8-bit integers) and
 //! accumulate_rows (4096 weighted rows summed, the value side of attention), and
 //! `codebook/f32dot/<backend>/d128`, the dot of one uncompressed f32 row, as
 //! the reference.
@@ -73,6 +74,18 @@ fn kernels(c: &mut Criterion) {
             group.bench_function(id("dot_rows"), |b| {
                 b.iter(|| {
                     codebook::dot_rows_on(backend, &cb, black_box(&q), &packed, len, &mut scores)
+                })
+            });
+            group.bench_function(id("dot_rows_int8"), |b| {
+                b.iter(|| {
+                    codebook::dot_rows_int8_on(
+                        backend,
+                        &cb,
+                        black_box(&q),
+                        &packed,
+                        len,
+                        &mut scores,
+                    )
                 })
             });
             // The value side of attention: Σ_r w_r·c[idx_r] over 4096 rows.

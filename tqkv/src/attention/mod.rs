@@ -108,6 +108,26 @@ pub(crate) use state::{finish_buffer, merge_buffers};
 
 use pass::{BLOCK, Shape};
 
+/// How keys are scored against the query: the one choice of precision the
+/// decode offers (values are always accumulated in f32).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Scoring {
+    /// In f32, as [`codebook::dot_rows`](crate::codebook::dot_rows): the
+    /// result equals attention over the decoded cache up to float
+    /// reassociation. The default of every function without `_with`.
+    #[default]
+    Exact,
+    /// The centroid part of each key score from 8-bit integers, as
+    /// [`codebook::dot_rows_int8`](crate::codebook::dot_rows_int8): the
+    /// rotated query and the centroids are rounded to integers of at most
+    /// 127 and multiplied exactly. Approximate (about 0.5 % of a score's
+    /// spread at 4 bits; its cost in attention KL on real heads is in
+    /// `docs/evaluate/`), the same bits on every backend, and about twice
+    /// as fast to score on AVX-512 (VNNI). The QJL part of prod keys stays
+    /// exact.
+    Int8,
+}
+
 /// f32 values of scratch that [`attend`], [`attend_many`],
 /// [`attend_partial`] and [`probabilities`] need for `queries` query
 /// vectors (the length of `q` over `dim`: query heads times positions).
@@ -217,13 +237,71 @@ pub fn attend_many_on<B: AsRef<[u8]>>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    attend_many_with(
+        backend,
+        Scoring::Exact,
+        cache,
+        head,
+        q,
+        limits,
+        out,
+        scratch,
+    )
+}
+
+/// [`attend_many_on`] with the keys scored as `scoring` says
+/// ([`Scoring::Int8`]: approximate, faster).
+///
+/// ```
+/// use tqkv::attention::{attend_many_with, attend_on, scratch_len, Scoring};
+/// use tqkv::quant::{CacheConfig, KvCache, Scheme};
+/// use tqkv::Backend;
+///
+/// let config = CacheConfig::new(Scheme::Kqv, 4, 1, 128, 64);
+/// let mut cache = KvCache::new(config, vec![0u8; config.bytes_needed()?])?;
+/// for t in 0..64 {
+///     let k: Vec<f32> = (0..128).map(|i| ((i * 7 + t * 3) % 11) as f32 - 5.0).collect();
+///     cache.push(&k, &[t as f32; 128])?;
+/// }
+/// let q: Vec<f32> = (0..128).map(|i| (i % 5) as f32 * 0.05).collect();
+/// let (mut exact, mut fast) = ([0.0f32; 128], [0.0f32; 128]);
+/// let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
+/// attend_on(Backend::detect(), &cache, 0, &q, &mut exact, &mut scratch)?;
+/// attend_many_with(Backend::detect(), Scoring::Int8, &cache, 0, &q, &[64], &mut fast, &mut scratch)?;
+/// assert!((exact[0] - fast[0]).abs() < 0.05 * exact[0].abs());
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`attend_many_on`].
+#[allow(clippy::too_many_arguments)]
+pub fn attend_many_with<B: AsRef<[u8]>>(
+    backend: Backend,
+    scoring: Scoring,
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    limits: &[usize],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     let queries = check(cache, head, q, Some(out.len()), scratch.len())?;
     let len = cache.len();
     let end = check_limits(limits, queries, len)?;
     let backend = backend.check()?;
     let (state_buf, work) = scratch.split_at_mut(Partial::len_for(cache, queries));
     let mut state = Partial::new(cache, queries, state_buf)?;
-    pass::run(backend, cache, head, q, limits, 0..end, &mut state, work)?;
+    pass::run(
+        backend,
+        scoring,
+        cache,
+        head,
+        q,
+        limits,
+        0..end,
+        &mut state,
+        work,
+    )?;
     state.finish_in(backend, cache, out, &mut work[..cache.config().value_dim])
 }
 
@@ -261,6 +339,34 @@ pub fn attend_partial_on<B: AsRef<[u8]>>(
     state: &mut Partial<'_>,
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    attend_partial_with(
+        backend,
+        Scoring::Exact,
+        cache,
+        head,
+        q,
+        range,
+        state,
+        scratch,
+    )
+}
+
+/// [`attend_partial_on`] with the keys scored as `scoring` says (states
+/// to be merged should all be made with the same scoring).
+///
+/// # Errors
+/// As [`attend_partial_on`].
+#[allow(clippy::too_many_arguments)]
+pub fn attend_partial_with<B: AsRef<[u8]>>(
+    backend: Backend,
+    scoring: Scoring,
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    range: Range<usize>,
+    state: &mut Partial<'_>,
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     let queries = check(cache, head, q, None, scratch.len())?;
     let len = cache.len();
     if range.start >= range.end || range.end > len {
@@ -273,7 +379,17 @@ pub fn attend_partial_on<B: AsRef<[u8]>>(
     state.check(cache, queries)?;
     let backend = backend.check()?;
     let end = range.end;
-    pass::run(backend, cache, head, q, &[end], range, state, scratch)
+    pass::run(
+        backend,
+        scoring,
+        cache,
+        head,
+        q,
+        &[end],
+        range,
+        state,
+        scratch,
+    )
 }
 
 /// The attention probabilities of one query head (`dim` values) over the
@@ -321,6 +437,23 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
     probs: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    probabilities_with(backend, Scoring::Exact, cache, head, q, probs, scratch)
+}
+
+/// [`probabilities_on`] with the keys scored as `scoring` says (the
+/// evaluation measures [`Scoring::Int8`]'s cost in attention KL with it).
+///
+/// # Errors
+/// As [`probabilities_on`].
+pub fn probabilities_with<B: AsRef<[u8]>>(
+    backend: Backend,
+    scoring: Scoring,
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    probs: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     // One query vector: `out` of one value vector.
     check(
         cache,
@@ -351,7 +484,9 @@ pub fn probabilities_on<B: AsRef<[u8]>>(
     for (b, chunk) in probs.chunks_mut(BLOCK).enumerate() {
         let rows = b * BLOCK..b * BLOCK + chunk.len();
         let n = chunk.len();
-        pass::key_scores(backend, cache, &keys, prepared, rows, chunk, n, extra)?;
+        pass::key_scores(
+            backend, scoring, cache, &keys, prepared, rows, chunk, n, extra,
+        )?;
     }
     let k = rows::Loops(backend);
     let max = k.max_finite(probs)?.ok_or(Error::NonFinite)?;

@@ -11,6 +11,7 @@
 
 use core::ops::Range;
 
+use super::Scoring;
 use super::rows::{Loops, exp_nonpositive};
 use super::state::Partial;
 use crate::backend::Checked;
@@ -121,6 +122,7 @@ pub(super) fn prepare(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn key_scores<B: AsRef<[u8]>>(
     backend: Checked,
+    scoring: Scoring,
     cache: &KvCache<B>,
     keys: &Fields<'_>,
     prepared: &[f32],
@@ -144,7 +146,17 @@ pub(super) fn key_scores<B: AsRef<[u8]>>(
     let norms = rows_of(keys.norms, norm_bytes, &rows)?;
     let codes = rows_of(keys.codes, row, &rows)?;
     let cb = codebook_of(kq);
-    codebook::dot_rows_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?;
+    match scoring {
+        Scoring::Exact => {
+            codebook::dot_rows_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?
+        }
+        Scoring::Int8 => {
+            for (h, pq) in prepared.chunks_exact(shape.prepared()).enumerate() {
+                let out = &mut out[h * out_stride..][..n];
+                codebook::dot_rows_int8_in(backend, cb, &pq[..d], codes, row, out)?;
+            }
+        }
+    }
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;
     let k = Loops(backend);
     for (h, pq) in prepared.chunks_exact(shape.prepared()).enumerate() {
@@ -236,6 +248,7 @@ fn add_values<B: AsRef<[u8]>>(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run<B: AsRef<[u8]>>(
     backend: Checked,
+    scoring: Scoring,
     cache: &KvCache<B>,
     head: usize,
     q: &[f32],
@@ -274,6 +287,7 @@ pub(super) fn run<B: AsRef<[u8]>>(
         let n = far - start;
         key_scores(
             backend,
+            scoring,
             cache,
             &keys,
             prepared,

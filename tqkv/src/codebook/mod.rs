@@ -45,6 +45,9 @@ pub(crate) use avx512::nibble_table_rows as avx512_nibble_table_rows;
 pub(crate) use neon::nibble_table_rows as neon_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
 mod bmi;
+mod int8;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod int8_simd;
 mod lloyd;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -640,6 +643,112 @@ pub(crate) fn dot_rows_in(
         scalar::dot_rows(cb, q, packed_rows, row_stride, out),
         dot_rows(cb, q, packed_rows, row_stride, out)
     )
+}
+
+/// Approximate [`dot_rows`] from 8-bit integers (opt-in): `q` and the
+/// centroids are each rounded to integers of magnitude ≤ 127 under one
+/// scale, `q ≈ s_q·q8`, `c ≈ s_c·c8` with `s_q = max|q|/127`,
+/// `s_c = max|c|/127` and `q8_j = round(q_j/s_q)` (computed as
+/// `q_j·(127/max|q|)` in f64, halves away from zero; the same for `c8`);
+/// then `out[r] = (Σ_j q8_j·c8[idx_{r,j}]) · (s_q·s_c)`, the sum exact in
+/// integers, rounded to f32, times the factor rounded to f32 once. The
+/// scores are the same bits on every backend; on AVX-512 (codes of 1–6 bits) they take one lookup and one
+/// `vpdpbusd` (VNNI) per 64 codes, about half the exact kernel's time at 4
+/// bits (BENCHMARKS.md, `codebook/dot_rows_int8`).
+///
+/// The rounding bounds the difference from the exact score:
+/// `|out[r] − Σ_j q_j·c[idx_{r,j}]| ≤ Σ_j (s_q/2·|c[idx_{r,j}]| + s_c/2·|q_j| + s_q·s_c/4)`
+/// plus the float rounding of the final product (a few ulps). For a
+/// 4-bit codebook at d = 128 that is well under 1 % of `‖q‖·‖c‖`; the cost
+/// in attention KL on real heads is in `docs/evaluate/`.
+///
+/// # Errors
+/// As [`dot_rows`], and [`Error::InvalidDim`] for a `q` longer than
+/// [`MAX_DIM`](crate::quant::MAX_DIM).
+///
+/// ```
+/// use tqkv::{codebook, Codebook};
+///
+/// let cb = Codebook::lloyd_max(64, 4)?;
+/// let q: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+/// let idx: Vec<u8> = (0..64).map(|i| (i * 5 % 16) as u8).collect();
+/// let mut row = [0u8; 32];
+/// tqkv::pack::pack(4, &idx, &mut row)?;
+/// let (mut exact, mut approx) = ([0.0f32], [0.0f32]);
+/// codebook::dot_rows(&cb, &q, &row, 32, &mut exact)?;
+/// codebook::dot_rows_int8(&cb, &q, &row, 32, &mut approx)?;
+/// let bound: f32 = q.iter().zip(&idx).map(|(qj, &i)| qj.abs() * cb.centroids()[i as usize].abs()).sum();
+/// assert!((exact[0] - approx[0]).abs() <= 0.02 * bound);
+/// # Ok::<(), tqkv::Error>(())
+/// ```
+pub fn dot_rows_int8(
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    dot_rows_int8_on(Backend::detect(), cb, q, packed_rows, row_stride, out)
+}
+
+/// [`dot_rows_int8`] on a chosen backend.
+///
+/// # Errors
+/// As [`dot_rows_int8`], plus [`Error::BackendUnavailable`].
+pub fn dot_rows_int8_on(
+    backend: Backend,
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let backend = backend.check()?;
+    finite_on(backend, q)?;
+    dot_rows_int8_in(backend, cb, q, packed_rows, row_stride, out)
+}
+
+/// [`dot_rows_int8_on`] on a backend already checked, for a finite `q`.
+pub(crate) fn dot_rows_int8_in(
+    backend: Checked,
+    cb: &Codebook,
+    q: &[f32],
+    packed_rows: &[u8],
+    row_stride: usize,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    if q.len() > crate::quant::MAX_DIM {
+        return Err(Error::InvalidDim { dim: q.len() });
+    }
+    let bits = cb.bits();
+    check_rows(
+        packed_len(q.len(), bits),
+        packed_rows.len(),
+        row_stride,
+        out.len(),
+    )?;
+    if q.is_empty() {
+        out.fill(0.0);
+        return Ok(());
+    }
+    let query = int8::Int8Query::of(q);
+    let cents = int8::Int8Centroids::of(cb);
+    let mult = int8::multiplier(query.max, cents.max);
+    let args = int8::Int8Rows {
+        bits,
+        c8: &cents.values,
+        q: &query,
+        mult,
+        rows: packed_rows,
+        stride: row_stride,
+    };
+    let done = int8::simd_rows(backend, &args, out);
+    let rest = int8::Int8Rows {
+        rows: packed_rows.get(done * row_stride..).unwrap_or(&[]),
+        ..args
+    };
+    int8::dot_rows(&rest, &mut out[done..]);
+    Ok(())
 }
 
 /// `out[j] += Σ_r weights[r] · c[idx_{r,j}]`: many packed rows (`out.len()`

@@ -104,6 +104,8 @@ struct Dataset {
 #[derive(Default)]
 struct Samples {
     kl: Vec<f64>,
+    /// The same KL with the keys scored from 8-bit integers.
+    kl_int8: Vec<f64>,
     k_err: Vec<f64>,
     six: Vec<f64>,
     k_dir: Vec<f64>,

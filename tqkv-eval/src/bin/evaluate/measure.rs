@@ -5,7 +5,7 @@
 //! encodings the cache stores, decoded with the cache's own quantisers.
 
 use tqkv::Backend;
-use tqkv::attention::{attend_on, probabilities_on, scratch_len};
+use tqkv::attention::{Scoring, attend_on, probabilities_on, probabilities_with, scratch_len};
 use tqkv::qjl::Projection;
 use tqkv::quant::{CacheConfig, KvCache, Scheme};
 use tqkv_eval::metrics::{ErrorVector, Geometric, kl_probabilities};
@@ -116,6 +116,16 @@ pub(super) fn measure(ds: &Dataset, scheme: Scheme, n: u8, projection: Projectio
                 .collect();
             probabilities_on(backend, &cache, 0, q, &mut probs, &mut scratch)?;
             let kl = kl_probabilities(&exact, &probs)?;
+            probabilities_with(
+                backend,
+                Scoring::Int8,
+                &cache,
+                0,
+                q,
+                &mut probs,
+                &mut scratch,
+            )?;
+            s.kl_int8.push(kl_probabilities(&exact, &probs)?);
             attend_on(backend, &cache, 0, q, &mut o_hat, &mut scratch)?;
             let o = mix(&softmax(&exact), &head.v, d);
             let num: f64 = o

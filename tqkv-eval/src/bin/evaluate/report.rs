@@ -294,6 +294,57 @@ pub(super) fn findings(
     }
     s = s.trim_end_matches(';').to_string();
     s.push_str("**\n");
+    s.push_str(&int8_cost(data, cells));
+    s
+}
+
+/// Finding 4: the attention KL that scoring keys from 8-bit integers
+/// (`Scoring::Int8`) adds, per group, scheme and budget: the median KL
+/// with exact scoring, with int8 scoring, and the median over queries of
+/// their ratio (paired: the same query, cache and reference).
+fn int8_cost(data: &[Dataset], cells: &[Cell]) -> String {
+    let mut s = String::from(
+        "\n### 4. The attention KL that int8 key scoring adds\n\n\
+         `Scoring::Int8` scores keys from the rotated query and the centroids rounded to 8-bit \
+         integers. Per budget: median KL with exact scoring → with int8 scoring, and the median \
+         of the per-query ratio int8 / exact.\n\n",
+    );
+    let mut ratios = Vec::new();
+    for &(di, p) in &groups_of(cells) {
+        for &scheme in Scheme::ALL {
+            let mut line = format!("- {} ({}) {}:", data[di].name, pname(p), scheme.name());
+            for n in BUDGETS {
+                let Some(c) = find(cells, di, p, n, scheme) else {
+                    continue;
+                };
+                let r: Vec<f64> =
+                    c.s.kl
+                        .iter()
+                        .zip(&c.s.kl_int8)
+                        .filter(|(e, _)| **e > 0.0)
+                        .map(|(e, i)| i / e)
+                        .collect();
+                let m = med(&r);
+                ratios.push(m);
+                let _ = write!(
+                    line,
+                    " n{n} {} → {} (×{:.3});",
+                    g(med(&c.s.kl)),
+                    g(med(&c.s.kl_int8)),
+                    m
+                );
+            }
+            let _ = writeln!(s, "{}", line.trim_end_matches(';'));
+        }
+    }
+    let worst = ratios.iter().cloned().fold(f64::NAN, f64::max);
+    let _ = writeln!(
+        s,
+        "\n**Median per-query KL ratio int8 / exact over the {} cells: {:.3}; the largest cell's: {:.3}.**",
+        ratios.len(),
+        med(&ratios),
+        worst
+    );
     s
 }
 

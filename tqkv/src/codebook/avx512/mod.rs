@@ -19,6 +19,7 @@ use super::simd::{self, Lanes};
 use crate::vector::F32x16;
 
 mod encode;
+pub(in crate::codebook) mod int8;
 pub(in crate::codebook) mod multi;
 mod values;
 

@@ -24,6 +24,7 @@ use super::simd::{self, Lanes};
 use crate::vector::F32x4;
 
 mod encode;
+pub(in crate::codebook) mod int8;
 mod rows;
 
 pub(crate) use rows::nibble_table_rows;

@@ -1,0 +1,144 @@
+//! AVX2 lanes of the 8-bit integer scores (`codebook::int8_simd`): 32
+//! bytes a register; lookups by `vpshufb` (one register of 16 centroids
+//! in each lane up to 4 bits; two or four and blends on bits 4 and 5 at 5
+//! and 6 bits); products by `vpmaddubsw` of `|q|` with `sign(q)·c`
+//! (pairs of products at most 2·127² fit in i16) and `vpmaddwd` by ones
+//! into i32.
+
+use core::arch::x86_64::*;
+
+use crate::codebook::int8::Int8Rows;
+use crate::codebook::int8_simd::{self, ByteLanes};
+
+#[derive(Clone, Copy)]
+pub(in crate::codebook) struct I8x32(__m256i);
+
+/// The centroids in registers of 16 (each repeated in both lanes).
+#[derive(Clone, Copy)]
+pub(in crate::codebook) struct Table {
+    regs: [__m256i; 4],
+    bits: u8,
+}
+
+// SAFETY: every method is called only with AVX2 available (the entry point
+// below is compiled with it); pointer arguments are the caller's.
+unsafe impl ByteLanes for I8x32 {
+    const LANES: usize = 32;
+    type Table = Table;
+    type Sums = __m256i;
+
+    #[inline(always)]
+    unsafe fn table(c8: &[i8; 256], bits: u8) -> Table {
+        // SAFETY: each load reads 16 bytes of `c8` (offset ≤ 48).
+        unsafe {
+            let reg = |k: usize| {
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(c8.as_ptr().add(16 * k).cast()))
+            };
+            Table {
+                regs: [reg(0), reg(1), reg(2), reg(3)],
+                bits,
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> Self {
+        // SAFETY: 32 readable bytes at `p` (caller).
+        unsafe { I8x32(_mm256_loadu_si256(p.cast())) }
+    }
+
+    #[inline(always)]
+    unsafe fn field(self, shift: u32, mask: u8) -> Self {
+        // SAFETY: register operations on the caller's ISA.
+        unsafe {
+            let s = _mm256_srl_epi16(self.0, _mm_cvtsi32_si128(shift as i32));
+            I8x32(_mm256_and_si256(s, _mm256_set1_epi8(mask as i8)))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn lookup(t: &Table, codes: Self) -> Self {
+        // SAFETY: register operations; `vpshufb` reads the low 4 bits of
+        // each code (bit 7 is clear: codes are below 64), and the blends
+        // choose by bits 4 and 5 moved to bit 7.
+        unsafe {
+            let i = codes.0;
+            let pick = |k: usize| _mm256_shuffle_epi8(t.regs[k], i);
+            let low = pick(0);
+            if t.bits <= 4 {
+                return I8x32(low);
+            }
+            let bit4 = _mm256_slli_epi16(i, 3);
+            let first = _mm256_blendv_epi8(low, pick(1), bit4);
+            if t.bits == 5 {
+                return I8x32(first);
+            }
+            let second = _mm256_blendv_epi8(pick(2), pick(3), bit4);
+            I8x32(_mm256_blendv_epi8(first, second, _mm256_slli_epi16(i, 2)))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> __m256i {
+        // SAFETY: AVX is available.
+        unsafe { _mm256_setzero_si256() }
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(sums: __m256i, c: Self, q: *const i8) -> __m256i {
+        // SAFETY: 32 readable bytes at `q` (caller); |q|, |c| ≤ 127, so
+        // `vpmaddubsw` never saturates.
+        unsafe {
+            let qv = _mm256_loadu_si256(q.cast());
+            let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(qv), _mm256_sign_epi8(c.0, qv));
+            _mm256_add_epi32(sums, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn total(sums: __m256i) -> i32 {
+        // SAFETY: register operations on the caller's ISA.
+        unsafe {
+            let x = _mm_add_epi32(
+                _mm256_castsi256_si128(sums),
+                _mm256_extracti128_si256::<1>(sums),
+            );
+            let x = _mm_add_epi32(x, _mm_shuffle_epi32::<0b01_00_11_10>(x));
+            let x = _mm_add_epi32(x, _mm_shuffle_epi32::<0b10_11_00_01>(x));
+            _mm_cvtsi128_si32(x)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
+        // SAFETY: BMI2 is in the AVX2 feature list; arguments forwarded.
+        unsafe { crate::codebook::bmi::unpack(bits, packed, out) }
+    }
+}
+
+/// Scores every row on AVX2 (0 for another backend, codes of more than 6
+/// bits or an empty query: the caller runs the portable loop then).
+/// The row bounds are the caller's promise (checked in
+/// `codebook::dot_rows_int8_in`).
+pub(in crate::codebook) fn dot_rows(
+    backend: crate::backend::Checked,
+    a: &Int8Rows<'_>,
+    out: &mut [f32],
+) -> usize {
+    if backend.backend() != crate::Backend::Avx2 {
+        return 0;
+    }
+    // SAFETY: `Checked` proves the backend's feature list.
+    unsafe { dot_rows_simd(a, out) }
+}
+
+crate::backend::avx2_features!(crate::backend::target_features {
+    /// [`dot_rows`] compiled with the backend's feature list.
+    ///
+    /// # Safety
+    /// The features available; the row bounds of [`dot_rows`].
+    unsafe fn dot_rows_simd(a: &Int8Rows<'_>, out: &mut [f32]) -> usize {
+        // SAFETY: this function's features are the lanes' ISA.
+        unsafe { int8_simd::dot_rows::<I8x32>(a, out) }
+    }
+});

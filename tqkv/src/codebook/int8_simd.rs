@@ -1,0 +1,149 @@
+//! The 8-bit integer scores (`int8`) once for the AVX2 and NEON backends,
+//! generic over a small byte-lane trait; each backend instantiates
+//! [`dot_rows`] inside a `#[target_feature]` function.
+//!
+//! Codes of 1, 2 and 4 bits never cross a byte: a register of packed bytes
+//! gives `8/b` registers of codes by a shift and a mask each (code
+//! `j·8/b + f` is field `f` of byte `j`), and the query is laid out field
+//! by field to match. Codes of 3, 5 and 6 bits are unpacked to one byte
+//! each first. Then every register of codes is looked up (`vpshufb`, or
+//! `tbl`) and multiplied with the query's bytes into i32 sums, exactly;
+//! one horizontal sum per row. (AVX-512 has its own kernel, sixteen rows
+//! at a time.)
+
+use super::int8::Int8Rows;
+use super::pack::packed_len;
+use crate::quant::MAX_DIM;
+
+/// What the int8 scores need of a register of bytes.
+///
+/// # Safety
+/// Every method runs only where the backend's target features are
+/// available; pointer arguments point at `LANES` readable bytes.
+pub(super) unsafe trait ByteLanes: Copy {
+    /// Bytes per register (at most 32).
+    const LANES: usize;
+    /// Centroids prepared for [`lookup`](Self::lookup).
+    type Table: Copy;
+    /// i32 sums.
+    type Sums: Copy;
+    /// The rounded centroids `c8` of a `bits`-bit codebook (`bits ≤ 6`).
+    unsafe fn table(c8: &[i8; 256], bits: u8) -> Self::Table;
+    /// `LANES` bytes at `p`.
+    unsafe fn load(p: *const u8) -> Self;
+    /// `(x >> shift) & mask` in every byte.
+    unsafe fn field(self, shift: u32, mask: u8) -> Self;
+    /// `c8[code]` in every byte (each code below `2^bits` of the table).
+    unsafe fn lookup(t: &Self::Table, codes: Self) -> Self;
+    /// Zero sums.
+    unsafe fn zero() -> Self::Sums;
+    /// `sums` plus the products of the bytes of `c` (as i8) with the
+    /// `LANES` i8 at `q`, both at most 127 in magnitude: exact.
+    unsafe fn mul_add(sums: Self::Sums, c: Self, q: *const i8) -> Self::Sums;
+    /// The sum of all lanes.
+    unsafe fn total(sums: Self::Sums) -> i32;
+    /// `out.len()` codes of `bits` bits from `packed` (its packed length),
+    /// one a byte: the backend's fastest unpacking.
+    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]);
+}
+
+/// Bytes of the field-major query: `MAX_DIM` codes plus the padding of
+/// each of up to 8 fields to whole registers.
+const FIELDS_LEN: usize = MAX_DIM + 8 * 32;
+
+/// Scores every row as `int8::dot_rows` does; returns how many (all of
+/// them, or 0 for codes of more than 6 bits or an empty query).
+///
+/// # Safety
+/// `V`'s target features are available; `a` is validated (its rows fit)
+/// for `out.len()` rows.
+#[inline(always)]
+pub(super) unsafe fn dot_rows<V: ByteLanes>(a: &Int8Rows<'_>, out: &mut [f32]) -> usize {
+    if !(1..=6).contains(&a.bits) || a.q.dim == 0 {
+        return 0;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let t = V::table(a.c8, a.bits);
+        match a.bits {
+            1 => in_place::<V, 1>(&t, a, out),
+            2 => in_place::<V, 2>(&t, a, out),
+            4 => in_place::<V, 4>(&t, a, out),
+            _ => unpacked::<V>(&t, a, out),
+        }
+    }
+    out.len()
+}
+
+/// Rows of `B`-bit codes (`B` = 1, 2, 4) read in place, `8/B` fields a
+/// byte.
+///
+/// # Safety
+/// As [`dot_rows`].
+#[inline(always)]
+unsafe fn in_place<V: ByteLanes, const B: u32>(t: &V::Table, a: &Int8Rows<'_>, out: &mut [f32]) {
+    let (q, mult, rows, stride) = (a.q, a.mult, a.rows, a.stride);
+    let per = (8 / B) as usize;
+    let row_len = packed_len(q.dim, B as u8);
+    let padded = row_len.div_ceil(V::LANES) * V::LANES;
+    // The query field by field: `fields[f·padded + j]` = q8 of code
+    // `j·per + f` (0 past the last code).
+    let mut fields = [0i8; FIELDS_LEN];
+    for (i, &v) in q.values[..q.dim].iter().enumerate() {
+        fields[(i % per) * padded + i / per] = v;
+    }
+    let whole = row_len / V::LANES;
+    let mask = ((1u32 << B) - 1) as u8;
+    let mut tail = [0u8; 32];
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &rows[r * stride..][..row_len];
+        // SAFETY: the loads read whole registers of `row`, or of `tail`;
+        // the query reads stay in `fields` (`per·padded ≤ FIELDS_LEN`).
+        unsafe {
+            let mut sums = V::zero();
+            for ch in 0..padded / V::LANES {
+                let x = if ch < whole {
+                    V::load(row.as_ptr().add(ch * V::LANES))
+                } else {
+                    let rest = &row[ch * V::LANES..];
+                    tail[..rest.len()].copy_from_slice(rest);
+                    tail[rest.len()..].fill(0);
+                    V::load(tail.as_ptr())
+                };
+                for f in 0..per {
+                    let c = V::lookup(t, x.field(f as u32 * B, mask));
+                    sums = V::mul_add(sums, c, fields.as_ptr().add(f * padded + ch * V::LANES));
+                }
+            }
+            *o = V::total(sums) as f32 * mult;
+        }
+    }
+}
+
+/// Rows of 3-, 5- or 6-bit codes, each unpacked to bytes first.
+///
+/// # Safety
+/// As [`dot_rows`].
+#[inline(always)]
+unsafe fn unpacked<V: ByteLanes>(t: &V::Table, a: &Int8Rows<'_>, out: &mut [f32]) {
+    let (bits, q, mult, rows, stride) = (a.bits, a.q, a.mult, a.rows, a.stride);
+    let row_len = packed_len(q.dim, bits);
+    let regs = q.dim.div_ceil(V::LANES);
+    // Codes past `dim` stay 0 and meet query bytes that are 0.
+    let mut codes = [0u8; MAX_DIM];
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &rows[r * stride..][..row_len];
+        // SAFETY: `row` is the packed length of `q.dim` codes; the loads
+        // read `codes` and `q.values` below `regs·LANES ≤ MAX_DIM` (a
+        // multiple of 32).
+        unsafe {
+            V::unpack(bits, row, &mut codes[..q.dim]);
+            let mut sums = V::zero();
+            for ch in 0..regs {
+                let c = V::lookup(t, V::load(codes.as_ptr().add(ch * V::LANES)));
+                sums = V::mul_add(sums, c, q.values.as_ptr().add(ch * V::LANES));
+            }
+            *o = V::total(sums) as f32 * mult;
+        }
+    }
+}
