@@ -36,6 +36,20 @@ pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     }
 }
 
+/// Runs `f` on `len` zeroed bytes (`len ≤ MAX_DIM + 512`; a longer request
+/// gets that many): the rounded queries and unpacked codes of the int8
+/// scores.
+#[inline]
+pub(crate) fn bytes<T: Copy + Default, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    if len <= 256 {
+        on_lines::<T, 256, R>(len, f)
+    } else if len <= 1024 {
+        on_lines::<T, 1024, R>(len, f)
+    } else {
+        on_lines::<T, { MAX_DIM + 512 }, R>(len, f)
+    }
+}
+
 /// `f` on the first `min(len, N)` of `N` zeroed values. Not inlined: each
 /// size gets a frame of its own (one frame holding every size's array made
 /// each call probe and reserve 32 KB of stack).

@@ -430,3 +430,81 @@ fn sign_rows_end_at_the_buffer() {
         }
     }
 }
+
+/// The int8 scores of every width and a few lengths (one register, a
+/// tail, and past one AVX-512 block of rows) on every backend: the bits of
+/// the portable loop, and the plain formula when the query is already
+/// integers of at most 127 (then only the centroids are rounded); the
+/// rows end at the buffer's end. Then grouped heads with int8 scoring.
+#[test]
+fn int8_scores_on_every_backend() {
+    for bits in 1..=6u8 {
+        let cb = Codebook::lloyd_max(64, bits).unwrap();
+        let c = cb.centroids();
+        let cmax = c.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for d in [1usize, 19, 70] {
+            let q: Vec<f32> = (0..d).map(|i| ((i * 37 % 255) as f32) - 127.0).collect();
+            let row = pack::packed_len(d, bits);
+            let (rows, stride) = (17, row + 1);
+            let packed: Vec<u8> = (0..(rows - 1) * stride + row)
+                .map(|i| (i * 167 % 251) as u8)
+                .collect();
+            let qmax = q.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let mult = (qmax as f64 * cmax as f64 / (127.0 * 127.0)) as f32;
+            let mut idx = vec![0u8; d];
+            let want: Vec<f32> = (0..rows)
+                .map(|r| {
+                    pack::unpack(bits, &packed[r * stride..][..row], &mut idx).unwrap();
+                    let sum: i64 = q
+                        .iter()
+                        .zip(&idx)
+                        .map(|(&qj, &i)| {
+                            let q8 = (qj as f64 * 127.0 / qmax as f64).round() as i64;
+                            let c8 = (c[i as usize] as f64 * 127.0 / cmax as f64).round() as i64;
+                            q8 * c8
+                        })
+                        .sum();
+                    sum as f32 * mult
+                })
+                .collect();
+            for b in Backend::available() {
+                let mut got = vec![0.0f32; rows];
+                codebook::dot_rows_int8_on(b, &cb, &q, &packed, stride, &mut got).unwrap();
+                assert_eq!(got, want, "{bits} bits, d {d} on {b}");
+            }
+        }
+    }
+    let config = CacheConfig::new(Scheme::Kqv, 4, 1, 64, 20).with_seed(4);
+    let mut cache = KvCache::new(config, vec![0u8; config.bytes_needed().unwrap()]).unwrap();
+    for t in 0..20 {
+        let k: Vec<f32> = (0..64)
+            .map(|i| ((i * 3 + t * 5) % 9) as f32 - 4.0)
+            .collect();
+        cache.push(&k, &[t as f32; 64]).unwrap();
+    }
+    let q: Vec<f32> = (0..128).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+    let mut scratch = vec![0.0f32; attention::scratch_len(&cache, 2)];
+    let mut want = vec![0.0f32; 128];
+    let scoring = attention::Scoring::Int8;
+    attention::attend_many_with(
+        Backend::Scalar,
+        scoring,
+        &cache,
+        0,
+        &q,
+        &[20],
+        &mut want,
+        &mut scratch,
+    )
+    .unwrap();
+    for b in Backend::available() {
+        let mut out = vec![0.0f32; 128];
+        attention::attend_many_with(b, scoring, &cache, 0, &q, &[20], &mut out, &mut scratch)
+            .unwrap();
+        for (o, w) in out.iter().zip(&want) {
+            assert!((o - w).abs() <= 1e-5 * w.abs().max(1.0), "{b}: {o} vs {w}");
+        }
+        // A convex combination of the values 0 … 19.
+        assert!(out.iter().all(|&v| (0.0..=19.0).contains(&v)));
+    }
+}

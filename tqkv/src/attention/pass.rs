@@ -151,10 +151,7 @@ pub(super) fn key_scores<B: AsRef<[u8]>>(
             codebook::dot_rows_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?
         }
         Scoring::Int8 => {
-            for (h, pq) in prepared.chunks_exact(shape.prepared()).enumerate() {
-                let out = &mut out[h * out_stride..][..n];
-                codebook::dot_rows_int8_in(backend, cb, &pq[..d], codes, row, out)?;
-            }
+            codebook::dot_rows_int8_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?
         }
     }
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;

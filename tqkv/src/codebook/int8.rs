@@ -13,10 +13,13 @@
 use super::Codebook;
 use super::pack::{packed_len, unpack_unchecked};
 use crate::backend::Checked;
-use crate::quant::MAX_DIM;
 
 /// Largest magnitude of a rounded query value or centroid.
 const LEVEL: f64 = 127.0;
+
+/// Most queries rounded and scored together (AVX-512 shares each row's
+/// loads and lookups between them).
+pub(crate) const GROUP: usize = 4;
 
 /// Codes unpacked per step of the portable loop.
 const CHUNK: usize = 64;
@@ -61,21 +64,27 @@ pub(crate) fn multiplier(q_max: f32, c_max: f32) -> f32 {
     (q_max as f64 * c_max as f64 / (LEVEL * LEVEL)) as f32
 }
 
-/// A query rounded for [`dot_rows`]: `values[..dim]` (zeros after) and
-/// `max|q|`.
-pub(crate) struct Int8Query {
-    pub values: [i8; MAX_DIM],
+/// A query rounded for [`dot_rows`]: `values[..dim]`, then zeros up to a
+/// whole number of 64-value chunks ([`padded`]); and `max|q|`.
+#[derive(Clone, Copy)]
+pub(crate) struct Int8Query<'a> {
+    pub values: &'a [i8],
     pub dim: usize,
     pub max: f32,
 }
 
-impl Int8Query {
-    /// `q` rounded (`q.len() ≤ MAX_DIM` and finite: the caller's promise).
-    pub(crate) fn of(q: &[f32]) -> Int8Query {
-        let mut values = [0i8; MAX_DIM];
-        let max = round_into(q, &mut values);
+/// The bytes a rounded query of `dim` values takes: whole chunks of 64.
+pub(crate) const fn padded(dim: usize) -> usize {
+    dim.div_ceil(CHUNK) * CHUNK
+}
+
+impl<'a> Int8Query<'a> {
+    /// `q` rounded into `buf` (zeroed, at least [`padded`]`(q.len())`
+    /// long; `q` finite: the caller's promises).
+    pub(crate) fn of(q: &[f32], buf: &'a mut [i8]) -> Int8Query<'a> {
+        let max = round_into(q, buf);
         Int8Query {
-            values,
+            values: &buf[..padded(q.len())],
             dim: q.len(),
             max,
         }
@@ -85,30 +94,43 @@ impl Int8Query {
 /// The arguments of a call, rounded: `n` rows of `bits`-bit codes,
 /// `stride` bytes apart (validated by `codebook::dot_rows_int8_in`: they
 /// fit in `rows`, each `packed_len(q.dim, bits)` bytes long).
+#[derive(Clone, Copy)]
 pub(crate) struct Int8Rows<'a> {
     pub bits: u8,
     /// The rounded centroids.
     pub c8: &'a [i8; 256],
-    pub q: &'a Int8Query,
+    pub q: Int8Query<'a>,
     /// From integer sums to scores ([`multiplier`]).
     pub mult: f32,
     pub rows: &'a [u8],
     pub stride: usize,
 }
 
-/// Rows scored by the backend's kernel, from the first (a whole number of
-/// its blocks: all rows on AVX2 and NEON, sixteen at a time on AVX-512),
-/// 0 where it has none for these codes (more than 6 bits; the scalar
-/// backend); the portable loop scores the rest.
+/// Rows scored by the backend's kernel for every query of `a` (the same
+/// rows, queries of their own; query `h`'s scores at
+/// `out[h·out_stride..][..n]`), from the first: a whole number of the
+/// kernel's blocks (all rows on AVX2 and NEON, sixteen at a time on
+/// AVX-512), or 0 where it has none for this shape (more than 6 bits;
+/// several queries outside AVX-512; the scalar backend). `a` is validated
+/// for `n` rows and `out` for `a.len()` outputs.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(super) fn simd_rows(backend: Checked, a: &Int8Rows<'_>, out: &mut [f32]) -> usize {
-    match backend.backend() {
+#[cfg_attr(target_arch = "aarch64", allow(unused_variables))]
+pub(super) fn simd_rows(
+    backend: Checked,
+    a: &[Int8Rows<'_>],
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> usize {
+    match (backend.backend(), a) {
         #[cfg(target_arch = "x86_64")]
-        crate::Backend::Avx512 => super::avx512::int8::dot_rows(backend, a, out),
+        (crate::Backend::Avx512, _) => {
+            super::avx512::int8::dot_rows(backend, a, n, out, out_stride)
+        }
         #[cfg(target_arch = "x86_64")]
-        crate::Backend::Avx2 => super::avx2::int8::dot_rows(backend, a, out),
+        (crate::Backend::Avx2, [one]) => super::avx2::int8::dot_rows(backend, one, &mut out[..n]),
         #[cfg(target_arch = "aarch64")]
-        crate::Backend::Neon => super::neon::int8::dot_rows(backend, a, out),
+        (crate::Backend::Neon, [one]) => super::neon::int8::dot_rows(backend, one, &mut out[..n]),
         _ => 0,
     }
 }
@@ -116,8 +138,26 @@ pub(super) fn simd_rows(backend: Checked, a: &Int8Rows<'_>, out: &mut [f32]) -> 
 /// No SIMD backend on this architecture: the portable loop scores every
 /// row.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(super) fn simd_rows(_: Checked, _: &Int8Rows<'_>, _: &mut [f32]) -> usize {
+pub(super) fn simd_rows(
+    _: Checked,
+    _: &[Int8Rows<'_>],
+    _: usize,
+    _: &mut [f32],
+    _: usize,
+) -> usize {
     0
+}
+
+/// One query's scores of `out.len()` rows (`a` validated for them): the
+/// backend's kernel, then the portable loop for what it left.
+pub(super) fn score_rows(backend: Checked, a: &Int8Rows<'_>, out: &mut [f32]) {
+    let n = out.len();
+    let done = simd_rows(backend, core::slice::from_ref(a), n, out, n);
+    let rest = Int8Rows {
+        rows: a.rows.get(done * a.stride..).unwrap_or(&[]),
+        ..*a
+    };
+    dot_rows(&rest, &mut out[done..]);
 }
 
 /// The portable loop, the reference of the SIMD kernels: `out[r]` is row

@@ -47,29 +47,45 @@ pub(super) unsafe trait ByteLanes: Copy {
     unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]);
 }
 
-/// Bytes of the field-major query: `MAX_DIM` codes plus the padding of
-/// each of up to 8 fields to whole registers.
-const FIELDS_LEN: usize = MAX_DIM + 8 * 32;
+/// Bytes of work space [`dot_rows`] needs for `a`: the query laid out
+/// field by field (1, 2 and 4 bits), or one row's codes unpacked (3, 5
+/// and 6), each padded to whole registers of up to 32 bytes; at most
+/// `MAX_DIM + 256`.
+pub(super) fn scratch_len(a: &Int8Rows<'_>) -> usize {
+    match a.bits {
+        1 | 2 | 4 => {
+            let per = 8 / a.bits as usize;
+            per * packed_len(a.q.dim, a.bits).div_ceil(32) * 32
+        }
+        _ => a.q.dim.div_ceil(32) * 32,
+    }
+    .min(MAX_DIM + 256)
+}
 
 /// Scores every row as `int8::dot_rows` does; returns how many (all of
 /// them, or 0 for codes of more than 6 bits or an empty query).
 ///
 /// # Safety
 /// `V`'s target features are available; `a` is validated (its rows fit)
-/// for `out.len()` rows.
+/// for `out.len()` rows; `scratch` holds [`scratch_len`]`(a)` zeroed
+/// bytes.
 #[inline(always)]
-pub(super) unsafe fn dot_rows<V: ByteLanes>(a: &Int8Rows<'_>, out: &mut [f32]) -> usize {
-    if !(1..=6).contains(&a.bits) || a.q.dim == 0 {
+pub(super) unsafe fn dot_rows<V: ByteLanes>(
+    a: &Int8Rows<'_>,
+    out: &mut [f32],
+    scratch: &mut [u8],
+) -> usize {
+    if !(1..=6).contains(&a.bits) || a.q.dim == 0 || scratch.len() < scratch_len(a) {
         return 0;
     }
     // SAFETY: forwarded from the caller.
     unsafe {
         let t = V::table(a.c8, a.bits);
         match a.bits {
-            1 => in_place::<V, 1>(&t, a, out),
-            2 => in_place::<V, 2>(&t, a, out),
-            4 => in_place::<V, 4>(&t, a, out),
-            _ => unpacked::<V>(&t, a, out),
+            1 => in_place::<V, 1>(&t, a, out, scratch),
+            2 => in_place::<V, 2>(&t, a, out, scratch),
+            4 => in_place::<V, 4>(&t, a, out, scratch),
+            _ => unpacked::<V>(&t, a, out, scratch),
         }
     }
     out.len()
@@ -81,16 +97,20 @@ pub(super) unsafe fn dot_rows<V: ByteLanes>(a: &Int8Rows<'_>, out: &mut [f32]) -
 /// # Safety
 /// As [`dot_rows`].
 #[inline(always)]
-unsafe fn in_place<V: ByteLanes, const B: u32>(t: &V::Table, a: &Int8Rows<'_>, out: &mut [f32]) {
+unsafe fn in_place<V: ByteLanes, const B: u32>(
+    t: &V::Table,
+    a: &Int8Rows<'_>,
+    out: &mut [f32],
+    fields: &mut [u8],
+) {
     let (q, mult, rows, stride) = (a.q, a.mult, a.rows, a.stride);
     let per = (8 / B) as usize;
     let row_len = packed_len(q.dim, B as u8);
     let padded = row_len.div_ceil(V::LANES) * V::LANES;
     // The query field by field: `fields[f·padded + j]` = q8 of code
-    // `j·per + f` (0 past the last code).
-    let mut fields = [0i8; FIELDS_LEN];
+    // `j·per + f` (0 past the last code), as bytes.
     for (i, &v) in q.values[..q.dim].iter().enumerate() {
-        fields[(i % per) * padded + i / per] = v;
+        fields[(i % per) * padded + i / per] = v as u8;
     }
     let whole = row_len / V::LANES;
     let mask = ((1u32 << B) - 1) as u8;
@@ -98,7 +118,7 @@ unsafe fn in_place<V: ByteLanes, const B: u32>(t: &V::Table, a: &Int8Rows<'_>, o
     for (r, o) in out.iter_mut().enumerate() {
         let row = &rows[r * stride..][..row_len];
         // SAFETY: the loads read whole registers of `row`, or of `tail`;
-        // the query reads stay in `fields` (`per·padded ≤ FIELDS_LEN`).
+        // the query reads stay in `fields` (`per·padded ≤ scratch_len`).
         unsafe {
             let mut sums = V::zero();
             for ch in 0..padded / V::LANES {
@@ -112,7 +132,8 @@ unsafe fn in_place<V: ByteLanes, const B: u32>(t: &V::Table, a: &Int8Rows<'_>, o
                 };
                 for f in 0..per {
                     let c = V::lookup(t, x.field(f as u32 * B, mask));
-                    sums = V::mul_add(sums, c, fields.as_ptr().add(f * padded + ch * V::LANES));
+                    let qf = fields.as_ptr().add(f * padded + ch * V::LANES);
+                    sums = V::mul_add(sums, c, qf.cast());
                 }
             }
             *o = V::total(sums) as f32 * mult;
@@ -125,17 +146,21 @@ unsafe fn in_place<V: ByteLanes, const B: u32>(t: &V::Table, a: &Int8Rows<'_>, o
 /// # Safety
 /// As [`dot_rows`].
 #[inline(always)]
-unsafe fn unpacked<V: ByteLanes>(t: &V::Table, a: &Int8Rows<'_>, out: &mut [f32]) {
+unsafe fn unpacked<V: ByteLanes>(
+    t: &V::Table,
+    a: &Int8Rows<'_>,
+    out: &mut [f32],
+    codes: &mut [u8],
+) {
     let (bits, q, mult, rows, stride) = (a.bits, a.q, a.mult, a.rows, a.stride);
     let row_len = packed_len(q.dim, bits);
     let regs = q.dim.div_ceil(V::LANES);
     // Codes past `dim` stay 0 and meet query bytes that are 0.
-    let mut codes = [0u8; MAX_DIM];
     for (r, o) in out.iter_mut().enumerate() {
         let row = &rows[r * stride..][..row_len];
         // SAFETY: `row` is the packed length of `q.dim` codes; the loads
-        // read `codes` and `q.values` below `regs·LANES ≤ MAX_DIM` (a
-        // multiple of 32).
+        // read `codes` below `regs·LANES ≤ scratch_len` and `q.values`
+        // below `regs·LANES ≤ padded(dim)`.
         unsafe {
             V::unpack(bits, row, &mut codes[..q.dim]);
             let mut sums = V::zero();

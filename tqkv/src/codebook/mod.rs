@@ -731,23 +731,95 @@ pub(crate) fn dot_rows_int8_in(
         out.fill(0.0);
         return Ok(());
     }
-    let query = int8::Int8Query::of(q);
     let cents = int8::Int8Centroids::of(cb);
-    let mult = int8::multiplier(query.max, cents.max);
-    let args = int8::Int8Rows {
-        bits,
-        c8: &cents.values,
-        q: &query,
-        mult,
-        rows: packed_rows,
-        stride: row_stride,
-    };
-    let done = int8::simd_rows(backend, &args, out);
-    let rest = int8::Int8Rows {
-        rows: packed_rows.get(done * row_stride..).unwrap_or(&[]),
-        ..args
-    };
-    int8::dot_rows(&rest, &mut out[done..]);
+    crate::stack::bytes(int8::padded(q.len()), |buf| {
+        let query = int8::Int8Query::of(q, buf);
+        let args = int8::Int8Rows {
+            bits,
+            c8: &cents.values,
+            q: query,
+            mult: int8::multiplier(query.max, cents.max),
+            rows: packed_rows,
+            stride: row_stride,
+        };
+        int8::score_rows(backend, &args, out);
+    });
+    Ok(())
+}
+
+/// [`dot_rows_int8_in`] for several query vectors over the same `n`
+/// rows: `out[h·out_stride + r]` is query `h`'s score of row `r`, the same
+/// bits as one query at a time (the sums are exact). AVX-512 shares each
+/// row's loads and lookups between up to four queries.
+///
+/// # Errors
+/// As [`dot_rows_multi_in`]; [`Error::InvalidDim`] for queries longer
+/// than [`MAX_DIM`](crate::quant::MAX_DIM).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dot_rows_int8_multi_in(
+    backend: Checked,
+    cb: &Codebook,
+    q: Queries<'_>,
+    rows: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<(), Error> {
+    if q.count == 0 {
+        return Ok(());
+    }
+    if q.dim > crate::quant::MAX_DIM {
+        return Err(Error::InvalidDim { dim: q.dim });
+    }
+    check_multi(cb, q, rows, stride, n, out.len(), out_stride)?;
+    let bits = cb.bits();
+    let cents = int8::Int8Centroids::of(cb);
+    let span = int8::padded(q.dim);
+    let mut h = 0;
+    while h < q.count {
+        let g = (q.count - h).min(int8::GROUP);
+        let o = &mut out[h * out_stride..];
+        crate::stack::bytes(g * span, |buf| {
+            let mut bufs = buf.chunks_exact_mut(span.max(1));
+            let args: [int8::Int8Rows<'_>; int8::GROUP] = core::array::from_fn(|k| {
+                let values = if k < g {
+                    &q.values[(h + k) * q.stride..][..q.dim]
+                } else {
+                    &[]
+                };
+                let query = match bufs.next() {
+                    Some(b) if k < g => int8::Int8Query::of(values, b),
+                    _ => int8::Int8Query::of(&[], &mut []),
+                };
+                int8::Int8Rows {
+                    bits,
+                    c8: &cents.values,
+                    q: query,
+                    mult: int8::multiplier(query.max, cents.max),
+                    rows,
+                    stride,
+                }
+            });
+            let done = if q.dim == 0 {
+                0
+            } else {
+                int8::simd_rows(backend, &args[..g], n, o, out_stride)
+            };
+            for (k, a) in args[..g].iter().enumerate() {
+                let rest = int8::Int8Rows {
+                    rows: rows.get(done * stride..).unwrap_or(&[]),
+                    ..*a
+                };
+                int8::score_rows(
+                    backend,
+                    &rest,
+                    &mut o[k * out_stride + done..k * out_stride + n],
+                );
+            }
+        });
+        h += g;
+    }
     Ok(())
 }
 
@@ -914,17 +986,10 @@ pub(crate) fn dot_rows_multi_in(
     out: &mut [f32],
     out_stride: usize,
 ) -> Result<(), Error> {
-    let Some(last) = q.count.checked_sub(1) else {
+    if q.count == 0 {
         return Ok(());
-    };
-    check_rows(packed_len(q.dim, cb.bits()), rows.len(), stride, n)?;
-    need(last * q.stride + q.dim, q.values.len())?;
-    need(last * out_stride + n, out.len())?;
-    if out_stride < n || q.stride < q.dim {
-        return Err(Error::InvalidParameter(
-            "overlapping query or output strides",
-        ));
     }
+    check_multi(cb, q, rows, stride, n, out.len(), out_stride)?;
     let mut h = 0;
     while h < q.count {
         let g = (q.count - h).min(GROUP);
@@ -951,6 +1016,29 @@ pub(crate) fn dot_rows_multi_in(
             dot_rows_in(backend, cb, qk, rest_rows, stride, ok)?;
         }
         h += g;
+    }
+    Ok(())
+}
+
+/// The arguments of the multi-query scores (`q.count ≥ 1`): `n` rows fit,
+/// every query and output fits, and the strides do not overlap.
+fn check_multi(
+    cb: &Codebook,
+    q: Queries<'_>,
+    rows: &[u8],
+    stride: usize,
+    n: usize,
+    out_len: usize,
+    out_stride: usize,
+) -> Result<(), Error> {
+    let last = q.count - 1;
+    check_rows(packed_len(q.dim, cb.bits()), rows.len(), stride, n)?;
+    need(last * q.stride + q.dim, q.values.len())?;
+    need(last * out_stride + n, out_len)?;
+    if out_stride < n || q.stride < q.dim {
+        return Err(Error::InvalidParameter(
+            "overlapping query or output strides",
+        ));
     }
     Ok(())
 }

@@ -388,3 +388,59 @@ fn a_walk_down_the_search_order_counts_the_thresholds_below() {
         }
     }
 }
+
+/// The int8 scores of several queries at once (AVX-512 shares each row's
+/// loads and lookups between up to four) are the same bits as each query
+/// alone, on every backend: groups of 1 to 9, rows in whole blocks of 16
+/// and tails, rows past the 256 codes whose queries stay in registers,
+/// padded strides, an all-zero query.
+#[test]
+fn int8_multi_query_scores_equal_one_query_at_a_time() {
+    use crate::rng::SplitMix64;
+    use std::vec;
+    use std::vec::Vec;
+    let mut rng = SplitMix64::new(23);
+    let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    let trials = if cfg!(miri) { 3 } else { 240 };
+    let dims: &[usize] = if cfg!(miri) {
+        &[64, 128]
+    } else {
+        &[1, 16, 64, 100, 128, 192, 256, 257, 320, 48, 96, 520]
+    };
+    for trial in 0..trials {
+        let d = dims[trial % dims.len()];
+        let bits = (trial / dims.len() % 8 + 1) as u8;
+        let g = 1 + trial % 9;
+        let n = [0usize, 1, 15, 16, 17, 33, 48, 90][trial % 8];
+        let cb = Codebook::lloyd_max(d.next_power_of_two().max(2), bits).unwrap();
+        let stride = packed_len(d, bits) + trial % 3;
+        let codes: Vec<u8> = (0..n * stride + 1).map(|i| (i * 131 % 253) as u8).collect();
+        let (q_stride, o_stride) = (d + 2, n + 3);
+        let mut queries: Vec<f32> = (0..g * q_stride).map(|_| next()).collect();
+        if g > 2 {
+            queries[q_stride..2 * q_stride].fill(0.0);
+        }
+        let q = Queries {
+            values: &queries,
+            dim: d,
+            stride: q_stride,
+            count: g,
+        };
+        for backend in Backend::available() {
+            let backend = backend.check().unwrap();
+            let mut got = vec![f32::NAN; g * o_stride];
+            dot_rows_int8_multi_in(backend, &cb, q, &codes, stride, n, &mut got, o_stride).unwrap();
+            for h in 0..g {
+                let mut want = vec![0.0f32; n];
+                let qh = &queries[h * q_stride..][..d];
+                dot_rows_int8_in(backend, &cb, qh, &codes, stride, &mut want).unwrap();
+                let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits_of(&got[h * o_stride..][..n]),
+                    bits_of(&want),
+                    "d {d}, {bits} bits, g {g}, n {n}, query {h} on {backend:?}"
+                );
+            }
+        }
+    }
+}

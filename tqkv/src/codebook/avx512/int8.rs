@@ -9,7 +9,9 @@
 //! rows' sums are then folded into one register of 16 scores (four
 //! levels of lane shuffles and adds); the `+128` comes off as
 //! `128·Σ q8`. Integer sums are exact, so the scores equal the portable
-//! loop's bit for bit.
+//! loop's bit for bit. Several queries over the same rows (the query heads
+//! of a KV head) share the loads and lookups: each further query costs
+//! one `vpdpbusd` per 64 codes and its fold.
 
 use core::arch::x86_64::*;
 
@@ -20,66 +22,118 @@ use crate::codebook::pack::packed_len;
 /// Codes per step.
 const CODES: usize = 64;
 
-/// Scores the first `16·⌊n/16⌋` of `n = out.len()` rows as
-/// `codebook::int8::dot_rows` does; returns how many (0 for a backend
-/// other than AVX-512 or codes of more than 6 bits). `a` is validated
-/// (`codebook::dot_rows_int8_in`) for `n` rows.
+/// Longest row (codes) whose query bytes stay in registers; longer rows
+/// take one query at a time.
+const REG_DIM: usize = 4 * CODES;
+
+/// Scores the first `16·⌊n/16⌋` of `n` rows for each query of `a` (the
+/// same rows, codes and centroids; queries of their own): query `h`'s
+/// scores go to `out[h·out_stride..][..n]`, as `codebook::int8::dot_rows`
+/// gives them. Returns how many rows it scored: 0 for a backend other than
+/// AVX-512, codes of more than 6 bits, more than `int8::GROUP` queries,
+/// or several queries over rows longer than 256 codes.
+///
+/// `a` is validated (`codebook::dot_rows_int8_multi_in`) for `n` rows, and
+/// `out` for `g` outputs of `n` values `out_stride` apart.
 pub(in crate::codebook) fn dot_rows(
     backend: crate::backend::Checked,
-    a: &Int8Rows<'_>,
+    a: &[Int8Rows<'_>],
+    n: usize,
     out: &mut [f32],
+    out_stride: usize,
 ) -> usize {
-    if backend.backend() != crate::Backend::Avx512 || !(1..=6).contains(&a.bits) || a.q.dim == 0 {
+    let Some(first) = a.first() else {
+        return 0;
+    };
+    let (bits, dim) = (first.bits, first.q.dim);
+    if backend.backend() != crate::Backend::Avx512
+        || !(1..=6).contains(&bits)
+        || dim == 0
+        || a.len() > crate::codebook::int8::GROUP
+        || (a.len() > 1 && dim > REG_DIM)
+    {
         return 0;
     }
-    let period = 1usize << a.bits;
+    let period = 1usize << bits;
     let mut table = [0u8; CODES];
     for (j, t) in table.iter_mut().enumerate() {
-        *t = (a.c8[j % period] as i32 + 128) as u8;
+        *t = (first.c8[j % period] as i32 + 128) as u8;
     }
-    let blocks = out.len() / 16;
+    let blocks = n / 16;
     // SAFETY: `Checked` proves the AVX-512 feature list; the rows of
-    // `16·blocks ≤ n` fit (the caller's validation).
-    unsafe { dot_blocks(a, &table, blocks, out) };
+    // `16·blocks ≤ n` fit and `out` holds every query's scores (the
+    // caller's validation).
+    unsafe { dot_blocks(a, &table, blocks, out, out_stride) };
     16 * blocks
 }
 
-/// The constants of one call.
-struct Consts<const C: usize> {
+/// What every query of a call shares: the lookup table and the unpacking
+/// of `C` chunks of 64 codes.
+struct Codes<const C: usize> {
     tab: __m512i,
     perm: __m512i,
     shift: __m512i,
     /// Bytes of chunk `ch` within a row.
     masks: [u64; C],
-    /// Offset of chunk `ch` within a row.
+    /// Bytes from one chunk of a row to the next.
     chunk_bytes: usize,
-    /// The query's bytes of chunk `ch`.
+}
+
+/// One query: its bytes of each chunk, what the unsigned centroids add
+/// (`128·Σ q8`), and the factor from integer sums to scores.
+struct Query<const C: usize> {
     q: [__m512i; C],
-    /// `128·Σ q8`, what the unsigned centroids add.
     bias: __m512i,
-    /// From integer sums to scores.
     scale: __m512,
 }
 
-impl<const C: usize> Consts<C> {
-    /// The constants of a call; masks and query bytes of the first `C`
-    /// chunks.
-    ///
+impl<const C: usize> Codes<C> {
     /// # Safety
     /// AVX-512F available; `a.bits ∈ 1..=6`; `a.q.dim ≥ 1`.
     #[inline(always)]
     unsafe fn new(a: &Int8Rows<'_>, table: &[u8; CODES]) -> Self {
-        let (q, b) = (a.q, a.bits as usize);
-        let chunk_bytes = CODES / 8 * b;
-        // SAFETY: the loads read the 64-byte `table`, `PERM[b]`, and the
-        // first `64·C ≤ MAX_DIM` bytes of `q.values`.
+        let b = a.bits as usize;
+        // SAFETY: the loads read the 64-byte `table` and `PERM[b]`.
         unsafe {
-            Consts {
+            Codes {
                 tab: _mm512_loadu_si512(table.as_ptr().cast()),
                 perm: _mm512_loadu_si512(PERM[b].as_ptr().cast()),
                 shift: _mm512_set1_epi64(shifts(b as u64) as i64),
                 masks: core::array::from_fn(|ch| chunk_mask(a, ch)),
-                chunk_bytes,
+                chunk_bytes: CODES / 8 * b,
+            }
+        }
+    }
+
+    /// `c8 + 128` of the codes of chunk `ch` of `row`.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VBMI available; the bytes under `mask` at
+    /// `row + ch·chunk_bytes` are readable.
+    #[inline(always)]
+    unsafe fn centroids(&self, row: *const u8, ch: usize, mask: u64) -> __m512i {
+        // SAFETY: the masked load reads only the bytes under `mask`.
+        unsafe {
+            let data = _mm512_maskz_loadu_epi8(mask, row.add(ch * self.chunk_bytes).cast());
+            let codes =
+                _mm512_multishift_epi64_epi8(self.shift, _mm512_permutexvar_epi8(self.perm, data));
+            _mm512_permutexvar_epi8(codes, self.tab)
+        }
+    }
+}
+
+impl<const C: usize> Query<C> {
+    /// The first `C` chunks of `a`'s query.
+    ///
+    /// # Safety
+    /// AVX-512F available.
+    #[inline(always)]
+    unsafe fn new(a: &Int8Rows<'_>) -> Self {
+        let q = a.q;
+        // SAFETY: the loads read the first `64·C ≤ MAX_DIM` bytes of
+        // `q.values`.
+        unsafe {
+            Query {
                 q: core::array::from_fn(|ch| {
                     _mm512_loadu_si512(q.values.as_ptr().add(ch * CODES).cast())
                 }),
@@ -100,134 +154,122 @@ fn chunk_mask(a: &Int8Rows<'_>, ch: usize) -> u64 {
 }
 
 crate::backend::avx512_features!(crate::backend::target_features {
-    /// [`dot_rows`]' loop over `blocks` blocks of 16 rows: the query in
-    /// registers for rows of up to four chunks of 64 codes, read from
-    /// memory for longer ones.
+    /// [`dot_rows`]' loop over `blocks` blocks of 16 rows.
     ///
     /// # Safety
-    /// AVX-512 available; `a` validated for `16·blocks` rows, with
-    /// `bits ∈ 1..=6` and `q.dim ≥ 1`.
-    unsafe fn dot_blocks(a: &Int8Rows<'_>, table: &[u8; CODES], blocks: usize, out: &mut [f32]) {
+    /// AVX-512 available; the validation and shapes [`dot_rows`] accepts,
+    /// for `16·blocks` rows.
+    unsafe fn dot_blocks(
+        a: &[Int8Rows<'_>],
+        table: &[u8; CODES],
+        blocks: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        macro_rules! run {
+            ($c:literal) => {
+                match a.len() {
+                    1 => group::<$c, 1>(a, table, blocks, out, out_stride),
+                    2 => group::<$c, 2>(a, table, blocks, out, out_stride),
+                    3 => group::<$c, 3>(a, table, blocks, out, out_stride),
+                    _ => group::<$c, 4>(a, table, blocks, out, out_stride),
+                }
+            };
+        }
         // SAFETY: forwarded from the caller.
         unsafe {
-            match a.q.dim.div_ceil(CODES) {
-                1 => blocks_of(&Consts::<1>::new(a, table), a, blocks, out, |k, row| {
-                    row_sums(k, row)
-                }),
-                2 => blocks_of(&Consts::<2>::new(a, table), a, blocks, out, |k, row| {
-                    row_sums(k, row)
-                }),
-                3 => blocks_of(&Consts::<3>::new(a, table), a, blocks, out, |k, row| {
-                    row_sums(k, row)
-                }),
-                4 => blocks_of(&Consts::<4>::new(a, table), a, blocks, out, |k, row| {
-                    row_sums(k, row)
-                }),
-                _ => blocks_of(&Consts::<1>::new(a, table), a, blocks, out, |k, row| {
-                    long_row_sums(k, a, row)
-                }),
+            match a[0].q.dim.div_ceil(CODES) {
+                1 => run!(1),
+                2 => run!(2),
+                3 => run!(3),
+                4 => run!(4),
+                _ => long_rows(&a[0], table, blocks, out),
             }
         }
     }
 });
 
-/// Scores `blocks` blocks of 16 rows, each row's sums by `sums`.
+/// `G` queries over rows of `C` chunks, their bytes in registers: each row
+/// is loaded and looked up once, then multiplied with every query.
 ///
 /// # Safety
-/// AVX-512 available; `a` validated for `16·blocks` rows; `sums` reads
-/// only the row it is given.
+/// As [`dot_blocks`], with `a.len() == G` and rows of `C` chunks.
 #[inline(always)]
-unsafe fn blocks_of<const C: usize>(
-    k: &Consts<C>,
-    a: &Int8Rows<'_>,
+unsafe fn group<const C: usize, const G: usize>(
+    a: &[Int8Rows<'_>],
+    table: &[u8; CODES],
     blocks: usize,
     out: &mut [f32],
-    sums: impl Fn(&Consts<C>, *const u8) -> __m512i,
+    out_stride: usize,
 ) {
-    // SAFETY: the rows are `a.stride` apart inside `a.rows`; the stores
-    // write `out`'s first `16·blocks` values.
+    // SAFETY: rows `stride` apart inside `a[0].rows` (each masked load
+    // stops at a row's end); query `h`'s stores write
+    // `out[h·out_stride + 16·blk..][..16]`, inside `out`.
     unsafe {
-        let base = a.rows.as_ptr();
+        let k = Codes::<C>::new(&a[0], table);
+        let queries: [Query<C>; G] = core::array::from_fn(|h| Query::new(&a[h]));
+        let (base, stride) = (a[0].rows.as_ptr(), a[0].stride);
         for blk in 0..blocks {
-            let block = base.add(16 * blk * a.stride);
-            let acc: [__m512i; 16] = core::array::from_fn(|t| sums(k, block.add(t * a.stride)));
-            store_scores(k, &acc, out.as_mut_ptr().add(16 * blk));
+            let mut acc = [[_mm512_setzero_si512(); 16]; G];
+            // Row `t` of the block lands in slot `t` of every query's sums.
+            #[allow(clippy::needless_range_loop)]
+            for t in 0..16 {
+                let row = base.add((16 * blk + t) * stride);
+                let c: [__m512i; C] = core::array::from_fn(|ch| k.centroids(row, ch, k.masks[ch]));
+                for (h, qh) in queries.iter().enumerate() {
+                    let mut s = _mm512_setzero_si512();
+                    for (cv, qv) in c.iter().zip(&qh.q) {
+                        s = _mm512_dpbusd_epi32(s, *cv, *qv);
+                    }
+                    acc[h][t] = s;
+                }
+            }
+            for (h, qh) in queries.iter().enumerate() {
+                store_scores(qh, &acc[h], out.as_mut_ptr().add(h * out_stride + 16 * blk));
+            }
         }
     }
 }
 
-/// One row's 16 dword sums over all its chunks (any length), the query
-/// read from memory.
+/// One query over rows of any length, its bytes read from memory.
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI/VNNI available; `row` is one of `a`'s rows.
+/// As [`dot_blocks`], for the query `a`.
 #[inline(always)]
-unsafe fn long_row_sums(k: &Consts<1>, a: &Int8Rows<'_>, row: *const u8) -> __m512i {
-    // SAFETY: each masked load reads one chunk's bytes of the row; the
-    // query loads stay below `64·chunks ≤ MAX_DIM`.
+unsafe fn long_rows(a: &Int8Rows<'_>, table: &[u8; CODES], blocks: usize, out: &mut [f32]) {
+    // SAFETY: as in `group`; the query loads stay below
+    // `64·chunks ≤ MAX_DIM`.
     unsafe {
-        let mut acc = _mm512_setzero_si512();
-        for ch in 0..a.q.dim.div_ceil(CODES) {
-            let mask = chunk_mask(a, ch);
-            let qv = _mm512_loadu_si512(a.q.values.as_ptr().add(ch * CODES).cast());
-            acc = chunk_sums(k, row.add(ch * k.chunk_bytes), mask, qv, acc);
+        let k = Codes::<1>::new(a, table);
+        let query = Query::<1>::new(a);
+        let chunks = a.q.dim.div_ceil(CODES);
+        for blk in 0..blocks {
+            let acc: [__m512i; 16] = core::array::from_fn(|t| {
+                let row = a.rows.as_ptr().add((16 * blk + t) * a.stride);
+                let mut s = _mm512_setzero_si512();
+                for ch in 0..chunks {
+                    let qv = _mm512_loadu_si512(a.q.values.as_ptr().add(ch * CODES).cast());
+                    s = _mm512_dpbusd_epi32(s, k.centroids(row, ch, chunk_mask(a, ch)), qv);
+                }
+                s
+            });
+            store_scores(&query, &acc, out.as_mut_ptr().add(16 * blk));
         }
-        acc
     }
 }
 
-/// One row's 16 dword sums over its `C` chunks.
-///
-/// # Safety
-/// AVX-512 F/BW/VBMI/VNNI available; `row` holds the bytes under
-/// `k.masks`.
-#[inline(always)]
-unsafe fn row_sums<const C: usize>(k: &Consts<C>, row: *const u8) -> __m512i {
-    // SAFETY: the caller's promises.
-    unsafe {
-        let mut a = _mm512_setzero_si512();
-        for ch in 0..C {
-            a = chunk_sums(k, row.add(ch * k.chunk_bytes), k.masks[ch], k.q[ch], a);
-        }
-        a
-    }
-}
-
-/// `acc` plus the products of one chunk's 64 codes (bytes under `mask` at
-/// `at`) with the query bytes `qv`.
-///
-/// # Safety
-/// AVX-512 F/BW/VBMI/VNNI available; the bytes under `mask` at `at` are
-/// readable.
-#[inline(always)]
-unsafe fn chunk_sums<const C: usize>(
-    k: &Consts<C>,
-    at: *const u8,
-    mask: u64,
-    qv: __m512i,
-    acc: __m512i,
-) -> __m512i {
-    // SAFETY: the masked load reads only the bytes under `mask`.
-    unsafe {
-        let data = _mm512_maskz_loadu_epi8(mask, at.cast());
-        let codes = _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(k.perm, data));
-        let c = _mm512_permutexvar_epi8(codes, k.tab);
-        _mm512_dpbusd_epi32(acc, c, qv)
-    }
-}
-
-/// Folds 16 rows' sums into their scores, `(Σ − k.bias)·k.scale`, stored at
+/// Folds 16 rows' sums into their scores, `(Σ − bias)·scale`, stored at
 /// `out[..16]` in row order.
 ///
 /// # Safety
 /// AVX-512F available; `out` has 16 writable values.
 #[inline(always)]
-unsafe fn store_scores<const C: usize>(k: &Consts<C>, acc: &[__m512i; 16], out: *mut f32) {
+unsafe fn store_scores<const C: usize>(q: &Query<C>, acc: &[__m512i; 16], out: *mut f32) {
     // SAFETY: register operations and one 64-byte store at `out`.
     unsafe {
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         let s = _mm512_permutexvar_epi32(order, fold16(acc));
-        let f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s, k.bias)), k.scale);
+        let f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s, q.bias)), q.scale);
         _mm512_storeu_ps(out, f);
     }
 }

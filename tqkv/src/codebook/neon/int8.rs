@@ -110,17 +110,20 @@ pub(in crate::codebook) fn dot_rows(
     if backend.backend() != crate::Backend::Neon {
         return 0;
     }
-    // SAFETY: `Checked` proves the backend's feature list.
-    unsafe { dot_rows_simd(a, out) }
+    crate::stack::bytes(int8_simd::scratch_len(a), |scratch| {
+        // SAFETY: `Checked` proves the backend's feature list.
+        unsafe { dot_rows_simd(a, out, scratch) }
+    })
 }
 
 crate::backend::neon_features!(crate::backend::target_features {
     /// [`dot_rows`] compiled with the backend's feature list.
     ///
     /// # Safety
-    /// The features available; the row bounds of [`dot_rows`].
-    unsafe fn dot_rows_simd(a: &Int8Rows<'_>, out: &mut [f32]) -> usize {
+    /// The features available; the row bounds of [`dot_rows`]; `scratch`
+    /// zeroed, of `int8_simd::scratch_len(a)` bytes.
+    unsafe fn dot_rows_simd(a: &Int8Rows<'_>, out: &mut [f32], scratch: &mut [u8]) -> usize {
         // SAFETY: this function's features are the lanes' ISA.
-        unsafe { int8_simd::dot_rows::<I8x16>(a, out) }
+        unsafe { int8_simd::dot_rows::<I8x16>(a, out, scratch) }
     }
 });
