@@ -106,6 +106,27 @@ fn main() -> Result<(), tqkv::Error> {
     println!("cache {:016x}", fnv1a(cache.as_bytes()));
     let bits: Vec<String> = out.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
     println!("attend {}", bits.join(" "));
+    // Both query heads at every token with int8 scoring
+    // (`tqkv_attend_many_scored`, `TQKV_SCORING_INT8`).
+    let mut int8 = vec![0.0f32; 2 * DIM];
+    let scoring = attention::Scoring::Int8;
+    let limits = [TOKENS, TOKENS];
+    let backend = Backend::detect();
+    attention::attend_many_with(
+        backend,
+        scoring,
+        &cache,
+        1,
+        &qh,
+        &limits,
+        &mut int8,
+        &mut scratch,
+    )?;
+    let bits: Vec<String> = int8
+        .iter()
+        .map(|v| format!("{:08x}", v.to_bits()))
+        .collect();
+    println!("int8 {}", bits.join(" "));
     // The same decode split at a third and merged (`tqkv_attend_partial`).
     let n = Partial::len_for(&cache, 2);
     let (mut front_buf, mut back_buf) = (vec![0.0f32; n], vec![0.0f32; n]);

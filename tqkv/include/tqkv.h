@@ -174,6 +174,10 @@ tqkv_status tqkv_dot_rows(const tqkv_codebook *cb, const float *q, size_t n,
 enum { TQKV_NORM_F16 = 0, TQKV_NORM_F32 = 1 };
 enum { TQKV_PROJECTION_GAUSSIAN = 0, TQKV_PROJECTION_HADAMARD = 1 };
 enum { TQKV_SCHEME_KV = 0, TQKV_SCHEME_KQV = 1, TQKV_SCHEME_QKQV = 2, TQKV_SCHEME_CUSTOM = 3 };
+/* How tqkv_attend_many_scored scores keys: in f32 (as every other attend
+ * function), or from the query and centroids rounded to 8-bit integers
+ * (approximate; the same bits on every CPU; faster on AVX-512). */
+enum { TQKV_SCORING_EXACT = 0, TQKV_SCORING_INT8 = 1 };
 enum { TQKV_QUANTIZER_BASELINE = 0, TQKV_QUANTIZER_MSE = 1, TQKV_QUANTIZER_PROD = 2 };
 
 #define TQKV_QUANTIZER_WORDS 536
@@ -279,6 +283,12 @@ tqkv_status tqkv_attend_scratch_len(const tqkv_cache *cache, size_t q_len,
 tqkv_status tqkv_attend_many(const tqkv_cache *cache, size_t head, const float *q,
                                    size_t q_len, const size_t *limits, size_t n_limits,
                                    float *out, float *scratch, size_t scratch_len);
+/* tqkv_attend_many with the keys scored as `scoring` says (TQKV_SCORING_*;
+ * another value is TQKV_INVALID_PARAMETER). */
+tqkv_status tqkv_attend_many_scored(const tqkv_cache *cache, size_t head, uint32_t scoring,
+                                    const float *q, size_t q_len, const size_t *limits,
+                                    size_t n_limits, float *out, float *scratch,
+                                    size_t scratch_len);
 
 /* One decode split across the caller's threads. A partial state lives in a
  * caller buffer of floats; its contents are for these functions only. Each

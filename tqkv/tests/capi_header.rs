@@ -207,6 +207,8 @@ fn constants_agree() {
         ),
         ("TQKV_QUANTIZER_MSE", capi::TQKV_QUANTIZER_MSE as i64),
         ("TQKV_QUANTIZER_PROD", capi::TQKV_QUANTIZER_PROD as i64),
+        ("TQKV_SCORING_EXACT", capi::TQKV_SCORING_EXACT as i64),
+        ("TQKV_SCORING_INT8", capi::TQKV_SCORING_INT8 as i64),
     ];
     for (name, value) in backends {
         assert_defined_once(&consts, name, *value);

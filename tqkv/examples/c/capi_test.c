@@ -374,6 +374,26 @@ static void test_cache(void) {
     limits[0] = TOKENS + 1;
     CHECK(tqkv_attend_many(&cache, 1, q, 2 * DIM, limits, 2, out2, scratch, scratch_len) ==
           TQKV_INVALID_PARAMETER);
+    /* Exact scoring is tqkv_attend_many; int8 scoring prints its bits (the
+     * Rust reference prints the same) and stays near exact. */
+    limits[0] = TOKENS;
+    float many[2 * DIM];
+    OK(tqkv_attend_many(&cache, 1, q, 2 * DIM, limits, 2, many, scratch, scratch_len));
+    OK(tqkv_attend_many_scored(&cache, 1, TQKV_SCORING_EXACT, q, 2 * DIM, limits, 2, out2,
+                               scratch, scratch_len));
+    CHECK(memcmp(out2, many, sizeof many) == 0);
+    OK(tqkv_attend_many_scored(&cache, 1, TQKV_SCORING_INT8, q, 2 * DIM, limits, 2, out2,
+                               scratch, scratch_len));
+    printf("int8");
+    for (int i = 0; i < 2 * DIM; i++) {
+        printf(" %08lx", (unsigned long)bits_of(out2[i]));
+        CHECK(fabsf(out2[i] - many[i]) <= 0.05f * (fabsf(many[i]) + 1.0f));
+    }
+    printf("\n");
+    CHECK(tqkv_attend_many_scored(&cache, 1, 2, q, 2 * DIM, limits, 2, out2, scratch,
+                                  scratch_len) == TQKV_INVALID_PARAMETER);
+    CHECK(tqkv_attend_many_scored(NULL, 1, TQKV_SCORING_INT8, q, 2 * DIM, limits, 2, out2,
+                                  scratch, scratch_len) != TQKV_OK);
 
     /* One decode split in two (as two threads would), merged: attention
      * over all the tokens. */

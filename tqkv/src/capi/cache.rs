@@ -328,6 +328,52 @@ pub unsafe extern "C" fn tqkv_attend_many(
     })
 }
 
+/// `scoring` of `tqkv_attend_many_scored`: keys scored in f32.
+pub const TQKV_SCORING_EXACT: u32 = 0;
+/// `scoring` of `tqkv_attend_many_scored`: keys scored from 8-bit integers
+/// (`attention::Scoring::Int8`).
+pub const TQKV_SCORING_INT8: u32 = 1;
+
+/// [`tqkv_attend_many`] with the keys scored as `scoring` says
+/// (`TQKV_SCORING_*`; another value is `TQKV_INVALID_PARAMETER`).
+///
+/// # Safety
+/// As [`tqkv_attend_many`].
+#[allow(clippy::too_many_arguments)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tqkv_attend_many_scored(
+    cache: *const tqkv_cache,
+    head: usize,
+    scoring: u32,
+    q: *const f32,
+    q_len: usize,
+    limits: *const usize,
+    n_limits: usize,
+    out: *mut f32,
+    scratch: *mut f32,
+    scratch_len: usize,
+) -> Status {
+    run(|| {
+        let scoring = match scoring {
+            TQKV_SCORING_EXACT => attention::Scoring::Exact,
+            TQKV_SCORING_INT8 => attention::Scoring::Int8,
+            _ => return Err(Error::InvalidParameter("unknown scoring")).st(),
+        };
+        // SAFETY: the caller's contract (header).
+        let (c, q, l, o, s) = unsafe {
+            (
+                load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
+                slice(q, q_len)?,
+                slice(limits, n_limits)?,
+                slice_mut(out, out_len(cache, q_len)?)?,
+                slice_mut(scratch, scratch_len)?,
+            )
+        };
+        let backend = crate::Backend::detect();
+        attention::attend_many_with(backend, scoring, c, head, q, l, o, s).st()
+    })
+}
+
 /// Floats of attention's output for `q_len` query floats:
 /// `q_len / dim · value_dim` (`q_len` itself unless values have a
 /// dimension of their own).
