@@ -313,19 +313,21 @@ pub unsafe extern "C" fn tqkv_attend_many(
     scratch: *mut f32,
     scratch_len: usize,
 ) -> Status {
-    run(|| {
-        // SAFETY: the caller's contract (header).
-        let (c, q, l, o, s) = unsafe {
-            (
-                load::<_, KvCache<RawBuf>>(cache, TAG_CACHE)?,
-                slice(q, q_len)?,
-                slice(limits, n_limits)?,
-                slice_mut(out, out_len(cache, q_len)?)?,
-                slice_mut(scratch, scratch_len)?,
-            )
-        };
-        attention::attend_many(c, head, q, l, o, s).st()
-    })
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        tqkv_attend_many_scored(
+            cache,
+            head,
+            TQKV_SCORING_EXACT,
+            q,
+            q_len,
+            limits,
+            n_limits,
+            out,
+            scratch,
+            scratch_len,
+        )
+    }
 }
 
 /// `scoring` of `tqkv_attend_many_scored`: keys scored in f32.
