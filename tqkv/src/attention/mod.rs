@@ -61,6 +61,12 @@
 //! reassociation (tests/attention.rs: within 1e-4 relative, on every
 //! backend).
 //!
+//! That is with keys scored in f32, the default. The `_with` functions
+//! ([`attend_many_with`], [`attend_partial_with`], [`probabilities_with`])
+//! also take [`Scoring::Int8`]: key scores from the query and centroids
+//! rounded to 8-bit integers, approximate, the same bits on every backend,
+//! and faster to score on AVX-512.
+//!
 //! An empty cache attends to nothing: the output is zeros.
 //!
 //! ```

@@ -53,9 +53,25 @@ pub(crate) fn round_into(x: &[f32], out: &mut [i8]) -> f32 {
     }
     let factor = LEVEL / max as f64;
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = libm::round(v as f64 * factor).clamp(-LEVEL, LEVEL) as i8;
+        *o = round_half_away(v as f64 * factor).clamp(-127, 127) as i8;
     }
     max
+}
+
+/// `y` rounded to the nearest integer, halves away from zero, for
+/// `|y| < 2^31` (what `libm::round` gives, without its bit manipulation: a
+/// query is rounded once per block of keys, and `libm::round` made that a
+/// tenth of the scoring). `y − trunc(y)` is exact at these magnitudes.
+fn round_half_away(y: f64) -> i32 {
+    let t = y as i32;
+    let frac = y - t as f64;
+    if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
 }
 
 /// The factor from integer sums to scores, `max|q|·max|c| / 127²`,
