@@ -3,7 +3,8 @@
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use tqkv::attention;
+use tqkv::Backend;
+use tqkv::attention::{self, Scoring};
 use tqkv::quant::{CacheConfig, KvCache};
 
 use crate::LlmError;
@@ -16,8 +17,8 @@ pub enum CacheKind {
     /// Keys and values rounded to f16, attention in f32.
     F16,
     /// A `tqkv` compressed cache (its `heads`, `dim` and `capacity` are
-    /// filled in per layer).
-    Tqkv(CacheConfig),
+    /// filled in per layer), its keys scored as the `Scoring` says.
+    Tqkv(CacheConfig, Scoring),
 }
 
 impl CacheKind {
@@ -26,7 +27,7 @@ impl CacheKind {
         match self {
             CacheKind::F32 => 32.0,
             CacheKind::F16 => 16.0,
-            CacheKind::Tqkv(c) => {
+            CacheKind::Tqkv(c, _) => {
                 // One token of one head: exactly what the cache stores.
                 let mut c = *c;
                 (c.heads, c.dim, c.capacity) = (1, dim, 1);
@@ -55,8 +56,9 @@ pub enum LayerCache {
         /// Values.
         v: Vec<f16>,
     },
-    /// The compressed cache (boxed: its quantisers' tables are large).
-    Tqkv(Box<KvCache<Vec<u8>>>),
+    /// The compressed cache (boxed: its quantisers' tables are large) and
+    /// how its keys are scored.
+    Tqkv(Box<KvCache<Vec<u8>>>, Scoring),
 }
 
 /// The shape of a layer's cache.
@@ -86,10 +88,11 @@ impl LayerCache {
                 k: Vec::with_capacity(n),
                 v: Vec::with_capacity(n),
             },
-            CacheKind::Tqkv(c) => {
+            CacheKind::Tqkv(c, scoring) => {
                 let mut c = c;
                 (c.heads, c.dim, c.capacity) = (shape.kv_heads, shape.dim, shape.capacity);
-                LayerCache::Tqkv(Box::new(KvCache::new(c, vec![0u8; c.bytes_needed()?])?))
+                let cache = KvCache::new(c, vec![0u8; c.bytes_needed()?])?;
+                LayerCache::Tqkv(Box::new(cache), scoring)
             }
         })
     }
@@ -99,7 +102,7 @@ impl LayerCache {
         match self {
             LayerCache::F32 { k, .. } => k.len() / (shape.kv_heads * shape.dim),
             LayerCache::F16 { k, .. } => k.len() / (shape.kv_heads * shape.dim),
-            LayerCache::Tqkv(c) => c.len(),
+            LayerCache::Tqkv(c, _) => c.len(),
         }
     }
 
@@ -114,7 +117,7 @@ impl LayerCache {
                 k.clear();
                 v.clear();
             }
-            LayerCache::Tqkv(c) => c.clear(),
+            LayerCache::Tqkv(c, _) => c.clear(),
         }
         Ok(())
     }
@@ -136,7 +139,7 @@ impl LayerCache {
                 ks.extend(k.iter().map(|&x| f16::from_f32(x)));
                 vs.extend(v.iter().map(|&x| f16::from_f32(x)));
             }
-            LayerCache::Tqkv(c) => c.push(k, v)?,
+            LayerCache::Tqkv(c, _) => c.push(k, v)?,
         }
         Ok(())
     }
@@ -172,10 +175,11 @@ impl LayerCache {
                 d,
             }
             .attend(upto, q, out, scratch),
-            LayerCache::Tqkv(c) => {
+            LayerCache::Tqkv(c, scoring) => {
                 // The causal limit of this position: the tokens up to it.
                 scratch.resize(attention::scratch_len(c, q.len() / d), 0.0);
-                attention::attend_many(c, head, q, &[upto], out, scratch)?;
+                let backend = Backend::detect();
+                attention::attend_many_with(backend, *scoring, c, head, q, &[upto], out, scratch)?;
             }
         }
         Ok(())
@@ -196,9 +200,10 @@ impl LayerCache {
         scratch: &mut Vec<f32>,
     ) -> Result<(), LlmError> {
         match self {
-            LayerCache::Tqkv(c) => {
+            LayerCache::Tqkv(c, scoring) => {
                 scratch.resize(attention::scratch_len(c, q.len() / shape.dim), 0.0);
-                attention::attend_many(c, head, q, limits, out, scratch)?;
+                let backend = Backend::detect();
+                attention::attend_many_with(backend, *scoring, c, head, q, limits, out, scratch)?;
             }
             _ => {
                 let per = q.len() / limits.len().max(1);

@@ -7,7 +7,9 @@
 //! | `kqv4g` | the same with the Gaussian QJL projection |
 //! | `km4vm3` | keys and values each with their own quantiser (`b` baseline, `m` MSE, `p` prod) and bits: 4-bit MSE keys, 3-bit MSE values |
 //! | `kqv3+edge:kqv5` | `kqv3`, with the first and last layers as `kqv5` |
+//! | `kqv4i8` | any of the compressed specs, its keys scored from 8-bit integers (`Scoring::Int8`) |
 
+use tqkv::attention::Scoring;
 use tqkv::qjl::Projection;
 use tqkv::quant::{CacheConfig, QuantizerKind, QuantizerSpec, Scheme};
 
@@ -67,7 +69,7 @@ impl Preset {
 fn kind(spec: &str) -> Result<CacheKind, LlmError> {
     let bad = || {
         LlmError::Invalid(format!(
-            "cache spec {spec:?}: expected f32, f16, kv|kqv|qkqv then bits 2–8 (e.g. kqv4), or k<b|m|p><bits>v<b|m|p><bits> (e.g. km4vm3), optionally then g (Gaussian projection)"
+            "cache spec {spec:?}: expected f32, f16, kv|kqv|qkqv then bits 2–8 (e.g. kqv4), or k<b|m|p><bits>v<b|m|p><bits> (e.g. km4vm3), optionally then g (Gaussian projection), optionally then i8 (int8 key scoring)"
         ))
     };
     match spec {
@@ -75,6 +77,10 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
         "f16" => return Ok(CacheKind::F16),
         _ => {}
     }
+    let (spec, scoring) = match spec.strip_suffix("i8") {
+        Some(s) => (s, Scoring::Int8),
+        None => (spec, Scoring::Exact),
+    };
     let (spec, projection) = match spec.strip_suffix('g') {
         Some(s) => (s, Projection::Gaussian),
         None => (spec, Projection::Hadamard),
@@ -83,7 +89,7 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
         config
             .bytes_needed()
             .map_err(|e| LlmError::Invalid(format!("{}: {e}", bad())))?;
-        return Ok(CacheKind::Tqkv(config));
+        return Ok(CacheKind::Tqkv(config, scoring));
     }
     let digits = spec.find(|c: char| c.is_ascii_digit()).ok_or_else(bad)?;
     let scheme = match &spec[..digits] {
@@ -97,7 +103,7 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
     config
         .bytes_needed()
         .map_err(|e| LlmError::Invalid(format!("{}: {e}", bad())))?;
-    Ok(CacheKind::Tqkv(config))
+    Ok(CacheKind::Tqkv(config, scoring))
 }
 
 /// `k<kind><bits>v<kind><bits>` (kinds `b`, `m`, `p`), if `spec` is one.
@@ -118,4 +124,27 @@ fn sides(spec: &str, projection: Projection) -> Option<CacheConfig> {
             .with_values(side(v)?)
             .with_projection(projection),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_i8_suffix_scores_keys_from_integers() {
+        let scoring = |spec: &str| match Preset::parse(spec).unwrap().body {
+            CacheKind::Tqkv(c, s) => (c.projection, s),
+            other => panic!("{spec}: {other:?}"),
+        };
+        assert_eq!(scoring("kqv4"), (Projection::Hadamard, Scoring::Exact));
+        assert_eq!(scoring("kqv4i8"), (Projection::Hadamard, Scoring::Int8));
+        assert_eq!(scoring("kqv4gi8"), (Projection::Gaussian, Scoring::Int8));
+        assert_eq!(scoring("km5vm3i8"), (Projection::Hadamard, Scoring::Int8));
+        let p = Preset::parse("kqv3i8+edge:kqv5").unwrap();
+        assert_eq!(p.kind(0, 30), Preset::parse("kqv5").unwrap().body);
+        assert!(matches!(p.kind(1, 30), CacheKind::Tqkv(_, Scoring::Int8)));
+        for bad in ["i8", "kqvi8", "f32i8", "kqv4i8g", "kqv4i"] {
+            assert!(Preset::parse(bad).is_err(), "{bad}");
+        }
+    }
 }
