@@ -393,3 +393,41 @@ fn int8_attention_is_close_to_exact() {
     // Not equal either: the rounding shows.
     assert!(worst_kl > 1e-5, "{worst_kl}");
 }
+
+/// The split decode with int8 scoring (`attend_parallel_with`) equals the
+/// one-thread pass with it, on every backend.
+#[cfg(feature = "parallel")]
+#[test]
+fn int8_parallel_attention_equals_one_thread() {
+    use tqkv::attention::attend_parallel_with;
+    let mut g = SplitMix64::new(13);
+    let config = CacheConfig::new(Scheme::Kqv, 4, 1, 64, 3000).with_seed(9);
+    let buf = filled(config, 2500, 5);
+    let cache = KvCache::from_bytes(&buf[..]).unwrap();
+    let heads = 3;
+    let q: Vec<f32> = (0..heads * 64)
+        .map(|_| (normal(&mut g) * 3.0) as f32)
+        .collect();
+    let mut scratch = vec![0.0f32; scratch_len(&cache, heads)];
+    for backend in Backend::available() {
+        let mut one = vec![0.0f32; q.len()];
+        attend_many_with(
+            backend,
+            Scoring::Int8,
+            &cache,
+            0,
+            &q,
+            &[2500],
+            &mut one,
+            &mut scratch,
+        )
+        .unwrap();
+        for threads in [1, 2, 3] {
+            let mut split = vec![0.0f32; q.len()];
+            attend_parallel_with(backend, Scoring::Int8, &cache, 0, &q, &mut split, threads)
+                .unwrap();
+            let e = rel(&split, &one);
+            assert!(e <= 1e-4, "{backend}, {threads} threads: {e}");
+        }
+    }
+}

@@ -62,8 +62,9 @@
 //! backend).
 //!
 //! That is with keys scored in f32, the default. The `_with` functions
-//! ([`attend_many_with`], [`attend_partial_with`], [`probabilities_with`])
-//! also take [`Scoring::Int8`]: key scores from the query and centroids
+//! ([`attend_many_with`], [`attend_partial_with`], [`probabilities_with`],
+//! and `attend_parallel_with` with the `parallel` feature) also take
+//! [`Scoring::Int8`]: key scores from the query and centroids
 //! rounded to 8-bit integers, approximate, the same bits on every backend,
 //! and faster to score on AVX-512.
 //!
@@ -107,7 +108,7 @@ mod rows;
 mod state;
 
 #[cfg(feature = "parallel")]
-pub use parallel::{attend_parallel, attend_parallel_on};
+pub use parallel::{attend_parallel, attend_parallel_on, attend_parallel_with};
 pub use state::Partial;
 #[cfg(feature = "capi")]
 pub(crate) use state::{finish_buffer, merge_buffers};

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
 
-use super::{Partial, attend_partial_on, check, scratch_len};
+use super::{Partial, Scoring, attend_partial_with, check, scratch_len};
 use crate::quant::KvCache;
 use crate::{Backend, Error};
 
@@ -85,6 +85,22 @@ pub fn attend_parallel_on<B: AsRef<[u8]> + Sync>(
     out: &mut [f32],
     threads: usize,
 ) -> Result<(), Error> {
+    attend_parallel_with(backend, Scoring::Exact, cache, head, q, out, threads)
+}
+
+/// [`attend_parallel_on`] with the keys scored as `scoring` says.
+///
+/// # Errors
+/// As [`attend_parallel_on`].
+pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
+    backend: Backend,
+    scoring: Scoring,
+    cache: &KvCache<B>,
+    head: usize,
+    q: &[f32],
+    out: &mut [f32],
+    threads: usize,
+) -> Result<(), Error> {
     if threads == 0 {
         return Err(Error::InvalidParameter("attend_parallel needs a thread"));
     }
@@ -118,7 +134,8 @@ pub fn attend_parallel_on<B: AsRef<[u8]> + Sync>(
                 continue;
             }
             let mut state = slot.lock().map_err(|_| PANICKED)?;
-            attend_partial_on(backend, cache, head, q, start..end, &mut state, scratch)?;
+            let range = start..end;
+            attend_partial_with(backend, scoring, cache, head, q, range, &mut state, scratch)?;
         }
     };
     let (own, helpers) = scratches.split_at_mut(scratch);
