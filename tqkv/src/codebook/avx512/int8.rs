@@ -81,6 +81,7 @@ struct Codes<const C: usize> {
 
 /// One query: its bytes of each chunk, what the unsigned centroids add
 /// (`128·Σ q8`), and the factor from integer sums to scores.
+#[derive(Clone, Copy)]
 struct Query<const C: usize> {
     q: [__m512i; C],
     bias: __m512i,
@@ -95,11 +96,15 @@ impl<const C: usize> Codes<C> {
         let b = a.bits as usize;
         // SAFETY: the loads read the 64-byte `table` and `PERM[b]`.
         unsafe {
+            let mut masks = [0; C];
+            for (ch, m) in masks.iter_mut().enumerate() {
+                *m = chunk_mask(a, ch);
+            }
             Codes {
                 tab: _mm512_loadu_si512(table.as_ptr().cast()),
                 perm: _mm512_loadu_si512(PERM[b].as_ptr().cast()),
                 shift: _mm512_set1_epi64(shifts(b as u64) as i64),
-                masks: core::array::from_fn(|ch| chunk_mask(a, ch)),
+                masks,
                 chunk_bytes: CODES / 8 * b,
             }
         }
@@ -133,10 +138,12 @@ impl<const C: usize> Query<C> {
         // SAFETY: the loads read the first `64·C ≤ MAX_DIM` bytes of
         // `q.values`.
         unsafe {
+            let mut regs = [_mm512_setzero_si512(); C];
+            for (ch, r) in regs.iter_mut().enumerate() {
+                *r = _mm512_loadu_si512(q.values.as_ptr().add(ch * CODES).cast());
+            }
             Query {
-                q: core::array::from_fn(|ch| {
-                    _mm512_loadu_si512(q.values.as_ptr().add(ch * CODES).cast())
-                }),
+                q: regs,
                 bias: _mm512_set1_epi32(
                     128 * q.values[..q.dim].iter().map(|&v| v as i32).sum::<i32>(),
                 ),
@@ -190,7 +197,10 @@ crate::backend::avx512_features!(crate::backend::target_features {
 });
 
 /// `G` queries over rows of `C` chunks, their bytes in registers: each row
-/// is loaded and looked up once, then multiplied with every query.
+/// is loaded and looked up once, then multiplied with every query. Rows go
+/// four at a time, each query's four sums folded at once into one register
+/// (16 rows' sums of four queries held to the end of a block would need 64
+/// registers: most of them went to the stack and back).
 ///
 /// # Safety
 /// As [`dot_blocks`], with `a.len() == G` and rows of `C` chunks.
@@ -207,31 +217,43 @@ unsafe fn group<const C: usize, const G: usize>(
     // `out[h·out_stride + 16·blk..][..16]`, inside `out`.
     unsafe {
         let k = Codes::<C>::new(&a[0], table);
-        let queries: [Query<C>; G] = core::array::from_fn(|h| Query::new(&a[h]));
+        // Loops, not `array::from_fn`: through its closures the intrinsics
+        // were calls, not instructions.
+        let mut queries = [Query::<C>::new(&a[0]); G];
+        for (q, a) in queries.iter_mut().zip(a).skip(1) {
+            *q = Query::new(a);
+        }
         let (base, stride) = (a[0].rows.as_ptr(), a[0].stride);
         for blk in 0..blocks {
-            let mut acc = [[_mm512_setzero_si512(); 16]; G];
-            // Row `t` of the block lands in slot `t` of every query's sums.
-            #[allow(clippy::needless_range_loop)]
-            for t in 0..16 {
-                let row = base.add((16 * blk + t) * stride);
-                let c: [__m512i; C] = core::array::from_fn(|ch| k.centroids(row, ch, k.masks[ch]));
-                for (h, qh) in queries.iter().enumerate() {
-                    let mut s = _mm512_setzero_si512();
-                    for (cv, qv) in c.iter().zip(&qh.q) {
-                        s = _mm512_dpbusd_epi32(s, *cv, *qv);
+            let mut quarters = [[_mm512_setzero_si512(); 4]; G];
+            for (i, tile) in (0..4).map(|i| (i, 16 * blk + 4 * i)) {
+                let mut c = [[_mm512_setzero_si512(); C]; 4];
+                for (t, c) in c.iter_mut().enumerate() {
+                    let row = base.add((tile + t) * stride);
+                    for (ch, c) in c.iter_mut().enumerate() {
+                        *c = k.centroids(row, ch, k.masks[ch]);
                     }
-                    acc[h][t] = s;
+                }
+                for (qh, quarter) in queries.iter().zip(quarters.iter_mut()) {
+                    let mut sums = [_mm512_setzero_si512(); 4];
+                    for (s, c) in sums.iter_mut().zip(&c) {
+                        for (cv, qv) in c.iter().zip(&qh.q) {
+                            *s = _mm512_dpbusd_epi32(*s, *cv, *qv);
+                        }
+                    }
+                    quarter[i] = fold4(&sums);
                 }
             }
-            for (h, qh) in queries.iter().enumerate() {
-                store_scores(qh, &acc[h], out.as_mut_ptr().add(h * out_stride + 16 * blk));
+            for (h, (qh, quarter)) in queries.iter().zip(&quarters).enumerate() {
+                let sums = finish16(quarter);
+                store_scores(qh, sums, out.as_mut_ptr().add(h * out_stride + 16 * blk));
             }
         }
     }
 }
 
-/// One query over rows of any length, its bytes read from memory.
+/// One query over rows of any length, its bytes read from memory; rows
+/// four at a time as in [`group`].
 ///
 /// # Safety
 /// As [`dot_blocks`], for the query `a`.
@@ -244,62 +266,73 @@ unsafe fn long_rows(a: &Int8Rows<'_>, table: &[u8; CODES], blocks: usize, out: &
         let query = Query::<1>::new(a);
         let chunks = a.q.dim.div_ceil(CODES);
         for blk in 0..blocks {
-            let acc: [__m512i; 16] = core::array::from_fn(|t| {
-                let row = a.rows.as_ptr().add((16 * blk + t) * a.stride);
-                let mut s = _mm512_setzero_si512();
-                for ch in 0..chunks {
-                    let qv = _mm512_loadu_si512(a.q.values.as_ptr().add(ch * CODES).cast());
-                    s = _mm512_dpbusd_epi32(s, k.centroids(row, ch, chunk_mask(a, ch)), qv);
+            let mut quarters = [_mm512_setzero_si512(); 4];
+            for (i, quarter) in quarters.iter_mut().enumerate() {
+                let mut sums = [_mm512_setzero_si512(); 4];
+                for (t, s) in sums.iter_mut().enumerate() {
+                    let row = a.rows.as_ptr().add((16 * blk + 4 * i + t) * a.stride);
+                    for ch in 0..chunks {
+                        let qv = _mm512_loadu_si512(a.q.values.as_ptr().add(ch * CODES).cast());
+                        *s = _mm512_dpbusd_epi32(*s, k.centroids(row, ch, chunk_mask(a, ch)), qv);
+                    }
                 }
-                s
-            });
-            store_scores(&query, &acc, out.as_mut_ptr().add(16 * blk));
+                *quarter = fold4(&sums);
+            }
+            store_scores(&query, finish16(&quarters), out.as_mut_ptr().add(16 * blk));
         }
     }
 }
 
-/// Folds 16 rows' sums into their scores, `(Σ − bias)·scale`, stored at
-/// `out[..16]` in row order.
+/// 16 rows' sums (from [`finish16`]) made scores,
+/// `(Σ − bias)·scale`, stored at `out[..16]` in row order.
 ///
 /// # Safety
 /// AVX-512F available; `out` has 16 writable values.
 #[inline(always)]
-unsafe fn store_scores<const C: usize>(q: &Query<C>, acc: &[__m512i; 16], out: *mut f32) {
+unsafe fn store_scores<const C: usize>(q: &Query<C>, folded: __m512i, out: *mut f32) {
     // SAFETY: register operations and one 64-byte store at `out`.
     unsafe {
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        let s = _mm512_permutexvar_epi32(order, fold16(acc));
+        let s = _mm512_permutexvar_epi32(order, folded);
         let f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s, q.bias)), q.scale);
         _mm512_storeu_ps(out, f);
     }
 }
 
-/// The lane sums of 16 registers, register `4k + j`'s in lane `4j + k`:
-/// halves, then quarters, then dwords paired and added.
+/// Four registers' sums in one: register `j`'s four partial sums in
+/// 128-bit lane `j` (halves of pairs added, then quarters).
 ///
 /// # Safety
 /// AVX-512F is available.
 #[inline(always)]
-unsafe fn fold16(acc: &[__m512i; 16]) -> __m512i {
+unsafe fn fold4(acc: &[__m512i; 4]) -> __m512i {
     // SAFETY: register operations only, on the caller's ISA.
     unsafe {
         // Register i: row 2i's eight half sums in the low half, row 2i+1's
         // in the high.
-        let halves: [__m512i; 8] = core::array::from_fn(|i| {
-            let (a, b) = (acc[2 * i], acc[2 * i + 1]);
+        let half = |a: __m512i, b: __m512i| {
             _mm512_add_epi32(
                 _mm512_shuffle_i64x2::<0b01_00_01_00>(a, b),
                 _mm512_shuffle_i64x2::<0b11_10_11_10>(a, b),
             )
-        });
-        // Register i: rows 4i … 4i+3, four sums each, one per 128-bit lane.
-        let quarters: [__m512i; 4] = core::array::from_fn(|i| {
-            let (a, b) = (halves[2 * i], halves[2 * i + 1]);
-            _mm512_add_epi32(
-                _mm512_shuffle_i64x2::<0b10_00_10_00>(a, b),
-                _mm512_shuffle_i64x2::<0b11_01_11_01>(a, b),
-            )
-        });
+        };
+        let (a, b) = (half(acc[0], acc[1]), half(acc[2], acc[3]));
+        _mm512_add_epi32(
+            _mm512_shuffle_i64x2::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_i64x2::<0b11_01_11_01>(a, b),
+        )
+    }
+}
+
+/// Four [`fold4`] results (rows `4k … 4k+3` in register `k`) folded to one
+/// sum a row: row `4k + j`'s in lane `4j + k`.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn finish16(quarters: &[__m512i; 4]) -> __m512i {
+    // SAFETY: register operations only, on the caller's ISA.
+    unsafe {
         let pair = |a: __m512i, b: __m512i| {
             _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b))
         };
