@@ -486,7 +486,7 @@ pub fn probabilities_with<B: AsRef<[u8]>>(
         .key_fields(head)
         .ok_or(Error::InvalidHead { head, heads })?;
     let (prepared, rest) = scratch.split_at_mut(shape.prepared());
-    pass::prepare(backend, cache.key_quantizer(), q, shape, prepared)?;
+    pass::prepare(backend, scoring, cache.key_quantizer(), q, shape, prepared)?;
     let extra = &mut rest[..BLOCK];
     for (b, chunk) in probs.chunks_mut(BLOCK).enumerate() {
         let rows = b * BLOCK..b * BLOCK + chunk.len();

@@ -65,8 +65,15 @@ impl Shape {
         }
     }
 
-    /// f32 values of a prepared query: rotated, then sketched for prod keys.
+    /// f32 values of a prepared query: rotated, then sketched for prod
+    /// keys, then rounded for [`Scoring::Int8`] (that part unused by
+    /// exact scoring).
     pub(super) fn prepared(self) -> usize {
+        self.rounded_at() + codebook::int8::rounded_len(self.dim)
+    }
+
+    /// Where a prepared query's rounded values start.
+    fn rounded_at(self) -> usize {
         self.dim + self.key_sketch
     }
 
@@ -87,10 +94,12 @@ fn rows_of<'a>(field: &'a [u8], per_row: usize, range: &Range<usize>) -> Result<
 }
 
 /// Each query vector of `q` (`dim` values each) rotated into the key
-/// quantiser's domain, then, for prod keys, sketched: `out` holds
-/// `Shape::prepared()` values per query vector.
+/// quantiser's domain, then, for prod keys, sketched, and for
+/// [`Scoring::Int8`] rounded (once a call: the blocks of keys share it):
+/// `out` holds `Shape::prepared()` values per query vector.
 pub(super) fn prepare(
     backend: Checked,
+    scoring: Scoring,
     keys: &Quantizer,
     q: &[f32],
     shape: Shape,
@@ -101,7 +110,8 @@ pub(super) fn prepare(
         .chunks_exact(d)
         .zip(out.chunks_exact_mut(shape.prepared()))
     {
-        let (qr, sq) = prepared.split_at_mut(d);
+        let (qr, rest) = prepared.split_at_mut(d);
+        let (sq, rounded) = rest.split_at_mut(shape.key_sketch);
         qr.copy_from_slice(qi);
         match keys {
             Quantizer::Baseline(_) => {}
@@ -110,6 +120,9 @@ pub(super) fn prepare(
                 p.rotation().rotate_in(backend, qr)?;
                 p.sketcher().project_in(backend, qr, sq)?;
             }
+        }
+        if scoring == Scoring::Int8 {
+            codebook::int8::round_query(qr, rounded);
         }
     }
     Ok(())
@@ -151,7 +164,11 @@ pub(super) fn key_scores<B: AsRef<[u8]>>(
             codebook::dot_rows_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?
         }
         Scoring::Int8 => {
-            codebook::dot_rows_int8_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?
+            let rounded = codebook::Queries {
+                values: &prepared[shape.rounded_at()..],
+                ..queries
+            };
+            codebook::dot_rows_int8_multi_in(backend, cb, rounded, codes, row, n, out, out_stride)?
         }
     }
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;
@@ -162,7 +179,7 @@ pub(super) fn key_scores<B: AsRef<[u8]>>(
             let sk = p.sketcher();
             let extra = &mut extra[..n];
             let signs = rows_of(keys.signs, sketch, &rows)?;
-            qjl::signed_sum_rows_in(backend, &pq[d..], signs, sketch, extra)?;
+            qjl::signed_sum_rows_in(backend, &pq[d..shape.rounded_at()], signs, sketch, extra)?;
             k.mul_norms(norm, out, norms, 1.0)?;
             // The sketch term c·γ·⟨S·q, s⟩ from the raw sums.
             let residual = rows_of(keys.residual_norms, norm_bytes, &rows)?;
@@ -265,7 +282,7 @@ pub(super) fn run<B: AsRef<[u8]>>(
         .value_fields(head)
         .ok_or(Error::InvalidHead { head, heads })?;
     let (prepared, rest) = scratch.split_at_mut(queries * shape.prepared());
-    prepare(backend, cache.key_quantizer(), q, shape, prepared)?;
+    prepare(backend, scoring, cache.key_quantizer(), q, shape, prepared)?;
     let (scores, rest) = rest.split_at_mut(queries * BLOCK);
     let (extra, rest) = rest.split_at_mut(BLOCK);
     let work = &mut rest[..2 * queries * BLOCK];

@@ -46,16 +46,49 @@ impl Int8Centroids {
 /// halves away from zero; returns `max|x|` (0 for an all-zero `x`, which
 /// rounds to zeros). Finite `x` is the caller's promise.
 pub(crate) fn round_into(x: &[f32], out: &mut [i8]) -> f32 {
-    let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 {
-        out[..x.len()].fill(0);
-        return 0.0;
-    }
-    let factor = LEVEL / max as f64;
+    let max = max_abs(x);
+    let factor = factor_of(max);
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = round_half_away(v as f64 * factor).clamp(-127, 127) as i8;
+        *o = rounded(v, factor);
     }
     max
+}
+
+/// `max|x|` (0 for an empty or all-zero `x`).
+fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// From values to rounded integers: `127/max` (0 for `max = 0`, which
+/// rounds every value to 0).
+fn factor_of(max: f32) -> f64 {
+    if max == 0.0 { 0.0 } else { LEVEL / max as f64 }
+}
+
+/// One value rounded under `factor`.
+fn rounded(v: f32, factor: f64) -> i8 {
+    round_half_away(v as f64 * factor).clamp(-127, 127) as i8
+}
+
+/// f32 values a query takes rounded by [`round_query`].
+pub(crate) const fn rounded_len(dim: usize) -> usize {
+    dim + 1
+}
+
+/// `q` rounded as [`round_into`] rounds it, into
+/// `out[..rounded_len(q.len())]`: `max|q|`, then the integers (exact as
+/// f32). What `codebook::dot_rows_int8_multi_in` reads, so that attention
+/// rounds a query once a call, not once a block of keys (rounding had
+/// cost a fifth of a 512-key block's scoring). `q` finite: the caller's
+/// promise.
+pub(crate) fn round_query(q: &[f32], out: &mut [f32]) {
+    let max = max_abs(q);
+    let factor = factor_of(max);
+    let (head, values) = out[..rounded_len(q.len())].split_at_mut(1);
+    head[0] = max;
+    for (o, &v) in values.iter_mut().zip(q) {
+        *o = f32::from(rounded(v, factor));
+    }
 }
 
 /// `y` rounded to the nearest integer, halves away from zero, for
@@ -66,13 +99,10 @@ pub(crate) fn round_into(x: &[f32], out: &mut [i8]) -> f32 {
 fn round_half_away(y: f64) -> i32 {
     let t = y as i32;
     let frac = y - t as f64;
-    if frac >= 0.5 {
-        t + 1
-    } else if frac <= -0.5 {
-        t - 1
-    } else {
-        t
-    }
+    // Comparisons as numbers, not branches: which way a value rounds is a
+    // coin toss, and a branch mispredicted every other value made
+    // rounding a query cost half a microsecond.
+    t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
 }
 
 /// The factor from integer sums to scores, `max|q|·max|c| / 127²`,
@@ -103,6 +133,26 @@ impl<'a> Int8Query<'a> {
         Int8Query {
             values: &buf[..padded(q.len())],
             dim: q.len(),
+            max,
+        }
+    }
+
+    /// A query of `dim` values rounded by [`round_query`] into `words`,
+    /// its bytes written to `buf` (zeroed, at least [`padded`]`(dim)`
+    /// long).
+    pub(crate) fn from_rounded(words: &[f32], dim: usize, buf: &'a mut [i8]) -> Int8Query<'a> {
+        let (max, values) = (words[0], &words[1..rounded_len(dim)]);
+        // 1.5·2^23 added to an integer of magnitude below 2^22 leaves it,
+        // in two's complement, in the low bits of the sum's mantissa: adds
+        // and truncations, which vectorise, where `as i8` checked each
+        // value's range.
+        const MAGIC: f32 = 12_582_912.0;
+        for (b, &v) in buf.iter_mut().zip(values) {
+            *b = (v + MAGIC).to_bits() as u8 as i8;
+        }
+        Int8Query {
+            values: &buf[..padded(dim)],
+            dim,
             max,
         }
     }

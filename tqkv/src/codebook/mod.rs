@@ -45,7 +45,7 @@ pub(crate) use avx512::nibble_table_rows as avx512_nibble_table_rows;
 pub(crate) use neon::nibble_table_rows as neon_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
 mod bmi;
-mod int8;
+pub(crate) mod int8;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod int8_simd;
 mod lloyd;
@@ -748,9 +748,11 @@ pub(crate) fn dot_rows_int8_in(
 }
 
 /// [`dot_rows_int8_in`] for several query vectors over the same `n`
-/// rows: `out[h·out_stride + r]` is query `h`'s score of row `r`, the same
-/// bits as one query at a time (the sums are exact). AVX-512 shares each
-/// row's loads and lookups between up to four queries.
+/// rows, each rounded beforehand by `int8::round_query` (`q.values` holds
+/// query `h` as `int8::rounded_len(q.dim)` values from `h·q.stride`):
+/// `out[h·out_stride + r]` is query `h`'s score of row `r`, the same bits
+/// as one query at a time (the sums are exact). AVX-512 shares each row's
+/// loads and lookups between up to four queries.
 ///
 /// # Errors
 /// As [`dot_rows_multi_in`]; [`Error::InvalidDim`] for queries longer
@@ -773,6 +775,11 @@ pub(crate) fn dot_rows_int8_multi_in(
         return Err(Error::InvalidDim { dim: q.dim });
     }
     check_multi(cb, q, rows, stride, n, out.len(), out_stride)?;
+    let words = int8::rounded_len(q.dim);
+    need((q.count - 1) * q.stride + words, q.values.len())?;
+    if q.stride < words {
+        return Err(Error::InvalidParameter("overlapping rounded queries"));
+    }
     let bits = cb.bits();
     let cents = int8::Int8Centroids::of(cb);
     let span = int8::padded(q.dim);
@@ -783,13 +790,11 @@ pub(crate) fn dot_rows_int8_multi_in(
         crate::stack::bytes(g * span, |buf| {
             let mut bufs = buf.chunks_exact_mut(span.max(1));
             let args: [int8::Int8Rows<'_>; int8::GROUP] = core::array::from_fn(|k| {
-                let values = if k < g {
-                    &q.values[(h + k) * q.stride..][..q.dim]
-                } else {
-                    &[]
-                };
                 let query = match bufs.next() {
-                    Some(b) if k < g => int8::Int8Query::of(values, b),
+                    Some(b) if k < g => {
+                        let words = &q.values[(h + k) * q.stride..];
+                        int8::Int8Query::from_rounded(words, q.dim, b)
+                    }
                     _ => int8::Int8Query::of(&[], &mut []),
                 };
                 int8::Int8Rows {

@@ -420,10 +420,16 @@ fn int8_multi_query_scores_equal_one_query_at_a_time() {
         if g > 2 {
             queries[q_stride..2 * q_stride].fill(0.0);
         }
+        // Rounded as attention rounds them, one stride apart.
+        let r_stride = int8::rounded_len(d) + 1;
+        let mut rounded = vec![f32::NAN; g * r_stride];
+        for (qh, r) in queries.chunks(q_stride).zip(rounded.chunks_mut(r_stride)) {
+            int8::round_query(&qh[..d], r);
+        }
         let q = Queries {
-            values: &queries,
+            values: &rounded,
             dim: d,
-            stride: q_stride,
+            stride: r_stride,
             count: g,
         };
         for backend in Backend::available() {

@@ -57,7 +57,7 @@ pub(in crate::codebook) fn dot_rows(
     let period = 1usize << bits;
     let mut table = [0u8; CODES];
     for (j, t) in table.iter_mut().enumerate() {
-        *t = (first.c8[j % period] as i32 + 128) as u8;
+        *t = (first.c8[j & (period - 1)] as i32 + 128) as u8;
     }
     let blocks = n / 16;
     // SAFETY: `Checked` proves the AVX-512 feature list; the rows of

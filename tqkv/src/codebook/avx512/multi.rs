@@ -186,7 +186,7 @@ impl Centroids {
         let c = cb.centroids();
         let mut table = [0.0f32; 64];
         for (v, t) in table.iter_mut().enumerate() {
-            *t = c[v % c.len()];
+            *t = c[v & (c.len() - 1)];
         }
         // SAFETY: AVX-512F (caller); the loads read the local table.
         unsafe {

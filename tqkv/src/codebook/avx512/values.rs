@@ -213,7 +213,7 @@ impl Table16 {
         let c = cb.centroids();
         let mut table = [0.0f32; 16];
         for (v, t) in table.iter_mut().enumerate() {
-            *t = c[v % c.len()];
+            *t = c[v & (c.len() - 1)];
         }
         // SAFETY: AVX-512F (caller); the loads read the local table.
         unsafe {
