@@ -1133,9 +1133,13 @@ pub(crate) fn accumulate_multi_in(
     }
     let mut h = 0;
     while h < g {
-        // Prod values with a sign per coordinate: codes and signs in one pass.
-        // A lone query at up to 4 bits keeps the single-query kernels.
-        let shared = g > 1 || matches!(cb.bits(), 5 | 6);
+        // Prod values with a sign per coordinate: codes and signs in one
+        // pass, for a lone query too (KQV at 4 bits decoded 1.3× faster
+        // that way than with the single-query kernels; 1–3-bit codes no
+        // slower). Plain codes of a lone query at up to 4 bits keep the
+        // single-query kernels (2 and 3 bits were slower in the shared
+        // one once the cache was out of L2).
+        let shared = g > 1 || matches!(cb.bits(), 5 | 6) || m == dim;
         #[cfg(target_arch = "x86_64")]
         if m == dim && shared {
             // Balanced groups (4 = 2 + 2, not 3 + 1): each costs a pass.
