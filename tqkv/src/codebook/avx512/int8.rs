@@ -15,7 +15,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{PERM, shifts};
+use super::Spread;
 use crate::codebook::int8::Int8Rows;
 use crate::codebook::pack::packed_len;
 
@@ -71,8 +71,7 @@ pub(in crate::codebook) fn dot_rows(
 /// of `C` chunks of 64 codes.
 struct Codes<const C: usize> {
     tab: __m512i,
-    perm: __m512i,
-    shift: __m512i,
+    spread: Spread,
     /// Bytes of chunk `ch` within a row.
     masks: [u64; C],
     /// Bytes from one chunk of a row to the next.
@@ -102,8 +101,7 @@ impl<const C: usize> Codes<C> {
             }
             Codes {
                 tab: _mm512_loadu_si512(table.as_ptr().cast()),
-                perm: _mm512_loadu_si512(PERM[b].as_ptr().cast()),
-                shift: _mm512_set1_epi64(shifts(b as u64) as i64),
+                spread: Spread::new(b),
                 masks,
                 chunk_bytes: CODES / 8 * b,
             }
@@ -120,8 +118,7 @@ impl<const C: usize> Codes<C> {
         // SAFETY: the masked load reads only the bytes under `mask`.
         unsafe {
             let data = _mm512_maskz_loadu_epi8(mask, row.add(ch * self.chunk_bytes).cast());
-            let codes =
-                _mm512_multishift_epi64_epi8(self.shift, _mm512_permutexvar_epi8(self.perm, data));
+            let codes = self.spread.codes(data);
             _mm512_permutexvar_epi8(codes, self.tab)
         }
     }

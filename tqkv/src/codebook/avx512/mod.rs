@@ -729,6 +729,48 @@ const fn shifts(b: u64) -> u64 {
     v
 }
 
+/// The two instructions that give each of 64 packed `b`-bit codes a byte
+/// of its own: `vpermb` puts the `b` bytes of each group of 8 codes in a
+/// qword of their own, `vpmultishiftqb` moves every code to the low bits
+/// of its byte. The bits above a code are the next code's: a caller masks
+/// them, or looks up a table that repeats with period `2^b`. One piece of
+/// code for every kernel that unpacks in registers (scores, values, int8).
+#[derive(Clone, Copy)]
+pub(super) struct Spread {
+    perm: __m512i,
+    shift: __m512i,
+}
+
+impl Spread {
+    /// The controls for `bits`-bit codes.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `bits ∈ 1..=8`.
+    #[inline(always)]
+    pub(super) unsafe fn new(bits: usize) -> Spread {
+        // SAFETY: the load reads the 64 bytes of `PERM[bits]`.
+        unsafe {
+            Spread {
+                perm: _mm512_loadu_si512(PERM[bits].as_ptr().cast()),
+                shift: _mm512_set1_epi64(shifts(bits as u64) as i64),
+            }
+        }
+    }
+
+    /// Code `i` of the 64 packed in `data`'s first `8·b` bytes, in the low
+    /// bits of byte `i`.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VBMI are available.
+    #[inline(always)]
+    pub(super) unsafe fn codes(self, data: __m512i) -> __m512i {
+        // SAFETY: register operations only, on the caller's ISA.
+        unsafe {
+            _mm512_multishift_epi64_epi8(self.shift, _mm512_permutexvar_epi8(self.perm, data))
+        }
+    }
+}
+
 /// 64 codes unpacked with three instructions: `vpermb` puts each group's
 /// bytes in its own qword, `vpmultishiftqb` moves every code to a byte of
 /// its own, and a mask keeps its `b` bits; one 64-byte store.
@@ -749,10 +791,7 @@ unsafe fn unpack64(bits: u8, packed: &[u8], out: &mut [u8]) {
     // store writes out[..64].
     unsafe {
         let data = _mm512_maskz_loadu_epi8(bytes, packed.as_ptr().cast());
-        let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
-        let grouped = _mm512_permutexvar_epi8(perm, data);
-        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
-        let fields = _mm512_multishift_epi64_epi8(shift, grouped);
+        let fields = Spread::new(b).codes(data);
         let keep = _mm512_set1_epi8(((1u16 << b) - 1) as u8 as i8);
         _mm512_storeu_si512(out.as_mut_ptr().cast(), _mm512_and_si512(fields, keep));
     }

@@ -11,7 +11,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{PERM, shifts};
+use super::Spread;
 use crate::codebook::Codebook;
 use crate::codebook::pack::packed_len;
 
@@ -405,8 +405,7 @@ unsafe fn accumulate<const G: usize, const B: usize>(
     // of each query; stores: the same chunks of out.
     unsafe {
         let cents = Centroids::of(cb);
-        let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
-        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
+        let spread = Spread::new(b);
         let row_len = crate::codebook::pack::packed_len(a.d, b as u8);
         for ch in 0..a.d.div_ceil(64) {
             // A last chunk may hold fewer than 64 coordinates: its lanes past
@@ -423,8 +422,7 @@ unsafe fn accumulate<const G: usize, const B: usize>(
             let mut row = a.rows.as_ptr().add(ch * chunk_bytes);
             for r in 0..a.n {
                 let data = _mm512_maskz_loadu_epi8(mask, row.cast());
-                let codes =
-                    _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data));
+                let codes = spread.codes(data);
                 let c = [
                     cents.lookup::<B>(codes),
                     cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
@@ -678,8 +676,7 @@ unsafe fn fused<const G: usize, const B: usize>(
     // chunks.
     unsafe {
         let cents = Centroids::of(cb);
-        let perm = _mm512_loadu_si512(PERM[b].as_ptr().cast());
-        let shift = _mm512_set1_epi64(shifts(b as u64) as i64);
+        let spread = Spread::new(b);
         let row_len = crate::codebook::pack::packed_len(d, b as u8);
         for ch in 0..d.div_ceil(64) {
             // A last chunk of 16, 32 or 48 coordinates and signs: as in
@@ -702,8 +699,7 @@ unsafe fn fused<const G: usize, const B: usize>(
             let mut sg = r.signs.as_ptr().add(8 * ch);
             for t in 0..r.n {
                 let data = _mm512_maskz_loadu_epi8(mask, row.cast());
-                let codes =
-                    _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(perm, data));
+                let codes = spread.codes(data);
                 let c = [
                     cents.lookup::<B>(codes),
                     cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),

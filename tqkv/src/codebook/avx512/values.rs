@@ -35,8 +35,7 @@ pub(super) unsafe fn add_row<const C: usize>(
     unsafe {
         for (ch, (&mask, a)) in k.load_masks.iter().zip(acc.iter_mut()).enumerate() {
             let data = _mm512_maskz_loadu_epi8(mask, row.wrapping_add(k.chunk_bytes * ch).cast());
-            let codes =
-                _mm512_multishift_epi64_epi8(k.shift, _mm512_permutexvar_epi8(k.perm, data));
+            let codes = k.spread.codes(data);
             if ch + 1 == C && k.half_last {
                 // At most 32 codes: they sit in lanes 0–7 of the four
                 // registers, so 256-bit lookups and FMAs do the work at
@@ -279,10 +278,8 @@ pub(super) struct RowConstants<const C: usize> {
     lut: Table16,
     /// The last chunk holds at most 32 codes.
     half_last: bool,
-    /// The multishift control.
-    shift: __m512i,
-    /// The `vpermb` control that spreads a chunk's bytes.
-    perm: __m512i,
+    /// Each chunk's codes to bytes.
+    spread: Spread,
 }
 
 /// [`RowConstants`] of `cb` for rows of `d ∈ 64·(C−1)+1 ..= 64·C` codes.
@@ -301,15 +298,14 @@ pub(super) unsafe fn row_constants<const C: usize>(
     for (ch, m) in load_masks.iter_mut().enumerate() {
         *m = byte_mask(row_len.saturating_sub(8 * b * ch).min(8 * b));
     }
-    // SAFETY: AVX-512F (caller); the load reads PERM.
+    // SAFETY: AVX-512F (caller).
     unsafe {
         RowConstants {
             load_masks,
             chunk_bytes: 8 * b,
             lut: Table16::of(cb),
             half_last: (1..=32).contains(&(d - 64 * (C - 1))),
-            shift: _mm512_set1_epi64(shifts(b as u64) as i64),
-            perm: _mm512_loadu_si512(PERM[b].as_ptr().cast()),
+            spread: Spread::new(b),
         }
     }
 }
