@@ -42,9 +42,11 @@ pub(super) unsafe trait ByteLanes: Copy {
     unsafe fn mul_add(sums: Self::Sums, c: Self, q: *const i8) -> Self::Sums;
     /// The sum of all lanes.
     unsafe fn total(sums: Self::Sums) -> i32;
-    /// `out.len()` codes of `bits` bits from `packed` (its packed length),
-    /// one a byte: the backend's fastest unpacking.
-    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]);
+    /// Register `reg` of the codes of `BITS` bits packed in `packed`
+    /// (codes `LANES·reg …`), one a byte; bytes past `packed`'s end count
+    /// as zeros. `scratch` holds `LANES` bytes for backends that unpack
+    /// through memory.
+    unsafe fn codes<const BITS: u8>(packed: &[u8], reg: usize, scratch: &mut [u8]) -> Self;
 }
 
 /// Bytes of work space [`dot_rows`] needs for `a`: the query laid out
@@ -85,7 +87,9 @@ pub(super) unsafe fn dot_rows<V: ByteLanes>(
             1 => in_place::<V, 1>(&t, a, out, scratch),
             2 => in_place::<V, 2>(&t, a, out, scratch),
             4 => in_place::<V, 4>(&t, a, out, scratch),
-            _ => unpacked::<V>(&t, a, out, scratch),
+            3 => unpacked::<V, 3>(&t, a, out, scratch),
+            5 => unpacked::<V, 5>(&t, a, out, scratch),
+            _ => unpacked::<V, 6>(&t, a, out, scratch),
         }
     }
     out.len()
@@ -146,26 +150,26 @@ unsafe fn in_place<V: ByteLanes, const B: u32>(
 /// # Safety
 /// As [`dot_rows`].
 #[inline(always)]
-unsafe fn unpacked<V: ByteLanes>(
+unsafe fn unpacked<V: ByteLanes, const B: u8>(
     t: &V::Table,
     a: &Int8Rows<'_>,
     out: &mut [f32],
     codes: &mut [u8],
 ) {
-    let (bits, q, mult, rows, stride) = (a.bits, a.q, a.mult, a.rows, a.stride);
+    let (bits, q, mult, rows, stride) = (B, a.q, a.mult, a.rows, a.stride);
     let row_len = packed_len(q.dim, bits);
     let regs = q.dim.div_ceil(V::LANES);
-    // Codes past `dim` stay 0 and meet query bytes that are 0.
+    // Codes past `dim` (zeros, or the next codes' bits) meet query bytes
+    // that are 0.
     for (r, o) in out.iter_mut().enumerate() {
         let row = &rows[r * stride..][..row_len];
         // SAFETY: `row` is the packed length of `q.dim` codes; the loads
         // read `codes` below `regs·LANES ≤ scratch_len` and `q.values`
         // below `regs·LANES ≤ padded(dim)`.
         unsafe {
-            V::unpack(bits, row, &mut codes[..q.dim]);
             let mut sums = V::zero();
             for ch in 0..regs {
-                let c = V::lookup(t, V::load(codes.as_ptr().add(ch * V::LANES)));
+                let c = V::lookup(t, V::codes::<B>(row, ch, codes));
                 sums = V::mul_add(sums, c, q.values.as_ptr().add(ch * V::LANES));
             }
             *o = V::total(sums) as f32 * mult;

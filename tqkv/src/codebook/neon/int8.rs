@@ -92,9 +92,25 @@ unsafe impl ByteLanes for I8x16 {
     }
 
     #[inline(always)]
-    unsafe fn unpack(bits: u8, packed: &[u8], out: &mut [u8]) {
-        // SAFETY: NEON is available; arguments forwarded.
-        unsafe { <crate::vector::F32x4 as crate::codebook::simd::Lanes>::unpack(bits, packed, out) }
+    unsafe fn codes<const BITS: u8>(packed: &[u8], reg: usize, scratch: &mut [u8]) -> Self {
+        // Whole bytes from the code `16·reg` on (16 codes are 2·bits bytes).
+        let (bits, b) = (BITS, BITS as usize);
+        let src = packed.get(2 * b * reg..).unwrap_or(&[]);
+        let src = &src[..src.len().min(2 * b)];
+        let out = &mut scratch[..16];
+        let n = (8 * src.len() / b).min(16);
+        let src = &src[..crate::codebook::pack::packed_len(n, bits)];
+        out[n..].fill(0);
+        // SAFETY: NEON is available; `src` holds the packed bytes of `n`
+        // codes; the load reads `out`'s 16 bytes.
+        unsafe {
+            <crate::vector::F32x4 as crate::codebook::simd::Lanes>::unpack(
+                bits,
+                src,
+                &mut out[..n],
+            );
+            Self::load(out.as_ptr())
+        }
     }
 }
 
