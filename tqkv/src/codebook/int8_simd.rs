@@ -5,8 +5,9 @@
 //! Codes of 1, 2 and 4 bits never cross a byte: a register of packed bytes
 //! gives `8/b` registers of codes by a shift and a mask each (code
 //! `j·8/b + f` is field `f` of byte `j`), and the query is laid out field
-//! by field to match. Codes of 3, 5 and 6 bits are unpacked to one byte
-//! each first. Then every register of codes is looked up (`vpshufb`, or
+//! by field to match. Codes of 3, 5 and 6 bits are spread to one byte
+//! each, a register at a time (AVX2: four `pdep` groups put together in
+//! registers). Then every register of codes is looked up (`vpshufb`, or
 //! `tbl`) and multiplied with the query's bytes into i32 sums, exactly;
 //! one horizontal sum per row. (AVX-512 has its own kernel, sixteen rows
 //! at a time.)
@@ -50,9 +51,9 @@ pub(super) unsafe trait ByteLanes: Copy {
 }
 
 /// Bytes of work space [`dot_rows`] needs for `a`: the query laid out
-/// field by field (1, 2 and 4 bits), or one row's codes unpacked (3, 5
-/// and 6), each padded to whole registers of up to 32 bytes; at most
-/// `MAX_DIM + 256`.
+/// field by field (1, 2 and 4 bits), padded to whole registers of up to
+/// 32 bytes, or (3, 5 and 6 bits) room for a backend that unpacks a
+/// register of codes through memory; at most `MAX_DIM + 256`.
 pub(super) fn scratch_len(a: &Int8Rows<'_>) -> usize {
     match a.bits {
         1 | 2 | 4 => {
