@@ -19,6 +19,10 @@ pub enum CacheKind {
     /// A `tqkv` compressed cache (its `heads`, `dim` and `capacity` are
     /// filled in per layer), its keys scored as the `Scoring` says.
     Tqkv(CacheConfig, Scoring),
+    /// The same compressed cache, attended the slow, obvious way: every
+    /// token decoded to f32 as it is pushed, then plain softmax attention.
+    /// What the fused decode of [`CacheKind::Tqkv`] must reproduce.
+    Decoded(CacheConfig),
 }
 
 impl CacheKind {
@@ -27,7 +31,7 @@ impl CacheKind {
         match self {
             CacheKind::F32 => 32.0,
             CacheKind::F16 => 16.0,
-            CacheKind::Tqkv(c, _) => {
+            CacheKind::Tqkv(c, _) | CacheKind::Decoded(c) => {
                 // One token of one head: exactly what the cache stores.
                 let mut c = *c;
                 (c.heads, c.dim, c.capacity) = (1, dim, 1);
@@ -59,6 +63,15 @@ pub enum LayerCache {
     /// The compressed cache (boxed: its quantisers' tables are large) and
     /// how its keys are scored.
     Tqkv(Box<KvCache<Vec<u8>>>, Scoring),
+    /// The compressed cache and its tokens decoded, token-major.
+    Decoded {
+        /// Where tokens are encoded (and decoded from).
+        cache: Box<KvCache<Vec<u8>>>,
+        /// Decoded keys.
+        k: Vec<f32>,
+        /// Decoded values.
+        v: Vec<f32>,
+    },
 }
 
 /// The shape of a layer's cache.
@@ -94,6 +107,15 @@ impl LayerCache {
                 let cache = KvCache::new(c, vec![0u8; c.bytes_needed()?])?;
                 LayerCache::Tqkv(Box::new(cache), scoring)
             }
+            CacheKind::Decoded(c) => {
+                let mut c = c;
+                (c.heads, c.dim, c.capacity) = (shape.kv_heads, shape.dim, shape.capacity);
+                LayerCache::Decoded {
+                    cache: Box::new(KvCache::new(c, vec![0u8; c.bytes_needed()?])?),
+                    k: Vec::with_capacity(n),
+                    v: Vec::with_capacity(n),
+                }
+            }
         })
     }
 
@@ -102,7 +124,7 @@ impl LayerCache {
         match self {
             LayerCache::F32 { k, .. } => k.len() / (shape.kv_heads * shape.dim),
             LayerCache::F16 { k, .. } => k.len() / (shape.kv_heads * shape.dim),
-            LayerCache::Tqkv(c, _) => c.len(),
+            LayerCache::Tqkv(c, _) | LayerCache::Decoded { cache: c, .. } => c.len(),
         }
     }
 
@@ -118,6 +140,11 @@ impl LayerCache {
                 v.clear();
             }
             LayerCache::Tqkv(c, _) => c.clear(),
+            LayerCache::Decoded { cache, k, v } => {
+                cache.clear();
+                k.clear();
+                v.clear();
+            }
         }
         Ok(())
     }
@@ -140,6 +167,14 @@ impl LayerCache {
                 vs.extend(v.iter().map(|&x| f16::from_f32(x)));
             }
             LayerCache::Tqkv(c, _) => c.push(k, v)?,
+            LayerCache::Decoded {
+                cache,
+                k: ks,
+                v: vs,
+            } => {
+                cache.push(k, v)?;
+                decode_last(cache, ks, vs)?;
+            }
         }
         Ok(())
     }
@@ -168,6 +203,14 @@ impl LayerCache {
             }
             .attend(upto, q, out, scratch),
             LayerCache::F16 { k, v } => Rows {
+                k,
+                v,
+                stride,
+                at,
+                d,
+            }
+            .attend(upto, q, out, scratch),
+            LayerCache::Decoded { k, v, .. } => Rows {
                 k,
                 v,
                 stride,
@@ -214,6 +257,30 @@ impl LayerCache {
         }
         Ok(())
     }
+}
+
+/// The last token of `cache`, every head's key and value decoded by the
+/// quantisers and appended to `k` and `v` (token-major).
+fn decode_last(
+    cache: &KvCache<Vec<u8>>,
+    k: &mut Vec<f32>,
+    v: &mut Vec<f32>,
+) -> Result<(), LlmError> {
+    let t = cache.len() - 1;
+    let c = cache.config();
+    let (kq, vq) = (cache.key_quantizer(), cache.value_quantizer());
+    let mut bytes = vec![0u8; kq.encoded_len().max(vq.encoded_len())];
+    for head in 0..c.heads {
+        let at = k.len();
+        k.resize(at + c.dim, 0.0);
+        cache.key(head, t, &mut bytes)?;
+        kq.decode(&bytes[..kq.encoded_len()], &mut k[at..])?;
+        let at = v.len();
+        v.resize(at + c.value_dim, 0.0);
+        cache.value(head, t, &mut bytes)?;
+        vq.decode(&bytes[..vq.encoded_len()], &mut v[at..])?;
+    }
+    Ok(())
 }
 
 /// An element of an uncompressed cache, read as f32.

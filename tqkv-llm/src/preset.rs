@@ -8,6 +8,8 @@
 //! | `km4vm3` | keys and values each with their own quantiser (`b` baseline, `m` MSE, `p` prod) and bits: 4-bit MSE keys, 3-bit MSE values |
 //! | `kqv3+edge:kqv5` | `kqv3`, with the first and last layers as `kqv5` |
 //! | `kqv4i8` | any of the compressed specs, its keys scored from 8-bit integers (`Scoring::Int8`) |
+//! | `kqv4ref` | any of the compressed specs, attended by decoding every token to f32 and running plain softmax attention: the reference the fused decode must match |
+//! | `kqv4@s7` | any of the compressed specs with its rotations and sketches drawn from seed 7 (another realisation of the same quantiser) |
 
 use tqkv::attention::Scoring;
 use tqkv::qjl::Projection;
@@ -69,7 +71,7 @@ impl Preset {
 fn kind(spec: &str) -> Result<CacheKind, LlmError> {
     let bad = || {
         LlmError::Invalid(format!(
-            "cache spec {spec:?}: expected f32, f16, kv|kqv|qkqv then bits 2–8 (e.g. kqv4), or k<b|m|p><bits>v<b|m|p><bits> (e.g. km4vm3), optionally then g (Gaussian projection), optionally then i8 (int8 key scoring)"
+            "cache spec {spec:?}: expected f32, f16, kv|kqv|qkqv then bits 2–8 (e.g. kqv4), or k<b|m|p><bits>v<b|m|p><bits> (e.g. km4vm3), optionally then g (Gaussian projection), optionally then i8 (int8 key scoring) or ref (attention over the decoded cache), optionally then @s<seed>"
         ))
     };
     match spec {
@@ -77,9 +79,28 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
         "f16" => return Ok(CacheKind::F16),
         _ => {}
     }
+    let (spec, seed) = match spec.rsplit_once("@s") {
+        Some((s, n)) => (s, Some(n.parse::<u64>().map_err(|_| bad())?)),
+        None => (spec, None),
+    };
+    let (spec, decoded) = match spec.strip_suffix("ref") {
+        Some(s) => (s, true),
+        None => (spec, false),
+    };
     let (spec, scoring) = match spec.strip_suffix("i8") {
-        Some(s) => (s, Scoring::Int8),
-        None => (spec, Scoring::Exact),
+        Some(s) if !decoded => (s, Scoring::Int8),
+        _ => (spec, Scoring::Exact),
+    };
+    let compressed = |config: CacheConfig| {
+        let config = match seed {
+            Some(s) => config.with_seed(s),
+            None => config,
+        };
+        if decoded {
+            CacheKind::Decoded(config)
+        } else {
+            CacheKind::Tqkv(config, scoring)
+        }
     };
     let (spec, projection) = match spec.strip_suffix('g') {
         Some(s) => (s, Projection::Gaussian),
@@ -89,7 +110,7 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
         config
             .bytes_needed()
             .map_err(|e| LlmError::Invalid(format!("{}: {e}", bad())))?;
-        return Ok(CacheKind::Tqkv(config, scoring));
+        return Ok(compressed(config));
     }
     let digits = spec.find(|c: char| c.is_ascii_digit()).ok_or_else(bad)?;
     let scheme = match &spec[..digits] {
@@ -103,7 +124,7 @@ fn kind(spec: &str) -> Result<CacheKind, LlmError> {
     config
         .bytes_needed()
         .map_err(|e| LlmError::Invalid(format!("{}: {e}", bad())))?;
-    Ok(CacheKind::Tqkv(config, scoring))
+    Ok(compressed(config))
 }
 
 /// `k<kind><bits>v<kind><bits>` (kinds `b`, `m`, `p`), if `spec` is one.
@@ -130,6 +151,16 @@ fn sides(spec: &str, projection: Projection) -> Option<CacheConfig> {
 mod tests {
     use super::*;
 
+    impl CacheKind {
+        fn with_seed_for_test(self, seed: u64) -> CacheKind {
+            match self {
+                CacheKind::Tqkv(c, s) => CacheKind::Tqkv(c.with_seed(seed), s),
+                CacheKind::Decoded(c) => CacheKind::Decoded(c.with_seed(seed)),
+                other => other,
+            }
+        }
+    }
+
     #[test]
     fn an_i8_suffix_scores_keys_from_integers() {
         let scoring = |spec: &str| match Preset::parse(spec).unwrap().body {
@@ -143,7 +174,46 @@ mod tests {
         let p = Preset::parse("kqv3i8+edge:kqv5").unwrap();
         assert_eq!(p.kind(0, 30), Preset::parse("kqv5").unwrap().body);
         assert!(matches!(p.kind(1, 30), CacheKind::Tqkv(_, Scoring::Int8)));
-        for bad in ["i8", "kqvi8", "f32i8", "kqv4i8g", "kqv4i"] {
+        for bad in [
+            "i8",
+            "kqvi8",
+            "f32i8",
+            "kqv4i8g",
+            "kqv4i",
+            "ref",
+            "f32ref",
+            "kqv4refi8",
+            "kqv4i8ref",
+        ] {
+            assert!(Preset::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ref_decodes_and_a_seed_redraws_the_same_quantiser() {
+        let kqv4 = match Preset::parse("kqv4").unwrap().body {
+            CacheKind::Tqkv(c, _) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            Preset::parse("kqv4ref").unwrap().body,
+            CacheKind::Decoded(kqv4)
+        );
+        let seeded = Preset::parse("kqv4@s7").unwrap().body;
+        assert_eq!(seeded, CacheKind::Tqkv(kqv4.with_seed(7), Scoring::Exact));
+        assert_ne!(kqv4.with_seed(7), kqv4);
+        assert_eq!(
+            Preset::parse("km5vm3i8@s2").unwrap().body,
+            Preset::parse("km5vm3i8")
+                .unwrap()
+                .body
+                .with_seed_for_test(2)
+        );
+        assert_eq!(
+            Preset::parse("kqv4ref@s3").unwrap().body,
+            CacheKind::Decoded(kqv4.with_seed(3))
+        );
+        for bad in ["kqv4@s", "kqv4@sx", "f32@s1", "kqv4@s1ref"] {
             assert!(Preset::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,16 +6,12 @@
 mod common;
 
 use tqkv_llm::perplexity::score;
-use tqkv_llm::{CacheKind, Preset, TextTokenizer};
+use tqkv_llm::{CacheKind, Preset};
 
 #[test]
 fn perplexity_of_256_tokens_on_f32_f16_and_compressed_caches() {
     let model = common::model();
-    let ids = TextTokenizer::from_model(&model)
-        .unwrap()
-        .encode(&common::tutorial())
-        .unwrap();
-    let ids = &ids[..256];
+    let ids = &common::tutorial_tokens(&model, 256);
     let layers = model.config.layers;
     let reference = score(&model, ids, 256, &|_| CacheKind::F32, None, true).unwrap();
     let f32_ppl = reference.perplexity();
@@ -52,4 +48,39 @@ fn perplexity_of_256_tokens_on_f32_f16_and_compressed_caches() {
     assert!(kqv_kl > f16_kl && kqv_kl < 0.5, "{kqv_kl}");
     let (_, kv2_kl) = run("kv2");
     assert!(kv2_kl > 2.0 * kqv_kl, "{kv2_kl} vs {kqv_kl}");
+}
+
+/// The fused decode against the same cache decoded to f32 and attended the
+/// plain way (`ref`), end to end. Only the first and last layers are
+/// compressed: with every layer compressed the two cannot be compared, as
+/// one rounding difference in a layer's output moves some coordinate of the
+/// next layer across a quantisation threshold and such flips compound (a
+/// one-ulp change of the query in the decoded path alone moves the
+/// next-token distributions as far as 4-bit quantisation itself does).
+/// With f32 layers between, the first layer's codes are the same in both
+/// and only the last layer can flip, so the two must be far nearer to each
+/// other than to the f32 cache.
+#[test]
+fn the_fused_decode_is_attention_over_the_decoded_cache_end_to_end() {
+    let model = common::model();
+    let ids = &common::tutorial_tokens(&model, 128);
+    let layers = model.config.layers;
+    let scores = |spec: &str, reference: Option<&tqkv_llm::perplexity::Scores>| {
+        let p = Preset::parse(spec).unwrap();
+        score(&model, ids, 128, &|l| p.kind(l, layers), reference, true).unwrap()
+    };
+    let mean = |s: &tqkv_llm::perplexity::Scores| s.kl.iter().sum::<f64>() / s.kl.len() as f64;
+    let f32_cache = scores("f32", None);
+    for spec in ["kqv4", "qkqv3", "km5vm3"] {
+        let edges = format!("f32+edge:{spec}");
+        let quantised = mean(&scores(&edges, Some(&f32_cache)));
+        let decoded = scores(&format!("{edges}ref"), None);
+        let fused = mean(&scores(&edges, Some(&decoded)));
+        eprintln!("{spec}: KL(f32 ‖ fused) {quantised:.2e}, KL(ref ‖ fused) {fused:.2e}");
+        assert!(quantised > 1e-4, "{spec}: {quantised}");
+        assert!(
+            fused.abs() < 1e-3 * quantised,
+            "{spec}: {fused} against {quantised}"
+        );
+    }
 }

@@ -24,3 +24,12 @@ pub fn tutorial() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/python_tutorial.txt");
     std::fs::read_to_string(path).expect("data/python_tutorial.txt (tools/fetch_text.sh)")
 }
+
+/// The first `n` tokens of the tutorial, as `model`'s tokenizer gives them.
+pub fn tutorial_tokens(model: &Model, n: usize) -> Vec<u32> {
+    let ids = tqkv_llm::TextTokenizer::from_model(model)
+        .unwrap()
+        .encode(&tutorial())
+        .unwrap();
+    ids[..n].to_vec()
+}
