@@ -109,10 +109,9 @@ unsafe impl ByteLanes for I8x32 {
         }
     }
 
-    /// Four `pdep` groups put together in registers. (Unpacked to memory
-    /// first, as the shared BMI2 unpacking does it, every 32-byte load
-    /// spanned two 16-byte stores and could not forward from them: a stall
-    /// a register, which had made 3-bit scores slower than exact ones.)
+    /// Four `pdep` groups put together in registers. (Through memory, as
+    /// the shared BMI2 unpacking writes codes, every 32-byte load read two
+    /// 16-byte stores, which the store buffer cannot forward to one load.)
     #[inline(always)]
     unsafe fn codes<const BITS: u8>(packed: &[u8], reg: usize, _: &mut [u8]) -> Self {
         // SAFETY: BMI2 and AVX2 are in the feature list; no memory access
