@@ -155,7 +155,7 @@ unsafe fn unpacked<V: ByteLanes, const B: u8>(
     t: &V::Table,
     a: &Int8Rows<'_>,
     out: &mut [f32],
-    codes: &mut [u8],
+    scratch: &mut [u8],
 ) {
     let (bits, q, mult, rows, stride) = (B, a.q, a.mult, a.rows, a.stride);
     let row_len = packed_len(q.dim, bits);
@@ -164,13 +164,14 @@ unsafe fn unpacked<V: ByteLanes, const B: u8>(
     // that are 0.
     for (r, o) in out.iter_mut().enumerate() {
         let row = &rows[r * stride..][..row_len];
-        // SAFETY: `row` is the packed length of `q.dim` codes; the loads
-        // read `codes` below `regs·LANES ≤ scratch_len` and `q.values`
-        // below `regs·LANES ≤ padded(dim)`.
+        // SAFETY: `row` is the packed length of `q.dim` codes, read by
+        // `codes` inside its bounds; `scratch` holds at least `LANES`
+        // bytes (`scratch_len`); the query loads read `q.values` below
+        // `regs·LANES ≤ padded(dim)`.
         unsafe {
             let mut sums = V::zero();
             for ch in 0..regs {
-                let c = V::lookup(t, V::codes::<B>(row, ch, codes));
+                let c = V::lookup(t, V::codes::<B>(row, ch, scratch));
                 sums = V::mul_add(sums, c, q.values.as_ptr().add(ch * V::LANES));
             }
             *o = V::total(sums) as f32 * mult;
