@@ -36,17 +36,19 @@ pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     }
 }
 
-/// Runs `f` on `len` zeroed bytes (`len ≤ MAX_DIM + 512`; a longer request
+/// Runs `f` on `len` zeroed bytes (`len ≤ 2·MAX_DIM + 512`; a longer request
 /// gets that many): the rounded queries and unpacked codes of the int8
 /// scores.
 #[inline]
 pub(crate) fn bytes<T: Copy + Default, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     if len <= 256 {
         on_lines::<T, 256, R>(len, f)
+    } else if len <= 512 {
+        on_lines::<T, 512, R>(len, f)
     } else if len <= 1024 {
         on_lines::<T, 1024, R>(len, f)
     } else {
-        on_lines::<T, { MAX_DIM + 512 }, R>(len, f)
+        on_lines::<T, { 2 * MAX_DIM + 512 }, R>(len, f)
     }
 }
 

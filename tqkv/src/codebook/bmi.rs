@@ -70,37 +70,6 @@ unsafe fn unpack_b<const B: usize>(packed: &[u8], out: &mut [u8]) {
     }
 }
 
-/// The codes of group `g` (codes `8g … 8g + 7`) of `bits`-bit codes
-/// packed in `packed`, one a byte: one 8-byte read and a `pdep`. Bytes
-/// past `packed`'s end count as zeros.
-///
-/// # Safety
-/// BMI2 is available; `bits ∈ 1..=8`.
-#[inline(always)]
-pub(super) unsafe fn group(bits: u8, packed: &[u8], g: usize) -> u64 {
-    let b = bits as usize;
-    let start = g * b;
-    let len = packed.len();
-    let word = if let Some(s) = packed.get(start..start + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(s);
-        u64::from_le_bytes(w)
-    } else if start < len && len >= 8 {
-        // Near the end: the last eight bytes, shifted down to `start`.
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&packed[len - 8..]);
-        u64::from_le_bytes(w) >> (8 * (start + 8 - len))
-    } else {
-        let mut w = [0u8; 8];
-        for (d, s) in w.iter_mut().zip(packed.get(start..).unwrap_or(&[])) {
-            *d = *s;
-        }
-        u64::from_le_bytes(w)
-    };
-    // SAFETY: BMI2 is the caller's promise; no memory access.
-    unsafe { _pdep_u64(word, mask(b)) }
-}
-
 /// [`pack::pack_unchecked`] with `pext`.
 ///
 /// # Safety

@@ -85,12 +85,13 @@ unsafe impl ByteLanes for I8x32 {
     }
 
     #[inline(always)]
-    unsafe fn mul_add(sums: __m256i, c: Self, q: *const i8) -> __m256i {
-        // SAFETY: 32 readable bytes at `q` (caller); |q|, |c| ≤ 127, so
-        // `vpmaddubsw` never saturates.
+    unsafe fn mul_add(sums: __m256i, c: Self, q: *const i8, q_abs: *const u8) -> __m256i {
+        // SAFETY: 32 readable bytes at `q` and `q_abs` (caller); |q|, |c|
+        // ≤ 127, so `vpmaddubsw` never saturates.
         unsafe {
             let qv = _mm256_loadu_si256(q.cast());
-            let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(qv), _mm256_sign_epi8(c.0, qv));
+            let abs = _mm256_loadu_si256(q_abs.cast());
+            let pairs = _mm256_maddubs_epi16(abs, _mm256_sign_epi8(c.0, qv));
             _mm256_add_epi32(sums, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
         }
     }
@@ -109,24 +110,96 @@ unsafe impl ByteLanes for I8x32 {
         }
     }
 
-    /// Four `pdep` groups put together in registers. (Through memory, as
-    /// the shared BMI2 unpacking writes codes, every 32-byte load read two
-    /// 16-byte stores, which the store buffer cannot forward to one load.)
+    #[inline(always)]
+    unsafe fn totals4(s: [__m256i; 4]) -> [i32; 4] {
+        // SAFETY: register operations on the caller's ISA; the store
+        // writes the local array.
+        unsafe {
+            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+            let x = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            let mut t = [0i32; 4];
+            _mm_storeu_si128(t.as_mut_ptr().cast(), x);
+            t
+        }
+    }
+
+    /// 32 codes spread from their `4·BITS` bytes in registers
+    /// ([`WordSpread`]): two 16-byte loads, one `vpshufb`, two word
+    /// multiplies and three shifts. (Four BMI2 `pdep` groups moved over
+    /// from general registers took twice the time at 3 bits.)
     #[inline(always)]
     unsafe fn codes<const BITS: u8>(packed: &[u8], reg: usize, _: &mut [u8]) -> Self {
-        // SAFETY: BMI2 and AVX2 are in the feature list; no memory access
-        // but `bmi::group`'s reads inside `packed`.
+        let b = BITS as usize;
+        let k = const { &WordSpread::of(BITS) };
+        let start = 4 * b * reg;
+        debug_assert!(packed.len() >= int8_simd::reach(32 * (reg + 1), BITS));
+        // SAFETY: AVX2 is in the feature list; the loads read 16 bytes at
+        // `start` and at `start + 2b`, inside the reach of `reg + 1`
+        // registers (the caller's promise), and the constants.
         unsafe {
-            let g = 4 * reg;
-            let w = [
-                crate::codebook::bmi::group(BITS, packed, g),
-                crate::codebook::bmi::group(BITS, packed, g + 1),
-                crate::codebook::bmi::group(BITS, packed, g + 2),
-                crate::codebook::bmi::group(BITS, packed, g + 3),
-            ];
-            let lo = _mm_set_epi64x(w[1] as i64, w[0] as i64);
-            let hi = _mm_set_epi64x(w[3] as i64, w[2] as i64);
-            I8x32(_mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi))
+            let src = packed.as_ptr().add(start);
+            let lo = _mm_loadu_si128(src.cast());
+            let hi = _mm_loadu_si128(src.add(2 * b).cast());
+            let bytes = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
+            let words = _mm256_shuffle_epi8(bytes, _mm256_loadu_si256(k.shuffle.as_ptr().cast()));
+            let even = _mm256_mullo_epi16(words, _mm256_loadu_si256(k.even.as_ptr().cast()));
+            let odd = _mm256_mullo_epi16(words, _mm256_loadu_si256(k.odd.as_ptr().cast()));
+            let even = top_down::<BITS>(even);
+            let odd = _mm256_slli_epi16::<8>(top_down::<BITS>(odd));
+            I8x32(_mm256_or_si256(even, odd))
+        }
+    }
+}
+
+/// What spreads 32 codes of `b` bits (3, 5 or 6) to one a byte: lane 0
+/// of the register takes codes 0–15 from the first `2b` bytes, lane 1
+/// codes 16–31 from the next `2b`, loaded there. Word `i` of a lane
+/// gathers (`vpshufb`) the two bytes from the one holding bit `2i·b` on:
+/// its codes `2i` and `2i + 1` lie at bits `o = 2i·b mod 8` and `o + b`
+/// of the word (`o + 2b ≤ 16` at these widths). `vpmullw` by
+/// `2^(16 − b − o)` lifts the even code to the word's top `b` bits, by
+/// `2^(16 − 2b − o)` the odd one; shifts bring them down to the word's
+/// low and high byte, every other bit clear.
+struct WordSpread {
+    shuffle: [u8; 32],
+    even: [u16; 16],
+    odd: [u16; 16],
+}
+
+impl WordSpread {
+    const fn of(bits: u8) -> WordSpread {
+        let b = bits as usize;
+        let mut k = WordSpread {
+            shuffle: [0; 32],
+            even: [0; 16],
+            odd: [0; 16],
+        };
+        let mut i = 0;
+        while i < 16 {
+            let bit = 2 * (i % 8) * b;
+            let (byte, o) = (bit / 8, bit % 8);
+            k.shuffle[2 * i] = byte as u8;
+            k.shuffle[2 * i + 1] = byte as u8 + 1;
+            k.even[i] = 1 << (16 - b - o);
+            k.odd[i] = 1 << (16 - 2 * b - o);
+            i += 1;
+        }
+        k
+    }
+}
+
+/// Every word's top `BITS` bits (3, 5 or 6) down to its bottom.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn top_down<const BITS: u8>(x: __m256i) -> __m256i {
+    // SAFETY: AVX2 (caller); registers only.
+    unsafe {
+        match BITS {
+            3 => _mm256_srli_epi16::<13>(x),
+            5 => _mm256_srli_epi16::<11>(x),
+            _ => _mm256_srli_epi16::<10>(x),
         }
     }
 }

@@ -74,7 +74,7 @@ unsafe impl ByteLanes for I8x16 {
     }
 
     #[inline(always)]
-    unsafe fn mul_add(sums: int32x4_t, c: Self, q: *const i8) -> int32x4_t {
+    unsafe fn mul_add(sums: int32x4_t, c: Self, q: *const i8, _: *const u8) -> int32x4_t {
         // SAFETY: 16 readable bytes at `q` (caller); |q|, |c| ≤ 127, so
         // two products add in i16 without overflow.
         unsafe {
@@ -89,6 +89,17 @@ unsafe impl ByteLanes for I8x16 {
     unsafe fn total(sums: int32x4_t) -> i32 {
         // SAFETY: NEON is available.
         unsafe { vaddvq_s32(sums) }
+    }
+
+    #[inline(always)]
+    unsafe fn totals4(s: [int32x4_t; 4]) -> [i32; 4] {
+        // SAFETY: NEON is available; the store writes the local array.
+        unsafe {
+            let x = vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
+            let mut t = [0i32; 4];
+            vst1q_s32(t.as_mut_ptr(), x);
+            t
+        }
     }
 
     #[inline(always)]
