@@ -16,7 +16,7 @@
 //! bytes in the same run (every scheme and budget at g = 1 and g = 4, on
 //! AVX2 too where the detected backend is AVX-512). A shape ending in
 //! `int8` scores the keys from 8-bit integers (`Scoring::Int8`; KQV n = 4
-//! at g = 1, 4, 8 and every scheme and budget at g = 1).
+//! at g = 1, 4, 8 and every scheme and budget at g = 1, on AVX2 too).
 //! `…/g1x2q1` runs `attend_parallel` (rayon's pool); `…/g1x2q1spin` the
 //! same split the way a runtime's own pool would, `attend_partial` on the
 //! calling thread and a helper that spins between calls.
@@ -441,8 +441,6 @@ fn shapes(c: &mut Criterion) {
     // Every scheme and budget, one query head and four sharing the KV head,
     // beside a copy of its bytes.
     let mut scratch = vec![0.0f32; 1 << 16];
-    let q4 = data(4 * D, 3);
-    let mut out4 = vec![0.0f32; 4 * D];
     for &scheme in Scheme::ALL {
         for bits in 2u8..=6 {
             let cache = filled(scheme, bits, T);
@@ -455,57 +453,64 @@ fn shapes(c: &mut Criterion) {
             // AVX2 beside the detected AVX-512: the backend of x86 machines
             // without AVX-512, at every budget.
             if best != Backend::Avx2 && Backend::available().any(|b| b == Backend::Avx2) {
-                let avx2 = Backend::Avx2;
-                let id = BenchmarkId::new(
-                    format!("{}/n{bits}/{}/t{T}", scheme.name(), avx2.name()),
-                    "g1x1q1",
+                one_cache(
+                    &mut group,
+                    Backend::Avx2,
+                    (scheme, bits),
+                    &cache,
+                    &mut scratch,
                 );
-                group.bench_function(id, |b| {
-                    b.iter(|| attend_on(avx2, &cache, 0, black_box(&q), &mut out, &mut scratch))
-                });
-                let id = BenchmarkId::new(
-                    format!("{}/n{bits}/{}/t{T}", scheme.name(), avx2.name()),
-                    "g4x1q1",
-                );
-                group.bench_function(id, |b| {
-                    b.iter(|| attend_on(avx2, &cache, 0, black_box(&q4), &mut out4, &mut scratch))
-                });
             }
             if scheme == Scheme::Kqv && bits == 4 {
                 continue; // measured above as g1x1q1 and g4x1q1
             }
-            let id = |shape: &str| {
-                BenchmarkId::new(
-                    format!("{}/n{bits}/{}/t{T}", scheme.name(), best.name()),
-                    shape,
-                )
-            };
-            group.bench_function(id("g1x1q1"), |b| {
-                b.iter(|| attend_on(best, &cache, 0, black_box(&q), &mut out, &mut scratch))
-            });
-            let limit = [T];
-            group.bench_function(id("g1x1q1int8"), |b| {
-                b.iter(|| {
-                    attend_many_with(
-                        best,
-                        Scoring::Int8,
-                        &cache,
-                        0,
-                        black_box(&q),
-                        &limit,
-                        &mut out,
-                        &mut scratch,
-                    )
-                })
-            });
-            assert!(scratch_len(&cache, 4) <= scratch.len(), "scratch for g = 4");
-            attend_on(best, &cache, 0, &q4, &mut out4, &mut scratch).expect("g = 4 attends");
-            group.bench_function(id("g4x1q1"), |b| {
-                b.iter(|| attend_on(best, &cache, 0, black_box(&q4), &mut out4, &mut scratch))
-            });
+            one_cache(&mut group, best, (scheme, bits), &cache, &mut scratch);
         }
     }
     group.finish();
+}
+
+/// `attention/<scheme>/n<bits>/<backend>/t65536/…` of one cache on one
+/// backend: one query head (`g1x1q1`), the same with the keys scored from
+/// 8-bit integers (`g1x1q1int8`), and four query heads (`g4x1q1`).
+fn one_cache(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    backend: Backend,
+    (scheme, bits): (Scheme, u8),
+    cache: &KvCache<Vec<u8>>,
+    scratch: &mut [f32],
+) {
+    let id = |shape: &str| {
+        BenchmarkId::new(
+            format!("{}/n{bits}/{}/t{T}", scheme.name(), backend.name()),
+            shape,
+        )
+    };
+    let (q, q4) = (data(D, 3), data(4 * D, 3));
+    let (mut out, mut out4) = (vec![0.0f32; D], vec![0.0f32; 4 * D]);
+    group.bench_function(id("g1x1q1"), |b| {
+        b.iter(|| attend_on(backend, cache, 0, black_box(&q), &mut out, scratch))
+    });
+    let limit = [T];
+    group.bench_function(id("g1x1q1int8"), |b| {
+        b.iter(|| {
+            attend_many_with(
+                backend,
+                Scoring::Int8,
+                cache,
+                0,
+                black_box(&q),
+                &limit,
+                &mut out,
+                scratch,
+            )
+        })
+    });
+    assert!(scratch_len(cache, 4) <= scratch.len(), "scratch for g = 4");
+    attend_on(backend, cache, 0, &q4, &mut out4, scratch).expect("g = 4 attends");
+    group.bench_function(id("g4x1q1"), |b| {
+        b.iter(|| attend_on(backend, cache, 0, black_box(&q4), &mut out4, scratch))
+    });
 }
 
 criterion_group!(benches, attention, past_the_cache, shapes, head_dims);

@@ -702,6 +702,102 @@ fn avx512_value_rows_add_one_fma_per_code_in_row_order() {
     }
 }
 
+/// 5- and 6-bit rows of `d` codes, `rows` of them `stride` apart after
+/// `offset` bytes, the buffer ending at the last row's last byte (so that
+/// the kernels' 8-byte group loads must stop short of it): the buffer, and
+/// each row dequantised.
+fn wide_rows(
+    cb: &Codebook,
+    d: usize,
+    rows: usize,
+    gap: usize,
+    g: &mut SplitMix64,
+) -> (Vec<u8>, usize, Vec<f32>) {
+    use tqkv::Backend;
+    let bits = cb.bits();
+    let (stride, offset) = (pack::packed_len(d, bits) + gap, 5);
+    let mut storage = vec![0u8; offset + rows * stride];
+    let mut centroids = vec![0.0f32; rows * d];
+    for (r, c) in centroids.chunks_exact_mut(d).enumerate() {
+        let x: Vec<f32> = (0..d).map(|_| normal(g) as f32).collect();
+        let row = &mut storage[offset + r * stride..];
+        codebook::quantize_packed_on(Backend::Scalar, cb, &x, row).unwrap();
+        codebook::dequantize_on(Backend::Scalar, cb, row, c).unwrap();
+    }
+    storage.truncate(offset + (rows - 1) * stride + pack::packed_len(d, bits));
+    (storage.split_off(offset), stride, centroids)
+}
+
+/// On AVX2, rows of 5- and 6-bit codes (`d` a multiple of 8), read in
+/// place or (the last rows, whose 8-byte group reads would pass the
+/// buffer's end) copied: bit for bit references written from the
+/// dequantised rows. Values add one FMA per code and row, in row order,
+/// onto `out`. Keys are scored in the documented order of the 8-lane
+/// kernels: four sums of 8 lanes taking 32 codes a step, the last 8s of a
+/// 64-code chunk in the first, the sums folded as `(s0 + s1) + (s2 + s3)`,
+/// then the lanes as halves added, pairs, and the last two.
+#[test]
+fn avx2_wide_rows_take_the_documented_operations() {
+    use tqkv::Backend;
+    if !Backend::available().any(|b| b == Backend::Avx2) {
+        eprintln!("no AVX2 here: nothing to compare");
+        return;
+    }
+    let mut g = SplitMix64::new(12);
+    for bits in [5u8, 6] {
+        for d in [8, 24, 64, 72, 128, 200, 256] {
+            for gap in [0, 3] {
+                let what = format!("{bits} bits, d = {d}, gap {gap}");
+                let cb = Codebook::lloyd_max(d, bits).unwrap();
+                let rows = 9;
+                let (packed, stride, centroids) = wide_rows(&cb, d, rows, gap, &mut g);
+                let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                // Values.
+                let w: Vec<f32> = (0..rows).map(|_| normal(&mut g) as f32).collect();
+                let start: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
+                let mut want = start.clone();
+                for (c, &w) in centroids.chunks_exact(d).zip(&w) {
+                    for (o, &c) in want.iter_mut().zip(c) {
+                        *o = c.mul_add(w, *o);
+                    }
+                }
+                let mut got = start.clone();
+                codebook::accumulate_rows_on(Backend::Avx2, &cb, &packed, stride, &w, &mut got)
+                    .unwrap();
+                assert_eq!(bits_of(&got), bits_of(&want), "values, {what}");
+                // Keys.
+                let q: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
+                let mut got = vec![0.0f32; rows];
+                codebook::dot_rows_on(Backend::Avx2, &cb, &q, &packed, stride, &mut got).unwrap();
+                let want: Vec<f32> = centroids
+                    .chunks_exact(d)
+                    .map(|c| {
+                        let mut acc = [[0.0f32; 8]; 4];
+                        for base in (0..d).step_by(64) {
+                            let n = (d - base).min(64);
+                            let (mut at, fours) = (0, n / 32 * 32);
+                            while at + 8 <= n {
+                                let s = if at < fours { (at / 8) % 4 } else { 0 };
+                                for (l, a) in acc[s].iter_mut().enumerate() {
+                                    let j = base + at + l;
+                                    *a = q[j].mul_add(c[j], *a);
+                                }
+                                at += 8;
+                            }
+                        }
+                        let v: Vec<f32> = (0..8)
+                            .map(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]))
+                            .collect();
+                        let h: Vec<f32> = (0..4).map(|l| v[l] + v[l + 4]).collect();
+                        ((h[0] + h[2]) + (h[1] + h[3])) + 0.0
+                    })
+                    .collect();
+                assert_eq!(bits_of(&got), bits_of(&want), "keys, {what}");
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 

@@ -972,10 +972,11 @@ pub(crate) struct Queries<'a> {
 
 /// [`dot_rows_in`] for several query vectors over the same `n` rows:
 /// `out[h·out_stride + r]` is query `h`'s score of row `r`. AVX-512 shares
-/// the codes' work between up to four queries at 1 to 6 bits (the scores
-/// then agree with [`dot_rows`] within its tolerance, not bit for bit);
-/// elsewhere, and for a lone query at 1, 2 and 4 bits, the queries run one
-/// after the other over rows that stay in cache.
+/// the codes' work between up to four queries at 1 to 6 bits, AVX2 at 5
+/// and 6 bits (the scores then agree with [`dot_rows`] within its
+/// tolerance, not bit for bit); elsewhere, and for a lone query at 1, 2
+/// and 4 bits, the queries run one after the other over rows that stay in
+/// cache.
 ///
 /// # Errors
 /// As [`dot_rows_on`]; [`Error::BufferTooShort`] if `out` or the queries
@@ -1007,7 +1008,14 @@ pub(crate) fn dot_rows_multi_in(
             #[cfg(target_arch = "x86_64")]
             {
                 let shape = (q.dim, q.stride, g);
-                avx512::multi::dot_rows(backend, cb, values, shape, rows, stride, n, o, out_stride)
+                match avx512::multi::dot_rows(
+                    backend, cb, values, shape, rows, stride, n, o, out_stride,
+                ) {
+                    0 => avx2::dot_rows_multi_wide(
+                        backend, cb, values, shape, rows, stride, n, o, out_stride,
+                    ),
+                    done => done,
+                }
             }
             #[cfg(not(target_arch = "x86_64"))]
             0

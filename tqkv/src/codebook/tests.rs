@@ -300,6 +300,19 @@ fn multi_query_kernels_equal_one_query_at_a_time() {
                     assert!((x - y).abs() <= 1e-5 * scale, "{what}: sum {x} vs {y}");
                 }
             }
+            // AVX2 shares each group's load and lookup between the weight
+            // sets (up to four), each set's FMAs in row order: the same
+            // bits as one set at a time.
+            if backend == Backend::Avx2 && m == 0 {
+                for h in 0..g {
+                    let mut one = acc0[h * o_stride..][..d].to_vec();
+                    let w = &weights[h * w_stride..][..n];
+                    accumulate_rows_in(checked, &cb, &codes, stride, w, &mut one).unwrap();
+                    for (j, (x, y)) in acc[h * o_stride..][..d].iter().zip(&one).enumerate() {
+                        assert_eq!(x.to_bits(), y.to_bits(), "{what}: set {h}, coordinate {j}");
+                    }
+                }
+            }
             // Nothing between the queries' parts moves.
             for (i, (x, y)) in acc.iter().zip(&acc0).enumerate() {
                 if i % o_stride >= d + m {

@@ -21,10 +21,12 @@ use crate::vector::F32x8;
 mod encode;
 pub(in crate::codebook) mod int8;
 mod rows;
+mod wide;
 
 pub(crate) use rows::nibble_table_rows;
+use rows::{Groups, Narrow};
 pub(super) use rows::{accumulate_groups, row_blocks};
-use rows::{group_centroids, group_shifts, in_place_centroids, value_table};
+pub(super) use wide::dot_rows_multi as dot_rows_multi_wide;
 
 pub(super) struct Lut8<'a> {
     /// Centroids 8k … 8k + 7 in register k (up to 6 bits; zeros past the
@@ -257,7 +259,13 @@ unsafe impl Lanes for F32x8 {
     ) -> usize {
         // SAFETY: AVX2 and FMA are available (trait contract); the arguments
         // were validated by `dot_rows_on`.
-        unsafe { row_blocks(cb, q, rows, stride, out) }
+        unsafe {
+            if cb.bits() > 4 {
+                wide::dot_rows_wide(cb, q, rows, stride, out)
+            } else {
+                row_blocks(cb, q, rows, stride, out)
+            }
+        }
     }
 
     #[inline(always)]
@@ -364,7 +372,7 @@ unsafe fn pick_mirrored(t: &[__m256], i: __m256i) -> __m256 {
 const MULTI_MAX: usize = 4;
 
 /// `out[h·out_stride + j] += Σ_r weights[h·w_stride + r]·c[idx_{r,j}]` for
-/// `g ≤ 4` weight sets over the same `n` rows of `B ≤ 4` bits, `d` a
+/// `g ≤ 4` weight sets over the same `n` rows of `B ≤ 6` bits, `d` a
 /// multiple of 8: each group of 8 codes is loaded and looked up once for
 /// every set, then one FMA per set. Coordinates go `8·⌊8/g⌋` at a time so
 /// the sums stay in registers. Each sum takes the FMAs of the one-set
@@ -384,7 +392,7 @@ pub(super) fn accumulate_rows_multi(
 ) -> bool {
     let b = cb.bits();
     if backend.backend() != crate::Backend::Avx2
-        || !(1..=4).contains(&b)
+        || !(1..=6).contains(&b)
         || a.d == 0
         || !a.d.is_multiple_of(8)
         || !(2..=MULTI_MAX).contains(&g)
@@ -404,9 +412,16 @@ pub(super) fn accumulate_rows_multi(
             (3, 2) => multi_simd::<3, 2, 4>(cb, a, out),
             (3, 3) => multi_simd::<3, 3, 2>(cb, a, out),
             (3, _) => multi_simd::<3, 4, 2>(cb, a, out),
-            (_, 2) => multi_simd::<4, 2, 4>(cb, a, out),
-            (_, 3) => multi_simd::<4, 3, 2>(cb, a, out),
-            _ => multi_simd::<4, 4, 2>(cb, a, out),
+            (4, 2) => multi_simd::<4, 2, 4>(cb, a, out),
+            (4, 3) => multi_simd::<4, 3, 2>(cb, a, out),
+            (4, _) => multi_simd::<4, 4, 2>(cb, a, out),
+            // The wide lookups hold six registers: fewer sums at a time.
+            (5, 2) => multi_simd::<5, 2, 2>(cb, a, out),
+            (5, 3) => multi_simd::<5, 3, 1>(cb, a, out),
+            (5, _) => multi_simd::<5, 4, 1>(cb, a, out),
+            (_, 2) => multi_simd::<6, 2, 2>(cb, a, out),
+            (_, 3) => multi_simd::<6, 3, 1>(cb, a, out),
+            _ => multi_simd::<6, 4, 1>(cb, a, out),
         }
     }
     true
@@ -423,8 +438,14 @@ crate::backend::avx2_features!(crate::backend::target_features {
         a: &super::WeightedCodes<'_>,
         out: &mut [f32],
     ) {
-        // SAFETY: forwarded from the caller.
-        unsafe { multi_groups::<B, G, NG>(cb, a, out) }
+        // SAFETY: forwarded from the caller; the width picks its lookup.
+        unsafe {
+            if B <= 4 {
+                multi_groups::<_, B, G, NG>(&Narrow::<B>::new(cb), a, out)
+            } else {
+                multi_groups::<_, B, G, NG>(&wide::Wide::<B>::new(cb), a, out)
+            }
+        }
     }
 });
 
@@ -435,17 +456,16 @@ crate::backend::avx2_features!(crate::backend::target_features {
 /// As [`accumulate_rows_multi`], with AVX2 and FMA available and the shape
 /// accepted.
 #[inline(always)]
-unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
-    cb: &super::Codebook,
+unsafe fn multi_groups<K: Groups, const B: usize, const G: usize, const NG: usize>(
+    k: &K,
     a: &super::WeightedCodes<'_>,
     out: &mut [f32],
 ) {
     // SAFETY: AVX2 and FMA are the caller's promise. Group loads read row
-    // r's bytes (r < n) through `group_centroids`; weights[h·w_stride + r]
-    // with h < G, r < n; out's groups of each set, inside its d values.
+    // r's bytes (r < n) in place below `direct`, else inside `rows`;
+    // weights[h·w_stride + r] with h < G, r < n; out's groups of each set,
+    // inside its d values.
     unsafe {
-        let t = value_table::<B>(cb);
-        let shifts = group_shifts::<B>();
         let groups = a.d / 8;
         let mut g0 = 0;
         while g0 < groups {
@@ -457,16 +477,16 @@ unsafe fn multi_groups<const B: usize, const G: usize, const NG: usize>(
                 }
             }
             // Rows whose `here` group dwords lie in `rows` are read in place.
-            let direct =
-                super::pack::rows_within(a.rows.len(), a.stride, g0 * B + (here - 1) * B + 4, a.n);
+            let last = g0 * B + (here - 1) * B;
+            let direct = super::pack::rows_within(a.rows.len(), a.stride, last + K::READ, a.n);
             for r in 0..a.n {
                 let row = r * a.stride + g0 * B;
                 let mut c = [_mm256_setzero_ps(); NG];
-                for (k, ck) in c.iter_mut().enumerate().take(here) {
+                for (i, ck) in c.iter_mut().enumerate().take(here) {
                     *ck = if r < direct {
-                        in_place_centroids::<B>(&t, a.rows.as_ptr().add(row + k * B), shifts)
+                        k.centroids_at::<true>(a.rows, row + i * B)
                     } else {
-                        group_centroids::<B>(&t, a.rows, row + k * B, shifts)
+                        k.centroids_at::<false>(a.rows, row + i * B)
                     };
                 }
                 for (h, acc) in acc.iter_mut().enumerate() {

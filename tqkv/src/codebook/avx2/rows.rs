@@ -1,9 +1,10 @@
-//! The AVX2 decode kernels over rows of codes of at most 4 bits: the
-//! values' weighted sums ([`value_groups`]) and the keys' scores, eight
-//! rows at a time ([`row_blocks`]).
+//! The AVX2 decode kernels over rows of codes: the values' weighted sums
+//! at 1 to 6 bits ([`value_groups`]) and the keys' scores at 1 to 4 bits,
+//! eight rows at a time ([`row_blocks`]).
 
 use core::arch::x86_64::*;
 
+use super::wide::Wide;
 use super::{lanes_from, pick};
 use crate::codebook::pack::rows_within;
 use crate::codebook::runs::{RunLanes, add_chunk};
@@ -50,7 +51,7 @@ unsafe fn look_up<const B: usize>(t: &[__m256; 2], i: __m256i) -> __m256 {
     }
 }
 
-/// [`value_groups`] for `cb`'s width, if it takes the shape (1–4 bits,
+/// [`value_groups`] for `cb`'s width, if it takes the shape (1–6 bits,
 /// `out.len()` a nonzero multiple of 8); else `false`, touching nothing.
 ///
 /// # Safety
@@ -67,80 +68,134 @@ pub(in crate::codebook) unsafe fn accumulate_groups(
     if d == 0 || !d.is_multiple_of(8) {
         return false;
     }
-    // SAFETY: forwarded from the caller.
+    // SAFETY: forwarded from the caller; each width its lookup.
     unsafe {
         match cb.bits() {
-            1 => value_groups::<1>(cb, rows, stride, weights, out),
-            2 => value_groups::<2>(cb, rows, stride, weights, out),
-            3 => value_groups::<3>(cb, rows, stride, weights, out),
-            4 => value_groups::<4>(cb, rows, stride, weights, out),
+            1 => value_groups::<_, 1>(&Narrow::<1>::new(cb), rows, stride, weights, out),
+            2 => value_groups::<_, 2>(&Narrow::<2>::new(cb), rows, stride, weights, out),
+            3 => value_groups::<_, 3>(&Narrow::<3>::new(cb), rows, stride, weights, out),
+            4 => value_groups::<_, 4>(&Narrow::<4>::new(cb), rows, stride, weights, out),
+            5 => value_groups::<_, 5>(&Wide::<5>::new(cb), rows, stride, weights, out),
+            6 => value_groups::<_, 6>(&Wide::<6>::new(cb), rows, stride, weights, out),
             _ => return false,
         }
     }
     true
 }
 
-/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 4` bits, `out.len()` a
-/// multiple of 8: the `B` bytes of each 8 codes are one dword load,
-/// broadcast and shifted apart in the lanes (no unpacking through memory),
-/// then looked up and added with one FMA, 64 coordinates at a time over
-/// every row. Rows whose dwords all lie in `rows` are read in place; the
-/// rest (the last rows of a buffer that ends with them) through
-/// [`group_centroids`]. Each sum takes the same FMAs in the same row order
-/// as the generic kernel, so the bits are the same.
+/// The centroids of a group of 8 codes of one width, from its bytes in
+/// place: what the value kernels ([`value_groups`], and the multi-set
+/// kernel that shares a group between weight sets) are written over.
+pub(super) trait Groups {
+    /// Bytes a group's read takes from its start.
+    const READ: usize;
+
+    /// The centroids of the group at `rows[at..]`: read in place when
+    /// `IN_PLACE` ([`READ`](Self::READ) bytes), else from what is left.
+    ///
+    /// # Safety
+    /// AVX2 is available; with `IN_PLACE` `at + READ ≤ rows.len()`, else
+    /// the group's own bytes lie in `rows`.
+    unsafe fn centroids_at<const IN_PLACE: bool>(&self, rows: &[u8], at: usize) -> __m256;
+}
+
+/// Codes of `B ≤ 4` bits: a group is one dword, broadcast and shifted
+/// apart in the lanes ([`in_place_centroids`], [`group_centroids`]).
+pub(super) struct Narrow<const B: usize> {
+    t: [__m256; 2],
+    shifts: __m256i,
+}
+
+impl<const B: usize> Narrow<B> {
+    /// # Safety
+    /// AVX2 is available; `cb.bits() == B ≤ 4`.
+    #[inline(always)]
+    pub(super) unsafe fn new(cb: &crate::codebook::Codebook) -> Narrow<B> {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            Narrow {
+                t: value_table::<B>(cb),
+                shifts: group_shifts::<B>(),
+            }
+        }
+    }
+}
+
+impl<const B: usize> Groups for Narrow<B> {
+    const READ: usize = 4;
+
+    #[inline(always)]
+    unsafe fn centroids_at<const IN_PLACE: bool>(&self, rows: &[u8], at: usize) -> __m256 {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if IN_PLACE {
+                in_place_centroids::<B>(&self.t, rows.as_ptr().add(at), self.shifts)
+            } else {
+                group_centroids::<B>(&self.t, rows, at, self.shifts)
+            }
+        }
+    }
+}
+
+/// `out[j] += Σ_r weights[r]·c[idx_{r,j}]` at `B ≤ 6` bits, `out.len()` a
+/// multiple of 8: each 8 codes' `B` bytes are read in place and looked up
+/// by `k` ([`Narrow`] up to 4 bits, `Wide` at 5 and 6; no unpacking
+/// through memory), then added with one FMA, 64 coordinates at a time over
+/// every row. Rows whose groups all lie in `rows` are read in place; the
+/// rest (the last rows of a buffer that ends with them) from what is left.
+/// Each sum takes the same FMAs in the same row order as the generic
+/// kernel, so the bits are the same.
 ///
 /// # Safety
 /// AVX2 and FMA are available; rows validated as by `accumulate_rows_on`
-/// (row `r`'s `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`).
+/// (row `r`'s `packed_len(out.len(), B)` bytes lie at `rows[r·stride..]`);
+/// `k` reads codes of `B` bits.
 #[inline(always)]
-unsafe fn value_groups<const B: usize>(
-    cb: &crate::codebook::Codebook,
+unsafe fn value_groups<K: Groups, const B: usize>(
+    k: &K,
     rows: &[u8],
     stride: usize,
     weights: &[f32],
     out: &mut [f32],
 ) {
-    // SAFETY: AVX2 and FMA are the caller's promise. The in-place dword
-    // loads of a row lie inside `rows` (`rows_within`); the other rows go
-    // through `group_centroids`, in bounds. The bytes past a group's own
-    // belong to the next codes (or the next row) and land in bits the
-    // lookups ignore. Loads and stores of `out` stay inside it.
+    // SAFETY: AVX2 and FMA are the caller's promise. The in-place group
+    // reads of a row lie inside `rows` (`rows_within`); the other rows'
+    // stay in bounds. The bytes past a group's own belong to the next
+    // codes (or the next row) and land in bits the lookups ignore. Loads
+    // and stores of `out` stay inside it.
     unsafe {
-        let t = value_table::<B>(cb);
-        let shifts = group_shifts::<B>();
         for (ci, chunk) in out.chunks_mut(64).enumerate() {
             let groups = chunk.len() / 8;
             let first = 8 * ci * B;
             let mut acc = [_mm256_setzero_ps(); 8];
-            for (k, a) in acc.iter_mut().enumerate().take(groups) {
-                *a = _mm256_loadu_ps(chunk.as_ptr().add(8 * k));
+            for (g, a) in acc.iter_mut().enumerate().take(groups) {
+                *a = _mm256_loadu_ps(chunk.as_ptr().add(8 * g));
             }
-            // A whole chunk's eight dwords, the last at first + 7B.
+            // A whole chunk's eight groups, the last at first + 7B.
             let direct = if groups == 8 {
-                rows_within(rows.len(), stride, first + 7 * B + 4, weights.len())
+                rows_within(rows.len(), stride, first + 7 * B + K::READ, weights.len())
             } else {
                 0
             };
             let (near, far) = weights.split_at(direct);
-            let mut row = rows.as_ptr().wrapping_add(first);
-            for &w in near {
+            for (r, &w) in near.iter().enumerate() {
                 let wv = _mm256_set1_ps(w);
-                for (k, a) in acc.iter_mut().enumerate() {
-                    let c = in_place_centroids::<B>(&t, row.add(k * B), shifts);
+                let row = r * stride + first;
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let c = k.centroids_at::<true>(rows, row + g * B);
                     *a = _mm256_fmadd_ps(c, wv, *a);
                 }
-                row = row.wrapping_add(stride);
             }
             for (r, &w) in far.iter().enumerate() {
                 let wv = _mm256_set1_ps(w);
                 let row = (direct + r) * stride + first;
-                for (k, a) in acc.iter_mut().enumerate().take(groups) {
-                    let c = group_centroids::<B>(&t, rows, row + k * B, shifts);
+                for (g, a) in acc.iter_mut().enumerate().take(groups) {
+                    let c = k.centroids_at::<false>(rows, row + g * B);
                     *a = _mm256_fmadd_ps(c, wv, *a);
                 }
             }
-            for (k, a) in acc.iter().enumerate().take(groups) {
-                _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * k), *a);
+            for (g, a) in acc.iter().enumerate().take(groups) {
+                _mm256_storeu_ps(chunk.as_mut_ptr().add(8 * g), *a);
             }
         }
     }

@@ -1,0 +1,370 @@
+//! The AVX2 decode kernels over rows of 5- and 6-bit codes: their
+//! lookup ([`Wide`], which the value kernels of `rows` and
+//! `accumulate_rows_multi` take too), the keys' scores
+//! ([`dot_rows_wide`]), and several queries' scores sharing each group's
+//! load and lookup ([`dot_rows_multi`]). A group of 8 codes is `B` bytes; one 8-byte load,
+//! broadcast, gives every lane the two bytes that hold its code
+//! (`vpshufb`), a variable shift brings the code down (`vpsrlvd`), and
+//! the lookup reads the low `B` bits of the lane (the bits above belong to
+//! the next codes or rows). No unpacking through memory: the portable
+//! kernel's byte buffer, written by `pdep` and read back, and its sums
+//! indexed at run time, took twice the time. Each sum takes the portable
+//! kernel's operations in its order, so the bits are the same.
+
+use core::arch::x86_64::*;
+
+use super::{lanes_from, pick, pick_mirrored};
+use crate::codebook::pack::rows_within;
+use crate::vector::{F32Vector, F32x8};
+
+/// The 32 lowest centroids in four registers (at 6 bits the upper half
+/// is their mirror, [`pick_mirrored`]), and the spread of a group's bytes
+/// to its lanes.
+pub(super) struct Wide<const B: usize> {
+    t: [__m256; 4],
+    /// Dword `l` (in its 128-bit half): the byte holding bit `l·B` of the
+    /// group and the next, then two zero bytes.
+    bytes: __m256i,
+    /// Lane `l`: `l·B mod 8`, where code `l` starts in those bytes.
+    shifts: __m256i,
+}
+
+impl<const B: usize> Wide<B> {
+    /// # Safety
+    /// AVX2 is available; `cb.bits() == B ∈ {5, 6}`.
+    #[inline(always)]
+    pub(super) unsafe fn new(cb: &crate::codebook::Codebook) -> Wide<B> {
+        let c = cb.centroids();
+        let mut bytes = [-1i8; 32];
+        let mut shifts = [0i32; 8];
+        for (l, s) in shifts.iter_mut().enumerate() {
+            let (byte, bit) = ((l * B / 8) as i8, (l * B % 8) as i32);
+            let at = 16 * (l / 4) + 4 * (l % 4);
+            bytes[at] = byte;
+            bytes[at + 1] = byte + 1;
+            *s = bit;
+        }
+        // SAFETY: AVX2 (caller); `lanes_from` reads inside the centroids
+        // (at least 32 of them), the loads read the local arrays.
+        unsafe {
+            Wide {
+                t: [
+                    lanes_from(c, 0),
+                    lanes_from(c, 8),
+                    lanes_from(c, 16),
+                    lanes_from(c, 24),
+                ],
+                bytes: _mm256_loadu_si256(bytes.as_ptr().cast()),
+                shifts: _mm256_loadu_si256(shifts.as_ptr().cast()),
+            }
+        }
+    }
+
+    /// The centroids of the group of 8 codes in the low `B` bytes of
+    /// `word` (the bytes above it ignored).
+    ///
+    /// # Safety
+    /// AVX2 is available.
+    #[inline(always)]
+    unsafe fn centroids(&self, word: u64) -> __m256 {
+        // SAFETY: AVX2 (caller); registers only.
+        unsafe {
+            let x = _mm256_set1_epi64x(word as i64);
+            let i = _mm256_srlv_epi32(_mm256_shuffle_epi8(x, self.bytes), self.shifts);
+            if B == 5 {
+                pick::<4>(&self.t, i)
+            } else {
+                pick_mirrored(&self.t, i)
+            }
+        }
+    }
+}
+
+/// The group of 8 codes of `B` bits at `rows[at..]` as the low bytes of a
+/// little-endian word: 8 bytes read in place when `IN_PLACE` (the
+/// caller's promise that they lie in `rows`), else as many as are left.
+///
+/// # Safety
+/// With `IN_PLACE`, `at + 8 ≤ rows.len()`; else `at + B ≤ rows.len()`.
+#[inline(always)]
+unsafe fn group<const B: usize, const IN_PLACE: bool>(rows: &[u8], at: usize) -> u64 {
+    if IN_PLACE {
+        // SAFETY: the caller's promise.
+        unsafe { rows.as_ptr().add(at).cast::<u64>().read_unaligned() }
+    } else {
+        let mut w = [0u8; 8];
+        let rest = &rows[at..];
+        let n = rest.len().min(8);
+        w[..n].copy_from_slice(&rest[..n]);
+        u64::from_le_bytes(w)
+    }
+}
+
+/// Scores `out[r] = Σ_j q[j]·c[idx_{r,j}]` of rows of 5- and 6-bit codes,
+/// `q.len()` a nonzero multiple of 8, as the portable kernel sums them
+/// (four sums of 8 lanes taking 32 codes a step, a last 8 of a 64-code
+/// chunk in the first, then the sums folded), so with its bits. Returns
+/// how many rows it scored: all, or 0 for other shapes.
+///
+/// # Safety
+/// AVX2 and FMA are available; the arguments are validated as by
+/// `dot_rows_on` (every row of `out` fits in `rows`).
+#[inline(always)]
+pub(in crate::codebook) unsafe fn dot_rows_wide(
+    cb: &crate::codebook::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> usize {
+    let d = q.len();
+    if d == 0 || !d.is_multiple_of(8) {
+        return 0;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match cb.bits() {
+            5 => dots::<5>(cb, q, rows, stride, out),
+            6 => dots::<6>(cb, q, rows, stride, out),
+            _ => return 0,
+        }
+    }
+    out.len()
+}
+
+/// [`dot_rows_wide`] at `B` bits.
+///
+/// # Safety
+/// As [`dot_rows_wide`], with `cb.bits() == B` and the shape accepted.
+#[inline(always)]
+unsafe fn dots<const B: usize>(
+    cb: &crate::codebook::Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) {
+    let d = q.len();
+    // Rows whose every group's 8 bytes lie inside `rows`.
+    let direct = rows_within(rows.len(), stride, (d / 8 - 1) * B + 8, out.len());
+    let (near, far) = out.split_at_mut(direct);
+    // SAFETY: forwarded; `group` reads in place only below `direct`.
+    unsafe {
+        let k = Wide::<B>::new(cb);
+        for (r, o) in near.iter_mut().enumerate() {
+            *o = dot::<B, true>(&k, q, rows, r * stride);
+        }
+        for (r, o) in far.iter_mut().enumerate() {
+            *o = dot::<B, false>(&k, q, rows, (direct + r) * stride);
+        }
+    }
+}
+
+/// One row's score for [`dots`] (the row at `rows[row..]`).
+///
+/// # Safety
+/// As [`dots`]; with `IN_PLACE`, the row's last group has 8 bytes in
+/// `rows`.
+#[inline(always)]
+unsafe fn dot<const B: usize, const IN_PLACE: bool>(
+    k: &Wide<B>,
+    q: &[f32],
+    rows: &[u8],
+    row: usize,
+) -> f32 {
+    let d = q.len();
+    // SAFETY: AVX2 and FMA (caller); the loads of `q` stay below `d`, the
+    // groups below the row's `d/8`.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for base in (0..d).step_by(64) {
+            let n = (d - base).min(64);
+            let mut at = 0;
+            while at + 32 <= n {
+                for (a, acc) in acc.iter_mut().enumerate() {
+                    let (c, qv) = lanes::<B, IN_PLACE>(k, q, rows, row, (base + at) / 8 + a);
+                    *acc = _mm256_fmadd_ps(qv, c, *acc);
+                }
+                at += 32;
+            }
+            while at + 8 <= n {
+                let (c, qv) = lanes::<B, IN_PLACE>(k, q, rows, row, (base + at) / 8);
+                acc[0] = _mm256_fmadd_ps(qv, c, acc[0]);
+                at += 8;
+            }
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        // The portable kernel adds its scalar tail, 0 here.
+        F32x8(sum).sum() + 0.0
+    }
+}
+
+/// Group `g` of the row at `rows[row..]`: its centroids and the query's 8
+/// values it meets.
+///
+/// # Safety
+/// As [`dot`], `g < d/8`.
+#[inline(always)]
+unsafe fn lanes<const B: usize, const IN_PLACE: bool>(
+    k: &Wide<B>,
+    q: &[f32],
+    rows: &[u8],
+    row: usize,
+    g: usize,
+) -> (__m256, __m256) {
+    // SAFETY: forwarded from the caller; `8g + 8 ≤ d = q.len()`.
+    unsafe {
+        let c = k.centroids(group::<B, IN_PLACE>(rows, row + g * B));
+        (c, _mm256_loadu_ps(q.as_ptr().add(8 * g)))
+    }
+}
+
+impl<const B: usize> super::rows::Groups for Wide<B> {
+    const READ: usize = 8;
+
+    #[inline(always)]
+    unsafe fn centroids_at<const IN_PLACE: bool>(&self, rows: &[u8], at: usize) -> __m256 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.centroids(group::<B, IN_PLACE>(rows, at)) }
+    }
+}
+
+/// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g ∈ 2..=4`
+/// query vectors (`q_h = queries[h·q_stride..][..d]`) over the same `n`
+/// rows of 5- or 6-bit codes, `d` a multiple of 8: each group of 8 codes
+/// is loaded and looked up once (the lookup is most of the work at these
+/// widths), then one FMA per query into one sum of 8 lanes per query, in
+/// coordinate order. So the scores agree with one query at a time within
+/// the multi-query tolerance, not bit for bit. Returns how many rows it
+/// scored: `n`, or 0 (touching nothing) where `backend` is not AVX2 or
+/// for other shapes.
+///
+/// # Safety
+/// The arguments are validated: `n` rows of `packed_len(d, bits)` bytes,
+/// `stride` apart, fit in `rows`; `out` holds `(g − 1)·out_stride + n`
+/// values and `queries` `(g − 1)·q_stride + d`.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::codebook) fn dot_rows_multi(
+    backend: crate::backend::Checked,
+    cb: &crate::codebook::Codebook,
+    queries: &[f32],
+    (d, q_stride, g): (usize, usize, usize),
+    rows: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> usize {
+    if backend.backend() != crate::Backend::Avx2
+        || !matches!(cb.bits(), 5 | 6)
+        || d == 0
+        || !d.is_multiple_of(8)
+        || !(2..=4).contains(&g)
+    {
+        return 0;
+    }
+    let a = Multi {
+        queries,
+        d,
+        q_stride,
+        rows,
+        stride,
+        out_stride,
+    };
+    // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
+    // kernel takes and the arguments are the caller's validated ones.
+    unsafe {
+        match (cb.bits(), g) {
+            (5, 2) => multi_simd::<5, 2>(cb, &a, n, out),
+            (5, 3) => multi_simd::<5, 3>(cb, &a, n, out),
+            (5, _) => multi_simd::<5, 4>(cb, &a, n, out),
+            (_, 2) => multi_simd::<6, 2>(cb, &a, n, out),
+            (_, 3) => multi_simd::<6, 3>(cb, &a, n, out),
+            _ => multi_simd::<6, 4>(cb, &a, n, out),
+        }
+    }
+    n
+}
+
+/// The shape of a [`dot_rows_multi`] call.
+struct Multi<'a> {
+    queries: &'a [f32],
+    d: usize,
+    q_stride: usize,
+    rows: &'a [u8],
+    stride: usize,
+    out_stride: usize,
+}
+
+crate::backend::avx2_features!(crate::backend::target_features {
+    /// [`multi_rows`] compiled with the AVX2 feature list.
+    ///
+    /// # Safety
+    /// As [`dot_rows_multi`], with AVX2 available and the shape accepted.
+    unsafe fn multi_simd<const B: usize, const G: usize>(
+        cb: &crate::codebook::Codebook,
+        a: &Multi<'_>,
+        n: usize,
+        out: &mut [f32],
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { multi_rows::<B, G>(cb, a, n, out) }
+    }
+});
+
+/// [`dot_rows_multi`] for `G` queries at `B` bits.
+///
+/// # Safety
+/// As [`dot_rows_multi`], with AVX2 and FMA available and the shape
+/// accepted.
+#[inline(always)]
+unsafe fn multi_rows<const B: usize, const G: usize>(
+    cb: &crate::codebook::Codebook,
+    a: &Multi<'_>,
+    n: usize,
+    out: &mut [f32],
+) {
+    // Rows whose every group's 8 bytes lie inside `rows`.
+    let direct = rows_within(a.rows.len(), a.stride, (a.d / 8 - 1) * B + 8, n);
+    // SAFETY: forwarded; `group` reads in place only below `direct`.
+    unsafe {
+        let k = Wide::<B>::new(cb);
+        for r in 0..direct {
+            multi_row::<B, G, true>(&k, a, r, out);
+        }
+        for r in direct..n {
+            multi_row::<B, G, false>(&k, a, r, out);
+        }
+    }
+}
+
+/// Row `r`'s scores for every query of [`multi_rows`].
+///
+/// # Safety
+/// As [`multi_rows`]; with `IN_PLACE`, the row's last group has 8 bytes in
+/// `rows`.
+#[inline(always)]
+unsafe fn multi_row<const B: usize, const G: usize, const IN_PLACE: bool>(
+    k: &Wide<B>,
+    a: &Multi<'_>,
+    r: usize,
+    out: &mut [f32],
+) {
+    let row = r * a.stride;
+    // SAFETY: AVX2 and FMA (caller); query loads stay below each query's
+    // `d` values, the groups below the row's `d/8`, the stores at `r` of
+    // each query's `n` outputs.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); G];
+        for g in 0..a.d / 8 {
+            let c = k.centroids(group::<B, IN_PLACE>(a.rows, row + g * B));
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let q = _mm256_loadu_ps(a.queries.as_ptr().add(h * a.q_stride + 8 * g));
+                *acc = _mm256_fmadd_ps(q, c, *acc);
+            }
+        }
+        for (h, acc) in acc.iter().enumerate() {
+            *out.get_unchecked_mut(h * a.out_stride + r) = F32x8(*acc).sum();
+        }
+    }
+}
