@@ -36,9 +36,16 @@ pub(crate) fn floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     }
 }
 
-/// Runs `f` on `len` zeroed bytes (`len ≤ 2·MAX_DIM + 512`; a longer request
-/// gets that many): the rounded queries and unpacked codes of the int8
-/// scores.
+/// The most elements [`bytes`] gives: four rounded queries of the largest
+/// dimension (a group of the int8 multi-query scores), which also holds
+/// the int8 row kernels' work space (`codebook::int8_simd::scratch_len`,
+/// at most about `2.75·MAX_DIM`). Tested against both.
+pub(crate) const BYTES_MAX: usize = 4 * MAX_DIM;
+
+/// Runs `f` on `len ≤` [`BYTES_MAX`] zeroed bytes (callers size `len` from
+/// validated dimensions; a longer request would get `BYTES_MAX`): the
+/// rounded queries and the work space of the int8 scores. Sizes up to
+/// 4 KB cover every head dimension up to 1,024 without zeroing 16 KB.
 #[inline]
 pub(crate) fn bytes<T: Copy + Default, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     if len <= 256 {
@@ -47,14 +54,13 @@ pub(crate) fn bytes<T: Copy + Default, R>(len: usize, f: impl FnOnce(&mut [T]) -
         on_lines::<T, 512, R>(len, f)
     } else if len <= 1024 {
         on_lines::<T, 1024, R>(len, f)
+    } else if len <= 4096 {
+        on_lines::<T, 4096, R>(len, f)
     } else {
-        on_lines::<T, { 2 * MAX_DIM + 512 }, R>(len, f)
+        on_lines::<T, BYTES_MAX, R>(len, f)
     }
 }
 
-/// `f` on the first `min(len, N)` of `N` zeroed values. Not inlined: each
-/// size gets a frame of its own (one frame holding every size's array made
-/// each call probe and reserve 32 KB of stack).
 #[inline(never)]
 fn on_lines<T: Copy + Default, const N: usize, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let mut buf = Lines([T::default(); N]);

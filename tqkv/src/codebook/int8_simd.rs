@@ -72,7 +72,8 @@ pub(super) const fn reach(codes: usize, bits: u8) -> usize {
 /// and 4 bits field by field, else in order; padded to whole registers
 /// of up to 32 bytes); room to copy a row whose registers would read past
 /// the end of the rows; and a register for a backend that unpacks codes
-/// through memory. At most `2·MAX_DIM + 512`.
+/// through memory. At most `2.75·MAX_DIM + 80` (6 bits), within
+/// `stack::BYTES_MAX` (tested).
 pub(super) fn scratch_len(a: &Int8Rows<'_>) -> usize {
     2 * query_len(a) + row_room(a) + 32
 }
@@ -250,6 +251,37 @@ impl<V: ByteLanes> Rows<'_, V> {
                 }
             }
             sums
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codebook::int8::{Int8Query, Int8Rows};
+
+    /// The work space of the largest head dimension fits the stack buffer
+    /// the backends take it from, at every width (a shorter one would send
+    /// every call to the portable loop).
+    #[test]
+    fn the_largest_work_space_fits_the_stack_buffer() {
+        let c8 = [0i8; 256];
+        for bits in 1..=6u8 {
+            let a = Int8Rows {
+                bits,
+                c8: &c8,
+                q: Int8Query {
+                    values: &[],
+                    dim: crate::quant::MAX_DIM,
+                    max: 1.0,
+                },
+                mult: 1.0,
+                rows: &[],
+                stride: 0,
+            };
+            let len = scratch_len(&a);
+            assert!(len <= crate::stack::BYTES_MAX, "{bits} bits: {len}");
+            crate::stack::bytes::<u8, _>(len, |b| assert_eq!(b.len(), len));
         }
     }
 }

@@ -463,3 +463,63 @@ fn int8_multi_query_scores_equal_one_query_at_a_time() {
         }
     }
 }
+
+/// The int8 scores of four queries at once equal each query alone at head
+/// dimensions up to `MAX_DIM`, every width, on every backend: the rounded
+/// queries of a group share one work space on the stack, which must hold
+/// four of the largest (it held about two: past d = 2,176 the third and
+/// fourth queries were scored as empty ones, every score 0).
+#[test]
+fn int8_multi_query_scores_hold_at_large_head_dims() {
+    let span = int8::padded(crate::quant::MAX_DIM);
+    assert!(int8::GROUP * span <= crate::stack::BYTES_MAX);
+    use crate::rng::SplitMix64;
+    use std::vec;
+    use std::vec::Vec;
+    let mut rng = SplitMix64::new(5);
+    let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    // Under Miri: one large dimension, the precomputed codebooks.
+    let (dims, widths): (&[usize], core::ops::RangeInclusive<u8>) = if cfg!(miri) {
+        (&[2200], 1..=4)
+    } else {
+        (&[2200, 3000, crate::quant::MAX_DIM], 1..=6)
+    };
+    for &d in dims {
+        for bits in widths.clone() {
+            let (g, n) = (int8::GROUP, 5);
+            // The codebook's own dimension does not bound the rows'.
+            let cb = Codebook::lloyd_max(128, bits).unwrap();
+            let stride = packed_len(d, bits);
+            let codes: Vec<u8> = (0..n * stride).map(|i| (i * 131 % 253) as u8).collect();
+            let queries: Vec<f32> = (0..g * d).map(|_| next()).collect();
+            let r_stride = int8::rounded_len(d);
+            let mut rounded = vec![0.0f32; g * r_stride];
+            for (qh, r) in queries.chunks(d).zip(rounded.chunks_mut(r_stride)) {
+                int8::round_query(qh, r);
+            }
+            let q = Queries {
+                values: &rounded,
+                dim: d,
+                stride: r_stride,
+                count: g,
+            };
+            for backend in Backend::available() {
+                let backend = backend.check().unwrap();
+                let mut got = vec![f32::NAN; g * n];
+                dot_rows_int8_multi_in(backend, &cb, q, &codes, stride, n, &mut got, n).unwrap();
+                for h in 0..g {
+                    let mut want = vec![0.0f32; n];
+                    let qh = &queries[h * d..][..d];
+                    dot_rows_int8_in(backend, &cb, qh, &codes, stride, &mut want).unwrap();
+                    assert!(want.iter().any(|&s| s != 0.0), "d {d}: a nonzero reference");
+                    let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits_of(&got[h * n..][..n]),
+                        bits_of(&want),
+                        "d {d}, {bits} bits, query {h} on {backend:?}"
+                    );
+                }
+            }
+        }
+    }
+}
