@@ -406,14 +406,17 @@ fn a_walk_down_the_search_order_counts_the_thresholds_below() {
 /// loads and lookups between up to four) are the same bits as each query
 /// alone, on every backend: groups of 1 to 9, rows in whole blocks of 16
 /// and tails, rows past the 256 codes whose queries stay in registers,
-/// padded strides, an all-zero query.
+/// padded strides, an all-zero query; and groups of four at head
+/// dimensions up to `MAX_DIM`, every width (the rounded queries of a group
+/// share one work space on the stack, which must hold four of the
+/// largest: it held about two, and past d = 2,176 the third and fourth
+/// queries were scored as empty ones, every score 0).
 #[test]
 fn int8_multi_query_scores_equal_one_query_at_a_time() {
     use crate::rng::SplitMix64;
-    use std::vec;
-    use std::vec::Vec;
+    let span = int8::padded(crate::quant::MAX_DIM);
+    assert!(int8::GROUP * span <= crate::stack::BYTES_MAX);
     let mut rng = SplitMix64::new(23);
-    let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
     let trials = if cfg!(miri) { 3 } else { 240 };
     let dims: &[usize] = if cfg!(miri) {
         &[64, 128]
@@ -423,103 +426,74 @@ fn int8_multi_query_scores_equal_one_query_at_a_time() {
     for trial in 0..trials {
         let d = dims[trial % dims.len()];
         let bits = (trial / dims.len() % 8 + 1) as u8;
-        let g = 1 + trial % 9;
-        let n = [0usize, 1, 15, 16, 17, 33, 48, 90][trial % 8];
         let cb = Codebook::lloyd_max(d.next_power_of_two().max(2), bits).unwrap();
-        let stride = packed_len(d, bits) + trial % 3;
-        let codes: Vec<u8> = (0..n * stride + 1).map(|i| (i * 131 % 253) as u8).collect();
-        let (q_stride, o_stride) = (d + 2, n + 3);
-        let mut queries: Vec<f32> = (0..g * q_stride).map(|_| next()).collect();
-        if g > 2 {
-            queries[q_stride..2 * q_stride].fill(0.0);
-        }
-        // Rounded as attention rounds them, one stride apart.
-        let r_stride = int8::rounded_len(d) + 1;
-        let mut rounded = vec![f32::NAN; g * r_stride];
-        for (qh, r) in queries.chunks(q_stride).zip(rounded.chunks_mut(r_stride)) {
-            int8::round_query(&qh[..d], r);
-        }
-        let q = Queries {
-            values: &rounded,
-            dim: d,
-            stride: r_stride,
-            count: g,
-        };
-        for backend in Backend::available() {
-            let backend = backend.check().unwrap();
-            let mut got = vec![f32::NAN; g * o_stride];
-            dot_rows_int8_multi_in(backend, &cb, q, &codes, stride, n, &mut got, o_stride).unwrap();
-            for h in 0..g {
-                let mut want = vec![0.0f32; n];
-                let qh = &queries[h * q_stride..][..d];
-                dot_rows_int8_in(backend, &cb, qh, &codes, stride, &mut want).unwrap();
-                let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits_of(&got[h * o_stride..][..n]),
-                    bits_of(&want),
-                    "d {d}, {bits} bits, g {g}, n {n}, query {h} on {backend:?}"
-                );
-            }
+        let n = [0usize, 1, 15, 16, 17, 33, 48, 90][trial % 8];
+        int8_group_against_one(&cb, d, 1 + trial % 9, n, trial % 3, &mut rng);
+    }
+    // Under Miri: one large dimension, one width, one row.
+    let (large, widths, rows): (&[usize], core::ops::RangeInclusive<u8>, usize) = if cfg!(miri) {
+        (&[2200], 4..=4, 1)
+    } else {
+        (&[2200, 3000, crate::quant::MAX_DIM], 1..=6, 5)
+    };
+    for &d in large {
+        for bits in widths.clone() {
+            // The codebook's own dimension does not bound the rows'.
+            let cb = Codebook::lloyd_max(128, bits).unwrap();
+            int8_group_against_one(&cb, d, int8::GROUP, rows, 0, &mut rng);
         }
     }
 }
 
-/// The int8 scores of four queries at once equal each query alone at head
-/// dimensions up to `MAX_DIM`, every width, on every backend: the rounded
-/// queries of a group share one work space on the stack, which must hold
-/// four of the largest (it held about two: past d = 2,176 the third and
-/// fourth queries were scored as empty ones, every score 0).
-#[test]
-fn int8_multi_query_scores_hold_at_large_head_dims() {
-    let span = int8::padded(crate::quant::MAX_DIM);
-    assert!(int8::GROUP * span <= crate::stack::BYTES_MAX);
-    use crate::rng::SplitMix64;
+/// [`int8_multi_query_scores_equal_one_query_at_a_time`] for one shape:
+/// `g` random queries of `d` values (the second all zero when `g > 2`)
+/// against `n` rows `slack` bytes apart, grouped and one at a time.
+fn int8_group_against_one(
+    cb: &Codebook,
+    d: usize,
+    g: usize,
+    n: usize,
+    slack: usize,
+    rng: &mut crate::rng::SplitMix64,
+) {
     use std::vec;
     use std::vec::Vec;
-    let mut rng = SplitMix64::new(5);
-    let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
-    // Under Miri: one large dimension, the precomputed codebooks.
-    let (dims, widths): (&[usize], core::ops::RangeInclusive<u8>) = if cfg!(miri) {
-        (&[2200], 1..=4)
-    } else {
-        (&[2200, 3000, crate::quant::MAX_DIM], 1..=6)
+    let bits = cb.bits();
+    let stride = packed_len(d, bits) + slack;
+    let codes: Vec<u8> = (0..n * stride + 1).map(|i| (i * 131 % 253) as u8).collect();
+    let (q_stride, o_stride) = (d + 2, n + 3);
+    let mut queries: Vec<f32> = (0..g * q_stride)
+        .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+        .collect();
+    if g > 2 {
+        queries[q_stride..2 * q_stride].fill(0.0);
+    }
+    // Rounded as attention rounds them, one stride apart.
+    let r_stride = int8::rounded_len(d) + 1;
+    let mut rounded = vec![f32::NAN; g * r_stride];
+    for (qh, r) in queries.chunks(q_stride).zip(rounded.chunks_mut(r_stride)) {
+        int8::round_query(&qh[..d], r);
+    }
+    let q = Queries {
+        values: &rounded,
+        dim: d,
+        stride: r_stride,
+        count: g,
     };
-    for &d in dims {
-        for bits in widths.clone() {
-            let (g, n) = (int8::GROUP, 5);
-            // The codebook's own dimension does not bound the rows'.
-            let cb = Codebook::lloyd_max(128, bits).unwrap();
-            let stride = packed_len(d, bits);
-            let codes: Vec<u8> = (0..n * stride).map(|i| (i * 131 % 253) as u8).collect();
-            let queries: Vec<f32> = (0..g * d).map(|_| next()).collect();
-            let r_stride = int8::rounded_len(d);
-            let mut rounded = vec![0.0f32; g * r_stride];
-            for (qh, r) in queries.chunks(d).zip(rounded.chunks_mut(r_stride)) {
-                int8::round_query(qh, r);
-            }
-            let q = Queries {
-                values: &rounded,
-                dim: d,
-                stride: r_stride,
-                count: g,
-            };
-            for backend in Backend::available() {
-                let backend = backend.check().unwrap();
-                let mut got = vec![f32::NAN; g * n];
-                dot_rows_int8_multi_in(backend, &cb, q, &codes, stride, n, &mut got, n).unwrap();
-                for h in 0..g {
-                    let mut want = vec![0.0f32; n];
-                    let qh = &queries[h * d..][..d];
-                    dot_rows_int8_in(backend, &cb, qh, &codes, stride, &mut want).unwrap();
-                    assert!(want.iter().any(|&s| s != 0.0), "d {d}: a nonzero reference");
-                    let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(
-                        bits_of(&got[h * n..][..n]),
-                        bits_of(&want),
-                        "d {d}, {bits} bits, query {h} on {backend:?}"
-                    );
-                }
-            }
+    for backend in Backend::available() {
+        let backend = backend.check().unwrap();
+        let mut got = vec![f32::NAN; g * o_stride];
+        dot_rows_int8_multi_in(backend, cb, q, &codes, stride, n, &mut got, o_stride).unwrap();
+        for h in 0..g {
+            let mut want = vec![0.0f32; n];
+            let qh = &queries[h * q_stride..][..d];
+            dot_rows_int8_in(backend, cb, qh, &codes, stride, &mut want).unwrap();
+            let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits_of(&got[h * o_stride..][..n]),
+                bits_of(&want),
+                "d {d}, {bits} bits, g {g}, n {n}, query {h} on {backend:?}"
+            );
         }
     }
 }
