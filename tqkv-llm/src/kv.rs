@@ -71,6 +71,8 @@ pub enum LayerCache {
         k: Vec<f32>,
         /// Decoded values.
         v: Vec<f32>,
+        /// One token's encoding of a head, as read back before decoding.
+        encoded: Vec<u8>,
     },
 }
 
@@ -110,10 +112,14 @@ impl LayerCache {
             CacheKind::Decoded(c) => {
                 let mut c = c;
                 (c.heads, c.dim, c.capacity) = (shape.kv_heads, shape.dim, shape.capacity);
+                let cache = KvCache::new(c, vec![0u8; c.bytes_needed()?])?;
+                let (kq, vq) = (cache.key_quantizer(), cache.value_quantizer());
+                let encoded = vec![0u8; kq.encoded_len().max(vq.encoded_len())];
                 LayerCache::Decoded {
-                    cache: Box::new(KvCache::new(c, vec![0u8; c.bytes_needed()?])?),
+                    cache: Box::new(cache),
                     k: Vec::with_capacity(n),
                     v: Vec::with_capacity(n),
+                    encoded,
                 }
             }
         })
@@ -140,7 +146,7 @@ impl LayerCache {
                 v.clear();
             }
             LayerCache::Tqkv(c, _) => c.clear(),
-            LayerCache::Decoded { cache, k, v } => {
+            LayerCache::Decoded { cache, k, v, .. } => {
                 cache.clear();
                 k.clear();
                 v.clear();
@@ -171,9 +177,10 @@ impl LayerCache {
                 cache,
                 k: ks,
                 v: vs,
+                encoded,
             } => {
                 cache.push(k, v)?;
-                decode_last(cache, ks, vs)?;
+                decode_last(cache, ks, vs, encoded)?;
             }
         }
         Ok(())
@@ -260,24 +267,25 @@ impl LayerCache {
 }
 
 /// The last token of `cache`, every head's key and value decoded by the
-/// quantisers and appended to `k` and `v` (token-major).
+/// quantisers and appended to `k` and `v` (token-major); `bytes` holds
+/// the longer of the two encodings.
 fn decode_last(
     cache: &KvCache<Vec<u8>>,
     k: &mut Vec<f32>,
     v: &mut Vec<f32>,
+    bytes: &mut [u8],
 ) -> Result<(), LlmError> {
     let t = cache.len() - 1;
     let c = cache.config();
     let (kq, vq) = (cache.key_quantizer(), cache.value_quantizer());
-    let mut bytes = vec![0u8; kq.encoded_len().max(vq.encoded_len())];
     for head in 0..c.heads {
         let at = k.len();
         k.resize(at + c.dim, 0.0);
-        cache.key(head, t, &mut bytes)?;
+        cache.key(head, t, bytes)?;
         kq.decode(&bytes[..kq.encoded_len()], &mut k[at..])?;
         let at = v.len();
         v.resize(at + c.value_dim, 0.0);
-        cache.value(head, t, &mut bytes)?;
+        cache.value(head, t, bytes)?;
         vq.decode(&bytes[..vq.encoded_len()], &mut v[at..])?;
     }
     Ok(())
