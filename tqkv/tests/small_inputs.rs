@@ -10,6 +10,20 @@ use tqkv::qjl::{self, BitPlaneQuery, Projection, QjlSketcher, Rounding};
 use tqkv::quant::{CacheConfig, HEADER_BYTES, KvCache, Quantizer, Scheme};
 use tqkv::{Backend, Codebook, Error, Rotation, codebook, pack, wht};
 
+/// `rows` packed rows of `d` codes of `cb`, back to back, the buffer ending
+/// at the last: code `i` of row `r` is `(i·step + 3r) mod` the codebook's
+/// size.
+fn pattern_rows(cb: &Codebook, d: usize, rows: usize, step: usize) -> Vec<u8> {
+    let (bits, len) = (cb.bits(), cb.centroids().len());
+    let row = pack::packed_len(d, bits);
+    let mut packed = vec![0u8; rows * row];
+    for (r, dst) in packed.chunks_exact_mut(row).enumerate() {
+        let idx: Vec<u8> = (0..d).map(|i| ((i * step + r * 3) % len) as u8).collect();
+        pack::pack(bits, &idx, dst).unwrap();
+    }
+    packed
+}
+
 #[test]
 fn pack_unpack_every_width_and_tail() {
     for bits in 1..=8u8 {
@@ -336,11 +350,7 @@ fn row_blocks_with_partial_chunks() {
         let c = cb.centroids();
         let row = pack::packed_len(d, bits);
         let rows = 16;
-        let mut packed = vec![0u8; rows * row];
-        for (r, dst) in packed.chunks_exact_mut(row).enumerate() {
-            let idx: Vec<u8> = (0..d).map(|i| ((i * 7 + r * 3) % c.len()) as u8).collect();
-            pack::pack(bits, &idx, dst).unwrap();
-        }
+        let packed = pattern_rows(&cb, d, rows, 7);
         let q: Vec<f32> = (0..d).map(|i| (i as f32 - 7.5) / 16.0).collect();
         let mut want = vec![0.0f32; rows];
         codebook::dot_rows_on(Backend::Scalar, &cb, &q, &packed, row, &mut want).unwrap();
@@ -370,14 +380,9 @@ fn row_blocks_with_partial_chunks() {
 fn value_rows_in_groups_of_eight_end_at_the_buffer() {
     for (d, bits) in [(8usize, 1u8), (8, 3), (16, 2), (24, 3), (16, 4), (72, 3)] {
         let cb = Codebook::lloyd_max(d, bits).unwrap();
-        let c = cb.centroids();
         let row = pack::packed_len(d, bits);
         let rows = 3;
-        let mut packed = vec![0u8; rows * row];
-        for (r, dst) in packed.chunks_exact_mut(row).enumerate() {
-            let idx: Vec<u8> = (0..d).map(|i| ((i * 5 + r * 3) % c.len()) as u8).collect();
-            pack::pack(bits, &idx, dst).unwrap();
-        }
+        let packed = pattern_rows(&cb, d, rows, 5);
         let weights = [0.5f32, -1.25, 2.0];
         let mut want = vec![0.25f32; d];
         codebook::accumulate_rows_on(Backend::Scalar, &cb, &packed, row, &weights, &mut want)
@@ -390,6 +395,68 @@ fn value_rows_in_groups_of_eight_end_at_the_buffer() {
                     (g - w).abs() <= 1e-6 * (1.0 + w.abs()),
                     "{b}, d = {d}, {bits} bits"
                 );
+            }
+        }
+    }
+}
+
+/// Rows of 5- and 6-bit codes whose last row ends the buffer, keys and
+/// values, on every backend against scalar: AVX2 reads each group of 8
+/// codes with one 8-byte load, in place where the row's bytes and those
+/// after it hold it, else from a copy of what is left. Then two query
+/// heads sharing 6-bit keys (AVX2 shares each group's lookup between
+/// them) against each head alone.
+#[test]
+fn wide_rows_end_at_the_buffer() {
+    for (bits, d) in [(5u8, 8usize), (5, 72), (6, 24), (6, 64)] {
+        let cb = Codebook::lloyd_max(64, bits).unwrap();
+        let row = pack::packed_len(d, bits);
+        let rows = 3;
+        let packed = pattern_rows(&cb, d, rows, 5);
+        let q: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let weights = [0.5f32, -1.25, 2.0];
+        let (mut want_s, mut want_v) = (vec![0.0f32; rows], vec![0.25f32; d]);
+        codebook::dot_rows_on(Backend::Scalar, &cb, &q, &packed, row, &mut want_s).unwrap();
+        codebook::accumulate_rows_on(Backend::Scalar, &cb, &packed, row, &weights, &mut want_v)
+            .unwrap();
+        let bound = q.iter().map(|x| x.abs()).sum::<f32>() + 1.0;
+        for b in Backend::available() {
+            let (mut got_s, mut got_v) = (vec![0.0f32; rows], vec![0.25f32; d]);
+            codebook::dot_rows_on(b, &cb, &q, &packed, row, &mut got_s).unwrap();
+            codebook::accumulate_rows_on(b, &cb, &packed, row, &weights, &mut got_v).unwrap();
+            for (g, w) in got_s.iter().zip(&want_s) {
+                assert!(
+                    (g - w).abs() <= 1e-5 * bound,
+                    "{b}, d = {d}, {bits} bits: score"
+                );
+            }
+            for (g, w) in got_v.iter().zip(&want_v) {
+                assert!(
+                    (g - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                    "{b}, d = {d}, {bits} bits: value sum"
+                );
+            }
+        }
+    }
+    let (d, tokens) = (16, 5);
+    let cfg = CacheConfig::new(Scheme::Kv, 6, 1, d, tokens);
+    let mut cache = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
+    let x: Vec<f32> = (0..tokens * d)
+        .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
+        .collect();
+    cache.push_batch(&x, &x).unwrap();
+    let q: Vec<f32> = (0..2 * d)
+        .map(|i| ((i * 5 % 17) as f32 - 8.0) / 4.0)
+        .collect();
+    for b in Backend::available() {
+        let mut scratch = vec![0.0f32; attention::scratch_len(&cache, 2)];
+        let mut both = vec![0.0f32; 2 * d];
+        attention::attend_many_on(b, &cache, 0, &q, &[tokens], &mut both, &mut scratch).unwrap();
+        for (h, got) in both.chunks_exact(d).enumerate() {
+            let mut one = vec![0.0f32; d];
+            attention::attend_on(b, &cache, 0, &q[h * d..][..d], &mut one, &mut scratch).unwrap();
+            for (g, w) in got.iter().zip(&one) {
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{b}, head {h}");
             }
         }
     }
