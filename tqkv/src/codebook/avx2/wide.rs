@@ -2,14 +2,16 @@
 //! lookup ([`Wide`], which the value kernels of `rows` and
 //! `accumulate_rows_multi` take too), the keys' scores
 //! ([`dot_rows_wide`]), and several queries' scores sharing each group's
-//! load and lookup ([`dot_rows_multi`]). A group of 8 codes is `B` bytes; one 8-byte load,
-//! broadcast, gives every lane the two bytes that hold its code
-//! (`vpshufb`), a variable shift brings the code down (`vpsrlvd`), and
-//! the lookup reads the low `B` bits of the lane (the bits above belong to
-//! the next codes or rows). No unpacking through memory: the portable
-//! kernel's byte buffer, written by `pdep` and read back, and its sums
-//! indexed at run time, took twice the time. Each sum takes the portable
-//! kernel's operations in its order, so the bits are the same.
+//! load and lookup ([`dot_rows_multi`]). A group of 8 codes is `B` bytes:
+//! one 8-byte load, broadcast, gives every lane the two bytes that hold
+//! its code (`vpshufb`), a variable shift brings the code down
+//! (`vpsrlvd`), and the lookup reads the low `B` bits of the lane (the
+//! bits above belong to the next codes or rows). No unpacking through
+//! memory: the portable loop's byte buffer, written by `pdep` and read
+//! back, and its sums indexed at run time, made the key kernel 1.1–1.3×
+//! slower (`codebook/dot_rows/avx2/b5|b6/d128`). One query's sums take the
+//! portable loop's operations in its order, so the bits are the same;
+//! [`dot_rows_multi`]'s do not (see there).
 
 use core::arch::x86_64::*;
 
