@@ -180,7 +180,7 @@ enum { TQKV_SCHEME_KV = 0, TQKV_SCHEME_KQV = 1, TQKV_SCHEME_QKQV = 2, TQKV_SCHEM
 enum { TQKV_SCORING_EXACT = 0, TQKV_SCORING_INT8 = 1 };
 enum { TQKV_QUANTIZER_BASELINE = 0, TQKV_QUANTIZER_MSE = 1, TQKV_QUANTIZER_PROD = 2 };
 
-#define TQKV_QUANTIZER_WORDS 536
+#define TQKV_QUANTIZER_WORDS 544
 typedef struct tqkv_quantizer {
     uint64_t opaque[TQKV_QUANTIZER_WORDS];
 } tqkv_quantizer;
@@ -233,7 +233,7 @@ typedef struct tqkv_cache_config {
     uint32_t value_bits;
 } tqkv_cache_config;
 
-#define TQKV_CACHE_WORDS 1104
+#define TQKV_CACHE_WORDS 1120
 typedef struct tqkv_cache {
     uint64_t opaque[TQKV_CACHE_WORDS];
 } tqkv_cache;

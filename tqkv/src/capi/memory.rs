@@ -121,14 +121,14 @@ pub struct tqkv_codebook {
 /// A quantiser in caller memory.
 #[repr(C)]
 pub struct tqkv_quantizer {
-    opaque: [u64; 536],
+    opaque: [u64; 544],
 }
 
 /// A cache handle in caller memory (the cache's bytes live in a separate
 /// caller buffer).
 #[repr(C)]
 pub struct tqkv_cache {
-    opaque: [u64; 1104],
+    opaque: [u64; 1120],
 }
 
 /// A caller buffer seen as bytes (the handle's view of a cache's memory).

@@ -173,7 +173,11 @@ impl QjlSketcher {
     /// Block `b` of the Hadamard projection is `√d·R_b`, `R_b` this
     /// rotation seeded with `seed + b` (`H·D_b` for a Hadamard matrix).
     fn block_rotation(&self, block: u64) -> Rotation {
-        self.rotation.reseeded(self.seed.wrapping_add(block))
+        match block {
+            // Seeded with `seed` already, its signs drawn.
+            0 => self.rotation,
+            _ => self.rotation.reseeded(self.seed.wrapping_add(block)),
+        }
     }
 
     fn check_input(&self, x: &[f32]) -> Result<(), Error> {

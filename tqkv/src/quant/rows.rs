@@ -93,13 +93,21 @@ pub(crate) fn encode_rows_in<const N: usize>(
         }
     }
     // A prod row's residual, at the decoder's scale, in place of its unit
-    // vector, and its norm γ; then its sketch.
+    // vector, and its norm γ; then its sketch. Every residual before the
+    // first square root, as for the norms (a square root and a store
+    // between two residuals kept them from overlapping: 2 % of a batch).
+    let mut squares = [0.0f64; N];
     for (i, p) in plans.iter().enumerate() {
-        if let Some(q) = p.prod {
+        if p.prod.is_some() {
             let (y, centroids) = p.spans(work);
             let (n, stored) = (norms.exact[i] as f32, norms.stored[i]);
-            let gamma = libm::sqrt(loops::residual_on(backend, y, n, centroids, stored));
-            q.norm.store(gamma as f32, slots.slot(i, 1))?;
+            squares[i] = loops::residual_on(backend, y, n, centroids, stored);
+        }
+    }
+    for (i, p) in plans.iter().enumerate() {
+        if let Some(q) = p.prod {
+            q.norm
+                .store(libm::sqrt(squares[i]) as f32, slots.slot(i, 1))?;
         }
     }
     for (i, p) in plans.iter().enumerate() {

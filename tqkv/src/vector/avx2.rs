@@ -100,4 +100,17 @@ unsafe impl F32Vector for F32x8 {
             _mm_cvtss_f32(s)
         }
     }
+
+    #[inline(always)]
+    unsafe fn add_squares_f64(x: *const f32, sums: *mut f64) {
+        // SAFETY: 8 readable f32 at x and 8 writable f64 at sums (caller);
+        // AVX and FMA are available (trait contract).
+        unsafe {
+            for half in 0..2 {
+                let v = _mm256_cvtps_pd(_mm_loadu_ps(x.add(4 * half)));
+                let s = sums.add(4 * half);
+                _mm256_storeu_pd(s, _mm256_fmadd_pd(v, v, _mm256_loadu_pd(s)));
+            }
+        }
+    }
 }

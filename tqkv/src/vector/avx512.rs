@@ -93,4 +93,17 @@ unsafe impl F32Vector for F32x16 {
         // SAFETY: AVX-512F is available (trait contract).
         unsafe { _mm512_reduce_add_ps(self.0) }
     }
+
+    #[inline(always)]
+    unsafe fn add_squares_f64(x: *const f32, sums: *mut f64) {
+        // SAFETY: 16 readable f32 at x and 16 writable f64 at sums (caller);
+        // AVX-512F is available (trait contract).
+        unsafe {
+            for half in 0..2 {
+                let v = _mm512_cvtps_pd(_mm256_loadu_ps(x.add(8 * half)));
+                let s = sums.add(8 * half);
+                _mm512_storeu_pd(s, _mm512_fmadd_pd(v, v, _mm512_loadu_pd(s)));
+            }
+        }
+    }
 }

@@ -54,4 +54,9 @@ pub(crate) unsafe trait F32Vector: Copy {
     unsafe fn positive_bits(self) -> u32;
     /// The sum of the lanes (in the backend's fixed order).
     unsafe fn sum(self) -> f32;
+    /// `sums[i] += x[i]²` in f64 for the `LANES` f32 at `x` and f64 at
+    /// `sums`, each with one rounding: a fused multiply-add, and the same
+    /// bits as a product then a sum, since the square of an f32 is exact
+    /// in f64.
+    unsafe fn add_squares_f64(x: *const f32, sums: *mut f64);
 }

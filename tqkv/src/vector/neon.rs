@@ -93,4 +93,16 @@ unsafe impl F32Vector for F32x4 {
         // SAFETY: NEON is available (trait contract).
         unsafe { vaddvq_f32(self.0) }
     }
+
+    #[inline(always)]
+    unsafe fn add_squares_f64(x: *const f32, sums: *mut f64) {
+        // SAFETY: 4 readable f32 at x and 4 writable f64 at sums (caller);
+        // NEON is available (trait contract).
+        unsafe {
+            let v = vld1q_f32(x);
+            let (low, high) = (vcvt_f64_f32(vget_low_f32(v)), vcvt_high_f64_f32(v));
+            vst1q_f64(sums, vfmaq_f64(vld1q_f64(sums), low, low));
+            vst1q_f64(sums.add(2), vfmaq_f64(vld1q_f64(sums.add(2)), high, high));
+        }
+    }
 }

@@ -120,12 +120,12 @@ pub(crate) const ONE_PASS_MAX: usize = 256;
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
 )]
-pub(crate) struct Around {
+pub(crate) struct Around<'s> {
     /// The seed of the signs (the two-pass kernel draws its own words).
     pub(crate) seed: u64,
     /// Sign words of a one-pass rotation (bit `i % 64` of word `i / 64`
     /// negates element `i`).
-    pub(crate) signs: [u64; ONE_PASS_MAX / 64],
+    pub(crate) signs: &'s [u64; ONE_PASS_MAX / 64],
     /// Negate before the transform (`D` then `H`) or after it (`H` then `D`).
     pub(crate) signs_first: bool,
     /// A factor applied after the transform (before signs that come

@@ -50,10 +50,11 @@ use crate::{Backend, Error};
 /// runs the WHT, scales, then flips the signs. Other dims put `H` (or `Hᵀ`)
 /// in place of the WHT; the C ABI's `tqkv_rotate` gives them.
 ///
-/// The rotation stores only `dim`, `seed`, the scale and which product `H`
-/// is: signs are generated on the fly, 64 per generator call, and the
-/// Williamson factors are tables made at compile time, so it needs no allocation and no
-/// storage that grows with `dim`.
+/// The rotation stores only `dim`, `seed`, the scale, which product `H`
+/// is and the first four sign words (the one-pass kernels' vectors up to
+/// 256 elements): longer vectors' signs are generated on the fly, 64 per
+/// generator call, and the Williamson factors are tables made at compile
+/// time, so it needs no allocation and no storage that grows with `dim`.
 ///
 /// ```
 /// use tqkv::Rotation;
@@ -76,6 +77,10 @@ pub struct Rotation {
     seed: u64,
     scale: f32,
     transform: Transform,
+    /// The sign words a one-pass rotation negates by (see
+    /// [`sign_words`]), drawn once here: drawn per call, they were a few
+    /// percent of an encode.
+    signs: [u64; ONE_PASS_MAX / 64],
 }
 
 // `scale` is a function of `dim`, never NaN: equality is an equivalence.
@@ -112,6 +117,7 @@ impl Rotation {
         seed: 0,
         scale: 1.0,
         transform: Transform::Hadamard(Kronecker::sylvester_only(1)),
+        signs: sign_words(0, 1),
     };
 
     /// A rotation of dimension `dim` with signs drawn from `seed`.
@@ -207,12 +213,17 @@ impl Rotation {
             seed,
             scale,
             transform,
+            signs: sign_words(seed, dim),
         }
     }
 
     /// The same rotation with other signs (the QJL sketcher's blocks).
     pub(crate) fn reseeded(&self, seed: u64) -> Rotation {
-        Rotation { seed, ..*self }
+        Rotation {
+            seed,
+            signs: sign_words(seed, self.dim),
+            ..*self
+        }
     }
 
     /// The dimension `d`.
@@ -385,21 +396,14 @@ impl Rotation {
             [f] => Some((*f, transpose, h.sylvester())),
             _ => return false,
         };
-        if x.len() > ONE_PASS_MAX && factor.is_none() {
+        // The sign words are drawn for `dim` elements (every caller's
+        // length; any other takes the separate steps).
+        if x.len() > ONE_PASS_MAX && factor.is_none() || x.len() != self.dim {
             return false;
-        }
-        // The words `flip_signs` draws, one per 64 elements (the two-pass
-        // kernel draws its own).
-        let mut signs = [0u64; ONE_PASS_MAX / 64];
-        if x.len() <= ONE_PASS_MAX {
-            let mut rng = SplitMix64::new(self.seed);
-            for w in signs.iter_mut().take(x.len().div_ceil(64)) {
-                *w = rng.next_u64();
-            }
         }
         let around = Around {
             seed: self.seed,
-            signs,
+            signs: &self.signs,
             signs_first,
             scale,
             factor,
@@ -440,4 +444,20 @@ fn hadamard_in(backend: Checked, h: &Kronecker, x: &mut [f32], transpose: bool) 
         f.apply(backend, x, stride, transpose);
         stride *= f.order();
     }
+}
+
+/// The words [`flip_signs`](Rotation::flip_signs) draws from `seed`, one
+/// per 64 elements, for a one-pass rotation of `dim` elements (all zero
+/// past [`ONE_PASS_MAX`], where the two-pass kernel draws its own).
+const fn sign_words(seed: u64, dim: usize) -> [u64; ONE_PASS_MAX / 64] {
+    let mut words = [0u64; ONE_PASS_MAX / 64];
+    if dim <= ONE_PASS_MAX {
+        let mut rng = SplitMix64::new(seed);
+        let mut i = 0;
+        while i < dim.div_ceil(64) {
+            words[i] = rng.next_u64();
+            i += 1;
+        }
+    }
+    words
 }

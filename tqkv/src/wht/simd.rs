@@ -361,7 +361,7 @@ pub(super) unsafe fn store_finished<V: Vector, const R: usize>(
 
 /// The signs of a one-pass rotation that come first, if they do.
 #[inline(always)]
-pub(super) fn first_signs(around: &super::Around) -> Option<&[u64]> {
+pub(super) fn first_signs<'a>(around: &super::Around<'a>) -> Option<&'a [u64]> {
     around.signs_first.then_some(&around.signs[..])
 }
 
