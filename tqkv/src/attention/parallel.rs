@@ -12,7 +12,8 @@ use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
 
-use super::{Partial, Scoring, attend_partial_with, check, scratch_len};
+use super::pass::{self, Shape};
+use super::{Partial, Scoring, check, scratch_len};
 use crate::quant::KvCache;
 use crate::{Backend, Error};
 
@@ -108,7 +109,21 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
     let queries = q.len() / d.max(1);
     let scratch = scratch_len(cache, queries);
     check(cache, head, q, Some(out.len()), scratch)?;
-    backend.check()?;
+    let checked = backend.check()?;
+    // The query vectors prepared once for every range (rotated, sketched,
+    // rounded), not once a range: about 0.3 µs a range at d = 128, 1 % of
+    // a 65,536-token split on two threads (17 ranges).
+    let shape = Shape::of(cache);
+    let mut prepared = vec![0.0f32; queries * shape.prepared()];
+    pass::prepare(
+        checked,
+        scoring,
+        cache.key_quantizer(),
+        q,
+        shape,
+        &mut prepared,
+    )?;
+    let prepared = &prepared[..];
     let len = cache.len();
     let bounds = range_bounds(len, threads);
     let parts = bounds.len() - 1;
@@ -134,8 +149,12 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
                 continue;
             }
             let mut state = slot.lock().map_err(|_| PANICKED)?;
-            let range = start..end;
-            attend_partial_with(backend, scoring, cache, head, q, range, &mut state, scratch)?;
+            // Checked above: the head and the query; the range lies in the
+            // tokens and the state has the queries' shape by construction.
+            let (limits, range) = ([end], start..end);
+            pass::run_prepared(
+                checked, scoring, cache, head, prepared, &limits, range, &mut state, scratch,
+            )?;
         }
     };
     let (own, helpers) = scratches.split_at_mut(scratch);

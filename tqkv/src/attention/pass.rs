@@ -273,6 +273,30 @@ pub(super) fn run<B: AsRef<[u8]>>(
 ) -> Result<(), Error> {
     let shape = Shape::of(cache);
     let queries = q.len() / shape.dim;
+    let (prepared, rest) = scratch.split_at_mut(queries * shape.prepared());
+    prepare(backend, scoring, cache.key_quantizer(), q, shape, prepared)?;
+    run_prepared(
+        backend, scoring, cache, head, prepared, limits, range, state, rest,
+    )
+}
+
+/// [`run`] for query vectors already [`prepare`]d (`Shape::prepared()`
+/// values each): the ranges of one split share one preparation. `scratch`
+/// holds `Shape::scratch(queries)` values less the prepared ones.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_prepared<B: AsRef<[u8]>>(
+    backend: Checked,
+    scoring: Scoring,
+    cache: &KvCache<B>,
+    head: usize,
+    prepared: &[f32],
+    limits: &[usize],
+    range: Range<usize>,
+    state: &mut Partial<'_>,
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let shape = Shape::of(cache);
+    let queries = prepared.len() / shape.prepared();
     let per_position = queries / limits.len().max(1);
     let heads = cache.config().heads;
     let keys = cache
@@ -281,9 +305,7 @@ pub(super) fn run<B: AsRef<[u8]>>(
     let vals = cache
         .value_fields(head)
         .ok_or(Error::InvalidHead { head, heads })?;
-    let (prepared, rest) = scratch.split_at_mut(queries * shape.prepared());
-    prepare(backend, scoring, cache.key_quantizer(), q, shape, prepared)?;
-    let (scores, rest) = rest.split_at_mut(queries * BLOCK);
+    let (scores, rest) = scratch.split_at_mut(queries * BLOCK);
     let (extra, rest) = rest.split_at_mut(BLOCK);
     let work = &mut rest[..2 * queries * BLOCK];
     let k = Loops(backend);
