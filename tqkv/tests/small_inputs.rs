@@ -404,8 +404,9 @@ fn value_rows_in_groups_of_eight_end_at_the_buffer() {
 /// values, on every backend against scalar: AVX2 reads each group of 8
 /// codes with one 8-byte load, in place where the row's bytes and those
 /// after it hold it, else from a copy of what is left. Then two query
-/// heads sharing 6-bit keys (AVX2 shares each group's lookup between
-/// them) against each head alone.
+/// heads sharing 6-, 3- and 2-bit keys (AVX2 shares each group's lookup
+/// between them, reading a dword in place at 1–4 bits) against each head
+/// alone.
 #[test]
 fn wide_rows_end_at_the_buffer() {
     for (bits, d) in [(5u8, 8usize), (5, 72), (6, 24), (6, 64)] {
@@ -438,8 +439,16 @@ fn wide_rows_end_at_the_buffer() {
             }
         }
     }
+    for bits in [6u8, 3, 2] {
+        shared_keys_equal_one_head(bits);
+    }
+}
+
+/// Two query heads over 5 tokens of KV `bits`-bit keys at d = 16 (the
+/// last row ends the buffer) against each head alone, on every backend.
+fn shared_keys_equal_one_head(bits: u8) {
     let (d, tokens) = (16, 5);
-    let cfg = CacheConfig::new(Scheme::Kv, 6, 1, d, tokens);
+    let cfg = CacheConfig::new(Scheme::Kv, bits, 1, d, tokens);
     let mut cache = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
     let x: Vec<f32> = (0..tokens * d)
         .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
@@ -456,7 +465,8 @@ fn wide_rows_end_at_the_buffer() {
             let mut one = vec![0.0f32; d];
             attention::attend_on(b, &cache, 0, &q[h * d..][..d], &mut one, &mut scratch).unwrap();
             for (g, w) in got.iter().zip(&one) {
-                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{b}, head {h}");
+                let at = format!("{b}, {bits} bits, head {h}");
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{at}");
             }
         }
     }

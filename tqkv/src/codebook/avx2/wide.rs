@@ -1,8 +1,9 @@
 //! The AVX2 decode kernels over rows of 5- and 6-bit codes: their
 //! lookup ([`Wide`], which the value kernels of `rows` and
-//! `accumulate_rows_multi` take too), the keys' scores
-//! ([`dot_rows_wide`]), and several queries' scores sharing each group's
-//! load and lookup ([`dot_rows_multi`]). A group of 8 codes is `B` bytes:
+//! `accumulate_rows_multi` take too) and the keys' scores
+//! ([`dot_rows_wide`]); and several queries' scores sharing each group's
+//! load and lookup at every width up to 6 bits ([`dot_rows_multi`], over
+//! `rows::Narrow` at 1–4 bits). A group of 8 codes is `B` bytes:
 //! one 8-byte load, broadcast, gives every lane the two bytes that hold
 //! its code (`vpshufb`), a variable shift brings the code down
 //! (`vpsrlvd`), and the lookup reads the low `B` bits of the lane (the
@@ -15,6 +16,7 @@
 
 use core::arch::x86_64::*;
 
+use super::rows::Groups;
 use super::{lanes_from, pick, pick_mirrored};
 use crate::codebook::pack::rows_within;
 use crate::vector::{F32Vector, F32x8};
@@ -221,7 +223,7 @@ unsafe fn lanes<const B: usize, const IN_PLACE: bool>(
     }
 }
 
-impl<const B: usize> super::rows::Groups for Wide<B> {
+impl<const B: usize> Groups for Wide<B> {
     const READ: usize = 8;
 
     #[inline(always)]
@@ -233,12 +235,14 @@ impl<const B: usize> super::rows::Groups for Wide<B> {
 
 /// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g ∈ 2..=4`
 /// query vectors (`q_h = queries[h·q_stride..][..d]`) over the same `n`
-/// rows of 5- or 6-bit codes, `d` a multiple of 8: each group of 8 codes
-/// is loaded and looked up once (the lookup is most of the work at these
-/// widths), then one FMA per query into one sum of 8 lanes per query, in
-/// coordinate order. So the scores agree with one query at a time within
-/// the multi-query tolerance, not bit for bit. Returns how many rows it
-/// scored: `n`, or 0 (touching nothing) where `backend` is not AVX2 or
+/// rows of codes of any width up to 6 bits, `d` a multiple of 8: each group
+/// of 8 codes is loaded and looked up once ([`Narrow`](super::rows::Narrow)
+/// up to 4 bits, [`Wide`] at 5 and 6), then one FMA per query into one sum
+/// of 8 lanes per query, in coordinate order. The row-block kernel that
+/// scores one query at 1–4 bits looks each code up per query, so sharing
+/// the lookup pays there too. The scores agree with one query at a time
+/// within the multi-query tolerance, not bit for bit. Returns how many rows
+/// it scored: `n`, or 0 (touching nothing) where `backend` is not AVX2 or
 /// for other shapes.
 ///
 /// # Safety
@@ -258,7 +262,7 @@ pub(in crate::codebook) fn dot_rows_multi(
     out_stride: usize,
 ) -> usize {
     if backend.backend() != crate::Backend::Avx2
-        || !matches!(cb.bits(), 5 | 6)
+        || !(1..=6).contains(&cb.bits())
         || d == 0
         || !d.is_multiple_of(8)
         || !(2..=4).contains(&g)
@@ -276,13 +280,10 @@ pub(in crate::codebook) fn dot_rows_multi(
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
     // kernel takes and the arguments are the caller's validated ones.
     unsafe {
-        match (cb.bits(), g) {
-            (5, 2) => multi_simd::<5, 2>(cb, &a, n, out),
-            (5, 3) => multi_simd::<5, 3>(cb, &a, n, out),
-            (5, _) => multi_simd::<5, 4>(cb, &a, n, out),
-            (_, 2) => multi_simd::<6, 2>(cb, &a, n, out),
-            (_, 3) => multi_simd::<6, 3>(cb, &a, n, out),
-            _ => multi_simd::<6, 4>(cb, &a, n, out),
+        match g {
+            2 => multi_simd::<2>(cb, &a, n, out),
+            3 => multi_simd::<3>(cb, &a, n, out),
+            _ => multi_simd::<4>(cb, &a, n, out),
         }
     }
     n
@@ -299,43 +300,55 @@ struct Multi<'a> {
 }
 
 crate::backend::avx2_features!(crate::backend::target_features {
-    /// [`multi_rows`] compiled with the AVX2 feature list.
+    /// [`multi_rows`] compiled with the AVX2 feature list, for the
+    /// codebook's width.
     ///
     /// # Safety
     /// As [`dot_rows_multi`], with AVX2 available and the shape accepted.
-    unsafe fn multi_simd<const B: usize, const G: usize>(
+    unsafe fn multi_simd<const G: usize>(
         cb: &crate::codebook::Codebook,
         a: &Multi<'_>,
         n: usize,
         out: &mut [f32],
     ) {
-        // SAFETY: forwarded from the caller.
-        unsafe { multi_rows::<B, G>(cb, a, n, out) }
+        use super::rows::Narrow;
+        // SAFETY: forwarded from the caller; each lookup is made for its
+        // own width.
+        unsafe {
+            match cb.bits() {
+                1 => multi_rows::<_, 1, G>(&Narrow::<1>::new(cb), a, n, out),
+                2 => multi_rows::<_, 2, G>(&Narrow::<2>::new(cb), a, n, out),
+                3 => multi_rows::<_, 3, G>(&Narrow::<3>::new(cb), a, n, out),
+                4 => multi_rows::<_, 4, G>(&Narrow::<4>::new(cb), a, n, out),
+                5 => multi_rows::<_, 5, G>(&Wide::<5>::new(cb), a, n, out),
+                _ => multi_rows::<_, 6, G>(&Wide::<6>::new(cb), a, n, out),
+            }
+        }
     }
 });
 
-/// [`dot_rows_multi`] for `G` queries at `B` bits.
+/// [`dot_rows_multi`] for `G` queries over groups of 8 codes of `B` bits
+/// (`B` bytes) looked up by `k`.
 ///
 /// # Safety
 /// As [`dot_rows_multi`], with AVX2 and FMA available and the shape
-/// accepted.
+/// accepted; `k` reads codes of `B` bits.
 #[inline(always)]
-unsafe fn multi_rows<const B: usize, const G: usize>(
-    cb: &crate::codebook::Codebook,
+unsafe fn multi_rows<K: Groups, const B: usize, const G: usize>(
+    k: &K,
     a: &Multi<'_>,
     n: usize,
     out: &mut [f32],
 ) {
-    // Rows whose every group's 8 bytes lie inside `rows`.
-    let direct = rows_within(a.rows.len(), a.stride, (a.d / 8 - 1) * B + 8, n);
-    // SAFETY: forwarded; `group` reads in place only below `direct`.
+    // Rows whose every group's read lies inside `rows`.
+    let direct = rows_within(a.rows.len(), a.stride, (a.d / 8 - 1) * B + K::READ, n);
+    // SAFETY: forwarded; groups are read in place only below `direct`.
     unsafe {
-        let k = Wide::<B>::new(cb);
         for r in 0..direct {
-            multi_row::<B, G, true>(&k, a, r, out);
+            multi_row::<K, B, G, true>(k, a, r, out);
         }
         for r in direct..n {
-            multi_row::<B, G, false>(&k, a, r, out);
+            multi_row::<K, B, G, false>(k, a, r, out);
         }
     }
 }
@@ -343,11 +356,11 @@ unsafe fn multi_rows<const B: usize, const G: usize>(
 /// Row `r`'s scores for every query of [`multi_rows`].
 ///
 /// # Safety
-/// As [`multi_rows`]; with `IN_PLACE`, the row's last group has 8 bytes in
+/// As [`multi_rows`]; with `IN_PLACE`, the row's last group's read lies in
 /// `rows`.
 #[inline(always)]
-unsafe fn multi_row<const B: usize, const G: usize, const IN_PLACE: bool>(
-    k: &Wide<B>,
+unsafe fn multi_row<K: Groups, const B: usize, const G: usize, const IN_PLACE: bool>(
+    k: &K,
     a: &Multi<'_>,
     r: usize,
     out: &mut [f32],
@@ -359,7 +372,7 @@ unsafe fn multi_row<const B: usize, const G: usize, const IN_PLACE: bool>(
     unsafe {
         let mut acc = [_mm256_setzero_ps(); G];
         for g in 0..a.d / 8 {
-            let c = k.centroids(group::<B, IN_PLACE>(a.rows, row + g * B));
+            let c = k.centroids_at::<IN_PLACE>(a.rows, row + g * B);
             for (h, acc) in acc.iter_mut().enumerate() {
                 let q = _mm256_loadu_ps(a.queries.as_ptr().add(h * a.q_stride + 8 * g));
                 *acc = _mm256_fmadd_ps(q, c, *acc);
