@@ -1213,18 +1213,19 @@ pub(crate) fn accumulate_multi_in(
             let sw = &r.sign_weights[h * r.w_stride..];
             let sk = &mut a[dim..];
             #[cfg(target_arch = "x86_64")]
-            let signs_done = avx512::multi::accumulate_signs(
-                backend,
-                r.signs,
-                r.sign_stride,
-                n,
-                sw,
-                r.w_stride,
-                sk,
-                acc_stride,
-                m,
-                k,
-            );
+            let signs_done = {
+                let sets = crate::qjl::SignSets {
+                    signs: r.signs,
+                    sign_stride: r.sign_stride,
+                    n,
+                    weights: sw,
+                    w_stride: r.w_stride,
+                    acc_stride,
+                    m,
+                };
+                avx512::multi::accumulate_signs(backend, &sets, sk, k)
+                    || crate::qjl::avx2_accumulate_signs_multi(backend, &sets, sk, k)
+            };
             #[cfg(not(target_arch = "x86_64"))]
             let signs_done = false;
             if !signs_done {

@@ -301,14 +301,25 @@ fn multi_query_kernels_equal_one_query_at_a_time() {
                 }
             }
             // AVX2 shares each group's load and lookup between the weight
-            // sets (up to four), each set's FMAs in row order: the same
-            // bits as one set at a time.
-            if backend == Backend::Avx2 && m == 0 {
+            // sets (up to four), each set's FMAs in row order, and each
+            // row's sign masks, each set's ±w in row order: the same bits
+            // as one set at a time.
+            if backend == Backend::Avx2 {
                 for h in 0..g {
-                    let mut one = acc0[h * o_stride..][..d].to_vec();
+                    let mut one = acc0[h * o_stride..][..d + m].to_vec();
+                    let (codes_one, signs_one) = one.split_at_mut(d);
                     let w = &weights[h * w_stride..][..n];
-                    accumulate_rows_in(checked, &cb, &codes, stride, w, &mut one).unwrap();
-                    for (j, (x, y)) in acc[h * o_stride..][..d].iter().zip(&one).enumerate() {
+                    accumulate_rows_in(checked, &cb, &codes, stride, w, codes_one).unwrap();
+                    let sw = &sign_weights[h * w_stride..][..n];
+                    crate::qjl::accumulate_signs_rows_in(
+                        checked,
+                        &signs,
+                        sign_stride,
+                        sw,
+                        signs_one,
+                    )
+                    .unwrap();
+                    for (j, (x, y)) in acc[h * o_stride..][..d + m].iter().zip(&one).enumerate() {
                         assert_eq!(x.to_bits(), y.to_bits(), "{what}: set {h}, coordinate {j}");
                     }
                 }

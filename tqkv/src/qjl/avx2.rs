@@ -5,7 +5,7 @@
 
 use core::arch::x86_64::*;
 
-use super::Planes;
+use super::{Planes, SignSets};
 
 /// Signed sums of whole blocks of 8 rows by the 4-bit key row blocks, as
 /// the AVX-512 kernel does with 16 (see there): each four signs of a row
@@ -288,6 +288,93 @@ crate::backend::avx2_features!(crate::backend::target_features {
                 }
             }
             super::accumulate_signs_tail(signs, w, acc, j);
+        }
+    }
+});
+
+/// `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}` (`s = ±1` from
+/// the sign bits, `m` of them a row) for `g ∈ 2..=4` weight sets over the
+/// same `n` sketches: each row's 16 signs at a time are shifted into lane
+/// masks once for every set (one query head's kernel does it per head).
+/// Each sum adds the same ±w in the same row order as
+/// `accumulate_signs_simd`, so the bits are one head's at a time. Returns
+/// false (touching nothing) unless `backend` is AVX2, `m` a positive
+/// multiple of 16 and `g ∈ 2..=4`.
+///
+/// The arguments are validated by the caller: the `n` sketches of `m/8`
+/// bytes fit in `signs`; `weights` holds `(g − 1)·w_stride + n` values and
+/// `acc` `(g − 1)·acc_stride + m`.
+pub(crate) fn accumulate_signs_multi(
+    backend: crate::backend::Checked,
+    a: &SignSets<'_>,
+    acc: &mut [f32],
+    g: usize,
+) -> bool {
+    if backend.backend() != crate::Backend::Avx2
+        || a.m == 0
+        || !a.m.is_multiple_of(16)
+        || !(2..=4).contains(&g)
+    {
+        return false;
+    }
+    // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
+    // kernel takes and the arguments are the caller's validated ones.
+    unsafe {
+        match g {
+            2 => sign_sets_simd::<2>(a, acc),
+            3 => sign_sets_simd::<3>(a, acc),
+            _ => sign_sets_simd::<4>(a, acc),
+        }
+    }
+    true
+}
+
+crate::backend::avx2_features!(crate::backend::target_features {
+    /// [`accumulate_signs_multi`] for `G` weight sets.
+    ///
+    /// # Safety
+    /// As [`accumulate_signs_multi`], with AVX2 available and the shape
+    /// accepted.
+    unsafe fn sign_sets_simd<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
+        // SAFETY: AVX2 by this function's features. Row r's bytes c/8 and
+        // c/8 + 1 lie inside its m/8 (c + 16 ≤ m), weight (h, r) inside the
+        // h-th set's n, and acc[h·acc_stride + c .. + 16] inside the h-th
+        // accumulator's m (the caller's validated shape).
+        unsafe {
+            // As `accumulate_signs_simd`: register k moves bit 8k + l of the
+            // word to lane l's sign bit, which `blendv` reads.
+            let up = |k: i32| {
+                _mm256_sub_epi32(
+                    _mm256_set1_epi32(31 - 8 * k),
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                )
+            };
+            let ups = [up(0), up(1)];
+            for c in (0..a.m).step_by(16) {
+                let mut sums = [[_mm256_setzero_ps(); 2]; G];
+                for (h, s) in sums.iter_mut().enumerate() {
+                    for (k, v) in s.iter_mut().enumerate() {
+                        *v = _mm256_loadu_ps(acc.as_ptr().add(h * a.acc_stride + c + 8 * k));
+                    }
+                }
+                for r in 0..a.n {
+                    let at = a.signs.as_ptr().add(r * a.sign_stride + c / 8);
+                    let word = _mm256_set1_epi32(i32::from(at.cast::<u16>().read_unaligned()));
+                    let set = ups.map(|u| _mm256_castsi256_ps(_mm256_sllv_epi32(word, u)));
+                    for (h, s) in sums.iter_mut().enumerate() {
+                        let w = *a.weights.get_unchecked(h * a.w_stride + r);
+                        let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
+                        for (v, set) in s.iter_mut().zip(set) {
+                            *v = _mm256_add_ps(*v, _mm256_blendv_ps(minus, plus, set));
+                        }
+                    }
+                }
+                for (h, s) in sums.iter().enumerate() {
+                    for (k, v) in s.iter().enumerate() {
+                        _mm256_storeu_ps(acc.as_mut_ptr().add(h * a.acc_stride + c + 8 * k), *v);
+                    }
+                }
+            }
         }
     }
 });

@@ -287,3 +287,18 @@ mod tests {
         }
     }
 }
+
+/// Several weight sets' sign sums over the same sketches (the grouped-query
+/// value kernels): `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}`
+/// for `s = ±1` from the sign bits, `m` of them a row, `n` rows
+/// `sign_stride` bytes apart in `signs`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct SignSets<'a> {
+    pub(crate) signs: &'a [u8],
+    pub(crate) sign_stride: usize,
+    pub(crate) n: usize,
+    pub(crate) weights: &'a [f32],
+    pub(crate) w_stride: usize,
+    pub(crate) acc_stride: usize,
+    pub(crate) m: usize,
+}

@@ -14,6 +14,7 @@ use core::arch::x86_64::*;
 use super::Spread;
 use crate::codebook::Codebook;
 use crate::codebook::pack::packed_len;
+use crate::qjl::SignSets;
 
 /// Most query vectors one kernel call carries (their sums stay in
 /// registers); the callers split larger groups.
@@ -457,44 +458,28 @@ unsafe fn accumulate<const G: usize, const B: usize>(
 /// The arguments are validated: `n` sketches of `m/8` bytes, `sign_stride`
 /// apart, fit in `signs`; `weights` holds `(G − 1)·w_stride + n` values and
 /// `acc` `(G − 1)·acc_stride + m`.
-#[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn accumulate_signs(
     backend: crate::backend::Checked,
-    signs: &[u8],
-    sign_stride: usize,
-    n: usize,
-    weights: &[f32],
-    w_stride: usize,
+    a: &SignSets<'_>,
     acc: &mut [f32],
-    acc_stride: usize,
-    m: usize,
     g: usize,
 ) -> bool {
     if backend.backend() != crate::Backend::Avx512
-        || m == 0
-        || !m.is_multiple_of(16)
+        || a.m == 0
+        || !a.m.is_multiple_of(16)
         || !(1..=MAX_GROUP).contains(&g)
-        || !(0..g).all(|h| crate::qjl::weights_bounded(&weights[h * w_stride..][..n]))
+        || !(0..g).all(|h| crate::qjl::weights_bounded(&a.weights[h * a.w_stride..][..a.n]))
     {
         return false;
     }
-    let a = Signed {
-        signs,
-        sign_stride,
-        n,
-        weights,
-        w_stride,
-        acc_stride,
-        m,
-    };
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
     // the kernel takes and the arguments are the caller's validated ones.
     unsafe {
         match g {
-            1 => signs_simd::<1>(&a, acc),
-            2 => signs_simd::<2>(&a, acc),
-            3 => signs_simd::<3>(&a, acc),
-            _ => signs_simd::<4>(&a, acc),
+            1 => signs_simd::<1>(a, acc),
+            2 => signs_simd::<2>(a, acc),
+            3 => signs_simd::<3>(a, acc),
+            _ => signs_simd::<4>(a, acc),
         }
     }
     true
@@ -524,23 +509,12 @@ unsafe fn chunk_masks(p: *const u8, regs: usize) -> [u16; 4] {
     }
 }
 
-/// The fixed arguments of [`signs_chunks`].
-struct Signed<'a> {
-    signs: &'a [u8],
-    sign_stride: usize,
-    n: usize,
-    weights: &'a [f32],
-    w_stride: usize,
-    acc_stride: usize,
-    m: usize,
-}
-
 crate::backend::avx512_features!(crate::backend::target_features {
     /// [`signs_chunks`] compiled with the AVX-512 feature list.
     ///
     /// # Safety
     /// As [`accumulate_signs`], with AVX-512 available and the shape accepted.
-    unsafe fn signs_simd<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
+    unsafe fn signs_simd<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
         // SAFETY: forwarded from the caller.
         unsafe { signs_chunks::<G>(a, acc) }
     }
@@ -552,7 +526,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
 /// As [`accumulate_signs`], with AVX-512 F/BW available and the shape
 /// accepted.
 #[inline(always)]
-unsafe fn signs_chunks<const G: usize>(a: &Signed<'_>, acc: &mut [f32]) {
+unsafe fn signs_chunks<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
     // SAFETY: the ISA is the caller's promise. Loads: 8 sign bytes of each
     // row's chunk, weights[h·w_stride + r] with r < n; each query's chunk of
     // acc is read and written.
