@@ -3,7 +3,8 @@
 last `cargo bench -p tqkv --bench attention` run (target/criterion): the
 grouped-query, split and many-query shapes against one query, every scheme
 against the copy of its own bytes, and eight KV heads past the LLC against
-a memory-to-memory copy. All figures come from that one run.
+a memory-to-memory copy, then exact against int8 key scoring. All
+figures come from that one run.
 Usage: python3 tools/decode_table.py [target/criterion]
 """
 import glob
@@ -91,6 +92,31 @@ def main():
             bw = bytes_h8 / h8x2
             print(f"| `attention/kqv/n4/{backend}/t65536h8x2` (two threads) | {fmt(h8x2)} | {bw:.1f} | {bw / bw_copy:.0%} |")
         print(f"| `attention/memcpy/1core/512MB` | {fmt(big)} | {bw_copy:.1f} | 100% |")
+
+    int8_table(m, [backend] + (["avx2"] if avx2 else []))
+
+
+def int8_table(m, backends):
+    """Exact against int8 key scoring (`…/g1x1q1int8`), one query head,
+    each against the copy of the cache's bytes."""
+    rows = []
+    for scheme in ["kv", "kqv", "qkqv"]:
+        for n in range(2, 7):
+            c = m.get(f"attention/memcpy/1core/t65536/{scheme}n{n}")
+            for b in backends:
+                e = m.get(f"attention/{scheme}/n{n}/{b}/t65536/g1x1q1")
+                i = m.get(f"attention/{scheme}/n{n}/{b}/t65536/g1x1q1int8")
+                if c and e and i:
+                    name = "AVX-512" if b == "avx512" else b.upper()
+                    rows.append(
+                        f"| {scheme.upper()} | {n} | {name} | {e / 1e3:.0f} µs | {i / 1e3:.0f} µs | "
+                        f"{c / 1e3:.0f} µs | {e / c:.2f}× | {i / c:.2f}× | {e / i:.2f}× |"
+                    )
+    if rows:
+        print()
+        print("| scheme | n | backend | exact | int8 | copy | exact / copy | int8 / copy | exact / int8 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(rows))
 
 
 main()
