@@ -1,7 +1,7 @@
 //! Zeroed work space on the stack, sized to the need.
 //!
 //! Encoders need a few vectors of `dim` floats. An array of the largest
-//! dimension ([`MAX_DIM`](crate::quant::MAX_DIM), 16 KB) zeroed on every
+//! dimension ([`MAX_DIM`], 16 KB) zeroed on every
 //! call cost more than the encoding itself at d = 128 (a `memset` was 30 %
 //! of `push`), so each call takes the smallest of a few sizes that holds
 //! what it needs.

@@ -1,7 +1,7 @@
 //! One decode split across cores on rayon's thread pool (the `parallel`
 //! feature): each range of tokens is attended into its own [`Partial`]
 //! state, and the states merge. A runtime with its own thread pool uses
-//! [`attend_partial`] and [`Partial::merge`] the same way.
+//! [`attend_partial`](super::attend_partial) and [`Partial::merge`] the same way.
 //!
 //! The pool's threads persist between calls: spawning a thread per call
 //! cost about 60 µs on the benchmark machine, an eighth of the work of

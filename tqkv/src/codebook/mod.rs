@@ -1056,6 +1056,40 @@ fn check_multi(
     Ok(())
 }
 
+/// Whether `count` runs of `len` elements, `stride` apart, lie within
+/// `room` elements (O(1); true for none). The multi-query kernels check
+/// their buffers with it although their callers validated them, so that
+/// each is sound as the safe function it is.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn runs_fit(count: usize, stride: usize, len: usize, room: usize) -> bool {
+    count.checked_sub(1).is_none_or(|last| {
+        last.checked_mul(stride)
+            .and_then(|v| v.checked_add(len))
+            .is_some_and(|v| v <= room)
+    })
+}
+
+/// Whether the buffers of a multi-query score call hold its shape: `n`
+/// rows of `bits`-bit codes `stride` apart in `rows_len` bytes, `g` queries
+/// of `d` values `q_stride` apart in `queries_len`, and `g` runs of `n`
+/// scores `out_stride` apart in `out_len`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scores_fit(
+    bits: u8,
+    (d, q_stride, g): (usize, usize, usize),
+    queries_len: usize,
+    rows_len: usize,
+    stride: usize,
+    n: usize,
+    out_len: usize,
+    out_stride: usize,
+) -> bool {
+    runs_fit(n, stride, packed_len(d, bits), rows_len)
+        && runs_fit(g, q_stride, d, queries_len)
+        && runs_fit(g, out_stride, n, out_len)
+}
+
 /// Rows of codes with one weight set per query vector, and where each
 /// query's sums go: the arguments of the x86 multi-query value kernels
 /// (validated by [`accumulate_multi_in`]).
@@ -1075,6 +1109,21 @@ pub(crate) struct WeightedCodes<'a> {
     pub out_stride: usize,
     /// Coordinates a row.
     pub d: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl WeightedCodes<'_> {
+    /// Whether `g` weight sets and sums in `out_len` values fit the buffers
+    /// at `bits` bits ([`runs_fit`]).
+    pub(crate) fn fit(&self, bits: u8, g: usize, out_len: usize) -> bool {
+        runs_fit(
+            self.n,
+            self.stride,
+            packed_len(self.d, bits),
+            self.rows.len(),
+        ) && runs_fit(g, self.w_stride, self.n, self.weights.len())
+            && runs_fit(g, self.out_stride, self.d, out_len)
+    }
 }
 
 /// Rows of codes (and, for prod values, sign sketches) with one weight set
@@ -1098,6 +1147,31 @@ pub(crate) struct WeightedRows<'a> {
     pub sign_weights: &'a [f32],
     /// From one query's weights to the next.
     pub w_stride: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl WeightedRows<'_> {
+    /// Whether `g` weight sets over rows of `d` `bits`-bit codes and `m`
+    /// signs, with sums `out_stride` apart in `out_len` values (`d + m` a
+    /// set), fit the buffers ([`runs_fit`]).
+    pub(crate) fn fit(
+        &self,
+        bits: u8,
+        (d, m): (usize, usize),
+        g: usize,
+        out: (usize, usize),
+    ) -> bool {
+        let (out_len, out_stride) = out;
+        runs_fit(
+            self.n,
+            self.code_stride,
+            packed_len(d, bits),
+            self.codes.len(),
+        ) && runs_fit(self.n, self.sign_stride, m.div_ceil(8), self.signs.len())
+            && runs_fit(g, self.w_stride, self.n, self.weights.len())
+            && (m == 0 || runs_fit(g, self.w_stride, self.n, self.sign_weights.len()))
+            && runs_fit(g, out_stride, d + m, out_len)
+    }
 }
 
 /// [`accumulate_rows_in`] (and, with signs, the sign sums of

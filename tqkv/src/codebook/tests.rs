@@ -508,3 +508,119 @@ fn int8_group_against_one(
         }
     }
 }
+
+/// The x86 multi-query kernels are safe functions: each checks that its
+/// buffers hold the shape it is given (its callers validate them too) and
+/// refuses, touching nothing, when one is a value or byte short. The same
+/// call with whole buffers is taken, so the refusals are the checks'.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn multi_query_kernels_refuse_buffers_too_short() {
+    use crate::qjl::{SignSets, avx2_accumulate_signs_multi};
+    use std::vec;
+    let (d, bits, n, g) = (128usize, 4u8, 16usize, 2usize);
+    let cb = Codebook::lloyd_max(d, bits).unwrap();
+    let row = packed_len(d, bits);
+    let codes = vec![0x5au8; n * row];
+    let signs = vec![0xa5u8; n * d / 8];
+    let queries = vec![0.25f32; g * d];
+    let weights = vec![0.5f32; g * n];
+    for backend in [Backend::Avx2, Backend::Avx512] {
+        let Ok(b) = backend.check() else { continue };
+        let scores = |q: &[f32], r: &[u8], out_len: usize| {
+            let mut out = vec![0.0f32; out_len];
+            let shape = (d, d, g);
+            match backend {
+                Backend::Avx2 => {
+                    avx2::dot_rows_multi_wide(b, &cb, q, shape, r, row, n, &mut out, n)
+                }
+                _ => avx512::multi::dot_rows(b, &cb, q, shape, r, row, n, &mut out, n),
+            }
+        };
+        assert_eq!(
+            scores(&queries, &codes, g * n),
+            n,
+            "{backend}: whole buffers"
+        );
+        assert_eq!(
+            scores(&queries[1..], &codes, g * n),
+            0,
+            "{backend}: queries"
+        );
+        assert_eq!(scores(&queries, &codes[1..], g * n), 0, "{backend}: rows");
+        assert_eq!(scores(&queries, &codes, g * n - 1), 0, "{backend}: scores");
+
+        let values = |r: &[u8], w: &[f32], out_len: usize| {
+            let a = WeightedCodes {
+                rows: r,
+                stride: row,
+                n,
+                weights: w,
+                w_stride: n,
+                out_stride: d,
+                d,
+            };
+            let mut out = vec![0.0f32; out_len];
+            match backend {
+                Backend::Avx2 => avx2::accumulate_rows_multi(b, &cb, &a, &mut out, g),
+                _ => avx512::multi::accumulate_rows(b, &cb, &a, &mut out, g),
+            }
+        };
+        assert!(values(&codes, &weights, g * d), "{backend}: whole buffers");
+        assert!(!values(&codes[1..], &weights, g * d), "{backend}: rows");
+        assert!(!values(&codes, &weights[1..], g * d), "{backend}: weights");
+        assert!(!values(&codes, &weights, g * d - 1), "{backend}: sums");
+
+        let sign_sums = |s: &[u8], w: &[f32], acc_len: usize| {
+            let sets = SignSets {
+                signs: s,
+                sign_stride: d / 8,
+                n,
+                weights: w,
+                w_stride: n,
+                acc_stride: d,
+                m: d,
+            };
+            let mut acc = vec![0.0f32; acc_len];
+            match backend {
+                Backend::Avx2 => avx2_accumulate_signs_multi(b, &sets, &mut acc, g),
+                _ => avx512::multi::accumulate_signs(b, &sets, &mut acc, g),
+            }
+        };
+        assert!(
+            sign_sums(&signs, &weights, g * d),
+            "{backend}: whole buffers"
+        );
+        assert!(!sign_sums(&signs[1..], &weights, g * d), "{backend}: signs");
+        assert!(
+            !sign_sums(&signs, &weights[1..], g * d),
+            "{backend}: weights"
+        );
+        assert!(!sign_sums(&signs, &weights, g * d - 1), "{backend}: sums");
+
+        if backend == Backend::Avx512 {
+            let fused = |c: &[u8], s: &[u8], sw: &[f32], out_len: usize| {
+                let rows = WeightedRows {
+                    codes: c,
+                    code_stride: row,
+                    signs: s,
+                    sign_stride: d / 8,
+                    n,
+                    weights: &weights,
+                    sign_weights: sw,
+                    w_stride: n,
+                };
+                let mut out = vec![0.0f32; out_len];
+                avx512::multi::accumulate_fused(b, &cb, &rows, &mut out, 2 * d, d, g)
+            };
+            assert!(fused(&codes, &signs, &weights, g * 2 * d), "whole buffers");
+            assert!(!fused(&codes[1..], &signs, &weights, g * 2 * d), "codes");
+            assert!(!fused(&codes, &signs[1..], &weights, g * 2 * d), "signs");
+            assert!(
+                !fused(&codes, &signs, &weights[1..], g * 2 * d),
+                "sign weights"
+            );
+            assert!(!fused(&codes, &signs, &weights, g * 2 * d - 1), "sums");
+        }
+    }
+}

@@ -299,11 +299,8 @@ crate::backend::avx2_features!(crate::backend::target_features {
 /// Each sum adds the same ±w in the same row order as
 /// `accumulate_signs_simd`, so the bits are one head's at a time. Returns
 /// false (touching nothing) unless `backend` is AVX2, `m` a positive
-/// multiple of 16 and `g ∈ 2..=4`.
-///
-/// The arguments are validated by the caller: the `n` sketches of `m/8`
-/// bytes fit in `signs`; `weights` holds `(g − 1)·w_stride + n` values and
-/// `acc` `(g − 1)·acc_stride + m`.
+/// multiple of 16, `g ∈ 2..=4` and the sets fit their buffers
+/// ([`SignSets::fit`]).
 pub(crate) fn accumulate_signs_multi(
     backend: crate::backend::Checked,
     a: &SignSets<'_>,
@@ -314,11 +311,12 @@ pub(crate) fn accumulate_signs_multi(
         || a.m == 0
         || !a.m.is_multiple_of(16)
         || !(2..=4).contains(&g)
+        || !a.fit(g, acc.len())
     {
         return false;
     }
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
-    // kernel takes and the arguments are the caller's validated ones.
+    // kernel takes, and the sets fit their buffers (checked above).
     unsafe {
         match g {
             2 => sign_sets_simd::<2>(a, acc),
@@ -333,13 +331,13 @@ crate::backend::avx2_features!(crate::backend::target_features {
     /// [`accumulate_signs_multi`] for `G` weight sets.
     ///
     /// # Safety
-    /// As [`accumulate_signs_multi`], with AVX2 available and the shape
-    /// accepted.
+    /// AVX2 is available; the shape is one [`accumulate_signs_multi`]
+    /// accepts, and the sets fit their buffers.
     unsafe fn sign_sets_simd<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
         // SAFETY: AVX2 by this function's features. Row r's bytes c/8 and
         // c/8 + 1 lie inside its m/8 (c + 16 ≤ m), weight (h, r) inside the
         // h-th set's n, and acc[h·acc_stride + c .. + 16] inside the h-th
-        // accumulator's m (the caller's validated shape).
+        // accumulator's m (the sets fit: the caller's promise).
         unsafe {
             // As `accumulate_signs_simd`: register k moves bit 8k + l of the
             // word to lane l's sign bit, which `blendv` reads.

@@ -302,3 +302,20 @@ pub(crate) struct SignSets<'a> {
     pub(crate) acc_stride: usize,
     pub(crate) m: usize,
 }
+
+#[cfg(target_arch = "x86_64")]
+impl SignSets<'_> {
+    /// Whether `g` weight sets and accumulators in `acc_len` values fit the
+    /// buffers (`codebook::runs_fit`): the kernels read and write only
+    /// inside them then.
+    pub(crate) fn fit(&self, g: usize, acc_len: usize) -> bool {
+        use crate::codebook::runs_fit;
+        runs_fit(
+            self.n,
+            self.sign_stride,
+            self.m.div_ceil(8),
+            self.signs.len(),
+        ) && runs_fit(g, self.w_stride, self.n, self.weights.len())
+            && runs_fit(g, self.acc_stride, self.m, acc_len)
+    }
+}

@@ -204,7 +204,7 @@ pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
     }
 }
 
-/// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`]) in one load and one
+/// `x ← s·H·D·x` or `x ← D·s·H·x` (see [`Around`](super::Around)) in one load and one
 /// store per register where the whole transform is one pass (`x.len()` a
 /// power of two from `LANES` to `LANES·2^GROUP_LOG2`), in two
 /// ([`two_passes`]) up to [`ONE_PASS_MAX`](super::ONE_PASS_MAX). Returns

@@ -377,12 +377,9 @@ const MULTI_MAX: usize = 4;
 /// every set, then one FMA per set. Coordinates go `8·⌊8/g⌋` at a time so
 /// the sums stay in registers. Each sum takes the FMAs of the one-set
 /// kernel in the same row order, so the bits equal `g` calls of it.
-/// Returns false (touching nothing) for other shapes or backends.
-///
-/// # Safety
-/// The arguments are validated: `n` rows of `packed_len(d, bits)` bytes,
-/// `stride` apart, fit in `rows`; `weights` holds `(g − 1)·w_stride + n`
-/// values and `out` `(g − 1)·out_stride + d`.
+/// Returns false (touching nothing) for other shapes or backends, and for
+/// buffers that do not hold the shape
+/// ([`WeightedCodes::fit`](super::WeightedCodes::fit)).
 pub(super) fn accumulate_rows_multi(
     backend: crate::backend::Checked,
     cb: &super::Codebook,
@@ -396,11 +393,12 @@ pub(super) fn accumulate_rows_multi(
         || a.d == 0
         || !a.d.is_multiple_of(8)
         || !(2..=MULTI_MAX).contains(&g)
+        || !a.fit(b, g, out.len())
     {
         return false;
     }
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
-    // kernel takes and the arguments are the caller's validated ones.
+    // kernel takes, and the buffers hold it (checked above).
     unsafe {
         match (b, g) {
             (1, 2) => multi_simd::<1, 2, 4>(cb, a, out),

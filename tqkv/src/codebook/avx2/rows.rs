@@ -404,7 +404,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
 ///
 /// A chunk is the bytes of a whole number of codes in at most 8 dwords: 32
 /// bytes for 1, 2 and 4 bits, 24 (64 codes) for 3. Every `B` dwords hold
-/// 32 codes ([`add_codes`](crate::codebook::runs::add_codes)).
+/// 32 codes (`codebook::runs::add_codes`).
 ///
 /// # Safety
 /// AVX2 and FMA are available; the 8·NB rows from `8·blk0` fit in `rows`

@@ -242,13 +242,12 @@ impl<const B: usize> Groups for Wide<B> {
 /// scores one query at 1–4 bits looks each code up per query, so sharing
 /// the lookup pays there too. The scores agree with one query at a time
 /// within the multi-query tolerance, not bit for bit. Returns how many rows
-/// it scored: `n`, or 0 (touching nothing) where `backend` is not AVX2 or
-/// for other shapes.
-///
-/// # Safety
-/// The arguments are validated: `n` rows of `packed_len(d, bits)` bytes,
-/// `stride` apart, fit in `rows`; `out` holds `(g − 1)·out_stride + n`
-/// values and `queries` `(g − 1)·q_stride + d`.
+/// it scored: `n`, or 0 (touching nothing) where `backend` is not AVX2,
+/// for other shapes, or where the buffers are too short: `n` rows of
+/// `packed_len(d, bits)` bytes, `stride` apart, in `rows`,
+/// `(g − 1)·q_stride + d` values in `queries` and `(g − 1)·out_stride + n`
+/// in `out` (the caller validated them; checked again here in O(1), so
+/// that this safe function is sound on its own).
 #[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn dot_rows_multi(
     backend: crate::backend::Checked,
@@ -269,6 +268,11 @@ pub(in crate::codebook) fn dot_rows_multi(
     {
         return 0;
     }
+    let shape = (d, q_stride, g);
+    let (q_len, r_len, o_len) = (queries.len(), rows.len(), out.len());
+    if !crate::codebook::scores_fit(cb.bits(), shape, q_len, r_len, stride, n, o_len, out_stride) {
+        return 0;
+    }
     let a = Multi {
         queries,
         d,
@@ -278,7 +282,7 @@ pub(in crate::codebook) fn dot_rows_multi(
         out_stride,
     };
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
-    // kernel takes and the arguments are the caller's validated ones.
+    // kernel takes, and the buffers hold it (checked above).
     unsafe {
         match g {
             2 => multi_simd::<2>(cb, &a, n, out),
@@ -304,7 +308,8 @@ crate::backend::avx2_features!(crate::backend::target_features {
     /// codebook's width.
     ///
     /// # Safety
-    /// As [`dot_rows_multi`], with AVX2 available and the shape accepted.
+    /// AVX2 is available; the shape is one [`dot_rows_multi`] accepts, and
+    /// its buffers hold it.
     unsafe fn multi_simd<const G: usize>(
         cb: &crate::codebook::Codebook,
         a: &Multi<'_>,
@@ -331,8 +336,8 @@ crate::backend::avx2_features!(crate::backend::target_features {
 /// (`B` bytes) looked up by `k`.
 ///
 /// # Safety
-/// As [`dot_rows_multi`], with AVX2 and FMA available and the shape
-/// accepted; `k` reads codes of `B` bits.
+/// AVX2 and FMA are available; the shape is one [`dot_rows_multi`]
+/// accepts, and its buffers hold it; `k` reads codes of `B` bits.
 #[inline(always)]
 unsafe fn multi_rows<K: Groups, const B: usize, const G: usize>(
     k: &K,

@@ -38,11 +38,11 @@ const SCORE_MAX_DIM: usize = 256;
 /// repeated with period `2^b` (≤ 4 bits), `vpermt2ps` from two registers
 /// (5 bits), two of them and a blend (6 bits).
 ///
-/// # Safety
-/// `backend` is AVX-512 or the call returns 0 touching nothing; the
-/// arguments are validated: `n` rows `stride` apart fit in `rows`, each of
-/// `packed_len(d, bits)` bytes; `out` holds `(g − 1)·out_stride + n`
-/// values and `queries` `(g − 1)·q_stride + d`.
+/// Returns 0, touching nothing, unless `backend` is AVX-512, the shape is
+/// one it takes and the buffers hold it ([`scores_fit`](crate::codebook::scores_fit):
+/// `n` rows of `packed_len(d, bits)` bytes `stride` apart in `rows`,
+/// `(g − 1)·q_stride + d` values in `queries`, `(g − 1)·out_stride + n`
+/// in `out`).
 #[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn dot_rows(
     backend: crate::backend::Checked,
@@ -62,11 +62,21 @@ pub(in crate::codebook) fn dot_rows(
         || d > SCORE_MAX_DIM
         || !(1..=MAX_GROUP).contains(&g)
         || n < 16
+        || !crate::codebook::scores_fit(
+            cb.bits(),
+            (d, q_stride, g),
+            queries.len(),
+            rows.len(),
+            stride,
+            n,
+            out.len(),
+            out_stride,
+        )
     {
         return 0;
     }
-    // SAFETY: `Checked` proves the AVX-512 feature list; the arguments are
-    // the caller's validated ones.
+    // SAFETY: `Checked` proves the AVX-512 feature list; the buffers hold
+    // the shape (checked above).
     unsafe {
         let a = Args {
             queries,
@@ -327,12 +337,8 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
 /// unpacked and looked up once per chunk of 64 coordinates, then one FMA
 /// per 16 codes and query. Returns false (touching nothing) unless
 /// `backend` is AVX-512 and the shape is one it takes: 1–6 bits, `d` a
-/// multiple of 64 up to 256.
-///
-/// # Safety
-/// The arguments are validated: `n` rows of `packed_len(d, bits)` bytes,
-/// `stride` apart, fit in `rows`; `weights` holds `(G − 1)·w_stride + n`
-/// values and `out` `(G − 1)·out_stride + d`.
+/// multiple of 64 up to 256, and buffers that hold it
+/// ([`WeightedCodes::fit`](crate::codebook::WeightedCodes::fit)).
 #[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn accumulate_rows(
     backend: crate::backend::Checked,
@@ -348,11 +354,12 @@ pub(in crate::codebook) fn accumulate_rows(
         || d == 0
         || d > 256
         || !(1..=MAX_GROUP).contains(&g)
+        || !a.fit(b as u8, g, out.len())
     {
         return false;
     }
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
-    // the kernel takes and the arguments are the caller's validated ones.
+    // the kernel takes, and the buffers hold it (checked above).
     unsafe {
         match g {
             1 if b == 6 => accumulate_simd::<1, 6>(cb, a, out),
@@ -451,13 +458,9 @@ unsafe fn accumulate<const G: usize, const B: usize>(
 /// over the same `n` sketches, as the AVX-512 sign kernel computes it
 /// (`2·Σ_{bit set} w − Σ w`): each row's sign bytes read once for every
 /// query. Returns false (touching nothing) unless `backend` is AVX-512, `m`
-/// is a positive multiple of 64 and every weight set is bounded
+/// is a positive multiple of 16, the sets fit their buffers
+/// ([`SignSets::fit`]) and every weight set is bounded
 /// (`qjl::weights_bounded`).
-///
-/// # Safety
-/// The arguments are validated: `n` sketches of `m/8` bytes, `sign_stride`
-/// apart, fit in `signs`; `weights` holds `(G − 1)·w_stride + n` values and
-/// `acc` `(G − 1)·acc_stride + m`.
 pub(in crate::codebook) fn accumulate_signs(
     backend: crate::backend::Checked,
     a: &SignSets<'_>,
@@ -468,12 +471,13 @@ pub(in crate::codebook) fn accumulate_signs(
         || a.m == 0
         || !a.m.is_multiple_of(16)
         || !(1..=MAX_GROUP).contains(&g)
+        || !a.fit(g, acc.len())
         || !(0..g).all(|h| crate::qjl::weights_bounded(&a.weights[h * a.w_stride..][..a.n]))
     {
         return false;
     }
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
-    // the kernel takes and the arguments are the caller's validated ones.
+    // the kernel takes, and the sets fit their buffers (checked above).
     unsafe {
         match g {
             1 => signs_simd::<1>(a, acc),
@@ -513,7 +517,8 @@ crate::backend::avx512_features!(crate::backend::target_features {
     /// [`signs_chunks`] compiled with the AVX-512 feature list.
     ///
     /// # Safety
-    /// As [`accumulate_signs`], with AVX-512 available and the shape accepted.
+    /// AVX-512 is available; the shape is one [`accumulate_signs`] accepts,
+    /// and the sets fit their buffers.
     unsafe fn signs_simd<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
         // SAFETY: forwarded from the caller.
         unsafe { signs_chunks::<G>(a, acc) }
@@ -523,8 +528,8 @@ crate::backend::avx512_features!(crate::backend::target_features {
 /// [`accumulate_signs`], 64 signs (4 registers a query) at a time.
 ///
 /// # Safety
-/// As [`accumulate_signs`], with AVX-512 F/BW available and the shape
-/// accepted.
+/// AVX-512 F/BW are available; the shape is one [`accumulate_signs`]
+/// accepts, and the sets fit their buffers.
 #[inline(always)]
 unsafe fn signs_chunks<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
     // SAFETY: the ISA is the caller's promise. Loads: 8 sign bytes of each
@@ -566,11 +571,9 @@ pub(in crate::codebook) const MAX_FUSED_GROUP: usize = 3;
 /// for prod values with as many signs as coordinates (`m = d`): the code
 /// lookups run on the shuffle and FMA pipes, the sign sums on the add
 /// pipes, side by side. `g ≤` [`MAX_FUSED_GROUP`]. Returns false (touching
-/// nothing) for other shapes, as those two kernels do.
-///
-/// # Safety
-/// The arguments are validated as for [`accumulate_rows`] and
-/// [`accumulate_signs`], with `m = d`.
+/// nothing) for other shapes, as those two kernels do, and for buffers that
+/// do not hold `m = d` signs a row
+/// ([`WeightedRows::fit`](crate::codebook::WeightedRows::fit)).
 #[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn accumulate_fused(
     backend: crate::backend::Checked,
@@ -589,12 +592,13 @@ pub(in crate::codebook) fn accumulate_fused(
         || !d.is_multiple_of(16)
         || d > 256
         || !(1..=MAX_FUSED_GROUP).contains(&g)
+        || !r.fit(b as u8, (d, d), g, (out.len(), out_stride))
         || !(0..g).all(|h| crate::qjl::weights_bounded(&r.sign_weights[h * r.w_stride..][..r.n]))
     {
         return false;
     }
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
-    // the kernel takes and the arguments are the caller's validated ones.
+    // the kernel takes, and the buffers hold it (checked above).
     unsafe {
         match g {
             1 if b == 6 => fused_simd::<1, 6>(cb, r, out, out_stride, d),
