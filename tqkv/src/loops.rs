@@ -195,7 +195,7 @@ fn residual_by(
     n: f32,
     yhat: &[f32],
     stored: f32,
-    add_squares: impl Fn(&mut [f64; PARTS], &[f32; PARTS]),
+    add: impl Fn(&mut [f64; PARTS], &[f32; PARTS]),
 ) -> f64 {
     let len = y.len().min(yhat.len());
     let (y, yhat) = (&mut y[..len], &yhat[..len]);
@@ -206,7 +206,7 @@ fn residual_by(
         for (r, &h) in chunk.iter_mut().zip(hat) {
             *r = *r * n - h * stored;
         }
-        add_squares(&mut parts, chunk);
+        add(&mut parts, chunk);
     }
     if !rest.is_empty() {
         // As in `sum_squares`: the tail padded with zeros.
@@ -215,7 +215,7 @@ fn residual_by(
             *r = *r * n - h * stored;
             *t = *r;
         }
-        add_squares(&mut parts, &tail);
+        add(&mut parts, &tail);
     }
     sum_parts(parts)
 }

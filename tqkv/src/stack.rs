@@ -1,10 +1,9 @@
 //! Zeroed work space on the stack, sized to the need.
 //!
 //! Encoders need a few vectors of `dim` floats. An array of the largest
-//! dimension ([`MAX_DIM`], 16 KB) zeroed on every
-//! call cost more than the encoding itself at d = 128 (a `memset` was 30 %
-//! of `push`), so each call takes the smallest of a few sizes that holds
-//! what it needs.
+//! dimension ([`MAX_DIM`], 16 KB) zeroed on every call cost more than the
+//! encoding itself at d = 128 (a `memset` was 30 % of `push`), so each call
+//! takes the smallest of a few sizes that holds what it needs.
 
 use crate::quant::MAX_DIM;
 
@@ -61,6 +60,9 @@ pub(crate) fn bytes<T: Copy + Default, R>(len: usize, f: impl FnOnce(&mut [T]) -
     }
 }
 
+/// `f` on the first `min(len, N)` of `N` zeroed values. Not inlined: each
+/// size gets a frame of its own (one frame holding every size's array made
+/// each call probe and reserve 32 KB of stack).
 #[inline(never)]
 fn on_lines<T: Copy + Default, const N: usize, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let mut buf = Lines([T::default(); N]);

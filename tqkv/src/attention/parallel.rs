@@ -22,8 +22,9 @@ use crate::{Backend, Error};
 /// calling thread and `threads - 1` jobs on rayon's pool (the global one,
 /// or the one whose `install` runs the call) each take the next range until
 /// none is left. The states merge in range order, so the bits
-/// of the result do not depend on the scheduling. Allocates each range's
-/// state and each thread's scratch.
+/// of the result do not depend on the scheduling. Allocates the prepared
+/// query vectors (once for every range), each range's state and each
+/// thread's scratch.
 ///
 /// ```
 /// use tqkv::attention::{attend, attend_parallel, scratch_len};
@@ -130,6 +131,8 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
     let workers = threads.min(parts);
     let state_len = Partial::len_for(cache, queries);
     let mut states = vec![0.0f32; parts * state_len];
+    // A worker's scratch less the prepared queries, which the ranges share.
+    let scratch = scratch - prepared.len();
     let mut scratches = vec![0.0f32; workers * scratch];
     let slots = states
         .chunks_mut(state_len)

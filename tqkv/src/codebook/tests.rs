@@ -201,8 +201,6 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
 #[test]
 fn multi_query_kernels_equal_one_query_at_a_time() {
     use crate::rng::SplitMix64;
-    use std::vec;
-    use std::vec::Vec;
     let mut rng = SplitMix64::new(17);
     let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
     // Under Miri: dimensions with precomputed codebooks (no solver runs).
@@ -220,115 +218,161 @@ fn multi_query_kernels_equal_one_query_at_a_time() {
         // Sketches of 64·k signs, and as many as coordinates (the fused
         // kernels' shape, 16·k with a partial last chunk).
         let m = [0usize, 64, 128, d][trial % 4];
-        let cb = Codebook::lloyd_max(d.next_power_of_two(), bits).unwrap();
-        let stride = packed_len(d, bits) + trial % 3;
-        let sign_stride = m / 8 + trial % 2;
-        let codes: Vec<u8> = (0..n * stride + 1).map(|i| (i * 131 % 253) as u8).collect();
-        let signs: Vec<u8> = (0..n * sign_stride + 1)
-            .map(|i| (i * 29 % 251) as u8)
-            .collect();
-        let (q_stride, w_stride, o_stride) = (d + 2, n + 3, d + m + 5);
-        let mut queries: Vec<f32> = (0..g * q_stride).map(|_| next()).collect();
-        queries[0] = -0.0;
-        let weights: Vec<f32> = (0..g * w_stride)
-            .map(|i| if i % 7 == 3 { 0.0 } else { next() })
-            .collect();
-        let sign_weights: Vec<f32> = (0..g * w_stride).map(|_| next()).collect();
-        let acc0: Vec<f32> = (0..g * o_stride).map(|_| next()).collect();
-        // The reference: the scalar kernels, one query after the other.
-        let mut want_scores = vec![0.0f32; g * w_stride];
-        let mut want_acc = acc0.clone();
+        multi_query_case(d, bits, g, n, m, (trial % 3, trial % 2), &mut next);
+    }
+}
+
+/// 64 cases; none under Miri, whose scalar-only run the trials above
+/// cover (and which has no file system for proptest's failure record).
+fn multi_query_config() -> proptest::prelude::ProptestConfig {
+    let mut config = proptest::prelude::ProptestConfig::with_cases(if cfg!(miri) { 0 } else { 64 });
+    if cfg!(miri) {
+        config.failure_persistence = None;
+    }
+    config
+}
+
+proptest::proptest! {
+    #![proptest_config(multi_query_config())]
+
+    /// The multi-query kernels against the scalar ones on random shapes:
+    /// any width up to 6 bits, head dims of whole and partial registers,
+    /// 1–6 queries (the shared kernels take up to four, then the rest),
+    /// row counts across the blocks of 16, sketches of whole and partial
+    /// 16-sign steps or none, slack in the strides, random data.
+    #[test]
+    fn multi_query_kernels_match_scalar(
+        d in proptest::sample::select(&[8usize, 16, 24, 40, 64, 72, 96, 128, 136, 256][..]),
+        bits in 1u8..=6,
+        g in 1usize..=6,
+        n in 0usize..70,
+        m_pick in 0usize..4,
+        pad in (0usize..3, 0usize..2),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let m = [0, 16, 24, d][m_pick];
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+        multi_query_case(d, bits, g, n, m, pad, &mut next);
+    }
+}
+
+/// One case of [`multi_query_kernels_equal_one_query_at_a_time`]: `g`
+/// queries over `n` rows of `d` `bits`-bit codes (and `m` signs), rows
+/// padded by `pad.0` bytes and sketches by `pad.1`, the values from `next`.
+fn multi_query_case(
+    d: usize,
+    bits: u8,
+    g: usize,
+    n: usize,
+    m: usize,
+    pad: (usize, usize),
+    next: &mut dyn FnMut() -> f32,
+) {
+    use std::vec;
+    use std::vec::Vec;
+    let cb = Codebook::lloyd_max(d.next_power_of_two(), bits).unwrap();
+    let stride = packed_len(d, bits) + pad.0;
+    let sign_stride = m / 8 + pad.1;
+    let codes: Vec<u8> = (0..n * stride + 1).map(|i| (i * 131 % 253) as u8).collect();
+    let signs: Vec<u8> = (0..n * sign_stride + 1)
+        .map(|i| (i * 29 % 251) as u8)
+        .collect();
+    let (q_stride, w_stride, o_stride) = (d + 2, n + 3, d + m + 5);
+    let mut queries: Vec<f32> = (0..g * q_stride).map(|_| next()).collect();
+    queries[0] = -0.0;
+    let weights: Vec<f32> = (0..g * w_stride)
+        .map(|i| if i % 7 == 3 { 0.0 } else { next() })
+        .collect();
+    let sign_weights: Vec<f32> = (0..g * w_stride).map(|_| next()).collect();
+    let acc0: Vec<f32> = (0..g * o_stride).map(|_| next()).collect();
+    // The reference: the scalar kernels, one query after the other.
+    let mut want_scores = vec![0.0f32; g * w_stride];
+    let mut want_acc = acc0.clone();
+    for h in 0..g {
+        let q = &queries[h * q_stride..][..d];
+        scalar::dot_rows(
+            &cb,
+            q,
+            &codes,
+            stride,
+            &mut want_scores[h * w_stride..][..n],
+        );
+        let w = &weights[h * w_stride..][..n];
+        scalar::accumulate_rows(&cb, &codes, stride, w, &mut want_acc[h * o_stride..][..d]);
+        if m > 0 {
+            let sw = &sign_weights[h * w_stride..][..n];
+            let a = &mut want_acc[h * o_stride + d..][..m];
+            crate::qjl::accumulate_signs_rows_on(Backend::Scalar, &signs, sign_stride, sw, a)
+                .unwrap();
+        }
+    }
+    let rows = WeightedRows {
+        codes: &codes,
+        code_stride: stride,
+        signs: &signs,
+        sign_stride,
+        n,
+        weights: &weights,
+        sign_weights: &sign_weights,
+        w_stride,
+    };
+    for backend in Backend::available() {
+        let checked = backend.check().unwrap();
+        let mut scores = vec![0.0f32; g * w_stride];
+        let q = Queries {
+            values: &queries,
+            dim: d,
+            stride: q_stride,
+            count: g,
+        };
+        dot_rows_multi_in(checked, &cb, q, &codes, stride, n, &mut scores, w_stride).unwrap();
+        let mut acc = acc0.clone();
+        accumulate_multi_in(checked, &cb, &rows, g, d, m, &mut acc, o_stride).unwrap();
+        let what = format!("{backend} d={d} b={bits} g={g} n={n} m={m}");
         for h in 0..g {
             let q = &queries[h * q_stride..][..d];
-            scalar::dot_rows(
-                &cb,
-                q,
-                &codes,
-                stride,
-                &mut want_scores[h * w_stride..][..n],
+            let bound: f32 = q.iter().map(|x| x.abs()).sum::<f32>() + 1.0;
+            for r in 0..n {
+                let (x, y) = (scores[h * w_stride + r], want_scores[h * w_stride + r]);
+                assert!((x - y).abs() <= 1e-5 * bound, "{what}: score {x} vs {y}");
+            }
+            let w: f32 = weights[h * w_stride..][..n].iter().map(|x| x.abs()).sum();
+            let sw: f32 = sign_weights[h * w_stride..][..n]
+                .iter()
+                .map(|x| x.abs())
+                .sum();
+            let scale = 2.0 + w + sw;
+            let (a, b) = (
+                &acc[h * o_stride..][..d + m],
+                &want_acc[h * o_stride..][..d + m],
             );
-            let w = &weights[h * w_stride..][..n];
-            scalar::accumulate_rows(&cb, &codes, stride, w, &mut want_acc[h * o_stride..][..d]);
-            if m > 0 {
-                let sw = &sign_weights[h * w_stride..][..n];
-                let a = &mut want_acc[h * o_stride + d..][..m];
-                crate::qjl::accumulate_signs_rows_on(Backend::Scalar, &signs, sign_stride, sw, a)
-                    .unwrap();
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-5 * scale, "{what}: sum {x} vs {y}");
             }
         }
-        let rows = WeightedRows {
-            codes: &codes,
-            code_stride: stride,
-            signs: &signs,
-            sign_stride,
-            n,
-            weights: &weights,
-            sign_weights: &sign_weights,
-            w_stride,
-        };
-        for backend in Backend::available() {
-            let checked = backend.check().unwrap();
-            let mut scores = vec![0.0f32; g * w_stride];
-            let q = Queries {
-                values: &queries,
-                dim: d,
-                stride: q_stride,
-                count: g,
-            };
-            dot_rows_multi_in(checked, &cb, q, &codes, stride, n, &mut scores, w_stride).unwrap();
-            let mut acc = acc0.clone();
-            accumulate_multi_in(checked, &cb, &rows, g, d, m, &mut acc, o_stride).unwrap();
-            let what = format!("{backend} d={d} b={bits} g={g} n={n} m={m}");
+        // AVX2 shares each group's load and lookup between the weight
+        // sets (up to four), each set's FMAs in row order, and each
+        // row's sign masks, each set's ±w in row order: the same bits
+        // as one set at a time.
+        if backend == Backend::Avx2 {
             for h in 0..g {
-                let q = &queries[h * q_stride..][..d];
-                let bound: f32 = q.iter().map(|x| x.abs()).sum::<f32>() + 1.0;
-                for r in 0..n {
-                    let (x, y) = (scores[h * w_stride + r], want_scores[h * w_stride + r]);
-                    assert!((x - y).abs() <= 1e-5 * bound, "{what}: score {x} vs {y}");
-                }
-                let w: f32 = weights[h * w_stride..][..n].iter().map(|x| x.abs()).sum();
-                let sw: f32 = sign_weights[h * w_stride..][..n]
-                    .iter()
-                    .map(|x| x.abs())
-                    .sum();
-                let scale = 2.0 + w + sw;
-                let (a, b) = (
-                    &acc[h * o_stride..][..d + m],
-                    &want_acc[h * o_stride..][..d + m],
-                );
-                for (x, y) in a.iter().zip(b) {
-                    assert!((x - y).abs() <= 1e-5 * scale, "{what}: sum {x} vs {y}");
-                }
-            }
-            // AVX2 shares each group's load and lookup between the weight
-            // sets (up to four), each set's FMAs in row order, and each
-            // row's sign masks, each set's ±w in row order: the same bits
-            // as one set at a time.
-            if backend == Backend::Avx2 {
-                for h in 0..g {
-                    let mut one = acc0[h * o_stride..][..d + m].to_vec();
-                    let (codes_one, signs_one) = one.split_at_mut(d);
-                    let w = &weights[h * w_stride..][..n];
-                    accumulate_rows_in(checked, &cb, &codes, stride, w, codes_one).unwrap();
-                    let sw = &sign_weights[h * w_stride..][..n];
-                    crate::qjl::accumulate_signs_rows_in(
-                        checked,
-                        &signs,
-                        sign_stride,
-                        sw,
-                        signs_one,
-                    )
+                let mut one = acc0[h * o_stride..][..d + m].to_vec();
+                let (codes_one, signs_one) = one.split_at_mut(d);
+                let w = &weights[h * w_stride..][..n];
+                accumulate_rows_in(checked, &cb, &codes, stride, w, codes_one).unwrap();
+                let sw = &sign_weights[h * w_stride..][..n];
+                crate::qjl::accumulate_signs_rows_in(checked, &signs, sign_stride, sw, signs_one)
                     .unwrap();
-                    for (j, (x, y)) in acc[h * o_stride..][..d + m].iter().zip(&one).enumerate() {
-                        assert_eq!(x.to_bits(), y.to_bits(), "{what}: set {h}, coordinate {j}");
-                    }
+                for (j, (x, y)) in acc[h * o_stride..][..d + m].iter().zip(&one).enumerate() {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{what}: set {h}, coordinate {j}");
                 }
             }
-            // Nothing between the queries' parts moves.
-            for (i, (x, y)) in acc.iter().zip(&acc0).enumerate() {
-                if i % o_stride >= d + m {
-                    assert_eq!(x.to_bits(), y.to_bits(), "{what}: slack at {i}");
-                }
+        }
+        // Nothing between the queries' parts moves.
+        for (i, (x, y)) in acc.iter().zip(&acc0).enumerate() {
+            if i % o_stride >= d + m {
+                assert_eq!(x.to_bits(), y.to_bits(), "{what}: slack at {i}");
             }
         }
     }

@@ -245,11 +245,8 @@ crate::backend::avx2_features!(crate::backend::target_features {
         // c + 32 <= m; row r's bytes c/8 .. c/8 + 4 lie inside its ⌈m/8⌉
         // (the caller checked them).
         unsafe {
-            // Register k moves bit 8k + l of a dword of signs to lane l's
-            // sign bit, which `blendv` reads: one shift picks a sign (an
-            // and and a compare did before).
-            let up = |k: i32| _mm256_sub_epi32(_mm256_set1_epi32(31 - 8 * k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-            let ups = [up(0), up(1), up(2), up(3)];
+            // One shift picks a sign (an and and a compare did before).
+            let ups = [0, 1, 2, 3].map(|k| sign_shifts(k));
             for c in (0..whole).step_by(32) {
                 let mut sums = [_mm256_setzero_ps(); 4];
                 for (k, v) in sums.iter_mut().enumerate() {
@@ -292,27 +289,39 @@ crate::backend::avx2_features!(crate::backend::target_features {
     }
 });
 
+/// Left shifts that move bit `8k + l` of a broadcast dword of signs to
+/// lane `l`'s sign bit, which `blendv` reads (register `k` of a dword's
+/// four).
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn sign_shifts(k: i32) -> __m256i {
+    // SAFETY: AVX2 (caller); registers only.
+    unsafe {
+        _mm256_sub_epi32(
+            _mm256_set1_epi32(31 - 8 * k),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
 /// `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}` (`s = ±1` from
 /// the sign bits, `m` of them a row) for `g ∈ 2..=4` weight sets over the
 /// same `n` sketches: each row's 16 signs at a time are shifted into lane
 /// masks once for every set (one query head's kernel does it per head).
 /// Each sum adds the same ±w in the same row order as
 /// `accumulate_signs_simd`, so the bits are one head's at a time. Returns
-/// false (touching nothing) unless `backend` is AVX2, `m` a positive
-/// multiple of 16, `g ∈ 2..=4` and the sets fit their buffers
-/// ([`SignSets::fit`]).
+/// false (touching nothing) unless `backend` is AVX2, `g ∈ 2..=4` and the
+/// sets fit ([`SignSets::fit`]: whole steps of 16 signs, inside their
+/// buffers).
 pub(crate) fn accumulate_signs_multi(
     backend: crate::backend::Checked,
     a: &SignSets<'_>,
     acc: &mut [f32],
     g: usize,
 ) -> bool {
-    if backend.backend() != crate::Backend::Avx2
-        || a.m == 0
-        || !a.m.is_multiple_of(16)
-        || !(2..=4).contains(&g)
-        || !a.fit(g, acc.len())
-    {
+    if backend.backend() != crate::Backend::Avx2 || !(2..=4).contains(&g) || !a.fit(g, acc.len()) {
         return false;
     }
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
@@ -339,15 +348,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
         // h-th set's n, and acc[h·acc_stride + c .. + 16] inside the h-th
         // accumulator's m (the sets fit: the caller's promise).
         unsafe {
-            // As `accumulate_signs_simd`: register k moves bit 8k + l of the
-            // word to lane l's sign bit, which `blendv` reads.
-            let up = |k: i32| {
-                _mm256_sub_epi32(
-                    _mm256_set1_epi32(31 - 8 * k),
-                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                )
-            };
-            let ups = [up(0), up(1)];
+            let ups = [sign_shifts(0), sign_shifts(1)];
             for c in (0..a.m).step_by(16) {
                 let mut sums = [[_mm256_setzero_ps(); 2]; G];
                 for (h, s) in sums.iter_mut().enumerate() {

@@ -264,6 +264,43 @@ pub(super) fn nibble_sums_take(sq: &[f32], rows: usize, lanes: usize) -> bool {
     rows >= lanes && m > 0 && m.is_multiple_of(4) && m <= NIBBLE_MAX_SIGNS && weights_bounded(sq)
 }
 
+/// Several weight sets' sign sums over the same sketches (the grouped-query
+/// value kernels): `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}`
+/// for `s = ±1` from the sign bits, `m` of them a row, `n` rows
+/// `sign_stride` bytes apart in `signs`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct SignSets<'a> {
+    pub(crate) signs: &'a [u8],
+    pub(crate) sign_stride: usize,
+    pub(crate) n: usize,
+    pub(crate) weights: &'a [f32],
+    pub(crate) w_stride: usize,
+    pub(crate) acc_stride: usize,
+    pub(crate) m: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl SignSets<'_> {
+    /// Whether the sketches are whole steps of 16 signs (`m` a positive
+    /// multiple of 16, the grouped kernels' unit) and `g` weight sets and
+    /// accumulators in `acc_len` values fit the buffers
+    /// (`codebook::runs_fit`): the kernels read and write only inside them
+    /// then.
+    pub(crate) fn fit(&self, g: usize, acc_len: usize) -> bool {
+        use crate::codebook::runs_fit;
+        self.m > 0
+            && self.m.is_multiple_of(16)
+            && runs_fit(
+                self.n,
+                self.sign_stride,
+                self.m.div_ceil(8),
+                self.signs.len(),
+            )
+            && runs_fit(g, self.w_stride, self.n, self.weights.len())
+            && runs_fit(g, self.acc_stride, self.m, acc_len)
+    }
+}
+
 #[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod tests {
     use super::weights_bounded;
@@ -285,37 +322,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-/// Several weight sets' sign sums over the same sketches (the grouped-query
-/// value kernels): `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}`
-/// for `s = ±1` from the sign bits, `m` of them a row, `n` rows
-/// `sign_stride` bytes apart in `signs`.
-#[cfg(target_arch = "x86_64")]
-pub(crate) struct SignSets<'a> {
-    pub(crate) signs: &'a [u8],
-    pub(crate) sign_stride: usize,
-    pub(crate) n: usize,
-    pub(crate) weights: &'a [f32],
-    pub(crate) w_stride: usize,
-    pub(crate) acc_stride: usize,
-    pub(crate) m: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl SignSets<'_> {
-    /// Whether `g` weight sets and accumulators in `acc_len` values fit the
-    /// buffers (`codebook::runs_fit`): the kernels read and write only
-    /// inside them then.
-    pub(crate) fn fit(&self, g: usize, acc_len: usize) -> bool {
-        use crate::codebook::runs_fit;
-        runs_fit(
-            self.n,
-            self.sign_stride,
-            self.m.div_ceil(8),
-            self.signs.len(),
-        ) && runs_fit(g, self.w_stride, self.n, self.weights.len())
-            && runs_fit(g, self.acc_stride, self.m, acc_len)
     }
 }

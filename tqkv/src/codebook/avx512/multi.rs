@@ -457,10 +457,9 @@ unsafe fn accumulate<const G: usize, const B: usize>(
 /// the sign bits, `m` of them a row) for `G ≤` [`MAX_GROUP`] weight sets
 /// over the same `n` sketches, as the AVX-512 sign kernel computes it
 /// (`2·Σ_{bit set} w − Σ w`): each row's sign bytes read once for every
-/// query. Returns false (touching nothing) unless `backend` is AVX-512, `m`
-/// is a positive multiple of 16, the sets fit their buffers
-/// ([`SignSets::fit`]) and every weight set is bounded
-/// (`qjl::weights_bounded`).
+/// query. Returns false (touching nothing) unless `backend` is AVX-512,
+/// the sets fit ([`SignSets::fit`]: whole steps of 16 signs, inside their
+/// buffers) and every weight set is bounded (`qjl::weights_bounded`).
 pub(in crate::codebook) fn accumulate_signs(
     backend: crate::backend::Checked,
     a: &SignSets<'_>,
@@ -468,8 +467,6 @@ pub(in crate::codebook) fn accumulate_signs(
     g: usize,
 ) -> bool {
     if backend.backend() != crate::Backend::Avx512
-        || a.m == 0
-        || !a.m.is_multiple_of(16)
         || !(1..=MAX_GROUP).contains(&g)
         || !a.fit(g, acc.len())
         || !(0..g).all(|h| crate::qjl::weights_bounded(&a.weights[h * a.w_stride..][..a.n]))
