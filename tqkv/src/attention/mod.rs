@@ -487,7 +487,8 @@ pub fn probabilities_with<B: AsRef<[u8]>>(
         .ok_or(Error::InvalidHead { head, heads })?;
     let (prepared, rest) = scratch.split_at_mut(shape.prepared());
     pass::prepare(backend, scoring, cache.key_quantizer(), q, shape, prepared)?;
-    let extra = &mut rest[..BLOCK];
+    // Raw sign sums and the block's norms.
+    let extra = &mut rest[..(1 + pass::NORM_SETS) * BLOCK];
     for (b, chunk) in probs.chunks_mut(BLOCK).enumerate() {
         let rows = b * BLOCK..b * BLOCK + chunk.len();
         let n = chunk.len();

@@ -12,7 +12,7 @@
 use core::ops::Range;
 
 use super::Scoring;
-use super::rows::{Loops, exp_nonpositive};
+use super::rows::{Loops, ProdParts, ValueWeights, exp_nonpositive};
 use super::state::Partial;
 use crate::backend::Checked;
 use crate::codebook::{self, Codebook};
@@ -78,11 +78,13 @@ impl Shape {
     }
 
     /// f32 scratch of [`run`] for `queries` query vectors (the partial
-    /// state excluded).
+    /// state excluded): per query vector its preparation, scores and two
+    /// sets of value weights; once, a block of raw sign sums and the
+    /// block's four sets of norms ([`BlockNorms`]).
     pub(super) fn scratch(self, queries: usize) -> usize {
         queries
             .saturating_mul(self.prepared() + 3 * BLOCK)
-            .saturating_add(BLOCK + self.value_dim)
+            .saturating_add(BLOCK + NORM_SETS * BLOCK + self.value_dim)
     }
 }
 
@@ -128,10 +130,187 @@ pub(super) fn prepare(
     Ok(())
 }
 
+/// Sets of norms a block decodes ([`BlockNorms`]).
+pub(super) const NORM_SETS: usize = 4;
+
+/// The norms of a block's tokens as f32, decoded once for every query
+/// vector: the keys' `‖k‖` and (prod keys) residual norms, the values'
+/// `‖v‖` and (prod values) residual norms γ. Empty for the parts a
+/// quantiser does not have.
+pub(super) struct BlockNorms<'s> {
+    pub keys: &'s [f32],
+    pub key_residuals: &'s [f32],
+    pub values: &'s [f32],
+    pub value_residuals: &'s [f32],
+}
+
+/// The norms of `rows` decoded into `buf` (`NORM_SETS·rows.len()` values
+/// at least); with `vals`, the values' too.
+fn decode_block_norms<'s, B: AsRef<[u8]>>(
+    backend: Checked,
+    cache: &KvCache<B>,
+    keys: &Fields<'_>,
+    vals: Option<&Fields<'_>>,
+    rows: &Range<usize>,
+    buf: &'s mut [f32],
+) -> Result<BlockNorms<'s>, Error> {
+    let n = rows.len();
+    let needed = NORM_SETS * n;
+    let found = buf.len();
+    let buf = buf
+        .get_mut(..needed)
+        .ok_or(Error::BufferTooShort { needed, found })?;
+    let (key_norms, rest) = buf.split_at_mut(n);
+    let (key_residuals, rest) = rest.split_at_mut(n);
+    let (values, value_residuals) = rest.split_at_mut(n);
+    let kq = cache.key_quantizer();
+    let key_norms = decode_norms(backend, cache, kq, keys.norms, rows, key_norms)?;
+    let key_residuals = decode_residuals(backend, cache, kq, keys, rows, key_residuals)?;
+    let (values, value_residuals) = match vals {
+        Some(v) => {
+            let vq = cache.value_quantizer();
+            (
+                decode_norms(backend, cache, vq, v.norms, rows, values)?,
+                decode_residuals(backend, cache, vq, v, rows, value_residuals)?,
+            )
+        }
+        None => (&[][..], &[][..]),
+    };
+    Ok(BlockNorms {
+        keys: key_norms,
+        key_residuals,
+        values,
+        value_residuals,
+    })
+}
+
+/// The norms in `field` (stored as `q` stores them) of `rows`, into `out`.
+fn decode_norms<'s, B: AsRef<[u8]>>(
+    backend: Checked,
+    cache: &KvCache<B>,
+    q: &Quantizer,
+    field: &[u8],
+    rows: &Range<usize>,
+    out: &'s mut [f32],
+) -> Result<&'s [f32], Error> {
+    let stored = rows_of(field, q.fields()[0], rows)?;
+    Loops(backend).decode_norms(cache.config().norm, stored, out)?;
+    Ok(out)
+}
+
+/// The residual norms of a prod quantiser's `rows` into `out`; empty for
+/// the others.
+fn decode_residuals<'s, B: AsRef<[u8]>>(
+    backend: Checked,
+    cache: &KvCache<B>,
+    q: &Quantizer,
+    f: &Fields<'_>,
+    rows: &Range<usize>,
+    out: &'s mut [f32],
+) -> Result<&'s [f32], Error> {
+    match q {
+        Quantizer::Prod(_) => decode_norms(backend, cache, q, f.residual_norms, rows, out),
+        _ => Ok(&[]),
+    }
+}
+
+/// `x[..n]`, or [`Error::BufferTooShort`].
+fn prefix(x: &[f32], n: usize) -> Result<&[f32], Error> {
+    x.get(..n).ok_or(Error::BufferTooShort {
+        needed: n,
+        found: x.len(),
+    })
+}
+
+/// The centroid sums `Σ_j q_j·c[idx_{t,j}]` of the keys in `rows` for
+/// every query of `prepared` (made by [`prepare`]): query `h`'s go to
+/// `out[h·out_stride..][..rows.len()]`, to be finished by [`finish_scores`].
+#[allow(clippy::too_many_arguments)]
+fn raw_scores<B: AsRef<[u8]>>(
+    backend: Checked,
+    scoring: Scoring,
+    cache: &KvCache<B>,
+    keys: &Fields<'_>,
+    prepared: &[f32],
+    rows: &Range<usize>,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<(), Error> {
+    let shape = Shape::of(cache);
+    let kq = cache.key_quantizer();
+    let row = kq.fields()[2];
+    let d = shape.dim;
+    let n = rows.len();
+    let queries = codebook::Queries {
+        values: prepared,
+        dim: d,
+        stride: shape.prepared(),
+        count: prepared.len() / shape.prepared(),
+    };
+    let codes = rows_of(keys.codes, row, rows)?;
+    let cb = codebook_of(kq);
+    match scoring {
+        Scoring::Exact => {
+            codebook::dot_rows_multi_in(backend, cb, queries, codes, row, n, out, out_stride)
+        }
+        Scoring::Int8 => {
+            let rounded = codebook::Queries {
+                values: &prepared[shape.rounded_at()..],
+                ..queries
+            };
+            codebook::dot_rows_int8_multi_in(backend, cb, rounded, codes, row, n, out, out_stride)
+        }
+    }
+}
+
+/// One query's centroid sums over the first `out.len()` tokens from
+/// `rows.start` (made by [`raw_scores`]) finished into the scores
+/// `q·k̂_t/√d`: times the key norms, and for prod keys plus the sketch
+/// term `c·γ·⟨S·q, s⟩`. `pq` is the query's preparation, `norms` the
+/// block's from `rows.start`, `extra` at least `out.len()` values.
+#[allow(clippy::too_many_arguments)]
+fn finish_scores<B: AsRef<[u8]>>(
+    backend: Checked,
+    cache: &KvCache<B>,
+    keys: &Fields<'_>,
+    pq: &[f32],
+    start: usize,
+    out: &mut [f32],
+    extra: &mut [f32],
+    norms: &BlockNorms<'_>,
+) -> Result<(), Error> {
+    let shape = Shape::of(cache);
+    let d = shape.dim;
+    let n = out.len();
+    let inv = (1.0 / libm::sqrt(d as f64)) as f32;
+    let k = Loops(backend);
+    let kq = cache.key_quantizer();
+    let key_norms = prefix(norms.keys, n)?;
+    if let Quantizer::Prod(p) = kq {
+        let sketch = kq.fields()[3];
+        let found = extra.len();
+        let extra = extra
+            .get_mut(..n)
+            .ok_or(Error::BufferTooShort { needed: n, found })?;
+        let signs = rows_of(keys.signs, sketch, &(start..start + n))?;
+        qjl::signed_sum_rows_in(backend, &pq[d..shape.rounded_at()], signs, sketch, extra)?;
+        let parts = ProdParts {
+            norms: key_norms,
+            extra,
+            residual: prefix(norms.key_residuals, n)?,
+            c: p.sketcher().scale(),
+            inv,
+        };
+        k.prod_scores(out, parts)
+    } else {
+        k.mul_by(out, key_norms, inv)
+    }
+}
+
 /// Scores `q·k̂_t/√d` of the keys in `rows` for every query of `prepared`
 /// (made by [`prepare`]): query `h`'s scores go to
 /// `out[h·out_stride..][..rows.len()]`; `extra` holds at least
-/// `rows.len()` values.
+/// `(1 + NORM_SETS)·rows.len()` values.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn key_scores<B: AsRef<[u8]>>(
     backend: Checked,
@@ -144,88 +323,40 @@ pub(super) fn key_scores<B: AsRef<[u8]>>(
     out_stride: usize,
     extra: &mut [f32],
 ) -> Result<(), Error> {
-    let shape = Shape::of(cache);
-    let kq = cache.key_quantizer();
-    let [norm_bytes, _, row, sketch] = kq.fields();
-    let norm = cache.config().norm;
-    let d = shape.dim;
     let n = rows.len();
-    let queries = codebook::Queries {
-        values: prepared,
-        dim: d,
-        stride: shape.prepared(),
-        count: prepared.len() / shape.prepared(),
-    };
-    let norms = rows_of(keys.norms, norm_bytes, &rows)?;
-    let codes = rows_of(keys.codes, row, &rows)?;
-    let cb = codebook_of(kq);
-    match scoring {
-        Scoring::Exact => {
-            codebook::dot_rows_multi_in(backend, cb, queries, codes, row, n, out, out_stride)?
-        }
-        Scoring::Int8 => {
-            let rounded = codebook::Queries {
-                values: &prepared[shape.rounded_at()..],
-                ..queries
-            };
-            codebook::dot_rows_int8_multi_in(backend, cb, rounded, codes, row, n, out, out_stride)?
-        }
-    }
-    let inv = (1.0 / libm::sqrt(d as f64)) as f32;
-    let k = Loops(backend);
-    for (h, pq) in prepared.chunks_exact(shape.prepared()).enumerate() {
+    raw_scores(
+        backend, scoring, cache, keys, prepared, &rows, out, out_stride,
+    )?;
+    let (extra, buf) = extra.split_at_mut(n.min(extra.len()));
+    let norms = decode_block_norms(backend, cache, keys, None, &rows, buf)?;
+    let each = Shape::of(cache).prepared();
+    for (h, pq) in prepared.chunks_exact(each).enumerate() {
         let out = &mut out[h * out_stride..][..n];
-        if let Quantizer::Prod(p) = kq {
-            let sk = p.sketcher();
-            let extra = &mut extra[..n];
-            let signs = rows_of(keys.signs, sketch, &rows)?;
-            qjl::signed_sum_rows_in(backend, &pq[d..shape.rounded_at()], signs, sketch, extra)?;
-            k.mul_norms(norm, out, norms, 1.0)?;
-            // The sketch term c·γ·⟨S·q, s⟩ from the raw sums.
-            let residual = rows_of(keys.residual_norms, norm_bytes, &rows)?;
-            k.mul_norms(norm, extra, residual, sk.scale())?;
-            k.add_scaled(out, extra, inv)?;
-        } else {
-            k.mul_norms(norm, out, norms, inv)?;
-        }
+        finish_scores(backend, cache, keys, pq, rows.start, out, extra, &norms)?;
     }
     Ok(())
 }
 
-/// `acc_h += Σ_t e_{h,t}·v̂_t` over the values in `rows` for every query `h`
-/// (exponentials `e[h·BLOCK..][..rows.len()]`, zero past a query's limit),
-/// in the rotated domain and, for prod values, the sketch domain, into the
-/// accumulators of `state`. `work` holds `2·queries·BLOCK` values.
+/// `acc_h += Σ_t w_{h,t}·c[idx_t]` (and, for prod values, `Σ_t
+/// r_{h,t}·s_t` in the sketch domain) over the values in `rows` for every
+/// query `h`, into the accumulators of `state`: `work` holds the weights
+/// `w_{h,t} = e_{h,t}·‖v_t‖` at `h·BLOCK` and after `queries·BLOCK` the
+/// sign weights `r_{h,t} = e_{h,t}·γ_t` (zero past a query's limit).
 fn add_values<B: AsRef<[u8]>>(
     backend: Checked,
     cache: &KvCache<B>,
     vals: &Fields<'_>,
-    e: &[f32],
     rows: Range<usize>,
     state: &mut Partial<'_>,
-    work: &mut [f32],
+    work: &[f32],
 ) -> Result<(), Error> {
     let shape = Shape::of(cache);
     let vq = cache.value_quantizer();
-    let [norm_bytes, _, row, sketch] = vq.fields();
-    let norm = cache.config().norm;
-    let k = Loops(backend);
+    let [_, _, row, sketch] = vq.fields();
     let n = rows.len();
     let queries = state.queries();
-    let (weights, residual) = work.split_at_mut(queries * BLOCK);
-    let norms = rows_of(vals.norms, norm_bytes, &rows)?;
+    let (weights, residual) = work.split_at(queries * BLOCK);
     let prod = matches!(vq, Quantizer::Prod(_));
-    for h in 0..queries {
-        let w = &mut weights[h * BLOCK..][..n];
-        w.copy_from_slice(&e[h * BLOCK..][..n]);
-        k.mul_norms(norm, w, norms, 1.0)?;
-        if prod {
-            let gammas = rows_of(vals.residual_norms, norm_bytes, &rows)?;
-            let r = &mut residual[h * BLOCK..][..n];
-            r.copy_from_slice(&e[h * BLOCK..][..n]);
-            k.mul_norms(norm, r, gammas, 1.0)?;
-        }
-    }
     let weighted = codebook::WeightedRows {
         codes: rows_of(vals.codes, row, &rows)?,
         code_stride: row,
@@ -307,7 +438,8 @@ pub(super) fn run_prepared<B: AsRef<[u8]>>(
         .ok_or(Error::InvalidHead { head, heads })?;
     let (scores, rest) = scratch.split_at_mut(queries * BLOCK);
     let (extra, rest) = rest.split_at_mut(BLOCK);
-    let work = &mut rest[..2 * queries * BLOCK];
+    let (work, rest) = rest.split_at_mut(2 * queries * BLOCK);
+    let norm_buf = &mut rest[..NORM_SETS * BLOCK];
     let k = Loops(backend);
     let mut start = range.start;
     while start < range.end {
@@ -321,32 +453,39 @@ pub(super) fn run_prepared<B: AsRef<[u8]>>(
             continue;
         }
         let n = far - start;
-        key_scores(
-            backend,
-            scoring,
-            cache,
-            &keys,
-            prepared,
-            start..far,
-            scores,
-            BLOCK,
-            extra,
+        let rows = start..far;
+        raw_scores(
+            backend, scoring, cache, &keys, prepared, &rows, scores, BLOCK,
         )?;
-        // Each query's running softmax; exponentials past its limit are 0.
+        let norms = decode_block_norms(backend, cache, &keys, Some(&vals), &rows, norm_buf)?;
+        let (weights, residual) = work.split_at_mut(queries * BLOCK);
+        // Each query's scores, running softmax and value weights; the
+        // weights past its limit are 0.
         for i in 0..queries {
-            let s = &mut scores[i * BLOCK..][..n];
-            let (mine, past) = s.split_at_mut(stop(i) - start);
-            past.fill(0.0);
-            if mine.is_empty() {
+            let mine = stop(i) - start;
+            let w = &mut weights[i * BLOCK..][..n];
+            let r = &mut residual[i * BLOCK..][..n];
+            w[mine..].fill(0.0);
+            r[mine..].fill(0.0);
+            if mine == 0 {
                 continue;
             }
+            let s = &mut scores[i * BLOCK..][..mine];
+            let pq = &prepared[i * shape.prepared()..][..shape.prepared()];
+            finish_scores(backend, cache, &keys, pq, start, s, extra, &norms)?;
             // A finite query against finite norms can still overflow a score.
-            let top = k.max_finite(mine)?.ok_or(Error::NonFinite)?;
+            let top = k.max_finite(s)?.ok_or(Error::NonFinite)?;
             let max = state.raise_max(i, top);
-            let sum = k.exp_sum(mine, max)?;
+            let weights = ValueWeights {
+                norms: &norms.values[..mine],
+                weights: &mut w[..mine],
+                residuals: norms.value_residuals.get(..mine).unwrap_or(&[]),
+                sign_weights: &mut r[..mine],
+            };
+            let sum = k.exp_weights(s, max, weights)?;
             state.add_sum(i, sum);
         }
-        add_values(backend, cache, &vals, scores, start..far, state, work)?;
+        add_values(backend, cache, &vals, rows, state, work)?;
         start = end;
     }
     Ok(())

@@ -24,25 +24,38 @@ use super::{avx2, avx512};
 pub(super) struct Loops(pub(super) Checked);
 
 impl Loops {
-    /// `values[t] ← values[t]·n_t·c`, `n_t` the t-th norm stored
-    /// contiguously in `stored`.
-    pub(super) fn mul_norms(
+    /// `out[t] ← n_t`, the t-th norm stored contiguously in `stored` (once
+    /// a block: every query vector then multiplies by f32 values).
+    pub(super) fn decode_norms(
         self,
         norm: NormPrecision,
-        values: &mut [f32],
         stored: &[u8],
-        c: f32,
+        out: &mut [f32],
     ) -> Result<(), Error> {
         on_backend!(
             self.0,
-            generic::mul_norms(norm, values, stored, c),
-            mul_norms(norm, values, stored, c)
+            generic::decode_norms(norm, stored, out),
+            decode_norms(norm, stored, out)
         )
     }
 
-    /// `a[t] ← (a[t] + b[t])·c`.
-    pub(super) fn add_scaled(self, a: &mut [f32], b: &[f32], c: f32) -> Result<(), Error> {
-        on_backend!(self.0, generic::add_scaled(a, b, c), add_scaled(a, b, c))
+    /// `values[t] ← values[t]·norms[t]·c`.
+    pub(super) fn mul_by(self, values: &mut [f32], norms: &[f32], c: f32) -> Result<(), Error> {
+        on_backend!(
+            self.0,
+            generic::mul_by(values, norms, c),
+            mul_by(values, norms, c)
+        )
+    }
+
+    /// A prod key's score from its two raw sums: `values[t] ←
+    /// (values[t]·norms[t] + extra[t]·residual[t]·c)·inv`.
+    pub(super) fn prod_scores(self, values: &mut [f32], parts: ProdParts<'_>) -> Result<(), Error> {
+        on_backend!(
+            self.0,
+            generic::prod_scores(values, parts),
+            prod_scores(values, parts)
+        )
     }
 
     /// The largest value, `None` if any value is NaN or ±∞.
@@ -55,6 +68,44 @@ impl Loops {
     pub(super) fn exp_sum(self, values: &mut [f32], max: f32) -> Result<f64, Error> {
         on_backend!(self.0, generic::exp_sum(values, max), exp_sum(values, max))
     }
+
+    /// [`exp_sum`](Self::exp_sum), and in the same loop the value weights
+    /// `w.weights[t] ← e^(values[t] − max)·w.norms[t]` and, for prod values
+    /// (`w.residuals` not empty), the sign weights `w.sign_weights[t] ←
+    /// e^(values[t] − max)·w.residuals[t]`.
+    pub(super) fn exp_weights(
+        self,
+        values: &mut [f32],
+        max: f32,
+        w: ValueWeights<'_>,
+    ) -> Result<f64, Error> {
+        on_backend!(
+            self.0,
+            generic::exp_weights(values, max, w),
+            exp_weights(values, max, w)
+        )
+    }
+}
+
+/// Where [`Loops::exp_weights`] puts a block's value weights: from the
+/// values' norms (and prod values' residual norms γ; empty for others).
+pub(super) struct ValueWeights<'a> {
+    pub norms: &'a [f32],
+    pub weights: &'a mut [f32],
+    pub residuals: &'a [f32],
+    pub sign_weights: &'a mut [f32],
+}
+
+/// The pieces of a prod key's score besides its centroid sum
+/// ([`Loops::prod_scores`]): the key norms, the raw sign sums, the residual
+/// norms γ, the sketch's scale `c` and `inv = 1/√d`.
+#[derive(Clone, Copy)]
+pub(super) struct ProdParts<'a> {
+    pub norms: &'a [f32],
+    pub extra: &'a [f32],
+    pub residual: &'a [f32],
+    pub c: f32,
+    pub inv: f32,
 }
 
 /// Independent partial results in the reductions: they vectorise instead of
@@ -64,31 +115,42 @@ const LANES: usize = 16;
 
 /// The one source of the loops.
 pub(super) mod generic {
-    use super::{LANES, NormPrecision, exp_nonpositive, f16_bits_to_f32};
+    use super::{LANES, NormPrecision, ProdParts, ValueWeights, exp_nonpositive, f16_bits_to_f32};
     use crate::loops::whole_chunks_then_tail;
 
-    /// See [`Loops::mul_norms`](super::Loops::mul_norms).
+    /// See [`Loops::decode_norms`](super::Loops::decode_norms).
     #[inline(always)]
-    pub(crate) fn mul_norms(norm: NormPrecision, values: &mut [f32], stored: &[u8], c: f32) {
+    pub(crate) fn decode_norms(norm: NormPrecision, stored: &[u8], out: &mut [f32]) {
         match norm {
             NormPrecision::F16 => {
-                for (v, n) in values.iter_mut().zip(stored.chunks_exact(2)) {
-                    *v = *v * f16_bits_to_f32(u16::from_le_bytes([n[0], n[1]])) * c;
+                for (o, n) in out.iter_mut().zip(stored.chunks_exact(2)) {
+                    *o = f16_bits_to_f32(u16::from_le_bytes([n[0], n[1]]));
                 }
             }
             NormPrecision::F32 => {
-                for (v, n) in values.iter_mut().zip(stored.chunks_exact(4)) {
-                    *v = *v * f32::from_le_bytes([n[0], n[1], n[2], n[3]]) * c;
+                for (o, n) in out.iter_mut().zip(stored.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([n[0], n[1], n[2], n[3]]);
                 }
             }
         }
     }
 
-    /// See [`Loops::add_scaled`](super::Loops::add_scaled).
+    /// See [`Loops::mul_by`](super::Loops::mul_by).
     #[inline(always)]
-    pub(crate) fn add_scaled(a: &mut [f32], b: &[f32], c: f32) {
-        for (x, &y) in a.iter_mut().zip(b) {
-            *x = (*x + y) * c;
+    pub(crate) fn mul_by(values: &mut [f32], norms: &[f32], c: f32) {
+        for (v, &n) in values.iter_mut().zip(norms) {
+            *v = *v * n * c;
+        }
+    }
+
+    /// See [`Loops::prod_scores`](super::Loops::prod_scores).
+    #[inline(always)]
+    pub(crate) fn prod_scores(values: &mut [f32], p: ProdParts<'_>) {
+        let n = values.len().min(p.norms.len()).min(p.extra.len());
+        let n = n.min(p.residual.len());
+        let (norms, extra, residual) = (&p.norms[..n], &p.extra[..n], &p.residual[..n]);
+        for (((v, &k), &e), &r) in values[..n].iter_mut().zip(norms).zip(extra).zip(residual) {
+            *v = (*v * k + e * r * p.c) * p.inv;
         }
     }
 
@@ -120,6 +182,13 @@ pub(super) mod generic {
         for p in values.iter_mut() {
             *p = exp_nonpositive(*p - max);
         }
+        sum_f64(values)
+    }
+
+    /// `Σ values` in f64, in [`LANES`] partial sums (so the order is the
+    /// same on every backend).
+    #[inline(always)]
+    fn sum_f64(values: &[f32]) -> f64 {
         let mut parts = [0.0f64; LANES];
         // As in `max_finite`: the tail apart, so the sums stay in registers.
         whole_chunks_then_tail::<LANES>(values, |chunk| {
@@ -128,6 +197,38 @@ pub(super) mod generic {
             }
         });
         parts.iter().sum()
+    }
+
+    /// See [`Loops::exp_weights`](super::Loops::exp_weights).
+    #[inline(always)]
+    pub(crate) fn exp_weights(values: &mut [f32], max: f32, w: ValueWeights<'_>) -> f64 {
+        let n = values.len().min(w.norms.len()).min(w.weights.len());
+        let (values, norms, weights) = (&mut values[..n], &w.norms[..n], &mut w.weights[..n]);
+        // Two loops, the test outside: a weight set that may be absent
+        // inside the loop would keep it from vectorising.
+        if w.residuals.is_empty() {
+            for ((p, &k), wt) in values.iter_mut().zip(norms).zip(weights) {
+                let e = exp_nonpositive(*p - max);
+                *p = e;
+                *wt = e * k;
+            }
+        } else {
+            let m = n.min(w.residuals.len()).min(w.sign_weights.len());
+            let (residuals, signs) = (&w.residuals[..m], &mut w.sign_weights[..m]);
+            for ((((p, &k), wt), &g), st) in values[..m]
+                .iter_mut()
+                .zip(&norms[..m])
+                .zip(&mut weights[..m])
+                .zip(residuals)
+                .zip(signs)
+            {
+                let e = exp_nonpositive(*p - max);
+                *p = e;
+                *wt = e * k;
+                *st = e * g;
+            }
+        }
+        sum_f64(values)
     }
 }
 
@@ -145,29 +246,47 @@ macro_rules! instantiate {
             [$($feature),*]
             /// # Safety
             /// The backend's target features are available.
-            pub(in crate::attention) unsafe fn mul_norms(
+            pub(in crate::attention) unsafe fn decode_norms_portable(
                 norm: NormPrecision,
-                values: &mut [f32],
                 stored: &[u8],
-                c: f32,
+                out: &mut [f32],
             ) {
-                generic::mul_norms(norm, values, stored, c)
+                generic::decode_norms(norm, stored, out)
             }
 
             /// # Safety
-            /// As [`mul_norms`].
-            pub(in crate::attention) unsafe fn add_scaled(a: &mut [f32], b: &[f32], c: f32) {
-                generic::add_scaled(a, b, c)
+            /// As [`decode_norms_portable`].
+            pub(in crate::attention) unsafe fn mul_by(values: &mut [f32], norms: &[f32], c: f32) {
+                generic::mul_by(values, norms, c)
             }
 
             /// # Safety
-            /// As [`mul_norms`].
+            /// As [`decode_norms_portable`].
+            pub(in crate::attention) unsafe fn prod_scores(
+                values: &mut [f32],
+                parts: crate::attention::rows::ProdParts<'_>,
+            ) {
+                generic::prod_scores(values, parts)
+            }
+
+            /// # Safety
+            /// As [`decode_norms_portable`].
+            pub(in crate::attention) unsafe fn exp_weights(
+                values: &mut [f32],
+                max: f32,
+                w: crate::attention::rows::ValueWeights<'_>,
+            ) -> f64 {
+                generic::exp_weights(values, max, w)
+            }
+
+            /// # Safety
+            /// As [`decode_norms_portable`].
             pub(in crate::attention) unsafe fn max_finite(values: &[f32]) -> Option<f32> {
                 generic::max_finite(values)
             }
 
             /// # Safety
-            /// As [`mul_norms`].
+            /// As [`decode_norms_portable`].
             pub(in crate::attention) unsafe fn exp_sum(values: &mut [f32], max: f32) -> f64 {
                 generic::exp_sum(values, max)
             }
@@ -213,6 +332,7 @@ mod tests {
     use super::*;
     use crate::Backend;
     use crate::rng::SplitMix64;
+    use std::vec;
     use std::vec::Vec;
 
     /// Every backend's loops return the same bits as the baseline build, on
@@ -281,18 +401,50 @@ mod tests {
                     .collect();
                 for backend in Backend::available() {
                     let k = Loops(backend.check().unwrap());
+                    let mut decoded = Vec::new();
                     for (norm, stored) in [(NormPrecision::F16, &f16), (NormPrecision::F32, &f32s)]
                     {
-                        let (mut a, mut b) = (v.clone(), v.clone());
-                        generic::mul_norms(norm, &mut a, stored, 0.37);
-                        k.mul_norms(norm, &mut b, stored, 0.37).unwrap();
-                        assert_eq!(bits(&a), bits(&b), "mul_norms on {backend}, n = {n}");
+                        let (mut a, mut b) = (vec![1.5f32; n], vec![-2.5f32; n]);
+                        generic::decode_norms(norm, stored, &mut a);
+                        k.decode_norms(norm, stored, &mut b).unwrap();
+                        assert_eq!(bits(&a), bits(&b), "decode_norms on {backend}, n = {n}");
+                        // And each value is the stored one.
+                        for (i, &x) in a.iter().enumerate() {
+                            let want = match norm {
+                                NormPrecision::F16 => f16_bits_to_f32(u16::from_le_bytes([
+                                    stored[2 * i],
+                                    stored[2 * i + 1],
+                                ])),
+                                NormPrecision::F32 => {
+                                    f32::from_le_bytes(stored[4 * i..4 * i + 4].try_into().unwrap())
+                                }
+                            };
+                            assert_eq!(bits(&[x]), bits(&[want]));
+                        }
+                        decoded.push(a);
                     }
-                    let w: Vec<f32> = v.iter().rev().cloned().collect();
+                    let [norms, residual] = [&decoded[0], &decoded[1]];
                     let (mut a, mut b) = (v.clone(), v.clone());
-                    generic::add_scaled(&mut a, &w, 0.125);
-                    k.add_scaled(&mut b, &w, 0.125).unwrap();
-                    assert_eq!(bits(&a), bits(&b), "add_scaled on {backend}, n = {n}");
+                    generic::mul_by(&mut a, norms, 0.37);
+                    k.mul_by(&mut b, norms, 0.37).unwrap();
+                    assert_eq!(bits(&a), bits(&b), "mul_by on {backend}, n = {n}");
+                    let extra: Vec<f32> = v.iter().rev().cloned().collect();
+                    let parts = ProdParts {
+                        norms,
+                        extra: &extra,
+                        residual,
+                        c: 1.25,
+                        inv: 0.125,
+                    };
+                    let (mut a, mut b) = (v.clone(), v.clone());
+                    generic::prod_scores(&mut a, parts);
+                    k.prod_scores(&mut b, parts).unwrap();
+                    assert_eq!(bits(&a), bits(&b), "prod_scores on {backend}, n = {n}");
+                    // The formula, term by term.
+                    for i in 0..n {
+                        let want = (v[i] * norms[i] + extra[i] * residual[i] * 1.25) * 0.125;
+                        assert_eq!(bits(&[a[i]]), bits(&[want]));
+                    }
                     let m = generic::max_finite(&v);
                     assert_eq!(
                         m.map(f32::to_bits),
@@ -305,6 +457,30 @@ mod tests {
                     let (sa, sb) = (generic::exp_sum(&mut a, m), k.exp_sum(&mut b, m).unwrap());
                     assert_eq!(sa.to_bits(), sb.to_bits(), "exp_sum on {backend}, n = {n}");
                     assert_eq!(bits(&a), bits(&b));
+                    // The exponentials and weights in one loop: the same
+                    // exponentials and sum, and each weight e·‖v‖.
+                    // With and without sign weights.
+                    for prod in [false, true] {
+                        let (mut c, mut w, mut r) = (v.clone(), vec![0.0f32; n], vec![0.0f32; n]);
+                        let weights = ValueWeights {
+                            norms,
+                            weights: &mut w,
+                            residuals: if prod { residual } else { &[] },
+                            sign_weights: if prod { &mut r } else { &mut [] },
+                        };
+                        let sc = k.exp_weights(&mut c, m, weights).unwrap();
+                        assert_eq!(sc.to_bits(), sa.to_bits(), "exp_weights on {backend}");
+                        assert_eq!(bits(&c), bits(&a));
+                        let times =
+                            |x: &[f32]| a.iter().zip(x).map(|(e, k)| e * k).collect::<Vec<_>>();
+                        assert_eq!(bits(&w), bits(&times(norms)));
+                        let signs = if prod {
+                            times(residual)
+                        } else {
+                            vec![0.0f32; n]
+                        };
+                        assert_eq!(bits(&r), bits(&signs));
+                    }
                     // And the sum is right, against libm in f64.
                     let want: f64 = v.iter().map(|&x| libm::exp((x - m) as f64)).sum();
                     assert!((sa - want).abs() <= 1e-6 * want.max(1.0), "{sa} vs {want}");
