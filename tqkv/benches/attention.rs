@@ -4,8 +4,9 @@
 //! `attention/f16/<backend>/t<tokens>` over the same tokens uncompressed, and
 //! `attention/memcpy/1core/t<tokens>` copying the compressed cache's bytes;
 //! then `attention/kqv/n4/<backend>/t65536h8`, one query against each of 8
-//! KV heads of a cache larger than the LLC (`…h8x2`: four heads on each of
-//! two threads), beside
+//! KV heads of a cache larger than the LLC, on each SIMD backend (`…h8x2`:
+//! four heads on each of two threads; `attention/kv/n4/<backend>/t65536h8`
+//! the same for KV on the detected backend), beside
 //! `attention/memcpy/1core/512MB`, a copy from memory to memory.
 //!
 //! The runtime shapes, at T = 65,536 tokens of one KV head:
@@ -168,20 +169,12 @@ fn attention(c: &mut Criterion) {
     group.finish();
 }
 
-/// The same decode past the last-level cache: one query against each of 8
-/// KV heads of 65536 tokens (a 70 MB KQV n = 4 cache; the LLC holds 32 MB),
-/// so every head's codes come from memory, beside a plain copy of 512 MB
-/// (`attention/memcpy/1core/512MB`): the memory bandwidth one core reaches.
-fn past_the_cache(c: &mut Criterion) {
+/// A cache of `HEADS` KV heads of `TOKENS` tokens each under `scheme` at
+/// 4 bits, larger than the LLC.
+fn large_cache(scheme: Scheme) -> Vec<u8> {
     const TOKENS: usize = 65536;
     const HEADS: usize = 8;
-    let mut group = c.benchmark_group("attention");
-    group
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(10);
-    let best = Backend::detect();
-    let cfg = CacheConfig::new(Scheme::Kqv, 4, HEADS, D, TOKENS).with_seed(5);
+    let cfg = CacheConfig::new(scheme, 4, HEADS, D, TOKENS).with_seed(5);
     let mut buf = vec![0u8; cfg.bytes_needed().expect("valid config")];
     let mut cache = KvCache::new(cfg, &mut buf[..]).expect("fits");
     let (k, v) = (data(HEADS * D * 64, 1), data(HEADS * D * 64, 2));
@@ -192,22 +185,48 @@ fn past_the_cache(c: &mut Criterion) {
             .push(&k[at..at + HEADS * D], &v[at..at + HEADS * D])
             .expect("room");
     }
+    buf
+}
+
+/// The same decode past the last-level cache: one query against each of 8
+/// KV heads of 65536 tokens (a 70 MB KQV n = 4 cache; the LLC holds 32 MB),
+/// so every head's codes come from memory, on each SIMD backend and for KV
+/// n = 4 (MSE values) on the best, beside a plain copy of 512 MB
+/// (`attention/memcpy/1core/512MB`): the memory bandwidth one core reaches.
+fn past_the_cache(c: &mut Criterion) {
+    const TOKENS: usize = 65536;
+    const HEADS: usize = 8;
+    let mut group = c.benchmark_group("attention");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    let best = Backend::detect();
     let q = data(D, 3);
     let mut out = vec![0.0f32; D];
-    let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
+    let kv = large_cache(Scheme::Kv);
+    let kqv = large_cache(Scheme::Kqv);
+    let simd = Backend::available().filter(|&b| b != Backend::Scalar);
+    let runs = simd.map(|b| ("kqv", b, &kqv)).chain([("kv", best, &kv)]);
+    for (name, backend, buf) in runs {
+        let cache = KvCache::from_bytes(&buf[..]).expect("valid");
+        let mut scratch = vec![0.0f32; scratch_len(&cache, 1)];
+        group.throughput(Throughput::Bytes(cache.as_bytes().len() as u64));
+        let id = BenchmarkId::new(
+            format!("{name}/n4/{}", backend.name()),
+            format!("t{TOKENS}h{HEADS}"),
+        );
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                for head in 0..HEADS {
+                    attend_on(backend, &cache, head, black_box(&q), &mut out, &mut scratch)
+                        .expect("valid");
+                }
+            })
+        });
+    }
+    let cache = KvCache::from_bytes(&kqv[..]).expect("valid");
     group.throughput(Throughput::Bytes(cache.as_bytes().len() as u64));
-    let id = BenchmarkId::new(
-        format!("kqv/n4/{}", best.name()),
-        format!("t{TOKENS}h{HEADS}"),
-    );
-    group.bench_function(id, |b| {
-        b.iter(|| {
-            for head in 0..HEADS {
-                attend_on(best, &cache, head, black_box(&q), &mut out, &mut scratch)
-                    .expect("valid");
-            }
-        })
-    });
     // The same eight heads over two threads, four heads each (a thread
     // spawned per call: about 60 µs against milliseconds of work).
     let id = BenchmarkId::new(

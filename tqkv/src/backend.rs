@@ -354,6 +354,27 @@ pub(crate) mod x86 {
     }
 }
 
+/// Rows ahead of the current one that the value kernels ask into L2 on
+/// their first pass over a block's rows (as the key row blocks do): past
+/// the last-level cache, the hardware prefetcher alone left value rows
+/// late (eight KV heads decoded 1.7× slower; BENCHMARKS.md, sixteenth
+/// session).
+#[cfg(target_arch = "x86_64")]
+pub(crate) const ROWS_AHEAD: usize = 128;
+
+/// Asks the cache line [`ROWS_AHEAD`] rows of `stride` bytes after `row`
+/// into L2. Any address will do: a prefetch never faults, and the address
+/// is computed with wrapping arithmetic (a huge stride must not
+/// overflow-panic in a debug build).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch_ahead(row: *const u8, stride: usize) {
+    let ahead = row.wrapping_add(stride.wrapping_mul(ROWS_AHEAD));
+    // SAFETY: SSE is baseline on x86_64; a prefetch reads nothing and
+    // never faults, whatever the address.
+    unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T1 }>(ahead.cast()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

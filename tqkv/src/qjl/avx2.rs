@@ -254,6 +254,10 @@ crate::backend::avx2_features!(crate::backend::target_features {
                 }
                 for (r, &w) in weights.iter().enumerate() {
                     let at = rows.as_ptr().add(r * stride + c / 8);
+                    // The first pass over the rows asks those ahead into L2.
+                    if c == 0 {
+                        crate::backend::prefetch_ahead(at, stride);
+                    }
                     let word = _mm256_set1_epi32(at.cast::<i32>().read_unaligned());
                     let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
                     for (v, up) in sums.iter_mut().zip(ups) {

@@ -181,6 +181,10 @@ unsafe fn value_groups<K: Groups, const B: usize>(
             for (r, &w) in near.iter().enumerate() {
                 let wv = _mm256_set1_ps(w);
                 let row = r * stride + first;
+                // The first pass over the rows asks those ahead into L2.
+                if ci == 0 {
+                    crate::backend::prefetch_ahead(rows.as_ptr().wrapping_add(row), stride);
+                }
                 for (g, a) in acc.iter_mut().enumerate() {
                     let c = k.centroids_at::<true>(rows, row + g * B);
                     *a = _mm256_fmadd_ps(c, wv, *a);

@@ -12,6 +12,7 @@
 use core::arch::x86_64::*;
 
 use super::Spread;
+use crate::backend::prefetch_ahead;
 use crate::codebook::Codebook;
 use crate::codebook::pack::packed_len;
 use crate::qjl::SignSets;
@@ -429,6 +430,9 @@ unsafe fn accumulate<const G: usize, const B: usize>(
             }
             let mut row = a.rows.as_ptr().add(ch * chunk_bytes);
             for r in 0..a.n {
+                if ch == 0 {
+                    prefetch_ahead(row, a.stride);
+                }
                 let data = _mm512_maskz_loadu_epi8(mask, row.cast());
                 let codes = spread.codes(data);
                 let c = [
@@ -673,6 +677,12 @@ unsafe fn fused<const G: usize, const B: usize>(
             let mut row = r.codes.as_ptr().add(ch * chunk_bytes);
             let mut sg = r.signs.as_ptr().add(8 * ch);
             for t in 0..r.n {
+                // The first pass over the rows asks those ahead into L2
+                // (the later passes find them cached).
+                if ch == 0 {
+                    prefetch_ahead(row, r.code_stride);
+                    prefetch_ahead(sg, r.sign_stride);
+                }
                 let data = _mm512_maskz_loadu_epi8(mask, row.cast());
                 let codes = spread.codes(data);
                 let c = [

@@ -467,6 +467,7 @@ pub(super) unsafe fn accumulate_chunks<R: RowSums>(
         let mut sums = R::new(cb, out.len(), out);
         let mut row = rows.as_ptr();
         for &w in weights {
+            crate::backend::prefetch_ahead(row, stride);
             sums.add(row, _mm512_set1_ps(w));
             row = row.wrapping_add(stride);
         }
