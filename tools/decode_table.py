@@ -73,24 +73,29 @@ def main():
                 row += f" {fmt(a)} | {a / c:.2f}× |" if a else " — | — |"
                 row += f" {a4 / a:.2f}× |" if a and a4 else " — |"
             print(row)
-    h8 = m.get(f"attention/kqv/n4/{backend}/t65536h8")
     big = m.get("attention/memcpy/1core/512MB")
-    if h8 and big:
-        # Bytes read per call: the 8-head cache (throughput in the bench) vs
-        # 512 MiB copied.
-        path = os.path.join(ROOT, "attention", f"kqv_n4_{backend}", "t65536h8", "new", "benchmark.json")
-        with open(path) as f:
-            bytes_h8 = json.load(f)["throughput"]["Bytes"]
-        bw_h8 = bytes_h8 / h8
+    if big:
         bw_copy = (512 << 20) / big
         print()
         print("| eight KV heads past the LLC | median | GB/s read | against one core's copy |")
         print("|---|---|---|---|")
-        print(f"| `attention/kqv/n4/{backend}/t65536h8` | {fmt(h8)} | {bw_h8:.1f} | {bw_h8 / bw_copy:.0%} |")
-        h8x2 = m.get(f"attention/kqv/n4/{backend}/t65536h8x2")
-        if h8x2:
-            bw = bytes_h8 / h8x2
-            print(f"| `attention/kqv/n4/{backend}/t65536h8x2` (two threads) | {fmt(h8x2)} | {bw:.1f} | {bw / bw_copy:.0%} |")
+        # Each scheme and backend the bench ran, one thread, then two.
+        for scheme, b, suffix in [
+            ("kqv", backend, ""),
+            ("kqv", backend, "x2"),
+            ("kqv", "avx2", ""),
+            ("kv", backend, ""),
+        ]:
+            t = m.get(f"attention/{scheme}/n4/{b}/t65536h8{suffix}")
+            if t is None or (b == "avx2" and backend == "avx2" and suffix == ""):
+                continue
+            # Bytes read per call: the 8-head cache (the bench's throughput).
+            path = os.path.join(ROOT, "attention", f"{scheme}_n4_{b}", "t65536h8", "new", "benchmark.json")
+            with open(path) as f:
+                read = json.load(f)["throughput"]["Bytes"]
+            bw = read / t
+            note = " (two threads)" if suffix else ""
+            print(f"| `attention/{scheme}/n4/{b}/t65536h8{suffix}`{note} | {fmt(t)} | {bw:.1f} | {bw / bw_copy:.0%} |")
         print(f"| `attention/memcpy/1core/512MB` | {fmt(big)} | {bw_copy:.1f} | 100% |")
 
     int8_table(m, [backend] + (["avx2"] if avx2 else []))
