@@ -227,6 +227,7 @@ unsafe fn group<const C: usize, const G: usize>(
                 let mut c = [[_mm512_setzero_si512(); C]; 4];
                 for (t, c) in c.iter_mut().enumerate() {
                     let row = base.add((tile + t) * stride);
+                    crate::backend::prefetch_ahead(row, stride);
                     for (ch, c) in c.iter_mut().enumerate() {
                         *c = k.centroids(row, ch, k.masks[ch]);
                     }
@@ -268,6 +269,7 @@ unsafe fn long_rows(a: &Int8Rows<'_>, table: &[u8; CODES], blocks: usize, out: &
                 let mut sums = [_mm512_setzero_si512(); 4];
                 for (t, s) in sums.iter_mut().enumerate() {
                     let row = a.rows.as_ptr().add((16 * blk + 4 * i + t) * a.stride);
+                    crate::backend::prefetch_ahead(row, a.stride);
                     for ch in 0..chunks {
                         let qv = _mm512_loadu_si512(a.q.values.as_ptr().add(ch * CODES).cast());
                         *s = _mm512_dpbusd_epi32(*s, k.centroids(row, ch, chunk_mask(a, ch)), qv);
