@@ -354,8 +354,9 @@ pub(crate) mod x86 {
     }
 }
 
-/// Rows ahead of the current one that the value kernels ask into L2 on
-/// their first pass over a block's rows (as the key row blocks do): past
+/// Rows ahead of the current one that the AVX-512 key row blocks and the
+/// x86 value kernels (on their first pass over a block's rows) ask into
+/// L2: past
 /// the last-level cache, the hardware prefetcher alone left value rows
 /// late (eight KV heads decoded 1.7× slower; BENCHMARKS.md, sixteenth
 /// session).

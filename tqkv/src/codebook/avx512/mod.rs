@@ -438,20 +438,13 @@ pub(super) type Columns<const NB: usize> = [[MaybeUninit<__m512i>; 16]; NB];
 /// As [`block_columns`].
 #[inline(always)]
 unsafe fn block_columns_full<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: &mut Columns<NB>) {
-    // Wrapping arithmetic: see the AVX2 row blocks.
-    let ahead_bytes = at.stride.wrapping_mul(128);
     // SAFETY: the caller's promises; prefetches never fault.
     unsafe {
         for (nb, col) in cols.iter_mut().enumerate() {
             let mut r = [_mm512_setzero_si512(); 16];
             for (i, ri) in r.iter_mut().enumerate() {
                 let from = ((blk0 + nb) * 16 + i) * at.stride + at.offset;
-                let ahead = at
-                    .rows
-                    .as_ptr()
-                    .wrapping_add(from)
-                    .wrapping_add(ahead_bytes);
-                _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
+                crate::backend::prefetch_ahead(at.rows.as_ptr().wrapping_add(from), at.stride);
                 *ri = _mm512_maskz_loadu_epi8(at.mask, at.rows.as_ptr().add(from).cast());
             }
             for (c, v) in col.iter_mut().zip(transpose16(&r)) {
@@ -473,7 +466,6 @@ unsafe fn block_columns_full<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: 
 /// As [`block_columns`], with `at.mask < 2^32`.
 #[inline(always)]
 unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: &mut Columns<NB>) {
-    let ahead_bytes = at.stride.wrapping_mul(128);
     let base = at.rows.as_ptr();
     // SAFETY: the caller's promises: every unmasked byte lies in its row
     // (the high half's load starts 32 bytes before row `r + 8`'s chunk and
@@ -491,8 +483,8 @@ unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: 
             let mut r = [_mm512_setzero_si512(); 8];
             for (i, ri) in r.iter_mut().enumerate() {
                 let (lo, hi) = (at_row(i), at_row(i + 8));
-                _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(lo).wrapping_add(ahead_bytes).cast());
-                _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(hi).wrapping_add(ahead_bytes).cast());
+                crate::backend::prefetch_ahead(base.wrapping_add(lo), at.stride);
+                crate::backend::prefetch_ahead(base.wrapping_add(hi), at.stride);
                 let low = _mm512_maskz_loadu_epi8(at.mask, base.add(lo).cast());
                 *ri = _mm512_mask_loadu_epi8(
                     low,
