@@ -352,6 +352,55 @@ pub(crate) mod x86 {
             avx512: os_zmm && AVX512.iter().all(|f| has(f)),
         }
     }
+
+    /// [`super::zmm_on_half_pipes`], uncached: an AMD CPU (vendor
+    /// `AuthenticAMD`) of family 19h (base family Fh plus extended family
+    /// 0Ah, leaf 1 EAX).
+    pub(crate) fn zmm_on_half_pipes_uncached() -> bool {
+        use core::arch::x86_64::__cpuid;
+        if cfg!(miri) {
+            return false;
+        }
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86_64 CPU and only reads registers.
+        let (l0, l1) = unsafe { (__cpuid(0), __cpuid(1)) };
+        half_pipes_from([l0.ebx, l0.edx, l0.ecx], l1.eax)
+    }
+
+    /// [`zmm_on_half_pipes_uncached`] from the vendor string (leaf 0 EBX,
+    /// EDX, ECX) and the signature (leaf 1 EAX).
+    pub(crate) fn half_pipes_from(vendor: [u32; 3], signature: u32) -> bool {
+        let amd = vendor == [*b"Auth", *b"enti", *b"cAMD"].map(u32::from_le_bytes);
+        let base = (signature >> 8) & 0xF;
+        let family = if base == 0xF {
+            base + ((signature >> 20) & 0xFF)
+        } else {
+            base
+        };
+        amd && family == 0x19
+    }
+}
+
+/// Whether this CPU runs a 512-bit instruction in two halves on 256-bit
+/// pipes, as AMD's Zen 4 does (family 19h, the only family 19h cores with
+/// AVX-512), rather than at full width, as Zen 5 (family 1Ah) and Intel's
+/// cores do. Measured on the two kinds of host this crate was tuned on: a
+/// Zen 4 ran 8 zmm FMAs, adds or `vpermps` in the time of 16 ymm ones, a
+/// Zen 5 in the time of 8. The few kernels whose best shape depends on it
+/// ask here (the AVX-512 value rows at 1–3 bits). Read once from `cpuid`
+/// and cached; `false` under Miri and off x86_64, where nothing asks.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn zmm_on_half_pipes() -> bool {
+    const UNREAD: u8 = 0xFF;
+    static HALF_PIPES: AtomicU8 = AtomicU8::new(UNREAD);
+    match HALF_PIPES.load(Ordering::Relaxed) {
+        UNREAD => {
+            let half = x86::zmm_on_half_pipes_uncached();
+            HALF_PIPES.store(half as u8, Ordering::Relaxed);
+            half
+        }
+        v => v != 0,
+    }
 }
 
 /// Rows ahead of the current one that the AVX-512 key row blocks and the
@@ -403,6 +452,30 @@ mod tests {
                 assert_eq!(a == b, a.name() == b.name());
             }
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn pipe_width_is_read_from_the_family() {
+        use x86::half_pipes_from;
+        let amd = [*b"Auth", *b"enti", *b"cAMD"].map(u32::from_le_bytes);
+        let intel = [*b"Genu", *b"ineI", *b"ntel"].map(u32::from_le_bytes);
+        // Signatures (leaf 1 EAX) of real parts: an EPYC 9654 (Zen 4,
+        // family 19h), an EPYC of family 1Ah model 2 (Zen 5, as this
+        // crate's benchmark machine reads), an EPYC 7763 (Zen 3, 19h: no
+        // AVX-512, so never asked), a Sapphire Rapids Xeon (family 6).
+        assert!(half_pipes_from(amd, 0x00A1_0F11));
+        assert!(!half_pipes_from(amd, 0x00B0_0F21));
+        assert!(half_pipes_from(amd, 0x00A0_0F11));
+        assert!(!half_pipes_from(intel, 0x0008_06F8));
+        // Family 19h on another vendor's string is not AMD's.
+        assert!(!half_pipes_from(intel, 0x00A1_0F11));
+        // The cached answer is the uncached one, every time.
+        let first = zmm_on_half_pipes();
+        for _ in 0..3 {
+            assert_eq!(zmm_on_half_pipes(), first);
+        }
+        assert_eq!(first, x86::zmm_on_half_pipes_uncached());
     }
 
     #[cfg(all(target_arch = "x86_64", feature = "std"))]

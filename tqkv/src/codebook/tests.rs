@@ -668,3 +668,76 @@ fn multi_query_kernels_refuse_buffers_too_short() {
         }
     }
 }
+
+/// The AVX-512 value rows give the same bits whichever kernel the core's
+/// pipe width picks ([`avx512::accumulate_rows_for`] with `half_pipes`
+/// false and true: only one of them runs on a given host otherwise), and
+/// the scalar kernel's sums within rounding: widths 1–4, rows each kernel
+/// takes and rows
+/// it declines (d over 256, d not a multiple of 8), odd strides, onto
+/// non-zero sums, weights with ±0 and a huge and a tiny one.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[test]
+fn avx512_value_rows_have_the_same_bits_at_either_pipe_width() {
+    use crate::rng::SplitMix64;
+    use std::vec::Vec;
+    if !Backend::Avx512.is_available() {
+        return;
+    }
+    let mut g = SplitMix64::new(23);
+    let mut next = move || (g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut cases = 0;
+    for d in [8usize, 16, 40, 64, 96, 100, 128, 192, 256, 264, 320] {
+        for bits in 1..=4u8 {
+            let cb = Codebook::lloyd_max(d, bits).unwrap();
+            for tokens in [0usize, 1, 7, 33] {
+                let stride = packed_len(d, bits) + 3;
+                let codes: Vec<u8> = (0..tokens * stride)
+                    .map(|_| (next().to_bits() >> 7) as u8)
+                    .collect();
+                let mut w: Vec<f32> = (0..tokens).map(|_| next()).collect();
+                for (i, special) in [0.0f32, -0.0, 3.0e30, 1.0e-30].into_iter().enumerate() {
+                    if let Some(x) = w.get_mut(3 * i + 1) {
+                        *x = special;
+                    }
+                }
+                let out0: Vec<f32> = (0..d).map(|_| next()).collect();
+                let mut want = out0.clone();
+                accumulate_rows_on(Backend::Scalar, &cb, &codes, stride, &w, &mut want).unwrap();
+                let cmax = cb.centroids().iter().fold(0.0f32, |m, c| m.max(c.abs()));
+                let wsum: f32 = w.iter().map(|x| x.abs()).sum();
+                let mut first: Option<Vec<u32>> = None;
+                for half_pipes in [false, true] {
+                    let mut got = out0.clone();
+                    // SAFETY: AVX-512 is available (checked above); every
+                    // weight's row of packed_len(d, bits) bytes lies in
+                    // `codes` (`tokens` rows of `stride` bytes).
+                    let taken = unsafe {
+                        avx512::accumulate_rows_for(&cb, &codes, stride, &w, &mut got, half_pipes)
+                    };
+                    if !taken {
+                        // Declined by both kernels: the generic loops run.
+                        assert!(
+                            d > 256 && (bits == 4 || d % 8 != 0),
+                            "d={d} b={bits} declined"
+                        );
+                        continue;
+                    }
+                    cases += 1;
+                    let here = format!("d={d} b={bits} tokens={tokens} half_pipes={half_pipes}");
+                    for ((g, w0), o) in got.iter().zip(&want).zip(&out0) {
+                        let tol =
+                            4.0 * f32::EPSILON * (tokens + 1) as f32 * (o.abs() + wsum * cmax);
+                        assert!((g - w0).abs() <= tol, "{here}: {g} against scalar {w0}");
+                    }
+                    match &first {
+                        None => first = Some(bits_of(&got)),
+                        Some(f) => assert_eq!(&bits_of(&got), f, "{here}"),
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 300, "only {cases} cases ran");
+}

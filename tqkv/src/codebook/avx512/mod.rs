@@ -283,16 +283,10 @@ unsafe impl Lanes for F32x16 {
         weights: &[f32],
         out: &mut [f32],
     ) -> bool {
-        if cb.bits() <= 3 {
-            // SAFETY: the AVX-512 feature list includes AVX2 and FMA; the
-            // arguments were validated by `accumulate_rows_on`.
-            if unsafe { super::avx2::accumulate_groups(cb, rows, stride, weights, out) } {
-                return true;
-            }
-        }
+        let half_pipes = crate::backend::zmm_on_half_pipes();
         // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); the
         // arguments were validated by `accumulate_rows_on`.
-        unsafe { accumulate_whole(cb, rows, stride, weights, out) }
+        unsafe { accumulate_rows_for(cb, rows, stride, weights, out, half_pipes) }
     }
 
     const PACK64_BITS: u8 = 6;
@@ -337,6 +331,45 @@ unsafe impl Lanes for F32x16 {
 /// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
 /// 64 bytes a coordinate on the stack.
 const BLOCK_MAX_DIM: usize = 256;
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`Lanes::accumulate_rows_whole`] on AVX-512 for a core whose zmm
+    /// operations run on half-width pipes or not (`half_pipes`, from
+    /// [`crate::backend::zmm_on_half_pipes`]; a parameter so that tests run
+    /// both choices on any host). Codes of 1–3 bits take the AVX2 group kernel
+    /// first on half-width pipes (a dword broadcast, a shift, a `vpermps` and
+    /// an FMA per 8 codes: fewer pipe slots there than the zmm rows' byte
+    /// spread), the zmm rows first at full width (26 % faster on Zen 5 at d =
+    /// 128); each falls back to the other for shapes it does not take. Both
+    /// add one rounded product per code and row, in row order, onto `out`:
+    /// the same bits either way.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VBMI are available; the arguments are validated as by
+    /// `accumulate_rows_on`.
+    #[inline]
+    pub(super) unsafe fn accumulate_rows_for(
+        cb: &super::Codebook,
+        rows: &[u8],
+        stride: usize,
+        weights: &[f32],
+        out: &mut [f32],
+        half_pipes: bool,
+    ) -> bool {
+        let groups_first = half_pipes && cb.bits() <= 3;
+        // SAFETY: the AVX-512 feature list includes AVX2 and FMA, which the
+        // group kernel needs; the rest is forwarded from the caller.
+        unsafe {
+            if !groups_first && accumulate_whole(cb, rows, stride, weights, out) {
+                return true;
+            }
+            if cb.bits() <= 3 && super::avx2::accumulate_groups(cb, rows, stride, weights, out) {
+                return true;
+            }
+            groups_first && accumulate_whole(cb, rows, stride, weights, out)
+        }
+    }
+});
 
 /// The first two steps of a dword transpose: `out[4k + m]`'s 128-bit lane
 /// `L` holds dword `m` of that lane of registers `4k … 4k + 3`.
