@@ -217,12 +217,7 @@ fn past_the_cache(c: &mut Criterion) {
             format!("t{TOKENS}h{HEADS}"),
         );
         group.bench_function(id, |b| {
-            b.iter(|| {
-                for head in 0..HEADS {
-                    attend_on(backend, &cache, head, black_box(&q), &mut out, &mut scratch)
-                        .expect("valid");
-                }
-            })
+            b.iter(|| attend_heads(backend, &cache, 0..HEADS, &q, &mut out, &mut scratch))
         });
     }
     let cache = KvCache::from_bytes(&kqv[..]).expect("valid");
@@ -241,10 +236,7 @@ fn past_the_cache(c: &mut Criterion) {
                     s.spawn(move || {
                         let mut out = vec![0.0f32; D];
                         let mut scratch = vec![0.0f32; scratch_len(cache, 1)];
-                        for head in heads {
-                            attend_on(best, cache, head, black_box(q), &mut out, &mut scratch)
-                                .expect("valid");
-                        }
+                        attend_heads(best, cache, heads, q, &mut out, &mut scratch);
                     });
                 }
             })
@@ -257,6 +249,21 @@ fn past_the_cache(c: &mut Criterion) {
         b.iter(|| to.copy_from_slice(black_box(&from)))
     });
     group.finish();
+}
+
+/// One query attending over each of `heads` in turn (the past-the-cache
+/// benches, on one thread or a thread's share).
+fn attend_heads(
+    backend: Backend,
+    cache: &KvCache<impl AsRef<[u8]>>,
+    heads: std::ops::Range<usize>,
+    q: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    for head in heads {
+        attend_on(backend, cache, head, black_box(q), out, scratch).expect("valid");
+    }
 }
 
 /// One KV head of `tokens` tokens at d = 128.

@@ -50,14 +50,7 @@ impl Backend {
     /// The best backend available on this CPU (cached after the first call).
     #[inline]
     pub fn detect() -> Backend {
-        match DETECTED.load(Ordering::Relaxed) {
-            UNKNOWN => {
-                let best = detect_uncached();
-                DETECTED.store(best as u8, Ordering::Relaxed);
-                best
-            }
-            code => Backend::from_code(code),
-        }
+        Backend::from_code(cached(&DETECTED, || detect_uncached() as u8))
     }
 
     /// Whether this backend can run on this CPU.
@@ -219,6 +212,21 @@ pub(crate) use target_features;
 
 const UNKNOWN: u8 = 0xFF;
 static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// The value in `cell`, read by `read` on the first call (`UNKNOWN` until
+/// then; `read` never returns it). Threads that race on the first call
+/// each read the same answer and store it.
+#[inline]
+fn cached(cell: &AtomicU8, read: impl FnOnce() -> u8) -> u8 {
+    match cell.load(Ordering::Relaxed) {
+        UNKNOWN => {
+            let v = read();
+            cell.store(v, Ordering::Relaxed);
+            v
+        }
+        v => v,
+    }
+}
 
 #[cfg(target_arch = "aarch64")]
 fn detect_uncached() -> Backend {
@@ -391,16 +399,8 @@ pub(crate) mod x86 {
 /// and cached; `false` under Miri and off x86_64, where nothing asks.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn zmm_on_half_pipes() -> bool {
-    const UNREAD: u8 = 0xFF;
-    static HALF_PIPES: AtomicU8 = AtomicU8::new(UNREAD);
-    match HALF_PIPES.load(Ordering::Relaxed) {
-        UNREAD => {
-            let half = x86::zmm_on_half_pipes_uncached();
-            HALF_PIPES.store(half as u8, Ordering::Relaxed);
-            half
-        }
-        v => v != 0,
-    }
+    static HALF_PIPES: AtomicU8 = AtomicU8::new(UNKNOWN);
+    cached(&HALF_PIPES, || x86::zmm_on_half_pipes_uncached() as u8) != 0
 }
 
 /// Rows ahead of the current one that the AVX-512 key row blocks and the

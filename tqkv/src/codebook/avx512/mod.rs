@@ -283,7 +283,8 @@ unsafe impl Lanes for F32x16 {
         weights: &[f32],
         out: &mut [f32],
     ) -> bool {
-        let half_pipes = crate::backend::zmm_on_half_pipes();
+        // Only 1–3 bits ask (the cached answer is one atomic load).
+        let half_pipes = cb.bits() <= 3 && crate::backend::zmm_on_half_pipes();
         // SAFETY: AVX-512 F/BW/VBMI are available (trait contract); the
         // arguments were validated by `accumulate_rows_on`.
         unsafe { accumulate_rows_for(cb, rows, stride, weights, out, half_pipes) }
