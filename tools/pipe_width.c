@@ -13,30 +13,10 @@
  */
 #include <immintrin.h>
 #include <stdio.h>
-#include <time.h>
+#include "cycles.h"
 
 #define REPEAT(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #define STEPS 100000000L
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-/* Seconds per cycle: 4 dependent adds a step. */
-static double cycle_seconds(void) {
-    unsigned long x = 0;
-    double best = 1e9;
-    for (int r = 0; r < 3; r++) {
-        double t = now();
-        for (long i = 0; i < STEPS; i++)
-            __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
-        t = now() - t;
-        if (t < best) best = t;
-    }
-    return best / (4.0 * STEPS);
-}
 
 /* Constants the chains combine with (globals, so the compiler cannot fold
  * the chains away). */
