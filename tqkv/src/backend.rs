@@ -32,7 +32,8 @@ pub enum Backend {
     /// x86_64 with AVX2, FMA, BMI1 and BMI2 (Haswell and later).
     Avx2,
     /// x86_64 with the Ice Lake AVX-512 set: F, CD, BW, DQ, VL, VBMI, VBMI2,
-    /// VNNI, BITALG and VPOPCNTDQ (plus everything [`Backend::Avx2`] needs).
+    /// VNNI, BITALG and VPOPCNTDQ, and GFNI (plus everything
+    /// [`Backend::Avx2`] needs).
     Avx512,
     /// aarch64 Advanced SIMD (baseline on every aarch64 CPU).
     Neon,
@@ -175,7 +176,7 @@ macro_rules! avx512_features {
         $($m)::+! {
             [
                 "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512vbmi",
-                "avx512vbmi2", "avx512vnni", "avx512bitalg", "avx512vpopcntdq",
+                "avx512vbmi2", "avx512vnni", "avx512bitalg", "avx512vpopcntdq", "gfni",
                 "avx2", "fma", "bmi1", "bmi2"
             ]
             $($rest)*
@@ -353,6 +354,7 @@ pub(crate) mod x86 {
             "avx512vnni" => bit(l7.ecx, 11),
             "avx512bitalg" => bit(l7.ecx, 12),
             "avx512vpopcntdq" => bit(l7.ecx, 14),
+            "gfni" => bit(l7.ecx, 8),
             _ => false,
         };
         Features {

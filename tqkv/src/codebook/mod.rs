@@ -41,6 +41,10 @@ mod avx512;
 pub(crate) use avx2::nibble_table_rows as avx2_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::nibble_table_rows as avx512_nibble_table_rows;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::sign_tables::{
+    accumulate_simd as avx512_sign_tables, takes as avx512_sign_tables_take,
+};
 #[cfg(target_arch = "aarch64")]
 pub(crate) use neon::nibble_table_rows as neon_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]

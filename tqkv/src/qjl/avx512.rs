@@ -1,6 +1,8 @@
 //! AVX-512 QJL kernels: Hamming and bit-plane counts with VPOPCNTDQ on
 //! 64-byte blocks (masked loads for tails); sign-masked f32 sums with the
-//! sign bits as a mask register.
+//! sign bits as a mask register, or, for sketches back to back as the
+//! cache keeps them, eight rows at a time through nibble tables (the
+//! codebook's `sign_tables`, which the fused value kernels share).
 
 use core::arch::x86_64::*;
 
@@ -291,6 +293,13 @@ crate::backend::avx512_features!(crate::backend::target_features {
             return;
         }
         let m = acc.len();
+        if crate::codebook::avx512_sign_tables_take(m, stride) {
+            // SAFETY: this function's features are the AVX-512 list; the
+            // rows are back to back, `m/8` bytes each, one per weight
+            // (validated by the caller).
+            unsafe { crate::codebook::avx512_sign_tables(rows, weights, acc) };
+            return;
+        }
         // Up to 256 sums at a time stay in registers while every row is added:
         // register counts are constants, so that the sums are not spilled to
         // the stack (a dynamic count would index an array in memory).

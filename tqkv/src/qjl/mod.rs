@@ -102,6 +102,8 @@ pub use sketcher::QjlSketcher;
 pub(crate) use avx2::accumulate_signs_multi as avx2_accumulate_signs_multi;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use bitplanes::{Planes, plane_rows_with};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use rows::NIBBLE_SIGNS;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use rows::SignSets;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -109,7 +111,7 @@ use rows::signed_rows_with;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use rows::weights_bounded;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-use rows::{NIBBLE_MAX_SIGNS, NIBBLE_SIGNS, nibble_sums_take};
+use rows::{NIBBLE_MAX_SIGNS, nibble_sums_take};
 pub(crate) use rows::{accumulate_signs_rows_in, signed_sum_in, signed_sum_rows_in};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use scalar::accumulate_signs_tail;

@@ -233,9 +233,10 @@ pub(crate) fn weights_bounded(weights: &[f32]) -> bool {
 /// Lane `l` of row `i`: +1 where bit `i` of `l` is set, else −1 (the signs
 /// that nibble `l` gives its four coordinates), for the sign sums that look
 /// every four signs up in a table of the 16 sums `±sq[4p] ± … ± sq[4p + 3]`
-/// (the row blocks of x86 and NEON).
+/// (the row blocks of x86 and NEON), and for the value sign sums that look
+/// four rows' signs up in a table of `±r_0 ± … ± r_3` (AVX-512).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(super) const NIBBLE_SIGNS: [[f32; 16]; 4] = {
+pub(crate) const NIBBLE_SIGNS: [[f32; 16]; 4] = {
     let mut t = [[0.0f32; 16]; 4];
     let mut i = 0;
     while i < 4 {

@@ -21,6 +21,7 @@ use crate::vector::F32x16;
 mod encode;
 pub(in crate::codebook) mod int8;
 pub(in crate::codebook) mod multi;
+pub(crate) mod sign_tables;
 mod values;
 
 pub(in crate::codebook) use values::accumulate_rows_and_signs;

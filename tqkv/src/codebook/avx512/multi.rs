@@ -12,6 +12,7 @@
 use core::arch::x86_64::*;
 
 use super::Spread;
+use super::sign_tables::{self, ROWS};
 use crate::backend::prefetch_ahead;
 use crate::codebook::Codebook;
 use crate::codebook::pack::packed_len;
@@ -433,20 +434,9 @@ unsafe fn accumulate<const G: usize, const B: usize>(
                 if ch == 0 {
                     prefetch_ahead(row, a.stride);
                 }
-                let data = _mm512_maskz_loadu_epi8(mask, row.cast());
-                let codes = spread.codes(data);
-                let c = [
-                    cents.lookup::<B>(codes),
-                    cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
-                    cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
-                    cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
-                ];
-                for (h, acc) in acc.iter_mut().enumerate() {
-                    let w = _mm512_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
-                    for (s, c) in acc.iter_mut().zip(&c) {
-                        *s = _mm512_fmadd_ps(*c, w, *s);
-                    }
-                }
+                add_codes::<G, B>(
+                    &cents, &spread, row, mask, a.weights, a.w_stride, r, &mut acc,
+                );
                 row = row.wrapping_add(a.stride);
             }
             for (h, acc) in acc.iter().enumerate() {
@@ -570,8 +560,9 @@ pub(in crate::codebook) const MAX_FUSED_GROUP: usize = 3;
 
 /// [`accumulate_rows`] and [`accumulate_signs`] in one pass over the rows,
 /// for prod values with as many signs as coordinates (`m = d`): the code
-/// lookups run on the shuffle and FMA pipes, the sign sums on the add
-/// pipes, side by side. `g ≤` [`MAX_FUSED_GROUP`]. Returns false (touching
+/// lookups run on the shuffle and FMA pipes, the sign sums (eight rows at
+/// a time through nibble tables where the signs lie back to back) mostly
+/// on the add pipes, side by side. `g ≤` [`MAX_FUSED_GROUP`]. Returns false (touching
 /// nothing) for other shapes, as those two kernels do, and for buffers that
 /// do not hold `m = d` signs a row
 /// ([`WeightedRows::fit`](crate::codebook::WeightedRows::fit)).
@@ -633,12 +624,52 @@ crate::backend::avx512_features!(crate::backend::target_features {
     }
 });
 
-/// [`accumulate_fused`] for `G` weight sets, 64 coordinates and 64 signs at
-/// a time.
+/// One row's chunk of codes (`mask` the chunk's bytes) looked up and added
+/// into every query's sums: query `h`'s with weight `weights[h·w_stride +
+/// t]`, in the permuted order of the in-register unpacking.
 ///
 /// # Safety
-/// As [`accumulate_fused`], with AVX-512 F/BW/VBMI available and the shape
-/// accepted.
+/// AVX-512 F/BW/VBMI are available; the chunk's masked bytes at `row` and
+/// the weights are readable.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn add_codes<const G: usize, const B: usize>(
+    cents: &Centroids,
+    spread: &Spread,
+    row: *const u8,
+    mask: u64,
+    weights: &[f32],
+    w_stride: usize,
+    t: usize,
+    acc: &mut [[__m512; 4]; G],
+) {
+    // SAFETY: the caller's promises.
+    unsafe {
+        let data = _mm512_maskz_loadu_epi8(mask, row.cast());
+        let codes = spread.codes(data);
+        let c = [
+            cents.lookup::<B>(codes),
+            cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
+            cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
+            cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
+        ];
+        for (h, acc) in acc.iter_mut().enumerate() {
+            let w = _mm512_set1_ps(*weights.get_unchecked(h * w_stride + t));
+            for (s, c) in acc.iter_mut().zip(&c) {
+                *s = _mm512_fmadd_ps(*c, w, *s);
+            }
+        }
+    }
+}
+
+/// [`accumulate_fused`] for `G` weight sets, 64 coordinates and 64 signs at
+/// a time. Signs back to back (the cache's layout) are summed eight rows
+/// at a time through nibble tables ([`sign_tables`]), after those rows'
+/// codes; others take a mask per 16 signs and row.
+///
+/// # Safety
+/// As [`accumulate_fused`], with AVX-512 F/BW/VBMI and GFNI available and
+/// the shape accepted.
 #[inline(always)]
 unsafe fn fused<const G: usize, const B: usize>(
     cb: &Codebook,
@@ -649,10 +680,11 @@ unsafe fn fused<const G: usize, const B: usize>(
 ) {
     let b = cb.bits() as usize;
     let chunk_bytes = 8 * b;
+    let tables = sign_tables::takes(d, r.sign_stride);
     // SAFETY: the ISA is the caller's promise. Loads: each row's bytes of one
-    // chunk of codes (masked) and 8 bytes of its signs, the weights of rows
-    // below n, each query's chunks of codes and signs in out; stores: those
-    // chunks.
+    // chunk of codes (masked) and of its signs (8 bytes, or the masked
+    // bytes of eight rows), the weights of rows below n, each query's
+    // chunks of codes and signs in out; stores: those chunks.
     unsafe {
         let cents = Centroids::of(cb);
         let spread = Spread::new(b);
@@ -664,39 +696,78 @@ unsafe fn fused<const G: usize, const B: usize>(
             let regs = len / 16;
             let mask = super::values::byte_mask((row_len - ch * chunk_bytes).min(chunk_bytes));
             let mut acc = [[_mm512_setzero_ps(); 4]; G];
-            let mut set = [[_mm512_setzero_ps(); 4]; G];
             for (h, acc) in acc.iter_mut().enumerate() {
                 let o = &out[h * out_stride + 64 * ch..][..len];
                 *acc = super::values::load_permuted::<1>(o)[0];
             }
+            let mut row = r.codes.as_ptr().add(ch * chunk_bytes);
+            if tables {
+                // The sign sums, from `out`.
+                let mut set = [[_mm512_setzero_ps(); 4]; G];
+                for (h, set) in set.iter_mut().enumerate() {
+                    *set = sign_tables::load_sums(&out[h * out_stride + d + 64 * ch..][..len]);
+                }
+                let permute = sign_tables::permute(d / 8, ch);
+                // A block of `rows ≤ 8` rows: their codes, then their signs.
+                // Whole blocks take it with `rows` a constant (unrolled,
+                // constant masks), the last one with the rest.
+                macro_rules! block {
+                    ($t:expr, $rows:expr) => {
+                        let sg = r.signs.as_ptr().wrapping_add($t * r.sign_stride);
+                        for u in $t..$t + $rows {
+                            // The first pass over the rows asks those ahead
+                            // into L2 (the later passes find them cached).
+                            if ch == 0 {
+                                let s = sg.wrapping_add((u - $t) * r.sign_stride);
+                                prefetch_ahead(row, r.code_stride);
+                                prefetch_ahead(s, r.sign_stride);
+                            }
+                            let (w, ws) = (r.weights, r.w_stride);
+                            add_codes::<G, B>(&cents, &spread, row, mask, w, ws, u, &mut acc);
+                            row = row.wrapping_add(r.code_stride);
+                        }
+                        let bits = sign_tables::Block::load(sg, $rows, d / 8).bits(permute);
+                        for (h, set) in set.iter_mut().enumerate() {
+                            let w = r
+                                .sign_weights
+                                .get_unchecked(h * r.w_stride + $t..)
+                                .get_unchecked(..$rows);
+                            let tables = sign_tables::tables(&sign_tables::block_weights(w));
+                            sign_tables::add_chunk(set, bits, &tables);
+                        }
+                    };
+                }
+                let whole = r.n - r.n % ROWS;
+                for t in (0..whole).step_by(ROWS) {
+                    block!(t, ROWS);
+                }
+                if whole < r.n {
+                    block!(whole, r.n - whole);
+                }
+                for h in 0..G {
+                    let o = &mut out[h * out_stride + 64 * ch..][..len];
+                    super::values::store_permuted::<1>(&[acc[h]], o);
+                    let o = &mut out[h * out_stride + d + 64 * ch..][..len];
+                    sign_tables::store_sums(&set[h], o);
+                }
+                continue;
+            }
+            let mut set = [[_mm512_setzero_ps(); 4]; G];
             // Σ_t of each query's sign weights in row order, as the sign
             // kernel's running total. Scalar adds inside the loop run in
             // the shadow of the vector work; a fold per query before it
             // was a chain of dependent adds, 3 cycles a token and query.
             let mut totals = [0.0f32; G];
-            let mut row = r.codes.as_ptr().add(ch * chunk_bytes);
             let mut sg = r.signs.as_ptr().add(8 * ch);
             for t in 0..r.n {
-                // The first pass over the rows asks those ahead into L2
-                // (the later passes find them cached).
                 if ch == 0 {
                     prefetch_ahead(row, r.code_stride);
                     prefetch_ahead(sg, r.sign_stride);
                 }
-                let data = _mm512_maskz_loadu_epi8(mask, row.cast());
-                let codes = spread.codes(data);
-                let c = [
-                    cents.lookup::<B>(codes),
-                    cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
-                    cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
-                    cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
-                ];
+                let (w, ws) = (r.weights, r.w_stride);
+                add_codes::<G, B>(&cents, &spread, row, mask, w, ws, t, &mut acc);
                 let masks = chunk_masks(sg, regs);
                 for h in 0..G {
-                    let w = _mm512_set1_ps(*r.weights.get_unchecked(h * r.w_stride + t));
-                    for (s, c) in acc[h].iter_mut().zip(&c) {
-                        *s = _mm512_fmadd_ps(*c, w, *s);
-                    }
                     let sw = *r.sign_weights.get_unchecked(h * r.w_stride + t);
                     totals[h] += sw;
                     let rv = _mm512_set1_ps(sw);

@@ -6,6 +6,7 @@
 //! first (1–4 bits, any length up to 256), [`Nibbles`] looks 4-bit codes
 //! up where they lie (rows of 64, 128, 192 and 256).
 
+use super::sign_tables::{self, ROWS, SignTables};
 use super::*;
 
 /// The value codes of one row, looked up and added with weight `w` into
@@ -500,8 +501,10 @@ crate::backend::avx512_features!(crate::backend::target_features {
 /// pass over the tokens. The value codes' lookups are shuffle-bound, the
 /// sign sums add- and mask-bound, so in one loop the second runs in the
 /// shadow of the first (measured on Zen 4: 20 shuffles, 8 FMAs, 8 mask
-/// loads and 9 adds take the 20 cycles of the shuffles alone). Each part
-/// does exactly the operations of its own kernel, in the same order
+/// loads and 9 adds take the 20 cycles of the shuffles alone). Signs back
+/// to back (the cache's layout) go eight rows at a time through nibble
+/// tables ([`sign_tables`]), after those rows' codes. Each part does
+/// exactly the operations of its own kernel, in the same order
 /// ([`accumulate_whole`] and the AVX-512 `accumulate_signs_rows`), so the
 /// results are theirs bit for bit. Returns `false`, touching nothing, when
 /// `backend` is not AVX-512, for shapes other than `d = m`, a multiple of
@@ -539,42 +542,43 @@ pub(in crate::codebook) fn accumulate_rows_and_signs(
         // sums stay in registers (with a run-time count, the compiler kept
         // d = 192's twelve on the stack).
         match (nibble_rows(cb, d), m / 16) {
-            (Some((1, true)), _) => fused_simd::<Nibbles<1, true>, 4>(cb, rows, out, acc),
-            (Some((1, false)), _) => fused_simd::<Nibbles<1, false>, 8>(cb, rows, out, acc),
-            (Some((_, true)), _) => fused_simd::<Nibbles<2, true>, 12>(cb, rows, out, acc),
-            (Some(_), _) => fused_simd::<Nibbles<2, false>, 16>(cb, rows, out, acc),
-            (None, 1) => fused_simd::<Bytes<1>, 1>(cb, rows, out, acc),
-            (None, 2) => fused_simd::<Bytes<1>, 2>(cb, rows, out, acc),
-            (None, 3) => fused_simd::<Bytes<1>, 3>(cb, rows, out, acc),
-            (None, 4) => fused_simd::<Bytes<1>, 4>(cb, rows, out, acc),
-            (None, 5) => fused_simd::<Bytes<2>, 5>(cb, rows, out, acc),
-            (None, 6) => fused_simd::<Bytes<2>, 6>(cb, rows, out, acc),
-            (None, 7) => fused_simd::<Bytes<2>, 7>(cb, rows, out, acc),
-            (None, 8) => fused_simd::<Bytes<2>, 8>(cb, rows, out, acc),
-            (None, 9) => fused_simd::<Bytes<3>, 9>(cb, rows, out, acc),
-            (None, 10) => fused_simd::<Bytes<3>, 10>(cb, rows, out, acc),
-            (None, 11) => fused_simd::<Bytes<3>, 11>(cb, rows, out, acc),
-            (None, 12) => fused_simd::<Bytes<3>, 12>(cb, rows, out, acc),
-            (None, 13) => fused_simd::<Bytes<4>, 13>(cb, rows, out, acc),
-            (None, 14) => fused_simd::<Bytes<4>, 14>(cb, rows, out, acc),
-            (None, 15) => fused_simd::<Bytes<4>, 15>(cb, rows, out, acc),
-            (None, _) => fused_simd::<Bytes<4>, 16>(cb, rows, out, acc),
+            (Some((1, true)), _) => fused_simd::<Nibbles<1, true>, 4, 1>(cb, rows, out, acc),
+            (Some((1, false)), _) => fused_simd::<Nibbles<1, false>, 8, 2>(cb, rows, out, acc),
+            (Some((_, true)), _) => fused_simd::<Nibbles<2, true>, 12, 3>(cb, rows, out, acc),
+            (Some(_), _) => fused_simd::<Nibbles<2, false>, 16, 4>(cb, rows, out, acc),
+            (None, 1) => fused_simd::<Bytes<1>, 1, 1>(cb, rows, out, acc),
+            (None, 2) => fused_simd::<Bytes<1>, 2, 1>(cb, rows, out, acc),
+            (None, 3) => fused_simd::<Bytes<1>, 3, 1>(cb, rows, out, acc),
+            (None, 4) => fused_simd::<Bytes<1>, 4, 1>(cb, rows, out, acc),
+            (None, 5) => fused_simd::<Bytes<2>, 5, 2>(cb, rows, out, acc),
+            (None, 6) => fused_simd::<Bytes<2>, 6, 2>(cb, rows, out, acc),
+            (None, 7) => fused_simd::<Bytes<2>, 7, 2>(cb, rows, out, acc),
+            (None, 8) => fused_simd::<Bytes<2>, 8, 2>(cb, rows, out, acc),
+            (None, 9) => fused_simd::<Bytes<3>, 9, 3>(cb, rows, out, acc),
+            (None, 10) => fused_simd::<Bytes<3>, 10, 3>(cb, rows, out, acc),
+            (None, 11) => fused_simd::<Bytes<3>, 11, 3>(cb, rows, out, acc),
+            (None, 12) => fused_simd::<Bytes<3>, 12, 3>(cb, rows, out, acc),
+            (None, 13) => fused_simd::<Bytes<4>, 13, 4>(cb, rows, out, acc),
+            (None, 14) => fused_simd::<Bytes<4>, 14, 4>(cb, rows, out, acc),
+            (None, 15) => fused_simd::<Bytes<4>, 15, 4>(cb, rows, out, acc),
+            (None, _) => fused_simd::<Bytes<4>, 16, 4>(cb, rows, out, acc),
         }
     }
     true
 }
 
-/// [`accumulate_rows_and_signs`] for `d = m = 16·N` coordinates and signs,
-/// the codes added by `R` (whose shape `16·N` is; inlined into
-/// [`fused_simd`], which carries the target features).
+/// [`accumulate_rows_and_signs`] for `d = m = 16·N` coordinates and signs
+/// (`C = ⌈N/4⌉` chunks of 64 signs), the codes added by `R` (whose shape
+/// `16·N` is; inlined into [`fused_simd`], which carries the target
+/// features).
 ///
 /// # Safety
-/// AVX-512 F/BW/VBMI are available; `out.len() == acc.len() == 16·N`;
+/// AVX-512 F/BW/VBMI and GFNI are available; `out.len() == acc.len() == 16·N`;
 /// row `t` of the codes (and of the signs) fits in `rows.codes`
 /// (`rows.signs`) for every `t < rows.weights.len() ==
 /// rows.sign_weights.len()`.
 #[inline(always)]
-pub(super) unsafe fn fused<R: RowSums, const N: usize>(
+pub(super) unsafe fn fused<R: RowSums, const N: usize, const C: usize>(
     cb: &crate::codebook::Codebook,
     rows: &crate::codebook::SignedRows<'_>,
     out: &mut [f32],
@@ -588,6 +592,36 @@ pub(super) unsafe fn fused<R: RowSums, const N: usize>(
         // 256-bit path is then known at compile time, and its tables are
         // not held in registers when it does not.
         let mut sums = R::new(cb, 16 * N, out);
+        if sign_tables::takes(16 * N, rows.sign_stride) {
+            // Signs back to back (as the cache keeps them): eight rows'
+            // signs at a time after their eight rows of codes.
+            let mut signs = SignTables::<C>::new(acc);
+            // Whole blocks with the row count a constant (unrolled,
+            // constant masks), then the rest.
+            macro_rules! block {
+                ($t:expr, $rows:expr) => {
+                    let mut row = rows.codes.as_ptr().wrapping_add($t * rows.code_stride);
+                    for &w in rows.weights.get_unchecked($t..$t + $rows) {
+                        sums.add(row, _mm512_set1_ps(w));
+                        row = row.wrapping_add(rows.code_stride);
+                    }
+                    let r = rows.sign_weights.get_unchecked($t..$t + $rows);
+                    let sg = rows.signs.as_ptr().wrapping_add($t * rows.sign_stride);
+                    signs.add(sg, $rows, &sign_tables::block_weights(r));
+                };
+            }
+            let n = rows.weights.len();
+            let whole = n - n % ROWS;
+            for t in (0..whole).step_by(ROWS) {
+                block!(t, ROWS);
+            }
+            if whole < n {
+                block!(whole, n - whole);
+            }
+            sums.store(out);
+            signs.store(acc);
+            return;
+        }
         let mut set = [_mm512_setzero_ps(); N];
         let mut total = _mm512_setzero_ps();
         let (mut row, mut sg) = (rows.codes.as_ptr(), rows.signs.as_ptr());
@@ -616,13 +650,13 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ///
     /// # Safety
     /// As [`fused`].
-    unsafe fn fused_simd<R: RowSums, const N: usize>(
+    unsafe fn fused_simd<R: RowSums, const N: usize, const C: usize>(
         cb: &crate::codebook::Codebook,
         rows: &crate::codebook::SignedRows<'_>,
         out: &mut [f32],
         acc: &mut [f32],
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { fused::<R, N>(cb, rows, out, acc) }
+        unsafe { fused::<R, N, C>(cb, rows, out, acc) }
     }
 });
