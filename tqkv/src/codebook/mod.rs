@@ -1002,6 +1002,18 @@ pub(crate) fn dot_rows_multi_in(
     check_multi(cb, q, rows, stride, n, out.len(), out_stride)?;
     let mut h = 0;
     while h < q.count {
+        // AVX-512 scores eight queries in one pass too (keys of g = 8
+        // 20 % faster than in two passes of four).
+        #[cfg(target_arch = "x86_64")]
+        let wide =
+            backend.backend() == crate::Backend::Avx512 && q.count - h >= avx512::multi::WIDE_GROUP;
+        #[cfg(target_arch = "x86_64")]
+        let g = if wide {
+            avx512::multi::WIDE_GROUP
+        } else {
+            (q.count - h).min(GROUP)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
         let g = (q.count - h).min(GROUP);
         let values = &q.values[h * q.stride..];
         let o = &mut out[h * out_stride..];
@@ -1227,9 +1239,16 @@ pub(crate) fn accumulate_multi_in(
         // one once the cache was out of L2).
         let shared = g > 1 || matches!(cb.bits(), 5 | 6) || m == dim;
         #[cfg(target_arch = "x86_64")]
-        if m == dim && shared {
-            // Balanced groups (4 = 2 + 2, not 3 + 1): each costs a pass.
-            let left = g - h;
+        let left = g - h;
+        // Four queries or more with signs back to back: codes and signs in
+        // separate passes of four (the sign tables made the sign pass
+        // cheap; KQV n = 4 at g = 4 spent 12 % less on values than in two
+        // fused passes of two, which decode every code twice).
+        #[cfg(target_arch = "x86_64")]
+        let separate = left >= GROUP && avx512::sign_tables::takes(m, r.sign_stride);
+        #[cfg(target_arch = "x86_64")]
+        if m == dim && shared && !separate {
+            // Balanced groups (5 = 3 + 2, not 3 + 1 + 1): each costs a pass.
             let k = left.div_ceil(left.div_ceil(avx512::multi::MAX_FUSED_GROUP));
             let part = WeightedRows {
                 weights: &r.weights[h * r.w_stride..],

@@ -22,6 +22,12 @@ use crate::qjl::SignSets;
 /// registers); the callers split larger groups.
 pub(in crate::codebook) const MAX_GROUP: usize = 4;
 
+/// A group of query vectors [`dot_rows`] takes beside those up to
+/// [`MAX_GROUP`]: eight query heads (Llama 3 70B and Qwen share a KV head
+/// between eight) scored in one pass over the key codes, whose sums of two
+/// blocks of 16 rows take 16 registers.
+pub(in crate::codebook) const WIDE_GROUP: usize = 8;
+
 /// Longest row (codes) of the multi-query scoring kernel.
 const SCORE_MAX_DIM: usize = 256;
 
@@ -29,8 +35,8 @@ const SCORE_MAX_DIM: usize = 256;
 /// vectors (`q_h = queries[h·q_stride..][..d]`) for the first `16·⌊n/16⌋` of `n`
 /// rows; returns how many rows it scored (0 for shapes it does not take:
 /// more than 6 bits, rows of more than 256 codes, groups of more than
-/// [`MAX_GROUP`], a lone query at 1 or 2 bits, which the single-query
-/// kernel scores bit for bit as the scalar one).
+/// [`MAX_GROUP`] other than [`WIDE_GROUP`], a lone query at 1 or 2 bits,
+/// which the single-query kernel scores bit for bit as the scalar one).
 ///
 /// The packed dwords of 16 rows are transposed as they are: at 1, 2 and 4
 /// bits a dword holds 32, 16 or 8 whole codes; at 3, 5 and 6 bits a run
@@ -62,7 +68,7 @@ pub(in crate::codebook) fn dot_rows(
         || (cb.bits() <= 2 && g == 1)
         || d == 0
         || d > SCORE_MAX_DIM
-        || !(1..=MAX_GROUP).contains(&g)
+        || !((1..=MAX_GROUP).contains(&g) || g == WIDE_GROUP)
         || n < 16
         || !crate::codebook::scores_fit(
             cb.bits(),
@@ -118,25 +124,31 @@ crate::backend::avx512_features!(crate::backend::target_features {
             match (cb.bits(), g) {
                 (1, 2) => run!(1, 2, 2),
                 (1, 3) => run!(1, 3, 2),
+                (1, WIDE_GROUP) => run!(1, 8, 2),
                 (1, _) => run!(1, 4, 2),
                 (2, 2) => run!(2, 2, 2),
                 (2, 3) => run!(2, 3, 2),
+                (2, WIDE_GROUP) => run!(2, 8, 2),
                 (2, _) => run!(2, 4, 2),
                 (3, 1) => run!(3, 1, 4),
                 (3, 2) => run!(3, 2, 2),
                 (3, 3) => run!(3, 3, 2),
+                (3, WIDE_GROUP) => run!(3, 8, 2),
                 (3, _) => run!(3, 4, 2),
                 (4, 1) => run!(4, 1, 4),
                 (4, 2) => run!(4, 2, 2),
                 (4, 3) => run!(4, 3, 2),
+                (4, WIDE_GROUP) => run!(4, 8, 2),
                 (4, _) => run!(4, 4, 2),
                 (5, 1) => run!(5, 1, 4),
                 (5, 2) => run!(5, 2, 2),
                 (5, 3) => run!(5, 3, 2),
+                (5, WIDE_GROUP) => run!(5, 8, 2),
                 (5, _) => run!(5, 4, 2),
                 (_, 1) => run!(6, 1, 4),
                 (_, 2) => run!(6, 2, 2),
                 (_, 3) => run!(6, 3, 2),
+                (_, WIDE_GROUP) => run!(6, 8, 2),
                 _ => run!(6, 4, 2),
             }
             blocks * 16
@@ -527,6 +539,10 @@ unsafe fn signs_chunks<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
     // row's chunk, weights[h·w_stride + r] with r < n; each query's chunk of
     // acc is read and written.
     unsafe {
+        if sign_tables::takes(a.m, a.sign_stride) {
+            signs_by_tables::<G>(a, acc);
+            return;
+        }
         for ch in 0..a.m.div_ceil(64) {
             // Registers of 16 signs in this chunk (fewer in a last one).
             let regs = (a.m - 64 * ch).min(64) / 16;
@@ -550,6 +566,52 @@ unsafe fn signs_chunks<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
                     let sum = _mm512_sub_ps(_mm512_add_ps(*s, *s), total[h]);
                     _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
                 }
+            }
+        }
+    }
+}
+
+/// [`signs_chunks`] for signs back to back ([`sign_tables::takes`]):
+/// eight rows at a time through nibble tables, each chunk's eight rows
+/// transposed once for all the queries.
+///
+/// # Safety
+/// As [`signs_chunks`], with GFNI available too.
+#[inline(always)]
+unsafe fn signs_by_tables<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
+    let bytes = a.m / 8;
+    // SAFETY: the ISA is the caller's promise. Loads: the masked bytes of
+    // up to eight whole rows (validated), weights[h·w_stride + r] with
+    // r < n; each query's chunk of acc is read and written.
+    unsafe {
+        for ch in 0..a.m.div_ceil(64) {
+            let len = (a.m - 64 * ch).min(64);
+            let mut set = [[_mm512_setzero_ps(); 4]; G];
+            for (h, set) in set.iter_mut().enumerate() {
+                *set = sign_tables::load_sums(&acc[h * a.acc_stride + 64 * ch..][..len]);
+            }
+            let permute = sign_tables::permute(bytes, ch);
+            // Whole blocks with a constant row count, then the rest.
+            macro_rules! block {
+                ($t:expr, $rows:expr) => {
+                    let sg = a.signs.as_ptr().wrapping_add($t * a.sign_stride);
+                    let bits = sign_tables::Block::load(sg, $rows, bytes).bits(permute);
+                    for (h, set) in set.iter_mut().enumerate() {
+                        let w = a.weights.get_unchecked(h * a.w_stride + $t..);
+                        let w = sign_tables::block_weights(w.get_unchecked(..$rows));
+                        sign_tables::add_chunk(set, bits, &sign_tables::tables(&w));
+                    }
+                };
+            }
+            let whole = a.n - a.n % ROWS;
+            for t in (0..whole).step_by(ROWS) {
+                block!(t, ROWS);
+            }
+            if whole < a.n {
+                block!(whole, a.n - whole);
+            }
+            for (h, set) in set.iter().enumerate() {
+                sign_tables::store_sums(set, &mut acc[h * a.acc_stride + 64 * ch..][..len]);
             }
         }
     }
