@@ -24,6 +24,7 @@ unsigned long long bits[8] __attribute__((aligned(64)));
 /* `op src, src, dst` into zmm<n>: no operation depends on another. */
 #define OP(op, n) op " %%zmm1, %%zmm2, %%zmm" #n "\n"
 #define SHIFT(n) "vpsrld $3, %%zmm1, %%zmm" #n "\n"
+#define GF2P8(n) "vgf2p8affineqb $0, %%zmm1, %%zmm2, %%zmm" #n "\n"
 #define MASKED_ADD(n) "vaddps %%zmm1, %%zmm2, %%zmm" #n "%{%%k1%}%{z%}\n"
 #define FIRST6(m) m(4) m(5) m(6) m(7) m(8) m(9)
 #define LAST6(m) m(10) m(11) m(12) m(13) m(14) m(15)
@@ -69,6 +70,8 @@ int main(void) {
     PROBE("vpmultishiftqb", 12, OP12("vpmultishiftqb"))
     PROBE("vpunpckldq", 12, OP12("vpunpckldq"))
     PROBE("vpandd", 12, OP12("vpandd"))
+    PROBE("vgf2p8affineqb", 12, FIRST6(GF2P8) LAST6(GF2P8))
+    PROBE("vpermt2b", 12, OP12("vpermt2b"))
     PROBE("vpermps + vpermb", 12, OP_FIRST6("vpermps") OP_LAST6("vpermb"))
     PROBE("vpermps + vpunpckldq", 12, OP_FIRST6("vpermps") OP_LAST6("vpunpckldq"))
     PROBE("vpermps + add", 12, OP_FIRST6("vpermps") OP_LAST6("vaddps"))
@@ -76,6 +79,9 @@ int main(void) {
     PROBE("vpermps + vpsrld", 12, OP_FIRST6("vpermps") LAST6(SHIFT))
     PROBE("vpermps + vmulps", 12, OP_FIRST6("vpermps") OP_LAST6("vmulps"))
     PROBE("vpermps + vpmultishiftqb", 12, OP_FIRST6("vpermps") OP_LAST6("vpmultishiftqb"))
+    PROBE("vgf2p8affineqb + vmulps", 12, FIRST6(GF2P8) OP_LAST6("vmulps"))
+    PROBE("vgf2p8affineqb + vpermps", 12, FIRST6(GF2P8) OP_LAST6("vpermps"))
+    PROBE("vgf2p8affineqb + add", 12, FIRST6(GF2P8) OP_LAST6("vaddps"))
     PROBE("vpsrld + add", 12, FIRST6(SHIFT) OP_LAST6("vaddps"))
     PROBE("vpsrld + vmulps", 12, FIRST6(SHIFT) OP_LAST6("vmulps"))
     PROBE("vpmultishiftqb + vmulps", 12, OP_FIRST6("vpmultishiftqb") OP_LAST6("vmulps"))
