@@ -1248,7 +1248,7 @@ pub(crate) fn accumulate_multi_in(
         let separate = left >= GROUP && avx512::sign_tables::takes(m, r.sign_stride);
         #[cfg(target_arch = "x86_64")]
         if m == dim && shared && !separate {
-            // Balanced groups (5 = 3 + 2, not 3 + 1 + 1): each costs a pass.
+            // Balanced groups (4 = 2 + 2, not 3 + 1): each costs a pass.
             let k = left.div_ceil(left.div_ceil(avx512::multi::MAX_FUSED_GROUP));
             let part = WeightedRows {
                 weights: &r.weights[h * r.w_stride..],

@@ -23,9 +23,9 @@ use crate::qjl::SignSets;
 pub(in crate::codebook) const MAX_GROUP: usize = 4;
 
 /// A group of query vectors [`dot_rows`] takes beside those up to
-/// [`MAX_GROUP`]: eight query heads (Llama 3 70B and Qwen share a KV head
-/// between eight) scored in one pass over the key codes, whose sums of two
-/// blocks of 16 rows take 16 registers.
+/// [`MAX_GROUP`]: eight query heads (Llama 3 70B has 64 on 8 KV heads)
+/// scored in one pass over the key codes, whose sums of two blocks of 16
+/// rows take 16 registers.
 pub(in crate::codebook) const WIDE_GROUP: usize = 8;
 
 /// Longest row (codes) of the multi-query scoring kernel.
@@ -624,9 +624,9 @@ pub(in crate::codebook) const MAX_FUSED_GROUP: usize = 3;
 /// for prod values with as many signs as coordinates (`m = d`): the code
 /// lookups run on the shuffle and FMA pipes, the sign sums (eight rows at
 /// a time through nibble tables where the signs lie back to back) mostly
-/// on the add pipes, side by side. `g ≤` [`MAX_FUSED_GROUP`]. Returns false (touching
-/// nothing) for other shapes, as those two kernels do, and for buffers that
-/// do not hold `m = d` signs a row
+/// on the add pipes, side by side. `g ≤` [`MAX_FUSED_GROUP`]. Returns
+/// false (touching nothing) for other shapes, as those two kernels do, and
+/// for buffers that do not hold `m = d` signs a row
 /// ([`WeightedRows::fit`](crate::codebook::WeightedRows::fit)).
 #[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn accumulate_fused(

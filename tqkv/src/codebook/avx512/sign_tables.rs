@@ -11,16 +11,21 @@
 //! `gf2p8affineqb` transposes each qword's 8×8 bit matrix), so that byte
 //! `j` holds coordinate `j`'s eight signs, one bit a row. Its low nibble
 //! (rows 0–3) picks one of the 16 sums `±r_0 ± r_1 ± r_2 ± r_3` by
-//! `vpermps`, its high nibble one of `±r_4 ± … ± r_7`: 128 signs of eight
-//! rows cost two permutes, two `gf2p8affineqb`, 16 lookups, 16 adds and
-//! 14 shifts, against 64 mask moves and 64 masked adds. A second byte
+//! `vpermps`, its high nibble one of `±r_4 ± … ± r_7`. A second byte
 //! permute orders each chunk's transposed bytes so that the lookups'
 //! lanes come out in coordinate order (register `s` of chunk `ch` holds
 //! coordinates `64·ch + 16·s ..`): the sums load and store as they lie.
+//! 128 signs of eight rows cost four byte permutes, two `gf2p8affineqb`,
+//! 14 shifts, 16 lookups, 16 adds and the two tables (8 FMAs), against 64
+//! mask moves and 64 masked adds.
 
 use core::arch::x86_64::*;
 
 use super::values::byte_mask;
+// The `vpermps` tables' signs: entry `v` of register `k` is `+1` where bit
+// `k` of `v` is set, `−1` where it is clear (the key row blocks' table,
+// whose nibbles pick four coordinates' signs, where ours pick four rows').
+use crate::qjl::NIBBLE_SIGNS as PLUS_MINUS;
 
 /// Rows added per step.
 pub(super) const ROWS: usize = 8;
@@ -39,11 +44,6 @@ pub(super) struct SignTables<const C: usize> {
     /// Sign bytes a row (`m/8`).
     bytes: usize,
 }
-
-/// The `vpermps` tables' signs: entry `v` of register `k` is `+1` where
-/// bit `k` of `v` is set, `−1` where it is clear (the key row blocks'
-/// table, whose nibbles pick four coordinates' signs, not four rows').
-use crate::qjl::NIBBLE_SIGNS as PLUS_MINUS;
 
 /// Byte `i` of every qword is `1 << i`: as the vector operand of
 /// `gf2p8affineqb`, bit `b` of output byte `i` is bit `i` of the matrix
