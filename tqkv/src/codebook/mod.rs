@@ -55,6 +55,7 @@ mod int8_simd;
 mod lloyd;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod nibbles;
 pub mod pack;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod runs;

@@ -36,6 +36,10 @@ pub(super) fn dequantize(cb: &Codebook, packed: &[u8], out: &mut [f32]) {
 
 pub(super) fn dot(cb: &Codebook, q: &[f32], packed: &[u8]) -> f32 {
     let bits = cb.bits();
+    if super::nibbles::takes(bits) {
+        // The row blocks' order at 1 and 2 bits: a table entry per nibble.
+        return super::nibbles::dot(cb, q, packed);
+    }
     let b = bits as usize;
     let c = cb.centroids();
     let mut idx = [0u8; 64];

@@ -746,3 +746,56 @@ fn avx512_value_rows_have_the_same_bits_at_either_pipe_width() {
     }
     assert!(cases > 300, "only {cases} cases ran");
 }
+
+/// The nibble tables of 1- and 2-bit scores against the definition read
+/// from the dequantised codes: every entry is `Σ_i q_{k·p+i}·c[code i]` of
+/// the nibble's codes (checked through `dequantize`, which unpacks by
+/// another path), and the scalar score is their sum in nibble order,
+/// within f32 rounding of the f64 dot product. Lengths that leave the last
+/// nibble part-filled included.
+#[test]
+fn nibble_tables_sum_the_products_of_their_codes() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    for bits in [1u8, 2] {
+        let cb = Codebook::gaussian(bits).unwrap();
+        let k = 4 / bits as usize;
+        for d in [1usize, 2, 3, 5, 7, 64, 127, 128, 130] {
+            let q: std::vec::Vec<f32> = (0..d).map(|_| next()).collect();
+            let x: std::vec::Vec<f32> = (0..d).map(|_| next()).collect();
+            let mut packed = std::vec![0u8; packed_len(d, bits)];
+            quantize_packed_on(Backend::Scalar, &cb, &x, &mut packed).unwrap();
+            let mut deq = std::vec![0.0f32; d];
+            dequantize_on(Backend::Scalar, &cb, &packed, &mut deq).unwrap();
+            let mut tables = std::vec::Vec::new();
+            let n = nibbles::tables(&cb, &q, |p, t| {
+                assert_eq!(p, tables.len());
+                tables.push(t);
+            });
+            assert_eq!((n, tables.len()), ((d * bits as usize).div_ceil(4), n));
+            for (p, table) in tables.iter().enumerate() {
+                let nibble = ((packed[p / 2] >> (4 * (p % 2))) & 15) as usize;
+                let got = table[nibble];
+                let coords = k * p..(k * p + k).min(d);
+                let want: f64 = coords.map(|j| q[j] as f64 * deq[j] as f64).sum();
+                assert!((got as f64 - want).abs() <= 1e-6, "b{bits} d{d} nibble {p}");
+            }
+            let exact: f64 = q.iter().zip(&deq).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let scale: f64 = q
+                .iter()
+                .zip(&deq)
+                .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                .sum();
+            let got = dot_on(Backend::Scalar, &cb, &q, &packed).unwrap() as f64;
+            assert!(
+                (got - exact).abs() <= 1e-6 * scale,
+                "b{bits} d{d}: {got} vs {exact}"
+            );
+        }
+    }
+}

@@ -298,12 +298,13 @@ unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
 
 /// Eight rows per step, one row per lane, for 1 to 4 bits and rows of at
 /// most [`BLOCK_MAX_DIM`] codes: the AVX2 form of the AVX-512 row blocks
-/// (see there). Per query, a table of `q_j·c_v` per coordinate `j` (the
-/// [`value_table`] registers scaled); per block, the rows' dwords are
-/// transposed, then each code costs a shift, a `vpermps` into its table
-/// (two and a blend at 4 bits) and an add, for 8 rows at once. Each row is
-/// summed in the scalar kernel's order, so the scores equal the scalar
-/// ones bit for bit.
+/// (see there). Per query, a table of `q_j·c_v` per coordinate `j` at 3
+/// and 4 bits (the [`value_table`] registers scaled), per nibble of `4/b`
+/// codes at 1 and 2 bits (`codebook::nibbles`); per block, the rows'
+/// dwords are transposed, then each code or nibble costs a shift, a
+/// `vpermps` into its table (two and a blend for 16 entries) and an add,
+/// for 8 rows at once. Each row is summed in the scalar kernel's order, so
+/// the scores equal the scalar ones bit for bit.
 ///
 /// # Safety
 /// AVX2 and FMA are available; the arguments are validated as by
@@ -316,33 +317,65 @@ pub(in crate::codebook) unsafe fn row_blocks(
     stride: usize,
     out: &mut [f32],
 ) -> usize {
-    let bits = cb.bits() as usize;
+    let bits = cb.bits();
     let d = q.len();
     if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
         return 0;
     }
-    // SAFETY: AVX2 is the caller's promise; the loads read local arrays.
+    // Only the entries used are written (zeroing all 256, 16 KB, for every
+    // call cost a tenth of decode at small d).
+    let mut table = [core::mem::MaybeUninit::<[__m256; 2]>::uninit(); BLOCK_MAX_DIM];
+    // SAFETY: AVX2 is the caller's promise; the loads read local arrays and
+    // the codebook's centroids.
     unsafe {
-        let [lo, hi] = match bits {
-            1 => value_table::<1>(cb),
-            2 => value_table::<2>(cb),
-            3 => value_table::<3>(cb),
-            _ => value_table::<4>(cb),
+        let entries = if crate::codebook::nibbles::takes(bits) {
+            // The operations of `nibbles::entry`: the first product, then
+            // each further one added, so the same bits.
+            // (Loops, not closures: a closure does not inherit the target
+            // features, and its intrinsics become calls.)
+            let k = 4 / bits as usize;
+            let mut pattern = [[_mm256_setzero_ps(); 2]; 4];
+            for (i, pat) in pattern.iter_mut().enumerate().take(k) {
+                let p = crate::codebook::nibbles::pattern(cb.centroids(), bits, i);
+                *pat = [
+                    _mm256_loadu_ps(p.as_ptr()),
+                    _mm256_loadu_ps(p.as_ptr().add(8)),
+                ];
+            }
+            let count = crate::codebook::nibbles::count(bits, d);
+            let qi = |j: usize| q.get(j).copied().unwrap_or(0.0);
+            for (p, t) in table.iter_mut().take(count).enumerate() {
+                let first = _mm256_set1_ps(qi(k * p));
+                let mut sum = [
+                    _mm256_mul_ps(first, pattern[0][0]),
+                    _mm256_mul_ps(first, pattern[0][1]),
+                ];
+                for (i, pat) in pattern.iter().enumerate().take(k).skip(1) {
+                    let qv = _mm256_set1_ps(qi(k * p + i));
+                    for (s, pat) in sum.iter_mut().zip(pat) {
+                        *s = _mm256_add_ps(*s, _mm256_mul_ps(qv, *pat));
+                    }
+                }
+                t.write(sum);
+            }
+            count
+        } else {
+            let [lo, hi] = match bits {
+                3 => value_table::<3>(cb),
+                _ => value_table::<4>(cb),
+            };
+            for (t, &qj) in table.iter_mut().zip(q) {
+                let qv = _mm256_set1_ps(qj);
+                t.write([_mm256_mul_ps(qv, lo), _mm256_mul_ps(qv, hi)]);
+            }
+            d
         };
-        // Only the d entries used are written (zeroing all 256, 16 KB, for
-        // every call cost a tenth of decode at small d).
-        let mut table = [core::mem::MaybeUninit::<[__m256; 2]>::uninit(); BLOCK_MAX_DIM];
-        for (t, &qj) in table.iter_mut().zip(q) {
-            let qv = _mm256_set1_ps(qj);
-            t.write([_mm256_mul_ps(qv, lo), _mm256_mul_ps(qv, hi)]);
-        }
-        // SAFETY: entries 0 … d − 1 (d = q.len() ≤ BLOCK_MAX_DIM) were
-        // written just above; MaybeUninit<T> has T's layout.
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[__m256; 2]>(), d);
+        // SAFETY: entries 0 … entries − 1 (at most d ≤ BLOCK_MAX_DIM) were
+        // written just above; MaybeUninit<T> has T's layout. A row of `d`
+        // codes of 1 or 2 bits is the packed row of `entries` nibbles.
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[__m256; 2]>(), entries);
         let blocks = out.len() / 8;
         match bits {
-            1 => block_runs::<1>(table, rows, stride, blocks, out),
-            2 => block_runs::<2>(table, rows, stride, blocks, out),
             3 => block_runs::<3>(table, rows, stride, blocks, out),
             _ => block_runs::<4>(table, rows, stride, blocks, out),
         }

@@ -543,14 +543,15 @@ unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: 
 }
 
 /// Sixteen rows per step, one row per lane, for 1, 2 and 4 bits and rows of
-/// at most [`BLOCK_MAX_DIM`] codes. Per query, a table of `q_j · c_v` per
-/// coordinate `j` (16 lanes); per block, the rows' codes are transposed 16
-/// dwords at a time, so that lane `r` of dword register `k` holds row `r`'s
-/// codes of `32/b` coordinates; then every coordinate costs a shift, a
-/// `vpermps` into its table and an add, for 16 rows at once. Four blocks run
-/// side by side so that four add chains overlap. Each row's sum runs over
-/// `j` in order from 0.0, adding the same rounded products as the scalar
-/// kernel, so the scores equal the scalar ones bit for bit.
+/// at most [`BLOCK_MAX_DIM`] codes. Per query, a 16-entry table per
+/// coordinate `j` of `q_j · c_v` (4 bits), or per nibble of `4/b` codes
+/// (1 and 2 bits, `codebook::nibbles`); per block, the rows' codes are
+/// transposed 16 dwords at a time, so that lane `r` of dword register `k`
+/// holds row `r`'s 8 nibbles of dword `k`; then every nibble costs a shift,
+/// a `vpermps` into its table and an add, for 16 rows at once. Four blocks
+/// run side by side so that four add chains overlap. Each row's sum runs
+/// over the nibbles in order from 0.0, adding the entries the scalar kernel
+/// adds, so the scores equal the scalar ones bit for bit.
 ///
 /// # Safety
 /// AVX-512 F/BW are available; the arguments are validated as by
@@ -563,39 +564,53 @@ unsafe fn row_blocks(
     stride: usize,
     out: &mut [f32],
 ) -> usize {
-    let bits = cb.bits() as usize;
+    let bits = cb.bits();
     let d = q.len();
     if !matches!(bits, 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 16 {
         return 0;
     }
     let c = cb.centroids();
-    // SAFETY: AVX-512 F/BW are the caller's promise; the loads read the
-    // local arrays.
+    // Only the entries used are written: zeroing all 256 (16 KB) for every
+    // call, once per block of tokens in attention, cost a tenth of decode
+    // at d = 96.
+    let mut table = [MaybeUninit::<__m512>::uninit(); BLOCK_MAX_DIM];
+    // SAFETY: AVX-512 F/BW are the caller's promise; the loads read local
+    // arrays and the codebook's centroids.
     unsafe {
-        // Repeated with period 2^b: `vpermps` reads the low 4 bits of a
-        // lane, and the bits above a code (the next codes) then pick the
-        // same entry, so the lookups need no mask.
-        let period = _mm512_and_si512(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32((1 << bits) - 1),
-        );
-        let cv = _mm512_permutexvar_ps(period, centroid_lanes(c, 0));
-        // Only the d entries used are written: zeroing all 256 (16 KB) for
-        // every call, once per block of tokens in attention, cost a tenth of
-        // decode at d = 96.
-        let mut table = [core::mem::MaybeUninit::<__m512>::uninit(); BLOCK_MAX_DIM];
-        for (t, &qj) in table.iter_mut().zip(q) {
-            t.write(_mm512_mul_ps(_mm512_set1_ps(qj), cv));
-        }
-        // SAFETY: entries 0 … d − 1 (d = q.len() ≤ BLOCK_MAX_DIM) were
-        // written just above; MaybeUninit<T> has T's layout.
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), d);
+        let entries = if super::nibbles::takes(bits) {
+            // The operations of `nibbles::entry`: the first product, then
+            // each further one added, so the same bits.
+            // (Loops, not closures: a closure does not inherit the target
+            // features, and its intrinsics become calls.)
+            let k = 4 / bits as usize;
+            let mut pattern = [_mm512_setzero_ps(); 4];
+            for (i, pat) in pattern.iter_mut().enumerate().take(k) {
+                *pat = _mm512_loadu_ps(super::nibbles::pattern(c, bits, i).as_ptr());
+            }
+            let count = super::nibbles::count(bits, d);
+            let qi = |j: usize| q.get(j).copied().unwrap_or(0.0);
+            for (p, t) in table.iter_mut().take(count).enumerate() {
+                let mut sum = _mm512_mul_ps(_mm512_set1_ps(qi(k * p)), pattern[0]);
+                for (i, pat) in pattern.iter().enumerate().take(k).skip(1) {
+                    let qv = _mm512_set1_ps(qi(k * p + i));
+                    sum = _mm512_add_ps(sum, _mm512_mul_ps(qv, *pat));
+                }
+                t.write(sum);
+            }
+            count
+        } else {
+            let cv = centroid_lanes(c, 0);
+            for (t, &qj) in table.iter_mut().zip(q) {
+                t.write(_mm512_mul_ps(_mm512_set1_ps(qj), cv));
+            }
+            d
+        };
+        // SAFETY: entries 0 … entries − 1 (at most d ≤ BLOCK_MAX_DIM) were
+        // written just above; MaybeUninit<T> has T's layout. A row of `d`
+        // codes of `bits` bits is the packed row of `entries` nibbles.
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), entries);
         let blocks = out.len() / 16;
-        match bits {
-            1 => block_runs::<1>(table, rows, stride, blocks, out),
-            2 => block_runs::<2>(table, rows, stride, blocks, out),
-            _ => block_runs::<4>(table, rows, stride, blocks, out),
-        }
+        block_runs(table, rows, stride, blocks, out);
         blocks * 16
     }
 }
@@ -616,21 +631,21 @@ pub(crate) unsafe fn nibble_table_rows(
 ) -> usize {
     let blocks = out.len() / 16;
     // SAFETY: the caller's promises are `block_runs`' for every block.
-    unsafe { block_runs::<4>(table, rows, stride, blocks, out) };
+    unsafe { block_runs(table, rows, stride, blocks, out) };
     blocks * 16
 }
 
 crate::backend::avx512_features!(crate::backend::target_features {
-    /// Blocks `0 … blocks − 1` of [`row_blocks`] at `B` bits: four at a
-    /// time, then one. A function of its own for each `B`, never inlined:
-    /// with the three unrolled kernels in one body, the instrumented fuzz
-    /// build spent minutes on that one function (LLVM's coverage tables
-    /// cost the square of a function's blocks).
+    /// Blocks `0 … blocks − 1` of [`row_blocks`]: four at a time, then
+    /// one. A function of its own, never inlined: with the unrolled kernel
+    /// inlined into its callers, the instrumented fuzz build spent minutes
+    /// on them (LLVM's coverage tables cost the square of a function's
+    /// blocks).
     ///
     /// # Safety
     /// As [`block_group`], for every block.
     #[inline(never)]
-    unsafe fn block_runs<const B: usize>(
+    unsafe fn block_runs(
         table: &[__m512],
         rows: &[u8],
         stride: usize,
@@ -641,33 +656,33 @@ crate::backend::avx512_features!(crate::backend::target_features {
         // SAFETY: forwarded; every block below `blocks` fits.
         unsafe {
             while blk + 4 <= blocks {
-                block_group::<B, 4>(table, rows, stride, blk, out);
+                block_group::<4>(table, rows, stride, blk, out);
                 blk += 4;
             }
             while blk < blocks {
-                block_group::<B, 1>(table, rows, stride, blk, out);
+                block_group::<1>(table, rows, stride, blk, out);
                 blk += 1;
             }
         }
     }
 });
 
-/// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) at `B` bits.
+/// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each): `Σ_p
+/// table[p][nibble p]` per row.
 ///
 /// # Safety
 /// AVX-512 F/BW are available; the 16·NB rows from `16·blk0` fit in `rows`
-/// and `out`; `table.len()` is the row's number of codes.
+/// and `out`; `table.len()` is the row's number of nibbles.
 #[inline(always)]
-unsafe fn block_group<const B: usize, const NB: usize>(
+unsafe fn block_group<const NB: usize>(
     table: &[__m512],
     rows: &[u8],
     stride: usize,
     blk0: usize,
     out: &mut [f32],
 ) {
-    let d = table.len();
-    let row_len = super::pack::packed_len(d, B as u8);
-    let per_dword = 32 / B;
+    let nibbles = table.len();
+    let row_len = nibbles.div_ceil(2);
     // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
     // one row (masked where the row ends inside its 64-byte chunk); prefetches
     // never fault; the stores write out[16·blk0 … 16·(blk0 + NB)).
@@ -692,18 +707,18 @@ unsafe fn block_group<const B: usize, const NB: usize>(
             };
             let mut room = [[MaybeUninit::uninit(); 16]; NB];
             let cols = block_columns::<NB>(&at, blk0, &mut room);
-            let first = chunk * 64 * 8 / B;
-            'coords: for k in 0..16 {
-                // The k-th dword of every block's rows, shifted down by B
-                // bits per coordinate (the lowest code needs no shift).
+            let first = chunk * 128;
+            'nibbles: for k in 0..16 {
+                // The k-th dword of every block's rows, shifted down by 4
+                // bits per nibble (the lowest needs no shift).
                 let mut x = [_mm512_setzero_si512(); NB];
                 for (x, col) in x.iter_mut().zip(cols) {
                     *x = col[k];
                 }
-                for s in 0..per_dword {
-                    let j = first + k * per_dword + s;
-                    if j >= d {
-                        break 'coords;
+                for s in 0..8 {
+                    let j = first + k * 8 + s;
+                    if j >= nibbles {
+                        break 'nibbles;
                     }
                     let t = table[j];
                     for (a, x) in acc.iter_mut().zip(x.iter_mut()) {
@@ -713,11 +728,7 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                         // shifts (8 shifts, 8 lookups and 8 adds take 16.3
                         // cycles, with FMAs in place of the adds 12.5).
                         *a = _mm512_fmadd_ps(_mm512_permutexvar_ps(codes, t), one, *a);
-                        *x = match B {
-                            1 => _mm512_srli_epi32::<1>(*x),
-                            2 => _mm512_srli_epi32::<2>(*x),
-                            _ => _mm512_srli_epi32::<4>(*x),
-                        };
+                        *x = _mm512_srli_epi32::<4>(*x);
                     }
                 }
             }

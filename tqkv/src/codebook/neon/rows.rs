@@ -142,10 +142,12 @@ unsafe fn transpose4(r: &[uint32x4_t; 4]) -> [uint32x4_t; 4] {
 
 /// Four rows per step, one row per lane, for 1 to 4 bits and rows of at
 /// most [`BLOCK_MAX_DIM`] codes (the NEON form of the x86 row blocks): the
-/// table of coordinate `j` holds `q_j·c[v]` for the 16 values `v`, looked
-/// up by `tbl` on the code's byte indices and added in coordinate order.
-/// Those are the scalar kernel's products and sums, so the scores equal
-/// the scalar ones bit for bit. Returns how many leading rows it scored.
+/// table of coordinate `j` holds `q_j·c[v]` for the 16 values `v` (3 and 4
+/// bits), the table of a nibble the sums of its `4/b` codes' products (1
+/// and 2 bits, `codebook::nibbles`), looked up by `tbl` on the byte
+/// indices and added in order. Those are the scalar kernel's entries and
+/// sums, so the scores equal the scalar ones bit for bit. Returns how many
+/// leading rows it scored.
 ///
 /// # Safety
 /// NEON is available; the arguments are validated as by `dot_rows_on`
@@ -158,26 +160,34 @@ pub(super) unsafe fn row_blocks(
     stride: usize,
     out: &mut [f32],
 ) -> usize {
-    let bits = cb.bits() as usize;
+    let bits = cb.bits();
     let d = q.len();
     if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 4 {
         return 0;
     }
-    let mut cents = [0.0f32; 16];
-    cents[..cb.centroids().len()].copy_from_slice(cb.centroids());
-    // Only the d entries used are written.
+    // Only the entries used are written.
     let mut table = [core::mem::MaybeUninit::<[f32; 16]>::uninit(); BLOCK_MAX_DIM];
-    for (t, &qj) in table.iter_mut().zip(q) {
-        t.write(cents.map(|c| qj * c));
-    }
-    // SAFETY: entries 0 … d − 1 (d = q.len() ≤ BLOCK_MAX_DIM) were written
-    // just above; MaybeUninit<T> has T's layout. NEON is the caller's
-    // promise and the rows were validated (`block_group`'s contract).
+    let entries = if crate::codebook::nibbles::takes(bits) {
+        // At most d ≤ BLOCK_MAX_DIM nibbles.
+        crate::codebook::nibbles::tables(cb, q, |p, t| {
+            table[p].write(t);
+        })
+    } else {
+        let mut cents = [0.0f32; 16];
+        cents[..cb.centroids().len()].copy_from_slice(cb.centroids());
+        for (t, &qj) in table.iter_mut().zip(q) {
+            t.write(cents.map(|c| qj * c));
+        }
+        d
+    };
+    // SAFETY: entries 0 … entries − 1 (at most d ≤ BLOCK_MAX_DIM) were
+    // written just above; MaybeUninit<T> has T's layout. NEON is the
+    // caller's promise and the rows were validated (`block_group`'s
+    // contract; a row of `d` codes of 1 or 2 bits is the packed row of
+    // `entries` nibbles).
     unsafe {
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[f32; 16]>(), d);
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[f32; 16]>(), entries);
         match bits {
-            1 => table_rows::<1>(table, rows, stride, out),
-            2 => table_rows::<2>(table, rows, stride, out),
             3 => table_rows::<3>(table, rows, stride, out),
             _ => table_rows::<4>(table, rows, stride, out),
         }
