@@ -40,7 +40,7 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::nibble_table_rows as avx2_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::nibble_table_rows as avx512_nibble_table_rows;
+pub(crate) use avx512::key_rows::nibble_table_rows as avx512_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::sign_tables::{
     accumulate_simd as avx512_sign_tables, takes as avx512_sign_tables_take,
@@ -977,11 +977,13 @@ pub(crate) struct Queries<'a> {
 
 /// [`dot_rows_in`] for several query vectors over the same `n` rows:
 /// `out[h·out_stride + r]` is query `h`'s score of row `r`. AVX-512 shares
-/// the codes' work between up to four queries at 1 to 6 bits, AVX2 at 5
-/// and 6 bits (the scores then agree with [`dot_rows`] within its
-/// tolerance, not bit for bit); elsewhere, and for a lone query at 1, 2
-/// and 4 bits, the queries run one after the other over rows that stay in
-/// cache.
+/// a pass over the rows between up to four queries at 1 and 2 bits, each
+/// with its own nibble tables (the scores equal [`dot_rows`]' bit for
+/// bit), and shares the codes' work between up to four (or eight) queries
+/// at 3 to 6 bits, AVX2 at 5 and 6 bits (the scores then agree with
+/// [`dot_rows`] within its tolerance, not bit for bit); elsewhere, and for
+/// a lone query at 1, 2 and 4 bits, the queries run one after the other
+/// over rows that stay in cache.
 ///
 /// # Errors
 /// As [`dot_rows_on`]; [`Error::BufferTooShort`] if `out` or the queries
@@ -1024,13 +1026,21 @@ pub(crate) fn dot_rows_multi_in(
         let done = if shared {
             #[cfg(target_arch = "x86_64")]
             {
-                let shape = (q.dim, q.stride, g);
-                match avx512::multi::dot_rows(
-                    backend, cb, values, shape, rows, stride, n, o, out_stride,
-                ) {
-                    0 => avx2::dot_rows_multi_wide(
-                        backend, cb, values, shape, rows, stride, n, o, out_stride,
-                    ),
+                let job = ScoreRows {
+                    q: Queries {
+                        values,
+                        count: g,
+                        ..q
+                    },
+                    rows,
+                    stride,
+                    n,
+                };
+                match avx512::key_rows::dot_rows_multi(backend, cb, job, o, out_stride) {
+                    0 => match avx512::multi::dot_rows(backend, cb, job, o, out_stride) {
+                        0 => avx2::dot_rows_multi_wide(backend, cb, job, o, out_stride),
+                        done => done,
+                    },
                     done => done,
                 }
             }
@@ -1086,25 +1096,37 @@ pub(crate) fn runs_fit(count: usize, stride: usize, len: usize, room: usize) -> 
     })
 }
 
-/// Whether the buffers of a multi-query score call hold its shape: `n`
-/// rows of `bits`-bit codes `stride` apart in `rows_len` bytes, `g` queries
-/// of `d` values `q_stride` apart in `queries_len`, and `g` runs of `n`
-/// scores `out_stride` apart in `out_len`.
+/// Query vectors against `n` rows of packed codes, `stride` apart: the
+/// arguments of the x86 multi-query scoring kernels, each of which checks
+/// with [`ScoreRows::fits`] that its buffers hold them.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn scores_fit(
-    bits: u8,
-    (d, q_stride, g): (usize, usize, usize),
-    queries_len: usize,
-    rows_len: usize,
-    stride: usize,
-    n: usize,
-    out_len: usize,
-    out_stride: usize,
-) -> bool {
-    runs_fit(n, stride, packed_len(d, bits), rows_len)
-        && runs_fit(g, q_stride, d, queries_len)
-        && runs_fit(g, out_stride, n, out_len)
+#[derive(Clone, Copy)]
+pub(crate) struct ScoreRows<'a> {
+    /// The query vectors.
+    pub q: Queries<'a>,
+    /// The rows of codes.
+    pub rows: &'a [u8],
+    /// Bytes from one row to the next.
+    pub stride: usize,
+    /// Rows.
+    pub n: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ScoreRows<'_> {
+    /// Whether the buffers hold the shape (O(1), no overflow): `n` rows of
+    /// `bits`-bit codes in `rows`, every query in its values, and `count`
+    /// runs of `n` scores `out_stride` apart in `out_len`.
+    pub(crate) fn fits(&self, bits: u8, out_len: usize, out_stride: usize) -> bool {
+        let q = self.q;
+        runs_fit(
+            self.n,
+            self.stride,
+            packed_len(q.dim, bits),
+            self.rows.len(),
+        ) && runs_fit(q.count, q.stride, q.dim, q.values.len())
+            && runs_fit(q.count, out_stride, self.n, out_len)
+    }
 }
 
 /// Rows of codes with one weight set per query vector, and where each

@@ -356,6 +356,18 @@ fn multi_query_case(
                 assert!((x - y).abs() <= 1e-5 * scale, "{what}: sum {x} vs {y}");
             }
         }
+        // AVX-512 scores 1- and 2-bit rows of up to 256 codes with each
+        // query's own nibble tables: one query's bits.
+        if backend == Backend::Avx512 && bits <= 2 && d <= 256 {
+            for h in 0..g {
+                let q = &queries[h * q_stride..][..d];
+                let mut one = vec![0.0f32; n];
+                dot_rows_in(checked, &cb, q, &codes, stride, &mut one).unwrap();
+                for (r, (x, y)) in scores[h * w_stride..][..n].iter().zip(&one).enumerate() {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{what}: query {h}, row {r}");
+                }
+            }
+        }
         // AVX2 shares each group's load and lookup between the weight
         // sets (up to four), each set's FMAs in row order, and each
         // row's sign masks, each set's ±w in row order: the same bits
@@ -558,6 +570,23 @@ fn int8_group_against_one(
     }
 }
 
+/// `g` queries of `d` values back to back against `n` rows `stride` apart.
+#[cfg(target_arch = "x86_64")]
+fn score_rows<'a>(
+    values: &'a [f32],
+    rows: &'a [u8],
+    stride: usize,
+    (d, g, n): (usize, usize, usize),
+) -> ScoreRows<'a> {
+    let q = Queries {
+        values,
+        dim: d,
+        stride: d,
+        count: g,
+    };
+    ScoreRows { q, rows, stride, n }
+}
+
 /// The x86 multi-query kernels are safe functions: each checks that its
 /// buffers hold the shape it is given (its callers validate them too) and
 /// refuses, touching nothing, when one is a value or byte short. The same
@@ -578,12 +607,11 @@ fn multi_query_kernels_refuse_buffers_too_short() {
         let Ok(b) = backend.check() else { continue };
         let scores = |q: &[f32], r: &[u8], out_len: usize| {
             let mut out = vec![0.0f32; out_len];
-            let shape = (d, d, g);
             match backend {
                 Backend::Avx2 => {
-                    avx2::dot_rows_multi_wide(b, &cb, q, shape, r, row, n, &mut out, n)
+                    avx2::dot_rows_multi_wide(b, &cb, score_rows(q, r, row, (d, g, n)), &mut out, n)
                 }
-                _ => avx512::multi::dot_rows(b, &cb, q, shape, r, row, n, &mut out, n),
+                _ => avx512::multi::dot_rows(b, &cb, score_rows(q, r, row, (d, g, n)), &mut out, n),
             }
         };
         assert_eq!(
@@ -648,6 +676,25 @@ fn multi_query_kernels_refuse_buffers_too_short() {
         assert!(!sign_sums(&signs, &weights, g * d - 1), "{backend}: sums");
 
         if backend == Backend::Avx512 {
+            // The nibble tables' kernel, at 2 bits.
+            let cb2 = Codebook::lloyd_max(d, 2).unwrap();
+            let row2 = packed_len(d, 2);
+            let nibble_scores = |q: &[f32], r: &[u8], out_len: usize| {
+                let mut out = vec![0.0f32; out_len];
+                avx512::key_rows::dot_rows_multi(
+                    b,
+                    &cb2,
+                    score_rows(q, r, row2, (d, g, n)),
+                    &mut out,
+                    n,
+                )
+            };
+            let codes2 = &codes[..n * row2];
+            assert_eq!(nibble_scores(&queries, codes2, g * n), n, "whole buffers");
+            assert_eq!(nibble_scores(&queries[1..], codes2, g * n), 0, "queries");
+            assert_eq!(nibble_scores(&queries, &codes2[1..], g * n), 0, "rows");
+            assert_eq!(nibble_scores(&queries, codes2, g * n - 1), 0, "scores");
+
             let fused = |c: &[u8], s: &[u8], sw: &[f32], out_len: usize| {
                 let rows = WeightedRows {
                     codes: c,

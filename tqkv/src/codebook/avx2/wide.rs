@@ -248,37 +248,29 @@ impl<const B: usize> Groups for Wide<B> {
 /// `(g − 1)·q_stride + d` values in `queries` and `(g − 1)·out_stride + n`
 /// in `out` (the caller validated them; checked again here in O(1), so
 /// that this safe function is sound on its own).
-#[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn dot_rows_multi(
     backend: crate::backend::Checked,
     cb: &crate::codebook::Codebook,
-    queries: &[f32],
-    (d, q_stride, g): (usize, usize, usize),
-    rows: &[u8],
-    stride: usize,
-    n: usize,
+    job: crate::codebook::ScoreRows<'_>,
     out: &mut [f32],
     out_stride: usize,
 ) -> usize {
+    let (d, g, n) = (job.q.dim, job.q.count, job.n);
     if backend.backend() != crate::Backend::Avx2
         || !(1..=6).contains(&cb.bits())
         || d == 0
         || !d.is_multiple_of(8)
         || !(2..=4).contains(&g)
+        || !job.fits(cb.bits(), out.len(), out_stride)
     {
         return 0;
     }
-    let shape = (d, q_stride, g);
-    let (q_len, r_len, o_len) = (queries.len(), rows.len(), out.len());
-    if !crate::codebook::scores_fit(cb.bits(), shape, q_len, r_len, stride, n, o_len, out_stride) {
-        return 0;
-    }
     let a = Multi {
-        queries,
+        queries: job.q.values,
         d,
-        q_stride,
-        rows,
-        stride,
+        q_stride: job.q.stride,
+        rows: job.rows,
+        stride: job.stride,
         out_stride,
     };
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the

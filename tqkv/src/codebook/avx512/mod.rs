@@ -20,6 +20,7 @@ use crate::vector::F32x16;
 
 mod encode;
 pub(in crate::codebook) mod int8;
+pub(in crate::codebook) mod key_rows;
 pub(in crate::codebook) mod multi;
 pub(crate) mod sign_tables;
 mod values;
@@ -105,7 +106,7 @@ unsafe fn probe_thresholds<const BITS: u32>(thr: &Thr16<'_>, idx: __m512i, s: u3
 /// # Safety
 /// AVX-512F is available.
 #[inline(always)]
-unsafe fn centroid_lanes(c: &[f32], from: usize) -> __m512 {
+pub(super) unsafe fn centroid_lanes(c: &[f32], from: usize) -> __m512 {
     let n = c.len().saturating_sub(from).min(16);
     let mask = ((1u32 << n) - 1) as __mmask16;
     // SAFETY: the masked load reads only lanes below `n`, the centroids
@@ -273,7 +274,7 @@ unsafe impl Lanes for F32x16 {
         }
         // SAFETY: AVX-512 F/BW is available (trait contract); the arguments
         // were validated by `dot_rows_on`.
-        unsafe { row_blocks(cb, q, rows, stride, out) }
+        unsafe { key_rows::row_blocks(cb, q, rows, stride, out) }
     }
 
     #[inline(always)]
@@ -329,10 +330,6 @@ unsafe impl Lanes for F32x16 {
         }
     }
 }
-
-/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
-/// 64 bytes a coordinate on the stack.
-const BLOCK_MAX_DIM: usize = 256;
 
 crate::backend::avx512_features!(crate::backend::target_features {
     /// [`Lanes::accumulate_rows_whole`] on AVX-512 for a core whose zmm
@@ -538,204 +535,6 @@ unsafe fn block_columns_half<const NB: usize>(at: &Rows<'_>, blk0: usize, cols: 
             for c in &mut col[8..] {
                 c.write(_mm512_setzero_si512());
             }
-        }
-    }
-}
-
-/// Sixteen rows per step, one row per lane, for 1, 2 and 4 bits and rows of
-/// at most [`BLOCK_MAX_DIM`] codes. Per query, a 16-entry table per
-/// coordinate `j` of `q_j · c_v` (4 bits), or per nibble of `4/b` codes
-/// (1 and 2 bits, `codebook::nibbles`); per block, the rows' codes are
-/// transposed 16 dwords at a time, so that lane `r` of dword register `k`
-/// holds row `r`'s 8 nibbles of dword `k`; then every nibble costs a shift,
-/// a `vpermps` into its table and an add, for 16 rows at once. Four blocks
-/// run side by side so that four add chains overlap. Each row's sum runs
-/// over the nibbles in order from 0.0, adding the entries the scalar kernel
-/// adds, so the scores equal the scalar ones bit for bit.
-///
-/// # Safety
-/// AVX-512 F/BW are available; the arguments are validated as by
-/// `dot_rows_on` (every row of `out` fits in `rows`).
-#[inline(always)]
-unsafe fn row_blocks(
-    cb: &super::Codebook,
-    q: &[f32],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> usize {
-    let bits = cb.bits();
-    let d = q.len();
-    if !matches!(bits, 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 16 {
-        return 0;
-    }
-    let c = cb.centroids();
-    // Only the entries used are written: zeroing all 256 (16 KB) for every
-    // call, once per block of tokens in attention, cost a tenth of decode
-    // at d = 96.
-    let mut table = [MaybeUninit::<__m512>::uninit(); BLOCK_MAX_DIM];
-    // SAFETY: AVX-512 F/BW are the caller's promise; the loads read local
-    // arrays and the codebook's centroids.
-    unsafe {
-        let entries = if super::nibbles::takes(bits) {
-            // The operations of `nibbles::entry`: the first product, then
-            // each further one added, so the same bits.
-            // (Loops, not closures: a closure does not inherit the target
-            // features, and its intrinsics become calls.)
-            let k = 4 / bits as usize;
-            let mut pattern = [_mm512_setzero_ps(); 4];
-            for (i, pat) in pattern.iter_mut().enumerate().take(k) {
-                *pat = _mm512_loadu_ps(super::nibbles::pattern(c, bits, i).as_ptr());
-            }
-            let count = super::nibbles::count(bits, d);
-            let qi = |j: usize| q.get(j).copied().unwrap_or(0.0);
-            for (p, t) in table.iter_mut().take(count).enumerate() {
-                let mut sum = _mm512_mul_ps(_mm512_set1_ps(qi(k * p)), pattern[0]);
-                for (i, pat) in pattern.iter().enumerate().take(k).skip(1) {
-                    let qv = _mm512_set1_ps(qi(k * p + i));
-                    sum = _mm512_add_ps(sum, _mm512_mul_ps(qv, *pat));
-                }
-                t.write(sum);
-            }
-            count
-        } else {
-            let cv = centroid_lanes(c, 0);
-            for (t, &qj) in table.iter_mut().zip(q) {
-                t.write(_mm512_mul_ps(_mm512_set1_ps(qj), cv));
-            }
-            d
-        };
-        // SAFETY: entries 0 … entries − 1 (at most d ≤ BLOCK_MAX_DIM) were
-        // written just above; MaybeUninit<T> has T's layout. A row of `d`
-        // codes of `bits` bits is the packed row of `entries` nibbles.
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), entries);
-        let blocks = out.len() / 16;
-        block_runs(table, rows, stride, blocks, out);
-        blocks * 16
-    }
-}
-
-/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
-/// 4p + 3` of the row's bytes) for the first `16·⌊out.len()/16⌋` rows;
-/// returns how many. The 4-bit key row blocks with a caller's tables: the
-/// QJL sign sums use them with a table per four signs.
-///
-/// # Safety
-/// AVX-512 F/BW are available; the rows (`⌈table.len()/2⌉` bytes each,
-/// `stride` apart, one per value of `out`) lie inside `rows`.
-pub(crate) unsafe fn nibble_table_rows(
-    table: &[__m512],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> usize {
-    let blocks = out.len() / 16;
-    // SAFETY: the caller's promises are `block_runs`' for every block.
-    unsafe { block_runs(table, rows, stride, blocks, out) };
-    blocks * 16
-}
-
-crate::backend::avx512_features!(crate::backend::target_features {
-    /// Blocks `0 … blocks − 1` of [`row_blocks`]: four at a time, then
-    /// one. A function of its own, never inlined: with the unrolled kernel
-    /// inlined into its callers, the instrumented fuzz build spent minutes
-    /// on them (LLVM's coverage tables cost the square of a function's
-    /// blocks).
-    ///
-    /// # Safety
-    /// As [`block_group`], for every block.
-    #[inline(never)]
-    unsafe fn block_runs(
-        table: &[__m512],
-        rows: &[u8],
-        stride: usize,
-        blocks: usize,
-        out: &mut [f32],
-    ) {
-        let mut blk = 0;
-        // SAFETY: forwarded; every block below `blocks` fits.
-        unsafe {
-            while blk + 4 <= blocks {
-                block_group::<4>(table, rows, stride, blk, out);
-                blk += 4;
-            }
-            while blk < blocks {
-                block_group::<1>(table, rows, stride, blk, out);
-                blk += 1;
-            }
-        }
-    }
-});
-
-/// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each): `Σ_p
-/// table[p][nibble p]` per row.
-///
-/// # Safety
-/// AVX-512 F/BW are available; the 16·NB rows from `16·blk0` fit in `rows`
-/// and `out`; `table.len()` is the row's number of nibbles.
-#[inline(always)]
-unsafe fn block_group<const NB: usize>(
-    table: &[__m512],
-    rows: &[u8],
-    stride: usize,
-    blk0: usize,
-    out: &mut [f32],
-) {
-    let nibbles = table.len();
-    let row_len = nibbles.div_ceil(2);
-    // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
-    // one row (masked where the row ends inside its 64-byte chunk); prefetches
-    // never fault; the stores write out[16·blk0 … 16·(blk0 + NB)).
-    unsafe {
-        // Opaque to the compiler, which would otherwise turn the FMAs by
-        // 1.0 below back into adds.
-        let one = _mm512_set1_ps(core::hint::black_box(1.0));
-        let mut acc = [_mm512_setzero_ps(); NB];
-        let mut chunk = 0;
-        while chunk * 64 < row_len {
-            let bytes = (row_len - chunk * 64).min(64);
-            let mask: u64 = if bytes == 64 {
-                u64::MAX
-            } else {
-                (1u64 << bytes) - 1
-            };
-            let at = Rows {
-                rows,
-                stride,
-                offset: chunk * 64,
-                mask,
-            };
-            let mut room = [[MaybeUninit::uninit(); 16]; NB];
-            let cols = block_columns::<NB>(&at, blk0, &mut room);
-            let first = chunk * 128;
-            'nibbles: for k in 0..16 {
-                // The k-th dword of every block's rows, shifted down by 4
-                // bits per nibble (the lowest needs no shift).
-                let mut x = [_mm512_setzero_si512(); NB];
-                for (x, col) in x.iter_mut().zip(cols) {
-                    *x = col[k];
-                }
-                for s in 0..8 {
-                    let j = first + k * 8 + s;
-                    if j >= nibbles {
-                        break 'nibbles;
-                    }
-                    let t = table[j];
-                    for (a, x) in acc.iter_mut().zip(x.iter_mut()) {
-                        let codes = *x;
-                        // An FMA by 1.0 adds exactly as `vaddps` does, but on
-                        // the FMA pipes: on Zen 4 adds share a pipe with the
-                        // shifts (8 shifts, 8 lookups and 8 adds take 16.3
-                        // cycles, with FMAs in place of the adds 12.5).
-                        *a = _mm512_fmadd_ps(_mm512_permutexvar_ps(codes, t), one, *a);
-                        *x = _mm512_srli_epi32::<4>(*x);
-                    }
-                }
-            }
-            chunk += 1;
-        }
-        for (nb, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 16), *a);
         }
     }
 }

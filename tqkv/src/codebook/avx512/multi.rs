@@ -14,8 +14,8 @@ use core::arch::x86_64::*;
 use super::Spread;
 use super::sign_tables::{self, ROWS};
 use crate::backend::prefetch_ahead;
-use crate::codebook::Codebook;
 use crate::codebook::pack::packed_len;
+use crate::codebook::{Codebook, ScoreRows};
 use crate::qjl::SignSets;
 
 /// Most query vectors one kernel call carries (their sums stay in
@@ -47,22 +47,18 @@ const SCORE_MAX_DIM: usize = 256;
 /// (5 bits), two of them and a blend (6 bits).
 ///
 /// Returns 0, touching nothing, unless `backend` is AVX-512, the shape is
-/// one it takes and the buffers hold it ([`scores_fit`](crate::codebook::scores_fit):
+/// one it takes and the buffers hold it ([`ScoreRows::fits`]:
 /// `n` rows of `packed_len(d, bits)` bytes `stride` apart in `rows`,
 /// `(g − 1)·q_stride + d` values in `queries`, `(g − 1)·out_stride + n`
 /// in `out`).
-#[allow(clippy::too_many_arguments)]
 pub(in crate::codebook) fn dot_rows(
     backend: crate::backend::Checked,
     cb: &Codebook,
-    queries: &[f32],
-    (d, q_stride, g): (usize, usize, usize),
-    rows: &[u8],
-    stride: usize,
-    n: usize,
+    job: ScoreRows<'_>,
     out: &mut [f32],
     out_stride: usize,
 ) -> usize {
+    let (d, g, n) = (job.q.dim, job.q.count, job.n);
     if backend.backend() != crate::Backend::Avx512
         || !(1..=6).contains(&cb.bits())
         || (cb.bits() <= 2 && g == 1)
@@ -70,16 +66,7 @@ pub(in crate::codebook) fn dot_rows(
         || d > SCORE_MAX_DIM
         || !((1..=MAX_GROUP).contains(&g) || g == WIDE_GROUP)
         || n < 16
-        || !crate::codebook::scores_fit(
-            cb.bits(),
-            (d, q_stride, g),
-            queries.len(),
-            rows.len(),
-            stride,
-            n,
-            out.len(),
-            out_stride,
-        )
+        || !job.fits(cb.bits(), out.len(), out_stride)
     {
         return 0;
     }
@@ -87,11 +74,11 @@ pub(in crate::codebook) fn dot_rows(
     // the shape (checked above).
     unsafe {
         let a = Args {
-            queries,
+            queries: job.q.values,
             d,
-            q_stride,
-            rows,
-            stride,
+            q_stride: job.q.stride,
+            rows: job.rows,
+            stride: job.stride,
             out_stride,
         };
         dot_rows_simd(cb, &a, g, n, out)
