@@ -34,17 +34,16 @@ const SCORE_MAX_DIM: usize = 256;
 /// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g` query
 /// vectors (`q_h = queries[h·q_stride..][..d]`) for the first `16·⌊n/16⌋` of `n`
 /// rows; returns how many rows it scored (0 for shapes it does not take:
-/// more than 6 bits, rows of more than 256 codes, groups of more than
-/// [`MAX_GROUP`] other than [`WIDE_GROUP`], a lone query at 1 or 2 bits,
-/// which the single-query kernel scores bit for bit as the scalar one).
+/// other than 3 to 6 bits, rows of more than 256 codes, groups of more
+/// than [`MAX_GROUP`] other than [`WIDE_GROUP`]). At 1 and 2 bits the
+/// nibble tables of `key_rows` score each query as alone, bit for bit.
 ///
-/// The packed dwords of 16 rows are transposed as they are: at 1, 2 and 4
-/// bits a dword holds 32, 16 or 8 whole codes; at 3, 5 and 6 bits a run
-/// of 3, 5 or 3 dwords holds 32, 32 or 16 codes, the few that cross from
-/// one dword into the next taken by a funnel shift ([`group`]).
-/// Lookups: `vpermps` from the centroids
-/// repeated with period `2^b` (≤ 4 bits), `vpermt2ps` from two registers
-/// (5 bits), two of them and a blend (6 bits).
+/// The packed dwords of 16 rows are transposed as they are: at 4 bits a
+/// dword holds 8 whole codes; at 3, 5 and 6 bits a run of 3, 5 or 3
+/// dwords holds 32, 32 or 16 codes, the few that cross from one dword into
+/// the next taken by a funnel shift ([`group`]). Lookups: `vpermps` from
+/// the centroids repeated with period `2^b` (3 and 4 bits), `vpermt2ps`
+/// from two registers (5 bits), two of them and a blend (6 bits).
 ///
 /// Returns 0, touching nothing, unless `backend` is AVX-512, the shape is
 /// one it takes and the buffers hold it ([`ScoreRows::fits`]:
@@ -60,8 +59,7 @@ pub(in crate::codebook) fn dot_rows(
 ) -> usize {
     let (d, g, n) = (job.q.dim, job.q.count, job.n);
     if backend.backend() != crate::Backend::Avx512
-        || !(1..=6).contains(&cb.bits())
-        || (cb.bits() <= 2 && g == 1)
+        || !(3..=6).contains(&cb.bits())
         || d == 0
         || d > SCORE_MAX_DIM
         || !((1..=MAX_GROUP).contains(&g) || g == WIDE_GROUP)
@@ -109,14 +107,6 @@ crate::backend::avx512_features!(crate::backend::target_features {
             // One query: four blocks side by side (four FMA chains); more
             // queries: two, each query a chain of its own.
             match (cb.bits(), g) {
-                (1, 2) => run!(1, 2, 2),
-                (1, 3) => run!(1, 3, 2),
-                (1, WIDE_GROUP) => run!(1, 8, 2),
-                (1, _) => run!(1, 4, 2),
-                (2, 2) => run!(2, 2, 2),
-                (2, 3) => run!(2, 3, 2),
-                (2, WIDE_GROUP) => run!(2, 8, 2),
-                (2, _) => run!(2, 4, 2),
                 (3, 1) => run!(3, 1, 4),
                 (3, 2) => run!(3, 2, 2),
                 (3, 3) => run!(3, 3, 2),
