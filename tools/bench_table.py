@@ -91,7 +91,9 @@ def codebook_table():
     m = op_medians("codebook")
     if not m:
         return
-    op_table(m, ["quantize_packed", "dequantize", "dot", "dot_rows", "accumulate_rows", "f32dot"], str)
+    ops = ["quantize_packed", "dequantize", "dot", "dot_rows", "dot_rows_int8", "accumulate_rows",
+           "f32dot"]
+    op_table(m, ops, str)
     print()
     for key in sorted(k for k in m if k[0].endswith("_1m") or k[0] == "memcpy"):
         print(f"- `codebook/{key[0]}/{key[1]}/{key[2].replace('_', '/')}`: {m[key] / 1e6:,.2f} ms")

@@ -158,7 +158,7 @@ pub(crate) use on_backend;
 ///
 /// Neither POPCNT nor F16C is in it: no kernel needs them (popcounts are
 /// nibble-table lookups), and enabling POPCNT made LLVM compile the 2-bit
-/// row kernel 20% slower (measured; see BENCHMARKS.md).
+/// row kernel 20% slower (measured; see docs/benchmark-journal.md).
 #[cfg(target_arch = "x86_64")]
 macro_rules! avx2_features {
     ($($m:ident)::+ { $($rest:tt)* }) => {
@@ -409,8 +409,8 @@ pub(crate) fn zmm_on_half_pipes() -> bool {
 /// x86 value kernels (on their first pass over a block's rows) ask into
 /// L2: past
 /// the last-level cache, the hardware prefetcher alone left value rows
-/// late (eight KV heads decoded 1.7× slower; BENCHMARKS.md, sixteenth
-/// session).
+/// late (eight KV heads decoded 1.7× slower; docs/benchmark-journal.md,
+/// sixteenth session).
 #[cfg(target_arch = "x86_64")]
 pub(crate) const ROWS_AHEAD: usize = 128;
 

@@ -94,7 +94,8 @@ pub(crate) fn round_query(q: &[f32], out: &mut [f32]) {
 /// `y` rounded to the nearest integer, halves away from zero, for
 /// `|y| < 2^31`: what `libm::round` gives, without its bit manipulation
 /// (a query is rounded once per block of 512 keys; with `libm::round`,
-/// two criterion runs had int8 decode slower than exact, BENCHMARKS.md).
+/// two criterion runs had int8 decode slower than exact,
+/// docs/benchmark-journal.md).
 /// `y − trunc(y)` is exact at these magnitudes.
 fn round_half_away(y: f64) -> i32 {
     let t = y as i32;
