@@ -702,6 +702,58 @@ fn avx512_value_rows_add_one_fma_per_code_in_row_order() {
     }
 }
 
+/// Rows of 1-bit codes back to back (`d/8` bytes apart, the cache's
+/// layout) add `±w·c[1]` per code: on AVX-512 they are the sign sums of
+/// the weights times `c[1]`, eight rows at a time, so they equal the
+/// AVX-512 `accumulate_signs_rows` of those weights bit for bit; on every
+/// backend they stay within the kernels' tolerance of the scalar sums.
+/// Row counts below, at and past the eight a step, onto non-zero sums.
+#[test]
+fn one_bit_value_rows_back_to_back_are_sign_sums_of_the_centroid() {
+    use tqkv::Backend;
+    let mut g = SplitMix64::new(23);
+    for d in [16usize, 48, 64, 128, 192, 256] {
+        let cb = Codebook::lloyd_max(d, 1).unwrap();
+        let c1 = cb.centroids()[1];
+        assert_eq!(cb.centroids()[0], -c1);
+        for n in [0usize, 1, 7, 8, 9, 37] {
+            let stride = d / 8;
+            let codes: Vec<u8> = (0..n * stride)
+                .map(|_| (g.next_u64() >> 56) as u8)
+                .collect();
+            let w: Vec<f32> = (0..n).map(|_| normal(&mut g) as f32).collect();
+            let start: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
+            let run = |backend| {
+                let mut out = start.clone();
+                codebook::accumulate_rows_on(backend, &cb, &codes, stride, &w, &mut out).unwrap();
+                out
+            };
+            let want = run(Backend::Scalar);
+            let scale = 1.0 + w.iter().map(|x| x.abs()).sum::<f32>() * c1;
+            for backend in Backend::available() {
+                let got = run(backend);
+                for (j, (a, b)) in got.iter().zip(&want).enumerate() {
+                    let close = (a - b).abs() <= 1e-5 * (scale + b.abs());
+                    assert!(
+                        close,
+                        "{backend} d = {d}, n = {n}, coordinate {j}: {a} vs {b}"
+                    );
+                }
+                if backend == Backend::Avx512 {
+                    let scaled: Vec<f32> = w.iter().map(|&x| x * c1).collect();
+                    let mut signs = start.clone();
+                    tqkv::qjl::accumulate_signs_rows_on(
+                        backend, &codes, stride, &scaled, &mut signs,
+                    )
+                    .unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&signs), "d = {d}, n = {n}");
+                }
+            }
+        }
+    }
+}
+
 /// 5- and 6-bit rows of `d` codes, `rows` of them `stride` apart after
 /// `offset` bytes, the buffer ending at the last row's last byte (so that
 /// the kernels' 8-byte group loads must stop short of it): the buffer, and

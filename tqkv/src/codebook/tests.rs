@@ -57,8 +57,8 @@ fn lloyd_max_uses_the_table_and_equals_a_fresh_solve() {
 /// The fused value pass equals the two kernels it replaces: bit for bit on
 /// the same backend (it does their operations in their order), for the
 /// fused shapes (d = m = 64, 128) and the fallback ones, every bits value
-/// 1–4, odd code strides, sign rows back to back and a byte apart, onto
-/// non-zero sums; and the scalar results within the kernels' tolerance.
+/// 1–4, rows back to back and apart, onto non-zero sums; and the scalar
+/// results within the kernels' tolerance.
 #[test]
 fn accumulate_rows_and_signs_equals_the_two_kernels() {
     use crate::rng::SplitMix64;
@@ -77,11 +77,14 @@ fn accumulate_rows_and_signs_equals_the_two_kernels() {
     };
     // Signs back to back (the cache's layout: eight rows at a time through
     // nibble tables on AVX-512) and a byte apart (a mask per 16 signs).
+    // Codes back to back with them (1-bit codes then take the sign tables
+    // too) and three bytes apart.
     for (&(d, m), sign_pad) in shapes.iter().flat_map(|s| [(s, 0), (s, 1)]) {
         for bits in 1..=4u8 {
             let cb = Codebook::lloyd_max(d, bits).unwrap();
             let tokens = if cfg!(miri) { 3 } else { 37 };
-            let (code_stride, sign_stride) = (packed_len(d, bits) + 3, m / 8 + sign_pad);
+            let code_pad = 3 * sign_pad;
+            let (code_stride, sign_stride) = (packed_len(d, bits) + code_pad, m / 8 + sign_pad);
             let codes: Vec<u8> = (0..tokens * code_stride)
                 .map(|i| (i * 97 % 251) as u8)
                 .collect();

@@ -297,7 +297,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
             // SAFETY: this function's features are the AVX-512 list; the
             // rows are back to back, `m/8` bytes each, one per weight
             // (validated by the caller).
-            unsafe { crate::codebook::avx512_sign_tables(rows, weights, acc) };
+            unsafe { crate::codebook::avx512_sign_tables(rows, weights, 1.0, acc) };
             return;
         }
         // Up to 256 sums at a time stay in registers while every row is added:

@@ -341,7 +341,8 @@ crate::backend::avx512_features!(crate::backend::target_features {
     /// spread), the zmm rows first at full width (26 % faster on Zen 5 at d =
     /// 128); each falls back to the other for shapes it does not take. Both
     /// add one rounded product per code and row, in row order, onto `out`:
-    /// the same bits either way.
+    /// the same bits either way. Rows of 1-bit codes back to back take the
+    /// sign tables first at either width (a row adds `±w·c[1]`).
     ///
     /// # Safety
     /// AVX-512 F/BW/VBMI are available; the arguments are validated as by
@@ -355,6 +356,19 @@ crate::backend::avx512_features!(crate::backend::target_features {
         out: &mut [f32],
         half_pipes: bool,
     ) -> bool {
+        if cb.bits() == 1
+            && sign_tables::takes(out.len(), stride)
+            && crate::qjl::weights_bounded(weights)
+        {
+            // Rows of 1-bit codes back to back add `±w·c[1]` (`c[0] =
+            // −c[1]`): sign sums, eight rows at a time, at either pipe
+            // width.
+            // SAFETY: AVX-512 with GFNI (this function's features); the
+            // rows are back to back, `out.len()/8` bytes each, one per
+            // weight (validated by the caller).
+            unsafe { sign_tables::accumulate_simd(rows, weights, cb.centroids()[1], out) };
+            return true;
+        }
         let groups_first = half_pipes && cb.bits() <= 3;
         // SAFETY: the AVX-512 feature list includes AVX2 and FMA, which the
         // group kernel needs; the rest is forwarded from the caller.

@@ -349,6 +349,22 @@ pub(in crate::codebook) fn accumulate_rows(
     {
         return false;
     }
+    if code_bits(cb, a.stride, a.d, a.weights, a.w_stride, a.n, g) {
+        let sets = SignSets {
+            signs: a.rows,
+            sign_stride: a.stride,
+            n: a.n,
+            weights: a.weights,
+            w_stride: a.w_stride,
+            acc_stride: a.out_stride,
+            m: a.d,
+        };
+        // SAFETY: `Checked` proves the AVX-512 feature list; the rows are
+        // back to back, `d/8` bytes each, and the buffers hold them (the
+        // same bytes `fit` checked above).
+        unsafe { bits_simd(&sets, cb.centroids()[1], out, g) };
+        return true;
+    }
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
     // the kernel takes, and the buffers hold it (checked above).
     unsafe {
@@ -517,7 +533,7 @@ unsafe fn signs_chunks<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
     // acc is read and written.
     unsafe {
         if sign_tables::takes(a.m, a.sign_stride) {
-            signs_by_tables::<G>(a, acc);
+            signs_by_tables::<G>(a, 1.0, acc);
             return;
         }
         for ch in 0..a.m.div_ceil(64) {
@@ -548,14 +564,55 @@ unsafe fn signs_chunks<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
     }
 }
 
-/// [`signs_chunks`] for signs back to back ([`sign_tables::takes`]):
-/// eight rows at a time through nibble tables, each chunk's eight rows
-/// transposed once for all the queries.
+/// Whether `g` weight sets over rows of `d` 1-bit value codes, `stride`
+/// bytes apart, take the sign tables ([`signs_by_tables`]): the rows back
+/// to back, `d` a multiple of 16 up to 256, every weight set bounded (as
+/// for signs: the tables' sums of four weights must not overflow). A code
+/// picks `c[1]` or `c[0] = −c[1]`, so a row adds `±w·c[1]`, a sign sum.
+fn code_bits(
+    cb: &Codebook,
+    stride: usize,
+    d: usize,
+    weights: &[f32],
+    w_stride: usize,
+    n: usize,
+    g: usize,
+) -> bool {
+    cb.bits() == 1
+        && sign_tables::takes(d, stride)
+        && (0..g).all(|h| crate::qjl::weights_bounded(&weights[h * w_stride..][..n]))
+}
+
+crate::backend::avx512_features!(crate::backend::target_features {
+    /// [`signs_by_tables`] for `g ≤` [`MAX_GROUP`] sets, each weight
+    /// times `scale`.
+    ///
+    /// # Safety
+    /// AVX-512 is available; the rows are back to back
+    /// ([`sign_tables::takes`]) and the sets fit their buffers.
+    unsafe fn bits_simd(a: &SignSets<'_>, scale: f32, acc: &mut [f32], g: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match g {
+                1 => signs_by_tables::<1>(a, scale, acc),
+                2 => signs_by_tables::<2>(a, scale, acc),
+                3 => signs_by_tables::<3>(a, scale, acc),
+                _ => signs_by_tables::<4>(a, scale, acc),
+            }
+        }
+    }
+});
+
+/// [`signs_chunks`] for signs back to back ([`sign_tables::takes`]), each
+/// weight times `scale`: eight rows at a time through nibble tables, each
+/// chunk's eight rows transposed once for all the queries. Rows of 1-bit
+/// value codes take it too, with the positive centroid as the scale
+/// ([`code_bits`]).
 ///
 /// # Safety
 /// As [`signs_chunks`], with GFNI available too.
 #[inline(always)]
-unsafe fn signs_by_tables<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
+unsafe fn signs_by_tables<const G: usize>(a: &SignSets<'_>, scale: f32, acc: &mut [f32]) {
     let bytes = a.m / 8;
     // SAFETY: the ISA is the caller's promise. Loads: the masked bytes of
     // up to eight whole rows (validated), weights[h·w_stride + r] with
@@ -575,7 +632,7 @@ unsafe fn signs_by_tables<const G: usize>(a: &SignSets<'_>, acc: &mut [f32]) {
                     let bits = sign_tables::Block::load(sg, $rows, bytes).bits(permute);
                     for (h, set) in set.iter_mut().enumerate() {
                         let w = a.weights.get_unchecked(h * a.w_stride + $t..);
-                        let w = sign_tables::block_weights(w.get_unchecked(..$rows));
+                        let w = sign_tables::block_weights(w.get_unchecked(..$rows), scale);
                         sign_tables::add_chunk(set, bits, &sign_tables::tables(&w));
                     }
                 };
@@ -627,6 +684,42 @@ pub(in crate::codebook) fn accumulate_fused(
         || !(0..g).all(|h| crate::qjl::weights_bounded(&r.sign_weights[h * r.w_stride..][..r.n]))
     {
         return false;
+    }
+    if code_bits(cb, r.code_stride, d, r.weights, r.w_stride, r.n, g)
+        && sign_tables::takes(d, r.sign_stride)
+    {
+        // 1-bit codes and signs alike: a pass of sign tables each, the
+        // codes' weights times the positive centroid.
+        let (codes, signs) = (r.codes, r.signs);
+        let set = |rows, stride, weights| SignSets {
+            signs: rows,
+            sign_stride: stride,
+            n: r.n,
+            weights,
+            w_stride: r.w_stride,
+            acc_stride: out_stride,
+            m: d,
+        };
+        // SAFETY: `Checked` proves the AVX-512 feature list; both sets of
+        // rows are back to back, `d/8` bytes each, inside their buffers,
+        // and each query's `d` code sums and `d` sign sums lie in `out`
+        // (`fit` above).
+        unsafe {
+            bits_simd(
+                &set(codes, r.code_stride, r.weights),
+                cb.centroids()[1],
+                out,
+                g,
+            );
+            let sign_sums = &mut out[d..];
+            bits_simd(
+                &set(signs, r.sign_stride, r.sign_weights),
+                1.0,
+                sign_sums,
+                g,
+            );
+        }
+        return true;
     }
     // SAFETY: `Checked` proves the AVX-512 feature list; the shape is one
     // the kernel takes, and the buffers hold it (checked above).
@@ -771,7 +864,7 @@ unsafe fn fused<const G: usize, const B: usize>(
                                 .sign_weights
                                 .get_unchecked(h * r.w_stride + $t..)
                                 .get_unchecked(..$rows);
-                            let tables = sign_tables::tables(&sign_tables::block_weights(w));
+                            let tables = sign_tables::tables(&sign_tables::block_weights(w, 1.0));
                             sign_tables::add_chunk(set, bits, &tables);
                         }
                     };

@@ -205,16 +205,19 @@ pub(super) unsafe fn add_chunk(sums: &mut [__m512; 4], bits: __m512i, tables: &[
     }
 }
 
-/// `w` (at most eight weights) padded with zeros to eight: a copy of
-/// registers where `w.len()` is known to be 8, a short loop otherwise.
+/// `w` (at most eight weights) times `scale`, padded with zeros to eight:
+/// a copy of registers where `w.len()` is known to be 8, a short loop
+/// otherwise. Sign sums take `scale = 1.0` (the weights as they are);
+/// 1-bit value codes the positive centroid (`c[1] = −c[0]`), so that
+/// `±w·c[1]` is each row's `w·c[code]`.
 #[inline(always)]
-pub(super) fn block_weights(w: &[f32]) -> [f32; ROWS] {
+pub(super) fn block_weights(w: &[f32], scale: f32) -> [f32; ROWS] {
     if let Some(Ok(block)) = w.get(..ROWS).map(<[f32; ROWS]>::try_from) {
-        return block;
+        return block.map(|x| x * scale);
     }
     let mut block = [0.0f32; ROWS];
     for (b, &x) in block.iter_mut().zip(w) {
-        *b = x;
+        *b = x * scale;
     }
     block
 }
@@ -321,14 +324,19 @@ unsafe fn load_window(p: *const u8, len: usize) -> [__m512i; 2] {
     }
 }
 
-/// `acc[j] += Σ_t ±weights[t]` over rows that [`takes`] accepts, eight
-/// rows a step.
+/// `acc[j] += Σ_t ±(weights[t]·scale)` over rows that [`takes`] accepts,
+/// eight rows a step.
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI and GFNI are available; `takes(acc.len(), acc.len()
 /// / 8)`; `rows` holds `weights.len()` rows of `acc.len() / 8` bytes.
 #[inline(always)]
-pub(super) unsafe fn accumulate<const C: usize>(rows: &[u8], weights: &[f32], acc: &mut [f32]) {
+pub(super) unsafe fn accumulate<const C: usize>(
+    rows: &[u8],
+    weights: &[f32],
+    scale: f32,
+    acc: &mut [f32],
+) {
     let bytes = acc.len() / 8;
     // SAFETY: the caller's promises; each step reads its rows' bytes.
     unsafe {
@@ -336,11 +344,11 @@ pub(super) unsafe fn accumulate<const C: usize>(rows: &[u8], weights: &[f32], ac
         let n = weights.len();
         let whole = n - n % ROWS;
         for t in (0..whole).step_by(ROWS) {
-            let w = block_weights(weights.get_unchecked(t..t + ROWS));
+            let w = block_weights(weights.get_unchecked(t..t + ROWS), scale);
             sums.add(rows.as_ptr().wrapping_add(t * bytes), ROWS, &w);
         }
         if whole < n {
-            let w = block_weights(weights.get_unchecked(whole..));
+            let w = block_weights(weights.get_unchecked(whole..), scale);
             sums.add(rows.as_ptr().wrapping_add(whole * bytes), n - whole, &w);
         }
         sums.store(acc);
@@ -353,14 +361,19 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ///
     /// # Safety
     /// As [`accumulate`].
-    pub(crate) unsafe fn accumulate_simd(rows: &[u8], weights: &[f32], acc: &mut [f32]) {
+    pub(crate) unsafe fn accumulate_simd(
+        rows: &[u8],
+        weights: &[f32],
+        scale: f32,
+        acc: &mut [f32],
+    ) {
         // SAFETY: forwarded; the chunk count covers `acc.len() ≤ 256`.
         unsafe {
             match acc.len().div_ceil(64) {
-                1 => accumulate::<1>(rows, weights, acc),
-                2 => accumulate::<2>(rows, weights, acc),
-                3 => accumulate::<3>(rows, weights, acc),
-                _ => accumulate::<4>(rows, weights, acc),
+                1 => accumulate::<1>(rows, weights, scale, acc),
+                2 => accumulate::<2>(rows, weights, scale, acc),
+                3 => accumulate::<3>(rows, weights, scale, acc),
+                _ => accumulate::<4>(rows, weights, scale, acc),
             }
         }
     }

@@ -537,6 +537,17 @@ pub(in crate::codebook) fn accumulate_rows_and_signs(
         {
             return false;
         }
+        if cb.bits() == 1
+            && sign_tables::takes(d, rows.code_stride)
+            && sign_tables::takes(m, rows.sign_stride)
+            && crate::qjl::weights_bounded(rows.weights)
+        {
+            // 1-bit codes back to back are sign sums of `w·c[1]`: the
+            // codes' kernel then is the sign tables', as is the signs'.
+            sign_tables::accumulate_simd(rows.codes, rows.weights, cb.centroids()[1], out);
+            sign_tables::accumulate_simd(rows.signs, rows.sign_weights, 1.0, acc);
+            return true;
+        }
         // One instance per number of sign registers (the row's chunks
         // follow): every loop over them has a constant trip count, so the
         // sums stay in registers (with a run-time count, the compiler kept
@@ -607,7 +618,7 @@ pub(super) unsafe fn fused<R: RowSums, const N: usize, const C: usize>(
                     }
                     let r = rows.sign_weights.get_unchecked($t..$t + $rows);
                     let sg = rows.signs.as_ptr().wrapping_add($t * rows.sign_stride);
-                    signs.add(sg, $rows, &sign_tables::block_weights(r));
+                    signs.add(sg, $rows, &sign_tables::block_weights(r, 1.0));
                 };
             }
             let n = rows.weights.len();
