@@ -982,8 +982,8 @@ pub(crate) struct Queries<'a> {
 /// bit), and shares the codes' work between up to four (or eight) queries
 /// at 3 to 6 bits, AVX2 at 5 and 6 bits (the scores then agree with
 /// [`dot_rows`] within its tolerance, not bit for bit); elsewhere, and for
-/// a lone query at 1, 2 and 4 bits, the queries run one after the other
-/// over rows that stay in cache.
+/// a lone query at 1 to 4 bits, the queries run one after the other over
+/// rows that stay in cache.
 ///
 /// # Errors
 /// As [`dot_rows_on`]; [`Error::BufferTooShort`] if `out` or the queries
@@ -1020,9 +1020,9 @@ pub(crate) fn dot_rows_multi_in(
         let g = (q.count - h).min(GROUP);
         let values = &q.values[h * q.stride..];
         let o = &mut out[h * out_stride..];
-        // A lone query at 1, 2 and 4 bits keeps the single-query kernel
+        // A lone query at 1 to 4 bits keeps the single-query row blocks
         // (its scores equal the scalar ones bit for bit).
-        let shared = g > 1 || matches!(cb.bits(), 3 | 5 | 6);
+        let shared = g > 1 || matches!(cb.bits(), 5 | 6);
         let done = if shared {
             #[cfg(target_arch = "x86_64")]
             {

@@ -14,6 +14,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::{Rows, block_columns, centroid_lanes};
+use crate::codebook::runs::{RunLanes, add_chunk};
 use crate::codebook::{Codebook, ScoreRows, nibbles};
 
 /// Longest row (in coordinates) scored here, and the most tables one call
@@ -27,11 +28,11 @@ const MAX_GROUP: usize = 4;
 /// Writes the tables of `q` for `cb`'s codes into the first entries of
 /// `out`: per nibble at 1 and 2 bits (the operations of
 /// `nibbles::entry`: the first product, then each further one added, so
-/// the same bits), per coordinate at 4 bits. Returns how many: the
+/// the same bits), per coordinate at 3 and 4 bits. Returns how many: the
 /// nibbles of a packed row of `q.len()` codes, or `q.len()`.
 ///
 /// # Safety
-/// AVX-512F is available; `cb.bits()` is 1, 2 or 4; `out` holds as many
+/// AVX-512F is available; `cb.bits()` is 1 to 4; `out` holds as many
 /// entries as this returns.
 #[inline(always)]
 unsafe fn write_tables(cb: &Codebook, q: &[f32], out: &mut [MaybeUninit<__m512>]) -> usize {
@@ -42,7 +43,13 @@ unsafe fn write_tables(cb: &Codebook, q: &[f32], out: &mut [MaybeUninit<__m512>]
     // inherit the target features, and its intrinsics become calls.)
     unsafe {
         if !nibbles::takes(bits) {
-            let cv = centroid_lanes(c, 0);
+            // At 3 bits repeated with period 8: `vpermps` reads a lane's
+            // low 4 bits, the one above the code the next code's.
+            let period = _mm512_and_si512(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32((1 << bits) - 1),
+            );
+            let cv = _mm512_permutexvar_ps(period, centroid_lanes(c, 0));
             for (t, &qj) in out.iter_mut().zip(q) {
                 t.write(_mm512_mul_ps(_mm512_set1_ps(qj), cv));
             }
@@ -67,9 +74,10 @@ unsafe fn write_tables(cb: &Codebook, q: &[f32], out: &mut [MaybeUninit<__m512>]
     }
 }
 
-/// One query's scores of the first `16·⌊out.len()/16⌋` rows at 1, 2 and 4
+/// One query's scores of the first `16·⌊out.len()/16⌋` rows at 1 to 4
 /// bits, rows of at most [`BLOCK_MAX_DIM`] codes; returns how many rows (0
-/// for other shapes).
+/// for other shapes). 3-bit codes cross dwords: their rows take the walk
+/// of `codebook::runs` ([`three_bit_group`]).
 ///
 /// # Safety
 /// AVX-512 F/BW are available; the arguments are validated as by
@@ -83,7 +91,7 @@ pub(super) unsafe fn row_blocks(
     out: &mut [f32],
 ) -> usize {
     let d = q.len();
-    if !matches!(cb.bits(), 1 | 2 | 4) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 16 {
+    if !(1..=4).contains(&cb.bits()) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 16 {
         return 0;
     }
     // Only the entries used are written: zeroing all 256 (16 KB) for every
@@ -98,7 +106,11 @@ pub(super) unsafe fn row_blocks(
         let entries = write_tables(cb, q, &mut table);
         let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), entries);
         let blocks = out.len() / 16;
-        block_runs::<1>(table, rows, stride, blocks, out, 0);
+        if cb.bits() == 3 {
+            block_runs::<1, 3>(table, rows, stride, blocks, out, 0);
+        } else {
+            block_runs::<1, 4>(table, rows, stride, blocks, out, 0);
+        }
         blocks * 16
     }
 }
@@ -119,7 +131,7 @@ pub(crate) unsafe fn nibble_table_rows(
 ) -> usize {
     let blocks = out.len() / 16;
     // SAFETY: the caller's promises are `block_runs`' for every block.
-    unsafe { block_runs::<1>(table, rows, stride, blocks, out, 0) };
+    unsafe { block_runs::<1, 4>(table, rows, stride, blocks, out, 0) };
     blocks * 16
 }
 
@@ -208,21 +220,24 @@ crate::backend::avx512_features!(crate::backend::target_features {
                 write_tables(cb, q, &mut table[h * count..]);
             }
             let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), G * count);
-            block_runs::<G>(table, rows, stride, blocks, out, out_stride);
+            block_runs::<G, 4>(table, rows, stride, blocks, out, out_stride);
         }
     }
 
     /// Blocks `0 … blocks − 1` for `G` table sets of `table.len()/G`
     /// entries each (query `h`'s scores from `out[h·out_stride..]`): four
-    /// blocks at a time, then one. A function of its own for each `G`,
-    /// never inlined: with the unrolled kernel inlined into its callers,
-    /// the instrumented fuzz build spent minutes on them (LLVM's coverage
+    /// blocks at a time, then one; `B = 4` for nibble tables
+    /// ([`block_group`]), `B = 3` for one query's 3-bit rows
+    /// ([`three_bit_group`]). A function of its own for each shape, never
+    /// inlined: with the unrolled kernel inlined into its callers, the
+    /// instrumented fuzz build spent minutes on them (LLVM's coverage
     /// tables cost the square of a function's blocks).
     ///
     /// # Safety
-    /// As [`block_group`], for every block.
+    /// As [`block_group`] (or [`three_bit_group`] with `G = 1`), for every
+    /// block.
     #[inline(never)]
-    unsafe fn block_runs<const G: usize>(
+    unsafe fn block_runs<const G: usize, const B: usize>(
         table: &[__m512],
         rows: &[u8],
         stride: usize,
@@ -234,11 +249,19 @@ crate::backend::avx512_features!(crate::backend::target_features {
         // SAFETY: forwarded; every block below `blocks` fits.
         unsafe {
             while blk + 4 <= blocks {
-                block_group::<G, 4>(table, rows, stride, blk, out, out_stride);
+                if B == 3 {
+                    three_bit_group::<4>(table, rows, stride, blk, out);
+                } else {
+                    block_group::<G, 4>(table, rows, stride, blk, out, out_stride);
+                }
                 blk += 4;
             }
             while blk < blocks {
-                block_group::<G, 1>(table, rows, stride, blk, out, out_stride);
+                if B == 3 {
+                    three_bit_group::<1>(table, rows, stride, blk, out);
+                } else {
+                    block_group::<G, 1>(table, rows, stride, blk, out, out_stride);
+                }
                 blk += 1;
             }
         }
@@ -324,5 +347,114 @@ unsafe fn block_group<const G: usize, const NB: usize>(
                 _mm512_storeu_ps(out.as_mut_ptr().add(at), *a);
             }
         }
+    }
+}
+
+/// Scores blocks `blk0 … blk0 + NB − 1` (16 rows each) of 3-bit codes:
+/// `Σ_j table[j][code j]` per row. A chunk is 48 bytes of a row (128
+/// codes, four runs of three dwords), transposed as 16 dword columns;
+/// `codebook::runs::add_chunk` walks each run's 32 codes in order, the two
+/// that cross into the next dword by a shift and an or.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the 16·NB rows from `16·blk0` fit in `rows`
+/// and `out`; `table.len()` is the row's number of codes.
+#[inline(always)]
+unsafe fn three_bit_group<const NB: usize>(
+    table: &[__m512],
+    rows: &[u8],
+    stride: usize,
+    blk0: usize,
+    out: &mut [f32],
+) {
+    let row_len = crate::codebook::pack::packed_len(table.len(), 3);
+    // SAFETY: AVX-512 F/BW are the caller's promise. Every load reads inside
+    // one row (masked to its bytes in the chunk); prefetches never fault;
+    // the stores write out[16·blk0 … 16·(blk0 + NB)).
+    unsafe {
+        // Opaque to the compiler, which would otherwise turn the FMAs by
+        // 1.0 of `Zmm::add_entry` back into adds.
+        let one = _mm512_set1_ps(core::hint::black_box(1.0));
+        let mut acc = [_mm512_setzero_ps(); NB];
+        let mut chunk = 0;
+        while chunk * 48 < row_len {
+            let bytes = (row_len - chunk * 48).min(48);
+            let at = Rows {
+                rows,
+                stride,
+                offset: chunk * 48,
+                mask: (1u64 << bytes) - 1,
+            };
+            let mut room = [[MaybeUninit::uninit(); 16]; NB];
+            let cols = block_columns::<NB>(&at, blk0, &mut room);
+            let table = &table[chunk * 128..];
+            add_chunk::<Zmm, 3, NB, 16>(cols, 12, table, one, &mut acc);
+            chunk += 1;
+        }
+        for (nb, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.as_mut_ptr().add((blk0 + nb) * 16), *a);
+        }
+    }
+}
+
+/// [`RunLanes`] on AVX-512: a code's entry by `vpermps` (the table repeats
+/// with period 8, so the bit above the code does not matter), added by an
+/// FMA with `one` (the context), which rounds as an add.
+struct Zmm;
+
+// SAFETY: AVX-512F instructions only, which the callers' target features
+// provide; `add_entry` reads its entry's register.
+unsafe impl RunLanes for Zmm {
+    type Col = __m512i;
+    type Sum = __m512;
+    type Entry = __m512;
+    type Ctx = __m512;
+
+    #[inline(always)]
+    unsafe fn zero() -> __m512i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_setzero_si512() }
+    }
+
+    #[inline(always)]
+    unsafe fn shr_width<const B: usize>(x: __m512i) -> __m512i {
+        // SAFETY: the trait's contract.
+        unsafe {
+            match B {
+                1 => _mm512_srli_epi32::<1>(x),
+                2 => _mm512_srli_epi32::<2>(x),
+                3 => _mm512_srli_epi32::<3>(x),
+                _ => _mm512_srli_epi32::<4>(x),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn shl(x: __m512i, n: i32) -> __m512i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_sll_epi32(x, _mm_cvtsi32_si128(n)) }
+    }
+
+    #[inline(always)]
+    unsafe fn shr(x: __m512i, n: i32) -> __m512i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_srl_epi32(x, _mm_cvtsi32_si128(n)) }
+    }
+
+    #[inline(always)]
+    unsafe fn or(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_or_si512(a, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn add_entry<const B: usize>(
+        sum: __m512,
+        entry: &__m512,
+        codes: __m512i,
+        one: __m512,
+    ) -> __m512 {
+        // SAFETY: the trait's contract.
+        unsafe { _mm512_fmadd_ps(_mm512_permutexvar_ps(codes, *entry), one, sum) }
     }
 }

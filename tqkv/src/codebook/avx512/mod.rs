@@ -265,13 +265,6 @@ unsafe impl Lanes for F32x16 {
         stride: usize,
         out: &mut [f32],
     ) -> usize {
-        if cb.bits() == 3 {
-            // Codes cross dwords at 3 bits; the AVX2 row blocks take them
-            // (eight rows a step, the same scalar order).
-            // SAFETY: the AVX-512 feature list includes AVX2 and FMA; the
-            // arguments were validated by `dot_rows_on`.
-            return unsafe { super::avx2::row_blocks(cb, q, rows, stride, out) };
-        }
         // SAFETY: AVX-512 F/BW is available (trait contract); the arguments
         // were validated by `dot_rows_on`.
         unsafe { key_rows::row_blocks(cb, q, rows, stride, out) }

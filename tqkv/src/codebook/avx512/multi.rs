@@ -35,8 +35,10 @@ const SCORE_MAX_DIM: usize = 256;
 /// vectors (`q_h = queries[h·q_stride..][..d]`) for the first `16·⌊n/16⌋` of `n`
 /// rows; returns how many rows it scored (0 for shapes it does not take:
 /// other than 3 to 6 bits, rows of more than 256 codes, groups of more
-/// than [`MAX_GROUP`] other than [`WIDE_GROUP`]). At 1 and 2 bits the
-/// nibble tables of `key_rows` score each query as alone, bit for bit.
+/// than [`MAX_GROUP`] other than [`WIDE_GROUP`], a lone query at 3 and 4
+/// bits). At 1 and 2 bits the nibble tables of `key_rows` score each
+/// query as alone, and a lone query at 3 and 4 bits takes its row blocks,
+/// bit for bit as the scalar kernel.
 ///
 /// The packed dwords of 16 rows are transposed as they are: at 4 bits a
 /// dword holds 8 whole codes; at 3, 5 and 6 bits a run of 3, 5 or 3
@@ -60,6 +62,7 @@ pub(in crate::codebook) fn dot_rows(
     let (d, g, n) = (job.q.dim, job.q.count, job.n);
     if backend.backend() != crate::Backend::Avx512
         || !(3..=6).contains(&cb.bits())
+        || (g == 1 && cb.bits() <= 4)
         || d == 0
         || d > SCORE_MAX_DIM
         || !((1..=MAX_GROUP).contains(&g) || g == WIDE_GROUP)
@@ -107,12 +110,10 @@ crate::backend::avx512_features!(crate::backend::target_features {
             // One query: four blocks side by side (four FMA chains); more
             // queries: two, each query a chain of its own.
             match (cb.bits(), g) {
-                (3, 1) => run!(3, 1, 4),
                 (3, 2) => run!(3, 2, 2),
                 (3, 3) => run!(3, 3, 2),
                 (3, WIDE_GROUP) => run!(3, 8, 2),
                 (3, _) => run!(3, 4, 2),
-                (4, 1) => run!(4, 1, 4),
                 (4, 2) => run!(4, 2, 2),
                 (4, 3) => run!(4, 3, 2),
                 (4, WIDE_GROUP) => run!(4, 8, 2),
