@@ -1,12 +1,13 @@
 //! AVX-512 key scores from tables, sixteen rows a step, one row per lane:
-//! per query a 16-entry table per coordinate (`q_j · c_v`, 4-bit codes) or
-//! per nibble of `4/b` codes (1 and 2 bits, `codebook::nibbles`); per
-//! block, the rows' bytes are transposed 16 dwords at a time, so that lane
-//! `r` of dword register `k` holds row `r`'s 8 nibbles of dword `k`; then
-//! every nibble costs a shift, a `vpermps` into its table and an add, for
-//! 16 rows at once. Each row's sum runs over the nibbles in order from
-//! 0.0, adding the entries the scalar kernel adds, so the scores equal the
-//! scalar ones bit for bit. Several queries at 1 and 2 bits share a pass
+//! per query a 16-entry table per coordinate (`q_j · c_v`, 3- and 4-bit
+//! codes) or per nibble of `4/b` codes (1 and 2 bits,
+//! `codebook::nibbles`); per block, the rows' bytes are transposed 16
+//! dwords at a time, so that lane `r` of dword register `k` holds row
+//! `r`'s dword `k`; then every nibble (or 3-bit code, taken by the walk of
+//! `codebook::runs`) costs a shift, a `vpermps` into its table and an add,
+//! for 16 rows at once. Each row's sum runs in order from 0.0, adding the
+//! entries the scalar kernel adds, so the scores equal the scalar ones bit
+//! for bit. Several queries at 1 and 2 bits share a pass
 //! over the rows ([`dot_rows_multi`]): each adds its own tables' entries,
 //! so each query's scores are the single-query ones, bit for bit.
 
