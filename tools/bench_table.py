@@ -3,8 +3,9 @@
 (target/criterion/*/new/estimates.json) into the Markdown tables of
 BENCHMARKS.md: ns per call, ns per element and speed-up over scalar, all
 from one run on this machine (no figure from elsewhere).
-Usage: python3 tools/bench_table.py [target/criterion [attention]]
-(with `attention`, only the attention table)
+Usage: python3 tools/bench_table.py [target/criterion [attention|cache]]
+(with `attention` or `cache`, only that table; `cache` is the encoding
+table: `push` and `push_batch`, the time per call and per token)
 """
 import json
 import os
@@ -128,8 +129,49 @@ def attention_table():
         print(f"| `attention/{ident.replace('_', '/')}/…` | " + " | ".join(cells) + " |")
 
 
+def cache_table():
+    """cache/<op>/<config>/<size>: median per call and per token (per head
+    for `h<heads>`), in the order of BENCHMARKS.md's encoding table."""
+    base = os.path.join(ROOT, "cache")
+    if not os.path.isdir(base):
+        return
+    found = {}
+    for root, _dirs, files in os.walk(base):
+        if root.endswith(os.sep + "new") and "benchmark.json" in files:
+            with open(os.path.join(root, "benchmark.json")) as f:
+                full_id = json.load(f)["full_id"]
+            with open(os.path.join(root, "estimates.json")) as f:
+                found[full_id] = json.load(f)["median"]["point_estimate"]
+
+    def order(ident):
+        parts = ident.split("/")
+        op = parts[1]
+        rank = ["push", "push_on", "push_batch", "push_batch_parallel", "push_batch_on", "memcpy"]
+        backend = parts[2] if op.endswith("_on") else ""
+        return (rank.index(op) if op in rank else len(rank), ORDER.index(backend)
+                if backend in ORDER else -1, ident)
+
+    def fmt(ns):
+        return f"{ns / 1e3:,.2f} µs" if ns >= 1e3 else f"{ns:.1f} ns"
+
+    print("| id | median | a token |")
+    print("|---|---|---|")
+    for ident in sorted(found, key=order):
+        ns = found[ident]
+        size = ident.split("/")[-1]
+        per, unit = 1, ""
+        if "x" in size:
+            per = int(size.split("x")[1])
+        elif "h" in size:
+            per, unit = int(size.split("h")[1]), " a head"
+        print(f"| `{ident}` | {fmt(ns)} | {fmt(ns / per)}{unit} |")
+
+
 if len(sys.argv) > 2 and sys.argv[2] == "attention":
     attention_table()
+    sys.exit(0)
+if len(sys.argv) > 2 and sys.argv[2] == "cache":
+    cache_table()
     sys.exit(0)
 
 print("### `wht/fwht/<backend>/<n>`: one transform per call (median ns)\n")
