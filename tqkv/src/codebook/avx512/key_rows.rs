@@ -297,18 +297,7 @@ unsafe fn block_group<const G: usize, const NB: usize>(
         let mut acc = [[_mm512_setzero_ps(); NB]; G];
         let mut chunk = 0;
         while chunk * 64 < row_len {
-            let bytes = (row_len - chunk * 64).min(64);
-            let mask: u64 = if bytes == 64 {
-                u64::MAX
-            } else {
-                (1u64 << bytes) - 1
-            };
-            let at = Rows {
-                rows,
-                stride,
-                offset: chunk * 64,
-                mask,
-            };
+            let at = Rows::chunk(rows, stride, row_len, 64, chunk);
             let mut room = [[MaybeUninit::uninit(); 16]; NB];
             let cols = block_columns::<NB>(&at, blk0, &mut room);
             let first = chunk * 128;
@@ -379,13 +368,7 @@ unsafe fn three_bit_group<const NB: usize>(
         let mut acc = [_mm512_setzero_ps(); NB];
         let mut chunk = 0;
         while chunk * 48 < row_len {
-            let bytes = (row_len - chunk * 48).min(48);
-            let at = Rows {
-                rows,
-                stride,
-                offset: chunk * 48,
-                mask: (1u64 << bytes) - 1,
-            };
+            let at = Rows::chunk(rows, stride, row_len, 48, chunk);
             let mut room = [[MaybeUninit::uninit(); 16]; NB];
             let cols = block_columns::<NB>(&at, blk0, &mut room);
             let table = &table[chunk * 128..];

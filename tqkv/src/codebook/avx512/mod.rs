@@ -438,6 +438,28 @@ pub(super) struct Rows<'a> {
     pub(super) mask: u64,
 }
 
+impl<'a> Rows<'a> {
+    /// Chunk `chunk` of rows `row_len` bytes long cut into chunks of
+    /// `chunk_bytes` (at most 64): its bytes, masked where the row ends
+    /// inside it.
+    #[inline(always)]
+    pub(super) fn chunk(
+        rows: &'a [u8],
+        stride: usize,
+        row_len: usize,
+        chunk_bytes: usize,
+        chunk: usize,
+    ) -> Self {
+        let offset = chunk * chunk_bytes;
+        Rows {
+            rows,
+            stride,
+            offset,
+            mask: values::byte_mask((row_len - offset).min(chunk_bytes)),
+        }
+    }
+}
+
 /// The `NB` blocks of 16 rows from row `16·blk0`, each transposed to 16
 /// dword columns (column `k` lane `r` = dword `k` of row `r`). Prefetches the same bytes of
 /// the rows 8 blocks on into L2: past the last-level cache the hardware

@@ -258,13 +258,7 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
         let mut acc = [[_mm512_setzero_ps(); NB]; G];
         let mut chunk = 0;
         while chunk * chunk_bytes < row_len {
-            let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
-            let at = super::Rows {
-                rows: a.rows,
-                stride: a.stride,
-                offset: chunk * chunk_bytes,
-                mask: super::values::byte_mask(bytes),
-            };
+            let at = super::Rows::chunk(a.rows, a.stride, row_len, chunk_bytes, chunk);
             let mut room = [[core::mem::MaybeUninit::uninit(); 16]; NB];
             let cols = super::block_columns::<NB>(&at, blk0, &mut room);
             let first = chunk * codes_per_chunk;
