@@ -71,8 +71,120 @@ pub(super) unsafe fn add_row<const C: usize>(
 /// AVX-512F is available.
 #[inline(always)]
 pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4]; C] {
-    // SAFETY: forwarded.
-    unsafe { load_lanes::<C, 4>(out) }
+    // SAFETY: AVX-512F (caller); each masked load reads only the values of
+    // `out` below its length.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 4]; C];
+        for (ch, a) in acc.iter_mut().enumerate() {
+            let mut x = [_mm512_setzero_ps(); 4];
+            for (k, x) in x.iter_mut().enumerate() {
+                let from = 64 * ch + 16 * k;
+                let lanes = lane_mask(out.len().saturating_sub(from));
+                *x = _mm512_maskz_loadu_ps(lanes, out.as_ptr().wrapping_add(from));
+            }
+            *a = quads_to_lanes(x);
+        }
+        acc
+    }
+}
+
+/// The lanes of 16 16-value runs: `lanes` of them, at most 16, as a mask.
+#[inline(always)]
+fn lane_mask(lanes: usize) -> __mmask16 {
+    if lanes >= 16 {
+        0xffff
+    } else {
+        ((1u32 << lanes) - 1) as __mmask16
+    }
+}
+
+/// 64 values `x` (register `k` lane `m` = value `16k + m`) into
+/// [`add_row`]'s order (register `s` lane `i` = value `4i + s`): eight
+/// two-source permutes. First each pair of registers (quads `0…7` of
+/// values) into the values `s ∈ {0, 1}` and `s ∈ {2, 3}` of its eight
+/// quads, then each half of those from the two pairs side by side.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn quads_to_lanes(x: [__m512; 4]) -> [__m512; 4] {
+    // Lane l of the pair's half p: quad l % 8, value s = 2p + l / 8.
+    const PAIR: [[i32; 16]; 2] = [
+        [0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29],
+        [2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31],
+    ];
+    // Register 2p + h: lanes 8h… of the first pair's half p, then of the
+    // second's.
+    const SIDE: [[i32; 16]; 2] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23],
+        [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31],
+    ];
+    // SAFETY: AVX-512F (caller); the index loads read the constants.
+    unsafe {
+        let (p0, p1) = (index(&PAIR[0]), index(&PAIR[1]));
+        let (s0, s1) = (index(&SIDE[0]), index(&SIDE[1]));
+        let a = [
+            _mm512_permutex2var_ps(x[0], p0, x[1]),
+            _mm512_permutex2var_ps(x[0], p1, x[1]),
+        ];
+        let b = [
+            _mm512_permutex2var_ps(x[2], p0, x[3]),
+            _mm512_permutex2var_ps(x[2], p1, x[3]),
+        ];
+        [
+            _mm512_permutex2var_ps(a[0], s0, b[0]),
+            _mm512_permutex2var_ps(a[0], s1, b[0]),
+            _mm512_permutex2var_ps(a[1], s0, b[1]),
+            _mm512_permutex2var_ps(a[1], s1, b[1]),
+        ]
+    }
+}
+
+/// A permute's 16 indices in a register.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn index(t: &[i32; 16]) -> __m512i {
+    // SAFETY: AVX-512F (caller); the load reads the 16 values of `t`.
+    unsafe { _mm512_loadu_si512(t.as_ptr().cast()) }
+}
+
+/// [`quads_to_lanes`] undone.
+///
+/// # Safety
+/// AVX-512F is available.
+#[inline(always)]
+unsafe fn lanes_to_quads(r: [__m512; 4]) -> [__m512; 4] {
+    // The first pair's half p: lane 8h + j from register 2p + h lane j;
+    // the second pair's: from lane 8 + j.
+    const FIRST: [i32; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+    const SECOND: [i32; 16] = [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31];
+    // Quad q of a pair (q < 4, then q + 4 in its second register), value
+    // s = 2p + e: lane 16p + 8e + q of the two halves side by side.
+    const QUADS: [[i32; 16]; 2] = [
+        [0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27],
+        [4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31],
+    ];
+    // SAFETY: AVX-512F (caller); the index loads read the constants.
+    unsafe {
+        let (f, s) = (index(&FIRST), index(&SECOND));
+        let (q0, q1) = (index(&QUADS[0]), index(&QUADS[1]));
+        let a = [
+            _mm512_permutex2var_ps(r[0], f, r[1]),
+            _mm512_permutex2var_ps(r[2], f, r[3]),
+        ];
+        let b = [
+            _mm512_permutex2var_ps(r[0], s, r[1]),
+            _mm512_permutex2var_ps(r[2], s, r[3]),
+        ];
+        [
+            _mm512_permutex2var_ps(a[0], q0, a[1]),
+            _mm512_permutex2var_ps(a[0], q1, a[1]),
+            _mm512_permutex2var_ps(b[0], q0, b[1]),
+            _mm512_permutex2var_ps(b[0], q1, b[1]),
+        ]
+    }
 }
 
 /// [`load_permuted`] undone: the accumulators back into `out` (at most
@@ -82,8 +194,17 @@ pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4];
 /// AVX-512F is available.
 #[inline(always)]
 pub(super) unsafe fn store_permuted<const C: usize>(acc: &[[__m512; 4]; C], out: &mut [f32]) {
-    // SAFETY: forwarded.
-    unsafe { store_lanes::<C, 4>(acc, out) }
+    // SAFETY: AVX-512F (caller); each masked store writes only the values
+    // of `out` below its length.
+    unsafe {
+        for (ch, a) in acc.iter().enumerate() {
+            for (k, x) in lanes_to_quads(*a).iter().enumerate() {
+                let from = 64 * ch + 16 * k;
+                let lanes = lane_mask(out.len().saturating_sub(from));
+                _mm512_mask_storeu_ps(out.as_mut_ptr().wrapping_add(from), lanes, *x);
+            }
+        }
+    }
 }
 
 /// `out` (at most `16·S·C` values, zeros past its end) into `C` chunks of
@@ -671,3 +792,64 @@ crate::backend::avx512_features!(crate::backend::target_features {
         unsafe { fused::<R, N, C>(cb, rows, out, acc) }
     }
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    crate::backend::avx512_features!(crate::backend::target_features {
+        /// `load_permuted` of `values` (two chunks) into `lanes`, then
+        /// `store_permuted` of the same registers into `out`.
+        ///
+        /// # Safety
+        /// AVX-512 is available.
+        unsafe fn round_trip(values: &[f32], lanes: &mut [[[f32; 16]; 4]; 2], out: &mut [f32]) {
+            // SAFETY: AVX-512 (this function's features); the stores write
+            // the 16 values of each of `lanes`' arrays.
+            unsafe {
+                let regs = load_permuted::<2>(values);
+                for (regs, lanes) in regs.iter().zip(lanes.iter_mut()) {
+                    for (r, lane) in regs.iter().zip(lanes.iter_mut()) {
+                        _mm512_storeu_ps(lane.as_mut_ptr(), *r);
+                    }
+                }
+                store_permuted::<2>(&regs, out);
+            }
+        }
+    });
+
+    /// `load_permuted` puts value `64·ch + 4i + s` in lane `i` of register
+    /// `s` of chunk `ch` (zero past the slice's end), and `store_permuted`
+    /// writes every value back where it came from and nothing past the
+    /// end: every length from 0 to two chunks.
+    #[test]
+    fn permuted_order_round_trips() {
+        if crate::Backend::Avx512.check().is_err() {
+            return;
+        }
+        for len in 0..=128usize {
+            let values: Vec<f32> = (0..len).map(|v| v as f32 + 0.5).collect();
+            let mut lanes = [[[0.0f32; 16]; 4]; 2];
+            // Back into a longer buffer: the values, then the canary.
+            let mut out = vec![-1.0f32; 130];
+            // SAFETY: AVX-512 is available (checked above).
+            unsafe { round_trip(&values, &mut lanes, &mut out[..len]) };
+            for (ch, lanes) in lanes.iter().enumerate() {
+                for (s, lane) in lanes.iter().enumerate() {
+                    for (i, &x) in lane.iter().enumerate() {
+                        let at = 64 * ch + 4 * i + s;
+                        let want = values.get(at).copied().unwrap_or(0.0);
+                        assert_eq!(x, want, "len {len}, value {at}");
+                    }
+                }
+            }
+            assert_eq!(&out[..len], &values[..], "len {len}");
+            assert!(
+                out[len..].iter().all(|&x| x == -1.0),
+                "len {len}: past the end"
+            );
+        }
+    }
+}
