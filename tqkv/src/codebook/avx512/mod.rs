@@ -98,6 +98,17 @@ unsafe fn probe_thresholds<const BITS: u32>(thr: &Thr16<'_>, idx: __m512i, s: u3
     }
 }
 
+/// The first `lanes` of 16 lanes (all 16 from 16 on) as a mask: the lanes
+/// of a masked load or store that lie inside a slice.
+#[inline(always)]
+pub(super) fn lane_mask(lanes: usize) -> __mmask16 {
+    if lanes >= 16 {
+        0xffff
+    } else {
+        ((1u32 << lanes) - 1) as __mmask16
+    }
+}
+
 /// Centroids `from … from + 15` in lanes 0–15 (zeros past the last): a
 /// masked load straight from the codebook. A table built on the stack and
 /// reloaded whole stalled on store forwarding, a quarter of a
@@ -108,7 +119,7 @@ unsafe fn probe_thresholds<const BITS: u32>(thr: &Thr16<'_>, idx: __m512i, s: u3
 #[inline(always)]
 pub(super) unsafe fn centroid_lanes(c: &[f32], from: usize) -> __m512 {
     let n = c.len().saturating_sub(from).min(16);
-    let mask = ((1u32 << n) - 1) as __mmask16;
+    let mask = lane_mask(n);
     // SAFETY: the masked load reads only lanes below `n`, the centroids
     // `from … from + n − 1`, inside `c`; masked-off lanes never fault.
     unsafe { _mm512_maskz_loadu_ps(mask, c.as_ptr().wrapping_add(from)) }
@@ -152,8 +163,7 @@ unsafe impl Lanes for F32x16 {
         // only lanes below `thresholds.len()`, and masked-off lanes do not
         // fault.
         let load = |at: usize| {
-            let n = thresholds.len().saturating_sub(at).min(16);
-            let mask = ((1u32 << n) - 1) as __mmask16;
+            let mask = lane_mask(thresholds.len().saturating_sub(at));
             // SAFETY: as above.
             unsafe {
                 _mm512_mask_loadu_ps(

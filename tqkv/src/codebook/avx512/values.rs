@@ -88,16 +88,6 @@ pub(super) unsafe fn load_permuted<const C: usize>(out: &[f32]) -> [[__m512; 4];
     }
 }
 
-/// The lanes of 16 16-value runs: `lanes` of them, at most 16, as a mask.
-#[inline(always)]
-fn lane_mask(lanes: usize) -> __mmask16 {
-    if lanes >= 16 {
-        0xffff
-    } else {
-        ((1u32 << lanes) - 1) as __mmask16
-    }
-}
-
 /// 64 values `x` (register `k` lane `m` = value `16k + m`) into
 /// [`add_row`]'s order (register `s` lane `i` = value `4i + s`): eight
 /// two-source permutes. First each pair of registers (quads `0…7` of
