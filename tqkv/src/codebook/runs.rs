@@ -46,7 +46,7 @@ pub(super) unsafe trait RunLanes {
 /// a register).
 macro_rules! unroll_32 {
     ($c:ident => $body:block) => {
-        unroll_32!(@ $c $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
+        $crate::codebook::runs::unroll_32!(@ $c $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)
     };
     (@ $c:ident $body:block; $($n:literal)*) => {
         $({
@@ -55,6 +55,7 @@ macro_rules! unroll_32 {
         })*
     };
 }
+pub(super) use unroll_32;
 
 /// [`add_codes`] over the `dwords / B` runs of a chunk's `dwords` columns,
 /// `table` from the chunk's first coordinate (codes past its end are

@@ -301,31 +301,26 @@ unsafe fn block_group<const G: usize, const NB: usize>(
             let mut room = [[MaybeUninit::uninit(); 16]; NB];
             let cols = block_columns::<NB>(&at, blk0, &mut room);
             let first = chunk * 128;
-            'nibbles: for k in 0..16 {
+            // This chunk's nibbles, each `j = first + 8k + s` below
+            // `entries` (as `add_nibble` needs): a whole dword's eight go
+            // without a bound check each (a compare and a branch per
+            // nibble beside three vector operations).
+            let nibbles = entries.saturating_sub(first).min(128);
+            for k in 0..nibbles.div_ceil(8) {
                 // The k-th dword of every block's rows, shifted down by 4
                 // bits per nibble (the lowest needs no shift).
                 let mut x = [_mm512_setzero_si512(); NB];
                 for (x, col) in x.iter_mut().zip(cols) {
                     *x = col[k];
                 }
-                for s in 0..8 {
-                    let j = first + k * 8 + s;
-                    if j >= entries {
-                        break 'nibbles;
+                let j0 = first + k * 8;
+                if nibbles - 8 * k >= 8 {
+                    for s in 0..8 {
+                        add_nibble::<G, NB>(table, entries, j0 + s, &mut x, one, &mut acc);
                     }
-                    for (h, acc) in acc.iter_mut().enumerate() {
-                        let t = table[h * entries + j];
-                        for (a, x) in acc.iter_mut().zip(&x) {
-                            // An FMA by 1.0 adds exactly as `vaddps` does,
-                            // but on the FMA pipes: on Zen 4 adds share a
-                            // pipe with the shifts (8 shifts, 8 lookups and
-                            // 8 adds take 16.3 cycles, with FMAs in place of
-                            // the adds 12.5).
-                            *a = _mm512_fmadd_ps(_mm512_permutexvar_ps(*x, t), one, *a);
-                        }
-                    }
-                    for x in x.iter_mut() {
-                        *x = _mm512_srli_epi32::<4>(*x);
+                } else {
+                    for s in 0..nibbles - 8 * k {
+                        add_nibble::<G, NB>(table, entries, j0 + s, &mut x, one, &mut acc);
                     }
                 }
             }
@@ -336,6 +331,40 @@ unsafe fn block_group<const G: usize, const NB: usize>(
                 let at = h * out_stride + (blk0 + nb) * 16;
                 _mm512_storeu_ps(out.as_mut_ptr().add(at), *a);
             }
+        }
+    }
+}
+
+/// Adds entry `j` of every set's table, looked up by the low nibble of
+/// each block's `x`, to the set's sums, then shifts `x` down to the next
+/// nibble.
+///
+/// # Safety
+/// AVX-512F is available; `j < entries` and `table` holds `G·entries`
+/// entries.
+#[inline(always)]
+unsafe fn add_nibble<const G: usize, const NB: usize>(
+    table: &[__m512],
+    entries: usize,
+    j: usize,
+    x: &mut [__m512i; NB],
+    one: __m512,
+    acc: &mut [[__m512; NB]; G],
+) {
+    // SAFETY: AVX-512F (caller); `h·entries + j < G·entries` entries.
+    unsafe {
+        for (h, acc) in acc.iter_mut().enumerate() {
+            let t = *table.get_unchecked(h * entries + j);
+            for (a, x) in acc.iter_mut().zip(x.iter()) {
+                // An FMA by 1.0 adds exactly as `vaddps` does, but on the
+                // FMA pipes: on Zen 4 adds share a pipe with the shifts (8
+                // shifts, 8 lookups and 8 adds take 16.3 cycles, with FMAs
+                // in place of the adds 12.5).
+                *a = _mm512_fmadd_ps(_mm512_permutexvar_ps(*x, t), one, *a);
+            }
+        }
+        for x in x.iter_mut() {
+            *x = _mm512_srli_epi32::<4>(*x);
         }
     }
 }

@@ -74,10 +74,17 @@ pub(in crate::codebook) fn dot_rows(
     // SAFETY: `Checked` proves the AVX-512 feature list; the buffers hold
     // the shape (checked above).
     unsafe {
+        // Once per call (a block of tokens in attention), 8 KB at most.
+        let mut interleaved = [0.0f32; SCORE_MAX_DIM * WIDE_GROUP];
+        for h in 0..g {
+            let q = &job.q.values[h * job.q.stride..][..d];
+            for (j, &v) in q.iter().enumerate() {
+                interleaved[g * j + h] = v;
+            }
+        }
         let a = Args {
-            queries: job.q.values,
+            queries: &interleaved[..g * d],
             d,
-            q_stride: job.q.stride,
             rows: job.rows,
             stride: job.stride,
             out_stride,
@@ -165,9 +172,10 @@ crate::backend::avx512_features!(crate::backend::target_features {
 
 /// The fixed arguments of [`group`].
 struct Args<'a> {
+    /// The queries interleaved, `G` values a coordinate: `q_h[j]` at
+    /// `G·j + h`, so that one address serves a code's `G` broadcasts.
     queries: &'a [f32],
     d: usize,
-    q_stride: usize,
     rows: &'a [u8],
     stride: usize,
     out_stride: usize,
@@ -243,16 +251,18 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
     blk0: usize,
     out: &mut [f32],
 ) {
-    // Dwords per run of whole codes, and the most runs in 16 dwords.
+    // Dwords per run of whole codes, the codes of a run, and the most
+    // runs in 16 dwords.
     let run = B >> (B.trailing_zeros().min(5));
+    let run_codes = 32 * run / B;
     let chunk_dwords = 16 / run * run;
     let chunk_bytes = 4 * chunk_dwords;
     let codes_per_chunk = 32 * chunk_dwords / B;
     let d = a.d;
     let row_len = packed_len(d, B as u8);
     // SAFETY: AVX-512 F/BW/VBMI/VBMI2 are the caller's promise. Every load
-    // reads inside one row (masked to its bytes in the chunk) or
-    // queries[h·q_stride + j] with j < d; prefetches never fault; the stores
+    // reads inside one row (masked to its bytes in the chunk) or the
+    // interleaved queries below G·d; prefetches never fault; the stores
     // write each query's 16·NB scores from 16·blk0.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); NB]; G];
@@ -262,49 +272,15 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
             let mut room = [[core::mem::MaybeUninit::uninit(); 16]; NB];
             let cols = super::block_columns::<NB>(&at, blk0, &mut room);
             let first = chunk * codes_per_chunk;
-            // Every block's dword holding the next code, shifted down to it.
-            let mut x = [_mm512_setzero_si512(); NB];
-            for i in 0..codes_per_chunk {
-                let j = first + i;
-                if j >= d {
-                    break;
-                }
-                let (w, off) = (B * i / 32, (B * i % 32) as u32);
-                let crosses = off as usize + B > 32;
-                let count = _mm512_set1_epi32(off as i32);
-                let rest = _mm512_set1_epi32((off as usize + B).saturating_sub(32) as i32);
-                let mut c = [_mm512_setzero_ps(); NB];
-                for ((c, x), col) in c.iter_mut().zip(x.iter_mut()).zip(cols) {
-                    if off == 0 {
-                        *x = col[w];
-                    }
-                    // The lookup reads the low 4, 5 or 6 bits: the table
-                    // repeats with period 2^B, so bits above the code do
-                    // not matter.
-                    let code = if crosses {
-                        _mm512_shrdv_epi32(col[w], col[w + 1], count)
-                    } else {
-                        *x
-                    };
-                    *c = cents.lookup::<B>(code);
-                    *x = if crosses {
-                        _mm512_srlv_epi32(col[w + 1], rest)
-                    } else {
-                        match B {
-                            1 => _mm512_srli_epi32::<1>(*x),
-                            2 => _mm512_srli_epi32::<2>(*x),
-                            3 => _mm512_srli_epi32::<3>(*x),
-                            4 => _mm512_srli_epi32::<4>(*x),
-                            5 => _mm512_srli_epi32::<5>(*x),
-                            _ => _mm512_srli_epi32::<6>(*x),
-                        }
-                    };
-                }
-                for (h, acc) in acc.iter_mut().enumerate() {
-                    let qv = _mm512_set1_ps(*a.queries.get_unchecked(h * a.q_stride + j));
-                    for (s, c) in acc.iter_mut().zip(&c) {
-                        *s = _mm512_fmadd_ps(*c, qv, *s);
-                    }
+            let codes = d.saturating_sub(first).min(codes_per_chunk);
+            for r in 0..codes.div_ceil(run_codes) {
+                let q = a.queries.as_ptr().add(G * (first + r * run_codes));
+                // A whole run's codes without a bound check each.
+                let here = (codes - r * run_codes).min(run_codes);
+                if here == run_codes {
+                    add_run::<B, G, NB>(cents, cols, r * run, q, run_codes, &mut acc);
+                } else {
+                    add_run::<B, G, NB>(cents, cols, r * run, q, here, &mut acc);
                 }
             }
             chunk += 1;
@@ -315,6 +291,73 @@ unsafe fn group<const B: usize, const G: usize, const NB: usize>(
                 _mm512_storeu_ps(out.as_mut_ptr().add(at), *s);
             }
         }
+    }
+}
+
+/// Adds the first `codes` codes of the run in columns `dw0 …` of every
+/// block, each looked up once and times each query (`q`: the run's first
+/// coordinate of the interleaved queries), in coordinate order. Every
+/// shift count is a constant: the run is unrolled.
+///
+/// # Safety
+/// AVX-512 F/VBMI2 are available; the run lies in the columns; `q` has
+/// `G·codes` readable values.
+#[inline(always)]
+unsafe fn add_run<const B: usize, const G: usize, const NB: usize>(
+    cents: &Centroids,
+    cols: &[[__m512i; 16]; NB],
+    dw0: usize,
+    q: *const f32,
+    codes: usize,
+    acc: &mut [[__m512; NB]; G],
+) {
+    // SAFETY: AVX-512 (caller); the column reads stay in the run, the
+    // query reads below `G·codes`.
+    unsafe {
+        // Every block's dword holding the next code, shifted down to it.
+        let mut x = [_mm512_setzero_si512(); NB];
+        // The codes of a run (8, 32, 32 or 16 at 4, 3, 5 and 6 bits).
+        let limit = codes.min(32 * (B >> B.trailing_zeros().min(5)) / B);
+        crate::codebook::runs::unroll_32!(I => {
+            if I == limit {
+                return;
+            }
+            let (w, off) = (dw0 + B * I / 32, (B * I % 32) as u32);
+            let crosses = off as usize + B > 32;
+            let mut c = [_mm512_setzero_ps(); NB];
+            for ((c, x), col) in c.iter_mut().zip(x.iter_mut()).zip(cols) {
+                if off == 0 {
+                    *x = col[w];
+                }
+                // The lookup reads the low 4, 5 or 6 bits: the table
+                // repeats with period 2^B, so bits above the code do not
+                // matter.
+                let code = if crosses {
+                    _mm512_shrdv_epi32(col[w], col[w + 1], _mm512_set1_epi32(off as i32))
+                } else {
+                    *x
+                };
+                *c = cents.lookup::<B>(code);
+                *x = if crosses {
+                    _mm512_srlv_epi32(col[w + 1], _mm512_set1_epi32((off as usize + B - 32) as i32))
+                } else {
+                    match B {
+                        1 => _mm512_srli_epi32::<1>(*x),
+                        2 => _mm512_srli_epi32::<2>(*x),
+                        3 => _mm512_srli_epi32::<3>(*x),
+                        4 => _mm512_srli_epi32::<4>(*x),
+                        5 => _mm512_srli_epi32::<5>(*x),
+                        _ => _mm512_srli_epi32::<6>(*x),
+                    }
+                };
+            }
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let qv = _mm512_set1_ps(*q.add(G * I + h));
+                for (s, c) in acc.iter_mut().zip(&c) {
+                    *s = _mm512_fmadd_ps(*c, qv, *s);
+                }
+            }
+        });
     }
 }
 
