@@ -78,13 +78,13 @@ impl Shape {
     }
 
     /// f32 scratch of [`run`] for `queries` query vectors (the partial
-    /// state excluded): per query vector its preparation, scores and two
-    /// sets of value weights; once, a block of raw sign sums and the
-    /// block's four sets of norms ([`BlockNorms`]).
+    /// state excluded): per query vector its preparation, scores, raw
+    /// sketch sums and two sets of value weights; once, the block's four
+    /// sets of norms ([`BlockNorms`]).
     pub(super) fn scratch(self, queries: usize) -> usize {
         queries
-            .saturating_mul(self.prepared() + 3 * BLOCK)
-            .saturating_add(BLOCK + NORM_SETS * BLOCK + self.value_dim)
+            .saturating_mul(self.prepared() + 4 * BLOCK)
+            .saturating_add(NORM_SETS * BLOCK + self.value_dim)
     }
 }
 
@@ -263,40 +263,65 @@ fn raw_scores<B: AsRef<[u8]>>(
     }
 }
 
-/// One query's centroid sums over the first `out.len()` tokens from
-/// `rows.start` (made by [`raw_scores`]) finished into the scores
-/// `q·k̂_t/√d`: times the key norms, and for prod keys plus the sketch
-/// term `c·γ·⟨S·q, s⟩`. `pq` is the query's preparation, `norms` the
-/// block's from `rows.start`, `extra` at least `out.len()` values.
+/// Every query's raw sketch sums `⟨S·q, s_t⟩` of the prod keys in `rows`
+/// into `out[h·out_stride..][..rows.len()]`, one pass over the signs for up
+/// to four queries (`qjl::signed_sum_rows_multi_in`); nothing for other
+/// keys.
 #[allow(clippy::too_many_arguments)]
-fn finish_scores<B: AsRef<[u8]>>(
+fn sketch_sums<B: AsRef<[u8]>>(
     backend: Checked,
     cache: &KvCache<B>,
     keys: &Fields<'_>,
-    pq: &[f32],
-    start: usize,
+    prepared: &[f32],
+    rows: &Range<usize>,
     out: &mut [f32],
-    extra: &mut [f32],
+    out_stride: usize,
+) -> Result<(), Error> {
+    let kq = cache.key_quantizer();
+    if !matches!(kq, Quantizer::Prod(_)) {
+        return Ok(());
+    }
+    let shape = Shape::of(cache);
+    let sketch = kq.fields()[3];
+    let signs = rows_of(keys.signs, sketch, rows)?;
+    let queries = codebook::Queries {
+        values: prepared.get(shape.dim..).unwrap_or(&[]),
+        dim: shape.key_sketch,
+        stride: shape.prepared(),
+        count: prepared.len() / shape.prepared(),
+    };
+    let job = codebook::ScoreRows {
+        q: queries,
+        rows: signs,
+        stride: sketch,
+        n: rows.len(),
+    };
+    qjl::signed_sum_rows_multi_in(backend, job, out, out_stride)
+}
+
+/// One query's centroid sums over the first `out.len()` tokens of a
+/// block (made by [`raw_scores`]) finished into the scores `q·k̂_t/√d`:
+/// times the key norms, and for prod keys plus the sketch term
+/// `c·γ·⟨S·q, s⟩` from its raw sketch sums `extra` (made by
+/// [`sketch_sums`]; at least `out.len()` values). `norms` are the
+/// block's.
+fn finish_scores<B: AsRef<[u8]>>(
+    backend: Checked,
+    cache: &KvCache<B>,
+    out: &mut [f32],
+    extra: &[f32],
     norms: &BlockNorms<'_>,
 ) -> Result<(), Error> {
-    let shape = Shape::of(cache);
-    let d = shape.dim;
+    let d = Shape::of(cache).dim;
     let n = out.len();
     let inv = (1.0 / libm::sqrt(d as f64)) as f32;
     let k = Loops(backend);
     let kq = cache.key_quantizer();
     let key_norms = prefix(norms.keys, n)?;
     if let Quantizer::Prod(p) = kq {
-        let sketch = kq.fields()[3];
-        let found = extra.len();
-        let extra = extra
-            .get_mut(..n)
-            .ok_or(Error::BufferTooShort { needed: n, found })?;
-        let signs = rows_of(keys.signs, sketch, &(start..start + n))?;
-        qjl::signed_sum_rows_in(backend, &pq[d..shape.rounded_at()], signs, sketch, extra)?;
         let parts = ProdParts {
             norms: key_norms,
-            extra,
+            extra: prefix(extra, n)?,
             residual: prefix(norms.key_residuals, n)?,
             c: p.sketcher().scale(),
             inv,
@@ -324,15 +349,17 @@ pub(super) fn key_scores<B: AsRef<[u8]>>(
     extra: &mut [f32],
 ) -> Result<(), Error> {
     let n = rows.len();
+    let queries = prepared.len() / Shape::of(cache).prepared();
     raw_scores(
         backend, scoring, cache, keys, prepared, &rows, out, out_stride,
     )?;
-    let (extra, buf) = extra.split_at_mut(n.min(extra.len()));
+    let (extra, buf) = extra.split_at_mut((queries * n).min(extra.len()));
+    sketch_sums(backend, cache, keys, prepared, &rows, extra, n)?;
     let norms = decode_block_norms(backend, cache, keys, None, &rows, buf)?;
-    let each = Shape::of(cache).prepared();
-    for (h, pq) in prepared.chunks_exact(each).enumerate() {
+    for h in 0..queries {
         let out = &mut out[h * out_stride..][..n];
-        finish_scores(backend, cache, keys, pq, rows.start, out, extra, &norms)?;
+        let extra = extra.get(h * n..).unwrap_or(&[]);
+        finish_scores(backend, cache, out, extra, &norms)?;
     }
     Ok(())
 }
@@ -437,7 +464,7 @@ pub(super) fn run_prepared<B: AsRef<[u8]>>(
         .value_fields(head)
         .ok_or(Error::InvalidHead { head, heads })?;
     let (scores, rest) = scratch.split_at_mut(queries * BLOCK);
-    let (extra, rest) = rest.split_at_mut(BLOCK);
+    let (extra, rest) = rest.split_at_mut(queries * BLOCK);
     let (work, rest) = rest.split_at_mut(2 * queries * BLOCK);
     let norm_buf = &mut rest[..NORM_SETS * BLOCK];
     let k = Loops(backend);
@@ -457,6 +484,7 @@ pub(super) fn run_prepared<B: AsRef<[u8]>>(
         raw_scores(
             backend, scoring, cache, &keys, prepared, &rows, scores, BLOCK,
         )?;
+        sketch_sums(backend, cache, &keys, prepared, &rows, extra, BLOCK)?;
         let norms = decode_block_norms(backend, cache, &keys, Some(&vals), &rows, norm_buf)?;
         let (weights, residual) = work.split_at_mut(queries * BLOCK);
         // Each query's scores, running softmax and value weights; the
@@ -471,8 +499,7 @@ pub(super) fn run_prepared<B: AsRef<[u8]>>(
                 continue;
             }
             let s = &mut scores[i * BLOCK..][..mine];
-            let pq = &prepared[i * shape.prepared()..][..shape.prepared()];
-            finish_scores(backend, cache, &keys, pq, start, s, extra, &norms)?;
+            finish_scores(backend, cache, s, &extra[i * BLOCK..], &norms)?;
             // A finite query against finite norms can still overflow a score.
             let top = k.max_finite(s)?.ok_or(Error::NonFinite)?;
             let max = state.raise_max(i, top);

@@ -40,7 +40,10 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::nibble_table_rows as avx2_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::key_rows::nibble_table_rows as avx512_nibble_table_rows;
+pub(crate) use avx512::key_rows::{
+    nibble_table_rows as avx512_nibble_table_rows,
+    nibble_table_rows_multi as avx512_nibble_table_rows_multi,
+};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::sign_tables::{
     accumulate_simd as avx512_sign_tables, takes as avx512_sign_tables_take,
@@ -1071,10 +1074,23 @@ fn check_multi(
     out_len: usize,
     out_stride: usize,
 ) -> Result<(), Error> {
-    let last = q.count - 1;
     check_rows(packed_len(q.dim, cb.bits()), rows.len(), stride, n)?;
-    need(last * q.stride + q.dim, q.values.len())?;
-    need(last * out_stride + n, out_len)?;
+    check_queries(q, n, out_len, out_stride)
+}
+
+/// The queries and outputs of a multi-query kernel (`q.count ≥ 1`): every
+/// query inside its values, every query's `n` outputs inside `out_len`,
+/// and neither overlapping the next.
+pub(crate) fn check_queries(
+    q: Queries<'_>,
+    n: usize,
+    out_len: usize,
+    out_stride: usize,
+) -> Result<(), Error> {
+    let last = q.count.saturating_sub(1);
+    let end = |stride: usize, len: usize| last.saturating_mul(stride).saturating_add(len);
+    need(end(q.stride, q.dim), q.values.len())?;
+    need(end(out_stride, n), out_len)?;
     if out_stride < n || q.stride < q.dim {
         return Err(Error::InvalidParameter(
             "overlapping query or output strides",
@@ -1096,10 +1112,10 @@ pub(crate) fn runs_fit(count: usize, stride: usize, len: usize, room: usize) -> 
     })
 }
 
-/// Query vectors against `n` rows of packed codes, `stride` apart: the
-/// arguments of the x86 multi-query scoring kernels, each of which checks
-/// with [`ScoreRows::fits`] that its buffers hold them.
-#[cfg(target_arch = "x86_64")]
+/// Query vectors against `n` rows (of packed codes, or of sketches),
+/// `stride` apart: the arguments of the multi-query scoring kernels (the
+/// x86 ones check with [`ScoreRows::fits`] that their buffers hold them)
+/// and of `qjl::signed_sum_rows_multi_in`.
 #[derive(Clone, Copy)]
 pub(crate) struct ScoreRows<'a> {
     /// The query vectors.

@@ -7,6 +7,7 @@
 use core::arch::x86_64::*;
 
 use super::Planes;
+use crate::codebook::{Queries, ScoreRows};
 
 /// Several whole sketches per zmm, for contiguous rows of 1, 2, 4 or 8
 /// words: AND and popcount against every plane at once, add the words of
@@ -141,14 +142,30 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
     if !super::nibble_sums_take(sq, out.len(), 16) {
         return 0;
     }
-    let signs = &super::NIBBLE_SIGNS;
     let mut table = [core::mem::MaybeUninit::<__m512>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
-    // SAFETY: AVX-512F (caller); the loads read the constant sign rows and
-    // sq[4p + i] with 4p + i < m; `nibble_table_rows` gets the m/4 entries
+    // SAFETY: AVX-512F (caller); `nibble_table_rows` gets the m/4 entries
     // written here and the caller's validated rows (⌈m/8⌉ = ⌈(m/4)/2⌉
     // bytes each).
     unsafe {
-        for (p, t) in table.iter_mut().take(m / 4).enumerate() {
+        write_nibble_tables(sq, &mut table);
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), m / 4);
+        crate::codebook::avx512_nibble_table_rows(table, rows, stride, out)
+    }
+}
+
+/// Writes the 16 sums `±sq[4p] ± … ± sq[4p + 3]` of every nibble `p`
+/// (entry `v`: `+` where bit `i` of `v` is set) into the first `m/4`
+/// entries of `out`, `m = sq.len()` a multiple of 4.
+///
+/// # Safety
+/// AVX-512F is available; `out` holds `m/4` entries.
+#[inline(always)]
+unsafe fn write_nibble_tables(sq: &[f32], out: &mut [core::mem::MaybeUninit<__m512>]) {
+    let signs = &super::NIBBLE_SIGNS;
+    // SAFETY: AVX-512F (caller); the loads read the constant sign rows and
+    // sq[4p + i] with 4p + i < m.
+    unsafe {
+        for (p, t) in out.iter_mut().take(sq.len() / 4).enumerate() {
             let mut v = _mm512_mul_ps(
                 _mm512_loadu_ps(signs[0].as_ptr()),
                 _mm512_set1_ps(sq[4 * p]),
@@ -159,8 +176,42 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
             }
             t.write(v);
         }
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), m / 4);
-        crate::codebook::avx512_nibble_table_rows(table, rows, stride, out)
+    }
+}
+
+/// [`nibble_rows`] for the `G` queries of `job.q` in one pass over the rows
+/// (each query's tables its own, so its sums are the ones it gets alone):
+/// query `h`'s sums of the first `16·⌊n/16⌋` rows go to
+/// `out[h·out_stride..]`. Returns the rows done (0 unless every query's
+/// sums [`nibble_sums_take`](super::nibble_sums_take) them).
+///
+/// # Safety
+/// AVX-512 F/BW are available; `G·m/4 ≤ NIBBLE_MAX_SIGNS`; the queries,
+/// the `n` rows of `⌈m/8⌉` bytes `stride` apart and the sums lie inside
+/// their buffers.
+#[inline(always)]
+unsafe fn nibble_rows_multi<const G: usize>(
+    job: ScoreRows<'_>,
+    out: &mut [f32],
+    out_stride: usize,
+) -> usize {
+    let (q, n) = (job.q, job.n);
+    let m = q.dim;
+    let query = |h: usize| &q.values[h * q.stride..][..m];
+    if !(0..G).all(|h| super::nibble_sums_take(query(h), n, 16)) {
+        return 0;
+    }
+    let mut table = [core::mem::MaybeUninit::<__m512>::uninit(); super::NIBBLE_MAX_SIGNS];
+    // SAFETY: AVX-512 (caller); query `h`'s m/4 tables go from h·m/4, all
+    // below G·m/4 ≤ NIBBLE_MAX_SIGNS, and are then initialised.
+    unsafe {
+        for h in 0..G {
+            write_nibble_tables(query(h), &mut table[h * m / 4..]);
+        }
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), G * m / 4);
+        crate::codebook::avx512_nibble_table_rows_multi::<G>(
+            table, job.rows, job.stride, n, out, out_stride,
+        )
     }
 }
 
@@ -282,6 +333,52 @@ crate::backend::avx512_features!(crate::backend::target_features {
         super::signed_rows_with(sq, rows, stride, out, done, |q, s| unsafe {
             signed_sum_simd(q, s)
         })
+    }
+
+    /// `signed_rows_simd` for the queries of `q` over the same `n` rows,
+    /// up to four in one pass (fewer where their tables would pass
+    /// `NIBBLE_MAX_SIGNS`): query `h`'s sums to `out[h·out_stride..][..n]`,
+    /// the bits it gets alone.
+    pub(super) unsafe fn signed_rows_multi_simd(job: ScoreRows<'_>, out: &mut [f32], out_stride: usize) {
+        let (q, rows, stride, n) = (job.q, job.rows, job.stride, job.n);
+        let per_pass = (super::NIBBLE_MAX_SIGNS / q.dim.div_ceil(4).max(1)).clamp(1, 4);
+        let mut h = 0;
+        while h < q.count {
+            let group = Queries {
+                values: &q.values[h * q.stride..],
+                count: (q.count - h).min(per_pass),
+                ..q
+            };
+            let pass = ScoreRows { q: group, ..job };
+            let o = &mut out[h * out_stride..];
+            // SAFETY: this function's features include AVX-512 F/BW; the
+            // caller validated the queries, rows and sums; a pass's tables
+            // take count·m/4 ≤ NIBBLE_MAX_SIGNS entries.
+            let done = unsafe {
+                match group.count {
+                    1 => nibble_rows_multi::<1>(pass, o, out_stride),
+                    2 => nibble_rows_multi::<2>(pass, o, out_stride),
+                    3 => nibble_rows_multi::<3>(pass, o, out_stride),
+                    _ => nibble_rows_multi::<4>(pass, o, out_stride),
+                }
+            };
+            for k in 0..group.count {
+                let sq = &group.values[k * q.stride..][..q.dim];
+                let ok = &mut o[k * out_stride..][..n];
+                if done == 0 {
+                    // As alone: the query takes its own path.
+                    // SAFETY: as above.
+                    unsafe { signed_rows_simd(sq, rows, stride, ok) };
+                } else {
+                    // SAFETY: this function's target features are those of
+                    // `signed_sum_simd`; rows were validated by the caller.
+                    super::signed_rows_with(sq, rows, stride, ok, done, |q, s| unsafe {
+                        signed_sum_simd(q, s)
+                    });
+                }
+            }
+            h += group.count;
+        }
     }
 
     pub(super) unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {

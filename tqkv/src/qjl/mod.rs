@@ -112,7 +112,7 @@ use rows::signed_rows_with;
 pub(crate) use rows::weights_bounded;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use rows::{NIBBLE_MAX_SIGNS, nibble_sums_take};
-pub(crate) use rows::{accumulate_signs_rows_in, signed_sum_in, signed_sum_rows_in};
+pub(crate) use rows::{accumulate_signs_rows_in, signed_sum_in, signed_sum_rows_multi_in};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use scalar::accumulate_signs_tail;
 

@@ -4,6 +4,7 @@
 
 use super::scalar::{accumulate_signs_scalar, signed_sum_scalar};
 use crate::backend::{Checked, on_backend};
+use crate::codebook::ScoreRows;
 use crate::error::check_rows;
 use crate::{Backend, Error};
 
@@ -157,6 +158,43 @@ pub(crate) fn signed_sum_rows_in(
         signed_rows_with(sq, rows, stride, out, 0, signed_sum_scalar),
         signed_rows_simd(sq, rows, stride, out)
     )
+}
+
+/// [`signed_sum_rows_in`] for the query sketches of `job.q` (`m =
+/// q.dim` signs) over the same `job.n` rows: query `h`'s sums go to
+/// `out[h·out_stride..][..n]`, the bits it gets alone. AVX-512 scores up
+/// to four queries in one pass over the rows, each with its own nibble
+/// tables; other backends take one query after another.
+///
+/// # Errors
+/// [`Error::BufferTooShort`] if `stride` is shorter than a sketch, or the
+/// rows, the queries or `out` do not hold the shape;
+/// [`Error::InvalidParameter`] if queries or outputs overlap.
+pub(crate) fn signed_sum_rows_multi_in(
+    backend: Checked,
+    job: ScoreRows<'_>,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<(), Error> {
+    let (q, n) = (job.q, job.n);
+    if q.count == 0 {
+        return Ok(());
+    }
+    check_rows(q.dim.div_ceil(8), job.rows.len(), job.stride, n)?;
+    crate::codebook::check_queries(q, n, out.len(), out_stride)?;
+    #[cfg(target_arch = "x86_64")]
+    if backend.backend() == Backend::Avx512 {
+        // SAFETY: `Checked` proves the AVX-512 feature list; the rows, the
+        // queries and the sums were checked above.
+        unsafe { avx512::signed_rows_multi_simd(job, out, out_stride) };
+        return Ok(());
+    }
+    for h in 0..q.count {
+        let sq = &q.values[h * q.stride..][..q.dim];
+        let o = &mut out[h * out_stride..][..n];
+        signed_sum_rows_in(backend, sq, job.rows, job.stride, o)?;
+    }
+    Ok(())
 }
 
 /// `acc[j] += Σ_r s_{r,j}·weights[r]` with `s = ±1` from the sign bits of
@@ -323,5 +361,122 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod multi_tests {
+    use super::{signed_sum_rows_in, signed_sum_rows_multi_in};
+    use crate::codebook::{Queries, ScoreRows};
+    use crate::rng::SplitMix64;
+    use crate::{Backend, Error};
+    use std::vec;
+    use std::vec::Vec;
+
+    fn uniform(g: &mut SplitMix64) -> f32 {
+        (g.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    /// Several queries' sums over the same rows equal each query's alone,
+    /// bit for bit, on every backend: 1 to 9 queries (passes of four and
+    /// a rest), sketches of 4 to 256 signs and lengths the nibble tables
+    /// refuse (not a multiple of 4, or a huge weight), rows back to back
+    /// and apart, fewer rows than a block, whole blocks and a tail.
+    #[test]
+    fn several_queries_equal_each_alone() {
+        let mut g = SplitMix64::new(41);
+        let shapes: [(usize, usize); 7] = [
+            (4, 16),
+            (12, 17),
+            (30, 40),
+            (64, 33),
+            (128, 100),
+            (256, 48),
+            (100, 5),
+        ];
+        for backend in Backend::available() {
+            let b = backend.check().unwrap();
+            for &(m, n) in &shapes {
+                for count in [1, 2, 3, 4, 5, 8, 9] {
+                    let bytes = m.div_ceil(8);
+                    let stride = bytes + (count % 2);
+                    let rows: Vec<u8> = (0..n * stride).map(|_| g.next_u64() as u8).collect();
+                    let q_stride = m + 3;
+                    let mut values: Vec<f32> =
+                        (0..count * q_stride).map(|_| uniform(&mut g)).collect();
+                    if count == 5 {
+                        values[q_stride + 1] = 3e37; // one query the tables refuse
+                    }
+                    let q = Queries {
+                        values: &values,
+                        dim: m,
+                        stride: q_stride,
+                        count,
+                    };
+                    let out_stride = n + 2;
+                    let mut out = vec![f32::NAN; count * out_stride];
+                    let job = ScoreRows {
+                        q,
+                        rows: &rows,
+                        stride,
+                        n,
+                    };
+                    signed_sum_rows_multi_in(b, job, &mut out, out_stride).unwrap();
+                    for h in 0..count {
+                        let mut alone = vec![0.0f32; n];
+                        let sq = &values[h * q_stride..][..m];
+                        signed_sum_rows_in(b, sq, &rows, stride, &mut alone).unwrap();
+                        let got = &out[h * out_stride..][..n];
+                        let same = got
+                            .iter()
+                            .zip(&alone)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{backend:?} m {m} n {n} count {count} query {h}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Short rows, queries or sums are errors, overlapping ones too, and
+    /// they touch nothing.
+    #[test]
+    fn short_or_overlapping_buffers_are_errors() {
+        let b = Backend::Scalar.check().unwrap();
+        let values = [0.5f32; 2 * 16];
+        let rows = [0u8; 2 * 10];
+        let q = Queries {
+            values: &values,
+            dim: 16,
+            stride: 16,
+            count: 2,
+        };
+        let job = ScoreRows {
+            q,
+            rows: &rows,
+            stride: 2,
+            n: 10,
+        };
+        let mut out = [7.0f32; 2 * 10];
+        let short = |e: Result<(), Error>| matches!(e, Err(Error::BufferTooShort { .. }));
+        let eleven_rows = ScoreRows { n: 11, ..job };
+        assert!(short(signed_sum_rows_multi_in(
+            b,
+            eleven_rows,
+            &mut out,
+            11
+        )));
+        assert!(short(signed_sum_rows_multi_in(b, job, &mut out, 11)));
+        let three = ScoreRows {
+            q: Queries { count: 3, ..q },
+            ..job
+        };
+        assert!(short(signed_sum_rows_multi_in(b, three, &mut out, 5)));
+        let narrow = ScoreRows { stride: 1, ..job };
+        assert!(short(signed_sum_rows_multi_in(b, narrow, &mut out, 10)));
+        let overlapping = signed_sum_rows_multi_in(b, job, &mut out, 9);
+        assert!(matches!(overlapping, Err(Error::InvalidParameter(_))));
+        assert!(out.iter().all(|&v| v == 7.0));
+        assert!(signed_sum_rows_multi_in(b, job, &mut out, 10).is_ok());
     }
 }

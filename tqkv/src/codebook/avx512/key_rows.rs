@@ -136,6 +136,29 @@ pub(crate) unsafe fn nibble_table_rows(
     blocks * 16
 }
 
+/// [`nibble_table_rows`] for `G` table sets of `table.len()/G` entries
+/// each in one pass over the rows: set `h`'s sums of the first
+/// `16·⌊n/16⌋` of `n` rows go to `out[h·out_stride..]`, the same bits as
+/// the set alone. Returns how many rows.
+///
+/// # Safety
+/// AVX-512 F/BW are available; the `n` rows (`⌈table.len()/(2G)⌉` bytes
+/// each, `stride` apart) lie inside `rows`, and every set's sums inside
+/// `out`.
+pub(crate) unsafe fn nibble_table_rows_multi<const G: usize>(
+    table: &[__m512],
+    rows: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> usize {
+    let blocks = n / 16;
+    // SAFETY: the caller's promises are `block_runs`' for every block.
+    unsafe { block_runs::<G, 4>(table, rows, stride, blocks, out, out_stride) };
+    blocks * 16
+}
+
 /// Scores `out[h·out_stride + r]` of `g ≥ 2` query vectors (`q_h =
 /// queries[h·q_stride..][..d]`) at 1 and 2 bits for the first `16·⌊n/16⌋`
 /// of `n` rows, in passes of up to four queries over the rows (fewer where
