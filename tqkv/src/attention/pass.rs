@@ -267,7 +267,6 @@ fn raw_scores<B: AsRef<[u8]>>(
 /// into `out[h·out_stride..][..rows.len()]`, one pass over the signs for up
 /// to four queries (`qjl::signed_sum_rows_multi_in`); nothing for other
 /// keys.
-#[allow(clippy::too_many_arguments)]
 fn sketch_sums<B: AsRef<[u8]>>(
     backend: Checked,
     cache: &KvCache<B>,

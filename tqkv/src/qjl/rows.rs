@@ -385,19 +385,30 @@ mod multi_tests {
     #[test]
     fn several_queries_equal_each_alone() {
         let mut g = SplitMix64::new(41);
-        let shapes: [(usize, usize); 7] = [
-            (4, 16),
-            (12, 17),
-            (30, 40),
-            (64, 33),
-            (128, 100),
-            (256, 48),
-            (100, 5),
-        ];
+        // Miri interprets every sign: two small shapes there (a whole
+        // block and a tail, and fewer rows than a block).
+        let shapes: &[(usize, usize)] = if cfg!(miri) {
+            &[(16, 17), (12, 5)]
+        } else {
+            &[
+                (4, 16),
+                (12, 17),
+                (30, 40),
+                (64, 33),
+                (128, 100),
+                (256, 48),
+                (100, 5),
+            ]
+        };
+        let counts: &[usize] = if cfg!(miri) {
+            &[1, 5]
+        } else {
+            &[1, 2, 3, 4, 5, 8, 9]
+        };
         for backend in Backend::available() {
             let b = backend.check().unwrap();
-            for &(m, n) in &shapes {
-                for count in [1, 2, 3, 4, 5, 8, 9] {
+            for &(m, n) in shapes {
+                for &count in counts {
                     let bytes = m.div_ceil(8);
                     let stride = bytes + (count % 2);
                     let rows: Vec<u8> = (0..n * stride).map(|_| g.next_u64() as u8).collect();
