@@ -40,10 +40,7 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::nibble_table_rows as avx2_nibble_table_rows;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::key_rows::{
-    nibble_table_rows as avx512_nibble_table_rows,
-    nibble_table_rows_multi as avx512_nibble_table_rows_multi,
-};
+pub(crate) use avx512::key_rows::nibble_table_rows_multi as avx512_nibble_table_rows_multi;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::sign_tables::{
     accumulate_simd as avx512_sign_tables, takes as avx512_sign_tables_take,

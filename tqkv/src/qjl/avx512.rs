@@ -138,19 +138,21 @@ unsafe fn sign_group<const N: usize>(
 /// `⌈m/8⌉` bytes, `stride` apart.
 #[inline(always)]
 unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -> usize {
-    let m = sq.len();
-    if !super::nibble_sums_take(sq, out.len(), 16) {
-        return 0;
-    }
-    let mut table = [core::mem::MaybeUninit::<__m512>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
-    // SAFETY: AVX-512F (caller); `nibble_table_rows` gets the m/4 entries
-    // written here and the caller's validated rows (⌈m/8⌉ = ⌈(m/4)/2⌉
-    // bytes each).
-    unsafe {
-        write_nibble_tables(sq, &mut table);
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m512>(), m / 4);
-        crate::codebook::avx512_nibble_table_rows(table, rows, stride, out)
-    }
+    let q = Queries {
+        values: sq,
+        dim: sq.len(),
+        stride: sq.len(),
+        count: 1,
+    };
+    let job = ScoreRows {
+        q,
+        rows,
+        stride,
+        n: out.len(),
+    };
+    // SAFETY: the caller's promises, for a set of one query (m/4 ≤
+    // NIBBLE_MAX_SIGNS tables whenever they are taken).
+    unsafe { nibble_rows_multi::<1>(job, out, 0) }
 }
 
 /// Writes the 16 sums `±sq[4p] ± … ± sq[4p + 3]` of every nibble `p`

@@ -116,30 +116,12 @@ pub(super) unsafe fn row_blocks(
     }
 }
 
-/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
-/// 4p + 3` of the row's bytes) for the first `16·⌊out.len()/16⌋` rows;
+/// `out[h·out_stride + r] = Σ_p table[h·e + p][nibble p of row r]`
+/// (nibble `p`: bits `4p … 4p + 3` of the row's bytes; `e =
+/// table.len()/G` entries a set) for the first `16·⌊n/16⌋` of `n` rows;
 /// returns how many. The 4-bit key row blocks with a caller's tables: the
-/// QJL sign sums use them with a table per four signs.
-///
-/// # Safety
-/// AVX-512 F/BW are available; the rows (`⌈table.len()/2⌉` bytes each,
-/// `stride` apart, one per value of `out`) lie inside `rows`.
-pub(crate) unsafe fn nibble_table_rows(
-    table: &[__m512],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> usize {
-    let blocks = out.len() / 16;
-    // SAFETY: the caller's promises are `block_runs`' for every block.
-    unsafe { block_runs::<1, 4>(table, rows, stride, blocks, out, 0) };
-    blocks * 16
-}
-
-/// [`nibble_table_rows`] for `G` table sets of `table.len()/G` entries
-/// each in one pass over the rows: set `h`'s sums of the first
-/// `16·⌊n/16⌋` of `n` rows go to `out[h·out_stride..]`, the same bits as
-/// the set alone. Returns how many rows.
+/// QJL sign sums use them with a table per four signs, up to four
+/// queries' sets in one pass (each set's sums the bits it gets alone).
 ///
 /// # Safety
 /// AVX-512 F/BW are available; the `n` rows (`⌈table.len()/(2G)⌉` bytes
