@@ -74,16 +74,23 @@ pub(in crate::codebook) fn dot_rows(
     // SAFETY: `Checked` proves the AVX-512 feature list; the buffers hold
     // the shape (checked above).
     unsafe {
-        // Once per call (a block of tokens in attention), 8 KB at most.
-        let mut interleaved = [0.0f32; SCORE_MAX_DIM * WIDE_GROUP];
+        // Once per call (a block of tokens in attention), up to 8 KB, of
+        // which only the `g·d` values are written: a public `dot_rows` of
+        // a few rows at d = 128 would otherwise zero 8 KB for 0.5 KB.
+        let mut interleaved = [core::mem::MaybeUninit::<f32>::uninit(); SCORE_MAX_DIM * WIDE_GROUP];
         for h in 0..g {
             let q = &job.q.values[h * job.q.stride..][..d];
             for (j, &v) in q.iter().enumerate() {
-                interleaved[g * j + h] = v;
+                interleaved[g * j + h].write(v);
             }
         }
+        // SAFETY: `g·j + h` for `h < g`, `j < d` is every index below
+        // `g·d` (≤ the array's length, checked above), each written just
+        // above; `MaybeUninit<f32>` has the layout of `f32`.
+        let queries: &[f32] =
+            core::slice::from_raw_parts(interleaved.as_ptr().cast::<f32>(), g * d);
         let a = Args {
-            queries: &interleaved[..g * d],
+            queries,
             d,
             rows: job.rows,
             stride: job.stride,
