@@ -655,12 +655,7 @@ pub(crate) fn dot_rows_in(
     let done = match cb.bits() {
         5 | 6 => {
             let job = ScoreRows {
-                q: Queries {
-                    values: q,
-                    dim: q.len(),
-                    stride: q.len(),
-                    count: 1,
-                },
+                q: Queries::one(q),
                 rows: packed_rows,
                 stride: row_stride,
                 n: out.len(),
@@ -1026,6 +1021,19 @@ pub(crate) struct Queries<'a> {
     pub count: usize,
 }
 
+#[cfg(target_arch = "x86_64")]
+impl<'a> Queries<'a> {
+    /// The one query vector `q`.
+    pub(crate) fn one(q: &'a [f32]) -> Self {
+        Queries {
+            values: q,
+            dim: q.len(),
+            stride: q.len(),
+            count: 1,
+        }
+    }
+}
+
 /// [`dot_rows_in`] for several query vectors over the same `n` rows:
 /// `out[h·out_stride + r]` is query `h`'s score of row `r`. AVX-512 shares
 /// a pass over the rows between up to four queries at 1 and 2 bits, each
@@ -1071,9 +1079,10 @@ pub(crate) fn dot_rows_multi_in(
         let g = (q.count - h).min(GROUP);
         let values = &q.values[h * q.stride..];
         let o = &mut out[h * out_stride..];
-        // A lone query at 1 to 4 bits keeps the single-query row blocks
-        // (its scores equal the scalar ones bit for bit).
-        let shared = g > 1 || matches!(cb.bits(), 5 | 6);
+        // A lone query takes `dot_rows_in`: the single-query row blocks at
+        // 1 to 4 bits (its scores equal the scalar ones bit for bit), this
+        // kernel with one query at 5 and 6.
+        let shared = g > 1;
         let done = if shared {
             #[cfg(target_arch = "x86_64")]
             {

@@ -138,14 +138,8 @@ unsafe fn sign_group<const N: usize>(
 /// `⌈m/8⌉` bytes, `stride` apart.
 #[inline(always)]
 unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -> usize {
-    let q = Queries {
-        values: sq,
-        dim: sq.len(),
-        stride: sq.len(),
-        count: 1,
-    };
     let job = ScoreRows {
-        q,
+        q: Queries::one(sq),
         rows,
         stride,
         n: out.len(),
