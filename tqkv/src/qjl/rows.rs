@@ -381,7 +381,8 @@ mod multi_tests {
     /// bit for bit, on every backend: 1 to 9 queries (passes of four and
     /// a rest), sketches of 4 to 256 signs and lengths the nibble tables
     /// refuse (not a multiple of 4, or a huge weight), rows back to back
-    /// and apart, fewer rows than a block, whole blocks and a tail.
+    /// and apart, fewer rows than a block, whole blocks (an odd number of
+    /// AVX2's blocks of 8 too) and a tail.
     #[test]
     fn several_queries_equal_each_alone() {
         let mut g = SplitMix64::new(41);
@@ -393,6 +394,7 @@ mod multi_tests {
             &[
                 (4, 16),
                 (12, 17),
+                (32, 25),
                 (30, 40),
                 (64, 33),
                 (128, 100),
