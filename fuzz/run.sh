@@ -9,10 +9,11 @@ cd "$(dirname "$0")"
 secs="${1:-60}"
 # AddressSanitizer's checks as calls (`__asan_load64`, …), not inlined: the
 # unrolled SIMD kernels have thousands of loads each, and inlined checks
-# (a branch each, and a coverage counter on every branch) made tqkv's code
-# about 40 times its size and the build 11–17 minutes; as calls it builds
-# in about 3 and runs 1.3–1.6 times as many inputs a second. Every access
-# is still checked. `cargo fuzz run` must see the same flags, or it
+# (a branch each, and a coverage counter on every branch) made the unrolled
+# kernels about 65 times their release size (tqkv's code 37 MB) and the
+# build 11–17 minutes; as calls the code is 13 MB, the build about 3.5
+# minutes, and the targets run 1.3–1.6 times as many inputs a second.
+# Every access is still checked. `cargo fuzz run` must see the same flags, or it
 # rebuilds.
 export RUSTFLAGS="${RUSTFLAGS:-} -Cllvm-args=-asan-instrumentation-with-call-threshold=0"
 # Targets: the arguments after the time, or all four.
