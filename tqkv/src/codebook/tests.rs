@@ -1,7 +1,11 @@
 //! Unit tests of the solver and the tables (the kernels are tested in
 //! tests/codebook.rs).
 
+use super::accumulate::{SignedRows, accumulate_rows_and_signs_in, accumulate_rows_in};
+use super::pack::packed_len;
+use super::score::{dot_rows_in, dot_rows_int8_in};
 use super::*;
+use crate::Backend;
 use std::format;
 use std::string::String;
 

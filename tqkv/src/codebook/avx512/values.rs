@@ -608,7 +608,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
     }
 });
 
-/// [`crate::codebook::accumulate_rows_and_signs_in`] on AVX-512: both sums in one
+/// [`crate::codebook::accumulate::accumulate_rows_and_signs_in`] on AVX-512: both sums in one
 /// pass over the tokens. The value codes' lookups are shuffle-bound, the
 /// sign sums add- and mask-bound, so in one loop the second runs in the
 /// shadow of the first (measured on Zen 4: 20 shuffles, 8 FMAs, 8 mask
