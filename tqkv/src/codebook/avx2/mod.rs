@@ -2,9 +2,10 @@
 //!
 //! Lookup: `vpermps` on one register for ≤ 3 bits, then for each further
 //! bit twice the registers and a blend on that bit of the index: 2 and a
-//! blend for 4 bits, 4 and 3 for 5 (a gather of 8 lanes measured slower);
-//! at 6 bits the 5-bit lookup of the lower half and a sign flip, the upper
-//! half being its mirror ([`pick_mirrored`]); a gather for 7 and 8 bits.
+//! blend for 4 bits; at 5 and 6 bits the lookup of the lower half (2 and
+//! a blend, 4 and 3) and a sign flip, the upper half being its mirror
+//! ([`pick_mirrored`]; all 32 entries took 4 and 3 at 5 bits, and a
+//! gather of 8 lanes measured slower); a gather for 7 and 8 bits.
 //! Quantisation: a binary search over the thresholds, in registers for
 //! ≤ 6 bits (one `vpermps`, one compare and two integer operations a step,
 //! and blends on the levels of 16 and 32 probes; a compare per threshold
@@ -212,8 +213,8 @@ unsafe impl Lanes for F32x8 {
             F32x8(match B {
                 1..=3 => _mm256_permutevar8x32_ps(lut.t[0], i),
                 4 => pick::<2>(&lut.t, i),
-                5 => pick::<4>(&lut.t, i),
-                6 => pick_mirrored(&lut.t, i),
+                5 => pick_mirrored::<5, 2>(&lut.t, i),
+                6 => pick_mirrored::<6, 4>(&lut.t, i),
                 _ => _mm256_i32gather_ps::<4>(lut.centroids.as_ptr(), i),
             })
         }
@@ -344,25 +345,33 @@ unsafe fn pick<const N: usize>(t: &[__m256], i: __m256i) -> __m256 {
     }
 }
 
-/// `t[i]` for 6-bit codes `i` (bits above ignored) from the lower 32
-/// centroids `t[0..4]` alone: the upper half of a codebook is the mirror of
-/// the lower (`c[63 − k] = −c[k]` exactly, as `Codebook` builds it), so a
-/// code with bit 5 set looks up `k ⊕ 31` in the lower half and negates it
-/// (a sign flip is exact). Four permutes, three blends and six integer
-/// operations, where all 64 entries take eight permutes and seven blends:
-/// fewer operations on the shuffle pipes, which the lookups share.
+/// `t[i]` for `B`-bit codes `i` (`B` = 5 or 6, bits above ignored) from
+/// the lower half of the centroids alone, `t[0..N]` with `N = 2^B / 16`:
+/// the upper half of a codebook is the mirror of the lower
+/// (`c[2^B − 1 − k] = −c[k]` exactly, as `Codebook` builds it), so a code
+/// with bit `B − 1` set looks up `k ⊕ (2^(B−1) − 1)` in the lower half and
+/// negates it (a sign flip is exact). At 6 bits four permutes, three
+/// blends and six integer operations, where all 64 entries take eight
+/// permutes and seven blends; at 5 bits two permutes and a blend where
+/// all 32 take four and three: fewer operations on the shuffle pipes,
+/// which the lookups share.
 ///
 /// # Safety
 /// AVX2 is available.
 #[inline(always)]
-unsafe fn pick_mirrored(t: &[__m256], i: __m256i) -> __m256 {
+unsafe fn pick_mirrored<const B: u32, const N: usize>(t: &[__m256], i: __m256i) -> __m256 {
     // SAFETY: AVX2 is the caller's promise; registers only.
     unsafe {
-        // Bit 5 in the sign bit, then spread over the lane.
-        let upper = _mm256_slli_epi32::<26>(i);
+        // Bit B − 1 in the sign bit (a shift by an immediate), then spread
+        // over the lane.
+        let upper = match B {
+            5 => _mm256_slli_epi32::<27>(i),
+            _ => _mm256_slli_epi32::<26>(i),
+        };
         let spread = _mm256_srai_epi32::<31>(upper);
-        let mirror = _mm256_xor_si256(i, _mm256_and_si256(spread, _mm256_set1_epi32(31)));
-        let c = pick::<4>(t, mirror);
+        let low = _mm256_set1_epi32((1 << (B - 1)) - 1);
+        let mirror = _mm256_xor_si256(i, _mm256_and_si256(spread, low));
+        let c = pick::<N>(t, mirror);
         let sign = _mm256_and_si256(upper, _mm256_set1_epi32(i32::MIN));
         _mm256_xor_ps(c, _mm256_castsi256_ps(sign))
     }

@@ -17,12 +17,12 @@
 use core::arch::x86_64::*;
 
 use super::rows::Groups;
-use super::{lanes_from, pick, pick_mirrored};
+use super::{lanes_from, pick_mirrored};
 use crate::codebook::pack::rows_within;
 use crate::vector::{F32Vector, F32x8};
 
-/// The 32 lowest centroids in four registers (at 6 bits the upper half
-/// is their mirror, [`pick_mirrored`]), and the spread of a group's bytes
+/// The 32 lowest centroids in four registers (the upper half of the
+/// codebook is their mirror, [`pick_mirrored`]), and the spread of a group's bytes
 /// to its lanes.
 pub(super) struct Wide<const B: usize> {
     t: [__m256; 4],
@@ -76,9 +76,9 @@ impl<const B: usize> Wide<B> {
             let x = _mm256_set1_epi64x(word as i64);
             let i = _mm256_srlv_epi32(_mm256_shuffle_epi8(x, self.bytes), self.shifts);
             if B == 5 {
-                pick::<4>(&self.t, i)
+                pick_mirrored::<5, 2>(&self.t, i)
             } else {
-                pick_mirrored(&self.t, i)
+                pick_mirrored::<6, 4>(&self.t, i)
             }
         }
     }
