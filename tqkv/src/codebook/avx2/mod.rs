@@ -350,11 +350,14 @@ unsafe fn pick<const N: usize>(t: &[__m256], i: __m256i) -> __m256 {
 /// the upper half of a codebook is the mirror of the lower
 /// (`c[2^B − 1 − k] = −c[k]` exactly, as `Codebook` builds it), so a code
 /// with bit `B − 1` set looks up `k ⊕ (2^(B−1) − 1)` in the lower half and
-/// negates it (a sign flip is exact). At 6 bits four permutes, three
-/// blends and six integer operations, where all 64 entries take eight
-/// permutes and seven blends; at 5 bits two permutes and a blend where
-/// all 32 take four and three: fewer operations on the shuffle pipes,
-/// which the lookups share.
+/// negates it (a sign flip is exact). The lookup reads only the index's
+/// low `B − 1` bits, so flipping every bit of the lane flips those, with
+/// no mask. At 6 bits four permutes, three blends and five other
+/// operations, where all 64 entries take eight permutes and seven blends;
+/// at 5 bits two permutes and a blend where all 32 take four and three:
+/// fewer operations on the shuffle pipes, which the lookups share. (At 4
+/// bits one permute and the five operations measured slower than two
+/// permutes and a blend.)
 ///
 /// # Safety
 /// AVX2 is available.
@@ -369,8 +372,7 @@ unsafe fn pick_mirrored<const B: u32, const N: usize>(t: &[__m256], i: __m256i) 
             _ => _mm256_slli_epi32::<26>(i),
         };
         let spread = _mm256_srai_epi32::<31>(upper);
-        let low = _mm256_set1_epi32((1 << (B - 1)) - 1);
-        let mirror = _mm256_xor_si256(i, _mm256_and_si256(spread, low));
+        let mirror = _mm256_xor_si256(i, spread);
         let c = pick::<N>(t, mirror);
         let sign = _mm256_and_si256(upper, _mm256_set1_epi32(i32::MIN));
         _mm256_xor_ps(c, _mm256_castsi256_ps(sign))
