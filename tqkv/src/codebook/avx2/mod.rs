@@ -363,6 +363,7 @@ unsafe fn pick<const N: usize>(t: &[__m256], i: __m256i) -> __m256 {
 /// AVX2 is available.
 #[inline(always)]
 unsafe fn pick_mirrored<const B: u32, const N: usize>(t: &[__m256], i: __m256i) -> __m256 {
+    const { assert!((B == 5 || B == 6) && N == 1 << (B - 4)) };
     // SAFETY: AVX2 is the caller's promise; registers only.
     unsafe {
         // Bit B − 1 in the sign bit (a shift by an immediate), then spread

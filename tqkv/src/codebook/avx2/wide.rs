@@ -21,9 +21,10 @@ use super::{lanes_from, pick_mirrored};
 use crate::codebook::pack::rows_within;
 use crate::vector::{F32Vector, F32x8};
 
-/// The 32 lowest centroids in four registers (the upper half of the
-/// codebook is their mirror, [`pick_mirrored`]), and the spread of a group's bytes
-/// to its lanes.
+/// The 32 lowest centroids in four registers, of which the lookups read
+/// the codebook's lower half (16 at 5 bits, 32 at 6; the upper half is
+/// its mirror, [`pick_mirrored`]), and the spread of a group's bytes to
+/// its lanes.
 pub(super) struct Wide<const B: usize> {
     t: [__m256; 4],
     /// Dword `l` (in its 128-bit half): the byte holding bit `l·B` of the
