@@ -246,9 +246,12 @@ crate::backend::avx2_features!(crate::backend::target_features {
         // (the caller checked them).
         unsafe {
             // One shift moves a sign to the top bit; kept alone by an and,
-            // it flips −w to +w by an xor. (A `blendv` of ±w on the shifted
-            // bit is one instruction, but three micro-ops on the Intel Xeon
-            // of BENCHMARKS.md: this form measured 0.93× there.)
+            // it flips −w to +w by an xor: four simple operations a
+            // register. A `blendv` of ±w on the shifted bit makes three
+            // instructions, but it is three micro-ops on Intel's large
+            // cores and eight, microcoded, on its small ones (uops.info),
+            // one on AMD's: this form measured 0.93× on the Intel Xeon of
+            // BENCHMARKS.md, and may cost a Zen one operation in four.
             let ups = [0, 1, 2, 3].map(|k| sign_shifts(k));
             for c in (0..whole).step_by(32) {
                 let mut sums = [_mm256_setzero_ps(); 4];
@@ -316,11 +319,12 @@ unsafe fn sign_shifts(k: i32) -> __m256i {
 
 /// `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}` (`s = ±1` from
 /// the sign bits, `m` of them a row) for `g ∈ 2..=4` weight sets over the
-/// same `n` sketches: each row's 16 signs at a time become lanes of ±1
-/// once for every set, and each set adds `±1·w` by one FMA (one query
-/// head's kernel picks `±w` per head). `±1·w` is exact, so each FMA
-/// rounds `acc ± w` once, as `accumulate_signs_simd`'s add does, in the
-/// same row order: the bits are one head's at a time. Returns
+/// same `n` sketches: each row's 16 signs at a time become lanes of ∓1
+/// once for every set, and each set subtracts `∓1·w` by one FMA (one
+/// query head's kernel makes `±w` per head, two operations a register).
+/// `1·w` is exact, so each FMA rounds `acc ± w` once, as
+/// `accumulate_signs_simd`'s add does, in the same row order: the bits
+/// are one head's at a time. No `blendv`: see `accumulate_signs_simd`. Returns
 /// false (touching nothing) unless `backend` is AVX2, `g ∈ 2..=4` and the
 /// sets fit ([`SignSets::fit`]: whole steps of 16 signs, inside their
 /// buffers).
@@ -358,7 +362,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
         // accumulator's m (the sets fit: the caller's promise).
         unsafe {
             let ups = [sign_shifts(0), sign_shifts(1)];
-            let (one, minus_one) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-1.0));
+            let (one, top) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-0.0));
             for c in (0..a.m).step_by(16) {
                 let mut sums = [[_mm256_setzero_ps(); 2]; G];
                 for (h, s) in sums.iter_mut().enumerate() {
@@ -369,14 +373,17 @@ crate::backend::avx2_features!(crate::backend::target_features {
                 for r in 0..a.n {
                     let at = a.signs.as_ptr().add(r * a.sign_stride + c / 8);
                     let word = _mm256_set1_epi32(i32::from(at.cast::<u16>().read_unaligned()));
-                    let sign = ups.map(|u| {
+                    // −1 where the sign bit is set, +1 where clear: the
+                    // shifted bit alone, on the bits of 1.0.
+                    let flip = ups.map(|u| {
                         let set = _mm256_castsi256_ps(_mm256_sllv_epi32(word, u));
-                        _mm256_blendv_ps(minus_one, one, set)
+                        _mm256_or_ps(_mm256_and_ps(set, top), one)
                     });
                     for (h, s) in sums.iter_mut().enumerate() {
                         let w = _mm256_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
-                        for (v, sign) in s.iter_mut().zip(sign) {
-                            *v = _mm256_fmadd_ps(sign, w, *v);
+                        for (v, flip) in s.iter_mut().zip(flip) {
+                            // acc − (∓1)·w: +w where the bit is set.
+                            *v = _mm256_fnmadd_ps(flip, w, *v);
                         }
                     }
                 }
