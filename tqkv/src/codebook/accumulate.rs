@@ -6,7 +6,7 @@ use super::GROUP;
 #[cfg(target_arch = "aarch64")]
 use super::neon;
 use super::pack::packed_len;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::runs_fit;
 use super::{Codebook, scalar};
 #[cfg(target_arch = "x86_64")]
@@ -156,9 +156,12 @@ pub(crate) fn accumulate_rows_and_signs_in(
 }
 
 /// Rows of codes with one weight set per query vector, and where each
-/// query's sums go: the arguments of the x86 multi-query value kernels
+/// query's sums go: the arguments of the multi-query value kernels
 /// (validated by [`accumulate_multi_in`]).
-#[cfg(target_arch = "x86_64")]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, reason = "read by the SIMD backends' kernels")
+)]
 pub(crate) struct WeightedCodes<'a> {
     /// `n` rows of packed codes, `stride` apart.
     pub rows: &'a [u8],
@@ -176,7 +179,7 @@ pub(crate) struct WeightedCodes<'a> {
     pub d: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl WeightedCodes<'_> {
     /// Whether `g` weight sets and sums in `out_len` values fit the buffers
     /// at `bits` bits ([`runs_fit`]).
@@ -188,6 +191,28 @@ impl WeightedCodes<'_> {
             self.rows.len(),
         ) && runs_fit(g, self.w_stride, self.n, self.weights.len())
             && runs_fit(g, self.out_stride, self.d, out_len)
+    }
+
+    /// Whether the grouped value kernel of `on`, for codes of 1 to
+    /// `max_bits` bits, takes `g` sets of `cb`'s codes: `backend` is `on`,
+    /// `d` a nonzero multiple of 8, `g ∈ 2..=4`, and the buffers
+    /// [`fit`](Self::fit).
+    pub(crate) fn takes(
+        &self,
+        backend: Checked,
+        on: crate::Backend,
+        max_bits: u8,
+        cb: &Codebook,
+        g: usize,
+        out_len: usize,
+    ) -> bool {
+        let b = cb.bits();
+        backend.backend() == on
+            && (1..=max_bits).contains(&b)
+            && self.d > 0
+            && self.d.is_multiple_of(8)
+            && (2..=4).contains(&g)
+            && self.fit(b, g, out_len)
     }
 }
 
@@ -332,23 +357,16 @@ pub(crate) fn accumulate_multi_in(
             h += 1;
             continue;
         }
-        #[cfg(target_arch = "x86_64")]
-        let codes_done = {
-            let rows = WeightedCodes {
-                rows: r.codes,
-                stride: r.code_stride,
-                n,
-                weights: w,
-                w_stride: r.w_stride,
-                out_stride: acc_stride,
-                d: dim,
-            };
-            avx512::multi::accumulate_rows(backend, cb, &rows, a, k)
-                || avx2::accumulate_rows_multi(backend, cb, &rows, a, k)
+        let rows = WeightedCodes {
+            rows: r.codes,
+            stride: r.code_stride,
+            n,
+            weights: w,
+            w_stride: r.w_stride,
+            out_stride: acc_stride,
+            d: dim,
         };
-        #[cfg(not(target_arch = "x86_64"))]
-        let codes_done = false;
-        if !codes_done {
+        if !codes_multi(backend, cb, &rows, a, k) {
             for j in 0..k {
                 let wj = &w[j * r.w_stride..][..n];
                 let out = &mut a[j * acc_stride..][..dim];
@@ -358,23 +376,16 @@ pub(crate) fn accumulate_multi_in(
         if m > 0 {
             let sw = &r.sign_weights[h * r.w_stride..];
             let sk = &mut a[dim..];
-            #[cfg(target_arch = "x86_64")]
-            let signs_done = {
-                let sets = crate::qjl::SignSets {
-                    signs: r.signs,
-                    sign_stride: r.sign_stride,
-                    n,
-                    weights: sw,
-                    w_stride: r.w_stride,
-                    acc_stride,
-                    m,
-                };
-                avx512::multi::accumulate_signs(backend, &sets, sk, k)
-                    || crate::qjl::avx2_accumulate_signs_multi(backend, &sets, sk, k)
+            let sets = crate::qjl::SignSets {
+                signs: r.signs,
+                sign_stride: r.sign_stride,
+                n,
+                weights: sw,
+                w_stride: r.w_stride,
+                acc_stride,
+                m,
             };
-            #[cfg(not(target_arch = "x86_64"))]
-            let signs_done = false;
-            if !signs_done {
+            if !signs_multi(backend, &sets, sk, k) {
                 for j in 0..k {
                     let wj = &sw[j * r.w_stride..][..n];
                     let out = &mut sk[j * acc_stride..][..m];
@@ -385,4 +396,47 @@ pub(crate) fn accumulate_multi_in(
         h += k;
     }
     Ok(())
+}
+
+/// The backend's kernel for `k` weight sets sharing each code's lookup
+/// (AVX-512 and AVX2 up to 6 bits, NEON up to 4; 2 to 4 sets), if it has
+/// one for the shape: whether it ran.
+fn codes_multi(
+    backend: Checked,
+    cb: &Codebook,
+    rows: &WeightedCodes<'_>,
+    out: &mut [f32],
+    k: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx512::multi::accumulate_rows(backend, cb, rows, out, k)
+        || avx2::accumulate_rows_multi(backend, cb, rows, out, k);
+    #[cfg(target_arch = "aarch64")]
+    return neon::accumulate_rows_multi(backend, cb, rows, out, k);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (backend, cb, rows, out, k);
+        false
+    }
+}
+
+/// The backend's kernel for `k` weight sets sharing each row's signs
+/// (AVX-512, AVX2 and NEON; 2 to 4 sets), if it has one for the shape:
+/// whether it ran.
+fn signs_multi(
+    backend: Checked,
+    sets: &crate::qjl::SignSets<'_>,
+    acc: &mut [f32],
+    k: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx512::multi::accumulate_signs(backend, sets, acc, k)
+        || crate::qjl::avx2_accumulate_signs_multi(backend, sets, acc, k);
+    #[cfg(target_arch = "aarch64")]
+    return crate::qjl::neon_accumulate_signs_multi(backend, sets, acc, k);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (backend, sets, acc, k);
+        false
+    }
 }

@@ -73,7 +73,9 @@ mod tables;
 
 use crate::Error;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use accumulate::{SignedRows, WeightedCodes};
+pub(crate) use accumulate::SignedRows;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use accumulate::WeightedCodes;
 pub(crate) use accumulate::{WeightedRows, accumulate_multi_in};
 pub use accumulate::{accumulate_rows, accumulate_rows_on};
 pub use codes::{
@@ -82,7 +84,7 @@ pub use codes::{
 pub(crate) use codes::{dequantize_in, quantize_packed_centroids_in, quantize_packed_in};
 use lloyd::{Normal, Sphere};
 use pack::check_bits;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use score::runs_fit;
 pub(crate) use score::{
     Queries, ScoreRows, check_queries, dot_rows_int8_multi_in, dot_rows_multi_in,

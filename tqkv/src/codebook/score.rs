@@ -493,7 +493,7 @@ pub(crate) fn check_queries(
 /// `room` elements (O(1); true for none). The multi-query kernels check
 /// their buffers with it although their callers validated them, so that
 /// each is sound as the safe function it is.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) fn runs_fit(count: usize, stride: usize, len: usize, room: usize) -> bool {
     count.checked_sub(1).is_none_or(|last| {
         last.checked_mul(stride)

@@ -594,6 +594,79 @@ fn score_rows<'a>(
     ScoreRows { q, rows, stride, n }
 }
 
+/// The value rows of the refusal tests: `n` rows of `row` bytes, one
+/// weight set of `n` a query, sums `d` apart.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn codes_job<'a>(
+    rows: &'a [u8],
+    row: usize,
+    n: usize,
+    weights: &'a [f32],
+    d: usize,
+) -> WeightedCodes<'a> {
+    WeightedCodes {
+        rows,
+        stride: row,
+        n,
+        weights,
+        w_stride: n,
+        out_stride: d,
+        d,
+    }
+}
+
+/// The sketches of the refusal tests: `n` rows of `d` signs back to back,
+/// one weight set of `n` a query, sums `d` apart.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn signs_job<'a>(
+    signs: &'a [u8],
+    n: usize,
+    weights: &'a [f32],
+    d: usize,
+) -> crate::qjl::SignSets<'a> {
+    crate::qjl::SignSets {
+        signs,
+        sign_stride: d / 8,
+        n,
+        weights,
+        w_stride: n,
+        acc_stride: d,
+        m: d,
+    }
+}
+
+/// The NEON kernels for several weight sets refuse buffers one value or
+/// byte too short (rows, weights, sums), and take whole ones.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn neon_multi_set_kernels_refuse_buffers_too_short() {
+    use crate::qjl::neon_accumulate_signs_multi;
+    use std::vec;
+    let (d, bits, n, g) = (128usize, 4u8, 16usize, 2usize);
+    let cb = Codebook::lloyd_max(d, bits).unwrap();
+    let row = packed_len(d, bits);
+    let codes = vec![0x5au8; n * row];
+    let signs = vec![0xa5u8; n * d / 8];
+    let weights = vec![0.5f32; g * n];
+    let b = Backend::Neon.check().unwrap();
+    let values = |r: &[u8], w: &[f32], out_len: usize| {
+        let mut out = vec![0.0f32; out_len];
+        neon::accumulate_rows_multi(b, &cb, &codes_job(r, row, n, w, d), &mut out, g)
+    };
+    assert!(values(&codes, &weights, g * d), "whole buffers");
+    assert!(!values(&codes[1..], &weights, g * d), "rows");
+    assert!(!values(&codes, &weights[1..], g * d), "weights");
+    assert!(!values(&codes, &weights, g * d - 1), "sums");
+    let sign_sums = |s: &[u8], w: &[f32], acc_len: usize| {
+        let mut acc = vec![0.0f32; acc_len];
+        neon_accumulate_signs_multi(b, &signs_job(s, n, w, d), &mut acc, g)
+    };
+    assert!(sign_sums(&signs, &weights, g * d), "whole buffers");
+    assert!(!sign_sums(&signs[1..], &weights, g * d), "signs");
+    assert!(!sign_sums(&signs, &weights[1..], g * d), "weights");
+    assert!(!sign_sums(&signs, &weights, g * d - 1), "sums");
+}
+
 /// The x86 multi-query kernels are safe functions: each checks that its
 /// buffers hold the shape it is given (its callers validate them too) and
 /// refuses, touching nothing, when one is a value or byte short. The same
@@ -601,7 +674,7 @@ fn score_rows<'a>(
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn multi_query_kernels_refuse_buffers_too_short() {
-    use crate::qjl::{SignSets, avx2_accumulate_signs_multi};
+    use crate::qjl::avx2_accumulate_signs_multi;
     use std::vec;
     let (d, bits, n, g) = (128usize, 4u8, 16usize, 2usize);
     let cb = Codebook::lloyd_max(d, bits).unwrap();
@@ -635,15 +708,7 @@ fn multi_query_kernels_refuse_buffers_too_short() {
         assert_eq!(scores(&queries, &codes, g * n - 1), 0, "{backend}: scores");
 
         let values = |r: &[u8], w: &[f32], out_len: usize| {
-            let a = WeightedCodes {
-                rows: r,
-                stride: row,
-                n,
-                weights: w,
-                w_stride: n,
-                out_stride: d,
-                d,
-            };
+            let a = codes_job(r, row, n, w, d);
             let mut out = vec![0.0f32; out_len];
             match backend {
                 Backend::Avx2 => avx2::accumulate_rows_multi(b, &cb, &a, &mut out, g),
@@ -656,15 +721,7 @@ fn multi_query_kernels_refuse_buffers_too_short() {
         assert!(!values(&codes, &weights, g * d - 1), "{backend}: sums");
 
         let sign_sums = |s: &[u8], w: &[f32], acc_len: usize| {
-            let sets = SignSets {
-                signs: s,
-                sign_stride: d / 8,
-                n,
-                weights: w,
-                w_stride: n,
-                acc_stride: d,
-                m: d,
-            };
+            let sets = signs_job(s, n, w, d);
             let mut acc = vec![0.0f32; acc_len];
             match backend {
                 Backend::Avx2 => avx2_accumulate_signs_multi(b, &sets, &mut acc, g),

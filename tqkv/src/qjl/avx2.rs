@@ -334,7 +334,7 @@ pub(crate) fn accumulate_signs_multi(
     acc: &mut [f32],
     g: usize,
 ) -> bool {
-    if backend.backend() != crate::Backend::Avx2 || !(2..=4).contains(&g) || !a.fit(g, acc.len()) {
+    if !a.takes(backend, crate::Backend::Avx2, g, acc.len()) {
         return false;
     }
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the

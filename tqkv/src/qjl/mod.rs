@@ -102,9 +102,10 @@ pub use sketcher::QjlSketcher;
 pub(crate) use avx2::accumulate_signs_multi as avx2_accumulate_signs_multi;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use bitplanes::{Planes, plane_rows_with};
+#[cfg(target_arch = "aarch64")]
+pub(crate) use neon::accumulate_signs_multi as neon_accumulate_signs_multi;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use rows::NIBBLE_SIGNS;
-#[cfg(target_arch = "x86_64")]
 pub(crate) use rows::SignSets;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use rows::signed_rows_with;

@@ -179,3 +179,82 @@ crate::backend::neon_features!(crate::backend::target_features {
         }
     }
 });
+
+/// `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}` (`s = ±1` from
+/// the sign bits, `m` of them a row) for `g ∈ 2..=4` weight sets over the
+/// same `n` sketches, as the AVX2 kernel of the same name: each row's 16
+/// signs at a time become lanes of ±1 once for every set (a test and a
+/// select per 4 signs), and each set adds `±1·w` by one FMA per 4 signs,
+/// where one set alone takes a test, a select and an add. `1·w` is exact,
+/// so the FMA rounds `acc ± w` once, as the add does, in the same row
+/// order: the bits are one set's at a time. Returns false (touching
+/// nothing) unless `backend` is NEON, `g ∈ 2..=4` and the sets fit
+/// ([`SignSets::fit`](super::SignSets::fit): whole steps of 16 signs,
+/// inside their buffers).
+pub(crate) fn accumulate_signs_multi(
+    backend: crate::backend::Checked,
+    a: &super::SignSets<'_>,
+    acc: &mut [f32],
+    g: usize,
+) -> bool {
+    if !a.takes(backend, crate::Backend::Neon, g, acc.len()) {
+        return false;
+    }
+    // SAFETY: `Checked` proves NEON; the shape is one the kernel takes, and
+    // the sets fit their buffers (checked above).
+    unsafe {
+        match g {
+            2 => sign_sets_simd::<2>(a, acc),
+            3 => sign_sets_simd::<3>(a, acc),
+            _ => sign_sets_simd::<4>(a, acc),
+        }
+    }
+    true
+}
+
+crate::backend::neon_features!(crate::backend::target_features {
+    /// [`accumulate_signs_multi`] for `G` weight sets.
+    ///
+    /// # Safety
+    /// NEON is available; the shape is one [`accumulate_signs_multi`]
+    /// accepts, and the sets fit their buffers.
+    unsafe fn sign_sets_simd<const G: usize>(a: &super::SignSets<'_>, acc: &mut [f32]) {
+        const LOW: [u32; 4] = [1, 2, 4, 8];
+        // SAFETY: NEON by this function's features. Row r's bytes c/8 and
+        // c/8 + 1 lie inside its m/8 (c + 16 ≤ m), weight (h, r) inside the
+        // h-th set's n, and acc[h·acc_stride + c .. + 16] inside the h-th
+        // accumulator's m (the sets fit: the caller's promise).
+        unsafe {
+            // Lane l of register k: bit 4k + l of a row's 16 signs.
+            let mut bits = [vdupq_n_u32(0); 4];
+            for (k, b) in bits.iter_mut().enumerate() {
+                *b = vshlq_u32(vld1q_u32(LOW.as_ptr()), vdupq_n_s32(4 * k as i32));
+            }
+            let (one, minus_one) = (vdupq_n_f32(1.0), vdupq_n_f32(-1.0));
+            for c in (0..a.m).step_by(16) {
+                let mut sums = [[vdupq_n_f32(0.0); 4]; G];
+                for (h, s) in sums.iter_mut().enumerate() {
+                    for (k, v) in s.iter_mut().enumerate() {
+                        *v = vld1q_f32(acc.as_ptr().add(h * a.acc_stride + c + 4 * k));
+                    }
+                }
+                for r in 0..a.n {
+                    let at = a.signs.as_ptr().add(r * a.sign_stride + c / 8);
+                    let word = vdupq_n_u32(u32::from(at.cast::<u16>().read_unaligned()));
+                    let sign = bits.map(|b| vbslq_f32(vtstq_u32(word, b), one, minus_one));
+                    for (h, s) in sums.iter_mut().enumerate() {
+                        let w = vdupq_n_f32(*a.weights.get_unchecked(h * a.w_stride + r));
+                        for (v, sign) in s.iter_mut().zip(sign) {
+                            *v = vfmaq_f32(*v, sign, w);
+                        }
+                    }
+                }
+                for (h, s) in sums.iter().enumerate() {
+                    for (k, v) in s.iter().enumerate() {
+                        vst1q_f32(acc.as_mut_ptr().add(h * a.acc_stride + c + 4 * k), *v);
+                    }
+                }
+            }
+        }
+    }
+});

@@ -307,7 +307,10 @@ pub(super) fn nibble_sums_take(sq: &[f32], rows: usize, lanes: usize) -> bool {
 /// value kernels): `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}`
 /// for `s = ±1` from the sign bits, `m` of them a row, `n` rows
 /// `sign_stride` bytes apart in `signs`.
-#[cfg(target_arch = "x86_64")]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, reason = "read by the SIMD backends' kernels")
+)]
 pub(crate) struct SignSets<'a> {
     pub(crate) signs: &'a [u8],
     pub(crate) sign_stride: usize,
@@ -318,7 +321,7 @@ pub(crate) struct SignSets<'a> {
     pub(crate) m: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl SignSets<'_> {
     /// Whether the sketches are whole steps of 16 signs (`m` a positive
     /// multiple of 16, the grouped kernels' unit) and `g` weight sets and
@@ -337,6 +340,12 @@ impl SignSets<'_> {
             )
             && runs_fit(g, self.w_stride, self.n, self.weights.len())
             && runs_fit(g, self.acc_stride, self.m, acc_len)
+    }
+
+    /// Whether the grouped sign kernel of `on` takes these sets: `backend`
+    /// is `on`, `g ∈ 2..=4`, and the sets [`fit`](Self::fit).
+    pub(crate) fn takes(&self, backend: Checked, on: Backend, g: usize, acc_len: usize) -> bool {
+        backend.backend() == on && (2..=4).contains(&g) && self.fit(g, acc_len)
     }
 }
 

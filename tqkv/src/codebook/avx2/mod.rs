@@ -380,9 +380,6 @@ unsafe fn pick_mirrored<const B: u32, const N: usize>(t: &[__m256], i: __m256i) 
     }
 }
 
-/// Most weight sets of [`accumulate_rows_multi`].
-const MULTI_MAX: usize = 4;
-
 /// `out[h·out_stride + j] += Σ_r weights[h·w_stride + r]·c[idx_{r,j}]` for
 /// `g ≤ 4` weight sets over the same `n` rows of `B ≤ 6` bits, `d` a
 /// multiple of 8: each group of 8 codes is loaded and looked up once for
@@ -399,16 +396,10 @@ pub(super) fn accumulate_rows_multi(
     out: &mut [f32],
     g: usize,
 ) -> bool {
-    let b = cb.bits();
-    if backend.backend() != crate::Backend::Avx2
-        || !(1..=6).contains(&b)
-        || a.d == 0
-        || !a.d.is_multiple_of(8)
-        || !(2..=MULTI_MAX).contains(&g)
-        || !a.fit(b, g, out.len())
-    {
+    if !a.takes(backend, crate::Backend::Avx2, 6, cb, g, out.len()) {
         return false;
     }
+    let b = cb.bits();
     // SAFETY: `Checked` proves the AVX2 feature list; the shape is one the
     // kernel takes, and the buffers hold it (checked above).
     unsafe {

@@ -27,6 +27,7 @@ mod encode;
 pub(in crate::codebook) mod int8;
 mod rows;
 
+pub(in crate::codebook) use rows::accumulate_rows_multi;
 pub(crate) use rows::nibble_table_rows;
 use rows::{row_blocks, value_groups};
 
