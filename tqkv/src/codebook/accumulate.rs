@@ -268,9 +268,10 @@ impl WeightedRows<'_> {
 /// [`accumulate_rows_and_signs_in`]) for `g` weight sets over the same
 /// rows: query `h` adds into `acc[h·acc_stride..][..dim]` (codes) and
 /// `acc[h·acc_stride + dim..][..m]` (signs, `m = 8·sign bytes`; `m = 0`
-/// without). AVX-512 unpacks and looks up each row's codes once for up to
-/// four queries; elsewhere, and for a lone query, the queries run one after
-/// the other over rows that stay in cache.
+/// without). AVX-512 and AVX2 look each row's codes up once for up to four
+/// queries, NEON at 1–4 bits ([`codes_multi`]), and each row's signs too
+/// ([`signs_multi`]); elsewhere, and for a lone query, the queries run one
+/// after the other over rows that stay in cache.
 ///
 /// # Errors
 /// As [`accumulate_rows_and_signs_in`]; [`Error::BufferTooShort`] if the
