@@ -417,28 +417,17 @@ pub(crate) fn dot_rows_multi_in(
         // kernel with one query at 5 and 6.
         let shared = g > 1;
         let done = if shared {
-            #[cfg(target_arch = "x86_64")]
-            {
-                let job = ScoreRows {
-                    q: Queries {
-                        values,
-                        count: g,
-                        ..q
-                    },
-                    rows,
-                    stride,
-                    n,
-                };
-                match avx512::key_rows::dot_rows_multi(backend, cb, job, o, out_stride) {
-                    0 => match avx512::multi::dot_rows(backend, cb, job, o, out_stride) {
-                        0 => avx2::dot_rows_multi_wide(backend, cb, job, o, out_stride),
-                        done => done,
-                    },
-                    done => done,
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            0
+            let job = ScoreRows {
+                q: Queries {
+                    values,
+                    count: g,
+                    ..q
+                },
+                rows,
+                stride,
+                n,
+            };
+            scores_multi(backend, cb, job, o, out_stride)
         } else {
             0
         };
@@ -451,6 +440,33 @@ pub(crate) fn dot_rows_multi_in(
         h += g;
     }
     Ok(())
+}
+
+/// The backend's kernel for the `job.q.count` queries of `job` sharing
+/// each code's lookup (AVX-512 up to eight, AVX2 and NEON up to four), if
+/// it has one for the shape: how many rows it scored (0 or all).
+fn scores_multi(
+    backend: Checked,
+    cb: &Codebook,
+    job: ScoreRows<'_>,
+    out: &mut [f32],
+    out_stride: usize,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return match avx512::key_rows::dot_rows_multi(backend, cb, job, out, out_stride) {
+        0 => match avx512::multi::dot_rows(backend, cb, job, out, out_stride) {
+            0 => avx2::dot_rows_multi_wide(backend, cb, job, out, out_stride),
+            done => done,
+        },
+        done => done,
+    };
+    #[cfg(target_arch = "aarch64")]
+    return neon::dot_rows_multi(backend, cb, job, out, out_stride);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (backend, cb, job, out, out_stride);
+        0
+    }
 }
 
 /// The arguments of the multi-query scores (`q.count ≥ 1`): `n` rows fit,
@@ -504,7 +520,7 @@ pub(crate) fn runs_fit(count: usize, stride: usize, len: usize, room: usize) -> 
 
 /// Query vectors against `n` rows (of packed codes, or of sketches),
 /// `stride` apart: the arguments of the multi-query scoring kernels (the
-/// x86 ones check with [`ScoreRows::fits`] that their buffers hold them)
+/// SIMD ones check with [`ScoreRows::fits`] that their buffers hold them)
 /// and of `qjl::signed_sum_rows_multi_in`.
 #[derive(Clone, Copy)]
 pub(crate) struct ScoreRows<'a> {
@@ -518,7 +534,7 @@ pub(crate) struct ScoreRows<'a> {
     pub n: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl ScoreRows<'_> {
     /// Whether the buffers hold the shape (O(1), no overflow): `n` rows of
     /// `bits`-bit codes in `rows`, every query in its values, and `count`
@@ -532,6 +548,28 @@ impl ScoreRows<'_> {
             self.rows.len(),
         ) && runs_fit(q.count, q.stride, q.dim, q.values.len())
             && runs_fit(q.count, out_stride, self.n, out_len)
+    }
+
+    /// Whether the grouped key kernel of `on`, for codes of 1 to
+    /// `max_bits` bits, takes these rows of `cb`'s codes: `backend` is
+    /// `on`, `dim` a nonzero multiple of 8, 2 to 4 queries, and the
+    /// buffers hold the shape ([`fits`](Self::fits)).
+    pub(crate) fn takes(
+        &self,
+        backend: Checked,
+        on: Backend,
+        max_bits: u8,
+        cb: &Codebook,
+        out_len: usize,
+        out_stride: usize,
+    ) -> bool {
+        let (d, b) = (self.q.dim, cb.bits());
+        backend.backend() == on
+            && (1..=max_bits).contains(&b)
+            && d > 0
+            && d.is_multiple_of(8)
+            && (2..=4).contains(&self.q.count)
+            && self.fits(b, out_len, out_stride)
     }
 }
 

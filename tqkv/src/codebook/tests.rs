@@ -375,11 +375,11 @@ fn multi_query_case(
                 }
             }
         }
-        // AVX2 shares each group's load and lookup between the weight
-        // sets (up to four), each set's FMAs in row order, and each
-        // row's sign masks, each set's ±w in row order: the same bits
-        // as one set at a time.
-        if backend == Backend::Avx2 {
+        // AVX2 and NEON share each group's load and lookup between the
+        // weight sets (up to four), each set's FMAs in row order, and
+        // each row's signs, each set's ±w in row order: the same bits as
+        // one set at a time.
+        if matches!(backend, Backend::Avx2 | Backend::Neon) {
             for h in 0..g {
                 let mut one = acc0[h * o_stride..][..d + m].to_vec();
                 let (codes_one, signs_one) = one.split_at_mut(d);
@@ -392,6 +392,38 @@ fn multi_query_case(
                     assert_eq!(x.to_bits(), y.to_bits(), "{what}: set {h}, coordinate {j}");
                 }
             }
+        }
+        // The same rows ending where an unreadable page begins: a kernel
+        // that reads in place past its rows faults here (the buffers above
+        // have a byte to spare, and the heap more), and one that copies
+        // the last rows gives the bits it gives in place.
+        #[cfg(all(unix, not(miri)))]
+        {
+            let (codes_end, signs_end) = (
+                PageEnd::new(&codes[..n * stride]),
+                PageEnd::new(&signs[..n * sign_stride]),
+            );
+            let mut end_scores = vec![0.0f32; g * w_stride];
+            let (c, s) = (codes_end.bytes(), signs_end.bytes());
+            dot_rows_multi_in(checked, &cb, q, c, stride, n, &mut end_scores, w_stride).unwrap();
+            let end_rows = WeightedRows {
+                codes: c,
+                signs: s,
+                ..rows
+            };
+            let mut end_acc = acc0.clone();
+            accumulate_multi_in(checked, &cb, &end_rows, g, d, m, &mut end_acc, o_stride).unwrap();
+            let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits_of(&end_scores),
+                bits_of(&scores),
+                "{what}: scores at a page end"
+            );
+            assert_eq!(
+                bits_of(&end_acc),
+                bits_of(&acc),
+                "{what}: sums at a page end"
+            );
         }
         // Nothing between the queries' parts moves.
         for (i, (x, y)) in acc.iter().zip(&acc0).enumerate() {
@@ -908,5 +940,63 @@ fn nibble_tables_sum_the_products_of_their_codes() {
                 "b{bits} d{d}: {got} vs {exact}"
             );
         }
+    }
+}
+
+/// A copy of some bytes that ends where an unreadable page begins (a
+/// `PROT_NONE` page after them), so that a read past them faults.
+#[cfg(all(unix, not(miri)))]
+struct PageEnd {
+    map: *mut libc::c_void,
+    total: usize,
+    start: usize,
+    len: usize,
+}
+
+#[cfg(all(unix, not(miri)))]
+impl PageEnd {
+    fn new(bytes: &[u8]) -> PageEnd {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+        let total = bytes.len().div_ceil(page) * page + page;
+        let start = total - page - bytes.len();
+        // SAFETY: a fresh private anonymous mapping (no address asked for),
+        // checked below; then its last page made unreadable and the bytes
+        // copied just before it, inside the mapping.
+        unsafe {
+            let map = libc::mmap(
+                core::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED, "mmap");
+            let guard = map.cast::<u8>().add(total - page);
+            assert_eq!(libc::mprotect(guard.cast(), page, libc::PROT_NONE), 0);
+            let at = map.cast::<u8>().add(start);
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len());
+            PageEnd {
+                map,
+                total,
+                start,
+                len: bytes.len(),
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the `len` bytes at `start` lie in the mapping, readable
+        // and initialised (copied in `new`), and live as long as `self`.
+        unsafe { core::slice::from_raw_parts(self.map.cast::<u8>().add(self.start), self.len) }
+    }
+}
+
+#[cfg(all(unix, not(miri)))]
+impl Drop for PageEnd {
+    fn drop(&mut self) {
+        // SAFETY: the mapping `new` made, unmapped once.
+        unsafe { libc::munmap(self.map, self.total) };
     }
 }

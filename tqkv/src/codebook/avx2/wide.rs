@@ -256,16 +256,10 @@ pub(in crate::codebook) fn dot_rows_multi(
     out: &mut [f32],
     out_stride: usize,
 ) -> usize {
-    let (d, g, n) = (job.q.dim, job.q.count, job.n);
-    if backend.backend() != crate::Backend::Avx2
-        || !(1..=6).contains(&cb.bits())
-        || d == 0
-        || !d.is_multiple_of(8)
-        || !(2..=4).contains(&g)
-        || !job.fits(cb.bits(), out.len(), out_stride)
-    {
+    if !job.takes(backend, crate::Backend::Avx2, 6, cb, out.len(), out_stride) {
         return 0;
     }
+    let (d, g, n) = (job.q.dim, job.q.count, job.n);
     let a = Multi {
         queries: job.q.values,
         d,
