@@ -443,8 +443,10 @@ pub(crate) fn dot_rows_multi_in(
 }
 
 /// The backend's kernel for the `job.q.count` queries of `job` sharing
-/// each code's lookup (AVX-512 up to eight, AVX2 and NEON up to four), if
-/// it has one for the shape: how many rows it scored (0 or all).
+/// each code's lookup (AVX-512 up to eight, AVX2 up to four), if it has
+/// one for the shape: how many rows it scored. NEON has none: its row
+/// blocks score one query at a time in the scalar kernel's order, so a
+/// query's scores are the bits it gets alone.
 fn scores_multi(
     backend: Checked,
     cb: &Codebook,
@@ -460,9 +462,7 @@ fn scores_multi(
         },
         done => done,
     };
-    #[cfg(target_arch = "aarch64")]
-    return neon::dot_rows_multi(backend, cb, job, out, out_stride);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (backend, cb, job, out, out_stride);
         0
@@ -520,7 +520,7 @@ pub(crate) fn runs_fit(count: usize, stride: usize, len: usize, room: usize) -> 
 
 /// Query vectors against `n` rows (of packed codes, or of sketches),
 /// `stride` apart: the arguments of the multi-query scoring kernels (the
-/// SIMD ones check with [`ScoreRows::fits`] that their buffers hold them)
+/// x86 ones check with [`ScoreRows::fits`] that their buffers hold them)
 /// and of `qjl::signed_sum_rows_multi_in`.
 #[derive(Clone, Copy)]
 pub(crate) struct ScoreRows<'a> {
@@ -534,7 +534,7 @@ pub(crate) struct ScoreRows<'a> {
     pub n: usize,
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(target_arch = "x86_64")]
 impl ScoreRows<'_> {
     /// Whether the buffers hold the shape (O(1), no overflow): `n` rows of
     /// `bits`-bit codes in `rows`, every query in its values, and `count`

@@ -27,8 +27,8 @@ mod encode;
 pub(in crate::codebook) mod int8;
 mod rows;
 
+pub(in crate::codebook) use rows::accumulate_rows_multi;
 pub(crate) use rows::nibble_table_rows;
-pub(in crate::codebook) use rows::{accumulate_rows_multi, dot_rows_multi};
 use rows::{row_blocks, value_groups};
 
 pub(super) struct Lut4<'a> {

@@ -1,8 +1,7 @@
 //! The NEON decode kernels over rows of codes of at most 4 bits: the
 //! values' weighted sums, for one weight set ([`value_groups`]) and for
 //! two to four sharing each lookup ([`accumulate_rows_multi`]), and the
-//! keys' scores, of one query four rows at a time ([`row_blocks`]), of two
-//! to four sharing each lookup ([`dot_rows_multi`]).
+//! keys' scores, four rows at a time ([`row_blocks`]).
 
 use core::arch::aarch64::*;
 
@@ -255,101 +254,6 @@ crate::backend::neon_features!(crate::backend::target_features {
                     }
                 }
                 g0 += here;
-            }
-        }
-    }
-});
-
-/// Scores `out[h·out_stride + r] = Σ_j q_h[j]·c[idx_{r,j}]` of `g ∈ 2..=4`
-/// query vectors (`q_h = q.values[h·q.stride..][..d]`) over the same `n`
-/// rows of codes of 1 to 4 bits, `d` a multiple of 8, as the AVX2 kernel
-/// of the same name: each group of 8 codes is loaded and looked up once
-/// ([`GroupLut`]), then two FMAs a query into two sums of 4 lanes, added
-/// and summed across at the row's end. The row blocks of one query look
-/// each code up once per query (a `tbl` on four rows' codes from a table
-/// of `q_j·c`); from two queries on, one lookup and an FMA per query count
-/// fewer operations. The scores agree with one query at a time within the
-/// multi-query tolerance, not bit for bit. Returns how many rows it scored:
-/// `n`, or 0 (touching nothing) where `backend` is not NEON, for other
-/// shapes, or where the buffers do not hold the shape
-/// ([`ScoreRows::fits`](crate::codebook::ScoreRows::fits); the caller
-/// validated them, checked again here in O(1) so that this safe function
-/// is sound on its own).
-pub(in crate::codebook) fn dot_rows_multi(
-    backend: crate::backend::Checked,
-    cb: &crate::codebook::Codebook,
-    job: crate::codebook::ScoreRows<'_>,
-    out: &mut [f32],
-    out_stride: usize,
-) -> usize {
-    if !job.takes(backend, crate::Backend::Neon, 4, cb, out.len(), out_stride) {
-        return 0;
-    }
-    let (g, b) = (job.q.count, cb.bits());
-    // SAFETY: `Checked` proves NEON; the shape is one the kernel takes, and
-    // the buffers hold it (checked above).
-    unsafe {
-        match (b, g) {
-            (1, 2) => multi_scores::<1, 2>(cb, &job, out, out_stride),
-            (1, 3) => multi_scores::<1, 3>(cb, &job, out, out_stride),
-            (1, _) => multi_scores::<1, 4>(cb, &job, out, out_stride),
-            (2, 2) => multi_scores::<2, 2>(cb, &job, out, out_stride),
-            (2, 3) => multi_scores::<2, 3>(cb, &job, out, out_stride),
-            (2, _) => multi_scores::<2, 4>(cb, &job, out, out_stride),
-            (3, 2) => multi_scores::<3, 2>(cb, &job, out, out_stride),
-            (3, 3) => multi_scores::<3, 3>(cb, &job, out, out_stride),
-            (3, _) => multi_scores::<3, 4>(cb, &job, out, out_stride),
-            (_, 2) => multi_scores::<4, 2>(cb, &job, out, out_stride),
-            (_, 3) => multi_scores::<4, 3>(cb, &job, out, out_stride),
-            _ => multi_scores::<4, 4>(cb, &job, out, out_stride),
-        }
-    }
-    job.n
-}
-
-crate::backend::neon_features!(crate::backend::target_features {
-    /// [`dot_rows_multi`] for `G` queries at `B` bits.
-    ///
-    /// # Safety
-    /// NEON is available; the shape is one [`dot_rows_multi`] accepts, and
-    /// the buffers hold it.
-    unsafe fn multi_scores<const B: usize, const G: usize>(
-        cb: &crate::codebook::Codebook,
-        job: &crate::codebook::ScoreRows<'_>,
-        out: &mut [f32],
-        out_stride: usize,
-    ) {
-        let (q, rows, stride) = (job.q, job.rows, job.stride);
-        let groups = q.dim / 8;
-        // Rows whose every group word lies inside `rows` are read in place.
-        let direct = rows_within(rows.len(), stride, (groups - 1) * B + 4, job.n);
-        // SAFETY: NEON by this function's features. Group words of row r
-        // (r < n) are read in place below `direct`, else by `group_word`
-        // inside `rows`; the bytes past a group's own land in bits the
-        // mask clears. Query h's loads read its d values (h < G), and the
-        // stores write score r of query h's n (the buffers fit: checked
-        // by the caller).
-        unsafe {
-            let lut = GroupLut::<B>::new(cb);
-            for r in 0..job.n {
-                let row = r * stride;
-                let mut acc = [[vdupq_n_f32(0.0); 2]; G];
-                for grp in 0..groups {
-                    let word = if r < direct {
-                        rows.as_ptr().add(row + grp * B).cast::<u32>().read_unaligned()
-                    } else {
-                        group_word::<B>(rows, row + grp * B)
-                    };
-                    let c = lut.centroids(word);
-                    for (h, acc) in acc.iter_mut().enumerate() {
-                        let at = q.values.as_ptr().add(h * q.stride + 8 * grp);
-                        acc[0] = vfmaq_f32(acc[0], vld1q_f32(at), c[0]);
-                        acc[1] = vfmaq_f32(acc[1], vld1q_f32(at.add(4)), c[1]);
-                    }
-                }
-                for (h, acc) in acc.iter().enumerate() {
-                    *out.get_unchecked_mut(h * out_stride + r) = vaddvq_f32(vaddq_f32(acc[0], acc[1]));
-                }
             }
         }
     }
