@@ -365,12 +365,15 @@ static void test_cache(void) {
     OK(tqkv_attend(&again, 1, q, 2 * DIM, out2, scratch, scratch_len));
     CHECK(memcmp(out, out2, sizeof out) == 0);
     /* Two positions of one query head each, in one pass: the second sees
-     * every token, so it is the one-head attention of its query exactly. */
+     * every token, so it is the one-head attention of its query, within
+     * the multi-query kernels' tolerance (they sum in another order: the
+     * same bits on some backends and cache lengths only, e.g. not on AVX2,
+     * nor on AVX-512 from 16 tokens on). */
     size_t limits[2] = {TOKENS / 2, TOKENS};
     OK(tqkv_attend_many(&cache, 1, q, 2 * DIM, limits, 2, out2, scratch, scratch_len));
     float one[DIM];
     OK(tqkv_attend(&cache, 1, q + DIM, DIM, one, scratch, scratch_len));
-    CHECK(memcmp(out2 + DIM, one, sizeof one) == 0);
+    for (int j = 0; j < DIM; j++) CHECK(fabs(out2[DIM + j] - one[j]) <= 1e-5 * fmax(1.0, fabs(one[j])));
     limits[0] = TOKENS + 1;
     CHECK(tqkv_attend_many(&cache, 1, q, 2 * DIM, limits, 2, out2, scratch, scratch_len) ==
           TQKV_INVALID_PARAMETER);
