@@ -186,7 +186,7 @@ macro_rules! avx512_features {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512_features;
 
-/// The target features of the NEON backend; as [`avx2_features!`].
+/// The target features of the NEON backend; as `avx2_features!` on x86.
 #[cfg(target_arch = "aarch64")]
 macro_rules! neon_features {
     ($($m:ident)::+ { $($rest:tt)* }) => {

@@ -51,7 +51,7 @@ pub(crate) use avx512::sign_tables::{
     accumulate_simd as avx512_sign_tables, takes as avx512_sign_tables_take,
 };
 #[cfg(target_arch = "aarch64")]
-pub(crate) use neon::nibble_table_rows as neon_nibble_table_rows;
+pub(crate) use neon::{Tables as NeonTables, nibble_table_rows as neon_nibble_table_rows};
 #[cfg(target_arch = "x86_64")]
 mod bmi;
 mod codes;

@@ -442,11 +442,11 @@ pub(crate) fn dot_rows_multi_in(
     Ok(())
 }
 
-/// The backend's kernel for the `job.q.count` queries of `job` sharing
-/// each code's lookup (AVX-512 up to eight, AVX2 up to four), if it has
-/// one for the shape: how many rows it scored. NEON has none: its row
-/// blocks score one query at a time in the scalar kernel's order, so a
-/// query's scores are the bits it gets alone.
+/// The backend's kernel for the `job.q.count` queries of `job` sharing a
+/// pass over the rows (AVX-512 up to eight, AVX2 and NEON up to four), if
+/// it has one for the shape: how many rows it scored. NEON's shares each
+/// code's index steps and keeps each query's tables, so a query's scores
+/// are the bits it gets alone.
 fn scores_multi(
     backend: Checked,
     cb: &Codebook,
@@ -462,7 +462,9 @@ fn scores_multi(
         },
         done => done,
     };
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    return neon::dot_rows_multi(backend, cb, job, out, out_stride);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = (backend, cb, job, out, out_stride);
         0
@@ -520,7 +522,7 @@ pub(crate) fn runs_fit(count: usize, stride: usize, len: usize, room: usize) -> 
 
 /// Query vectors against `n` rows (of packed codes, or of sketches),
 /// `stride` apart: the arguments of the multi-query scoring kernels (the
-/// x86 ones check with [`ScoreRows::fits`] that their buffers hold them)
+/// SIMD ones check with [`ScoreRows::fits`] that their buffers hold them)
 /// and of `qjl::signed_sum_rows_multi_in`.
 #[derive(Clone, Copy)]
 pub(crate) struct ScoreRows<'a> {
@@ -534,7 +536,7 @@ pub(crate) struct ScoreRows<'a> {
     pub n: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl ScoreRows<'_> {
     /// Whether the buffers hold the shape (O(1), no overflow): `n` rows of
     /// `bits`-bit codes in `rows`, every query in its values, and `count`
@@ -554,6 +556,7 @@ impl ScoreRows<'_> {
     /// `max_bits` bits, takes these rows of `cb`'s codes: `backend` is
     /// `on`, `dim` a nonzero multiple of 8, 2 to 4 queries, and the
     /// buffers hold the shape ([`fits`](Self::fits)).
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn takes(
         &self,
         backend: Checked,

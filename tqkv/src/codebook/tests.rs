@@ -364,8 +364,14 @@ fn multi_query_case(
             }
         }
         // AVX-512 scores 1- and 2-bit rows of up to 256 codes with each
-        // query's own nibble tables: one query's bits.
-        if backend == Backend::Avx512 && bits <= 2 && d <= 256 {
+        // query's own nibble tables, NEON rows of 1 to 4 bits with each
+        // query's own tables: one query's bits.
+        let own_tables = match backend {
+            Backend::Avx512 => bits <= 2,
+            Backend::Neon => bits <= 4,
+            _ => false,
+        };
+        if own_tables && d <= 256 {
             for h in 0..g {
                 let q = &queries[h * q_stride..][..d];
                 let mut one = vec![0.0f32; n];
@@ -610,7 +616,7 @@ fn int8_group_against_one(
 }
 
 /// `g` queries of `d` values back to back against `n` rows `stride` apart.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn score_rows<'a>(
     values: &'a [f32],
     rows: &'a [u8],
@@ -667,8 +673,9 @@ fn signs_job<'a>(
     }
 }
 
-/// The NEON kernels for several weight sets refuse buffers one value or
-/// byte too short (rows, weights, sums), and take whole ones.
+/// The NEON kernels for several queries or weight sets refuse buffers one
+/// value or byte too short (queries, rows, weights, scores, sums), and
+/// take whole ones.
 #[cfg(target_arch = "aarch64")]
 #[test]
 fn neon_multi_set_kernels_refuse_buffers_too_short() {
@@ -679,8 +686,17 @@ fn neon_multi_set_kernels_refuse_buffers_too_short() {
     let row = packed_len(d, bits);
     let codes = vec![0x5au8; n * row];
     let signs = vec![0xa5u8; n * d / 8];
+    let queries = vec![0.25f32; g * d];
     let weights = vec![0.5f32; g * n];
     let b = Backend::Neon.check().unwrap();
+    let scores = |q: &[f32], r: &[u8], out_len: usize| {
+        let mut out = vec![0.0f32; out_len];
+        neon::dot_rows_multi(b, &cb, score_rows(q, r, row, (d, g, n)), &mut out, n)
+    };
+    assert_eq!(scores(&queries, &codes, g * n), n, "whole buffers");
+    assert_eq!(scores(&queries[1..], &codes, g * n), 0, "queries");
+    assert_eq!(scores(&queries, &codes[1..], g * n), 0, "rows");
+    assert_eq!(scores(&queries, &codes, g * n - 1), 0, "scores");
     let values = |r: &[u8], w: &[f32], out_len: usize| {
         let mut out = vec![0.0f32; out_len];
         neon::accumulate_rows_multi(b, &cb, &codes_job(r, row, n, w, d), &mut out, g)

@@ -6,30 +6,21 @@
 use core::arch::aarch64::*;
 
 use super::Planes;
+use crate::codebook::{Queries, ScoreRows};
 
-/// Signed sums of whole blocks of 4 rows by the 4-bit key row blocks, as
-/// the x86 kernels do: each four signs of a row are a nibble picking one
-/// of 16 sums `±sq[4p] ± … ± sq[4p + 3]`, held in four registers. Returns
-/// the rows done (0 unless [`nibble_sums_take`](super::nibble_sums_take)
-/// them). Within the documented `1e-5 · Σ|sq|` of the scalar kernel.
+/// Writes the 16 sums `±sq[4p] ± … ± sq[4p + 3]` of every nibble `p`
+/// (entry `v`: `+` where bit `i` of `v` is set), `m = sq.len()` a multiple
+/// of 4 up to `NIBBLE_MAX_SIGNS`, by `write(p, sums)`.
 ///
 /// # Safety
-/// NEON is available; `rows` holds `out.len()` rows of `⌈m/8⌉` bytes,
-/// `stride` apart.
+/// NEON is available.
 #[inline(always)]
-unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -> usize {
-    let m = sq.len();
-    if !super::nibble_sums_take(sq, out.len(), 4) {
-        return 0;
-    }
+unsafe fn nibble_tables(sq: &[f32], mut write: impl FnMut(usize, [f32; 16])) {
     let signs = &super::NIBBLE_SIGNS;
-    let mut table = [core::mem::MaybeUninit::<[f32; 16]>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
     // SAFETY: NEON (caller); the loads read the constant sign rows, the
-    // stores a local array, and sq[4p + i] with 4p + i < m;
-    // `neon_nibble_table_rows` gets the m/4 ≤ 64 entries written here and
-    // the caller's validated rows (⌈m/8⌉ = ⌈(m/4)/2⌉ bytes each).
+    // stores a local array, and sq[4p + i] with 4p + i < m.
     unsafe {
-        for (p, t) in table.iter_mut().take(m / 4).enumerate() {
+        for p in 0..sq.len() / 4 {
             let mut sums = [0.0f32; 16];
             for (quarter, chunk) in sums.chunks_exact_mut(4).enumerate() {
                 let mut v = vmulq_n_f32(vld1q_f32(signs[0].as_ptr().add(4 * quarter)), sq[4 * p]);
@@ -39,10 +30,55 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
                 }
                 vst1q_f32(chunk.as_mut_ptr(), v);
             }
-            t.write(sums);
+            write(p, sums);
         }
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[f32; 16]>(), m / 4);
-        crate::codebook::neon_nibble_table_rows(table, rows, stride, out)
+    }
+}
+
+/// Signed sums of whole blocks of 4 rows by the 4-bit key row blocks, as
+/// the x86 kernels do, for the `G` queries of `job.q` in one pass over the
+/// rows: each four signs of a row are a nibble picking one of 16 sums
+/// `±sq[4p] ± … ± sq[4p + 3]`, a query's own table, so each query's sums
+/// are the ones it gets alone. Query `h`'s sums of the first `4·⌊n/4⌋`
+/// rows go to `out[h·out_stride..]`. Returns the rows done (0 unless every
+/// query's sums [`nibble_sums_take`](super::nibble_sums_take) them).
+/// Within the documented `1e-5 · Σ|sq|` of the scalar kernel.
+///
+/// # Safety
+/// NEON is available; `G ≤ 4`; the queries, the `n` rows of `⌈m/8⌉` bytes
+/// `stride` apart and the sums lie inside their buffers.
+#[inline(always)]
+unsafe fn nibble_rows<const G: usize>(
+    job: ScoreRows<'_>,
+    out: &mut [f32],
+    out_stride: usize,
+) -> usize {
+    let (q, n) = (job.q, job.n);
+    let m = q.dim;
+    let query = |h: usize| &q.values[h * q.stride..][..m];
+    if !(0..G).all(|h| super::nibble_sums_take(query(h), n, 4)) {
+        return 0;
+    }
+    // Query h's table p goes to p·G + h: a nibble's G tables side by side.
+    let mut table = [core::mem::MaybeUninit::<[f32; 16]>::uninit(); super::NIBBLE_MAX_SIGNS];
+    // SAFETY: NEON (caller); the G·m/4 ≤ NIBBLE_MAX_SIGNS tables are
+    // written, then read as m/4 entries of G tables (Tables<G> is G arrays
+    // [f32; 16] in a row, of their alignment); `neon_nibble_table_rows`
+    // gets the caller's validated rows (⌈m/8⌉ = ⌈(m/4)/2⌉ bytes each) and
+    // sums.
+    unsafe {
+        for h in 0..G {
+            nibble_tables(query(h), |p, t| {
+                table[p * G + h].write(t);
+            });
+        }
+        let table = core::slice::from_raw_parts(
+            table.as_ptr().cast::<crate::codebook::NeonTables<G>>(),
+            m / 4,
+        );
+        crate::codebook::neon_nibble_table_rows::<G>(
+            table, job.rows, job.stride, n, out, out_stride,
+        )
     }
 }
 
@@ -103,14 +139,69 @@ crate::backend::neon_features!(crate::backend::target_features {
     }
 
     pub(super) unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
+        let job = ScoreRows {
+            q: Queries {
+                values: sq,
+                dim: sq.len(),
+                stride: sq.len(),
+                count: 1,
+            },
+            rows,
+            stride,
+            n: out.len(),
+        };
         // SAFETY: this function's target feature is NEON; rows were
         // validated by the caller (every row's ⌈m/8⌉ bytes fit).
-        let done = unsafe { nibble_rows(sq, rows, stride, out) };
+        let done = unsafe { nibble_rows::<1>(job, out, 0) };
         // SAFETY: this function's target feature is that of `signed_sum_simd`;
         // rows were validated by the caller.
         super::signed_rows_with(sq, rows, stride, out, done, |q, s| unsafe {
             signed_sum_simd(q, s)
         })
+    }
+
+    /// `signed_rows_simd` for the queries of `job.q` over the same rows,
+    /// up to four in one pass: query `h`'s sums to
+    /// `out[h·out_stride..][..n]`, the bits it gets alone.
+    pub(super) unsafe fn signed_rows_multi_simd(job: ScoreRows<'_>, out: &mut [f32], out_stride: usize) {
+        let (q, rows, stride, n) = (job.q, job.rows, job.stride, job.n);
+        let mut h = 0;
+        while h < q.count {
+            let group = Queries {
+                values: &q.values[h * q.stride..],
+                count: (q.count - h).min(4),
+                ..q
+            };
+            let pass = ScoreRows { q: group, ..job };
+            let o = &mut out[h * out_stride..];
+            // SAFETY: this function's feature is NEON; the caller validated
+            // the queries, rows and sums; four queries' tables take
+            // m ≤ NIBBLE_MAX_SIGNS entries.
+            let done = unsafe {
+                match group.count {
+                    1 => nibble_rows::<1>(pass, o, out_stride),
+                    2 => nibble_rows::<2>(pass, o, out_stride),
+                    3 => nibble_rows::<3>(pass, o, out_stride),
+                    _ => nibble_rows::<4>(pass, o, out_stride),
+                }
+            };
+            for k in 0..group.count {
+                let sq = &group.values[k * q.stride..][..q.dim];
+                let ok = &mut o[k * out_stride..][..n];
+                if done == 0 {
+                    // As alone: the query takes its own path.
+                    // SAFETY: as above.
+                    unsafe { signed_rows_simd(sq, rows, stride, ok) };
+                } else {
+                    // SAFETY: this function's feature is that of
+                    // `signed_sum_simd`; rows were validated by the caller.
+                    super::signed_rows_with(sq, rows, stride, ok, done, |q, s| unsafe {
+                        signed_sum_simd(q, s)
+                    });
+                }
+            }
+            h += group.count;
+        }
     }
 
     pub(super) unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {

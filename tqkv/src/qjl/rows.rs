@@ -189,6 +189,13 @@ pub(crate) fn signed_sum_rows_multi_in(
         unsafe { avx512::signed_rows_multi_simd(job, out, out_stride) };
         return Ok(());
     }
+    #[cfg(target_arch = "aarch64")]
+    if backend.backend() == Backend::Neon {
+        // SAFETY: `Checked` proves NEON; the rows, the queries and the sums
+        // were checked above.
+        unsafe { neon::signed_rows_multi_simd(job, out, out_stride) };
+        return Ok(());
+    }
     for h in 0..q.count {
         let sq = &q.values[h * q.stride..][..q.dim];
         let o = &mut out[h * out_stride..][..n];

@@ -25,11 +25,14 @@ use crate::vector::F32x4;
 
 mod encode;
 pub(in crate::codebook) mod int8;
+mod key_rows;
 mod rows;
 
+pub(in crate::codebook) use key_rows::dot_rows_multi;
+use key_rows::row_blocks;
+pub(crate) use key_rows::{Tables, nibble_table_rows};
 pub(in crate::codebook) use rows::accumulate_rows_multi;
-pub(crate) use rows::nibble_table_rows;
-use rows::{row_blocks, value_groups};
+use rows::value_groups;
 
 pub(super) struct Lut4<'a> {
     table: uint8x16x4_t,
@@ -76,7 +79,7 @@ unsafe fn count<const BITS: u32>(thr: &Thr4<'_>, x: float32x4_t) -> uint32x4_t {
 }
 
 /// `#{j : x > t[j]}` per lane for a codebook of `BITS ∈ 5..=6` bits: a
-/// binary search down the levels of [`Thr4::levels`], where `c`, the node
+/// binary search down the levels of [`Thr4::t`], where `c`, the node
 /// reached so far, picks the next probe from its level's registers with
 /// one `tbl` (byte indices `4c … 4c + 3`; the 32 probes of level 5 take a
 /// `tbl` over the first 64 bytes and a `tbx` over the rest). The compare's

@@ -1,13 +1,12 @@
-//! The NEON decode kernels over rows of codes of at most 4 bits: the
-//! values' weighted sums, for one weight set ([`value_groups`]) and for
-//! two to four sharing each lookup ([`accumulate_rows_multi`]), and the
-//! keys' scores, four rows at a time ([`row_blocks`]).
+//! The NEON value kernels over rows of codes of at most 4 bits: the
+//! weighted sums, for one weight set ([`value_groups`]) and for two to
+//! four sharing each lookup ([`accumulate_rows_multi`]). The keys' scores
+//! are in `key_rows`.
 
 use core::arch::aarch64::*;
 
 use super::entry_bytes;
 use crate::codebook::pack::{group_word, rows_within};
-use crate::codebook::runs::{RunLanes, add_chunk};
 
 /// `t[i]` per lane, `t` 16 floats of which the first `2^B` are used, for
 /// the `B`-bit code in each lane of `i` (bits above it masked off by
@@ -19,9 +18,20 @@ use crate::codebook::runs::{RunLanes, add_chunk};
 /// NEON is available; `keep` holds `2^B − 1` in every lane.
 #[inline(always)]
 unsafe fn look_up<const B: usize>(t: &[f32; 16], i: uint32x4_t, keep: uint32x4_t) -> float32x4_t {
+    // SAFETY: NEON is the caller's promise; `look_up_bytes` reads inside `t`.
+    unsafe { look_up_bytes::<B>(t, entry_bytes(vandq_u32(i, keep))) }
+}
+
+/// `t[i]` per lane from the `tbl` byte indices of the entries
+/// ([`entry_bytes`]), each below `2^B`: the second half of [`look_up`],
+/// for callers that look the same indices up in several tables.
+///
+/// # Safety
+/// NEON is available.
+#[inline(always)]
+pub(super) unsafe fn look_up_bytes<const B: usize>(t: &[f32; 16], idx: uint8x16_t) -> float32x4_t {
     // SAFETY: NEON is the caller's promise; the loads read inside `t`.
     unsafe {
-        let idx = entry_bytes(vandq_u32(i, keep));
         let p = t.as_ptr().cast::<u8>();
         let bytes = match B {
             1 | 2 => vqtbl1q_u8(vld1q_u8(p), idx),
@@ -258,266 +268,3 @@ crate::backend::neon_features!(crate::backend::target_features {
         }
     }
 });
-
-/// Longest row (in coordinates) scored by [`row_blocks`]: its tables take
-/// 64 bytes a coordinate on the stack.
-const BLOCK_MAX_DIM: usize = 256;
-
-/// Blocks of 4 rows scored side by side, so that as many add chains
-/// overlap (one chain of `d` adds per block holds each row's order).
-const SIDE_BY_SIDE: usize = 4;
-
-/// Transposes 4 rows of 4 dwords: `out[c]` lane `r` = `rows[r]` lane `c`.
-///
-/// # Safety
-/// NEON is available.
-#[inline(always)]
-unsafe fn transpose4(r: &[uint32x4_t; 4]) -> [uint32x4_t; 4] {
-    // SAFETY: NEON is the caller's promise; registers only.
-    unsafe {
-        let t0 = vreinterpretq_u64_u32(vtrn1q_u32(r[0], r[1]));
-        let t1 = vreinterpretq_u64_u32(vtrn2q_u32(r[0], r[1]));
-        let t2 = vreinterpretq_u64_u32(vtrn1q_u32(r[2], r[3]));
-        let t3 = vreinterpretq_u64_u32(vtrn2q_u32(r[2], r[3]));
-        [
-            vreinterpretq_u32_u64(vtrn1q_u64(t0, t2)),
-            vreinterpretq_u32_u64(vtrn1q_u64(t1, t3)),
-            vreinterpretq_u32_u64(vtrn2q_u64(t0, t2)),
-            vreinterpretq_u32_u64(vtrn2q_u64(t1, t3)),
-        ]
-    }
-}
-
-/// Four rows per step, one row per lane, for 1 to 4 bits and rows of at
-/// most [`BLOCK_MAX_DIM`] codes (the NEON form of the x86 row blocks): the
-/// table of coordinate `j` holds `q_j·c[v]` for the 16 values `v` (3 and 4
-/// bits), the table of a nibble the sums of its `4/b` codes' products (1
-/// and 2 bits, `codebook::nibbles`), looked up by `tbl` on the byte
-/// indices and added in order. Those are the scalar kernel's entries and
-/// sums, so the scores equal the scalar ones bit for bit. Returns how many
-/// leading rows it scored.
-///
-/// # Safety
-/// NEON is available; the arguments are validated as by `dot_rows_on`
-/// (every row of `out` fits in `rows`).
-#[inline(always)]
-pub(super) unsafe fn row_blocks(
-    cb: &crate::codebook::Codebook,
-    q: &[f32],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> usize {
-    let bits = cb.bits();
-    let d = q.len();
-    if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 4 {
-        return 0;
-    }
-    // Only the entries used are written.
-    let mut table = [core::mem::MaybeUninit::<[f32; 16]>::uninit(); BLOCK_MAX_DIM];
-    let entries = if crate::codebook::nibbles::takes(bits) {
-        // At most d ≤ BLOCK_MAX_DIM nibbles.
-        crate::codebook::nibbles::tables(cb, q, |p, t| {
-            table[p].write(t);
-        })
-    } else {
-        let mut cents = [0.0f32; 16];
-        cents[..cb.centroids().len()].copy_from_slice(cb.centroids());
-        for (t, &qj) in table.iter_mut().zip(q) {
-            t.write(cents.map(|c| qj * c));
-        }
-        d
-    };
-    // SAFETY: entries 0 … entries − 1 (at most d ≤ BLOCK_MAX_DIM) were
-    // written just above; MaybeUninit<T> has T's layout. NEON is the
-    // caller's promise and the rows were validated (`block_group`'s
-    // contract; a row of `d` codes of 1 or 2 bits is the packed row of
-    // `entries` nibbles).
-    unsafe {
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[f32; 16]>(), entries);
-        match bits {
-            3 => table_rows::<3>(table, rows, stride, out),
-            _ => table_rows::<4>(table, rows, stride, out),
-        }
-    }
-}
-
-crate::backend::neon_features!(crate::backend::target_features {
-    /// `out[r] = Σ_j table[j][code j of row r]` at `B` bits for the first
-    /// `4·⌊out.len()/4⌋` rows, [`SIDE_BY_SIDE`] blocks of 4 at a time, then
-    /// one; returns how many. A function of its own for each `B`, never
-    /// inlined (as the x86 ones: the instrumented fuzz build's coverage
-    /// tables cost the square of a function's blocks).
-    ///
-    /// # Safety
-    /// NEON is available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
-    /// (`packed_len(table.len(), B)` bytes each, `stride` apart, one per
-    /// value of `out`) lie inside `rows`.
-    #[inline(never)]
-    unsafe fn table_rows<const B: usize>(
-        table: &[[f32; 16]],
-        rows: &[u8],
-        stride: usize,
-        out: &mut [f32],
-    ) -> usize {
-        let blocks = out.len() / 4;
-        let mut blk = 0;
-        // SAFETY: the caller's promises are `block_group`'s for every block.
-        unsafe {
-            while blk + SIDE_BY_SIDE <= blocks {
-                block_group::<B, SIDE_BY_SIDE>(table, rows, stride, blk, out);
-                blk += SIDE_BY_SIDE;
-            }
-            while blk < blocks {
-                block_group::<B, 1>(table, rows, stride, blk, out);
-                blk += 1;
-            }
-        }
-        blocks * 4
-    }
-});
-
-/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
-/// 4p + 3` of the row's bytes) for the first `4·⌊out.len()/4⌋` rows;
-/// returns how many. The 4-bit key row blocks with a caller's tables: the
-/// QJL sign sums use them with a table per four signs.
-///
-/// # Safety
-/// NEON is available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
-/// (`⌈table.len()/2⌉` bytes each, `stride` apart, one per value of `out`)
-/// lie inside `rows`.
-#[inline(always)]
-pub(crate) unsafe fn nibble_table_rows(
-    table: &[[f32; 16]],
-    rows: &[u8],
-    stride: usize,
-    out: &mut [f32],
-) -> usize {
-    // SAFETY: the caller's promises, at 4 bits.
-    unsafe { table_rows::<4>(table, rows, stride, out) }
-}
-
-/// Scores blocks `blk0 … blk0 + NB − 1` (4 rows each) at `B` bits.
-///
-/// A chunk is the bytes of a whole number of codes in at most 4 dwords: 16
-/// bytes for 1, 2 and 4 bits, 12 (32 codes) for 3. Every `B` dwords hold
-/// 32 codes ([`add_codes`](crate::codebook::runs::add_codes)).
-///
-/// # Safety
-/// NEON is available; the 4·NB rows from `4·blk0` fit in `rows` and `out`;
-/// `table.len()` is the row's number of codes.
-#[inline(always)]
-unsafe fn block_group<const B: usize, const NB: usize>(
-    table: &[[f32; 16]],
-    rows: &[u8],
-    stride: usize,
-    blk0: usize,
-    out: &mut [f32],
-) {
-    let d = table.len();
-    let row_len = crate::codebook::pack::packed_len(d, B as u8);
-    let chunk_bytes = if B == 3 { 12 } else { 16 };
-    let chunk_codes = chunk_bytes * 8 / B;
-    // SAFETY: NEON is the caller's promise. A chunk is loaded in place when
-    // 16 bytes from its start lie inside `rows` (bytes past the row's own
-    // belong to the next chunk or row and land in codes past d, or in bits
-    // no code of the chunk reads); otherwise its bytes are copied to a
-    // local buffer first. So nothing past `rows` is read. The table loads
-    // read entries j < d; the stores write out[4·blk0 … 4·(blk0 + NB)).
-    unsafe {
-        let keep = vdupq_n_u32((1 << B) - 1);
-        let mut acc = [vdupq_n_f32(0.0); NB];
-        let mut chunk = 0;
-        while chunk * chunk_bytes < row_len {
-            let bytes = (row_len - chunk * chunk_bytes).min(chunk_bytes);
-            let mut cols = [[vdupq_n_u32(0); 4]; NB];
-            for (nb, col) in cols.iter_mut().enumerate() {
-                let mut r = [vdupq_n_u32(0); 4];
-                for (i, ri) in r.iter_mut().enumerate() {
-                    let at = ((blk0 + nb) * 4 + i) * stride + chunk * chunk_bytes;
-                    *ri = if at + 16 <= rows.len() {
-                        vreinterpretq_u32_u8(vld1q_u8(rows.as_ptr().add(at)))
-                    } else {
-                        let mut part = [0u8; 16];
-                        part[..bytes].copy_from_slice(&rows[at..at + bytes]);
-                        vreinterpretq_u32_u8(vld1q_u8(part.as_ptr()))
-                    };
-                }
-                *col = transpose4(&r);
-            }
-            let first = chunk * chunk_codes;
-            add_chunk::<NeonRuns, B, NB, 4>(
-                &cols,
-                chunk_bytes / 4,
-                &table[first..],
-                keep,
-                &mut acc,
-            );
-            chunk += 1;
-        }
-        for (nb, a) in acc.iter().enumerate() {
-            vst1q_f32(out.as_mut_ptr().add((blk0 + nb) * 4), *a);
-        }
-    }
-}
-
-/// [`RunLanes`] on NEON: a code's entry by [`look_up`] (the context is
-/// the mask of a code's bits), added by `fadd`.
-struct NeonRuns;
-
-// SAFETY: NEON instructions only, which the callers' target features
-// provide; `add_entry` reads its entry's 16 floats.
-unsafe impl RunLanes for NeonRuns {
-    type Col = uint32x4_t;
-    type Sum = float32x4_t;
-    type Entry = [f32; 16];
-    type Ctx = uint32x4_t;
-
-    #[inline(always)]
-    unsafe fn zero() -> uint32x4_t {
-        // SAFETY: the trait's contract.
-        unsafe { vdupq_n_u32(0) }
-    }
-
-    #[inline(always)]
-    unsafe fn shr_width<const B: usize>(x: uint32x4_t) -> uint32x4_t {
-        // SAFETY: the trait's contract.
-        unsafe {
-            match B {
-                1 => vshrq_n_u32::<1>(x),
-                2 => vshrq_n_u32::<2>(x),
-                3 => vshrq_n_u32::<3>(x),
-                _ => vshrq_n_u32::<4>(x),
-            }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn shl(x: uint32x4_t, n: i32) -> uint32x4_t {
-        // SAFETY: the trait's contract.
-        unsafe { vshlq_u32(x, vdupq_n_s32(n)) }
-    }
-
-    #[inline(always)]
-    unsafe fn shr(x: uint32x4_t, n: i32) -> uint32x4_t {
-        // SAFETY: the trait's contract.
-        unsafe { vshlq_u32(x, vdupq_n_s32(-n)) }
-    }
-
-    #[inline(always)]
-    unsafe fn or(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
-        // SAFETY: the trait's contract.
-        unsafe { vorrq_u32(a, b) }
-    }
-
-    #[inline(always)]
-    unsafe fn add_entry<const B: usize>(
-        sum: float32x4_t,
-        entry: &[f32; 16],
-        codes: uint32x4_t,
-        keep: uint32x4_t,
-    ) -> float32x4_t {
-        // SAFETY: the trait's contract.
-        unsafe { vaddq_f32(sum, look_up::<B>(entry, codes, keep)) }
-    }
-}
