@@ -752,10 +752,10 @@ fn one_bit_value_rows_back_to_back_are_sign_sums_of_the_centroid() {
     }
 }
 
-/// 5- and 6-bit rows of `d` codes, `rows` of them `stride` apart after
+/// Rows of `d` codes of `cb`'s width, `rows` of them `stride` apart after
 /// `offset` bytes, the buffer ending at the last row's last byte (so that
-/// the kernels' 8-byte group loads must stop short of it): the buffer, and
-/// each row dequantised.
+/// the kernels' group loads must stop short of it): the buffer, and each
+/// row dequantised.
 fn wide_rows(
     cb: &Codebook,
     d: usize,
@@ -802,19 +802,13 @@ fn avx2_wide_rows_take_the_documented_operations() {
                 let rows = 9;
                 let (packed, stride, centroids) = wide_rows(&cb, d, rows, gap, &mut g);
                 let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                // Values.
-                let w: Vec<f32> = (0..rows).map(|_| normal(&mut g) as f32).collect();
-                let start: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
-                let mut want = start.clone();
-                for (c, &w) in centroids.chunks_exact(d).zip(&w) {
-                    for (o, &c) in want.iter_mut().zip(c) {
-                        *o = c.mul_add(w, *o);
-                    }
-                }
-                let mut got = start.clone();
-                codebook::accumulate_rows_on(Backend::Avx2, &cb, &packed, stride, &w, &mut got)
-                    .unwrap();
-                assert_eq!(bits_of(&got), bits_of(&want), "values, {what}");
+                avx2_values_are_fmas_in_row_order(
+                    &cb,
+                    (&packed, stride, d),
+                    &centroids,
+                    &what,
+                    &mut g,
+                );
                 // Keys.
                 let q: Vec<f32> = (0..d).map(|_| normal(&mut g) as f32).collect();
                 let mut got = vec![0.0f32; rows];
@@ -846,6 +840,62 @@ fn avx2_wide_rows_take_the_documented_operations() {
             }
         }
     }
+}
+
+/// On AVX2, value rows of 1 to 4 bits add one FMA per code and row, in
+/// row order, onto `out`, bit for bit: at 4 bits 32 coordinates at a time
+/// from the centroids' byte planes (their sums kept in another lane order
+/// and put back), the rest of `d` 8 at a time; rows read in place and
+/// copied near the buffer's end; one row and many.
+#[test]
+fn avx2_narrow_value_rows_are_fmas_in_row_order() {
+    use tqkv::Backend;
+    if !Backend::available().any(|b| b == Backend::Avx2) {
+        eprintln!("no AVX2 here: nothing to compare");
+        return;
+    }
+    let mut g = SplitMix64::new(13);
+    for bits in 1u8..=4 {
+        for d in [8, 16, 24, 32, 40, 64, 72, 96, 120, 128, 200, 256] {
+            for (rows, gap) in [(1, 0), (9, 0), (9, 3), (40, 1)] {
+                let what = format!("{bits} bits, d = {d}, {rows} rows, gap {gap}");
+                let cb = Codebook::lloyd_max(d, bits).unwrap();
+                let (packed, stride, centroids) = wide_rows(&cb, d, rows, gap, &mut g);
+                avx2_values_are_fmas_in_row_order(
+                    &cb,
+                    (&packed, stride, d),
+                    &centroids,
+                    &what,
+                    &mut g,
+                );
+            }
+        }
+    }
+}
+
+/// AVX2's weighted sum of the rows of `d` codes (`centroids`: each row
+/// dequantised), with random weights onto a random `out`, against one FMA
+/// per code and row in row order, bit for bit.
+fn avx2_values_are_fmas_in_row_order(
+    cb: &Codebook,
+    (packed, stride, d): (&[u8], usize, usize),
+    centroids: &[f32],
+    what: &str,
+    g: &mut SplitMix64,
+) {
+    let rows = centroids.len() / d;
+    let w: Vec<f32> = (0..rows).map(|_| normal(g) as f32).collect();
+    let start: Vec<f32> = (0..d).map(|_| normal(g) as f32).collect();
+    let mut want = start.clone();
+    for (c, &w) in centroids.chunks_exact(d).zip(&w) {
+        for (o, &c) in want.iter_mut().zip(c) {
+            *o = c.mul_add(w, *o);
+        }
+    }
+    let mut got = start;
+    codebook::accumulate_rows_on(tqkv::Backend::Avx2, cb, packed, stride, &w, &mut got).unwrap();
+    let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits_of(&got), bits_of(&want), "values, {what}");
 }
 
 proptest! {

@@ -375,10 +375,21 @@ fn row_blocks_with_partial_chunks() {
 /// Value rows of 1–4 bits whose coordinates are whole groups of 8, in a
 /// buffer that ends at the last row's last byte: AVX2 and NEON read each
 /// group's codes as one dword, and must copy the last group of the last
-/// row instead. Against the scalar kernel, on every backend.
+/// row instead (AVX2 at 4 bits reads 32 codes at a time from their 16
+/// bytes, then the rest by groups). Against the scalar kernel, on every
+/// backend.
 #[test]
 fn value_rows_in_groups_of_eight_end_at_the_buffer() {
-    for (d, bits) in [(8usize, 1u8), (8, 3), (16, 2), (24, 3), (16, 4), (72, 3)] {
+    for (d, bits) in [
+        (8usize, 1u8),
+        (8, 3),
+        (16, 2),
+        (24, 3),
+        (16, 4),
+        (72, 3),
+        (32, 4),
+        (40, 4),
+    ] {
         let cb = Codebook::lloyd_max(d, bits).unwrap();
         let row = pack::packed_len(d, bits);
         let rows = 3;
@@ -439,15 +450,18 @@ fn wide_rows_end_at_the_buffer() {
             }
         }
     }
-    for bits in [6u8, 3, 2] {
-        shared_keys_equal_one_head(bits);
+    // At 4 bits AVX2 looks 32 codes up at a time for both heads' keys
+    // and values, then the rest of d = 40 by groups of 8.
+    for (bits, d) in [(6u8, 16usize), (3, 16), (2, 16), (4, 40)] {
+        shared_keys_equal_one_head(bits, d);
     }
 }
 
-/// Two query heads over 5 tokens of KV `bits`-bit keys at d = 16 (the
-/// last row ends the buffer) against each head alone, on every backend.
-fn shared_keys_equal_one_head(bits: u8) {
-    let (d, tokens) = (16, 5);
+/// Two query heads over 5 tokens of KV `bits`-bit keys of `d` coordinates
+/// (the last row ends the buffer) against each head alone, on every
+/// backend.
+fn shared_keys_equal_one_head(bits: u8, d: usize) {
+    let tokens = 5;
     let cfg = CacheConfig::new(Scheme::Kv, bits, 1, d, tokens);
     let mut cache = KvCache::new(cfg, vec![0u8; cfg.bytes_needed().unwrap()]).unwrap();
     let x: Vec<f32> = (0..tokens * d)

@@ -2,8 +2,10 @@
 //!
 //! Lookup: `vpermps` on one register for ≤ 3 bits, then for each further
 //! bit twice the registers and a blend on that bit of the index: 2 and a
-//! blend for 4 bits; at 5 and 6 bits the lookup of the lower half (2 and
-//! a blend, 4 and 3) and a sign flip, the upper half being its mirror
+//! blend for 4 bits (4-bit value rows and grouped keys look 32 codes up at
+//! a time from the centroids' byte planes by `vpshufb` instead, `planes`);
+//! at 5 and 6 bits the lookup of the lower half (2 and a blend, 4 and 3)
+//! and a sign flip, the upper half being its mirror
 //! ([`pick_mirrored`]; all 32 entries took 4 and 3 at 5 bits, and a
 //! gather of 8 lanes measured slower); a gather for 7 and 8 bits.
 //! Quantisation: a binary search over the thresholds, in registers for
@@ -21,6 +23,7 @@ use crate::vector::F32x8;
 
 mod encode;
 pub(in crate::codebook) mod int8;
+mod planes;
 mod rows;
 mod wide;
 
@@ -441,7 +444,22 @@ crate::backend::avx2_features!(crate::backend::target_features {
     ) {
         // SAFETY: forwarded from the caller; the width picks its lookup.
         unsafe {
-            if B <= 4 {
+            if B == 4 {
+                // 32 (one or two sets) or 16 coordinates at a time from the
+                // byte planes, then the rest 8 at a time.
+                let done = match G {
+                    1 | 2 => planes::plane_values::<G, 4>(cb, a, out),
+                    _ => planes::plane_values::<G, 2>(cb, a, out),
+                };
+                if done < a.d {
+                    let rest = super::WeightedCodes {
+                        rows: a.rows.get(done / 2..).unwrap_or(&[]),
+                        d: a.d - done,
+                        ..*a
+                    };
+                    multi_groups::<_, B, G, NG>(&Narrow::<B>::new(cb), &rest, &mut out[done..])
+                }
+            } else if B <= 4 {
                 multi_groups::<_, B, G, NG>(&Narrow::<B>::new(cb), a, out)
             } else {
                 multi_groups::<_, B, G, NG>(&wide::Wide::<B>::new(cb), a, out)

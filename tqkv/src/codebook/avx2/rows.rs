@@ -74,7 +74,25 @@ pub(in crate::codebook) unsafe fn accumulate_groups(
             1 => value_groups::<_, 1>(&Narrow::<1>::new(cb), rows, stride, weights, out),
             2 => value_groups::<_, 2>(&Narrow::<2>::new(cb), rows, stride, weights, out),
             3 => value_groups::<_, 3>(&Narrow::<3>::new(cb), rows, stride, weights, out),
-            4 => value_groups::<_, 4>(&Narrow::<4>::new(cb), rows, stride, weights, out),
+            4 => {
+                // 32 coordinates at a time from the byte planes, then the
+                // rest (d not a multiple of 32) 8 at a time.
+                let a = crate::codebook::WeightedCodes {
+                    rows,
+                    stride,
+                    n: weights.len(),
+                    weights,
+                    w_stride: weights.len(),
+                    out_stride: d,
+                    d,
+                };
+                let done = super::planes::plane_values::<1, 4>(cb, &a, out);
+                if done < d {
+                    let rest = rows.get(done / 2..).unwrap_or(&[]);
+                    let k = Narrow::<4>::new(cb);
+                    value_groups::<_, 4>(&k, rest, stride, weights, &mut out[done..]);
+                }
+            }
             5 => value_groups::<_, 5>(&Wide::<5>::new(cb), rows, stride, weights, out),
             6 => value_groups::<_, 6>(&Wide::<6>::new(cb), rows, stride, weights, out),
             _ => return false,

@@ -272,9 +272,9 @@ pub(in crate::codebook) fn dot_rows_multi(
     // kernel takes, and the buffers hold it (checked above).
     unsafe {
         match g {
-            2 => multi_simd::<2>(cb, &a, n, out),
-            3 => multi_simd::<3>(cb, &a, n, out),
-            _ => multi_simd::<4>(cb, &a, n, out),
+            2 => multi_simd::<2>(cb, &job, &a, out),
+            3 => multi_simd::<3>(cb, &job, &a, out),
+            _ => multi_simd::<4>(cb, &job, &a, out),
         }
     }
     n
@@ -292,18 +292,20 @@ struct Multi<'a> {
 
 crate::backend::avx2_features!(crate::backend::target_features {
     /// [`multi_rows`] compiled with the AVX2 feature list, for the
-    /// codebook's width.
+    /// codebook's width (at 4 bits the byte planes' 32 codes at a time,
+    /// `planes::plane_scores`, where they take the rows).
     ///
     /// # Safety
     /// AVX2 is available; the shape is one [`dot_rows_multi`] accepts, and
-    /// its buffers hold it.
+    /// its buffers hold it; `a` is `job`'s.
     unsafe fn multi_simd<const G: usize>(
         cb: &crate::codebook::Codebook,
+        job: &crate::codebook::ScoreRows<'_>,
         a: &Multi<'_>,
-        n: usize,
         out: &mut [f32],
     ) {
         use super::rows::Narrow;
+        let n = job.n;
         // SAFETY: forwarded from the caller; each lookup is made for its
         // own width.
         unsafe {
@@ -311,6 +313,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
                 1 => multi_rows::<_, 1, G>(&Narrow::<1>::new(cb), a, n, out),
                 2 => multi_rows::<_, 2, G>(&Narrow::<2>::new(cb), a, n, out),
                 3 => multi_rows::<_, 3, G>(&Narrow::<3>::new(cb), a, n, out),
+                4 if super::planes::plane_scores::<G>(cb, job, out, a.out_stride) => {}
                 4 => multi_rows::<_, 4, G>(&Narrow::<4>::new(cb), a, n, out),
                 5 => multi_rows::<_, 5, G>(&Wide::<5>::new(cb), a, n, out),
                 _ => multi_rows::<_, 6, G>(&Wide::<6>::new(cb), a, n, out),
