@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 shapes=${SHAPES:-"kv:2 kv:3 kv:4 kqv:2 kqv:4 qkqv:4"}
 heads=${HEADS:-"1 2 3 4"}
 work=$(mktemp -d)
-trap 'rm -rf "$work"; git worktree remove --force "$work/base" 2>/dev/null || true' EXIT
+trap 'git worktree remove --force "$work/base" 2>/dev/null; git worktree prune; rm -rf "$work"' EXIT
 gcc -shared -fPIC -O2 tools/qemu_icount.c -o "$work/libqemu_icount.so"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 build() { # tree name → the example's aarch64 binary, $work/bin-<name>
