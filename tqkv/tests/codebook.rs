@@ -802,7 +802,8 @@ fn avx2_wide_rows_take_the_documented_operations() {
                 let rows = 9;
                 let (packed, stride, centroids) = wide_rows(&cb, d, rows, gap, &mut g);
                 let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                avx2_values_are_fmas_in_row_order(
+                values_are_fmas_in_row_order(
+                    Backend::Avx2,
                     &cb,
                     (&packed, stride, d),
                     &centroids,
@@ -849,19 +850,43 @@ fn avx2_wide_rows_take_the_documented_operations() {
 /// copied near the buffer's end; one row and many.
 #[test]
 fn avx2_narrow_value_rows_are_fmas_in_row_order() {
-    use tqkv::Backend;
-    if !Backend::available().any(|b| b == Backend::Avx2) {
-        eprintln!("no AVX2 here: nothing to compare");
+    let dims = [8, 16, 24, 32, 40, 64, 72, 96, 120, 128, 200, 256];
+    value_rows_are_fmas_in_row_order(tqkv::Backend::Avx2, &[1, 2, 3, 4], &dims, 13);
+}
+
+/// On AVX-512, value rows of 5 and 6 bits add one FMA per code and row, in
+/// row order, onto `out`, bit for bit: looked up from the centroids'
+/// registers at 5 bits, and at 6 from their byte planes on a Zen 4 (their
+/// sums kept in another lane order and put back); whole and partial chunks
+/// of 64 coordinates, one row and many, rows back to back and apart.
+#[test]
+fn avx512_wide_value_rows_are_fmas_in_row_order() {
+    let dims = [16, 32, 48, 64, 80, 96, 128, 176, 192, 256];
+    value_rows_are_fmas_in_row_order(tqkv::Backend::Avx512, &[5, 6], &dims, 14);
+}
+
+/// [`values_are_fmas_in_row_order`] on `backend` (if this host has it) for
+/// every width in `widths` and row length in `dims`: one row, nine back to
+/// back and apart, forty.
+fn value_rows_are_fmas_in_row_order(
+    backend: tqkv::Backend,
+    widths: &[u8],
+    dims: &[usize],
+    seed: u64,
+) {
+    if !tqkv::Backend::available().any(|b| b == backend) {
+        eprintln!("no {backend} here: nothing to compare");
         return;
     }
-    let mut g = SplitMix64::new(13);
-    for bits in 1u8..=4 {
-        for d in [8, 16, 24, 32, 40, 64, 72, 96, 120, 128, 200, 256] {
+    let mut g = SplitMix64::new(seed);
+    for &bits in widths {
+        for &d in dims {
             for (rows, gap) in [(1, 0), (9, 0), (9, 3), (40, 1)] {
                 let what = format!("{bits} bits, d = {d}, {rows} rows, gap {gap}");
                 let cb = Codebook::lloyd_max(d, bits).unwrap();
                 let (packed, stride, centroids) = wide_rows(&cb, d, rows, gap, &mut g);
-                avx2_values_are_fmas_in_row_order(
+                values_are_fmas_in_row_order(
+                    backend,
                     &cb,
                     (&packed, stride, d),
                     &centroids,
@@ -873,10 +898,11 @@ fn avx2_narrow_value_rows_are_fmas_in_row_order() {
     }
 }
 
-/// AVX2's weighted sum of the rows of `d` codes (`centroids`: each row
+/// `backend`'s weighted sum of the rows of `d` codes (`centroids`: each row
 /// dequantised), with random weights onto a random `out`, against one FMA
 /// per code and row in row order, bit for bit.
-fn avx2_values_are_fmas_in_row_order(
+fn values_are_fmas_in_row_order(
+    backend: tqkv::Backend,
     cb: &Codebook,
     (packed, stride, d): (&[u8], usize, usize),
     centroids: &[f32],
@@ -893,7 +919,7 @@ fn avx2_values_are_fmas_in_row_order(
         }
     }
     let mut got = start;
-    codebook::accumulate_rows_on(tqkv::Backend::Avx2, cb, packed, stride, &w, &mut got).unwrap();
+    codebook::accumulate_rows_on(backend, cb, packed, stride, &w, &mut got).unwrap();
     let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits_of(&got), bits_of(&want), "values, {what}");
 }

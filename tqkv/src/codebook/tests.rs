@@ -833,6 +833,71 @@ fn multi_query_kernels_refuse_buffers_too_short() {
     }
 }
 
+/// The AVX-512 6-bit value rows of one to four weight sets give the same
+/// bits from the centroids' byte planes as from their registers
+/// ([`avx512::multi::accumulate_rows_with`] both ways: a host takes only one
+/// of them otherwise), and each weight set's sums are one FMA per code and
+/// row in row order onto `out`: whole and partial chunks of 64
+/// coordinates, no rows, one and many, odd strides, weights with ±0 and a
+/// huge and a tiny one.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[test]
+fn avx512_six_bit_values_have_the_same_bits_from_byte_planes() {
+    use crate::rng::SplitMix64;
+    use std::vec::Vec;
+    let Ok(b) = Backend::Avx512.check() else {
+        return;
+    };
+    let mut g = SplitMix64::new(29);
+    let mut next = move || (g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for d in [16usize, 48, 64, 96, 128, 200, 256] {
+        let cb = Codebook::lloyd_max(d, 6).unwrap();
+        let stride = packed_len(d, 6) + 3;
+        for n in [0usize, 1, 7, 33] {
+            let codes: Vec<u8> = (0..n * stride)
+                .map(|_| (next().to_bits() >> 7) as u8)
+                .collect();
+            for sets in 1..=4usize {
+                let mut w: Vec<f32> = (0..sets * n).map(|_| next()).collect();
+                for (i, special) in [0.0f32, -0.0, 3.0e30, 1.0e-30].into_iter().enumerate() {
+                    if let Some(x) = w.get_mut(3 * i + 1) {
+                        *x = special;
+                    }
+                }
+                let out0: Vec<f32> = (0..sets * d).map(|_| next()).collect();
+                let mut want = out0.clone();
+                let mut row = std::vec![0.0f32; d];
+                for r in 0..n {
+                    dequantize_on(Backend::Scalar, &cb, &codes[r * stride..], &mut row).unwrap();
+                    for h in 0..sets {
+                        for (o, &c) in want[h * d..][..d].iter_mut().zip(&row) {
+                            *o = c.mul_add(w[h * n + r], *o);
+                        }
+                    }
+                }
+                let job = WeightedCodes {
+                    rows: &codes,
+                    stride,
+                    n,
+                    weights: &w,
+                    w_stride: n,
+                    out_stride: d,
+                    d,
+                };
+                for planes in [false, true] {
+                    let mut got = out0.clone();
+                    let taken =
+                        avx512::multi::accumulate_rows_with(b, &cb, &job, &mut got, sets, planes);
+                    let here = format!("d={d} n={n} sets={sets} planes={planes}");
+                    assert!(taken, "{here}: declined");
+                    assert_eq!(bits_of(&got), bits_of(&want), "{here}");
+                }
+            }
+        }
+    }
+}
+
 /// The AVX-512 value rows give the same bits whichever kernel the core's
 /// pipe width picks ([`avx512::accumulate_rows_for`] with `half_pipes`
 /// false and true: only one of them runs on a given host otherwise), and

@@ -18,11 +18,14 @@ use core::arch::x86_64::*;
 use crate::codebook::Codebook;
 
 mod keys;
+mod planes;
 mod signs;
 mod values;
 
 pub(in crate::codebook) use keys::dot_rows;
 pub(in crate::codebook) use signs::accumulate_signs;
+#[cfg(test)]
+pub(in crate::codebook) use values::accumulate_rows_with;
 pub(in crate::codebook) use values::{MAX_FUSED_GROUP, accumulate_fused, accumulate_rows};
 
 /// Most query vectors one kernel call carries (their sums stay in
@@ -80,6 +83,25 @@ impl Centroids {
                     _mm512_mask_blend_ps(bit5, low, high)
                 }
             }
+        }
+    }
+
+    /// The centroids of 64 codes, one in the low bits of each byte of
+    /// `codes` (byte `i` code `i`): register `s` lane `i` holds code `4i +
+    /// s`, looked up where it lies, in byte `s` of dword `i`.
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    #[inline(always)]
+    unsafe fn lookup_chunk<const B: usize>(&self, codes: __m512i) -> [__m512; 4] {
+        // SAFETY: AVX-512F (caller); registers only.
+        unsafe {
+            [
+                self.lookup::<B>(codes),
+                self.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
+                self.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
+                self.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
+            ]
         }
     }
 }

@@ -6,6 +6,7 @@ use core::arch::x86_64::*;
 use super::super::Spread;
 use super::super::sign_tables::{self, ROWS};
 use super::super::values::{byte_mask, load_permuted, store_permuted};
+use super::planes::{BytePlanes, load_blocks, store_blocks};
 use super::signs::{bits_simd, chunk_masks, code_bits};
 use super::{Centroids, MAX_GROUP};
 use crate::backend::prefetch_ahead;
@@ -16,16 +17,34 @@ use crate::qjl::SignSets;
 /// `G ≤` [`MAX_GROUP`] weight sets over the same `n` rows: each row's codes
 /// unpacked and looked up once per chunk of 64 coordinates, then one FMA
 /// per 16 codes and query. Returns false (touching nothing) unless
-/// `backend` is AVX-512 and the shape is one it takes: 1–6 bits, `d` a
-/// multiple of 64 up to 256, and buffers that hold it
-/// ([`WeightedCodes::fit`](crate::codebook::WeightedCodes::fit)).
-#[allow(clippy::too_many_arguments)]
+/// `backend` is AVX-512 and the shape is one it takes: 1–6 bits, `d` up to
+/// 256, and buffers that hold it
+/// ([`WeightedCodes::fit`](crate::codebook::WeightedCodes::fit)). 6-bit
+/// codes are looked up from the centroids' byte planes on a core that runs
+/// 512-bit operations on 256-bit pipes
+/// ([`zmm_on_half_pipes`](crate::backend::zmm_on_half_pipes)), from their
+/// registers elsewhere: the same bits either way.
 pub(in crate::codebook) fn accumulate_rows(
     backend: crate::backend::Checked,
     cb: &Codebook,
     a: &crate::codebook::WeightedCodes<'_>,
     out: &mut [f32],
     g: usize,
+) -> bool {
+    let planes = cb.bits() == 6 && crate::backend::zmm_on_half_pipes();
+    accumulate_rows_with(backend, cb, a, out, g, planes)
+}
+
+/// [`accumulate_rows`] with the 6-bit lookup chosen by the caller: from the
+/// centroids' byte planes ([`BytePlanes`]) if `planes`, else from their
+/// registers (a parameter so that tests run both on any host).
+pub(in crate::codebook) fn accumulate_rows_with(
+    backend: crate::backend::Checked,
+    cb: &Codebook,
+    a: &crate::codebook::WeightedCodes<'_>,
+    out: &mut [f32],
+    g: usize,
+    planes: bool,
 ) -> bool {
     let b = cb.bits() as usize;
     let d = a.d;
@@ -58,18 +77,22 @@ pub(in crate::codebook) fn accumulate_rows(
     // the kernel takes, and the buffers hold it (checked above).
     unsafe {
         match g {
-            1 if b == 6 => accumulate_simd::<1, 6>(cb, a, out),
-            2 if b == 6 => accumulate_simd::<2, 6>(cb, a, out),
-            3 if b == 6 => accumulate_simd::<3, 6>(cb, a, out),
-            _ if b == 6 => accumulate_simd::<4, 6>(cb, a, out),
-            1 if b == 5 => accumulate_simd::<1, 5>(cb, a, out),
-            2 if b == 5 => accumulate_simd::<2, 5>(cb, a, out),
-            3 if b == 5 => accumulate_simd::<3, 5>(cb, a, out),
-            _ if b == 5 => accumulate_simd::<4, 5>(cb, a, out),
-            1 => accumulate_simd::<1, 4>(cb, a, out),
-            2 => accumulate_simd::<2, 4>(cb, a, out),
-            3 => accumulate_simd::<3, 4>(cb, a, out),
-            _ => accumulate_simd::<4, 4>(cb, a, out),
+            1 if b == 6 && planes => accumulate_simd::<1, 6, true>(cb, a, out),
+            2 if b == 6 && planes => accumulate_simd::<2, 6, true>(cb, a, out),
+            3 if b == 6 && planes => accumulate_simd::<3, 6, true>(cb, a, out),
+            _ if b == 6 && planes => accumulate_simd::<4, 6, true>(cb, a, out),
+            1 if b == 6 => accumulate_simd::<1, 6, false>(cb, a, out),
+            2 if b == 6 => accumulate_simd::<2, 6, false>(cb, a, out),
+            3 if b == 6 => accumulate_simd::<3, 6, false>(cb, a, out),
+            _ if b == 6 => accumulate_simd::<4, 6, false>(cb, a, out),
+            1 if b == 5 => accumulate_simd::<1, 5, false>(cb, a, out),
+            2 if b == 5 => accumulate_simd::<2, 5, false>(cb, a, out),
+            3 if b == 5 => accumulate_simd::<3, 5, false>(cb, a, out),
+            _ if b == 5 => accumulate_simd::<4, 5, false>(cb, a, out),
+            1 => accumulate_simd::<1, 4, false>(cb, a, out),
+            2 => accumulate_simd::<2, 4, false>(cb, a, out),
+            3 => accumulate_simd::<3, 4, false>(cb, a, out),
+            _ => accumulate_simd::<4, 4, false>(cb, a, out),
         }
     }
     true
@@ -80,24 +103,25 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ///
     /// # Safety
     /// As [`accumulate_rows`], with AVX-512 available and the shape accepted.
-    unsafe fn accumulate_simd<const G: usize, const B: usize>(
+    unsafe fn accumulate_simd<const G: usize, const B: usize, const PLANES: bool>(
         cb: &Codebook,
         a: &crate::codebook::WeightedCodes<'_>,
         out: &mut [f32],
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { accumulate::<G, B>(cb, a, out) }
+        unsafe { accumulate::<G, B, PLANES>(cb, a, out) }
     }
 });
 
 /// [`accumulate_rows`] for `G` weight sets, one chunk of 64 coordinates at
-/// a time (4 registers of sums a query).
+/// a time (4 registers of sums a query), the codes looked up from the
+/// centroids' byte planes if `PLANES` (6 bits only).
 ///
 /// # Safety
 /// As [`accumulate_rows`], with AVX-512 F/BW/VBMI available and the shape
 /// accepted.
 #[inline(always)]
-unsafe fn accumulate<const G: usize, const B: usize>(
+unsafe fn accumulate<const G: usize, const B: usize, const PLANES: bool>(
     cb: &Codebook,
     a: &crate::codebook::WeightedCodes<'_>,
     out: &mut [f32],
@@ -108,7 +132,9 @@ unsafe fn accumulate<const G: usize, const B: usize>(
     // one chunk (masked), weights[h·w_stride + r] with r < n, out's chunk
     // of each query; stores: the same chunks of out.
     unsafe {
+        debug_assert!(!PLANES || B == 6, "byte planes hold 64 centroids");
         let cents = Centroids::of(cb);
+        let planes = BytePlanes::of(cb);
         let spread = Spread::new(b);
         let row_len = crate::codebook::pack::packed_len(a.d, b as u8);
         for ch in 0..a.d.div_ceil(64) {
@@ -117,25 +143,38 @@ unsafe fn accumulate<const G: usize, const B: usize>(
             let len = (a.d - 64 * ch).min(64);
             let mask = byte_mask((row_len - ch * chunk_bytes).min(chunk_bytes));
             // Lane i of register s holds coordinate 4i + s of the chunk (the
-            // order the in-register unpacking leaves the codes in).
+            // order the in-register unpacking leaves the codes in), or the
+            // byte planes' order.
             let mut acc = [[_mm512_setzero_ps(); 4]; G];
             for (h, acc) in acc.iter_mut().enumerate() {
                 let o = &out[h * a.out_stride + 64 * ch..][..len];
-                *acc = load_permuted::<1>(o)[0];
+                *acc = if PLANES {
+                    load_blocks(o)
+                } else {
+                    load_permuted::<1>(o)[0]
+                };
             }
             let mut row = a.rows.as_ptr().add(ch * chunk_bytes);
             for r in 0..a.n {
                 if ch == 0 {
                     prefetch_ahead(row, a.stride);
                 }
-                add_codes::<G, B>(
-                    &cents, &spread, row, mask, a.weights, a.w_stride, r, &mut acc,
-                );
+                let data = _mm512_maskz_loadu_epi8(mask, row.cast());
+                let c = if PLANES {
+                    planes.lookup(spread.codes(data))
+                } else {
+                    cents.lookup_chunk::<B>(spread.codes(data))
+                };
+                add_weighted::<G>(c, a.weights, a.w_stride, r, &mut acc);
                 row = row.wrapping_add(a.stride);
             }
             for (h, acc) in acc.iter().enumerate() {
                 let o = &mut out[h * a.out_stride + 64 * ch..][..len];
-                store_permuted::<1>(&[*acc], o);
+                if PLANES {
+                    store_blocks(acc, o);
+                } else {
+                    store_permuted::<1>(&[*acc], o);
+                }
             }
         }
     }
@@ -268,13 +307,26 @@ unsafe fn add_codes<const G: usize, const B: usize>(
     // SAFETY: the caller's promises.
     unsafe {
         let data = _mm512_maskz_loadu_epi8(mask, row.cast());
-        let codes = spread.codes(data);
-        let c = [
-            cents.lookup::<B>(codes),
-            cents.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
-            cents.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
-            cents.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
-        ];
+        let c = cents.lookup_chunk::<B>(spread.codes(data));
+        add_weighted::<G>(c, weights, w_stride, t, acc);
+    }
+}
+
+/// One row's 64 centroids `c` (four registers, in the sums' order) times
+/// each query's weight `weights[h·w_stride + t]`, added into its sums.
+///
+/// # Safety
+/// AVX-512F is available; the weights are readable.
+#[inline(always)]
+unsafe fn add_weighted<const G: usize>(
+    c: [__m512; 4],
+    weights: &[f32],
+    w_stride: usize,
+    t: usize,
+    acc: &mut [[__m512; 4]; G],
+) {
+    // SAFETY: the caller's promises.
+    unsafe {
         for (h, acc) in acc.iter_mut().enumerate() {
             let w = _mm512_set1_ps(*weights.get_unchecked(h * w_stride + t));
             for (s, c) in acc.iter_mut().zip(&c) {
