@@ -38,6 +38,72 @@ pub(in crate::codebook) const MAX_GROUP: usize = 4;
 /// rows take 16 registers.
 pub(in crate::codebook) const WIDE_GROUP: usize = 8;
 
+/// How a row's chunk of 64 codes becomes centroids, and the order its sums
+/// keep over the rows: the centroids' registers ([`Centroids`]), or their
+/// byte planes ([`planes::BytePlanes`], 6-bit values on some cores). A
+/// kernel is compiled once per lookup, and builds only that one's tables.
+trait ChunkLookup {
+    /// The lookup's tables for `cb`.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `cb.bits() ≤ 6`.
+    unsafe fn of(cb: &Codebook) -> Self;
+
+    /// The centroids of 64 `B`-bit codes, one in the low bits of each
+    /// byte of `codes` (byte `i` code `i`), in the lookup's order.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VBMI are available; `B ≤ 6`, and the lookup takes it.
+    unsafe fn chunk<const B: usize>(&self, codes: __m512i) -> [__m512; 4];
+
+    /// `out` (at most 64 values, zeros past its end) in the lookup's order.
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    unsafe fn load_sums(out: &[f32]) -> [__m512; 4];
+
+    /// Sums in the lookup's order back into `out` (at most 64 values).
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    unsafe fn store_sums(sums: &[__m512; 4], out: &mut [f32]);
+}
+
+impl ChunkLookup for Centroids {
+    #[inline(always)]
+    unsafe fn of(cb: &Codebook) -> Centroids {
+        // SAFETY: forwarded from the caller.
+        unsafe { Centroids::of(cb) }
+    }
+
+    /// Register `s` lane `i` holds code `4i + s`, looked up where it lies,
+    /// in byte `s` of dword `i`.
+    #[inline(always)]
+    unsafe fn chunk<const B: usize>(&self, codes: __m512i) -> [__m512; 4] {
+        // SAFETY: AVX-512F (caller); registers only.
+        unsafe {
+            [
+                self.lookup::<B>(codes),
+                self.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
+                self.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
+                self.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
+            ]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load_sums(out: &[f32]) -> [__m512; 4] {
+        // SAFETY: forwarded from the caller.
+        unsafe { super::values::load_permuted::<1>(out)[0] }
+    }
+
+    #[inline(always)]
+    unsafe fn store_sums(sums: &[__m512; 4], out: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { super::values::store_permuted::<1>(&[*sums], out) }
+    }
+}
+
 /// The centroids in registers: repeated with period `2^b` over 16 lanes
 /// (≤ 4 bits, one `vpermps`), all 32 in two registers (5 bits, one
 /// `vpermt2ps`), or all 64 in four (6 bits, two `vpermt2ps` and a blend on
@@ -83,25 +149,6 @@ impl Centroids {
                     _mm512_mask_blend_ps(bit5, low, high)
                 }
             }
-        }
-    }
-
-    /// The centroids of 64 codes, one in the low bits of each byte of
-    /// `codes` (byte `i` code `i`): register `s` lane `i` holds code `4i +
-    /// s`, looked up where it lies, in byte `s` of dword `i`.
-    ///
-    /// # Safety
-    /// AVX-512F is available.
-    #[inline(always)]
-    unsafe fn lookup_chunk<const B: usize>(&self, codes: __m512i) -> [__m512; 4] {
-        // SAFETY: AVX-512F (caller); registers only.
-        unsafe {
-            [
-                self.lookup::<B>(codes),
-                self.lookup::<B>(_mm512_srli_epi32::<8>(codes)),
-                self.lookup::<B>(_mm512_srli_epi32::<16>(codes)),
-                self.lookup::<B>(_mm512_srli_epi32::<24>(codes)),
-            ]
         }
     }
 }

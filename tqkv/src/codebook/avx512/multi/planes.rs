@@ -8,13 +8,14 @@
 //!
 //! The unpacks work inside 128-bit lanes, so the floats come out in their
 //! own order: register `m` lane `4L + u` holds code `16L + 4m + u` of the
-//! 64. The sums stay in that order over every row ([`load_blocks`] and
-//! [`store_blocks`] make and undo it once a chunk), so each coordinate
+//! 64. The sums stay in that order over every row (its `load_sums` and
+//! `store_sums` make and undo it once a chunk), so each coordinate
 //! still gets one FMA per row in row order: the same bits as the
 //! centroids' lookups.
 
 use core::arch::x86_64::*;
 
+use super::ChunkLookup;
 use crate::codebook::Codebook;
 
 /// The four byte planes of the 64 centroids (repeated with period `2^b`).
@@ -22,11 +23,9 @@ pub(super) struct BytePlanes {
     planes: [__m512i; 4],
 }
 
-impl BytePlanes {
-    /// # Safety
-    /// AVX-512F is available; `cb.bits() ≤ 6`.
+impl ChunkLookup for BytePlanes {
     #[inline(always)]
-    pub(super) unsafe fn of(cb: &Codebook) -> BytePlanes {
+    unsafe fn of(cb: &Codebook) -> BytePlanes {
         let c = cb.centroids();
         let mut bytes = [[0u8; 64]; 4];
         for v in 0..64 {
@@ -43,14 +42,12 @@ impl BytePlanes {
         }
     }
 
-    /// The centroids of 64 codes, one in the low 6 bits of each byte of
-    /// `codes` (byte `i` code `i`), in the planes' order: register `m`
-    /// lane `4L + u` holds `c[code 16L + 4m + u]`.
-    ///
-    /// # Safety
-    /// AVX-512 F/BW/VBMI are available.
+    /// The planes' order: register `m` lane `4L + u` holds `c[code 16L +
+    /// 4m + u]`. `vpermb` reads each byte's low 6 bits, so codes of fewer
+    /// bits would need the table repeated: `B = 6` only.
     #[inline(always)]
-    pub(super) unsafe fn lookup(&self, codes: __m512i) -> [__m512; 4] {
+    unsafe fn chunk<const B: usize>(&self, codes: __m512i) -> [__m512; 4] {
+        debug_assert!(B == 6, "byte planes hold 64 centroids");
         // SAFETY: registers only, on the caller's ISA.
         unsafe {
             let [p0, p1, p2, p3] = self.planes;
@@ -72,6 +69,35 @@ impl BytePlanes {
                 _mm512_castsi512_ps(_mm512_unpacklo_epi16(w01_hi, w23_hi)),
                 _mm512_castsi512_ps(_mm512_unpackhi_epi16(w01_hi, w23_hi)),
             ]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load_sums(out: &[f32]) -> [__m512; 4] {
+        // SAFETY: AVX-512F (caller); each masked load reads only the values of
+        // `out` below its length.
+        unsafe {
+            let mut x = [_mm512_setzero_ps(); 4];
+            for (k, x) in x.iter_mut().enumerate() {
+                let from = 16 * k;
+                let lanes = super::super::lane_mask(out.len().saturating_sub(from));
+                *x = _mm512_maskz_loadu_ps(lanes, out.as_ptr().wrapping_add(from));
+            }
+            transpose_blocks(x)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_sums(sums: &[__m512; 4], out: &mut [f32]) {
+        // SAFETY: AVX-512F (caller); each masked store writes only the values
+        // of `out` below its length.
+        unsafe {
+            let x = transpose_blocks(*sums);
+            for (k, x) in x.iter().enumerate() {
+                let from = 16 * k;
+                let lanes = super::super::lane_mask(out.len().saturating_sub(from));
+                _mm512_mask_storeu_ps(out.as_mut_ptr().wrapping_add(from), lanes, *x);
+            }
         }
     }
 }
@@ -98,42 +124,5 @@ unsafe fn transpose_blocks(x: [__m512; 4]) -> [__m512; 4] {
             _mm512_shuffle_f32x4::<0b10_00_10_00>(t1, t3),
             _mm512_shuffle_f32x4::<0b11_01_11_01>(t1, t3),
         ]
-    }
-}
-
-/// `out` (at most 64 values, zeros past its end) in the planes' order.
-///
-/// # Safety
-/// AVX-512F is available.
-#[inline(always)]
-pub(super) unsafe fn load_blocks(out: &[f32]) -> [__m512; 4] {
-    // SAFETY: AVX-512F (caller); each masked load reads only the values of
-    // `out` below its length.
-    unsafe {
-        let mut x = [_mm512_setzero_ps(); 4];
-        for (k, x) in x.iter_mut().enumerate() {
-            let from = 16 * k;
-            let lanes = super::super::lane_mask(out.len().saturating_sub(from));
-            *x = _mm512_maskz_loadu_ps(lanes, out.as_ptr().wrapping_add(from));
-        }
-        transpose_blocks(x)
-    }
-}
-
-/// Sums in the planes' order back into `out` (at most 64 values).
-///
-/// # Safety
-/// AVX-512F is available.
-#[inline(always)]
-pub(super) unsafe fn store_blocks(acc: &[__m512; 4], out: &mut [f32]) {
-    // SAFETY: AVX-512F (caller); each masked store writes only the values
-    // of `out` below its length.
-    unsafe {
-        let x = transpose_blocks(*acc);
-        for (k, x) in x.iter().enumerate() {
-            let from = 16 * k;
-            let lanes = super::super::lane_mask(out.len().saturating_sub(from));
-            _mm512_mask_storeu_ps(out.as_mut_ptr().wrapping_add(from), lanes, *x);
-        }
     }
 }

@@ -5,10 +5,10 @@ use core::arch::x86_64::*;
 
 use super::super::Spread;
 use super::super::sign_tables::{self, ROWS};
-use super::super::values::{byte_mask, load_permuted, store_permuted};
-use super::planes::{BytePlanes, load_blocks, store_blocks};
+use super::super::values::byte_mask;
+use super::planes::BytePlanes;
 use super::signs::{bits_simd, chunk_masks, code_bits};
-use super::{Centroids, MAX_GROUP};
+use super::{Centroids, ChunkLookup, MAX_GROUP};
 use crate::backend::prefetch_ahead;
 use crate::codebook::Codebook;
 use crate::qjl::SignSets;
@@ -77,22 +77,22 @@ pub(in crate::codebook) fn accumulate_rows_with(
     // the kernel takes, and the buffers hold it (checked above).
     unsafe {
         match g {
-            1 if b == 6 && planes => accumulate_simd::<1, 6, true>(cb, a, out),
-            2 if b == 6 && planes => accumulate_simd::<2, 6, true>(cb, a, out),
-            3 if b == 6 && planes => accumulate_simd::<3, 6, true>(cb, a, out),
-            _ if b == 6 && planes => accumulate_simd::<4, 6, true>(cb, a, out),
-            1 if b == 6 => accumulate_simd::<1, 6, false>(cb, a, out),
-            2 if b == 6 => accumulate_simd::<2, 6, false>(cb, a, out),
-            3 if b == 6 => accumulate_simd::<3, 6, false>(cb, a, out),
-            _ if b == 6 => accumulate_simd::<4, 6, false>(cb, a, out),
-            1 if b == 5 => accumulate_simd::<1, 5, false>(cb, a, out),
-            2 if b == 5 => accumulate_simd::<2, 5, false>(cb, a, out),
-            3 if b == 5 => accumulate_simd::<3, 5, false>(cb, a, out),
-            _ if b == 5 => accumulate_simd::<4, 5, false>(cb, a, out),
-            1 => accumulate_simd::<1, 4, false>(cb, a, out),
-            2 => accumulate_simd::<2, 4, false>(cb, a, out),
-            3 => accumulate_simd::<3, 4, false>(cb, a, out),
-            _ => accumulate_simd::<4, 4, false>(cb, a, out),
+            1 if b == 6 && planes => accumulate_simd::<1, 6, BytePlanes>(cb, a, out),
+            2 if b == 6 && planes => accumulate_simd::<2, 6, BytePlanes>(cb, a, out),
+            3 if b == 6 && planes => accumulate_simd::<3, 6, BytePlanes>(cb, a, out),
+            _ if b == 6 && planes => accumulate_simd::<4, 6, BytePlanes>(cb, a, out),
+            1 if b == 6 => accumulate_simd::<1, 6, Centroids>(cb, a, out),
+            2 if b == 6 => accumulate_simd::<2, 6, Centroids>(cb, a, out),
+            3 if b == 6 => accumulate_simd::<3, 6, Centroids>(cb, a, out),
+            _ if b == 6 => accumulate_simd::<4, 6, Centroids>(cb, a, out),
+            1 if b == 5 => accumulate_simd::<1, 5, Centroids>(cb, a, out),
+            2 if b == 5 => accumulate_simd::<2, 5, Centroids>(cb, a, out),
+            3 if b == 5 => accumulate_simd::<3, 5, Centroids>(cb, a, out),
+            _ if b == 5 => accumulate_simd::<4, 5, Centroids>(cb, a, out),
+            1 => accumulate_simd::<1, 4, Centroids>(cb, a, out),
+            2 => accumulate_simd::<2, 4, Centroids>(cb, a, out),
+            3 => accumulate_simd::<3, 4, Centroids>(cb, a, out),
+            _ => accumulate_simd::<4, 4, Centroids>(cb, a, out),
         }
     }
     true
@@ -103,25 +103,24 @@ crate::backend::avx512_features!(crate::backend::target_features {
     ///
     /// # Safety
     /// As [`accumulate_rows`], with AVX-512 available and the shape accepted.
-    unsafe fn accumulate_simd<const G: usize, const B: usize, const PLANES: bool>(
+    unsafe fn accumulate_simd<const G: usize, const B: usize, L: ChunkLookup>(
         cb: &Codebook,
         a: &crate::codebook::WeightedCodes<'_>,
         out: &mut [f32],
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { accumulate::<G, B, PLANES>(cb, a, out) }
+        unsafe { accumulate::<G, B, L>(cb, a, out) }
     }
 });
 
 /// [`accumulate_rows`] for `G` weight sets, one chunk of 64 coordinates at
-/// a time (4 registers of sums a query), the codes looked up from the
-/// centroids' byte planes if `PLANES` (6 bits only).
+/// a time (4 registers of sums a query), the codes looked up by `L`.
 ///
 /// # Safety
-/// As [`accumulate_rows`], with AVX-512 F/BW/VBMI available and the shape
-/// accepted.
+/// As [`accumulate_rows`], with AVX-512 F/BW/VBMI available, the shape
+/// accepted and `L` taking `B`-bit codes.
 #[inline(always)]
-unsafe fn accumulate<const G: usize, const B: usize, const PLANES: bool>(
+unsafe fn accumulate<const G: usize, const B: usize, L: ChunkLookup>(
     cb: &Codebook,
     a: &crate::codebook::WeightedCodes<'_>,
     out: &mut [f32],
@@ -132,9 +131,7 @@ unsafe fn accumulate<const G: usize, const B: usize, const PLANES: bool>(
     // one chunk (masked), weights[h·w_stride + r] with r < n, out's chunk
     // of each query; stores: the same chunks of out.
     unsafe {
-        debug_assert!(!PLANES || B == 6, "byte planes hold 64 centroids");
-        let cents = Centroids::of(cb);
-        let planes = BytePlanes::of(cb);
+        let lookup = L::of(cb);
         let spread = Spread::new(b);
         let row_len = crate::codebook::pack::packed_len(a.d, b as u8);
         for ch in 0..a.d.div_ceil(64) {
@@ -142,39 +139,22 @@ unsafe fn accumulate<const G: usize, const B: usize, const PLANES: bool>(
             // the row's end sum codes the masked load made 0 and are dropped.
             let len = (a.d - 64 * ch).min(64);
             let mask = byte_mask((row_len - ch * chunk_bytes).min(chunk_bytes));
-            // Lane i of register s holds coordinate 4i + s of the chunk (the
-            // order the in-register unpacking leaves the codes in), or the
-            // byte planes' order.
+            // The sums in the lookup's order.
             let mut acc = [[_mm512_setzero_ps(); 4]; G];
             for (h, acc) in acc.iter_mut().enumerate() {
-                let o = &out[h * a.out_stride + 64 * ch..][..len];
-                *acc = if PLANES {
-                    load_blocks(o)
-                } else {
-                    load_permuted::<1>(o)[0]
-                };
+                *acc = L::load_sums(&out[h * a.out_stride + 64 * ch..][..len]);
             }
             let mut row = a.rows.as_ptr().add(ch * chunk_bytes);
             for r in 0..a.n {
                 if ch == 0 {
                     prefetch_ahead(row, a.stride);
                 }
-                let data = _mm512_maskz_loadu_epi8(mask, row.cast());
-                let c = if PLANES {
-                    planes.lookup(spread.codes(data))
-                } else {
-                    cents.lookup_chunk::<B>(spread.codes(data))
-                };
-                add_weighted::<G>(c, a.weights, a.w_stride, r, &mut acc);
+                let (w, ws) = (a.weights, a.w_stride);
+                add_codes::<G, B, L>(&lookup, &spread, row, mask, w, ws, r, &mut acc);
                 row = row.wrapping_add(a.stride);
             }
             for (h, acc) in acc.iter().enumerate() {
-                let o = &mut out[h * a.out_stride + 64 * ch..][..len];
-                if PLANES {
-                    store_blocks(acc, o);
-                } else {
-                    store_permuted::<1>(&[*acc], o);
-                }
+                L::store_sums(acc, &mut out[h * a.out_stride + 64 * ch..][..len]);
             }
         }
     }
@@ -285,17 +265,17 @@ crate::backend::avx512_features!(crate::backend::target_features {
     }
 });
 
-/// One row's chunk of codes (`mask` the chunk's bytes) looked up and added
-/// into every query's sums: query `h`'s with weight `weights[h·w_stride +
-/// t]`, in the permuted order of the in-register unpacking.
+/// One row's chunk of codes (`mask` the chunk's bytes) looked up by
+/// `lookup` and added into every query's sums, in the lookup's order:
+/// query `h`'s with weight `weights[h·w_stride + t]`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VBMI are available; the chunk's masked bytes at `row` and
-/// the weights are readable.
+/// the weights are readable; `lookup` takes `B`-bit codes.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn add_codes<const G: usize, const B: usize>(
-    cents: &Centroids,
+unsafe fn add_codes<const G: usize, const B: usize, L: ChunkLookup>(
+    lookup: &L,
     spread: &Spread,
     row: *const u8,
     mask: u64,
@@ -307,7 +287,7 @@ unsafe fn add_codes<const G: usize, const B: usize>(
     // SAFETY: the caller's promises.
     unsafe {
         let data = _mm512_maskz_loadu_epi8(mask, row.cast());
-        let c = cents.lookup_chunk::<B>(spread.codes(data));
+        let c = lookup.chunk::<B>(spread.codes(data));
         add_weighted::<G>(c, weights, w_stride, t, acc);
     }
 }
@@ -372,7 +352,7 @@ unsafe fn fused<const G: usize, const B: usize>(
             let mut acc = [[_mm512_setzero_ps(); 4]; G];
             for (h, acc) in acc.iter_mut().enumerate() {
                 let o = &out[h * out_stride + 64 * ch..][..len];
-                *acc = load_permuted::<1>(o)[0];
+                *acc = Centroids::load_sums(o);
             }
             let mut row = r.codes.as_ptr().add(ch * chunk_bytes);
             if tables {
@@ -397,7 +377,9 @@ unsafe fn fused<const G: usize, const B: usize>(
                                 prefetch_ahead(s, r.sign_stride);
                             }
                             let (w, ws) = (r.weights, r.w_stride);
-                            add_codes::<G, B>(&cents, &spread, row, mask, w, ws, u, &mut acc);
+                            add_codes::<G, B, Centroids>(
+                                &cents, &spread, row, mask, w, ws, u, &mut acc,
+                            );
                             row = row.wrapping_add(r.code_stride);
                         }
                         let bits = sign_tables::Block::load(sg, $rows, d / 8).bits(permute);
@@ -420,7 +402,7 @@ unsafe fn fused<const G: usize, const B: usize>(
                 }
                 for h in 0..G {
                     let o = &mut out[h * out_stride + 64 * ch..][..len];
-                    store_permuted::<1>(&[acc[h]], o);
+                    Centroids::store_sums(&acc[h], o);
                     let o = &mut out[h * out_stride + d + 64 * ch..][..len];
                     sign_tables::store_sums(&set[h], o);
                 }
@@ -439,7 +421,7 @@ unsafe fn fused<const G: usize, const B: usize>(
                     prefetch_ahead(sg, r.sign_stride);
                 }
                 let (w, ws) = (r.weights, r.w_stride);
-                add_codes::<G, B>(&cents, &spread, row, mask, w, ws, t, &mut acc);
+                add_codes::<G, B, Centroids>(&cents, &spread, row, mask, w, ws, t, &mut acc);
                 let masks = chunk_masks(sg, regs);
                 for h in 0..G {
                     let sw = *r.sign_weights.get_unchecked(h * r.w_stride + t);
@@ -454,7 +436,7 @@ unsafe fn fused<const G: usize, const B: usize>(
             }
             for h in 0..G {
                 let o = &mut out[h * out_stride + 64 * ch..][..len];
-                store_permuted::<1>(&[acc[h]], o);
+                Centroids::store_sums(&acc[h], o);
                 let total = _mm512_set1_ps(totals[h]);
                 for (k, s) in set[h].iter().enumerate().take(regs) {
                     let at = out.as_mut_ptr().add(h * out_stride + d + 64 * ch + 16 * k);
