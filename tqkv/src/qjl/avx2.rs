@@ -124,7 +124,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
         let mut j = 0;
         // SAFETY: AVX2 by this function's features; loads read sq[j..j + 8]
         // with j + 8 <= n, and signs[j/8] exists (the caller checked the length).
-        let mut sum = unsafe {
+        let sum = unsafe {
             let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
             let sign = _mm256_set1_ps(-0.0);
             let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -145,14 +145,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
             let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
             _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
         };
-        for (k, &v) in sq.iter().enumerate().skip(j) {
-            if (signs[k / 8] >> (k % 8)) & 1 == 1 {
-                sum += v
-            } else {
-                sum -= v
-            }
-        }
-        sum
+        super::scalar::signed_sum_from(sq, signs, j, sum)
     }
 
     /// `(|s|, Σ_p 2^p·|s ∧ plane_p|)` with nibble-table popcounts: four words

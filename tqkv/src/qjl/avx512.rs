@@ -242,7 +242,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
         // SAFETY: AVX-512 F/DQ by this function's features; loads read
         // sq[j..j + 16] with j + 16 <= n; signs[j/8 + 1] exists because the
         // caller checked ⌈n/8⌉ bytes.
-        let mut sum = unsafe {
+        let sum = unsafe {
             let sign = _mm512_set1_ps(-0.0);
             let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
             while j + 32 <= n {
@@ -258,14 +258,7 @@ crate::backend::avx512_features!(crate::backend::target_features {
             }
             _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
         };
-        for (k, &v) in sq.iter().enumerate().skip(j) {
-            if (signs[k / 8] >> (k % 8)) & 1 == 1 {
-                sum += v
-            } else {
-                sum -= v
-            }
-        }
-        sum
+        super::scalar::signed_sum_from(sq, signs, j, sum)
     }
 
     unsafe fn plane_counts_simd(signs: &[u8], planes: &[u64], words: usize, bits: usize) -> (u32, u64) {
@@ -336,45 +329,29 @@ crate::backend::avx512_features!(crate::backend::target_features {
     /// `NIBBLE_MAX_SIGNS`): query `h`'s sums to `out[h·out_stride..][..n]`,
     /// the bits it gets alone.
     pub(super) unsafe fn signed_rows_multi_simd(job: ScoreRows<'_>, out: &mut [f32], out_stride: usize) {
-        let (q, rows, stride, n) = (job.q, job.rows, job.stride, job.n);
-        let per_pass = (super::NIBBLE_MAX_SIGNS / q.dim.div_ceil(4).max(1)).clamp(1, 4);
-        let mut h = 0;
-        while h < q.count {
-            let group = Queries {
-                values: &q.values[h * q.stride..],
-                count: (q.count - h).min(per_pass),
-                ..q
-            };
-            let pass = ScoreRows { q: group, ..job };
-            let o = &mut out[h * out_stride..];
-            // SAFETY: this function's features include AVX-512 F/BW; the
-            // caller validated the queries, rows and sums; a pass's tables
-            // take count·m/4 ≤ NIBBLE_MAX_SIGNS entries.
-            let done = unsafe {
-                match group.count {
+        let per_pass = (super::NIBBLE_MAX_SIGNS / job.q.dim.div_ceil(4).max(1)).clamp(1, 4);
+        let (rows, stride) = (job.rows, job.stride);
+        super::signed_rows_in_passes(
+            job,
+            out,
+            out_stride,
+            per_pass,
+            // SAFETY: this function's features (AVX-512 F/BW) are the kernels';
+            // the caller validated the queries, rows and sums; a pass's tables take
+            // count·m/4 ≤ NIBBLE_MAX_SIGNS entries.
+            |pass, o| unsafe {
+                match pass.q.count {
                     1 => nibble_rows_multi::<1>(pass, o, out_stride),
                     2 => nibble_rows_multi::<2>(pass, o, out_stride),
                     3 => nibble_rows_multi::<3>(pass, o, out_stride),
                     _ => nibble_rows_multi::<4>(pass, o, out_stride),
                 }
-            };
-            for k in 0..group.count {
-                let sq = &group.values[k * q.stride..][..q.dim];
-                let ok = &mut o[k * out_stride..][..n];
-                if done == 0 {
-                    // As alone: the query takes its own path.
-                    // SAFETY: as above.
-                    unsafe { signed_rows_simd(sq, rows, stride, ok) };
-                } else {
-                    // SAFETY: this function's target features are those of
-                    // `signed_sum_simd`; rows were validated by the caller.
-                    super::signed_rows_with(sq, rows, stride, ok, done, |q, s| unsafe {
-                        signed_sum_simd(q, s)
-                    });
-                }
-            }
-            h += group.count;
-        }
+            },
+            // SAFETY: as above, for one query's rows.
+            |sq, o| unsafe { signed_rows_simd(sq, rows, stride, o) },
+            // SAFETY: as above, for one row.
+            |q, s| unsafe { signed_sum_simd(q, s) },
+        );
     }
 
     pub(super) unsafe fn accumulate_signs_simd(rows: &[u8], stride: usize, weights: &[f32], acc: &mut [f32]) {

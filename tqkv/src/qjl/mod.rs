@@ -107,13 +107,13 @@ pub(crate) use neon::accumulate_signs_multi as neon_accumulate_signs_multi;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use rows::NIBBLE_SIGNS;
 pub(crate) use rows::SignSets;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-use rows::signed_rows_with;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use rows::weights_bounded;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use rows::{NIBBLE_MAX_SIGNS, nibble_sums_take};
 pub(crate) use rows::{accumulate_signs_rows_in, signed_sum_in, signed_sum_rows_multi_in};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use rows::{signed_rows_in_passes, signed_rows_with};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use scalar::accumulate_signs_tail;
 

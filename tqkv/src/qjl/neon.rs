@@ -110,7 +110,7 @@ crate::backend::neon_features!(crate::backend::target_features {
         const HIGH: [u32; 4] = [16, 32, 64, 128];
         // SAFETY: NEON by this function's features; loads read sq[j..j + 8]
         // with j + 8 <= n and the two 4-element constants; signs[j/8] exists.
-        let mut sum = unsafe {
+        let sum = unsafe {
             let (low, high) = (vld1q_u32(LOW.as_ptr()), vld1q_u32(HIGH.as_ptr()));
             let sign = vdupq_n_u32(0x8000_0000);
             let (mut acc0, mut acc1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
@@ -128,14 +128,7 @@ crate::backend::neon_features!(crate::backend::target_features {
             }
             vaddvq_f32(vaddq_f32(acc0, acc1))
         };
-        for (k, &v) in sq.iter().enumerate().skip(j) {
-            if (signs[k / 8] >> (k % 8)) & 1 == 1 {
-                sum += v
-            } else {
-                sum -= v
-            }
-        }
-        sum
+        super::scalar::signed_sum_from(sq, signs, j, sum)
     }
 
     pub(super) unsafe fn signed_rows_simd(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) {
@@ -164,44 +157,28 @@ crate::backend::neon_features!(crate::backend::target_features {
     /// up to four in one pass: query `h`'s sums to
     /// `out[h·out_stride..][..n]`, the bits it gets alone.
     pub(super) unsafe fn signed_rows_multi_simd(job: ScoreRows<'_>, out: &mut [f32], out_stride: usize) {
-        let (q, rows, stride, n) = (job.q, job.rows, job.stride, job.n);
-        let mut h = 0;
-        while h < q.count {
-            let group = Queries {
-                values: &q.values[h * q.stride..],
-                count: (q.count - h).min(4),
-                ..q
-            };
-            let pass = ScoreRows { q: group, ..job };
-            let o = &mut out[h * out_stride..];
-            // SAFETY: this function's feature is NEON; the caller validated
-            // the queries, rows and sums; four queries' tables take
-            // m ≤ NIBBLE_MAX_SIGNS entries.
-            let done = unsafe {
-                match group.count {
+        let (rows, stride) = (job.rows, job.stride);
+        super::signed_rows_in_passes(
+            job,
+            out,
+            out_stride,
+            4,
+            // SAFETY: this function's features (NEON) are the kernels';
+            // the caller validated the queries, rows and sums; four queries' tables
+            // take m ≤ NIBBLE_MAX_SIGNS entries.
+            |pass, o| unsafe {
+                match pass.q.count {
                     1 => nibble_rows::<1>(pass, o, out_stride),
                     2 => nibble_rows::<2>(pass, o, out_stride),
                     3 => nibble_rows::<3>(pass, o, out_stride),
                     _ => nibble_rows::<4>(pass, o, out_stride),
                 }
-            };
-            for k in 0..group.count {
-                let sq = &group.values[k * q.stride..][..q.dim];
-                let ok = &mut o[k * out_stride..][..n];
-                if done == 0 {
-                    // As alone: the query takes its own path.
-                    // SAFETY: as above.
-                    unsafe { signed_rows_simd(sq, rows, stride, ok) };
-                } else {
-                    // SAFETY: this function's feature is that of
-                    // `signed_sum_simd`; rows were validated by the caller.
-                    super::signed_rows_with(sq, rows, stride, ok, done, |q, s| unsafe {
-                        signed_sum_simd(q, s)
-                    });
-                }
-            }
-            h += group.count;
-        }
+            },
+            // SAFETY: as above, for one query's rows.
+            |sq, o| unsafe { signed_rows_simd(sq, rows, stride, o) },
+            // SAFETY: as above, for one row.
+            |q, s| unsafe { signed_sum_simd(q, s) },
+        );
     }
 
     pub(super) unsafe fn plane_rows_simd(q: Planes<'_>, rows: &[u8], stride: usize, out: &mut [f32]) {

@@ -4,6 +4,8 @@
 
 use super::scalar::{accumulate_signs_scalar, signed_sum_scalar};
 use crate::backend::{Checked, on_backend};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::codebook::Queries;
 use crate::codebook::ScoreRows;
 use crate::error::check_rows;
 use crate::{Backend, Error};
@@ -67,6 +69,46 @@ pub(super) fn signed_rows_with(
     let bytes = sq.len().div_ceil(8);
     for (r, o) in out.iter_mut().enumerate().skip(done) {
         *o = sum(sq, &rows[r * stride..r * stride + bytes]);
+    }
+}
+
+/// The query sketches of `job.q` over the same rows in passes of up to
+/// `per_pass` queries, as the backends that score several queries in one
+/// pass run them: `pass(queries, out)` scores the leading rows of a
+/// pass's queries into their sums (query `k`'s at `out[k·out_stride..]`)
+/// and returns how many it did; each query then takes the rest row by
+/// row with `sum`, or all of its rows with `alone` if the pass did none.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(super) fn signed_rows_in_passes(
+    job: ScoreRows<'_>,
+    out: &mut [f32],
+    out_stride: usize,
+    per_pass: usize,
+    mut pass: impl FnMut(ScoreRows<'_>, &mut [f32]) -> usize,
+    mut alone: impl FnMut(&[f32], &mut [f32]),
+    sum: impl Fn(&[f32], &[u8]) -> f32,
+) {
+    let (q, n) = (job.q, job.n);
+    let mut h = 0;
+    while h < q.count {
+        let group = Queries {
+            values: &q.values[h * q.stride..],
+            count: (q.count - h).min(per_pass),
+            ..q
+        };
+        let o = &mut out[h * out_stride..];
+        let done = pass(ScoreRows { q: group, ..job }, o);
+        for k in 0..group.count {
+            let sq = &group.values[k * q.stride..][..q.dim];
+            let ok = &mut o[k * out_stride..][..n];
+            if done == 0 {
+                alone(sq, ok);
+            } else {
+                signed_rows_with(sq, job.rows, job.stride, ok, done, &sum);
+            }
+        }
+        h += group.count;
     }
 }
 

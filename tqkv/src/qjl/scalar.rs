@@ -2,8 +2,15 @@
 //! code that every SIMD backend is tested against.
 
 pub(super) fn signed_sum_scalar(sq: &[f32], signs: &[u8]) -> f32 {
-    let mut sum = 0.0f32;
-    for (j, &v) in sq.iter().enumerate() {
+    signed_sum_from(sq, signs, 0, 0.0)
+}
+
+/// `sum` plus `±sq[j]` for `j` from `from` on, `+` where bit `j` of
+/// `signs` is set: the reference's loop, and the backends' tail past
+/// their last whole vector.
+#[inline(always)]
+pub(super) fn signed_sum_from(sq: &[f32], signs: &[u8], from: usize, mut sum: f32) -> f32 {
+    for (j, &v) in sq.iter().enumerate().skip(from) {
         // `sum − v` is `sum + (−v)` exactly: flip the sign bit where the
         // sketch bit is clear, without a data-dependent branch.
         let clear = !(signs[j / 8] >> (j % 8)) & 1;
