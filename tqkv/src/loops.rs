@@ -135,6 +135,14 @@ pub(crate) fn scale_f64_into(x: &[f32], s: f64, y: &mut [f32]) {
     }
 }
 
+/// `y[i] = x[i]·s`.
+#[inline(always)]
+pub(crate) fn scale_into(x: &[f32], s: f32, y: &mut [f32]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = v * s;
+    }
+}
+
 /// `x[i] ·= s`.
 #[inline(always)]
 pub(crate) fn scale(x: &mut [f32], s: f32) {
@@ -296,6 +304,11 @@ macro_rules! entry_points {
             }
             /// # Safety
             /// As [`sum_squares`].
+            pub(crate) unsafe fn scale_into(x: &[f32], s: f32, y: &mut [f32]) {
+                crate::loops::scale_into(x, s, y)
+            }
+            /// # Safety
+            /// As [`sum_squares`].
             pub(crate) unsafe fn scale(x: &mut [f32], s: f32) {
                 crate::loops::scale(x, s)
             }
@@ -367,6 +380,11 @@ pub(crate) fn all_finite_on(backend: Checked, x: &[f32]) -> bool {
 /// [`scale_f64_into`] on `backend`.
 pub(crate) fn scale_f64_into_on(backend: Checked, x: &[f32], s: f64, y: &mut [f32]) {
     dispatch!(backend, scale_f64_into(x, s, y))
+}
+
+/// [`scale_into`] on `backend`.
+pub(crate) fn scale_into_on(backend: Checked, x: &[f32], s: f32, y: &mut [f32]) {
+    dispatch!(backend, scale_into(x, s, y))
 }
 
 /// [`scale`] on `backend`.
@@ -498,6 +516,11 @@ mod tests {
                 let (mut want, mut got) = (std::vec![0.0f32; n], std::vec![0.0f32; n]);
                 scale_f64_into(y, s, &mut want);
                 scale_f64_into_on(b, y, s, &mut got);
+                prop_assert_eq!(bits(&got), bits(&want), "{}", backend);
+
+                let (mut want, mut got) = (std::vec![0.0f32; n], std::vec![0.0f32; n]);
+                scale_into(x, s as f32, &mut want);
+                scale_into_on(b, x, s as f32, &mut got);
                 prop_assert_eq!(bits(&got), bits(&want), "{}", backend);
 
                 let (mut want, mut got) = (x.to_vec(), x.to_vec());

@@ -5,7 +5,9 @@
 use half::{bf16, f16};
 use tqkv::Error;
 use tqkv::qjl::Projection;
-use tqkv::quant::{BaselineQuantizer, MAX_DIM, MseQuantizer, NormPrecision, ProdQuantizer};
+use tqkv::quant::{
+    BaselineQuantizer, MAX_DIM, MseQuantizer, NormPrecision, ProdQuantizer, Quantizer,
+};
 use tqkv::rng::SplitMix64;
 
 fn normal(g: &mut SplitMix64) -> f64 {
@@ -206,6 +208,29 @@ fn zero_nan_inf_and_huge_inputs_are_documented() {
         .sum();
     let rel = err / dot(&huge, &huge);
     assert!(rel < 3.0 * m32.codebook().mse(), "relative error {rel}");
+}
+
+/// A vector of subnormals has `1/‖x‖` past f32: its unit vector takes
+/// f64 products. Its codes are those of the same vector scaled by 2^100
+/// (exactly) into the normal range, whose unit vector takes f32 products.
+#[test]
+fn subnormal_vectors_get_the_codes_of_their_normal_multiples() {
+    let mut g = SplitMix64::new(11);
+    let tiny = gaussian(128, &mut g, 1e-41);
+    assert!(tiny.iter().all(|v| v.abs() < f32::MIN_POSITIVE));
+    let scaled: Vec<f32> = tiny.iter().map(|&v| v * 2f32.powi(100)).collect();
+    let quantizers = [
+        Quantizer::Mse(MseQuantizer::new(128, 4, 3).unwrap()),
+        Quantizer::Prod(ProdQuantizer::new(128, 3, 3, Projection::Hadamard).unwrap()),
+    ];
+    for q in quantizers {
+        let [norm, residual_norm, codes, _] = q.fields();
+        let codes = norm + residual_norm..norm + residual_norm + codes;
+        let (mut a, mut b) = (vec![0u8; q.encoded_len()], vec![0u8; q.encoded_len()]);
+        q.encode(&tiny, &mut a).unwrap();
+        q.encode(&scaled, &mut b).unwrap();
+        assert_eq!(a[codes.clone()], b[codes]);
+    }
 }
 
 #[test]
