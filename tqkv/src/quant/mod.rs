@@ -228,17 +228,19 @@ fn start_encode(
 
 /// `y = x/‖x‖` into `y` (zeros for a zero vector).
 fn unit(backend: Checked, x: &[f32], n: f64, y: &mut [f32]) {
+    if n <= 0.0 {
+        y.fill(0.0);
+        return;
+    }
     let s = 1.0 / n;
-    if n > 0.0 && s <= f64::from(f32::MAX) {
+    if s <= f64::from(f32::MAX) {
         // One division, then f32 products by the f32 nearest 1/‖x‖ (a
         // division per coordinate cost a tenth of an encode, and products
         // in f64 rounded once to f32 a tenth of a batched push).
         loops::scale_into_on(backend, x, s as f32, y);
-    } else if n > 0.0 {
+    } else {
         // Every element subnormal: 1/‖x‖ is past f32, so f64 products.
         loops::scale_f64_into_on(backend, x, s, y);
-    } else {
-        y.fill(0.0);
     }
 }
 

@@ -43,11 +43,12 @@ impl ChunkLookup for BytePlanes {
     }
 
     /// The planes' order: register `m` lane `4L + u` holds `c[code 16L +
-    /// 4m + u]`. `vpermb` reads each byte's low 6 bits, so codes of fewer
-    /// bits would need the table repeated: `B = 6` only.
+    /// 4m + u]`. `vpermb` reads each byte's low 6 bits; the planes repeat
+    /// with period `2^b`, so the bits above a code's `b` do not matter (any
+    /// `B ≤ 6` looks up right; only 6-bit values take the planes, since one
+    /// `vpermt2ps` a code is cheaper at 5 bits).
     #[inline(always)]
     unsafe fn chunk<const B: usize>(&self, codes: __m512i) -> [__m512; 4] {
-        debug_assert!(B == 6, "byte planes hold 64 centroids");
         // SAFETY: registers only, on the caller's ISA.
         unsafe {
             let [p0, p1, p2, p3] = self.planes;
