@@ -779,13 +779,12 @@ fn wide_rows(
 }
 
 /// On AVX2, rows of 5- and 6-bit codes (`d` a multiple of 8), read in
-/// place or (the last rows, whose 8-byte group reads would pass the
-/// buffer's end) copied: bit for bit references written from the
-/// dequantised rows. Values add one FMA per code and row, in row order,
-/// onto `out`. Keys are scored in the documented order of the 8-lane
-/// kernels: four sums of 8 lanes taking 32 codes a step, the last 8s of a
-/// 64-code chunk in the first, the sums folded as `(s0 + s1) + (s2 + s3)`,
-/// then the lanes as halves added, pairs, and the last two.
+/// place or (the last rows, whose reads would pass the buffer's end)
+/// copied: bit for bit references written from the dequantised rows.
+/// Values add one FMA per code and row, in row order, onto `out`. Keys are
+/// scored in the documented order of the 8-lane kernels: up to 256
+/// coordinates, that of the byte planes ([`avx2_plane_key_order`]), past
+/// it that of groups of 8 ([`avx2_group_key_order`]).
 #[test]
 fn avx2_wide_rows_take_the_documented_operations() {
     use tqkv::Backend;
@@ -795,7 +794,7 @@ fn avx2_wide_rows_take_the_documented_operations() {
     }
     let mut g = SplitMix64::new(12);
     for bits in [5u8, 6] {
-        for d in [8, 24, 64, 72, 128, 200, 256] {
+        for d in [8, 24, 64, 72, 128, 200, 256, 264, 320] {
             for gap in [0, 3] {
                 let what = format!("{bits} bits, d = {d}, gap {gap}");
                 let cb = Codebook::lloyd_max(d, bits).unwrap();
@@ -816,31 +815,70 @@ fn avx2_wide_rows_take_the_documented_operations() {
                 codebook::dot_rows_on(Backend::Avx2, &cb, &q, &packed, stride, &mut got).unwrap();
                 let want: Vec<f32> = centroids
                     .chunks_exact(d)
-                    .map(|c| {
-                        let mut acc = [[0.0f32; 8]; 4];
-                        for base in (0..d).step_by(64) {
-                            let n = (d - base).min(64);
-                            let (mut at, fours) = (0, n / 32 * 32);
-                            while at + 8 <= n {
-                                let s = if at < fours { (at / 8) % 4 } else { 0 };
-                                for (l, a) in acc[s].iter_mut().enumerate() {
-                                    let j = base + at + l;
-                                    *a = q[j].mul_add(c[j], *a);
-                                }
-                                at += 8;
-                            }
-                        }
-                        let v: Vec<f32> = (0..8)
-                            .map(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]))
-                            .collect();
-                        let h: Vec<f32> = (0..4).map(|l| v[l] + v[l + 4]).collect();
-                        ((h[0] + h[2]) + (h[1] + h[3])) + 0.0
+                    .map(|c| match d {
+                        ..=256 => avx2_plane_key_order(&q, c),
+                        _ => avx2_group_key_order(&q, c),
                     })
                     .collect();
                 assert_eq!(bits_of(&got), bits_of(&want), "keys, {what}");
             }
         }
     }
+}
+
+/// The sum of 8 lanes as the AVX2 kernels take it: the halves added,
+/// then pairs, then the last two.
+fn avx2_lane_sum(v: [f32; 8]) -> f32 {
+    let h: Vec<f32> = (0..4).map(|l| v[l] + v[l + 4]).collect();
+    (h[0] + h[2]) + (h[1] + h[3])
+}
+
+/// `q·c` as AVX2 scores keys of 5 and 6 bits from the byte planes: one
+/// sum of 8 lanes; each 32 coordinates as four FMAs whose lane `l` takes
+/// coordinate `4i + l` of the 32 (register `i`, `l < 4`) or `16 + 4i + l
+/// − 4` (`l ≥ 4`); the coordinates past the last 32, 8 at a time in
+/// order.
+fn avx2_plane_key_order(q: &[f32], c: &[f32]) -> f32 {
+    let d = q.len();
+    let mut acc = [0.0f32; 8];
+    let mut fma = |j: usize, l: usize| acc[l] = q[j].mul_add(c[j], acc[l]);
+    for m in 0..d / 32 {
+        for i in 0..4 {
+            for l in 0..8 {
+                fma(32 * m + 4 * i + l % 4 + 16 * (l / 4), l);
+            }
+        }
+    }
+    for g in 4 * (d / 32)..d / 8 {
+        for l in 0..8 {
+            fma(8 * g + l, l);
+        }
+    }
+    avx2_lane_sum(acc)
+}
+
+/// `q·c` as AVX2 scores keys of 5 and 6 bits in groups of 8 (past 256
+/// coordinates): four sums of 8 lanes taking 32 codes a step, the last 8s
+/// of a 64-code chunk in the first, the sums folded as
+/// `(s0 + s1) + (s2 + s3)`, then the lanes summed, then `+ 0.0` (the
+/// portable loop's empty tail).
+fn avx2_group_key_order(q: &[f32], c: &[f32]) -> f32 {
+    let d = q.len();
+    let mut acc = [[0.0f32; 8]; 4];
+    for base in (0..d).step_by(64) {
+        let n = (d - base).min(64);
+        let (mut at, fours) = (0, n / 32 * 32);
+        while at + 8 <= n {
+            let s = if at < fours { (at / 8) % 4 } else { 0 };
+            for (l, a) in acc[s].iter_mut().enumerate() {
+                let j = base + at + l;
+                *a = q[j].mul_add(c[j], *a);
+            }
+            at += 8;
+        }
+    }
+    let v: [f32; 8] = core::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
+    avx2_lane_sum(v) + 0.0
 }
 
 /// On AVX2, value rows of 1 to 4 bits add one FMA per code and row, in

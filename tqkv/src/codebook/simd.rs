@@ -75,6 +75,14 @@ pub(super) unsafe trait Lanes: F32Vector {
     ) -> usize {
         0
     }
+    /// One row's score where [`dot_row_blocks`](Self::dot_row_blocks)
+    /// takes a single row in an order of its own, so that [`dot`] of a row
+    /// has the bits [`dot_rows`] gives it; `None` for the portable loop.
+    /// Arguments as for [`dot`], validated.
+    #[inline(always)]
+    unsafe fn dot_one(_cb: &Codebook, _q: &[f32], _packed: &[u8]) -> Option<f32> {
+        None
+    }
     /// Does all of [`accumulate_rows`] where the backend has a faster way
     /// for this shape of rows; returns whether it did (else nothing is
     /// touched). Arguments as for [`accumulate_rows`], validated.
@@ -532,7 +540,12 @@ pub(super) unsafe fn dot<V: Lanes>(
     packed: &[u8],
 ) -> f32 {
     // SAFETY: forwarded from the caller.
-    unsafe { per_width!(cb.bits(), dot_width::<V>(cb, lut, q, packed)) }
+    unsafe {
+        if let Some(score) = V::dot_one(cb, q, packed) {
+            return score;
+        }
+        per_width!(cb.bits(), dot_width::<V>(cb, lut, q, packed))
+    }
 }
 
 /// [`dot`] for a codebook of `B` bits.

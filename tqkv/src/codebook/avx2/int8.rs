@@ -141,33 +141,28 @@ unsafe impl ByteLanes for I8x32 {
             let lo = _mm_loadu_si128(src.cast());
             let hi = _mm_loadu_si128(src.add(2 * b).cast());
             let bytes = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
-            let words = _mm256_shuffle_epi8(bytes, _mm256_loadu_si256(k.shuffle.as_ptr().cast()));
-            let even = _mm256_mullo_epi16(words, _mm256_loadu_si256(k.even.as_ptr().cast()));
-            let odd = _mm256_mullo_epi16(words, _mm256_loadu_si256(k.odd.as_ptr().cast()));
-            let even = top_down::<BITS>(even);
-            let odd = _mm256_slli_epi16::<8>(top_down::<BITS>(odd));
-            I8x32(_mm256_or_si256(even, odd))
+            I8x32(spread_codes(bytes, k, BITS))
         }
     }
 }
 
-/// What spreads 32 codes of `b` bits (3, 5 or 6) to one a byte: lane 0
-/// of the register takes codes 0–15 from the first `2b` bytes, lane 1
-/// codes 16–31 from the next `2b`, loaded there. Word `i` of a lane
+/// What spreads 32 codes of `b` bits (3, 5 or 6) to one a byte
+/// ([`spread_codes`]): lane 0 of the register takes codes 0–15 from the
+/// first `2b` bytes, lane 1 codes 16–31 from the next `2b`, loaded there. Word `i` of a lane
 /// gathers (`vpshufb`) the two bytes from the one holding bit `2i·b` on:
 /// its codes `2i` and `2i + 1` lie at bits `o = 2i·b mod 8` and `o + b`
 /// of the word (`o + 2b ≤ 16` at these widths). `vpmullw` by
 /// `2^(16 − b − o)` lifts the even code to the word's top `b` bits, by
 /// `2^(16 − 2b − o)` the odd one; shifts bring them down to the word's
 /// low and high byte, every other bit clear.
-struct WordSpread {
+pub(super) struct WordSpread {
     shuffle: [u8; 32],
     even: [u16; 16],
     odd: [u16; 16],
 }
 
 impl WordSpread {
-    const fn of(bits: u8) -> WordSpread {
+    pub(super) const fn of(bits: u8) -> WordSpread {
         let b = bits as usize;
         let mut k = WordSpread {
             shuffle: [0; 32],
@@ -188,15 +183,35 @@ impl WordSpread {
     }
 }
 
-/// Every word's top `BITS` bits (3, 5 or 6) down to its bottom.
+/// The codes of `bytes` (each 128-bit lane holding the bytes of its 16
+/// codes of `bits` bits from its start) one a byte, in order: a `vpshufb`
+/// by `k`'s spread, two word multiplies and three shifts ([`WordSpread`]).
+///
+/// # Safety
+/// AVX2 is available; `k` is `WordSpread::of(bits)`, `bits` 3, 5 or 6.
+#[inline(always)]
+pub(super) unsafe fn spread_codes(bytes: __m256i, k: &WordSpread, bits: u8) -> __m256i {
+    // SAFETY: AVX2 (caller); the loads read `k`'s arrays.
+    unsafe {
+        let words = _mm256_shuffle_epi8(bytes, _mm256_loadu_si256(k.shuffle.as_ptr().cast()));
+        let even = _mm256_mullo_epi16(words, _mm256_loadu_si256(k.even.as_ptr().cast()));
+        let odd = _mm256_mullo_epi16(words, _mm256_loadu_si256(k.odd.as_ptr().cast()));
+        let even = top_down(even, bits);
+        let odd = _mm256_slli_epi16::<8>(top_down(odd, bits));
+        _mm256_or_si256(even, odd)
+    }
+}
+
+/// Every word's top `bits` bits (3, 5 or 6) down to its bottom (`bits` a
+/// constant where this is inlined, so one shift by an immediate).
 ///
 /// # Safety
 /// AVX2 is available.
 #[inline(always)]
-unsafe fn top_down<const BITS: u8>(x: __m256i) -> __m256i {
+unsafe fn top_down(x: __m256i, bits: u8) -> __m256i {
     // SAFETY: AVX2 (caller); registers only.
     unsafe {
-        match BITS {
+        match bits {
             3 => _mm256_srli_epi16::<13>(x),
             5 => _mm256_srli_epi16::<11>(x),
             _ => _mm256_srli_epi16::<10>(x),

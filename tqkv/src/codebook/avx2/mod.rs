@@ -273,6 +273,17 @@ unsafe impl Lanes for F32x8 {
     }
 
     #[inline(always)]
+    unsafe fn dot_one(cb: &super::Codebook, q: &[f32], packed: &[u8]) -> Option<f32> {
+        let mut score = [0.0f32];
+        // SAFETY: AVX2 and FMA are available (trait contract); one row of
+        // `packed.len()` bytes, validated by `dot_on`.
+        let scored = unsafe {
+            cb.bits() > 4 && wide::dot_rows_wide(cb, q, packed, packed.len(), &mut score) == 1
+        };
+        scored.then_some(score[0])
+    }
+
+    #[inline(always)]
     unsafe fn accumulate_rows_whole(
         cb: &super::Codebook,
         rows: &[u8],
@@ -444,29 +455,52 @@ crate::backend::avx2_features!(crate::backend::target_features {
     ) {
         // SAFETY: forwarded from the caller; the width picks its lookup.
         unsafe {
-            if B == 4 {
-                // 32 (one or two sets) or 16 coordinates at a time from the
-                // byte planes, then the rest 8 at a time.
-                let done = match G {
-                    1 | 2 => planes::plane_values::<G, 4>(cb, a, out),
-                    _ => planes::plane_values::<G, 2>(cb, a, out),
-                };
-                if done < a.d {
-                    let rest = super::WeightedCodes {
-                        rows: a.rows.get(done / 2..).unwrap_or(&[]),
-                        d: a.d - done,
-                        ..*a
-                    };
-                    multi_groups::<_, B, G, NG>(&Narrow::<B>::new(cb), &rest, &mut out[done..])
-                }
-            } else if B <= 4 {
-                multi_groups::<_, B, G, NG>(&Narrow::<B>::new(cb), a, out)
-            } else {
-                multi_groups::<_, B, G, NG>(&wide::Wide::<B>::new(cb), a, out)
+            match B {
+                4 => planes_then_multi::<planes::Planes, B, G, NG>(cb, a, out),
+                5 | 6 => planes_then_multi::<planes::MirrorPlanes<B>, B, G, NG>(cb, a, out),
+                _ => multi_groups::<_, B, G, NG>(&Narrow::<B>::new(cb), a, out),
             }
         }
     }
 });
+
+/// [`accumulate_rows_multi`] at `B` bits (4, 5 or 6): 32 coordinates at a
+/// time from the byte planes for one or two sets, 16 for more
+/// (`planes::plane_values`), then the rest `NG` groups of 8 at a time by
+/// `L::Rest`.
+///
+/// # Safety
+/// As [`accumulate_rows_multi`], with AVX2 and FMA available, the shape
+/// accepted, and `cb.bits() == B == L::BITS`.
+#[inline(always)]
+unsafe fn planes_then_multi<
+    L: planes::PlaneLookup,
+    const B: usize,
+    const G: usize,
+    const NG: usize,
+>(
+    cb: &super::Codebook,
+    a: &super::WeightedCodes<'_>,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(L::BITS, B);
+    // SAFETY: forwarded from the caller; the rest's rows start `done`
+    // coordinates (`done·B/8` bytes, `done` a multiple of 16) into each row.
+    unsafe {
+        let done = match G {
+            1 | 2 => planes::plane_values::<L, G, 4>(cb, a, out),
+            _ => planes::plane_values::<L, G, 2>(cb, a, out),
+        };
+        if done < a.d {
+            let rest = super::WeightedCodes {
+                rows: a.rows.get(done * B / 8..).unwrap_or(&[]),
+                d: a.d - done,
+                ..*a
+            };
+            multi_groups::<_, B, G, NG>(&L::rest(cb), &rest, &mut out[done..])
+        }
+    }
+}
 
 /// [`accumulate_rows_multi`] for `G` sets, `NG` groups of 8 coordinates
 /// at a time (`G·NG ≤ 8` sums in registers).

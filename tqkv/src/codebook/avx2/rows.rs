@@ -4,7 +4,7 @@
 
 use core::arch::x86_64::*;
 
-use super::wide::Wide;
+use super::planes::{MirrorPlanes, PlaneLookup, Planes, plane_values};
 use super::{lanes_from, pick};
 use crate::codebook::pack::rows_within;
 use crate::codebook::runs::{RunLanes, add_chunk};
@@ -74,31 +74,53 @@ pub(in crate::codebook) unsafe fn accumulate_groups(
             1 => value_groups::<_, 1>(&Narrow::<1>::new(cb), rows, stride, weights, out),
             2 => value_groups::<_, 2>(&Narrow::<2>::new(cb), rows, stride, weights, out),
             3 => value_groups::<_, 3>(&Narrow::<3>::new(cb), rows, stride, weights, out),
-            4 => {
-                // 32 coordinates at a time from the byte planes, then the
-                // rest (d not a multiple of 32) 8 at a time.
-                let a = crate::codebook::WeightedCodes {
-                    rows,
-                    stride,
-                    n: weights.len(),
-                    weights,
-                    w_stride: weights.len(),
-                    out_stride: d,
-                    d,
-                };
-                let done = super::planes::plane_values::<1, 4>(cb, &a, out);
-                if done < d {
-                    let rest = rows.get(done / 2..).unwrap_or(&[]);
-                    let k = Narrow::<4>::new(cb);
-                    value_groups::<_, 4>(&k, rest, stride, weights, &mut out[done..]);
-                }
-            }
-            5 => value_groups::<_, 5>(&Wide::<5>::new(cb), rows, stride, weights, out),
-            6 => value_groups::<_, 6>(&Wide::<6>::new(cb), rows, stride, weights, out),
+            // 32 coordinates at a time from the byte planes, then the rest
+            // (d not a multiple of 32) 8 at a time.
+            4 => planes_then_groups::<Planes, 4>(cb, rows, stride, weights, out),
+            5 => planes_then_groups::<MirrorPlanes<5>, 5>(cb, rows, stride, weights, out),
+            6 => planes_then_groups::<MirrorPlanes<6>, 6>(cb, rows, stride, weights, out),
             _ => return false,
         }
     }
     true
+}
+
+/// [`accumulate_groups`] at `B` bits (4, 5 or 6): 32 coordinates at a
+/// time from the byte planes (`planes::plane_values`), the rest 8 at a
+/// time by `L::Rest`.
+///
+/// # Safety
+/// As [`accumulate_groups`], `d` a multiple of 8, `cb.bits() == B ==
+/// L::BITS`.
+#[inline(always)]
+unsafe fn planes_then_groups<L: PlaneLookup, const B: usize>(
+    cb: &crate::codebook::Codebook,
+    rows: &[u8],
+    stride: usize,
+    weights: &[f32],
+    out: &mut [f32],
+) {
+    debug_assert_eq!(L::BITS, B);
+    let d = out.len();
+    let a = crate::codebook::WeightedCodes {
+        rows,
+        stride,
+        n: weights.len(),
+        weights,
+        w_stride: weights.len(),
+        out_stride: d,
+        d,
+    };
+    // SAFETY: forwarded from the caller; the rest's rows start `done`
+    // coordinates (`done·B/8` bytes, `done` a multiple of 32) into each row.
+    unsafe {
+        let done = plane_values::<L, 1, 4>(cb, &a, out);
+        if done < d {
+            let rest = rows.get(done * B / 8..).unwrap_or(&[]);
+            let k = L::rest(cb);
+            value_groups::<_, B>(&k, rest, stride, weights, &mut out[done..]);
+        }
+    }
 }
 
 /// The centroids of a group of 8 codes of one width, from its bytes in

@@ -126,9 +126,26 @@ pub(in crate::codebook) unsafe fn dot_rows_wide(
     if d == 0 || !d.is_multiple_of(8) {
         return 0;
     }
+    let job = crate::codebook::ScoreRows {
+        q: crate::codebook::Queries {
+            values: q,
+            dim: d,
+            stride: d,
+            count: 1,
+        },
+        rows,
+        stride,
+        n: out.len(),
+    };
     // SAFETY: forwarded from the caller.
     unsafe {
         match cb.bits() {
+            5 if super::planes::plane_scores::<super::planes::MirrorPlanes<5>, 1>(
+                cb, &job, out, 0,
+            ) => {}
+            6 if super::planes::plane_scores::<super::planes::MirrorPlanes<6>, 1>(
+                cb, &job, out, 0,
+            ) => {}
             5 => dots::<5>(cb, q, rows, stride, out),
             6 => dots::<6>(cb, q, rows, stride, out),
             _ => return 0,
@@ -304,6 +321,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
         a: &Multi<'_>,
         out: &mut [f32],
     ) {
+        use super::planes::{MirrorPlanes, Planes, plane_scores};
         use super::rows::Narrow;
         let n = job.n;
         // SAFETY: forwarded from the caller; each lookup is made for its
@@ -313,9 +331,11 @@ crate::backend::avx2_features!(crate::backend::target_features {
                 1 => multi_rows::<_, 1, G>(&Narrow::<1>::new(cb), a, n, out),
                 2 => multi_rows::<_, 2, G>(&Narrow::<2>::new(cb), a, n, out),
                 3 => multi_rows::<_, 3, G>(&Narrow::<3>::new(cb), a, n, out),
-                4 if super::planes::plane_scores::<G>(cb, job, out, a.out_stride) => {}
+                4 if plane_scores::<Planes, G>(cb, job, out, a.out_stride) => {}
                 4 => multi_rows::<_, 4, G>(&Narrow::<4>::new(cb), a, n, out),
+                5 if plane_scores::<MirrorPlanes<5>, G>(cb, job, out, a.out_stride) => {}
                 5 => multi_rows::<_, 5, G>(&Wide::<5>::new(cb), a, n, out),
+                _ if plane_scores::<MirrorPlanes<6>, G>(cb, job, out, a.out_stride) => {}
                 _ => multi_rows::<_, 6, G>(&Wide::<6>::new(cb), a, n, out),
             }
         }
