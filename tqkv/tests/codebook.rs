@@ -638,7 +638,11 @@ proptest! {
             }
             let (lanes, blocked_bits) = match backend {
                 Backend::Avx512 => (16, &[1u8, 2, 3, 4][..]),
-                Backend::Avx2 => (8, &[1u8, 2, 3, 4][..]),
+                // At 4 bits (d a multiple of 8 up to 256) AVX2 scores from
+                // the byte planes instead, in an order of their own
+                // (`avx2_key_and_value_rows_take_the_documented_operations`).
+                Backend::Avx2 if d % 8 != 0 || d > 256 => (8, &[1u8, 2, 3, 4][..]),
+                Backend::Avx2 => (8, &[1u8, 2, 3][..]),
                 Backend::Neon => (4, &[1u8, 2, 3, 4][..]),
                 _ => (0, &[][..]),
             };
@@ -778,22 +782,22 @@ fn wide_rows(
     (storage.split_off(offset), stride, centroids)
 }
 
-/// On AVX2, rows of 5- and 6-bit codes (`d` a multiple of 8), read in
+/// On AVX2, rows of 4-, 5- and 6-bit codes (`d` a multiple of 8), read in
 /// place or (the last rows, whose reads would pass the buffer's end)
 /// copied: bit for bit references written from the dequantised rows.
 /// Values add one FMA per code and row, in row order, onto `out`. Keys are
 /// scored in the documented order of the 8-lane kernels: up to 256
 /// coordinates, that of the byte planes ([`avx2_plane_key_order`]), past
-/// it that of groups of 8 ([`avx2_group_key_order`]).
+/// it that of the portable loop's groups of 8 ([`avx2_group_key_order`]).
 #[test]
-fn avx2_wide_rows_take_the_documented_operations() {
+fn avx2_key_and_value_rows_take_the_documented_operations() {
     use tqkv::Backend;
     if !Backend::available().any(|b| b == Backend::Avx2) {
         eprintln!("no AVX2 here: nothing to compare");
         return;
     }
     let mut g = SplitMix64::new(12);
-    for bits in [5u8, 6] {
+    for bits in [4u8, 5, 6] {
         for d in [8, 24, 64, 72, 128, 200, 256, 264, 320] {
             for gap in [0, 3] {
                 let what = format!("{bits} bits, d = {d}, gap {gap}");
@@ -815,8 +819,9 @@ fn avx2_wide_rows_take_the_documented_operations() {
                 codebook::dot_rows_on(Backend::Avx2, &cb, &q, &packed, stride, &mut got).unwrap();
                 let want: Vec<f32> = centroids
                     .chunks_exact(d)
-                    .map(|c| match d {
-                        ..=256 => avx2_plane_key_order(&q, c),
+                    .map(|c| match (d, bits) {
+                        (..=256, 4) => avx2_plane_key_order(&q, c, nibble_lane),
+                        (..=256, _) => avx2_plane_key_order(&q, c, spread_lane),
                         _ => avx2_group_key_order(&q, c),
                     })
                     .collect();
@@ -833,32 +838,46 @@ fn avx2_lane_sum(v: [f32; 8]) -> f32 {
     (h[0] + h[2]) + (h[1] + h[3])
 }
 
-/// `q·c` as AVX2 scores keys of 5 and 6 bits from the byte planes: one
-/// sum of 8 lanes; each 32 coordinates as four FMAs whose lane `l` takes
-/// coordinate `4i + l` of the 32 (register `i`, `l < 4`) or `16 + 4i + l
-/// − 4` (`l ≥ 4`); the coordinates past the last 32, 8 at a time in
-/// order.
-fn avx2_plane_key_order(q: &[f32], c: &[f32]) -> f32 {
+/// `q·c` as AVX2 scores keys of 4 to 6 bits from the byte planes, in four
+/// chains of 8-lane sums: register `i` of each 32 coordinates adds into
+/// chain `i`, its lane `l` taking coordinate `lane(i, l)` of the 32; the
+/// groups of 8 past the last 32 into chains 0, 1, 2, … in turn, in order;
+/// then `(s0 + s1) + (s2 + s3)` and the lanes summed.
+fn avx2_plane_key_order(q: &[f32], c: &[f32], lane: fn(usize, usize) -> usize) -> f32 {
     let d = q.len();
-    let mut acc = [0.0f32; 8];
-    let mut fma = |j: usize, l: usize| acc[l] = q[j].mul_add(c[j], acc[l]);
+    let mut acc = [[0.0f32; 8]; 4];
+    let mut fma = |j: usize, s: usize, l: usize| acc[s][l] = q[j].mul_add(c[j], acc[s][l]);
     for m in 0..d / 32 {
         for i in 0..4 {
             for l in 0..8 {
-                fma(32 * m + 4 * i + l % 4 + 16 * (l / 4), l);
+                fma(32 * m + lane(i, l), i, l);
             }
         }
     }
-    for g in 4 * (d / 32)..d / 8 {
+    for (k, g) in (4 * (d / 32)..d / 8).enumerate() {
         for l in 0..8 {
-            fma(8 * g + l, l);
+            fma(8 * g + l, k % 4, l);
         }
     }
-    avx2_lane_sum(acc)
+    avx2_lane_sum(core::array::from_fn(|l| {
+        (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])
+    }))
 }
 
-/// `q·c` as AVX2 scores keys of 5 and 6 bits in groups of 8 (past 256
-/// coordinates): four sums of 8 lanes taking 32 codes a step, the last 8s
+/// Where the 4-bit planes put coordinates: register `i` holds `8i … 8i +
+/// 7`, the even ones in its lower four lanes and the odd in its upper.
+fn nibble_lane(i: usize, l: usize) -> usize {
+    8 * i + [0, 2, 4, 6, 1, 3, 5, 7][l]
+}
+
+/// Where the 5- and 6-bit planes put coordinates: register `i` holds
+/// `4i … 4i + 3` in its lower four lanes and `16 + 4i …` in its upper.
+fn spread_lane(i: usize, l: usize) -> usize {
+    4 * i + l % 4 + 16 * (l / 4)
+}
+
+/// `q·c` as AVX2 scores keys of 4 to 6 bits in groups of 8 (past 256
+/// coordinates, the portable loop's order): four sums of 8 lanes taking 32 codes a step, the last 8s
 /// of a 64-code chunk in the first, the sums folded as
 /// `(s0 + s1) + (s2 + s3)`, then the lanes summed, then `+ 0.0` (the
 /// portable loop's empty tail).

@@ -264,7 +264,9 @@ unsafe impl Lanes for F32x8 {
         // SAFETY: AVX2 and FMA are available (trait contract); the arguments
         // were validated by `dot_rows_on`.
         unsafe {
-            if cb.bits() > 4 {
+            if planes::plane_key_rows(cb, q, rows, stride, out) {
+                out.len()
+            } else if cb.bits() > 4 {
                 wide::dot_rows_wide(cb, q, rows, stride, out)
             } else {
                 row_blocks(cb, q, rows, stride, out)
@@ -277,9 +279,7 @@ unsafe impl Lanes for F32x8 {
         let mut score = [0.0f32];
         // SAFETY: AVX2 and FMA are available (trait contract); one row of
         // `packed.len()` bytes, validated by `dot_on`.
-        let scored = unsafe {
-            cb.bits() > 4 && wide::dot_rows_wide(cb, q, packed, packed.len(), &mut score) == 1
-        };
+        let scored = unsafe { planes::plane_key_rows(cb, q, packed, packed.len(), &mut score) };
         scored.then_some(score[0])
     }
 

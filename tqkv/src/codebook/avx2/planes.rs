@@ -528,6 +528,46 @@ pub(super) unsafe fn plane_scores<L: PlaneLookup, const G: usize>(
     true
 }
 
+/// One query's scores `out[r] = Σ_j q[j]·c[idx_{r,j}]` over rows of 4-, 5-
+/// or 6-bit codes from the byte planes ([`plane_scores`] with four chains
+/// of sums: the 8-lane registers of each 32 codes in turn, the groups of 8
+/// past them in turn, then `(s0 + s1) + (s2 + s3)` and the lanes summed).
+/// Returns false, touching nothing, for other widths, `d` not a multiple
+/// of 8 or past [`PLANE_MAX_DIM`].
+///
+/// # Safety
+/// AVX2 and FMA are available; the arguments are validated as by
+/// `dot_rows_on` (every row of `out` fits in `rows`).
+#[inline(always)]
+pub(super) unsafe fn plane_key_rows(
+    cb: &Codebook,
+    q: &[f32],
+    rows: &[u8],
+    stride: usize,
+    out: &mut [f32],
+) -> bool {
+    let job = ScoreRows {
+        q: crate::codebook::Queries {
+            values: q,
+            dim: q.len(),
+            stride: q.len(),
+            count: 1,
+        },
+        rows,
+        stride,
+        n: out.len(),
+    };
+    // SAFETY: forwarded from the caller; each width its lookup.
+    unsafe {
+        match cb.bits() {
+            4 => plane_scores::<Planes, 1>(cb, &job, out, 0),
+            5 => plane_scores::<MirrorPlanes<5>, 1>(cb, &job, out, 0),
+            6 => plane_scores::<MirrorPlanes<6>, 1>(cb, &job, out, 0),
+            _ => false,
+        }
+    }
+}
+
 /// What [`score_row`] reads: the job, its queries in the lookup's order,
 /// and where the scores go.
 struct Scores<'a> {
@@ -558,25 +598,43 @@ unsafe fn score_row<L: PlaneLookup, const G: usize, const IN_PLACE: bool>(
     // each query's d values (of the ordered copy, below G·d); the stores
     // write score r of each query's n.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); G];
+        let mut acc = [[_mm256_setzero_ps(); 4]; G];
         for m in 0..d / 32 {
             let c = lookup_at::<L, 4, IN_PLACE>(l, job.rows, row + 4 * b * m);
             for (h, acc) in acc.iter_mut().enumerate() {
                 let qh = s.ordered.as_ptr().add(h * d + 32 * m);
                 for (i, c) in c.iter().enumerate() {
-                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh.add(8 * i)), *c, *acc);
+                    let a = &mut acc[i % chains::<G>()];
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(qh.add(8 * i)), *c, *a);
                 }
             }
         }
-        for g in 4 * (d / 32)..d / 8 {
+        for (k, g) in (4 * (d / 32)..d / 8).enumerate() {
             let c = rest.centroids_at::<IN_PLACE>(job.rows, row + b * g);
             for (h, acc) in acc.iter_mut().enumerate() {
                 let qh = q.values.as_ptr().add(h * q.stride + 8 * g);
-                *acc = _mm256_fmadd_ps(_mm256_loadu_ps(qh), c, *acc);
+                let a = &mut acc[k % chains::<G>()];
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(qh), c, *a);
             }
         }
-        for (h, acc) in acc.iter().enumerate() {
-            *out.get_unchecked_mut(h * s.out_stride + r) = F32x8(*acc).sum();
+        for (h, a) in acc.iter().enumerate() {
+            let sum = match chains::<G>() {
+                1 => a[0],
+                2 => _mm256_add_ps(a[0], a[1]),
+                _ => _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])),
+            };
+            *out.get_unchecked_mut(h * s.out_stride + r) = F32x8(sum).sum();
         }
+    }
+}
+
+/// Independent sums a query of [`score_row`] keeps (its 8-lane registers
+/// taken in turn), so that its FMAs do not wait on each other's latency:
+/// four for one query, two for two, one for more.
+const fn chains<const G: usize>() -> usize {
+    match G {
+        1 => 4,
+        2 => 2,
+        _ => 1,
     }
 }

@@ -126,26 +126,9 @@ pub(in crate::codebook) unsafe fn dot_rows_wide(
     if d == 0 || !d.is_multiple_of(8) {
         return 0;
     }
-    let job = crate::codebook::ScoreRows {
-        q: crate::codebook::Queries {
-            values: q,
-            dim: d,
-            stride: d,
-            count: 1,
-        },
-        rows,
-        stride,
-        n: out.len(),
-    };
     // SAFETY: forwarded from the caller.
     unsafe {
         match cb.bits() {
-            5 if super::planes::plane_scores::<super::planes::MirrorPlanes<5>, 1>(
-                cb, &job, out, 0,
-            ) => {}
-            6 if super::planes::plane_scores::<super::planes::MirrorPlanes<6>, 1>(
-                cb, &job, out, 0,
-            ) => {}
             5 => dots::<5>(cb, q, rows, stride, out),
             6 => dots::<6>(cb, q, rows, stride, out),
             _ => return 0,
