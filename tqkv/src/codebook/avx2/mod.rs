@@ -2,12 +2,12 @@
 //!
 //! Lookup: `vpermps` on one register for ≤ 3 bits, then for each further
 //! bit twice the registers and a blend on that bit of the index: 2 and a
-//! blend for 4 bits (4-bit value rows and grouped keys look 32 codes up at
-//! a time from the centroids' byte planes by `vpshufb` instead, `planes`);
-//! at 5 and 6 bits the lookup of the lower half (2 and a blend, 4 and 3)
-//! and a sign flip, the upper half being its mirror
+//! blend for 4 bits; at 5 and 6 bits the lookup of the lower half (2 and a
+//! blend, 4 and 3) and a sign flip, the upper half being its mirror
 //! ([`pick_mirrored`]; all 32 entries took 4 and 3 at 5 bits, and a
-//! gather of 8 lanes measured slower); a gather for 7 and 8 bits.
+//! gather of 8 lanes measured slower); a gather for 7 and 8 bits. Rows of
+//! 4- to 6-bit codes go 32 codes at a time from the centroids' byte planes
+//! by `vpshufb` instead (`planes`), these lookups taking what is left.
 //! Quantisation: a binary search over the thresholds, in registers for
 //! ≤ 6 bits (one `vpermps`, one compare and two integer operations a step,
 //! and blends on the levels of 16 and 32 probes; a compare per threshold

@@ -462,10 +462,11 @@ const PLANE_MAX_DIM: usize = 256;
 /// multiple of 8 up to [`PLANE_MAX_DIM`]): per row, 32 codes at a time
 /// looked up from the byte planes and taken by an FMA per query and 8
 /// codes, against the queries' coordinates put in the lookup's order once
-/// per call; the rest of `d` 8 at a time by `L::Rest`. One sum of 8 lanes
-/// a query and row, as the kernel of groups of 8 (its lanes hold other
-/// coordinates, so the scores agree within the multi-query tolerance, not
-/// bit for bit). Returns false, touching nothing, for longer rows.
+/// per call; the rest of `d` 8 at a time by `L::Rest`. Sums of 8 lanes in
+/// [`chains`] a query and row (their lanes hold other coordinates than
+/// the portable loop's, so the scores agree with it within the kernels'
+/// tolerance, not bit for bit). Returns false, touching nothing, for
+/// longer rows.
 ///
 /// # Safety
 /// AVX2 and FMA are available; `cb` has `L::BITS` bits; `G` is

@@ -1,9 +1,11 @@
-//! The AVX2 decode kernels over rows of 5- and 6-bit codes: their
-//! lookup ([`Wide`], which the value kernels of `rows` and
-//! `accumulate_rows_multi` take too) and the keys' scores
-//! ([`dot_rows_wide`]); and several queries' scores sharing each group's
-//! load and lookup at every width up to 6 bits ([`dot_rows_multi`], over
-//! `rows::Narrow` at 1–4 bits). A group of 8 codes is `B` bytes:
+//! The AVX2 decode kernels over rows of 5- and 6-bit codes 8 at a time,
+//! for what the byte planes (`planes`, 32 at a time) leave: their lookup
+//! ([`Wide`], which the value kernels of `rows` and
+//! `accumulate_rows_multi` take for the coordinates past the last 32) and
+//! the keys' scores past 256 coordinates ([`dot_rows_wide`]); and several
+//! queries' scores sharing each group's load and lookup at every width up
+//! to 6 bits ([`dot_rows_multi`], over `rows::Narrow` at 1–4 bits, where
+//! the planes do not take the rows). A group of 8 codes is `B` bytes:
 //! one 8-byte load, broadcast, gives every lane the two bytes that hold
 //! its code (`vpshufb`), a variable shift brings the code down
 //! (`vpsrlvd`), and the lookup reads the low `B` bits of the lane (the
