@@ -377,7 +377,8 @@ pub(super) unsafe fn plane_values<L: PlaneLookup, const G: usize, const NR: usiz
     let span = 8 * NR;
     let (steps, step_bytes) = (a.d / span, NR * L::BITS);
     // Rows whose every step's read lies in `rows` (every row where a step
-    // reads only its own bytes: then the copying loop is gone).
+    // reads only its own bytes: then the copying loop is gone, and with it
+    // the register pressure that kept one 4-bit sum on the stack).
     let direct = match steps {
         _ if L::read(NR) == step_bytes => a.n,
         0 => a.n,
@@ -421,8 +422,7 @@ pub(super) unsafe fn plane_values<L: PlaneLookup, const G: usize, const NR: usiz
     steps * span
 }
 
-/// Row `r`'s step `s` added to the sums of [`plane_values`] (taken and
-/// given back by value: through a reference, one sum stayed in memory).
+/// Row `r`'s step `s` added to the sums of [`plane_values`].
 ///
 /// # Safety
 /// As [`plane_values`]; with `IN_PLACE`, the step's read lies in `rows`.
