@@ -55,6 +55,62 @@ pub(super) struct Thr8<'a> {
 
 /// The first register of each level of the search in [`Thr8::levels`].
 const LEVEL_AT: [usize; 6] = [0, 1, 2, 3, 4, 6];
+/// The sums of the 8 lanes of each of four registers, in one register
+/// (the several queries' scores of a row: they keep no documented order):
+/// pairs of registers interleaved and added twice, then the halves (11
+/// operations, where four sums one at a time took 24).
+///
+/// # Safety
+/// AVX is available.
+#[inline(always)]
+pub(super) unsafe fn lane_sums(a: [__m256; 4]) -> __m128 {
+    // SAFETY: AVX (caller); registers only.
+    unsafe {
+        // Lanes (per 128-bit half) a0₀+a0₂, a1₀+a1₂, a0₁+a0₃, a1₁+a1₃.
+        let s01 = _mm256_add_ps(
+            _mm256_unpacklo_ps(a[0], a[1]),
+            _mm256_unpackhi_ps(a[0], a[1]),
+        );
+        let s23 = _mm256_add_ps(
+            _mm256_unpacklo_ps(a[2], a[3]),
+            _mm256_unpackhi_ps(a[2], a[3]),
+        );
+        let lo = _mm256_castpd_ps(_mm256_unpacklo_pd(
+            _mm256_castps_pd(s01),
+            _mm256_castps_pd(s23),
+        ));
+        let hi = _mm256_castpd_ps(_mm256_unpackhi_pd(
+            _mm256_castps_pd(s01),
+            _mm256_castps_pd(s23),
+        ));
+        let s = _mm256_add_ps(lo, hi);
+        _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s))
+    }
+}
+
+/// Row `r`'s scores of `G ≤ 4` queries, the lane sums of `sums` ([`lane_sums`]),
+/// stored at `out[h·out_stride + r]`.
+///
+/// # Safety
+/// AVX is available; `G ≤ 4`; `(G − 1)·out_stride + r < out.len()`.
+#[inline(always)]
+pub(super) unsafe fn put_row_scores<const G: usize>(
+    sums: &[__m256; G],
+    out: &mut [f32],
+    out_stride: usize,
+    r: usize,
+) {
+    // SAFETY: AVX (caller); the stores below `out.len()` (caller).
+    unsafe {
+        let mut four = [_mm256_setzero_ps(); 4];
+        four[..G].copy_from_slice(sums);
+        let mut lanes = [0.0f32; 4];
+        _mm_storeu_ps(lanes.as_mut_ptr(), lane_sums(four));
+        for (h, s) in lanes.iter().enumerate().take(G) {
+            *out.get_unchecked_mut(h * out_stride + r) = *s;
+        }
+    }
+}
 
 /// `values[at … at + 7]` in lanes 0–7, zeros past the end: a masked load
 /// straight from the codebook (a table built on the stack and reloaded
@@ -488,7 +544,7 @@ unsafe fn planes_then_multi<
     // coordinates (`done·B/8` bytes, `done` a multiple of 16) into each row.
     unsafe {
         let done = match G {
-            1 | 2 => planes::plane_values::<L, G, 4>(cb, a, out),
+            1..=3 => planes::plane_values::<L, G, 4>(cb, a, out),
             _ => planes::plane_values::<L, G, 2>(cb, a, out),
         };
         if done < a.d {

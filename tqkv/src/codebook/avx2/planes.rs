@@ -28,6 +28,7 @@
 use core::arch::x86_64::*;
 
 use super::int8::{WordSpread, spread_codes};
+use super::put_row_scores;
 use super::rows::{Groups, Narrow};
 use super::wide::Wide;
 use crate::codebook::pack::rows_within;
@@ -618,13 +619,19 @@ unsafe fn score_row<L: PlaneLookup, const G: usize, const IN_PLACE: bool>(
                 *a = _mm256_fmadd_ps(_mm256_loadu_ps(qh), c, *a);
             }
         }
-        for (h, a) in acc.iter().enumerate() {
-            let sum = match chains::<G>() {
+        let mut sums = [_mm256_setzero_ps(); G];
+        for (sum, a) in sums.iter_mut().zip(&acc) {
+            *sum = match chains::<G>() {
                 1 => a[0],
                 2 => _mm256_add_ps(a[0], a[1]),
                 _ => _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])),
             };
-            *out.get_unchecked_mut(h * s.out_stride + r) = F32x8(sum).sum();
+        }
+        if G == 1 {
+            // One query keeps its documented order of the lanes.
+            *out.get_unchecked_mut(r) = F32x8(sums[0]).sum();
+        } else {
+            put_row_scores(&sums, out, s.out_stride, r);
         }
     }
 }

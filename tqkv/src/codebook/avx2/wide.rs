@@ -19,7 +19,7 @@
 use core::arch::x86_64::*;
 
 use super::rows::Groups;
-use super::{lanes_from, pick_mirrored};
+use super::{lanes_from, pick_mirrored, put_row_scores};
 use crate::codebook::pack::rows_within;
 use crate::vector::{F32Vector, F32x8};
 
@@ -370,16 +370,27 @@ unsafe fn multi_row<K: Groups, const B: usize, const G: usize, const IN_PLACE: b
     // `d` values, the groups below the row's `d/8`, the stores at `r` of
     // each query's `n` outputs.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); G];
-        for g in 0..a.d / 8 {
-            let c = k.centroids_at::<IN_PLACE>(a.rows, row + g * B);
-            for (h, acc) in acc.iter_mut().enumerate() {
-                let q = _mm256_loadu_ps(a.queries.as_ptr().add(h * a.q_stride + 8 * g));
-                *acc = _mm256_fmadd_ps(q, c, *acc);
+        // Two chains of sums a query, the even groups and the odd: one
+        // chain waited on its FMAs' latency, d/8 of them a row.
+        // (Pairs of groups, not `acc[g % 2]`: a chain picked at run time
+        // lives in memory.)
+        let mut acc = [[_mm256_setzero_ps(); 2]; G];
+        let groups = a.d / 8;
+        let mut g = 0;
+        while g < groups {
+            for (chain, g) in (g..(g + 2).min(groups)).enumerate() {
+                let c = k.centroids_at::<IN_PLACE>(a.rows, row + g * B);
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    let q = _mm256_loadu_ps(a.queries.as_ptr().add(h * a.q_stride + 8 * g));
+                    acc[chain] = _mm256_fmadd_ps(q, c, acc[chain]);
+                }
             }
+            g += 2;
         }
-        for (h, acc) in acc.iter().enumerate() {
-            *out.get_unchecked_mut(h * a.out_stride + r) = F32x8(*acc).sum();
+        let mut sums = [_mm256_setzero_ps(); G];
+        for (s, [even, odd]) in sums.iter_mut().zip(&acc) {
+            *s = _mm256_add_ps(*even, *odd);
         }
+        put_row_scores(&sums, out, a.out_stride, r);
     }
 }
