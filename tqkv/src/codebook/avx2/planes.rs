@@ -496,10 +496,12 @@ pub(super) unsafe fn plane_scores<L: PlaneLookup, const G: usize>(
         false => 0,
     };
     let direct = rows_within(job.rows.len(), job.stride, quads_read.max(groups_read), n);
-    let mut ordered = [0.0f32; 4 * PLANE_MAX_DIM];
+    // Left uninitialised: `score_row` reads only what is written below
+    // (zeroing 4 KB took most of a single row's `dot`).
+    let mut ordered = [core::mem::MaybeUninit::<f32>::uninit(); 4 * PLANE_MAX_DIM];
     // SAFETY: AVX2 and FMA are the caller's promise. Query h < G's loads
     // read its d values (`fits`), the ordered copies G·d ≤ 4·PLANE_MAX_DIM
-    // floats.
+    // floats (MaybeUninit<f32> has f32's layout).
     unsafe {
         let l = L::new(cb);
         let rest = L::rest(cb);
@@ -511,13 +513,17 @@ pub(super) unsafe fn plane_scores<L: PlaneLookup, const G: usize>(
                     *v = _mm256_loadu_ps(from.add(32 * m + 8 * i));
                 }
                 for (i, v) in l.put_in_lanes(v).iter().enumerate() {
-                    _mm256_storeu_ps(ordered.as_mut_ptr().add(h * d + 32 * m + 8 * i), *v);
+                    let at = ordered
+                        .as_mut_ptr()
+                        .cast::<f32>()
+                        .add(h * d + 32 * m + 8 * i);
+                    _mm256_storeu_ps(at, *v);
                 }
             }
         }
         let s = Scores {
             job,
-            ordered: &ordered,
+            ordered: ordered.as_ptr().cast(),
             out_stride,
         };
         for r in 0..direct {
@@ -574,7 +580,10 @@ pub(super) unsafe fn plane_key_rows(
 /// and where the scores go.
 struct Scores<'a> {
     job: &'a ScoreRows<'a>,
-    ordered: &'a [f32; 4 * PLANE_MAX_DIM],
+    /// Query `h`'s first `32·⌊d/32⌋` coordinates in the lookup's order at
+    /// `h·d` (only those are written: a raw pointer, since the rest of
+    /// the buffer is uninitialised).
+    ordered: *const f32,
     out_stride: usize,
 }
 
@@ -604,7 +613,7 @@ unsafe fn score_row<L: PlaneLookup, const G: usize, const IN_PLACE: bool>(
         for m in 0..d / 32 {
             let c = lookup_at::<L, 4, IN_PLACE>(l, job.rows, row + 4 * b * m);
             for (h, acc) in acc.iter_mut().enumerate() {
-                let qh = s.ordered.as_ptr().add(h * d + 32 * m);
+                let qh = s.ordered.add(h * d + 32 * m);
                 for (i, c) in c.iter().enumerate() {
                     let a = &mut acc[i % chains::<G>()];
                     *a = _mm256_fmadd_ps(_mm256_loadu_ps(qh.add(8 * i)), *c, *a);
