@@ -55,6 +55,7 @@ pub(super) struct Thr8<'a> {
 
 /// The first register of each level of the search in [`Thr8::levels`].
 const LEVEL_AT: [usize; 6] = [0, 1, 2, 3, 4, 6];
+
 /// The sums of the 8 lanes of each of four registers, in one register
 /// (the several queries' scores of a row: they keep no documented order):
 /// pairs of registers interleaved and added twice, then the halves (11
@@ -544,7 +545,7 @@ unsafe fn planes_then_multi<
     // coordinates (`done·B/8` bytes, `done` a multiple of 16) into each row.
     unsafe {
         let done = match G {
-            1..=3 => planes::plane_values::<L, G, 4>(cb, a, out),
+            1 | 2 => planes::plane_values::<L, G, 4>(cb, a, out),
             _ => planes::plane_values::<L, G, 2>(cb, a, out),
         };
         if done < a.d {
