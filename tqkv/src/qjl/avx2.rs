@@ -6,6 +6,7 @@
 use core::arch::x86_64::*;
 
 use super::{Planes, SignSets};
+use crate::vector::sign_mask;
 
 /// Signed sums of whole blocks of 8 rows by the 4-bit key row blocks, as
 /// the AVX-512 kernel does with 16 (see there): each four signs of a row
@@ -238,14 +239,12 @@ crate::backend::avx2_features!(crate::backend::target_features {
         // c + 32 <= m; row r's bytes c/8 .. c/8 + 4 lie inside its ⌈m/8⌉
         // (the caller checked them).
         unsafe {
-            // One shift moves a sign to the top bit; kept alone by an and,
-            // it flips −w to +w by an xor: four simple operations a
-            // register. A `blendv` of ±w on the shifted bit makes three
-            // instructions, but it is three micro-ops on Intel's large
-            // cores and eight, microcoded, on its small ones (uops.info),
-            // one on AMD's: this form measured 0.93× on the Intel Xeon of
-            // BENCHMARKS.md, and may cost a Zen one operation in four.
-            let ups = [0, 1, 2, 3].map(|k| sign_shifts(k));
+            // Each byte of signs picks its row of sign bits from a table
+            // (`vector::sign_mask`), which flips −w to +w by an xor:
+            // a load and two simple operations a register, where a shift
+            // and an and moved each sign to the top bit (four; a `blendv`
+            // is three micro-ops on Intel's large cores and eight,
+            // microcoded, on its small ones).
             for c in (0..whole).step_by(32) {
                 let mut sums = [_mm256_setzero_ps(); 4];
                 for (k, v) in sums.iter_mut().enumerate() {
@@ -257,12 +256,10 @@ crate::backend::avx2_features!(crate::backend::target_features {
                     if c == 0 {
                         crate::backend::prefetch_ahead(at, stride);
                     }
-                    let word = _mm256_set1_epi32(at.cast::<i32>().read_unaligned());
+                    let bytes = at.cast::<[u8; 4]>().read_unaligned();
                     let minus = _mm256_set1_ps(-w);
-                    let top = _mm256_set1_epi32(i32::MIN);
-                    for (v, up) in sums.iter_mut().zip(ups) {
-                        let set = _mm256_and_si256(_mm256_sllv_epi32(word, up), top);
-                        let add = _mm256_xor_ps(minus, _mm256_castsi256_ps(set));
+                    for (v, byte) in sums.iter_mut().zip(bytes) {
+                        let add = _mm256_xor_ps(minus, _mm256_castsi256_ps(sign_mask(byte)));
                         *v = _mm256_add_ps(*v, add);
                     }
                 }
@@ -277,12 +274,9 @@ crate::backend::avx2_features!(crate::backend::target_features {
             // SAFETY: AVX2 by this function's features; acc[j..j + 8] with
             // j + 8 <= m; signs[j/8] exists (the caller checked ⌈m/8⌉ bytes).
             unsafe {
-                let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-                let (plus, minus) = (_mm256_set1_ps(w), _mm256_set1_ps(-w));
+                let minus = _mm256_set1_ps(-w);
                 while j + 8 <= m {
-                    let s = _mm256_set1_epi32(signs[j / 8] as i32);
-                    let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
-                    let add = _mm256_blendv_ps(minus, plus, _mm256_castsi256_ps(set));
+                    let add = _mm256_xor_ps(minus, _mm256_castsi256_ps(sign_mask(signs[j / 8])));
                     let at = acc.as_mut_ptr().add(j);
                     _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), add));
                     j += 8;
@@ -292,23 +286,6 @@ crate::backend::avx2_features!(crate::backend::target_features {
         }
     }
 });
-
-/// Left shifts that move bit `8k + l` of a broadcast dword of signs to
-/// lane `l`'s sign bit (register `k` of a dword's four); the bits below
-/// it are other signs, which `blendv` ignores and an and clears.
-///
-/// # Safety
-/// AVX2 is available.
-#[inline(always)]
-unsafe fn sign_shifts(k: i32) -> __m256i {
-    // SAFETY: AVX2 (caller); registers only.
-    unsafe {
-        _mm256_sub_epi32(
-            _mm256_set1_epi32(31 - 8 * k),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        )
-    }
-}
 
 /// `acc[h·acc_stride + j] += Σ_r w[h·w_stride + r]·s_{r,j}` (`s = ±1` from
 /// the sign bits, `m` of them a row) for `g ∈ 2..=4` weight sets over the
@@ -354,8 +331,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
         // h-th set's n, and acc[h·acc_stride + c .. + 16] inside the h-th
         // accumulator's m (the sets fit: the caller's promise).
         unsafe {
-            let ups = [sign_shifts(0), sign_shifts(1)];
-            let (one, top) = (_mm256_set1_ps(1.0), _mm256_set1_ps(-0.0));
+            let one = _mm256_set1_ps(1.0);
             for c in (0..a.m).step_by(16) {
                 let mut sums = [[_mm256_setzero_ps(); 2]; G];
                 for (h, s) in sums.iter_mut().enumerate() {
@@ -365,13 +341,10 @@ crate::backend::avx2_features!(crate::backend::target_features {
                 }
                 for r in 0..a.n {
                     let at = a.signs.as_ptr().add(r * a.sign_stride + c / 8);
-                    let word = _mm256_set1_epi32(i32::from(at.cast::<u16>().read_unaligned()));
                     // −1 where the sign bit is set, +1 where clear: the
-                    // shifted bit alone, on the bits of 1.0.
-                    let flip = ups.map(|u| {
-                        let set = _mm256_castsi256_ps(_mm256_sllv_epi32(word, u));
-                        _mm256_or_ps(_mm256_and_ps(set, top), one)
-                    });
+                    // byte's row of sign bits on the bits of 1.0.
+                    let bytes = at.cast::<[u8; 2]>().read_unaligned();
+                    let flip = bytes.map(|b| _mm256_xor_ps(one, _mm256_castsi256_ps(sign_mask(b))));
                     for (h, s) in sums.iter_mut().enumerate() {
                         let w = _mm256_set1_ps(*a.weights.get_unchecked(h * a.w_stride + r));
                         for (v, flip) in s.iter_mut().zip(flip) {

@@ -26,6 +26,19 @@ static SIGN_FLIPS: SignFlips = {
     SignFlips(rows)
 };
 
+/// The sign bit in lane `i` where bit `i` of `byte` is set: one aligned
+/// load of a row of the table (also the QJL sign sums' `±w` and `∓1`: an
+/// xor with it).
+///
+/// # Safety
+/// AVX is available.
+#[inline(always)]
+pub(crate) unsafe fn sign_mask(byte: u8) -> __m256i {
+    // SAFETY: AVX is the caller's promise; the load reads one 32-byte row
+    // of the table, on its 32-byte boundary.
+    unsafe { _mm256_load_si256(SIGN_FLIPS.0[usize::from(byte)].as_ptr().cast()) }
+}
+
 /// Eight f32 in a ymm register.
 #[derive(Clone, Copy)]
 pub(crate) struct F32x8(pub(crate) __m256);
@@ -86,10 +99,10 @@ unsafe impl F32Vector for F32x8 {
 
     #[inline(always)]
     unsafe fn negate_where(self, bits: u32) -> Self {
-        // SAFETY: AVX is available (trait contract); the load reads one
-        // 32-byte row of the table (index below 256).
+        // SAFETY: AVX is available (trait contract); registers and the
+        // table only.
         unsafe {
-            let flip = _mm256_load_si256(SIGN_FLIPS.0[(bits & 0xFF) as usize].as_ptr().cast());
+            let flip = sign_mask(bits as u8);
             F32x8(_mm256_castsi256_ps(_mm256_xor_si256(
                 _mm256_castps_si256(self.0),
                 flip,

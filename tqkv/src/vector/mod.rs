@@ -13,7 +13,7 @@ mod avx512;
 mod neon;
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx2::F32x8;
+pub(crate) use avx2::{F32x8, sign_mask};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::F32x16;
 #[cfg(target_arch = "aarch64")]
