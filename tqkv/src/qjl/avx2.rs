@@ -126,16 +126,12 @@ crate::backend::avx2_features!(crate::backend::target_features {
         // SAFETY: AVX2 by this function's features; loads read sq[j..j + 8]
         // with j + 8 <= n, and signs[j/8] exists (the caller checked the length).
         let sum = unsafe {
-            let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-            let sign = _mm256_set1_ps(-0.0);
             let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             while j + 16 <= n {
                 for (k, acc) in [&mut acc0, &mut acc1].into_iter().enumerate() {
                     let at = j + 8 * k;
-                    let s = _mm256_set1_epi32(signs[at / 8] as i32);
-                    let set = _mm256_cmpeq_epi32(_mm256_and_si256(s, bit), bit);
                     // Flip the sign where the bit is clear.
-                    let flip = _mm256_andnot_ps(_mm256_castsi256_ps(set), sign);
+                    let flip = _mm256_castsi256_ps(sign_mask(!signs[at / 8]));
                     let x = _mm256_xor_ps(_mm256_loadu_ps(sq.as_ptr().add(at)), flip);
                     *acc = _mm256_add_ps(*acc, x);
                 }
