@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench_compare import fmt
+
 
 def run(binary, regex, home, measurement):
     env = dict(os.environ, CRITERION_HOME=home)
@@ -82,14 +84,6 @@ def main():
             f"| `{i}` | {fmt(fast['old'])} | {fmt(fast['new'])} | "
             f"{fast['new'] / fast['old']:.3f} | {med['new'] / med['old']:.3f} |"
         )
-
-
-def fmt(ns):
-    if ns >= 1e6:
-        return f"{ns / 1e6:.3f} ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:.2f} µs"
-    return f"{ns:.1f} ns"
 
 
 if __name__ == "__main__":

@@ -49,4 +49,5 @@ def main():
         print(f"| {fam} | {len(rs)} | {g:.3f} | {min(rs):.2f} | {max(rs):.2f} |")
 
 
-main()
+if __name__ == "__main__":
+    main()
