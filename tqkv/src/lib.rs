@@ -43,6 +43,9 @@
 //! ## Features
 //!
 //! - `std` (default): runtime detection through `std`; implies `alloc`.
+//! - `parallel` (default): `attention::attend_parallel` and
+//!   `KvCache::push_batch_parallel`, one decode or one prefill's encoding
+//!   shared out over rayon's thread pool; implies `std`.
 //! - `capi`: the C ABI (module `capi`, declared in `include/tqkv.h`).
 //! - `alloc`: reserved for types that allocate (none yet: every type of
 //!   the crate works in caller memory).

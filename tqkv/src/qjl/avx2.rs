@@ -25,27 +25,25 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
         return 0;
     }
     let signs = &super::NIBBLE_SIGNS;
-    let mut table = [core::mem::MaybeUninit::<[__m256; 2]>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
+    // The tables' lower halves (entries 0–7): the lookups mirror the upper.
+    let mut table = [core::mem::MaybeUninit::<__m256>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
     // SAFETY: AVX2 and FMA (caller); the loads read the constant sign rows
     // and sq[4p + i] with 4p + i < m; `avx2_nibble_table_rows` gets the m/4
     // ≤ 64 entries written here and the caller's validated rows (⌈m/8⌉ =
     // ⌈(m/4)/2⌉ bytes each).
     unsafe {
         for (p, t) in table.iter_mut().take(m / 4).enumerate() {
-            let mut v = [_mm256_setzero_ps(); 2];
-            for (half, v) in v.iter_mut().enumerate() {
-                *v = _mm256_mul_ps(
-                    _mm256_loadu_ps(signs[0].as_ptr().add(8 * half)),
-                    _mm256_set1_ps(sq[4 * p]),
-                );
-                for (i, s) in signs.iter().enumerate().skip(1) {
-                    let x = _mm256_set1_ps(sq[4 * p + i]);
-                    *v = _mm256_fmadd_ps(_mm256_loadu_ps(s.as_ptr().add(8 * half)), x, *v);
-                }
+            let mut v = _mm256_mul_ps(
+                _mm256_loadu_ps(signs[0].as_ptr()),
+                _mm256_set1_ps(sq[4 * p]),
+            );
+            for (i, s) in signs.iter().enumerate().skip(1) {
+                let x = _mm256_set1_ps(sq[4 * p + i]);
+                v = _mm256_fmadd_ps(_mm256_loadu_ps(s.as_ptr()), x, v);
             }
             t.write(v);
         }
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[__m256; 2]>(), m / 4);
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m256>(), m / 4);
         crate::codebook::avx2_nibble_table_rows(table, rows, stride, out)
     }
 }

@@ -89,6 +89,47 @@ pub(super) unsafe fn lane_sums(a: [__m256; 4]) -> __m128 {
     }
 }
 
+/// The sums of the 8 lanes of each of four registers, in one register,
+/// each in `F32x8::sum`'s order (`t_i = l_i + l_{i+4}`, then `(t_0 +
+/// t_2) + (t_1 + t_3)`), so the same bits: the halves of two registers
+/// paired and added, the pairs interleaved and added, then the lanes'
+/// neighbours (14 operations for the four).
+///
+/// # Safety
+/// AVX is available.
+#[inline(always)]
+pub(super) unsafe fn ordered_sums(a: [__m256; 4]) -> __m128 {
+    // SAFETY: AVX (caller); registers only.
+    unsafe {
+        // t of a[0] | t of a[1], and of a[2] | a[3].
+        let ab = _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(a[0], a[1]),
+            _mm256_permute2f128_ps::<0x31>(a[0], a[1]),
+        );
+        let cd = _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(a[2], a[3]),
+            _mm256_permute2f128_ps::<0x31>(a[2], a[3]),
+        );
+        // t₀ + t₂, t₁ + t₃ of a[0], then of a[2] | the same of a[1], a[3].
+        let u = _mm256_add_ps(
+            _mm256_castpd_ps(_mm256_unpacklo_pd(
+                _mm256_castps_pd(ab),
+                _mm256_castps_pd(cd),
+            )),
+            _mm256_castpd_ps(_mm256_unpackhi_pd(
+                _mm256_castps_pd(ab),
+                _mm256_castps_pd(cd),
+            )),
+        );
+        // a[0], a[2], a[0], a[2] | a[1], a[3], a[1], a[3].
+        let s = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(u, u),
+            _mm256_shuffle_ps::<0b11_01_11_01>(u, u),
+        );
+        _mm_unpacklo_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s))
+    }
+}
+
 /// Row `r`'s scores of `G ≤ 4` queries, the lane sums of `sums` ([`lane_sums`]),
 /// stored at `out[h·out_stride + r]`.
 ///

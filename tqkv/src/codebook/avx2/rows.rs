@@ -340,11 +340,12 @@ unsafe fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
 /// most [`BLOCK_MAX_DIM`] codes: the AVX2 form of the AVX-512 row blocks
 /// (see there). Per query, a table of `q_j·c_v` per coordinate `j` at 3
 /// and 4 bits (the [`value_table`] registers scaled), per nibble of `4/b`
-/// codes at 1 and 2 bits (`codebook::nibbles`); per block, the rows'
-/// dwords are transposed, then each code or nibble costs a shift, a
-/// `vpermps` into its table (two and a blend for 16 entries) and an add,
-/// for 8 rows at once. Each row is summed in the scalar kernel's order, so
-/// the scores equal the scalar ones bit for bit.
+/// codes at 1 and 2 bits (`codebook::nibbles`), of which a register keeps
+/// the lower 8 entries; per block, the rows' dwords are transposed (and
+/// nibbles mirrored, [`mirror_nibbles`]), then each code or nibble costs a
+/// shift, a `vpermps` into its table (and a sign flip for a nibble) and an
+/// add, for 8 rows at once. Each row is summed in the scalar kernel's
+/// order, so the scores equal the scalar ones bit for bit.
 ///
 /// # Safety
 /// AVX2 and FMA are available; the arguments are validated as by
@@ -362,9 +363,10 @@ pub(in crate::codebook) unsafe fn row_blocks(
     if !(1..=4).contains(&bits) || d == 0 || d > BLOCK_MAX_DIM || out.len() < 8 {
         return 0;
     }
-    // Only the entries used are written (zeroing all 256, 16 KB, for every
-    // call cost a tenth of decode at small d).
-    let mut table = [core::mem::MaybeUninit::<[__m256; 2]>::uninit(); BLOCK_MAX_DIM];
+    // Only the entries used are written (zeroing all 256 for every call
+    // cost a tenth of decode at small d). Each holds a table's lower half:
+    // the lookups mirror the upper (`mirror_nibbles`).
+    let mut table = [core::mem::MaybeUninit::<__m256>::uninit(); BLOCK_MAX_DIM];
     // SAFETY: AVX2 is the caller's promise; the loads read local arrays and
     // the codebook's centroids.
     unsafe {
@@ -374,46 +376,36 @@ pub(in crate::codebook) unsafe fn row_blocks(
             // (Loops, not closures: a closure does not inherit the target
             // features, and its intrinsics become calls.)
             let k = 4 / bits as usize;
-            let mut pattern = [[_mm256_setzero_ps(); 2]; 4];
+            let mut pattern = [_mm256_setzero_ps(); 4];
             for (i, pat) in pattern.iter_mut().enumerate().take(k) {
                 let p = crate::codebook::nibbles::pattern(cb.centroids(), bits, i);
-                *pat = [
-                    _mm256_loadu_ps(p.as_ptr()),
-                    _mm256_loadu_ps(p.as_ptr().add(8)),
-                ];
+                *pat = _mm256_loadu_ps(p.as_ptr());
             }
             let count = crate::codebook::nibbles::count(bits, d);
             let qi = |j: usize| q.get(j).copied().unwrap_or(0.0);
             for (p, t) in table.iter_mut().take(count).enumerate() {
-                let first = _mm256_set1_ps(qi(k * p));
-                let mut sum = [
-                    _mm256_mul_ps(first, pattern[0][0]),
-                    _mm256_mul_ps(first, pattern[0][1]),
-                ];
+                let mut sum = _mm256_mul_ps(_mm256_set1_ps(qi(k * p)), pattern[0]);
                 for (i, pat) in pattern.iter().enumerate().take(k).skip(1) {
                     let qv = _mm256_set1_ps(qi(k * p + i));
-                    for (s, pat) in sum.iter_mut().zip(pat) {
-                        *s = _mm256_add_ps(*s, _mm256_mul_ps(qv, *pat));
-                    }
+                    sum = _mm256_add_ps(sum, _mm256_mul_ps(qv, *pat));
                 }
                 t.write(sum);
             }
             count
         } else {
-            let [lo, hi] = match bits {
+            let [lower, _] = match bits {
                 3 => value_table::<3>(cb),
                 _ => value_table::<4>(cb),
             };
             for (t, &qj) in table.iter_mut().zip(q) {
-                let qv = _mm256_set1_ps(qj);
-                t.write([_mm256_mul_ps(qv, lo), _mm256_mul_ps(qv, hi)]);
+                t.write(_mm256_mul_ps(_mm256_set1_ps(qj), lower));
             }
             d
         };
         // SAFETY: entries 0 … entries − 1 (at most d ≤ BLOCK_MAX_DIM) were
         // written just above; MaybeUninit<T> has T's layout. A row of `d`
         // codes of 1 or 2 bits is the packed row of `entries` nibbles.
-        let table = core::slice::from_raw_parts(table.as_ptr().cast::<[__m256; 2]>(), entries);
+        let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m256>(), entries);
         let blocks = out.len() / 8;
         match bits {
             3 => block_runs::<3>(table, rows, stride, blocks, out),
@@ -423,11 +415,12 @@ pub(in crate::codebook) unsafe fn row_blocks(
     }
 }
 
-/// `out[r] = Σ_p table[p][nibble p of row r]` (nibble `p`: bits `4p …
-/// 4p + 3` of the row's bytes; entries 0–7 of a table in its first
-/// register, 8–15 in its second) for the first `8·⌊out.len()/8⌋` rows;
-/// returns how many. The 4-bit key row blocks with a caller's tables: the
-/// QJL sign sums use them with a table per four signs.
+/// `out[r] = Σ_p t_p[nibble p of row r]` (nibble `p`: bits `4p … 4p + 3`
+/// of the row's bytes) for the first `8·⌊out.len()/8⌋` rows, each table
+/// `t_p` odd (`t_p[15 − v] = −t_p[v]` bit for bit) and given by its lower
+/// half, entries 0–7 in `table[p]` ([`mirror_nibbles`]); returns how many.
+/// The 4-bit key row blocks with a caller's tables: the QJL sign sums use
+/// them with a table per four signs.
 ///
 /// # Safety
 /// AVX2 and FMA are available; `table.len() ≤` [`BLOCK_MAX_DIM`]; the rows
@@ -435,7 +428,7 @@ pub(in crate::codebook) unsafe fn row_blocks(
 /// lie inside `rows`.
 #[inline(always)]
 pub(crate) unsafe fn nibble_table_rows(
-    table: &[[__m256; 2]],
+    table: &[__m256],
     rows: &[u8],
     stride: usize,
     out: &mut [f32],
@@ -456,7 +449,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
     /// As [`block_group`], for every block.
     #[inline(never)]
     unsafe fn block_runs<const B: usize>(
-        table: &[[__m256; 2]],
+        table: &[__m256],
         rows: &[u8],
         stride: usize,
         blocks: usize,
@@ -488,7 +481,7 @@ crate::backend::avx2_features!(crate::backend::target_features {
 /// and `out`; `table.len()` is the row's number of codes.
 #[inline(always)]
 unsafe fn block_group<const B: usize, const NB: usize>(
-    table: &[[__m256; 2]],
+    table: &[__m256],
     rows: &[u8],
     stride: usize,
     blk0: usize,
@@ -544,6 +537,11 @@ unsafe fn block_group<const B: usize, const NB: usize>(
                     };
                 }
                 *col = transpose8(&r);
+                if B == 4 {
+                    for c in col.iter_mut() {
+                        *c = mirror_nibbles(*c);
+                    }
+                }
             }
             let first = chunk * chunk_codes;
             add_chunk::<Avx2Runs, B, NB, 8>(&cols, chunk_bytes / 4, &table[first..], one, &mut acc);
@@ -565,7 +563,7 @@ struct Avx2Runs;
 unsafe impl RunLanes for Avx2Runs {
     type Col = __m256i;
     type Sum = __m256;
-    type Entry = [__m256; 2];
+    type Entry = __m256;
     type Ctx = __m256;
 
     #[inline(always)]
@@ -608,11 +606,48 @@ unsafe impl RunLanes for Avx2Runs {
     #[inline(always)]
     unsafe fn add_entry<const B: usize>(
         sum: __m256,
-        entry: &[__m256; 2],
+        entry: &__m256,
         codes: __m256i,
         one: __m256,
     ) -> __m256 {
         // SAFETY: the trait's contract.
-        unsafe { _mm256_fmadd_ps(look_up::<B>(entry, codes), one, sum) }
+        unsafe {
+            let v = _mm256_permutevar8x32_ps(*entry, codes);
+            if B == 4 {
+                // A code of `mirror_nibbles`: the lower half's entry, its
+                // sign flipped where bit 3 is set.
+                let flip =
+                    _mm256_and_si256(_mm256_slli_epi32::<28>(codes), _mm256_set1_epi32(i32::MIN));
+                _mm256_fmadd_ps(_mm256_xor_ps(v, _mm256_castsi256_ps(flip)), one, sum)
+            } else {
+                _mm256_fmadd_ps(v, one, sum)
+            }
+        }
+    }
+}
+
+/// Every 4-bit code `v` of the lanes with bit 3 set becomes `v ⊕ 7`, the
+/// others stay: a code then names entry `v mod 8` of a table's lower half
+/// and, by bit 3, whether to negate it. Every table the 4-bit row blocks
+/// take is odd (`t[15 − v] = −t[v]`, bit for bit): the centroids times
+/// `q_j` (`Codebook` mirrors its upper half exactly, and a product's sign
+/// is exact), the nibble tables of 1- and 2-bit codes (complementing a
+/// nibble complements its codes, whose centroids are mirrored: each
+/// product and partial sum is negated), and the sign sums `±sq[4p] ± … ±
+/// sq[4p + 3]` (flipping every sign negates each rounded partial sum). One `vpermps` and two logical
+/// operations a code replace two `vpermps` and a blend: `vpermps` is the
+/// costly lookup on Zen 3 (about one a cycle against two adds), and the
+/// only port 5 one of the two on Intel's cores.
+///
+/// # Safety
+/// AVX2 is available.
+#[inline(always)]
+unsafe fn mirror_nibbles(x: __m256i) -> __m256i {
+    // SAFETY: AVX2 is the caller's promise; registers only.
+    unsafe {
+        let top = _mm256_and_si256(_mm256_srli_epi32::<3>(x), _mm256_set1_epi32(0x1111_1111));
+        // 7 in each nibble whose bit 3 is set (no carries: 8·1 − 1 per nibble).
+        let sevens = _mm256_sub_epi32(_mm256_slli_epi32::<3>(top), top);
+        _mm256_xor_si256(x, sevens)
     }
 }
