@@ -44,9 +44,11 @@ pub(super) struct Lut8<'a> {
 pub(super) struct Thr8<'a> {
     /// For ≤ 6 bits, the levels of the search (see
     /// [`Codebook::search_order`](super::Codebook::search_order)): level 0's
-    /// probe in every lane of register 0, level `l ∈ 1..=3` in lanes
-    /// `0 … 2^l − 1` of register `l`, level 4 in registers 4–5 and level 5
-    /// in registers 6–9, eight probes a register.
+    /// probe in every lane of register 0, level `l ∈ 1..=2` in lanes
+    /// `0 … 2^l − 1` of both 128-bit halves of register `l` (an in-lane
+    /// permute picks them), level 3 in lanes `0 … 7` of register 3, level 4
+    /// in registers 4–5 and level 5 in registers 6–9, eight probes a
+    /// register.
     levels: [__m256; 10],
     /// The thresholds, for the searches past 6 bits.
     thresholds: &'a [f32],
@@ -175,8 +177,10 @@ unsafe fn lanes_from(values: &[f32], at: usize) -> __m256 {
 /// `#{j : x > t[j]}` per lane for a `BITS`-bit codebook (`BITS ≤ 6`): a
 /// binary search down the levels of [`Thr8::levels`], where `c`, the node
 /// reached so far, picks the next probe straight from its level's
-/// registers (a `vpermps`, plus blends on its bits 3 and up past eight
-/// probes); the compare's mask `gt` (−1 or 0) gives the next node
+/// registers (a `vpermilps` within each 128-bit half up to four probes,
+/// a `vpermps` for eight, plus blends on its bits 3 and up past eight
+/// probes: `vpermps`, across the halves, is the costly shuffle on Zen 3
+/// and port 5's alone on Intel's cores); the compare's mask `gt` (−1 or 0) gives the next node
 /// `c = 2c − gt`, and the node below the last level is the index. It
 /// equals the count because the thresholds are sorted; NaN compares false
 /// and gets 0.
@@ -192,10 +196,10 @@ unsafe fn search<const BITS: u32>(thr: &Thr8<'_>, x: __m256) -> __m256i {
         let l = &thr.levels;
         let mut c = descend(x, l[0], _mm256_setzero_si256());
         if BITS > 1 {
-            c = descend(x, _mm256_permutevar8x32_ps(l[1], c), c);
+            c = descend(x, _mm256_permutevar_ps(l[1], c), c);
         }
         if BITS > 2 {
-            c = descend(x, _mm256_permutevar8x32_ps(l[2], c), c);
+            c = descend(x, _mm256_permutevar_ps(l[2], c), c);
         }
         if BITS > 3 {
             c = descend(x, _mm256_permutevar8x32_ps(l[3], c), c);
@@ -262,6 +266,9 @@ unsafe impl Lanes for F32x8 {
             let mut levels = [_mm256_setzero_ps(); 10];
             if (1..=super::SEARCH_BITS).contains(&bits) {
                 simd::search_levels::<F32x8>(cb, |reg, v| levels[reg] = v.0);
+            }
+            for level in &mut levels[1..3] {
+                *level = _mm256_permute2f128_ps::<0x00>(*level, *level);
             }
             levels
         };
