@@ -33,9 +33,12 @@ pub(super) unsafe fn value_table<const B: usize>(cb: &crate::codebook::Codebook)
 }
 
 /// `t[i]` per lane for the `B`-bit code in the low bits of each lane of `i`
-/// (bits above it ignored), `t` from [`value_table`] (scaled or not): one
-/// `vpermps`, and at 4 bits a second one and a blend on bit 3 moved to the
-/// sign bit.
+/// (bits above it ignored), `t` from [`value_table`] (scaled or not): up
+/// to 2 bits a `vpermilps` within each 128-bit half (the table repeats
+/// with period `2^B ≤ 4`, so each half holds every entry; `vpermps`
+/// across the halves is the costly shuffle on Zen 3), at 3 bits one
+/// `vpermps`, at 4 a second one and a blend on bit 3 moved to the sign
+/// bit.
 ///
 /// # Safety
 /// AVX2 is available.
@@ -43,7 +46,9 @@ pub(super) unsafe fn value_table<const B: usize>(cb: &crate::codebook::Codebook)
 unsafe fn look_up<const B: usize>(t: &[__m256; 2], i: __m256i) -> __m256 {
     // SAFETY: AVX2 is the caller's promise; registers only.
     unsafe {
-        if B < 4 {
+        if B <= 2 {
+            _mm256_permutevar_ps(t[0], i)
+        } else if B < 4 {
             _mm256_permutevar8x32_ps(t[0], i)
         } else {
             pick::<2>(t, i)
