@@ -180,8 +180,9 @@ unsafe fn lanes_from(values: &[f32], at: usize) -> __m256 {
 /// registers (a `vpermilps` within each 128-bit half up to four probes,
 /// a `vpermps` for eight, plus blends on its bits 3 and up past eight
 /// probes: `vpermps`, across the halves, is the costly shuffle on Zen 3
-/// and port 5's alone on Intel's cores); the compare's mask `gt` (−1 or 0) gives the next node
-/// `c = 2c − gt`, and the node below the last level is the index. It
+/// and port 5's alone on Intel's cores); the compare's mask `gt` (−1 or
+/// 0) gives the next node `c = 2c − gt`, and the node below the last
+/// level is the index. It
 /// equals the count because the thresholds are sorted; NaN compares false
 /// and gets 0.
 ///
