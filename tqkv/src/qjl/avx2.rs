@@ -6,12 +6,12 @@
 use core::arch::x86_64::*;
 
 use super::{Planes, SignSets};
-use crate::vector::sign_mask;
+use crate::vector::{F32x8, sign_mask};
 
 /// Signed sums of whole blocks of 8 rows by the 4-bit key row blocks, as
 /// the AVX-512 kernel does with 16 (see there): each four signs of a row
-/// are a nibble picking one of 16 sums `±sq[4p] ± … ± sq[4p + 3]`, held in
-/// two registers. Returns the rows done (0 unless
+/// are a nibble picking one of 16 sums `±sq[4p] ± … ± sq[4p + 3]`, whose
+/// lower half a register holds (the lookups mirror the upper). Returns the rows done (0 unless
 /// [`nibble_sums_take`](super::nibble_sums_take) them). Within the
 /// documented `1e-5 · Σ|sq|` of the scalar kernel.
 ///
@@ -24,24 +24,14 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
     if !super::nibble_sums_take(sq, out.len(), 8) {
         return 0;
     }
-    let signs = &super::NIBBLE_SIGNS;
     // The tables' lower halves (entries 0–7): the lookups mirror the upper.
     let mut table = [core::mem::MaybeUninit::<__m256>::uninit(); super::NIBBLE_MAX_SIGNS / 4];
-    // SAFETY: AVX2 and FMA (caller); the loads read the constant sign rows
-    // and sq[4p + i] with 4p + i < m; `avx2_nibble_table_rows` gets the m/4
-    // ≤ 64 entries written here and the caller's validated rows (⌈m/8⌉ =
+    // SAFETY: AVX2 and FMA (caller), F32x8's ISA; lanes 0–7 of the sign
+    // rows; `avx2_nibble_table_rows` gets the m/4 ≤ 64 entries written here and the caller's validated rows (⌈m/8⌉ =
     // ⌈(m/4)/2⌉ bytes each).
     unsafe {
-        for (p, t) in table.iter_mut().take(m / 4).enumerate() {
-            let mut v = _mm256_mul_ps(
-                _mm256_loadu_ps(signs[0].as_ptr()),
-                _mm256_set1_ps(sq[4 * p]),
-            );
-            for (i, s) in signs.iter().enumerate().skip(1) {
-                let x = _mm256_set1_ps(sq[4 * p + i]);
-                v = _mm256_fmadd_ps(_mm256_loadu_ps(s.as_ptr()), x, v);
-            }
-            t.write(v);
+        for (t, four) in table.iter_mut().zip(sq.as_chunks::<4>().0) {
+            t.write(super::simd::nibble_sums::<F32x8>(four, 0).0);
         }
         let table = core::slice::from_raw_parts(table.as_ptr().cast::<__m256>(), m / 4);
         crate::codebook::avx2_nibble_table_rows(table, rows, stride, out)

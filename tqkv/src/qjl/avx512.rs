@@ -8,6 +8,7 @@ use core::arch::x86_64::*;
 
 use super::Planes;
 use crate::codebook::{Queries, ScoreRows};
+use crate::vector::F32x16;
 
 /// Several whole sketches per zmm, for contiguous rows of 1, 2, 4 or 8
 /// words: AND and popcount against every plane at once, add the words of
@@ -157,21 +158,9 @@ unsafe fn nibble_rows(sq: &[f32], rows: &[u8], stride: usize, out: &mut [f32]) -
 /// AVX-512F is available; `out` holds `m/4` entries.
 #[inline(always)]
 unsafe fn write_nibble_tables(sq: &[f32], out: &mut [core::mem::MaybeUninit<__m512>]) {
-    let signs = &super::NIBBLE_SIGNS;
-    // SAFETY: AVX-512F (caller); the loads read the constant sign rows and
-    // sq[4p + i] with 4p + i < m.
-    unsafe {
-        for (p, t) in out.iter_mut().take(sq.len() / 4).enumerate() {
-            let mut v = _mm512_mul_ps(
-                _mm512_loadu_ps(signs[0].as_ptr()),
-                _mm512_set1_ps(sq[4 * p]),
-            );
-            for (i, s) in signs.iter().enumerate().skip(1) {
-                let x = _mm512_set1_ps(sq[4 * p + i]);
-                v = _mm512_fmadd_ps(_mm512_loadu_ps(s.as_ptr()), x, v);
-            }
-            t.write(v);
-        }
+    for (t, four) in out.iter_mut().zip(sq.as_chunks::<4>().0) {
+        // SAFETY: AVX-512F (caller), F32x16's ISA; all 16 lanes.
+        t.write(unsafe { super::simd::nibble_sums::<F32x16>(four, 0) }.0);
     }
 }
 

@@ -89,6 +89,8 @@ mod gaussian_memo;
 mod neon;
 mod rows;
 mod scalar;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod simd;
 mod sketcher;
 
 pub use bitplanes::{BitPlaneQuery, Rounding};

@@ -7,6 +7,7 @@ use core::arch::aarch64::*;
 
 use super::Planes;
 use crate::codebook::{Queries, ScoreRows};
+use crate::vector::{F32Vector, F32x4};
 
 /// Writes the 16 sums `±sq[4p] ± … ± sq[4p + 3]` of every nibble `p`
 /// (entry `v`: `+` where bit `i` of `v` is set), `m = sq.len()` a multiple
@@ -16,22 +17,16 @@ use crate::codebook::{Queries, ScoreRows};
 /// NEON is available.
 #[inline(always)]
 unsafe fn nibble_tables(sq: &[f32], mut write: impl FnMut(usize, [f32; 16])) {
-    let signs = &super::NIBBLE_SIGNS;
-    // SAFETY: NEON (caller); the loads read the constant sign rows, the
-    // stores a local array, and sq[4p + i] with 4p + i < m.
-    unsafe {
-        for p in 0..sq.len() / 4 {
-            let mut sums = [0.0f32; 16];
-            for (quarter, chunk) in sums.chunks_exact_mut(4).enumerate() {
-                let mut v = vmulq_n_f32(vld1q_f32(signs[0].as_ptr().add(4 * quarter)), sq[4 * p]);
-                for (i, s) in signs.iter().enumerate().skip(1) {
-                    let row = vld1q_f32(s.as_ptr().add(4 * quarter));
-                    v = vfmaq_n_f32(v, row, sq[4 * p + i]);
-                }
-                vst1q_f32(chunk.as_mut_ptr(), v);
-            }
-            write(p, sums);
+    for (p, four) in sq.as_chunks::<4>().0.iter().enumerate() {
+        let mut sums = [0.0f32; 16];
+        for (quarter, chunk) in sums.chunks_exact_mut(4).enumerate() {
+            // SAFETY: NEON (caller), F32x4's ISA; lanes 4·quarter … + 3 < 16
+            // of the sign rows, stored to the 4 floats of `chunk`.
+            unsafe {
+                super::simd::nibble_sums::<F32x4>(four, 4 * quarter).store(chunk.as_mut_ptr())
+            };
         }
+        write(p, sums);
     }
 }
 
