@@ -314,9 +314,13 @@ impl QjlSketcher {
         self.check_input(r)?;
         let out = self.sketch_out(out)?;
         if self.projection == Projection::Hadamard && self.m <= self.dim {
-            // `for_each_projection`'s first (and only) block.
-            self.block_rotation(0).sketch_rows_in(backend, r);
-            crate::loops::sign_bits_on(backend, &r[..self.m], out);
+            // `for_each_projection`'s first (and only) block: its signs
+            // straight from the rotation's registers where the backend
+            // can, else rotated in place and compared.
+            if !self.rotation.sketch_signs_in(backend, r, out) {
+                self.block_rotation(0).sketch_rows_in(backend, r);
+                crate::loops::sign_bits_on(backend, &r[..self.m], out);
+            }
         } else {
             self.projected_signs(backend, r, out);
         }
@@ -555,7 +559,57 @@ impl QjlSketcher {
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
+    use proptest::prelude::*;
     use std::vec;
+
+    /// Values of every size class, signed zeros, NaN and infinities: the
+    /// sums of the transform overflow and cancel as they may.
+    fn value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            8 => -1.0f32..1.0,
+            2 => -1e30f32..1e30,
+            1 => Just(0.0f32),
+            1 => Just(-0.0f32),
+            1 => Just(f32::MAX),
+            1 => Just(-f32::MIN_POSITIVE / 4.0),
+            1 => Just(f32::NAN),
+            1 => Just(f32::INFINITY),
+        ]
+    }
+
+    /// A Hadamard sketch's dimension (powers of two, which the fused
+    /// kernels take, and 96 and 80, which take the separate steps), its
+    /// row count `m ≤ dim` (a multiple of 8) and a residual.
+    fn sketch_case() -> impl Strategy<Value = (usize, usize, vec::Vec<f32>)> {
+        crate::wht::one_pass_test_dims().prop_flat_map(|dim| {
+            (
+                Just(dim),
+                (1..=dim / 8).prop_map(|k| 8 * k),
+                proptest::collection::vec(value(), dim),
+            )
+        })
+    }
+
+    proptest! {
+        /// The sign bits the fused kernels take from their registers
+        /// (`Rotation::sketch_signs_in`, through the encoders' in-place
+        /// sketch) are the bytes of the scalar backend's separate steps
+        /// (rotation stored, then compared), on every backend, for every
+        /// row count up to the dimension.
+        #[test]
+        fn fused_sketch_signs_are_the_scalar_bytes((dim, m, r) in sketch_case(), seed in 0u64..1000) {
+            let sk = QjlSketcher::new(dim, m, Projection::Hadamard, seed).unwrap();
+            let mut want = vec![0u8; m / 8];
+            sk.sketch_in(Backend::Scalar.check().unwrap(), &r, &mut want).unwrap();
+            for backend in Backend::available() {
+                let b = backend.check().unwrap();
+                let mut got = vec![0xA5u8; m / 8];
+                let mut y = r.clone();
+                sk.sketch_signs_in_place(b, &mut y, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{}/{} on {}", dim, m, backend);
+            }
+        }
+    }
 
     /// The encoders' in-place sketch writes the bytes of `sketch_in` on
     /// every backend: Hadamard sketches of `m < dim`, `m = dim` (in place)

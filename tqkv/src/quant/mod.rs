@@ -226,6 +226,18 @@ fn start_encode(
     Ok((n, stored))
 }
 
+/// `y = R·(x/‖x‖)` in one pass over `x` where the backend has that form
+/// (`Rotation::rotate_scaled_from`), with the bits of [`unit()`] then
+/// `Rotation::rotate_in`; `false`, `y` untouched, for a zero vector, a
+/// norm whose inverse lies past f32, or a shape the pass does not take.
+fn unit_rotated(backend: Checked, r: &crate::Rotation, x: &[f32], n: f64, y: &mut [f32]) -> bool {
+    if n <= 0.0 {
+        return false;
+    }
+    let s = 1.0 / n;
+    s <= f64::from(f32::MAX) && r.rotate_scaled_from(backend, x, s as f32, y)
+}
+
 /// `y = x/‖x‖` into `y` (zeros for a zero vector).
 fn unit(backend: Checked, x: &[f32], n: f64, y: &mut [f32]) {
     if n <= 0.0 {
@@ -246,6 +258,77 @@ fn unit(backend: Checked, x: &[f32], n: f64, y: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::{Backend, Rotation};
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// A dimension (powers of two, which the one-pass kernels take, and
+    /// 96 and 80, which do not), its vector (every size class, signed
+    /// zeros) and a norm from subnormal to huge.
+    fn unit_case() -> impl Strategy<Value = (usize, Vec<f32>, f64)> {
+        let dims = crate::wht::one_pass_test_dims();
+        let value = prop_oneof![
+            8 => -1.0f32..1.0,
+            2 => -1e30f32..1e30,
+            1 => Just(0.0f32),
+            1 => Just(-0.0f32),
+            1 => Just(f32::MIN_POSITIVE / 4.0),
+        ];
+        let norm = prop_oneof![1e-3f64..1e3, 1e-38f64..1e-30, 1e30f64..1e38];
+        dims.prop_flat_map(move |d| {
+            (
+                Just(d),
+                proptest::collection::vec(value.clone(), d),
+                norm.clone(),
+            )
+        })
+    }
+
+    proptest! {
+        /// The unit vector rotated as it is scaled (one pass over `x`) has
+        /// the bits of the scalar backend's separate steps, on every
+        /// backend; AVX2 and AVX-512 take every power of two up to 256,
+        /// NEON up to 64.
+        #[test]
+        fn a_unit_rotated_in_one_pass_has_the_separate_steps_bits((d, x, n) in unit_case(), seed in 0u64..100) {
+            let r = Rotation::new(d, seed).unwrap();
+            let scalar = Backend::Scalar.check().unwrap();
+            let mut want = std::vec![0.0f32; d];
+            super::unit(scalar, &x, n, &mut want);
+            r.rotate_in(scalar, &mut want).unwrap();
+            prop_assert!(!super::unit_rotated(scalar, &r, &x, n, &mut want.clone()));
+            for backend in Backend::available() {
+                let b = backend.check().unwrap();
+                let mut got = std::vec![f32::NAN; d];
+                let fused = super::unit_rotated(b, &r, &x, n, &mut got);
+                // NEON rotates in one pass up to 64 elements only.
+                let most = match backend {
+                    Backend::Avx2 | Backend::Avx512 => 256,
+                    Backend::Neon => 64,
+                    _ => 0,
+                };
+                prop_assert_eq!(fused, d.is_power_of_two() && d <= most, "{} {}", d, backend);
+                if fused {
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    prop_assert_eq!(bits(&got), bits(&want), "{} on {}", d, backend);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_vector_and_a_norm_past_f32_take_the_separate_steps() {
+        let r = Rotation::new(64, 1).unwrap();
+        for backend in Backend::available() {
+            let b = backend.check().unwrap();
+            let mut y = [1.0f32; 64];
+            assert!(!super::unit_rotated(b, &r, &[0.0; 64], 0.0, &mut y));
+            assert!(!super::unit_rotated(b, &r, &[1e-45; 64], 1e-44, &mut y));
+            assert!(!super::unit_rotated(b, &r, &[1.0; 63], 8.0, &mut y[..63]));
+            assert_eq!(y, [1.0f32; 64], "{backend}");
+        }
+    }
+
     #[test]
     fn f16_conversion_matches_half_on_every_value() {
         for h in 0..=u16::MAX {

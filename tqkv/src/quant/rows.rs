@@ -12,7 +12,9 @@
 //! through the same operations in the same order as
 //! [`encode_in`](super::Quantizer), so the bytes are the same.
 
-use super::{Error, NormPrecision, ProdQuantizer, Quantizer, check_len, norm_of_squares, unit};
+use super::{
+    Error, NormPrecision, ProdQuantizer, Quantizer, check_len, norm_of_squares, unit, unit_rotated,
+};
 use crate::Rotation;
 use crate::backend::Checked;
 use crate::codebook;
@@ -75,12 +77,22 @@ pub(crate) fn encode_rows_in<const N: usize>(
         bytes: [[0; 4]; N],
     };
     norms.fill(backend, rows, plans, slots)?;
+    // Unit vectors rotated as they are scaled where the backend can (a
+    // pass over each fewer), else scaled, then every one rotated.
+    let mut rotated = [false; N];
     for (i, (p, &(_, x))) in plans.iter().zip(rows).enumerate() {
-        unit(backend, x, norms.exact[i], p.spans(work).0);
+        let y = p.spans(work).0;
+        rotated[i] = p
+            .rotation
+            .is_some_and(|r| unit_rotated(backend, r, x, norms.exact[i], y));
+        if !rotated[i] {
+            unit(backend, x, norms.exact[i], y);
+        }
     }
-    for p in plans {
-        if let Some(rotation) = p.rotation {
-            rotation.rotate_in(backend, p.spans(work).0)?;
+    for (p, done) in plans.iter().zip(rotated) {
+        match p.rotation {
+            Some(rotation) if !done => rotation.rotate_in(backend, p.spans(work).0)?,
+            _ => {}
         }
     }
     for (i, p) in plans.iter().enumerate() {

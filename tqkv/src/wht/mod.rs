@@ -131,6 +131,12 @@ pub(crate) struct Around<'s> {
     /// A factor applied after the transform (before signs that come
     /// after), or none.
     pub(crate) scale: Option<f32>,
+    /// Where the input is read instead of the vector rotated, and a factor
+    /// each element is multiplied by as it is loaded (`x ← R·(s·v)`, the
+    /// product rounded as `loops::scale_into` rounds it): a unit vector
+    /// rotated without a pass of its own. Powers of two in one or two
+    /// passes only; the vector is then only written. `None`: in place.
+    pub(crate) source: Option<(&'s [f32], f32)>,
     /// The transform `F ⊗ H_L` (or its transpose, with `true`) with one
     /// Williamson factor `F`, and `L`; `None` for a Sylvester transform of
     /// the whole vector.
@@ -150,11 +156,44 @@ pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Aroun
     on_backend!(backend, scalar(x, around), rotate_one_pass(x, around)).unwrap_or(false)
 }
 
+/// Dimensions for tests of the fused one-pass rotations: every power of
+/// two they take (8 to 256) and two that take the separate steps (80 and
+/// 96, Williamson products).
+#[cfg(test)]
+pub(crate) fn one_pass_test_dims() -> impl proptest::strategy::Strategy<Value = usize> {
+    proptest::sample::select(&[8usize, 16, 32, 64, 128, 256, 80, 96][..])
+}
+
+/// The sign bits of [`rotate_one_pass_in`]'s result, `8·bits.len()` of
+/// them (bit `i % 8` of byte `i / 8` set where element `i` is above zero,
+/// the bytes of `loops::sign_bits`), taken from the registers instead of
+/// the stored vector, which is never written back: where the backend
+/// rotates a power of two in one or two passes with registers of 8 lanes
+/// or more (AVX2 and AVX-512 up to [`ONE_PASS_MAX`]). `x` is then left
+/// unspecified; elsewhere `false`, with `x` untouched.
+pub(crate) fn rotate_one_pass_signs_in(
+    backend: Checked,
+    x: &mut [f32],
+    around: &Around,
+    bits: &mut [u8],
+) -> bool {
+    let scalar = |_: &mut [f32], _: &Around, _: &mut [u8]| false;
+    on_backend!(
+        backend,
+        scalar(x, around, bits),
+        rotate_one_pass_signs(x, around, bits)
+    )
+    .unwrap_or(false)
+}
+
 /// [`rotate_one_pass_in`] for vectors longer than one pass with one
 /// Williamson factor on rows of whole registers (576 = 36·16): two passes,
 /// in place; `false`, with `x` untouched, elsewhere (and on the scalar
 /// backend).
 pub(crate) fn rotate_two_pass_in(backend: Checked, x: &mut [f32], around: &Around) -> bool {
+    if around.source.is_some() {
+        return false;
+    }
     let scalar = |_: &mut [f32], _: &Around| false;
     on_backend!(backend, scalar(x, around), rotate_two_pass(x, around)).unwrap_or(false)
 }

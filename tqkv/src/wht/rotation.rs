@@ -3,7 +3,8 @@
 use super::blocks;
 use super::williamson::Kronecker;
 use super::{
-    Around, ONE_PASS_MAX, check_len, fwht_rows_in, rotate_one_pass_in, rotate_two_pass_in,
+    Around, ONE_PASS_MAX, check_len, fwht_rows_in, rotate_one_pass_in, rotate_one_pass_signs_in,
+    rotate_two_pass_in,
 };
 use crate::backend::Checked;
 use crate::loops;
@@ -297,6 +298,41 @@ impl Rotation {
         Ok(())
     }
 
+    /// `y ← R·(s·x)` (each `s·x_i` rounded to f32 first, as
+    /// `loops::scale_into`, so the bits of scaling into `y`, then
+    /// [`rotate_in`](Self::rotate_in)) in one pass that reads `x` where
+    /// the backend has that form (a power of two up to [`ONE_PASS_MAX`]);
+    /// elsewhere, or unless `x` and `y` are `dim` long, `false` with `y`
+    /// untouched. An encoder's unit vector, rotated without a pass of its
+    /// own.
+    pub(crate) fn rotate_scaled_from(
+        &self,
+        backend: Checked,
+        x: &[f32],
+        s: f32,
+        y: &mut [f32],
+    ) -> bool {
+        let Transform::Hadamard(h) = self.transform else {
+            return false;
+        };
+        if !h.factors().is_empty()
+            || x.len() != self.dim
+            || y.len() != self.dim
+            || self.dim > ONE_PASS_MAX
+        {
+            return false;
+        }
+        let around = Around {
+            seed: self.seed,
+            signs: &self.signs,
+            signs_first: true,
+            scale: Some(self.scale),
+            factor: None,
+            source: Some((x, s)),
+        };
+        rotate_one_pass_in(backend, y, &around)
+    }
+
     /// The inverse, `x ← D·H·x/√d`, on the detected backend.
     ///
     /// # Errors
@@ -358,6 +394,30 @@ impl Rotation {
         }
     }
 
+    /// The sign bits of [`sketch_rows_in`](Self::sketch_rows_in)'s first
+    /// `8·bits.len()` rows (the bytes of `loops::sign_bits` on them),
+    /// taken from the registers of the last pass where the backend has
+    /// that form (a power of two up to [`ONE_PASS_MAX`], registers of 8
+    /// lanes or more): the rows are never stored and read back. `x` is
+    /// then left unspecified; elsewhere `false`, with `x` untouched.
+    pub(crate) fn sketch_signs_in(&self, backend: Checked, x: &mut [f32], bits: &mut [u8]) -> bool {
+        let Transform::Hadamard(h) = self.transform else {
+            return false;
+        };
+        if !h.factors().is_empty() || x.len() != self.dim || x.len() > ONE_PASS_MAX {
+            return false;
+        }
+        let around = Around {
+            seed: self.seed,
+            signs: &self.signs,
+            signs_first: true,
+            scale: None,
+            factor: None,
+            source: None,
+        };
+        rotate_one_pass_signs_in(backend, x, &around, bits)
+    }
+
     /// `x ← √d·Rᵀ·x`: the transpose of [`sketch_rows_in`](Self::sketch_rows_in).
     pub(crate) fn sketch_rows_transpose_in(&self, backend: Checked, x: &mut [f32]) {
         if self.one_pass(backend, x, false, None) {
@@ -407,6 +467,7 @@ impl Rotation {
             signs_first,
             scale,
             factor,
+            source: None,
         };
         if x.len() <= ONE_PASS_MAX && rotate_one_pass_in(backend, x, &around) {
             return true;

@@ -214,9 +214,19 @@ pub(super) unsafe fn fwht<V: Vector>(x: &mut [f32]) {
 /// # Safety
 /// The ISA behind `V` is available on this CPU.
 #[inline(always)]
-pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::Around) -> bool {
+pub(super) unsafe fn rotate_one_pass<V: Vector, S: Sink>(
+    x: &mut [f32],
+    around: &super::Around,
+    sink: &mut S,
+) -> bool {
     let n = x.len();
+    if !sink.takes::<V>(n) || around.source.is_some_and(|(v, _)| v.len() != n) {
+        return false;
+    }
     if let Some((f, transpose, l)) = around.factor {
+        if !S::IN_PLACE || around.source.is_some() {
+            return false;
+        }
         // SAFETY: forwarded.
         return unsafe { super::simd_factor::one_pass::<V>(x, around, f, transpose, l) };
     }
@@ -228,18 +238,18 @@ pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::A
     // LANES·group·R2 for the two passes.
     unsafe {
         match n / V::LANES {
-            1 => one_pass::<V, 1>(x, around),
-            2 => one_pass::<V, 2>(x, around),
-            4 => one_pass::<V, 4>(x, around),
-            8 => one_pass::<V, 8>(x, around),
-            16 if group >= 16 => one_pass::<V, 16>(x, around),
+            1 => one_pass::<V, S, 1>(x, around, sink),
+            2 => one_pass::<V, S, 2>(x, around, sink),
+            4 => one_pass::<V, S, 4>(x, around, sink),
+            8 => one_pass::<V, S, 8>(x, around, sink),
+            16 if group >= 16 => one_pass::<V, S, 16>(x, around, sink),
             // Two passes where a group is 8 registers (AVX2). NEON's group
             // of 16 four-lane registers ran more instructions in two passes
             // (qemu: 1,366 against 1,215 a rotation at d = 128) than as
             // separate steps, so it keeps them.
             regs => match (group, regs / group) {
-                (8, 2) => two_passes::<V, 8, 2>(x, around),
-                (8, 4) => two_passes::<V, 8, 4>(x, around),
+                (8, 2) => two_passes::<V, S, 8, 2>(x, around, sink),
+                (8, 4) => two_passes::<V, S, 8, 4>(x, around, sink),
                 _ => return false,
             },
         }
@@ -260,19 +270,22 @@ pub(super) unsafe fn rotate_one_pass<V: Vector>(x: &mut [f32], around: &super::A
 /// The ISA is available; `x.len() == LANES·R1·R2` ≤
 /// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
 #[inline(always)]
-unsafe fn two_passes<V: Vector, const R1: usize, const R2: usize>(
+unsafe fn two_passes<V: Vector, S: Sink, const R1: usize, const R2: usize>(
     x: &mut [f32],
     around: &super::Around,
+    sink: &mut S,
 ) {
     let run = R1 * V::LANES;
+    let (from, pre) = input(x, around);
     let p = x.as_mut_ptr();
     // SAFETY: every register read or written lies inside x's R1·R2·LANES
-    // f32; the ISA is the caller's; the sign words cover ONE_PASS_MAX
-    // elements.
+    // f32 (or the source's, as long); the ISA is the caller's; the sign
+    // words cover ONE_PASS_MAX elements.
     unsafe {
         for at in (0..R2 * run).step_by(run) {
             let stages = V::LANES.trailing_zeros();
-            let mut r: [V; R1] = load_signed(p.add(at), first_signs(around), at, stages);
+            let signs = first_signs(around);
+            let mut r: [V; R1] = load_signed(from.add(at), pre, signs, at, stages);
             cross(&mut r);
             for (j, v) in r.iter().enumerate() {
                 v.store(p.add(at + j * V::LANES));
@@ -290,15 +303,26 @@ unsafe fn two_passes<V: Vector, const R1: usize, const R2: usize>(
             cross(&mut r);
             for (j, v) in r.iter().enumerate() {
                 let at = off + j * run;
-                finish.apply(*v, at).store(p.add(at));
+                sink.put(finish.apply(*v, at), p, at);
             }
         }
     }
 }
 
-/// `R` registers at `p` (elements `base …` of the vector), each negated
-/// where `signs` has its bits (if given), then `stages` in-register
-/// stages each.
+/// Where a one-pass rotation of `x` reads its input, and the factor it
+/// multiplies each element by as it loads it ([`Around`](super::Around)'s
+/// source; `x` itself, unscaled, without one).
+#[inline(always)]
+fn input(x: &[f32], around: &super::Around) -> (*const f32, Option<f32>) {
+    match around.source {
+        Some((v, s)) => (v.as_ptr(), Some(s)),
+        None => (x.as_ptr(), None),
+    }
+}
+
+/// `R` registers at `p` (elements `base …` of the vector), each multiplied
+/// by `pre` (if given), negated where `signs` has its bits (if given),
+/// then `stages` in-register stages each.
 ///
 /// # Safety
 /// The ISA is available; `R·LANES` f32 are readable at `p`; `signs`
@@ -306,6 +330,7 @@ unsafe fn two_passes<V: Vector, const R1: usize, const R2: usize>(
 #[inline(always)]
 pub(super) unsafe fn load_signed<V: Vector, const R: usize>(
     p: *const f32,
+    pre: Option<f32>,
     signs: Option<&[u64]>,
     base: usize,
     stages: u32,
@@ -316,6 +341,9 @@ pub(super) unsafe fn load_signed<V: Vector, const R: usize>(
         for (j, v) in r.iter_mut().enumerate() {
             if j > 0 {
                 *v = V::load(p.add(j * V::LANES));
+            }
+            if let Some(s) = pre {
+                *v = v.mul(V::splat(s));
             }
             if let Some(words) = signs {
                 *v = v.negate_where(sign_bits(words, base + j * V::LANES));
@@ -371,17 +399,106 @@ pub(super) fn first_signs<'a>(around: &super::Around<'a>) -> Option<&'a [u64]> {
 /// The ISA is available; `x.len() == LANES·R`, at most
 /// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
 #[inline(always)]
-unsafe fn one_pass<V: Vector, const R: usize>(x: &mut [f32], around: &super::Around) {
-    // SAFETY: R·LANES f32 are valid at x (caller); the ISA is the caller's.
+unsafe fn one_pass<V: Vector, S: Sink, const R: usize>(
+    x: &mut [f32],
+    around: &super::Around,
+    sink: &mut S,
+) {
+    let (from, pre) = input(x, around);
+    // SAFETY: R·LANES f32 are valid at x and at the source (caller); the
+    // ISA is the caller's.
     unsafe {
-        let mut r: [V; R] = load_signed(
-            x.as_ptr(),
-            first_signs(around),
-            0,
-            V::LANES.trailing_zeros(),
-        );
+        let mut r: [V; R] =
+            load_signed(from, pre, first_signs(around), 0, V::LANES.trailing_zeros());
         cross(&mut r);
-        store_finished(r, x, around);
+        if S::IN_PLACE {
+            store_finished(r, x, around);
+        } else {
+            let finish = Finish {
+                scale: around.scale,
+                signs: (!around.signs_first).then_some(&around.signs[..]),
+            };
+            for (j, v) in r.iter().enumerate() {
+                let at = j * V::LANES;
+                sink.put(finish.apply(*v, at), x.as_mut_ptr(), at);
+            }
+        }
+    }
+}
+
+/// Where a one-pass rotation puts each finished register.
+pub(super) trait Sink {
+    /// Whether the rotation overwrites its input ([`InPlace`]); a sink
+    /// that keeps something else leaves the input unspecified and takes
+    /// the power-of-two passes only.
+    const IN_PLACE: bool;
+
+    /// Whether the sink takes a rotation of `n` elements in registers of
+    /// `V`.
+    fn takes<V: Vector>(&self, n: usize) -> bool;
+
+    /// Takes `v`, the finished elements `at … at + LANES − 1` of the
+    /// vector at `p`.
+    ///
+    /// # Safety
+    /// The ISA is available; `at + LANES` f32 are valid at `p`.
+    unsafe fn put<V: Vector>(&mut self, v: V, p: *mut f32, at: usize);
+}
+
+/// The rotated vector over its input.
+pub(super) struct InPlace;
+
+impl Sink for InPlace {
+    const IN_PLACE: bool = true;
+
+    #[inline(always)]
+    fn takes<V: Vector>(&self, _n: usize) -> bool {
+        true
+    }
+
+    #[inline(always)]
+    unsafe fn put<V: Vector>(&mut self, v: V, p: *mut f32, at: usize) {
+        // SAFETY: the caller's promise.
+        unsafe { v.store(p.add(at)) }
+    }
+}
+
+/// Only the sign bits of the first `8·len` elements of the rotated
+/// vector, as `loops::sign_bits` writes them (bit `i % 8` of byte `i / 8`
+/// set where element `i` is above zero): one compare a register where
+/// the vector would have been stored, then read back and compared.
+/// Registers of at least 8 lanes, so a register's bits are whole bytes.
+pub(super) struct SignBits<'o>(pub(super) &'o mut [u8]);
+
+impl Sink for SignBits<'_> {
+    const IN_PLACE: bool = false;
+
+    #[inline(always)]
+    fn takes<V: Vector>(&self, n: usize) -> bool {
+        V::LANES >= 8 && self.0.len() * 8 <= n
+    }
+
+    #[inline(always)]
+    unsafe fn put<V: Vector>(&mut self, v: V, _p: *mut f32, at: usize) {
+        let m = self.0.len() * 8;
+        if at >= m {
+            return;
+        }
+        // SAFETY: the ISA is the caller's; registers only.
+        let bits = unsafe { v.positive_bits() }.to_le_bytes();
+        // Whole registers' bytes in one fixed-size copy (a loop over a
+        // count known at run time cost more than the stores it saved);
+        // a 16-lane register past the last row but 8 gives one byte.
+        let n = match at + V::LANES <= m {
+            true => V::LANES / 8,
+            false => 1,
+        };
+        let at = at / 8;
+        if n == 2 {
+            self.0[at..at + 2].copy_from_slice(&bits[..2]);
+        } else {
+            self.0[at] = bits[0];
+        }
     }
 }
 
@@ -477,8 +594,24 @@ macro_rules! entry_points {
                 x: &mut [f32],
                 around: &super::Around,
             ) -> bool {
+                let sink = &mut super::simd::InPlace;
                 // SAFETY: as in `fwht`.
-                unsafe { super::simd::rotate_one_pass::<$vector>(x, around) }
+                unsafe { super::simd::rotate_one_pass::<$vector, _>(x, around, sink) }
+            }
+
+            /// A one-pass rotation's sign bits where the length allows
+            /// (else `false`, `x` untouched); `x` is left unspecified.
+            ///
+            /// # Safety
+            /// As [`fwht`].
+            pub(super) unsafe fn rotate_one_pass_signs(
+                x: &mut [f32],
+                around: &super::Around,
+                bits: &mut [u8],
+            ) -> bool {
+                let sink = &mut super::simd::SignBits(bits);
+                // SAFETY: as in `fwht`.
+                unsafe { super::simd::rotate_one_pass::<$vector, _>(x, around, sink) }
             }
 
             /// A two-pass rotation where the shape allows (else `false`).

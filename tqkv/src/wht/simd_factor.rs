@@ -214,7 +214,8 @@ unsafe fn quads_pass<V: Vector, const N: usize, const Q: usize, const REGS: usiz
     // caller's.
     unsafe {
         // D, then H_L on every row (its stages inside each row's lanes).
-        let r: [V; REGS] = load_signed(x.as_ptr(), first_signs(around), 0, l.trailing_zeros());
+        let r: [V; REGS] =
+            load_signed(x.as_ptr(), None, first_signs(around), 0, l.trailing_zeros());
         let mut quads = [[r[0]; Q]; N];
         for (k, quad) in quads.iter_mut().enumerate() {
             for (q, v) in quad.iter_mut().enumerate() {
@@ -298,7 +299,7 @@ unsafe fn rows_pass<V: Vector, const R: usize>(x: &mut [f32], signs: Option<&[u6
         // `signs` covers the row.
         unsafe {
             let stages = V::LANES.trailing_zeros();
-            let mut r: [V; R] = load_signed(row_data.as_ptr(), signs, i * row, stages);
+            let mut r: [V; R] = load_signed(row_data.as_ptr(), None, signs, i * row, stages);
             cross(&mut r);
             for (j, v) in r.iter().enumerate() {
                 v.store(row_data.as_mut_ptr().add(j * V::LANES));
