@@ -97,6 +97,19 @@ mod stack;
 mod vector;
 pub mod wht;
 
+/// The unit tests' proptest settings: 256 cases, and few under Miri, which
+/// runs the scalar instances only and has no file system for proptest's
+/// record of failures.
+#[cfg(test)]
+pub(crate) fn proptest_config() -> proptest::prelude::ProptestConfig {
+    let mut config =
+        proptest::prelude::ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 });
+    if cfg!(miri) {
+        config.failure_persistence = None;
+    }
+    config
+}
+
 pub use backend::Backend;
 pub use codebook::Codebook;
 pub use codebook::pack;

@@ -475,18 +475,8 @@ mod tests {
     /// every backend; short under Miri, which interprets every operation).
     const LONGEST: usize = if cfg!(miri) { 40 } else { 300 };
 
-    /// Few cases under Miri, which runs the scalar instances only and has
-    /// no file system for proptest's record of failures.
-    fn config() -> ProptestConfig {
-        let mut config = ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 });
-        if cfg!(miri) {
-            config.failure_persistence = None;
-        }
-        config
-    }
-
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(crate::proptest_config())]
 
         /// Every backend's instance of every loop gives the portable loop's
         /// bits, at every length (whole registers and tails) and offset.

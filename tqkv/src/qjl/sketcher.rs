@@ -591,6 +591,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::proptest_config())]
+
         /// The sign bits the fused kernels take from their registers
         /// (`Rotation::sketch_signs_in`, through the encoders' in-place
         /// sketch) are the bytes of the scalar backend's separate steps

@@ -285,6 +285,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::proptest_config())]
+
         /// The unit vector rotated as it is scaled (one pass over `x`) has
         /// the bits of the scalar backend's separate steps, on every
         /// backend; AVX2 and AVX-512 take every power of two up to 256,
