@@ -291,10 +291,7 @@ unsafe fn two_passes<V: Vector, S: Sink, const R1: usize, const R2: usize>(
                 v.store(p.add(at + j * V::LANES));
             }
         }
-        let finish = Finish {
-            scale: around.scale,
-            signs: (!around.signs_first).then_some(&around.signs[..]),
-        };
+        let finish = Finish::of(around);
         for off in (0..run).step_by(V::LANES) {
             let mut r: [V; R2] = [V::load(p.add(off)); R2];
             for (j, v) in r.iter_mut().enumerate().skip(1) {
@@ -372,10 +369,7 @@ pub(super) unsafe fn store_finished<V: Vector, const R: usize>(
     x: &mut [f32],
     around: &super::Around,
 ) {
-    let finish = Finish {
-        scale: around.scale,
-        signs: (!around.signs_first).then_some(&around.signs[..]),
-    };
+    let finish = Finish::of(around);
     for (j, v) in r.iter().enumerate() {
         // SAFETY: R·LANES f32 are valid at x (caller); the ISA is the
         // caller's; the words cover 256 elements.
@@ -411,17 +405,10 @@ unsafe fn one_pass<V: Vector, S: Sink, const R: usize>(
         let mut r: [V; R] =
             load_signed(from, pre, first_signs(around), 0, V::LANES.trailing_zeros());
         cross(&mut r);
-        if S::IN_PLACE {
-            store_finished(r, x, around);
-        } else {
-            let finish = Finish {
-                scale: around.scale,
-                signs: (!around.signs_first).then_some(&around.signs[..]),
-            };
-            for (j, v) in r.iter().enumerate() {
-                let at = j * V::LANES;
-                sink.put(finish.apply(*v, at), x.as_mut_ptr(), at);
-            }
+        let finish = Finish::of(around);
+        for (j, v) in r.iter().enumerate() {
+            let at = j * V::LANES;
+            sink.put(finish.apply(*v, at), x.as_mut_ptr(), at);
         }
     }
 }
@@ -540,6 +527,16 @@ pub(super) struct Finish<'a> {
 }
 
 impl Finish<'_> {
+    /// What a one-pass rotation does to each register it finishes: its
+    /// scale, then its signs where they come last.
+    #[inline(always)]
+    pub(super) fn of<'a>(around: &super::Around<'a>) -> Finish<'a> {
+        Finish {
+            scale: around.scale,
+            signs: (!around.signs_first).then_some(&around.signs[..]),
+        }
+    }
+
     /// Nothing: the plain product.
     pub(super) const NONE: Finish<'static> = Finish {
         scale: None,
