@@ -233,28 +233,118 @@ pub(super) unsafe fn rotate_one_pass<V: Vector, S: Sink>(
     if !n.is_power_of_two() || n < V::LANES || n > super::ONE_PASS_MAX {
         return false;
     }
+    // SAFETY: forwarded; the length is a power of two from LANES to
+    // ONE_PASS_MAX, and `Steps::kind` is the shape's own.
+    unsafe {
+        match Steps::kind(around) {
+            UNIT => sized::<V, S, UNIT>(x, around, sink),
+            SKETCH => sized::<V, S, SKETCH>(x, around, sink),
+            ROTATE => sized::<V, S, ROTATE>(x, around, sink),
+            _ => sized::<V, S, ANY>(x, around, sink),
+        }
+    }
+}
+
+/// [`rotate_one_pass`] on a power of two from `LANES` to
+/// [`ONE_PASS_MAX`](super::ONE_PASS_MAX) elements, its steps `K` (see
+/// [`Steps`]).
+///
+/// # Safety
+/// As [`rotate_one_pass`]; `K` is [`ANY`] or `Steps::kind(around)`.
+#[inline(always)]
+unsafe fn sized<V: Vector, S: Sink, const K: u8>(
+    x: &mut [f32],
+    around: &super::Around,
+    sink: &mut S,
+) -> bool {
     let group = 1 << V::GROUP_LOG2;
     // SAFETY: forwarded; n = LANES·R exactly for the R chosen, or
     // LANES·group·R2 for the two passes.
     unsafe {
-        match n / V::LANES {
-            1 => one_pass::<V, S, 1>(x, around, sink),
-            2 => one_pass::<V, S, 2>(x, around, sink),
-            4 => one_pass::<V, S, 4>(x, around, sink),
-            8 => one_pass::<V, S, 8>(x, around, sink),
-            16 if group >= 16 => one_pass::<V, S, 16>(x, around, sink),
+        match x.len() / V::LANES {
+            1 => one_pass::<V, S, K, 1>(x, around, sink),
+            2 => one_pass::<V, S, K, 2>(x, around, sink),
+            4 => one_pass::<V, S, K, 4>(x, around, sink),
+            8 => one_pass::<V, S, K, 8>(x, around, sink),
+            16 if group >= 16 => one_pass::<V, S, K, 16>(x, around, sink),
             // Two passes where a group is 8 registers (AVX2). NEON's group
             // of 16 four-lane registers ran more instructions in two passes
             // (qemu: 1,366 against 1,215 a rotation at d = 128) than as
             // separate steps, so it keeps them.
             regs => match (group, regs / group) {
-                (8, 2) => two_passes::<V, S, 8, 2>(x, around, sink),
-                (8, 4) => two_passes::<V, S, 8, 4>(x, around, sink),
+                (8, 2) => two_passes::<V, S, K, 8, 2>(x, around, sink),
+                (8, 4) => two_passes::<V, S, K, 8, 4>(x, around, sink),
                 _ => return false,
             },
         }
     }
     true
+}
+
+/// Steps [`Steps::of`] reads from the [`Around`](super::Around) at run
+/// time, on every register.
+const ANY: u8 = 0;
+/// Flag of [`Steps`]: the source is scaled as it is loaded.
+const PRE: u8 = 1;
+/// Flag of [`Steps`]: the signs come before the transform (else after).
+const FIRST: u8 = 2;
+/// Flag of [`Steps`]: the transform is scaled.
+const SCALE: u8 = 4;
+/// Flag of [`Steps`]: the flags are the shape's, known when compiled.
+const KNOWN: u8 = 8;
+/// A unit vector rotated as it is scaled (every encoding).
+const UNIT: u8 = KNOWN | PRE | FIRST | SCALE;
+/// A sketch's projection (its signs only are kept).
+const SKETCH: u8 = KNOWN | FIRST;
+/// A rotation in place (a query's, or an encoding that is not fused).
+const ROTATE: u8 = KNOWN | FIRST | SCALE;
+
+/// The optional steps around a one-pass rotation's transform. Where the
+/// passes are instantiated for the shape (`K` a known one), which steps
+/// are taken is a constant and each register's steps are straight-line
+/// code: read from the `Around` at run time, four tests and branches a
+/// register (the two-pass loops are too long to be unswitched) cost
+/// `push` about a tenth.
+struct Steps<'a> {
+    /// The source's factor.
+    pre: Option<f32>,
+    /// The signs, where they come first.
+    first: Option<&'a [u64]>,
+    /// The scale and the signs that come last.
+    finish: Finish<'a>,
+}
+
+impl<'a> Steps<'a> {
+    /// The flags of `around`'s shape, with [`KNOWN`].
+    #[inline(always)]
+    fn kind(around: &super::Around) -> u8 {
+        let flag = |taken: bool, f: u8| if taken { f } else { 0 };
+        KNOWN
+            | flag(around.source.is_some(), PRE)
+            | flag(around.signs_first, FIRST)
+            | flag(around.scale.is_some(), SCALE)
+    }
+
+    /// The steps of `around`, whose shape is `K` unless `K` is [`ANY`].
+    #[inline(always)]
+    fn of<const K: u8>(around: &super::Around<'a>) -> Self {
+        let pre = around.source.map(|(_, s)| s);
+        let first = first_signs(around);
+        let finish = Finish::of(around);
+        if K & KNOWN == 0 {
+            return Steps { pre, first, finish };
+        }
+        // The same values, with which of them are present a constant.
+        let signs = &around.signs[..];
+        Steps {
+            pre: (K & PRE != 0).then(|| pre.unwrap_or(1.0)),
+            first: (K & FIRST != 0).then_some(signs),
+            finish: Finish {
+                scale: (K & SCALE != 0).then(|| finish.scale.unwrap_or(1.0)),
+                signs: (K & FIRST == 0).then_some(signs),
+            },
+        }
+    }
 }
 
 /// [`rotate_one_pass`] for vectors of `R1·R2` registers, `R1` a pass's
@@ -270,13 +360,14 @@ pub(super) unsafe fn rotate_one_pass<V: Vector, S: Sink>(
 /// The ISA is available; `x.len() == LANES·R1·R2` ≤
 /// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
 #[inline(always)]
-unsafe fn two_passes<V: Vector, S: Sink, const R1: usize, const R2: usize>(
+unsafe fn two_passes<V: Vector, S: Sink, const K: u8, const R1: usize, const R2: usize>(
     x: &mut [f32],
     around: &super::Around,
     sink: &mut S,
 ) {
     let run = R1 * V::LANES;
-    let (from, pre) = input(x, around);
+    let from = input(x, around);
+    let steps = Steps::of::<K>(around);
     let p = x.as_mut_ptr();
     // SAFETY: every register read or written lies inside x's R1·R2·LANES
     // f32 (or the source's, as long); the ISA is the caller's; the sign
@@ -284,14 +375,12 @@ unsafe fn two_passes<V: Vector, S: Sink, const R1: usize, const R2: usize>(
     unsafe {
         for at in (0..R2 * run).step_by(run) {
             let stages = V::LANES.trailing_zeros();
-            let signs = first_signs(around);
-            let mut r: [V; R1] = load_signed(from.add(at), pre, signs, at, stages);
+            let mut r: [V; R1] = load_signed(from.add(at), steps.pre, steps.first, at, stages);
             cross(&mut r);
             for (j, v) in r.iter().enumerate() {
                 v.store(p.add(at + j * V::LANES));
             }
         }
-        let finish = Finish::of(around);
         for off in (0..run).step_by(V::LANES) {
             let mut r: [V; R2] = [V::load(p.add(off)); R2];
             for (j, v) in r.iter_mut().enumerate().skip(1) {
@@ -300,20 +389,19 @@ unsafe fn two_passes<V: Vector, S: Sink, const R1: usize, const R2: usize>(
             cross(&mut r);
             for (j, v) in r.iter().enumerate() {
                 let at = off + j * run;
-                sink.put(finish.apply(*v, at), p, at);
+                sink.put(steps.finish.apply(*v, at), p, at);
             }
         }
     }
 }
 
-/// Where a one-pass rotation of `x` reads its input, and the factor it
-/// multiplies each element by as it loads it ([`Around`](super::Around)'s
-/// source; `x` itself, unscaled, without one).
+/// Where a one-pass rotation of `x` reads its input: the
+/// [`Around`](super::Around)'s source, or `x` itself.
 #[inline(always)]
-fn input(x: &[f32], around: &super::Around) -> (*const f32, Option<f32>) {
+fn input(x: &[f32], around: &super::Around) -> *const f32 {
     match around.source {
-        Some((v, s)) => (v.as_ptr(), Some(s)),
-        None => (x.as_ptr(), None),
+        Some((v, _)) => v.as_ptr(),
+        None => x.as_ptr(),
     }
 }
 
@@ -393,22 +481,21 @@ pub(super) fn first_signs<'a>(around: &super::Around<'a>) -> Option<&'a [u64]> {
 /// The ISA is available; `x.len() == LANES·R`, at most
 /// [`ONE_PASS_MAX`](super::ONE_PASS_MAX).
 #[inline(always)]
-unsafe fn one_pass<V: Vector, S: Sink, const R: usize>(
+unsafe fn one_pass<V: Vector, S: Sink, const K: u8, const R: usize>(
     x: &mut [f32],
     around: &super::Around,
     sink: &mut S,
 ) {
-    let (from, pre) = input(x, around);
+    let from = input(x, around);
+    let steps = Steps::of::<K>(around);
     // SAFETY: R·LANES f32 are valid at x and at the source (caller); the
     // ISA is the caller's.
     unsafe {
-        let mut r: [V; R] =
-            load_signed(from, pre, first_signs(around), 0, V::LANES.trailing_zeros());
+        let mut r: [V; R] = load_signed(from, steps.pre, steps.first, 0, V::LANES.trailing_zeros());
         cross(&mut r);
-        let finish = Finish::of(around);
         for (j, v) in r.iter().enumerate() {
             let at = j * V::LANES;
-            sink.put(finish.apply(*v, at), x.as_mut_ptr(), at);
+            sink.put(steps.finish.apply(*v, at), x.as_mut_ptr(), at);
         }
     }
 }
