@@ -234,9 +234,9 @@ pub(super) unsafe fn rotate_one_pass<V: Vector, S: Sink>(
         return false;
     }
     // SAFETY: forwarded; the length is a power of two from LANES to
-    // ONE_PASS_MAX, and `Steps::kind` is the shape's own. A sink of sign
-    // bits takes sketches only: no instances of the other shapes for it
-    // (a third of the passes' code).
+    // ONE_PASS_MAX. `K` is the shape's own kind or ANY, so the bits are the
+    // separate steps'. A sink of sign bits takes sketches only: no
+    // instances of the other shapes for it (a third of the passes' code).
     unsafe {
         match Steps::kind(around) {
             UNIT if S::IN_PLACE => sized::<V, S, UNIT>(x, around, sink),
@@ -249,10 +249,11 @@ pub(super) unsafe fn rotate_one_pass<V: Vector, S: Sink>(
 
 /// [`rotate_one_pass`] on a power of two from `LANES` to
 /// [`ONE_PASS_MAX`](super::ONE_PASS_MAX) elements, its steps `K` (see
-/// [`Steps`]).
+/// [`Steps`]): [`ANY`] or `Steps::kind(around)`, for the separate steps'
+/// bits (another `K` gives other bits, never an access out of bounds).
 ///
 /// # Safety
-/// As [`rotate_one_pass`]; `K` is [`ANY`] or `Steps::kind(around)`.
+/// As [`rotate_one_pass`].
 #[inline(always)]
 unsafe fn sized<V: Vector, S: Sink, const K: u8>(
     x: &mut [f32],
