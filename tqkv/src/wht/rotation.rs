@@ -301,10 +301,10 @@ impl Rotation {
     /// `y ← R·(s·x)` (each `s·x_i` rounded to f32 first, as
     /// `loops::scale_into`, so the bits of scaling into `y`, then
     /// [`rotate_in`](Self::rotate_in)) in one pass that reads `x` where
-    /// the backend has that form (a power of two up to [`ONE_PASS_MAX`]);
-    /// elsewhere, or unless `x` and `y` are `dim` long, `false` with `y`
-    /// untouched. An encoder's unit vector, rotated without a pass of its
-    /// own.
+    /// the backend has that form (a power of two from one register up to
+    /// [`ONE_PASS_MAX`]); elsewhere, or unless `x` and `y` are `dim` long,
+    /// `false` with `y` untouched. An encoder's unit vector, rotated
+    /// without a pass of its own.
     pub(crate) fn rotate_scaled_from(
         &self,
         backend: Checked,
