@@ -1,5 +1,6 @@
 //! How the `parallel` entry points cut work into ranges for their threads.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::vec::Vec;
 
 /// Bounds of the ranges of `len` items shared by `threads`, from 0 to
@@ -17,4 +18,145 @@ pub(crate) fn guided_bounds(len: usize, threads: usize, min: usize) -> Vec<usize
         bounds.push(at);
     }
     bounds
+}
+
+/// Ranges of `len` items for `workers` threads, each of which owns one
+/// contiguous region (worker `k` the `k`-th of `workers` equal parts) and
+/// walks it from its start; a worker done with its own region takes the
+/// others' ranges from their ends. Each region is cut as
+/// [`guided_bounds`] cuts it for one thread (halves, then quarters, down to
+/// `min`), so what is left for another worker at a region's end is short.
+///
+/// Why owned regions: on a 2-vCPU Zen 5, a 65,536-token decode split in
+/// two took about 7 % less time (median) with each thread walking its own
+/// half than with both taking the next range of one shared sequence,
+/// whether that sequence was guided or 32 equal ranges. The bounds depend
+/// only on `len`, `workers` and `min`, never on which thread took which
+/// range.
+pub(crate) struct OwnedRanges {
+    bounds: Vec<usize>,
+    /// Index of region `r`'s first range; `workers + 1` entries.
+    firsts: Vec<usize>,
+    claims: Vec<Claim>,
+}
+
+/// The claims on one region's ranges: every claim counts in `taken`
+/// first, so `front + back` never passes the region's range count.
+#[derive(Default)]
+struct Claim {
+    taken: AtomicUsize,
+    front: AtomicUsize,
+    back: AtomicUsize,
+}
+
+impl OwnedRanges {
+    /// The ranges of `len` items in `workers ≥ 1` regions; one empty range
+    /// for `len = 0`.
+    pub(crate) fn new(len: usize, workers: usize, min: usize) -> Self {
+        let workers = workers.max(1);
+        let mut bounds = std::vec![0];
+        let mut firsts = std::vec![0];
+        for r in 0..workers {
+            let (start, end) = (r * len / workers, (r + 1) * len / workers);
+            let cut = guided_bounds(end - start, 1, min);
+            bounds.extend(cut[1..].iter().map(|&b| start + b));
+            firsts.push(bounds.len() - 1);
+        }
+        if len == 0 {
+            // One empty range (in the last region), whose state the
+            // caller still finishes from.
+            bounds.push(0);
+            if let Some(last) = firsts.last_mut() {
+                *last = 1;
+            }
+        }
+        let claims = (0..workers).map(|_| Claim::default()).collect();
+        OwnedRanges {
+            bounds,
+            firsts,
+            claims,
+        }
+    }
+
+    /// The bounds of every range, in order, from 0 to `len`.
+    pub(crate) fn bounds(&self) -> &[usize] {
+        &self.bounds
+    }
+
+    /// The next range for `worker`: its own region's next from the start,
+    /// then the other regions' last not yet taken; `None` when none is
+    /// left. `visited` starts at 0 for each worker and is its own.
+    pub(crate) fn next(&self, worker: usize, visited: &mut usize) -> Option<usize> {
+        let workers = self.claims.len();
+        while *visited < workers {
+            let r = (worker + *visited) % workers;
+            let (first, count) = (self.firsts[r], self.firsts[r + 1] - self.firsts[r]);
+            let claim = &self.claims[r];
+            if claim.taken.fetch_add(1, Ordering::Relaxed) < count {
+                return Some(if *visited == 0 {
+                    first + claim.front.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    first + count - 1 - claim.back.fetch_add(1, Ordering::Relaxed)
+                });
+            }
+            *visited += 1;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OwnedRanges;
+    use std::vec::Vec;
+
+    #[test]
+    fn owned_ranges_cover_the_items_and_each_is_taken_once() {
+        for len in [0usize, 1, 511, 512, 513, 1000, 4096, 65_536, 100_003] {
+            for workers in 1..=5 {
+                let ranges = OwnedRanges::new(len, workers, 512);
+                let b = ranges.bounds();
+                assert_eq!((b[0], *b.last().unwrap()), (0, len), "{len} {workers}");
+                assert!(b.windows(2).all(|w| w[0] < w[1] || len == 0));
+                // Worker 0 alone takes everything: its region first, in
+                // order, then each other region from its end.
+                let mut visited = 0;
+                let order: Vec<usize> =
+                    core::iter::from_fn(|| ranges.next(0, &mut visited)).collect();
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(
+                    sorted,
+                    (0..b.len() - 1).collect::<Vec<_>>(),
+                    "{len} {workers}"
+                );
+                let own = ranges.firsts[1];
+                assert_eq!(order[..own], (0..own).collect::<Vec<_>>()[..]);
+                if workers > 1 && len >= 2 * 512 {
+                    assert_eq!(order[own], ranges.firsts[2] - 1, "{len} {workers}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn workers_taking_turns_never_take_a_range_twice() {
+        let ranges = OwnedRanges::new(65_536, 3, 512);
+        let mut visited = [0usize; 3];
+        let mut taken = Vec::new();
+        let mut k = 0;
+        let mut idle = 0;
+        while idle < 3 {
+            match ranges.next(k, &mut visited[k]) {
+                Some(i) => {
+                    taken.push(i);
+                    idle = 0;
+                }
+                None => idle += 1,
+            }
+            k = (k + 1) % 3;
+        }
+        taken.sort_unstable();
+        assert_eq!(taken, (0..ranges.bounds().len() - 1).collect::<Vec<_>>());
+    }
 }

@@ -451,6 +451,26 @@ fn parallel_attention_equals_one_thread() {
             );
         }
     }
+    // Short caches: none, one token, fewer tokens than two threads' least
+    // ranges, and a few ranges for each thread.
+    for len in [0usize, 1, 600, 1100, 2100] {
+        let cfg = CacheConfig::new(Scheme::Kqv, 4, 1, 64, len.max(1)).with_seed(3);
+        let (buf, _, _) = filled(cfg, len, 8);
+        let cache = KvCache::from_bytes(&buf[..]).unwrap();
+        let (ks, vs) = decoded(&cache, 0);
+        for threads in [2, 3] {
+            let mut out = vec![1.0f32; q.len()];
+            attend_parallel(&cache, 0, &q, &mut out, threads).unwrap();
+            let label = format!("{len} tokens, {threads} threads");
+            if len == 0 {
+                assert!(out.iter().all(|&v| v == 0.0), "{label}");
+                continue;
+            }
+            for (qh, oh) in q.chunks(64).zip(out.chunks(64)) {
+                check_close(oh, &over_prefix(&ks, &vs, qh, len), &label);
+            }
+        }
+    }
     let mut out = vec![0.0f32; q.len()];
     assert!(matches!(
         attend_parallel(&cache, 0, &q, &mut out, 0),

@@ -7,7 +7,6 @@
 //! cost about 60 µs on the benchmark machine, an eighth of the work of
 //! a 65,536-token decode split in two.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
@@ -15,14 +14,17 @@ use std::vec::Vec;
 use super::pass::{self, Shape};
 use super::{Partial, Scoring, check, scratch_len};
 use crate::quant::KvCache;
+use crate::split::OwnedRanges;
 use crate::{Backend, Error};
 
-/// [`attend`](super::attend) split into ranges of tokens that shrink from
-/// `1/(2·threads)` of the tokens to 512, on the detected backend. The
-/// calling thread and `threads - 1` jobs on rayon's pool (the global one,
-/// or the one whose `install` runs the call) each take the next range until
-/// none is left. The states merge in range order, so the bits
-/// of the result do not depend on the scheduling. Allocates the prepared
+/// [`attend`](super::attend) split across threads on the detected
+/// backend. The calling thread and `threads - 1` jobs on rayon's pool (the
+/// global one, or the one whose `install` runs the call) each own an equal
+/// part of the tokens, cut into ranges that shrink from half the part to
+/// 512 tokens; each walks its own part from the start, then takes what is
+/// left of the others' from their ends. The states merge in range order,
+/// and the ranges depend only on the length and the thread count, so the
+/// bits of the result do not depend on the scheduling. Allocates the prepared
 /// query vectors (once for every range), each range's state and each
 /// thread's scratch.
 ///
@@ -62,18 +64,6 @@ pub fn attend_parallel<B: AsRef<[u8]> + Sync>(
 const MIN_TOKENS_PER_RANGE: usize = 512;
 
 const PANICKED: Error = Error::InvalidParameter("an attention thread panicked");
-
-/// Bounds of the token ranges of one split, from 0 to `len`
-/// ([`guided_bounds`](crate::split::guided_bounds) of at least
-/// [`MIN_TOKENS_PER_RANGE`]); one empty range for an empty cache, whose
-/// state the result is still finished from.
-fn range_bounds(len: usize, threads: usize) -> Vec<usize> {
-    let mut bounds = crate::split::guided_bounds(len, threads, MIN_TOKENS_PER_RANGE);
-    if len == 0 {
-        bounds.push(0);
-    }
-    bounds
-}
 
 /// [`attend_parallel`] on a chosen backend.
 ///
@@ -126,9 +116,11 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
     )?;
     let prepared = &prepared[..];
     let len = cache.len();
-    let bounds = range_bounds(len, threads);
+    // No more workers than ranges of the least length.
+    let workers = threads.min(len / MIN_TOKENS_PER_RANGE).max(1);
+    let ranges = OwnedRanges::new(len, workers, MIN_TOKENS_PER_RANGE);
+    let bounds = ranges.bounds();
     let parts = bounds.len() - 1;
-    let workers = threads.min(parts);
     let state_len = Partial::len_for(cache, queries);
     let mut states = vec![0.0f32; parts * state_len];
     // A worker's scratch less the prepared queries, which the ranges share.
@@ -138,15 +130,15 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
         .chunks_mut(state_len)
         .map(|buf| Partial::new(cache, queries, buf).map(Mutex::new))
         .collect::<Result<Vec<_>, _>>()?;
-    // Each worker takes the next range not yet taken; range `i` always goes
-    // into state `i`, and the states merge in order, so the result does not
-    // depend on which thread took which range.
-    let next = AtomicUsize::new(0);
-    let drain = |scratch: &mut [f32]| -> Result<(), Error> {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
+    // Each worker walks its own region, then takes what is left of the
+    // others'; range `i` always goes into state `i`, and the states merge
+    // in order, so the result does not depend on which thread took which
+    // range.
+    let drain = |worker: usize, scratch: &mut [f32]| -> Result<(), Error> {
+        let mut visited = 0;
+        while let Some(i) = ranges.next(worker, &mut visited) {
             let (Some(slot), Some(&[start, end])) = (slots.get(i), bounds.get(i..i + 2)) else {
-                return Ok(());
+                continue;
             };
             if start == end {
                 continue;
@@ -159,16 +151,17 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
                 checked, scoring, cache, head, prepared, &limits, range, &mut state, scratch,
             )?;
         }
+        Ok(())
     };
     let (own, helpers) = scratches.split_at_mut(scratch);
     let mut results = vec![Ok(()); workers - 1];
     // The calling thread works too, so a call wakes `workers - 1` pool
     // threads and never waits to be woken itself unless a helper is late.
     let mut result = rayon::in_place_scope(|s| {
-        for (scratch, result) in helpers.chunks_mut(scratch).zip(&mut results) {
-            s.spawn(|_| *result = drain(scratch));
+        for (k, (scratch, result)) in helpers.chunks_mut(scratch).zip(&mut results).enumerate() {
+            s.spawn(move |_| *result = drain(k + 1, scratch));
         }
-        drain(own)
+        drain(0, own)
     });
     for r in results {
         result = result.and(r);
@@ -190,31 +183,19 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
 
 #[cfg(test)]
 mod tests {
-    use super::range_bounds;
-    use std::vec::Vec;
+    use super::{MIN_TOKENS_PER_RANGE, OwnedRanges};
 
     #[test]
-    fn ranges_cover_the_tokens_in_order_and_shrink() {
-        for len in [0usize, 1, 511, 512, 513, 4096, 65_536, 100_003] {
-            for threads in 1..=5 {
-                let b = range_bounds(len, threads);
-                assert_eq!((b[0], *b.last().unwrap()), (0, len), "{len} {threads}");
-                let sizes: Vec<usize> = b.windows(2).map(|w| w[1] - w[0]).collect();
-                assert!(len == 0 || sizes.iter().all(|&s| s > 0), "{len} {threads}");
-                assert!(
-                    sizes.windows(2).all(|w| w[1] <= w[0]),
-                    "{len} {threads}: {sizes:?}"
-                );
-                assert!(
-                    sizes
-                        .iter()
-                        .all(|&s| s <= len.div_ceil(2 * threads).max(512))
-                );
-            }
+    fn two_threads_own_halves_that_shrink_to_the_least_range() {
+        // 65,536 tokens on two threads: each half cut from a quarter of the
+        // tokens down to 512.
+        let r = OwnedRanges::new(65_536, 2, MIN_TOKENS_PER_RANGE);
+        let b = r.bounds();
+        let halves = [&b[..8], &b[7..]];
+        for (h, half) in halves.iter().enumerate() {
+            assert_eq!((half[0], half[7]), (h * 32_768, (h + 1) * 32_768));
+            let sizes: std::vec::Vec<usize> = half.windows(2).map(|w| w[1] - w[0]).collect();
+            assert_eq!(sizes, [16_384, 8192, 4096, 2048, 1024, 512, 512]);
         }
-        // 65,536 tokens on two threads: a quarter first, at most 512 last.
-        let b = range_bounds(65_536, 2);
-        assert_eq!(b[1], 16_384);
-        assert!(b[b.len() - 1] - b[b.len() - 2] <= 512);
     }
 }
