@@ -215,10 +215,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
 #[cfg(feature = "parallel")]
 impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
     /// [`push_batch`](Self::push_batch) shared out between threads: the
-    /// tokens go in runs that shrink from `1/(2·threads)` of the batch to
-    /// 32 tokens, which the calling thread and `threads − 1` jobs on
-    /// rayon's pool (the global one, or the one whose `install` runs the
-    /// call) take in turn, each writing its own tokens' slots. The bytes
+    /// calling thread and `threads − 1` jobs on rayon's pool (the global
+    /// one, or the one whose `install` runs the call) each own an equal
+    /// part of the batch, cut into runs that shrink from half the part to
+    /// 32 tokens; each walks its own part, then takes what is left of the
+    /// others' from their ends, writing its own tokens' slots. The bytes
     /// are those of [`push_batch`](Self::push_batch). Worth it for a
     /// prefill of thousands of vectors: waking a pool thread cost 16 µs at
     /// the median on the benchmark VM, and sometimes over 1 ms, against
@@ -274,7 +275,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         // Finiteness is scanned by the threads too (below).
         let tokens = self.check_batch_shape(k, v)?;
         let (k_row, v_row) = self.rows();
-        let bounds = crate::split::guided_bounds(tokens, threads, MIN_TOKENS_PER_RUN);
+        let workers = threads.min(tokens / MIN_TOKENS_PER_RUN).max(1);
+        let runs = crate::split::OwnedRanges::new(tokens, workers, MIN_TOKENS_PER_RUN);
+        let bounds = runs.bounds();
         let (first, layout, heads) = (self.len, self.layout, self.config.heads);
         // Each region's new slots, cut into the runs' shares.
         let mut shares: Vec<Vec<&mut [u8]>> = bounds
@@ -334,15 +337,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 false => Err(Error::NonFinite),
             }
         };
-        // Each thread takes the next run not yet taken; run `i` always
-        // writes the slots of its own tokens.
-        let next = AtomicUsize::new(0);
-        let drain = || -> Result<(), Error> {
+        // Each thread walks its own part of the batch, then takes what is
+        // left of the others'; run `i` always writes the slots of its own
+        // tokens.
+        let drain = |worker: usize| -> Result<(), Error> {
             scan()?;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
+            let mut visited = 0;
+            while let Some(i) = runs.next(worker, &mut visited) {
                 let (Some(share), Some(&[from, to])) = (shares.get(i), bounds.get(i..i + 2)) else {
-                    return Ok(());
+                    continue;
                 };
                 let mut share = share.lock().map_err(|_| PANICKED)?;
                 let (k, v) = (&k[from * k_row..to * k_row], &v[from * v_row..to * v_row]);
@@ -352,16 +355,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
                 };
                 encoders.encode(backend, (to - from) * heads, k, v, &mut dest)?;
             }
+            Ok(())
         };
-        let helpers = threads.min(shares.len()).saturating_sub(1);
-        let mut results = std::vec![Ok(()); helpers];
+        let mut results = std::vec![Ok(()); workers - 1];
         // The calling thread works too, so a call wakes only the helpers
         // and never waits to be woken itself.
         let mut result = rayon::in_place_scope(|s| {
-            for result in &mut results {
-                s.spawn(|_| *result = drain());
+            for (k, result) in results.iter_mut().enumerate() {
+                s.spawn(move |_| *result = drain(k + 1));
             }
-            drain()
+            drain(0)
         });
         for r in results {
             result = result.and(r);
