@@ -138,6 +138,28 @@ mod tests {
     }
 
     #[test]
+    fn workers_on_threads_take_every_range_once() {
+        for workers in [2usize, 3, 4] {
+            let ranges = OwnedRanges::new(100_000, workers, 512);
+            let taken: Vec<Vec<usize>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|k| {
+                        let ranges = &ranges;
+                        s.spawn(move || {
+                            let mut visited = 0;
+                            core::iter::from_fn(|| ranges.next(k, &mut visited)).collect()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut all: Vec<usize> = taken.concat();
+            all.sort_unstable();
+            assert_eq!(all, (0..ranges.bounds().len() - 1).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
     fn workers_taking_turns_never_take_a_range_twice() {
         let ranges = OwnedRanges::new(65_536, 3, 512);
         let mut visited = [0usize; 3];

@@ -652,8 +652,9 @@ fn batches_at_the_largest_dimension() {
     }
 }
 
-/// A batch long enough for many runs (they shrink from a quarter of the
-/// tokens to 32) stores, on any thread count, the bytes of one thread's.
+/// A batch long enough for many runs (each thread's part cut from its half
+/// down to 32 tokens) stores, on any thread count, the bytes of one
+/// thread's; an empty batch stores nothing.
 #[cfg(feature = "parallel")]
 #[test]
 fn parallel_batches_of_many_runs_equal_one_thread() {
@@ -673,6 +674,7 @@ fn parallel_batches_of_many_runs_equal_one_thread() {
                 .unwrap();
             par.push_batch_parallel(&k[row..], &v[row..], threads)
                 .unwrap();
+            par.push_batch_parallel(&[], &[], threads).unwrap();
             assert_eq!(par.len(), 333);
             assert_eq!(par.as_bytes(), want.as_bytes(), "{scheme:?} {threads}");
         }
