@@ -17,8 +17,9 @@ fn halving_bounds(len: usize, min: usize) -> Vec<usize> {
     bounds
 }
 
-/// Ranges of `len` items for `workers` threads, each of which owns one
-/// contiguous region (worker `k` the `k`-th of `workers` equal parts) and
+/// Ranges of `len` items for up to `threads` workers (no more than ranges
+/// of `min` items fit), each of which owns one contiguous region (worker
+/// `k` the `k`-th of the workers' equal parts) and
 /// walks it from its start; a worker done with its own region takes the
 /// others' ranges from their ends. Each region is cut by
 /// [`halving_bounds`] (a half, a quarter, … down to `min`), so what is left
@@ -48,10 +49,11 @@ struct Claim {
 }
 
 impl OwnedRanges {
-    /// The ranges of `len` items in `workers ≥ 1` regions; one empty range
-    /// for `len = 0`.
-    pub(crate) fn new(len: usize, workers: usize, min: usize) -> Self {
-        let workers = workers.max(1);
+    /// The ranges of `len` items for `threads` threads: one region per
+    /// worker, at least one worker and no more than `len / min`; one empty
+    /// range for `len = 0`.
+    pub(crate) fn new(len: usize, threads: usize, min: usize) -> Self {
+        let workers = threads.min(len / min.max(1)).max(1);
         let mut bounds = std::vec![0];
         let mut firsts = std::vec![0];
         for r in 0..workers {
@@ -81,11 +83,17 @@ impl OwnedRanges {
         &self.bounds
     }
 
+    /// How many workers share the ranges: worker 0 and `workers() - 1`
+    /// more, each passing its number to [`next`](Self::next).
+    pub(crate) fn workers(&self) -> usize {
+        self.claims.len()
+    }
+
     /// The next range for `worker`: its own region's next from the start,
     /// then the other regions' last not yet taken; `None` when none is
     /// left. `visited` starts at 0 for each worker and is its own.
     pub(crate) fn next(&self, worker: usize, visited: &mut usize) -> Option<usize> {
-        let workers = self.claims.len();
+        let workers = self.workers();
         while *visited < workers {
             let r = (worker + *visited) % workers;
             let (first, count) = (self.firsts[r], self.firsts[r + 1] - self.firsts[r]);
@@ -113,6 +121,7 @@ mod tests {
         for len in [0usize, 1, 511, 512, 513, 1000, 4096, 65_536, 100_003] {
             for workers in 1..=5 {
                 let ranges = OwnedRanges::new(len, workers, 512);
+                assert_eq!(ranges.workers(), workers.min(len / 512).max(1));
                 let b = ranges.bounds();
                 assert_eq!((b[0], *b.last().unwrap()), (0, len), "{len} {workers}");
                 assert!(b.windows(2).all(|w| w[0] < w[1] || len == 0));

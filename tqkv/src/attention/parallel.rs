@@ -116,9 +116,8 @@ pub fn attend_parallel_with<B: AsRef<[u8]> + Sync>(
     )?;
     let prepared = &prepared[..];
     let len = cache.len();
-    // No more workers than ranges of the least length.
-    let workers = threads.min(len / MIN_TOKENS_PER_RANGE).max(1);
-    let ranges = OwnedRanges::new(len, workers, MIN_TOKENS_PER_RANGE);
+    let ranges = OwnedRanges::new(len, threads, MIN_TOKENS_PER_RANGE);
+    let workers = ranges.workers();
     let bounds = ranges.bounds();
     let parts = bounds.len() - 1;
     let state_len = Partial::len_for(cache, queries);

@@ -157,8 +157,9 @@ pub(crate) fn rotate_one_pass_in(backend: Checked, x: &mut [f32], around: &Aroun
 }
 
 /// Dimensions for tests of the fused one-pass rotations: every power of
-/// two they take (from 8 on AVX2, 16 on AVX-512, 4 on NEON, to 256) and two that take the separate steps (80 and
-/// 96, Williamson products).
+/// two they take (from one register, 8 on AVX2, 16 on AVX-512 and 4 on
+/// NEON, to 256) and two that take the separate steps (80 and 96,
+/// Williamson products).
 #[cfg(test)]
 pub(crate) fn one_pass_test_dims() -> impl proptest::strategy::Strategy<Value = usize> {
     proptest::sample::select(&[8usize, 16, 32, 64, 128, 256, 80, 96][..])

@@ -275,8 +275,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> KvCache<B> {
         // Finiteness is scanned by the threads too (below).
         let tokens = self.check_batch_shape(k, v)?;
         let (k_row, v_row) = self.rows();
-        let workers = threads.min(tokens / MIN_TOKENS_PER_RUN).max(1);
-        let runs = crate::split::OwnedRanges::new(tokens, workers, MIN_TOKENS_PER_RUN);
+        let runs = crate::split::OwnedRanges::new(tokens, threads, MIN_TOKENS_PER_RUN);
+        let workers = runs.workers();
         let bounds = runs.bounds();
         let (first, layout, heads) = (self.len, self.layout, self.config.heads);
         // Each region's new slots, cut into the runs' shares.
