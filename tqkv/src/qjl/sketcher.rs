@@ -613,6 +613,39 @@ mod tests {
         }
     }
 
+    /// Finite sums that overflow only where a product by ±2 does (a
+    /// Williamson dimension, 80): every backend rotates to the scalar
+    /// reference's bits, infinities included (a fused multiply-add there
+    /// kept them finite).
+    #[test]
+    fn williamson_rows_overflow_as_the_reference() {
+        let mut r = [0.0f32; 80];
+        let big = [
+            (1, -2.938736e-39),
+            (24, 1.0),
+            (36, -2.938736e-39),
+            (45, f32::MAX),
+        ];
+        for (i, v) in big
+            .into_iter()
+            .chain([(54, -2.938736e-39), (74, 1.0), (75, 1.0)])
+        {
+            r[i] = v;
+        }
+        let sk = QjlSketcher::new(80, 40, Projection::Hadamard, 73).unwrap();
+        let bits = |backend: Backend| {
+            let mut y = r;
+            sk.block_rotation(0)
+                .sketch_rows_in(backend.check().unwrap(), &mut y);
+            y.map(f32::to_bits)
+        };
+        let want = bits(Backend::Scalar);
+        assert!(want.iter().any(|&b| f32::from_bits(b).is_infinite()));
+        for backend in Backend::available() {
+            assert_eq!(bits(backend), want, "{backend}");
+        }
+    }
+
     /// The encoders' in-place sketch writes the bytes of `sketch_in` on
     /// every backend: Hadamard sketches of `m < dim`, `m = dim` (in place)
     /// and `m > dim` (blocks from a copy), a Williamson and a

@@ -84,14 +84,18 @@ unsafe fn williamson<V: Vector, const N: usize, const Q: usize>(
                 let le = p.letters[m];
                 for q in 0..Q {
                     let sv = if le.s > 0.0 { s[q] } else { neg_s[q] };
+                    // Products rounded on their own, then added, as the
+                    // reference does: a product by ±2 is exact unless it
+                    // overflows, where a fused multiply-add would keep a
+                    // finite sum the reference makes infinite.
                     let mut v = if le.x == 0.0 {
                         sv
                     } else {
-                        x[k][q].mul_add(V::splat(le.x), sv)
+                        x[k][q].mul(V::splat(le.x)).add(sv)
                     };
                     for (j, u) in u.iter().enumerate().take(h) {
                         if le.offsets >> j & 1 == 1 {
-                            v = u[q].mul_add(V::splat(le.u), v);
+                            v = v.add(u[q].mul(V::splat(le.u)));
                         }
                     }
                     t[m][q] = if transpose && m > 0 {
