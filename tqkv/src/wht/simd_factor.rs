@@ -24,10 +24,12 @@ fn quad_regs<V: Vector>(width: usize) -> usize {
 
 /// `F` (or `Fᵀ`) on `N` quads of `Q` registers (module docs): the outputs,
 /// quad by quad, before any scale or signs. The factor's program is a
-/// constant here, so its loops unroll to straight-line code. `Fᵀ` has the
-/// opposite sign on every term of letters 1–3 (`ε(l ⊕ m, m) = −ε(l, m)`):
-/// those letters are negated once (exact) and combined with `F`'s signs,
-/// the same bits as adding `Fᵀ`'s signed terms, with one body for both.
+/// constant here and every quad is a call with a literal `k`, so the whole
+/// product is straight-line code whatever the optimiser's unrolling limits.
+/// `Fᵀ` has the opposite sign on every term of letters 1–3
+/// (`ε(l ⊕ m, m) = −ε(l, m)`): those letters are negated once (exact) and
+/// combined with `F`'s signs, the same bits as adding `Fᵀ`'s signed terms,
+/// with one body for both.
 ///
 /// # Safety
 /// The ISA is available; `N` is a factor's `n`; `Q = 4` or rows of `width`
@@ -39,13 +41,8 @@ unsafe fn williamson<V: Vector, const N: usize, const Q: usize>(
     transpose: bool,
     width: usize,
 ) -> [[V; Q]; N] {
-    let p = const { program_of(N) };
-    let h = (N - 1) / 2;
-    // Rows a register holds, and how many bits of `m` pick among them.
-    let per_reg = 4 / Q;
-    let low_bits = per_reg.trailing_zeros();
-    // SAFETY: the ISA is available (caller); registers only, and the
-    // patterns are 16 ≥ LANES f32.
+    const { assert!(N <= MAX_N) };
+    // SAFETY: the ISA is available (caller); registers only.
     unsafe {
         let mut s = x[0];
         for quad in &x[1..] {
@@ -58,80 +55,124 @@ unsafe fn williamson<V: Vector, const N: usize, const Q: usize>(
             *v = v.mul(V::splat(-1.0));
         }
         let mut out = [[V::zero(); Q]; N];
-        for (k, out) in out.iter_mut().enumerate() {
-            let mut u = [[V::zero(); Q]; MAX_N / 2];
-            for (j, u) in u.iter_mut().enumerate().take(h) {
-                if p.offsets >> j & 1 == 1 {
-                    let (a, b) = (&x[(k + j + 1) % N], &x[(k + N - j - 1) % N]);
-                    for q in 0..Q {
-                        u[q] = a[q].add(b[q]);
-                    }
+        macro_rules! each_quad {
+            ($($k:literal)*) => {$(
+                if $k < N {
+                    out[$k] = williamson_quad::<V, N, Q>(x, $k, &s, &neg_s, transpose, width);
                 }
-            }
-            let mut t = [[V::zero(); Q]; 4];
-            for m in 0..4 {
-                if p.same[m] < m {
-                    t[m] = t[p.same[m]];
-                    // A copy of letter 0 is negated for `Fᵀ` on its own; a
-                    // copy of letter 1 or 2 already was.
-                    if transpose && m > 0 && p.same[m] == 0 {
-                        for v in t[m].iter_mut() {
-                            *v = v.mul(V::splat(-1.0));
-                        }
-                    }
-                    continue;
-                }
-                let le = p.letters[m];
+            )*};
+        }
+        each_quad!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+        out
+    }
+}
+
+/// Output quad `k` of [`williamson`], given the block sum `s` and `−s`.
+///
+/// # Safety
+/// As for [`williamson`]; `k < N`.
+#[inline(always)]
+unsafe fn williamson_quad<V: Vector, const N: usize, const Q: usize>(
+    x: &[[V; Q]; N],
+    k: usize,
+    s: &[V; Q],
+    neg_s: &[V; Q],
+    transpose: bool,
+    width: usize,
+) -> [V; Q] {
+    let p = const { program_of(N) };
+    let h = (N - 1) / 2;
+    // Rows a register holds, and how many bits of `m` pick among them.
+    let per_reg = 4 / Q;
+    let low_bits = per_reg.trailing_zeros();
+    // SAFETY: the ISA is available (caller); registers only, and the
+    // patterns are 16 ≥ LANES f32.
+    unsafe {
+        // `2·x_k` and `2·u_j`, each doubled once by an add: a doubling is
+        // exact (overflow included), so `v ± 2·u` rounds as the reference's
+        // product-then-sum, where a fused multiply-add would keep finite a
+        // sum the reference overflows.
+        let mut x2 = x[k];
+        for v in x2.iter_mut() {
+            *v = v.add(*v);
+        }
+        let mut u2 = [[V::zero(); Q]; MAX_N / 2];
+        for (j, u2) in u2.iter_mut().enumerate().take(h) {
+            if p.offsets >> j & 1 == 1 {
+                let (a, b) = (&x[(k + j + 1) % N], &x[(k + N - j - 1) % N]);
                 for q in 0..Q {
-                    let sv = if le.s > 0.0 { s[q] } else { neg_s[q] };
-                    // Products rounded on their own, then added, as the
-                    // reference does: a product by ±2 is exact unless it
-                    // overflows, where a fused multiply-add would keep a
-                    // finite sum the reference makes infinite.
-                    let mut v = if le.x == 0.0 {
-                        sv
-                    } else {
-                        x[k][q].mul(V::splat(le.x)).add(sv)
-                    };
-                    for (j, u) in u.iter().enumerate().take(h) {
-                        if le.offsets >> j & 1 == 1 {
-                            v = v.add(u[q].mul(V::splat(le.u)));
-                        }
-                    }
-                    t[m][q] = if transpose && m > 0 {
-                        v.mul(V::splat(-1.0))
-                    } else {
-                        v
-                    };
+                    let u = a[q].add(b[q]);
+                    u2[q] = u.add(u);
                 }
             }
-            *out = t[0];
-            for (m, t) in t.iter().enumerate().skip(1) {
-                let (high, low) = (m >> low_bits, m & (per_reg - 1));
-                for (q, y) in out.iter_mut().enumerate() {
-                    let mut v = t[q ^ high];
-                    if low != 0 {
-                        v = v.xor_rows(low, width);
+        }
+        let mut t = [[V::zero(); Q]; 4];
+        for m in 0..4 {
+            if p.same[m] < m {
+                t[m] = t[p.same[m]];
+                // A copy of letter 0 is negated for `Fᵀ` on its own; a
+                // copy of letter 1 or 2 already was.
+                if transpose && m > 0 && p.same[m] == 0 {
+                    for v in t[m].iter_mut() {
+                        *v = v.mul(V::splat(-1.0));
                     }
-                    *y = if Q == 4 {
-                        if eps(q, m, false) > 0.0 {
-                            y.add(v)
-                        } else {
-                            y.sub(v)
-                        }
-                    } else {
-                        // Each row of the register its own sign: bit r of
-                        // the pattern index for row r (slot q·per_reg + r).
-                        let mut idx = 0;
-                        for r in 0..per_reg {
-                            if eps(q * per_reg + r, m, false) < 0.0 {
-                                idx |= 1 << r;
-                            }
-                        }
-                        let table = &PATTERNS[width.trailing_zeros() as usize - 2];
-                        v.mul_add(V::load(table[idx].as_ptr()), *y)
-                    };
                 }
+                continue;
+            }
+            let le = p.letters[m];
+            for q in 0..Q {
+                let sv = if le.s > 0.0 { s[q] } else { neg_s[q] };
+                // `(±2·x) + sv` and `v + (±2·u)` of the reference: a sum
+                // with a negated term is the difference, bit for bit.
+                let mut v = if le.x == 0.0 {
+                    sv
+                } else if le.x > 0.0 {
+                    x2[q].add(sv)
+                } else {
+                    sv.sub(x2[q])
+                };
+                for (j, u2) in u2.iter().enumerate().take(h) {
+                    if le.offsets >> j & 1 == 1 {
+                        v = if le.u > 0.0 {
+                            v.add(u2[q])
+                        } else {
+                            v.sub(u2[q])
+                        };
+                    }
+                }
+                t[m][q] = if transpose && m > 0 {
+                    v.mul(V::splat(-1.0))
+                } else {
+                    v
+                };
+            }
+        }
+        let mut out = t[0];
+        for (m, t) in t.iter().enumerate().skip(1) {
+            let (high, low) = (m >> low_bits, m & (per_reg - 1));
+            for (q, y) in out.iter_mut().enumerate() {
+                let mut v = t[q ^ high];
+                if low != 0 {
+                    v = v.xor_rows(low, width);
+                }
+                *y = if Q == 4 {
+                    if eps(q, m, false) > 0.0 {
+                        y.add(v)
+                    } else {
+                        y.sub(v)
+                    }
+                } else {
+                    // Each row of the register its own sign: bit r of
+                    // the pattern index for row r (slot q·per_reg + r).
+                    let mut idx = 0;
+                    for r in 0..per_reg {
+                        if eps(q * per_reg + r, m, false) < 0.0 {
+                            idx |= 1 << r;
+                        }
+                    }
+                    let table = &PATTERNS[width.trailing_zeros() as usize - 2];
+                    v.mul_add(V::load(table[idx].as_ptr()), *y)
+                };
             }
         }
         out
