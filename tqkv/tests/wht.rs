@@ -510,6 +510,23 @@ fn any_special() -> impl Strategy<Value = Option<(usize, f32)>> {
     )
 }
 
+/// In one case in ten, up to three elements of magnitude 1e38 to
+/// `f32::MAX`: twice one of them overflows, so a kernel that fuses a
+/// product by ±2 into its sum (one rounding) keeps finite what the
+/// reference (the product rounded, then the sum) makes ±∞.
+fn any_huge() -> impl Strategy<Value = Option<Vec<(usize, f32)>>> {
+    prop::option::weighted(
+        0.1,
+        prop::collection::vec(
+            (
+                0usize..1152,
+                prop_oneof![1e38f32..=f32::MAX, -f32::MAX..=-1e38f32],
+            ),
+            1..=3,
+        ),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -523,9 +540,13 @@ proptest! {
         offset in 0usize..16,
         values in prop::collection::vec(any_value(), 1152),
         special in any_special(),
+        huge in any_huge(),
     ) {
         let mut values = values;
         if let Some((i, v)) = special {
+            values[i % d] = v;
+        }
+        for (i, v) in huge.into_iter().flatten() {
             values[i % d] = v;
         }
         let rot = Rotation::new(d, seed).unwrap();
