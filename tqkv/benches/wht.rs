@@ -5,9 +5,10 @@
 //! finite. `wht/rotate/<backend>/<d>`: one [`Rotation::rotate`](tqkv::Rotation)
 //! of a `d`-vector, powers of two beside the head dims that are not (80, 96,
 //! 112, 160, 192, 320, 384, 576; an orthogonal map keeps the data finite),
-//! and two whose factor's rows are two floats wide, which every backend
-//! leaves to the portable product (56 = 28·2, 120 = 60·2), the vector on a
-//! 64-byte boundary.
+//! two whose factor's rows are two floats wide, which every backend
+//! leaves to the portable product (56 = 28·2, 120 = 60·2), and two past one
+//! pass with the order-28 factor (224, 448), the vector on a 64-byte
+//! boundary.
 
 mod support;
 
@@ -61,7 +62,7 @@ fn rotate(c: &mut Criterion) {
         .measurement_time(Duration::from_millis(800))
         .sample_size(30);
     for d in [
-        56usize, 64, 80, 96, 112, 120, 128, 160, 192, 256, 320, 384, 512, 576, 1024,
+        56usize, 64, 80, 96, 112, 120, 128, 160, 192, 224, 256, 320, 384, 448, 512, 576, 1024,
     ] {
         let rot = Rotation::new(d, 3).expect("a supported dim");
         // On a 64-byte boundary, as a runtime's buffers would be (a

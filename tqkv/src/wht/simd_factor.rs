@@ -373,15 +373,16 @@ pub(super) unsafe fn product<V: Vector>(f: Factor, transpose: bool, x: &mut [f32
 }
 
 /// Whether [`block`] has a kernel for `f` (on rows of whole registers):
-/// the orders of the two-pass head dims (12: 384; 20: 320; 36:
-/// 576). Each kernel is a fully unrolled instance, and one for every
-/// order and row width tripled the crate's build time (the fuzz build's
-/// most); the other shapes are rare (multi-factor products, vectors past
-/// one pass with rows of a part of a register) and take the portable
-/// loop.
+/// the orders of the two-pass head dims (12: 384; 20: 320; 28: 224 and
+/// 448, and 112 on NEON; 36: 576), where the portable loop took 4–7 times
+/// the kernel's time (order 28). Each kernel is a fully unrolled
+/// instance, and one for every order and row width tripled the crate's
+/// build time (the fuzz build's most); the other shapes are rare (orders
+/// 44 and 60, multi-factor products, vectors past one pass with rows of a
+/// part of a register) and take the portable loop.
 #[inline(always)]
 fn has_block(f: Factor) -> bool {
-    matches!(f.n(), 3 | 5 | 9)
+    matches!(f.n(), 3 | 5 | 7 | 9)
 }
 
 /// One block of [`product`], each register finished as stored.
@@ -403,6 +404,7 @@ unsafe fn block<V: Vector>(
         match f.n() {
             3 => block_nq::<V, 3, 4>(transpose, x, stride, finish),
             5 => block_nq::<V, 5, 4>(transpose, x, stride, finish),
+            7 => block_nq::<V, 7, 4>(transpose, x, stride, finish),
             _ => block_nq::<V, 9, 4>(transpose, x, stride, finish),
         }
     }
