@@ -511,8 +511,8 @@ fn any_special() -> impl Strategy<Value = Option<(usize, f32)>> {
 }
 
 /// In one case in ten, up to three elements of magnitude 1e38 to
-/// `f32::MAX`: twice one of them overflows, so a kernel that fuses a
-/// product by ±2 into its sum (one rounding) keeps finite what the
+/// `f32::MAX`: twice one above `f32::MAX / 2` overflows, so a kernel that
+/// fuses a product by ±2 into its sum (one rounding) keeps finite what the
 /// reference (the product rounded, then the sum) makes ±∞.
 fn any_huge() -> impl Strategy<Value = Option<Vec<(usize, f32)>>> {
     prop::option::weighted(
